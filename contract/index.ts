@@ -1,0 +1,10 @@
+/**
+ * The contract helpers the studio, the worker, the CLI and the web page share:
+ * the ModelSource wire JSON, its validation rules, and task rules.
+ */
+export * from "./names.js";
+export * from "./issues.js";
+export * from "./model-source.js";
+export * from "./cli-defaults.js";
+export * from "./task.js";
+export * from "./hex.js";

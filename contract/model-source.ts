@@ -1,0 +1,243 @@
+import { z } from "zod";
+import { create } from "@bufbuild/protobuf";
+import {
+  ModelCliDefaultsSchema,
+  ModelFileSchema,
+  ModelSourceSchema,
+  type ModelCliDefaults,
+  type ModelSource,
+} from "../gen/studio/v1/model_pb.js";
+import {
+  ENGINE_NAMES,
+  ROLE_NAMES,
+  SAMPLING_METHODS,
+  engineFromName,
+  engineName,
+  roleFromName,
+  roleName,
+} from "./names.js";
+import { describeValue, issuesFromZod, type ValidationIssue } from "./issues.js";
+
+/** Bounds that keep one source (and one stored row) small. */
+export const SOURCE_LIMITS = {
+  maxFiles: 32,
+  maxUrlLength: 4096,
+  maxFilenameBytes: 255,
+  maxSteps: 1000,
+  maxSide: 8192,
+  maxCfgScale: 100,
+} as const;
+
+const utf8 = new TextEncoder();
+
+/** Why a file name from the network cannot be used as one, or undefined when it is a bare name. */
+export function filenameProblem(name: string): string | undefined {
+  if (name.length === 0) return "must not be empty";
+  if (utf8.encode(name).length > SOURCE_LIMITS.maxFilenameBytes)
+    return `must be at most ${SOURCE_LIMITS.maxFilenameBytes} bytes`;
+  if (name.includes("/") || name.includes("\\")) return "must be a bare file name, without / or \\";
+  if (name === "." || name === ".." || name.includes("..")) return "must not contain ..";
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) return "must not contain NUL or control characters";
+  return undefined;
+}
+
+/** Why a URL cannot be fetched by a worker, or undefined when it is an http(s) URL. */
+export function urlProblem(url: string): string | undefined {
+  if (url.length > SOURCE_LIMITS.maxUrlLength) return `must be at most ${SOURCE_LIMITS.maxUrlLength} characters`;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return "must be an absolute http: or https: URL";
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+    return `must use http: or https:, not ${parsed.protocol}`;
+  if (parsed.username || parsed.password) return "must not carry credentials";
+  return undefined;
+}
+
+function refineWith(problem: (v: string) => string | undefined) {
+  return (value: string, ctx: z.RefinementCtx) => {
+    const why = problem(value);
+    if (why) ctx.addIssue({ code: "custom", message: `${why} (got ${describeValue(value)})` });
+  };
+}
+
+const side = z
+  .number()
+  .int()
+  .positive()
+  .max(SOURCE_LIMITS.maxSide)
+  .refine((v) => v % 8 === 0, { message: "must be a multiple of 8" });
+
+/** The wire JSON of ModelCliDefaults; also the shape of a task's overrides. */
+export const CliDefaultsJsonSchema = z.strictObject({
+  cfgScale: z.number().finite().min(0).max(SOURCE_LIMITS.maxCfgScale).optional(),
+  steps: z.number().int().positive().max(SOURCE_LIMITS.maxSteps).optional(),
+  width: side.optional(),
+  height: side.optional(),
+  samplingMethod: z.enum(SAMPLING_METHODS).optional(),
+});
+export type CliDefaultsJson = z.infer<typeof CliDefaultsJsonSchema>;
+
+/** The wire JSON of one ModelFile. */
+export const ModelFileJsonSchema = z.strictObject({
+  role: z.enum(ROLE_NAMES),
+  url: z.string().superRefine(refineWith(urlProblem)),
+  filename: z.string().superRefine(refineWith(filenameProblem)),
+  approxBytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, { message: "must be 64 hex digits" })
+    .transform((v) => v.toLowerCase())
+    .optional(),
+});
+export type ModelFileJson = z.infer<typeof ModelFileJsonSchema>;
+
+/** The ModelSource wire JSON of the design note, with every registry rule. */
+export const ModelSourceJsonSchema = z
+  .strictObject({
+    engine: z.enum(ENGINE_NAMES),
+    files: z.array(ModelFileJsonSchema).max(SOURCE_LIMITS.maxFiles),
+    cliDefaults: CliDefaultsJsonSchema.default({}),
+  })
+  .superRefine((source, ctx) => {
+    const seen = new Map<string, number>();
+    source.files.forEach((file, i) => {
+      const first = seen.get(file.filename);
+      if (first !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["files", i, "filename"],
+          message: `duplicates files[${first}].filename (got ${describeValue(file.filename)})`,
+        });
+      else seen.set(file.filename, i);
+    });
+    const count = (role: string) => source.files.filter((f) => f.role === role).length;
+    if (source.engine === "sd-cpp" && count("model") + count("diffusion-model") === 0)
+      ctx.addIssue({ code: "custom", path: ["files"], message: "sd-cpp needs a model or a diffusion-model file" });
+    if (source.engine === "llama-cpp" && count("model") !== 1)
+      ctx.addIssue({
+        code: "custom",
+        path: ["files"],
+        message: `llama-cpp needs exactly one model file (got ${count("model")})`,
+      });
+    if (source.engine === "synthetic" && source.files.length > 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["files"],
+        message: `synthetic takes no files (got ${source.files.length})`,
+      });
+  });
+export type ModelSourceJson = z.output<typeof ModelSourceJsonSchema>;
+
+/** Raised when a model source breaks a registry rule; `issues` names each field and value. */
+export class InvalidModelSourceError extends Error {
+  readonly code = "invalid_model_source";
+  constructor(readonly issues: ValidationIssue[]) {
+    super(issues.map((i) => `${i.path}: ${i.message}`).join("; "));
+    this.name = "InvalidModelSourceError";
+  }
+}
+
+/** Validates wire JSON (already parsed from text) and returns the normalised form or the issues. */
+export function checkModelSourceJson(
+  value: unknown,
+  pathPrefix = "",
+): { ok: true; value: ModelSourceJson } | { ok: false; issues: ValidationIssue[] } {
+  const result = ModelSourceJsonSchema.safeParse(value, { reportInput: true });
+  if (result.success) return { ok: true, value: result.data };
+  return { ok: false, issues: issuesFromZod(result.error, pathPrefix) };
+}
+
+/**
+ * Reads a stored `modelSource` column. Returns undefined, never throws, for NULL,
+ * empty, legacy or malformed text: a reader must treat those rows as having no source.
+ */
+export function parseModelSourceJson(text: string | null | undefined): ModelSource | undefined {
+  if (typeof text !== "string" || text.trim() === "") return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const checked = checkModelSourceJson(raw);
+  return checked.ok ? modelSourceFromJson(checked.value) : undefined;
+}
+
+/** The proto message for validated wire JSON. */
+export function modelSourceFromJson(json: ModelSourceJson): ModelSource {
+  return create(ModelSourceSchema, {
+    engine: engineFromName(json.engine),
+    files: json.files.map((f) =>
+      create(ModelFileSchema, {
+        role: roleFromName(f.role),
+        url: f.url,
+        filename: f.filename,
+        approxBytes: f.approxBytes === undefined ? undefined : BigInt(f.approxBytes),
+        sha256: f.sha256,
+      }),
+    ),
+    cliDefaults: cliDefaultsFromJson(json.cliDefaults),
+  });
+}
+
+/** The proto message for cli defaults (or task overrides) in wire JSON. */
+export function cliDefaultsFromJson(json: CliDefaultsJson): ModelCliDefaults {
+  return create(ModelCliDefaultsSchema, { ...json });
+}
+
+/** The wire JSON of cli defaults; unset fields are left out. */
+export function cliDefaultsToJson(d: ModelCliDefaults | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (!d) return out;
+  if (d.cfgScale !== undefined) out.cfgScale = d.cfgScale;
+  if (d.steps !== undefined) out.steps = d.steps;
+  if (d.width !== undefined) out.width = d.width;
+  if (d.height !== undefined) out.height = d.height;
+  if (d.samplingMethod !== undefined) out.samplingMethod = d.samplingMethod;
+  return out;
+}
+
+/**
+ * The wire JSON of a proto source, before validation: enum values this build
+ * does not know come out as "unspecified(N)" so that validation names them.
+ */
+export function modelSourceToJsonValue(source: ModelSource): Record<string, unknown> {
+  return {
+    engine: engineName(source.engine) ?? `unspecified(${source.engine})`,
+    files: source.files.map((f) => {
+      const file: Record<string, unknown> = {
+        role: roleName(f.role) ?? `unspecified(${f.role})`,
+        url: f.url,
+        filename: f.filename,
+      };
+      if (f.approxBytes !== undefined) file.approxBytes = safeNumber(f.approxBytes);
+      if (f.sha256 !== undefined) file.sha256 = f.sha256;
+      return file;
+    }),
+    cliDefaults: cliDefaultsToJson(source.cliDefaults),
+  };
+}
+
+function safeNumber(v: bigint): number {
+  // Past 2^53 a byte count is nonsense anyway; keep it out of range so validation rejects it.
+  return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER + 1 : Number(v);
+}
+
+/** Validates a proto source against every registry rule and returns it normalised (sha256 lower case). */
+export function validateModelSource(source: ModelSource | undefined, pathPrefix = "source"): ModelSource {
+  if (!source) throw new InvalidModelSourceError([{ path: pathPrefix, message: "is required" }]);
+  const checked = checkModelSourceJson(modelSourceToJsonValue(source), pathPrefix);
+  if (!checked.ok) throw new InvalidModelSourceError(checked.issues);
+  return modelSourceFromJson(checked.value);
+}
+
+/** The stored text of a valid source: the design note's wire JSON. */
+export function modelSourceToJsonText(source: ModelSource): string {
+  const checked = checkModelSourceJson(modelSourceToJsonValue(source));
+  if (!checked.ok) throw new InvalidModelSourceError(checked.issues);
+  return JSON.stringify(checked.value);
+}

@@ -1,0 +1,109 @@
+import type { ModelCliDefaults } from "../gen/studio/v1/model_pb.js";
+import type { Task } from "../gen/studio/v1/job_pb.js";
+import { checkCliDefaults } from "./cli-defaults.js";
+import { describeValue, type ValidationIssue } from "./issues.js";
+
+/** Bounds on what a client may ask for in one task. */
+export const TASK_LIMITS = {
+  maxPromptChars: 16_000,
+  maxBatchCount: 16,
+  maxMessages: 256,
+  maxMessageChars: 64_000,
+  maxTotalTextChars: 256_000,
+  maxTokens: 32_768,
+  maxTemperature: 5,
+  maxStopStrings: 16,
+  maxStopChars: 256,
+  /** Seeds are non-negative and exact in a JS number, which every client language can carry. */
+  maxSeed: BigInt(Number.MAX_SAFE_INTEGER),
+} as const;
+
+const CHAT_ROLES = new Set(["system", "user", "assistant"]);
+
+/** Every broken rule of a task, each naming the field and the bad value; empty when the task is valid. */
+export function taskIssues(task: Task | undefined, prefix = "task"): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  const add = (path: string, message: string) => issues.push({ path: `${prefix}.${path}`, message });
+  if (!task || task.kind.case === undefined) {
+    return [{ path: prefix, message: "must set image or text" }];
+  }
+  if (task.kind.case === "image") {
+    const t = task.kind.value;
+    if (t.prompt.trim() === "") add("image.prompt", "must not be empty");
+    if (t.prompt.length > TASK_LIMITS.maxPromptChars)
+      add("image.prompt", `must be at most ${TASK_LIMITS.maxPromptChars} characters (got ${t.prompt.length})`);
+    if (t.negativePrompt.length > TASK_LIMITS.maxPromptChars)
+      add(
+        "image.negative_prompt",
+        `must be at most ${TASK_LIMITS.maxPromptChars} characters (got ${t.negativePrompt.length})`,
+      );
+    if (t.batchCount > TASK_LIMITS.maxBatchCount)
+      add("image.batch_count", `must be at most ${TASK_LIMITS.maxBatchCount} (got ${t.batchCount})`);
+    checkSeed(t.seed, "image.seed", add);
+    if (t.overrides)
+      for (const issue of checkCliDefaults(t.overrides, `${prefix}.image.overrides`)) issues.push(issue);
+    return issues;
+  }
+  const t = task.kind.value;
+  const hasPrompt = t.prompt !== "";
+  const hasMessages = t.messages.length > 0;
+  if (hasPrompt === hasMessages) add("text", "must set exactly one of prompt and messages");
+  if (t.prompt.length > TASK_LIMITS.maxPromptChars)
+    add("text.prompt", `must be at most ${TASK_LIMITS.maxPromptChars} characters (got ${t.prompt.length})`);
+  if (t.messages.length > TASK_LIMITS.maxMessages)
+    add("text.messages", `must have at most ${TASK_LIMITS.maxMessages} messages (got ${t.messages.length})`);
+  let total = t.prompt.length;
+  t.messages.forEach((m, i) => {
+    if (!CHAT_ROLES.has(m.role))
+      add(`text.messages[${i}].role`, `must be system, user or assistant (got ${describeValue(m.role)})`);
+    if (m.content.length > TASK_LIMITS.maxMessageChars)
+      add(
+        `text.messages[${i}].content`,
+        `must be at most ${TASK_LIMITS.maxMessageChars} characters (got ${m.content.length})`,
+      );
+    total += m.content.length;
+  });
+  if (total > TASK_LIMITS.maxTotalTextChars)
+    add("text", `must hold at most ${TASK_LIMITS.maxTotalTextChars} characters in all (got ${total})`);
+  if (t.maxTokens !== undefined && (t.maxTokens < 1 || t.maxTokens > TASK_LIMITS.maxTokens))
+    add("text.max_tokens", `must be from 1 to ${TASK_LIMITS.maxTokens} (got ${t.maxTokens})`);
+  if (
+    t.temperature !== undefined &&
+    (!Number.isFinite(t.temperature) || t.temperature < 0 || t.temperature > TASK_LIMITS.maxTemperature)
+  )
+    add("text.temperature", `must be from 0 to ${TASK_LIMITS.maxTemperature} (got ${t.temperature})`);
+  if (t.stop.length > TASK_LIMITS.maxStopStrings)
+    add("text.stop", `must have at most ${TASK_LIMITS.maxStopStrings} strings (got ${t.stop.length})`);
+  t.stop.forEach((s, i) => {
+    if (s === "" || s.length > TASK_LIMITS.maxStopChars)
+      add(`text.stop[${i}]`, `must be 1 to ${TASK_LIMITS.maxStopChars} characters (got ${describeValue(s)})`);
+  });
+  checkSeed(t.seed, "text.seed", add);
+  return issues;
+}
+
+function checkSeed(seed: bigint | undefined, path: string, add: (path: string, message: string) => void) {
+  if (seed !== undefined && (seed < 0n || seed > TASK_LIMITS.maxSeed))
+    add(path, `must be from 0 to ${TASK_LIMITS.maxSeed} (got ${seed})`);
+}
+
+/** The settings an image job runs with: the model's cli defaults, each overridden by the task where set. */
+export function effectiveCliSettings(
+  defaults: ModelCliDefaults | undefined,
+  overrides: ModelCliDefaults | undefined,
+): Omit<ModelCliDefaults, "$typeName" | "$unknown"> {
+  const pick = <K extends keyof ModelCliDefaults>(k: K) => overrides?.[k] ?? defaults?.[k];
+  return {
+    cfgScale: pick("cfgScale"),
+    steps: pick("steps"),
+    width: pick("width"),
+    height: pick("height"),
+    samplingMethod: pick("samplingMethod"),
+  };
+}
+
+/** How many outputs a task asks for: an image task's batch count (0 means 1), one for text. */
+export function expectedOutputCount(task: Task | undefined): number {
+  if (task?.kind.case === "image") return Math.max(1, task.kind.value.batchCount);
+  return 1;
+}

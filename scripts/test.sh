@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The README's test command: static checks, then the whole bun test suite.
+# The last line is "N passed, N failed" (a failed static check counts as one failure).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+check_failed=0
+bash scripts/check.sh || check_failed=1
+
+log=$(mktemp)
+bun test "$@" 2>&1 | tee "$log"
+test_rc=${PIPESTATUS[0]}
+passed=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -n1 | grep -Eo '[0-9]+' || echo 0)
+failed=$(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -n1 | grep -Eo '[0-9]+' || echo 0)
+rm -f "$log"
+[ -z "$passed" ] && passed=0
+[ -z "$failed" ] && failed=0
+failed=$((failed + check_failed))
+if [ "$test_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]

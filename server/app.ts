@@ -1,0 +1,89 @@
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { readFileSync } from "node:fs";
+import { ServerConfigSchema, type ServerConfigInput } from "./config.js";
+import type { StudioContext, StudioModule } from "./context.js";
+import { openStudioDb } from "./db/open.js";
+import { JobEvents } from "./events/job-events.js";
+import { createHttpFallback } from "./http/http-routes.js";
+import { listen, type Listener } from "./http/listener.js";
+import { createLogger, type Logger } from "./log.js";
+import { createModules } from "./modules.js";
+
+/** A running studio. */
+export interface Studio {
+  /** http://host:port (https:// with TLS). */
+  url: string;
+  port: number;
+  ctx: StudioContext;
+  modules: StudioModule[];
+  /** Graceful: stop accepting, let in-flight requests and writes finish, stop loops, close the database. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  now?: () => number;
+}
+
+/** The largest single RPC message the studio reads; per-RPC limits are tighter where they matter. */
+export const MAX_RPC_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+/** Opens the database, composes the modules and serves them on one port. */
+export async function startStudio(input: ServerConfigInput, options: StartOptions = {}): Promise<Studio> {
+  const config = ServerConfigSchema.parse(input);
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const db = openStudioDb(config.dataDir);
+  const ctx: StudioContext = { config, db, events: new JobEvents(), logger, now: options.now ?? Date.now };
+  const modules = createModules(ctx);
+
+  for (const m of modules) await m.start?.();
+
+  const handler = connectNodeAdapter({
+    routes: (router) => {
+      for (const m of modules) m.routes?.(router);
+    },
+    interceptors: modules.flatMap((m) => m.interceptors ?? []),
+    readMaxBytes: MAX_RPC_MESSAGE_BYTES,
+    fallback: createHttpFallback(modules.flatMap((m) => m.httpRoutes ?? [])),
+  });
+
+  let listener: Listener;
+  try {
+    listener = await listen({
+      host: config.host,
+      port: config.port,
+      handler,
+      tls:
+        config.tlsCert && config.tlsKey
+          ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }
+          : undefined,
+    });
+  } catch (err) {
+    for (const m of [...modules].reverse()) await m.stop?.();
+    db.close();
+    throw err;
+  }
+
+  const scheme = config.tlsCert ? "https" : "http";
+  const urlHost = config.host.includes(":") ? `[${config.host}]` : config.host;
+  const url = `${scheme}://${urlHost}:${listener.port}`;
+  logger.info({ url, dataDir: config.dataDir }, "studio listening");
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    port: listener.port,
+    ctx,
+    modules,
+    stop(graceMs = 5000) {
+      stopping ??= (async () => {
+        // Loops stop first so that no new offers go out while connections drain.
+        for (const m of [...modules].reverse()) await m.stop?.();
+        await listener.close(graceMs);
+        db.close();
+        logger.info("studio stopped");
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,38 @@
+import { z } from "zod";
+
+/** Every setting of the studio server, validated at start-up; flags win over env, env over defaults. */
+export const ServerConfigSchema = z.strictObject({
+  host: z.string().min(1).default("127.0.0.1"),
+  port: z.coerce.number().int().min(0).max(65535).default(8080),
+  dataDir: z.string().min(1).default("./data"),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** How long a lease lasts without a heartbeat. */
+  leaseTtlMs: z.coerce.number().int().min(500).max(3_600_000).default(30_000),
+  /** How often workers are asked to heartbeat; well under the lease TTL. */
+  heartbeatIntervalMs: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  /** The largest output one job may upload, per output. */
+  maxOutputBytes: z.coerce.number().int().min(1).max(16 * 1024 ** 3).default(512 * 1024 ** 2),
+  /** Attempts a job gets unless its request says otherwise. */
+  defaultMaxAttempts: z.coerce.number().int().min(1).max(100).default(3),
+  tlsCert: z.string().optional(),
+  tlsKey: z.string().optional(),
+  /** An admin bearer token to accept (and store hashed) at start. */
+  adminToken: z.string().min(32).optional(),
+});
+export type ServerConfig = z.output<typeof ServerConfigSchema>;
+export type ServerConfigInput = z.input<typeof ServerConfigSchema>;
+
+/** Which environment variable feeds which setting. */
+export const SERVER_ENV: Record<keyof ServerConfig, string> = {
+  host: "STUDIO_HOST",
+  port: "STUDIO_PORT",
+  dataDir: "STUDIO_DATA_DIR",
+  logLevel: "STUDIO_LOG_LEVEL",
+  leaseTtlMs: "STUDIO_LEASE_TTL_MS",
+  heartbeatIntervalMs: "STUDIO_HEARTBEAT_INTERVAL_MS",
+  maxOutputBytes: "STUDIO_MAX_OUTPUT_BYTES",
+  defaultMaxAttempts: "STUDIO_DEFAULT_MAX_ATTEMPTS",
+  tlsCert: "STUDIO_TLS_CERT",
+  tlsKey: "STUDIO_TLS_KEY",
+  adminToken: "STUDIO_ADMIN_TOKEN",
+};

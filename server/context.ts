@@ -1,0 +1,32 @@
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import type { ServerConfig } from "./config.js";
+import type { StudioDb } from "./db/open.js";
+import type { JobEvents } from "./events/job-events.js";
+import type { HttpRoute } from "./http/http-routes.js";
+import type { Logger } from "./log.js";
+
+/** What every part of the studio is given: passed in, never reached for through globals. */
+export interface StudioContext {
+  config: ServerConfig;
+  db: StudioDb;
+  events: JobEvents;
+  logger: Logger;
+  /** Milliseconds since the epoch; tests may pass a controllable clock. */
+  now(): number;
+}
+
+/**
+ * One part of the studio (registry, jobs, dispatch, auth, metrics, web page).
+ * app.ts composes modules; each owns its RPCs, its plain HTTP routes and its background loops.
+ */
+export interface StudioModule {
+  name: string;
+  /** Registers this module's services on the shared router. */
+  routes?(router: ConnectRouter): void;
+  httpRoutes?: HttpRoute[];
+  /** Interceptors run for every RPC, in module order. */
+  interceptors?: Interceptor[];
+  start?(): void | Promise<void>;
+  /** Stops background work; called in reverse module order on shutdown. */
+  stop?(): void | Promise<void>;
+}

@@ -1,0 +1,67 @@
+import { sql } from "drizzle-orm";
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+/** The registry: one row per model name; `source` is the ModelSource wire JSON. */
+export const studioModels = sqliteTable("studioModels", {
+  name: text("name").primaryKey(),
+  enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
+  engine: text("engine").notNull(),
+  source: text("source").notNull(),
+  description: text("description").notNull().default(""),
+  createdAt: integer("createdAt").notNull(),
+  updatedAt: integer("updatedAt").notNull(),
+});
+
+/**
+ * The job queue. `modelSource` is the source resolved from the registry when the
+ * row was written (NULL on legacy rows); `task`, `outputs` and `progress` are
+ * protobuf JSON. Times are Unix milliseconds.
+ */
+export const graphicsJobs = sqliteTable(
+  "graphicsJobs",
+  {
+    id: text("id").primaryKey(),
+    model: text("model").notNull(),
+    /** The engine of `modelSource`, kept as a column so claims can filter in SQL; NULL when there is no source. */
+    engine: text("engine"),
+    status: text("status").notNull(),
+    priority: integer("priority").notNull().default(0),
+    task: text("task").notNull(),
+    modelSource: text("modelSource"),
+    attempts: integer("attempts").notNull().default(0),
+    maxAttempts: integer("maxAttempts").notNull().default(3),
+    leaseId: text("leaseId"),
+    leaseExpiresAt: integer("leaseExpiresAt"),
+    leaseWorker: text("leaseWorker"),
+    error: text("error").notNull().default(""),
+    outputs: text("outputs").notNull().default("[]"),
+    progress: text("progress"),
+    idempotencyKey: text("idempotencyKey"),
+    promotedFrom: text("promotedFrom"),
+    createdAt: integer("createdAt").notNull(),
+    updatedAt: integer("updatedAt").notNull(),
+    finishedAt: integer("finishedAt"),
+  },
+  (t) => [
+    index("graphicsJobs_queue").on(t.status, t.priority, t.createdAt),
+    index("graphicsJobs_list").on(t.createdAt, t.id),
+    index("graphicsJobs_model_list").on(t.model, t.createdAt),
+    index("graphicsJobs_lease").on(t.status, t.leaseExpiresAt),
+    uniqueIndex("graphicsJobs_idempotency").on(t.idempotencyKey).where(sql`"idempotencyKey" IS NOT NULL`),
+  ],
+);
+
+/** Bearer tokens; only a hash of the secret is stored. */
+export const apiTokens = sqliteTable(
+  "apiTokens",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    role: text("role").notNull(),
+    secretHash: text("secretHash").notNull(),
+    createdAt: integer("createdAt").notNull(),
+    lastUsedAt: integer("lastUsedAt"),
+    revokedAt: integer("revokedAt"),
+  },
+  (t) => [uniqueIndex("apiTokens_hash").on(t.secretHash)],
+);

@@ -1,0 +1,103 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import * as tls from "node:tls";
+
+/** A handler for both HTTP versions, as connect-node's adapter produces. */
+export type DualHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+export interface ListenerOptions {
+  host: string;
+  port: number;
+  handler: DualHandler;
+  /** PEM cert and key: serve TLS, choosing HTTP/2 or HTTP/1.1 by ALPN. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+}
+
+/** A listening socket that serves HTTP/1.1 and HTTP/2 on one port. */
+export interface Listener {
+  readonly port: number;
+  readonly host: string;
+  /** Stops accepting, lets in-flight requests finish up to graceMs, then cuts what is left. */
+  close(graceMs?: number): Promise<void>;
+}
+
+const H2_PREFACE = "PRI * HTTP/2.0";
+
+/**
+ * One port for every client: browsers and curl (HTTP/1.1), workers' bidi streams and
+ * gRPC clients (HTTP/2). Under Bun, node:http2's server does not answer HTTP/1.1 even
+ * with allowHTTP1, so a plain TCP server looks at the first bytes (cleartext: the
+ * HTTP/2 connection preface; TLS: the ALPN result) and hands the socket to the
+ * node:http or node:http2 server. test/transport holds the stress test behind this choice.
+ */
+export async function listen(options: ListenerOptions): Promise<Listener> {
+  const h1 = http.createServer(options.handler as http.RequestListener);
+  h1.keepAliveTimeout = 65_000;
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, options.handler as never);
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.Http2Session>();
+  h2.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+
+  const route = (socket: net.Socket, isH2: boolean) => (isH2 ? h2 : h1).emit("connection", socket);
+
+  const onCleartext = (socket: net.Socket) => {
+    track(socket);
+    socket.once("readable", () => {
+      const chunk: Buffer | null = socket.read();
+      if (!chunk) {
+        socket.destroy();
+        return;
+      }
+      socket.unshift(chunk);
+      route(socket, chunk.toString("latin1", 0, H2_PREFACE.length) === H2_PREFACE);
+    });
+  };
+  const onSecure = (socket: tls.TLSSocket) => {
+    track(socket);
+    route(socket, socket.alpnProtocol === "h2");
+  };
+  const track = (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+  };
+
+  const server: net.Server = options.tls
+    ? tls.createServer({ ...options.tls, ALPNProtocols: ["h2", "http/1.1"] }, onSecure)
+    : net.createServer(onCleartext);
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as net.AddressInfo;
+
+  return {
+    port: address.port,
+    host: options.host,
+    async close(graceMs = 5000) {
+      server.close();
+      for (const s of sessions) s.close();
+      h1.closeIdleConnections?.();
+      const drained = new Promise<void>((resolve) => {
+        const check = () => (sockets.size === 0 ? resolve() : setTimeout(check, 20));
+        check();
+      });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
+      for (const s of sessions) s.destroy();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
