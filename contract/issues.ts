@@ -33,7 +33,7 @@ export function issuesFromZod(error: z.ZodError, prefix = ""): ValidationIssue[]
       if (got !== undefined) message += ` (got ${describeValue(got)})`;
     } else if (issue.code === "unrecognized_keys") {
       message = `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`;
-    } else if ("input" in issue && issue.input !== undefined && !message.includes("(got ")) {
+    } else if ("input" in issue && isPrimitive(issue.input) && !message.includes("(got ")) {
       message += ` (got ${describeValue(issue.input)})`;
     }
     return { path, message };
@@ -43,4 +43,8 @@ export function issuesFromZod(error: z.ZodError, prefix = ""): ValidationIssue[]
 /** Joins issues into one message, as the RPC edge reports them. */
 export function formatIssues(issues: ValidationIssue[]): string {
   return issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+}
+
+function isPrimitive(value: unknown): boolean {
+  return value === null || ["string", "number", "boolean", "bigint"].includes(typeof value);
 }
