@@ -14,6 +14,8 @@ export const ServerConfigSchema = z.strictObject({
   maxOutputBytes: z.coerce.number().int().min(1).max(16 * 1024 ** 3).default(512 * 1024 ** 2),
   /** Attempts a job gets unless its request says otherwise. */
   defaultMaxAttempts: z.coerce.number().int().min(1).max(100).default(3),
+  /** VerifyModel's deadline per file URL, redirects included. */
+  verifyUrlTimeoutMs: z.coerce.number().int().min(50).max(300_000).default(10_000),
   tlsCert: z.string().optional(),
   tlsKey: z.string().optional(),
   /** An admin bearer token to accept (and store hashed) at start. */
@@ -32,6 +34,7 @@ export const SERVER_ENV: Record<keyof ServerConfig, string> = {
   heartbeatIntervalMs: "STUDIO_HEARTBEAT_INTERVAL_MS",
   maxOutputBytes: "STUDIO_MAX_OUTPUT_BYTES",
   defaultMaxAttempts: "STUDIO_DEFAULT_MAX_ATTEMPTS",
+  verifyUrlTimeoutMs: "STUDIO_VERIFY_URL_TIMEOUT_MS",
   tlsCert: "STUDIO_TLS_CERT",
   tlsKey: "STUDIO_TLS_KEY",
   adminToken: "STUDIO_ADMIN_TOKEN",

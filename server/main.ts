@@ -16,6 +16,7 @@ async function main(argv: string[]) {
     .addOption(new Option("--heartbeat-interval-ms <ms>", "how often workers heartbeat").env(SERVER_ENV.heartbeatIntervalMs))
     .addOption(new Option("--max-output-bytes <n>", "largest output a job may upload").env(SERVER_ENV.maxOutputBytes))
     .addOption(new Option("--default-max-attempts <n>", "attempts a job gets by default").env(SERVER_ENV.defaultMaxAttempts))
+    .addOption(new Option("--verify-url-timeout-ms <ms>", "VerifyModel's deadline per file URL").env(SERVER_ENV.verifyUrlTimeoutMs))
     .addOption(new Option("--tls-cert <file>", "PEM certificate: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN)").env(SERVER_ENV.tlsCert))
     .addOption(new Option("--tls-key <file>", "PEM private key for --tls-cert").env(SERVER_ENV.tlsKey))
     .addOption(new Option("--admin-token <token>", "an admin bearer token to accept (at least 32 characters)").env(SERVER_ENV.adminToken))
