@@ -1,6 +1,42 @@
 import type { StudioContext, StudioModule } from "../context.js";
+import { JobService } from "../../gen/studio/v1/job_service_pb.js";
+import { ModelRegistry } from "../registry/model-registry.js";
+import { createJobService } from "./job-service.js";
+import type { JobStore } from "./job-store.js";
+import { SqliteJobStore } from "./sqlite-job-store.js";
 
-/** The jobs module. (Placeholder until its issue lands.) */
-export function createJobsModule(_ctx: StudioContext): StudioModule {
-  return { name: "jobs" };
+export type { JobStore } from "./job-store.js";
+export { jobFromRow, statusFromRow, statusToRow, type JobRow, type JobStatusName } from "./job-row.js";
+
+/** The jobs module: its store and JobService (all but GetJobOutput, which dispatch registers). */
+export interface JobsModule extends StudioModule {
+  store: JobStore;
+}
+
+/**
+ * The jobs module; it resolves model names at write time through the registry
+ * (a ModelRegistry holds no state of its own beyond the database, so its own instance is the same registry).
+ */
+export function createJobsModule(ctx: StudioContext, registry = new ModelRegistry(ctx.db, ctx.now)): JobsModule {
+  const store = new SqliteJobStore({
+    db: ctx.db,
+    events: ctx.events,
+    now: ctx.now,
+    resolveModel: (name) => registry.resolve(name),
+  });
+  const service = createJobService({ store, events: ctx.events, defaultMaxAttempts: ctx.config.defaultMaxAttempts });
+  const { createJob, promoteJob, retryJob, cancelJob, getJob, listJobs, watchJobs } = service;
+  return {
+    name: "jobs",
+    store,
+    routes: (router) => {
+      router.rpc(JobService.method.createJob, createJob);
+      router.rpc(JobService.method.promoteJob, promoteJob);
+      router.rpc(JobService.method.retryJob, retryJob);
+      router.rpc(JobService.method.cancelJob, cancelJob);
+      router.rpc(JobService.method.getJob, getJob);
+      router.rpc(JobService.method.listJobs, listJobs);
+      router.rpc(JobService.method.watchJobs, watchJobs);
+    },
+  };
 }

@@ -1,6 +1,23 @@
 import type { StudioContext, StudioModule } from "../context.js";
+import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
+import { ModelRegistry } from "./model-registry.js";
+import { createRegistryService } from "./registry-service.js";
 
-/** The registry module. (Placeholder until its issue lands.) */
-export function createRegistryModule(_ctx: StudioContext): StudioModule {
-  return { name: "registry" };
+export { ModelRegistry, type ResolvedModel } from "./model-registry.js";
+export { RegistryError, type RegistryErrorCode } from "./registry-errors.js";
+
+/** The registry module: its store and RegistryService. */
+export interface RegistryModule extends StudioModule {
+  registry: ModelRegistry;
+}
+
+/** The registry module; the jobs module resolves model names through its `registry`. */
+export function createRegistryModule(ctx: StudioContext): RegistryModule {
+  const registry = new ModelRegistry(ctx.db, ctx.now);
+  const service = createRegistryService({ registry, verifyUrlTimeoutMs: ctx.config.verifyUrlTimeoutMs });
+  return {
+    name: "registry",
+    registry,
+    routes: (router) => router.service(RegistryService, service),
+  };
 }

@@ -1,0 +1,106 @@
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext } from "@connectrpc/connect";
+import {
+  CancelJobResponseSchema,
+  CreateJobResponseSchema,
+  GetJobResponseSchema,
+  ListJobsResponseSchema,
+  PromoteJobResponseSchema,
+  RetryJobResponseSchema,
+  type CancelJobRequest,
+  type CreateJobRequest,
+  type GetJobRequest,
+  type ListJobsRequest,
+  type PromoteJobRequest,
+  type RetryJobRequest,
+  type WatchJobsRequest,
+} from "../../gen/studio/v1/job_service_pb.js";
+import type { JobEvents } from "../events/job-events.js";
+import { formatIssues } from "../../contract/issues.js";
+import { JobError, jobNotFound } from "./job-errors.js";
+import { jobFromRow } from "./job-row.js";
+import { modelIssues, newJobFromRequest, promotedPriority, requireId, statusFilter } from "./job-requests.js";
+import { atJobEdge, jobConnectError } from "./job-rpc-errors.js";
+import type { JobStore } from "./job-store.js";
+import { decodeCursor, encodeCursor } from "./list-cursor.js";
+import { watchJobs } from "./watch-jobs.js";
+
+/** ListJobs' page size when the request says 0, and the most it may ask for (larger asks are clamped). */
+export const LIST_PAGE_SIZE = { default: 50, max: 500 } as const;
+
+export interface JobServiceDeps {
+  store: JobStore;
+  events: JobEvents;
+  defaultMaxAttempts: number;
+  /** WatchJobs' per-stream buffer, in distinct jobs. */
+  watchMaxPending?: number;
+}
+
+/**
+ * JobService without GetJobOutput (dispatch registers that one with router.rpc):
+ * the handlers validate, call the store, and map domain errors at the edge.
+ */
+export function createJobService({ store, events, defaultMaxAttempts, watchMaxPending }: JobServiceDeps) {
+  return {
+    createJob: (req: CreateJobRequest) =>
+      atJobEdge(() => {
+        const { row, created } = store.create(newJobFromRequest(req, { defaultMaxAttempts }));
+        return create(CreateJobResponseSchema, { job: jobFromRow(row), created });
+      }),
+
+    promoteJob: (req: PromoteJobRequest) =>
+      atJobEdge(() => {
+        requireId(req.jobId, "job_id");
+        const issues = modelIssues(req.model);
+        if (issues.length) throw new JobError("invalid_request", formatIssues(issues));
+        const original = store.get(req.jobId);
+        if (!original) throw jobNotFound(req.jobId);
+        const row = store.promote(req.jobId, req.model, promotedPriority(original.priority));
+        return create(PromoteJobResponseSchema, { job: jobFromRow(row) });
+      }),
+
+    retryJob: (req: RetryJobRequest) =>
+      atJobEdge(() => {
+        requireId(req.jobId, "job_id");
+        return create(RetryJobResponseSchema, { job: jobFromRow(store.retry(req.jobId)) });
+      }),
+
+    cancelJob: (req: CancelJobRequest) =>
+      atJobEdge(() => {
+        requireId(req.jobId, "job_id");
+        return create(CancelJobResponseSchema, { job: jobFromRow(store.cancel(req.jobId).row) });
+      }),
+
+    getJob: (req: GetJobRequest) =>
+      atJobEdge(() => {
+        requireId(req.jobId, "job_id");
+        const row = store.get(req.jobId);
+        if (!row) throw jobNotFound(req.jobId);
+        return create(GetJobResponseSchema, { job: jobFromRow(row) });
+      }),
+
+    listJobs: (req: ListJobsRequest) =>
+      atJobEdge(() => {
+        const statuses = statusFilter(req.statuses);
+        if (req.model !== "") {
+          const issues = modelIssues(req.model);
+          if (issues.length) throw new JobError("invalid_request", formatIssues(issues));
+        }
+        const pageSize = Math.min(req.pageSize || LIST_PAGE_SIZE.default, LIST_PAGE_SIZE.max);
+        const after = req.pageToken === "" ? undefined : decodeCursor(req.pageToken);
+        const page = store.list({ statuses, model: req.model }, { pageSize, after });
+        return create(ListJobsResponseSchema, {
+          jobs: page.rows.map(jobFromRow),
+          nextPageToken: page.next ? encodeCursor(page.next) : "",
+        });
+      }),
+
+    async *watchJobs(req: WatchJobsRequest, ctx: HandlerContext) {
+      try {
+        yield* watchJobs(req, ctx.signal, { store, events, maxPending: watchMaxPending });
+      } catch (err) {
+        throw jobConnectError(err);
+      }
+    },
+  };
+}

@@ -1,0 +1,53 @@
+import type { Task } from "../../gen/studio/v1/job_pb.js";
+import type { JobRow, JobStatusName } from "./job-row.js";
+import type { ListCursor } from "./list-cursor.js";
+
+/** What CreateJob writes, after validation. */
+export interface NewJob {
+  model: string;
+  task: Task;
+  priority: number;
+  maxAttempts: number;
+  /** Empty or undefined: no key. */
+  idempotencyKey?: string;
+}
+
+/** Which jobs a list or a watch wants; empty fields match everything. */
+export interface JobFilter {
+  statuses?: readonly JobStatusName[];
+  model?: string;
+}
+
+export interface JobPage {
+  rows: JobRow[];
+  /** Set when more rows follow. */
+  next?: ListCursor;
+}
+
+/** The job a cancel moved, with the lease it took away (dispatch tells that worker). */
+export interface CancelResult {
+  row: JobRow;
+  previousLeaseWorker: string | null;
+  previousLeaseId: string | null;
+}
+
+/**
+ * The clients' side of the queue's storage: reads and the writes JobService makes.
+ * Each write resolves the model against the registry inside its own transaction,
+ * is conditional on the state it expects, and publishes a JobChange after commit.
+ * Errors are JobErrors. The worker side (claim, lease, complete, requeue) is
+ * dispatch's, in its own module. A PostgreSQL store would implement this same interface.
+ */
+export interface JobStore {
+  get(id: string): JobRow | undefined;
+  /** Newest first, on (createdAt, id). */
+  list(filter: JobFilter, page: { pageSize: number; after?: ListCursor }): JobPage;
+  /** A new QUEUED job, or the existing one when idempotencyKey matches (created false). */
+  create(input: NewJob): { row: JobRow; created: boolean };
+  /** A new QUEUED job with jobId's task under model; the original is untouched. */
+  promote(jobId: string, model: string, priority: number): JobRow;
+  /** FAILED or CANCELLED back to QUEUED with attempts 0, the model resolved again. */
+  retry(jobId: string): JobRow;
+  /** QUEUED, OFFERED or RUNNING to CANCELLED, the lease cleared. */
+  cancel(jobId: string): CancelResult;
+}

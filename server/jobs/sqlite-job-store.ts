@@ -1,0 +1,194 @@
+import { and, desc, eq, inArray, lt, or, type SQL } from "drizzle-orm";
+import type { JobEvents } from "../events/job-events.js";
+import { immediate, type StudioDb } from "../db/open.js";
+import { graphicsJobs } from "../db/schema.js";
+import { RegistryError } from "../registry/registry-errors.js";
+import type { ResolvedModel } from "../registry/model-registry.js";
+import { JobError, jobNotFound, wrongState } from "./job-errors.js";
+import { taskFromJson, taskToJson, type JobRow, type JobStatusName } from "./job-row.js";
+import type { CancelResult, JobFilter, JobPage, JobStore, NewJob } from "./job-store.js";
+import type { ListCursor } from "./list-cursor.js";
+
+export interface SqliteJobStoreDeps {
+  db: StudioDb;
+  events: JobEvents;
+  now: () => number;
+  /** The registry's resolve: throws RegistryError for a missing or disabled model. */
+  resolveModel: (name: string) => ResolvedModel;
+  newId?: () => string;
+}
+
+const RETRYABLE: JobStatusName[] = ["FAILED", "CANCELLED"];
+const CANCELLABLE: JobStatusName[] = ["QUEUED", "OFFERED", "RUNNING"];
+
+/** JobStore on the studio's SQLite file: every write one BEGIN IMMEDIATE transaction. */
+export class SqliteJobStore implements JobStore {
+  readonly #d: SqliteJobStoreDeps;
+  readonly #newId: () => string;
+
+  constructor(deps: SqliteJobStoreDeps) {
+    this.#d = deps;
+    this.#newId = deps.newId ?? (() => Bun.randomUUIDv7());
+  }
+
+  get(id: string): JobRow | undefined {
+    return this.#d.db.orm.select().from(graphicsJobs).where(eq(graphicsJobs.id, id)).get();
+  }
+
+  list(filter: JobFilter, { pageSize, after }: { pageSize: number; after?: ListCursor }): JobPage {
+    const where: SQL[] = [];
+    if (filter.statuses?.length) where.push(inArray(graphicsJobs.status, [...filter.statuses]));
+    if (filter.model) where.push(eq(graphicsJobs.model, filter.model));
+    if (after)
+      where.push(
+        or(
+          lt(graphicsJobs.createdAt, after.createdAt),
+          and(eq(graphicsJobs.createdAt, after.createdAt), lt(graphicsJobs.id, after.id)),
+        )!,
+      );
+    const rows = this.#d.db.orm
+      .select()
+      .from(graphicsJobs)
+      .where(where.length ? and(...where) : undefined)
+      .orderBy(desc(graphicsJobs.createdAt), desc(graphicsJobs.id))
+      .limit(pageSize + 1)
+      .all();
+    if (rows.length <= pageSize) return { rows };
+    const page = rows.slice(0, pageSize);
+    const last = page[page.length - 1]!;
+    return { rows: page, next: { createdAt: last.createdAt, id: last.id } };
+  }
+
+  create(input: NewJob): { row: JobRow; created: boolean } {
+    const key = input.idempotencyKey || null;
+    const result = immediate(this.#d.db, () => {
+      if (key) {
+        const existing = this.#d.db.orm.select().from(graphicsJobs).where(eq(graphicsJobs.idempotencyKey, key)).get();
+        if (existing) return { row: existing, created: false };
+      }
+      const resolved = this.#resolve(input.model);
+      return { row: this.#insert(input.model, resolved, taskToJson(input.task), input.priority, input.maxAttempts, key, null), created: true };
+    });
+    if (result.created) this.#publish(result.row);
+    return result;
+  }
+
+  promote(jobId: string, model: string, priority: number): JobRow {
+    const row = immediate(this.#d.db, () => {
+      const original = this.get(jobId);
+      if (!original) throw jobNotFound(jobId);
+      const resolved = this.#resolve(model);
+      // The stored task is re-serialised so that a legacy row's unparsable task is refused, not copied.
+      const task = taskFromJson(original.task);
+      if (task.kind.case === undefined)
+        throw new JobError("invalid_request", `job_id: job ${JSON.stringify(jobId)} has no readable task to promote`);
+      return this.#insert(model, resolved, taskToJson(task), priority, original.maxAttempts, null, original.id);
+    });
+    this.#publish(row);
+    return row;
+  }
+
+  retry(jobId: string): JobRow {
+    const row = immediate(this.#d.db, () => {
+      const current = this.get(jobId);
+      if (!current) throw jobNotFound(jobId);
+      if (!RETRYABLE.includes(current.status as JobStatusName))
+        throw wrongState(jobId, current.status, "only FAILED or CANCELLED jobs can be retried");
+      const resolved = this.#resolve(current.model);
+      const updated = this.#d.db.orm
+        .update(graphicsJobs)
+        .set({
+          status: "QUEUED",
+          engine: resolved.engine,
+          modelSource: resolved.sourceJson,
+          attempts: 0,
+          error: "",
+          outputs: "[]",
+          progress: null,
+          leaseId: null,
+          leaseExpiresAt: null,
+          leaseWorker: null,
+          finishedAt: null,
+          updatedAt: this.#d.now(),
+        })
+        .where(and(eq(graphicsJobs.id, jobId), eq(graphicsJobs.status, current.status)))
+        .returning()
+        .get();
+      if (!updated) throw wrongState(jobId, "changing", "try again");
+      return updated;
+    });
+    this.#publish(row);
+    return row;
+  }
+
+  cancel(jobId: string): CancelResult {
+    const result = immediate(this.#d.db, () => {
+      const current = this.get(jobId);
+      if (!current) throw jobNotFound(jobId);
+      if (!CANCELLABLE.includes(current.status as JobStatusName))
+        throw wrongState(jobId, current.status, "only QUEUED, OFFERED or RUNNING jobs can be cancelled");
+      const at = this.#d.now();
+      const leaseMatch = current.leaseId === null ? undefined : eq(graphicsJobs.leaseId, current.leaseId);
+      const row = this.#d.db.orm
+        .update(graphicsJobs)
+        .set({ status: "CANCELLED", leaseId: null, leaseExpiresAt: null, leaseWorker: null, finishedAt: at, updatedAt: at })
+        .where(and(eq(graphicsJobs.id, jobId), eq(graphicsJobs.status, current.status), leaseMatch))
+        .returning()
+        .get();
+      if (!row) throw wrongState(jobId, "changing", "try again");
+      return { row, previousLeaseWorker: current.leaseWorker, previousLeaseId: current.leaseId };
+    });
+    this.#d.events.publish({
+      jobId: result.row.id,
+      status: result.row.status,
+      model: result.row.model,
+      leaseWorker: result.previousLeaseWorker,
+      leaseId: result.previousLeaseId,
+    });
+    return result;
+  }
+
+  #resolve(model: string): ResolvedModel {
+    try {
+      return this.#d.resolveModel(model);
+    } catch (err) {
+      if (err instanceof RegistryError) throw new JobError("model_unavailable", `model: ${err.message}`);
+      throw err;
+    }
+  }
+
+  #insert(
+    model: string,
+    resolved: ResolvedModel,
+    task: string,
+    priority: number,
+    maxAttempts: number,
+    idempotencyKey: string | null,
+    promotedFrom: string | null,
+  ): JobRow {
+    const at = this.#d.now();
+    return this.#d.db.orm
+      .insert(graphicsJobs)
+      .values({
+        id: this.#newId(),
+        model,
+        engine: resolved.engine,
+        status: "QUEUED",
+        priority,
+        task,
+        modelSource: resolved.sourceJson,
+        attempts: 0,
+        maxAttempts,
+        idempotencyKey,
+        promotedFrom,
+        createdAt: at,
+        updatedAt: at,
+      })
+      .returning()
+      .get();
+  }
+
+  #publish(row: JobRow): void {
+    this.#d.events.publish({ jobId: row.id, status: row.status, model: row.model });
+  }
+}

@@ -1,0 +1,83 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { validateModelSource } from "../../contract/model-source.js";
+import {
+  CreateModelResponseSchema,
+  DeleteModelResponseSchema,
+  GetModelResponseSchema,
+  ListModelsResponseSchema,
+  RegistryService,
+  SetModelEnabledResponseSchema,
+  UpdateModelResponseSchema,
+} from "../../gen/studio/v1/registry_service_pb.js";
+import { checkModelName } from "./model-name.js";
+import type { ModelRegistry } from "./model-registry.js";
+import { atRegistryEdge } from "./registry-rpc-errors.js";
+import { verifySource } from "./verify-model.js";
+
+export interface RegistryServiceDeps {
+  registry: ModelRegistry;
+  /** VerifyModel's deadline per URL. */
+  verifyUrlTimeoutMs: number;
+  fetch?: typeof fetch;
+}
+
+/** RegistryService over a ModelRegistry: every handler maps domain errors to Connect codes at the edge. */
+export function createRegistryService({
+  registry,
+  verifyUrlTimeoutMs,
+  fetch: fetchFn,
+}: RegistryServiceDeps): ServiceImpl<typeof RegistryService> {
+  return {
+    listModels: (req) =>
+      atRegistryEdge(() => create(ListModelsResponseSchema, { models: registry.list({ enabledOnly: req.enabledOnly }) })),
+
+    getModel: (req) => atRegistryEdge(() => create(GetModelResponseSchema, { model: registry.get(req.name) })),
+
+    createModel: (req) =>
+      atRegistryEdge(() =>
+        create(CreateModelResponseSchema, {
+          model: registry.create({
+            name: req.name,
+            source: req.source,
+            description: req.description,
+            enabled: req.enabled,
+          }),
+        }),
+      ),
+
+    updateModel: (req) =>
+      atRegistryEdge(() => {
+        if (req.source === undefined && req.description === undefined)
+          throw new ConnectError("UpdateModel needs source or description to change", Code.InvalidArgument);
+        return create(UpdateModelResponseSchema, {
+          model: registry.update(req.name, { source: req.source, description: req.description }),
+        });
+      }),
+
+    deleteModel: (req) =>
+      atRegistryEdge(() => {
+        registry.delete(req.name);
+        return create(DeleteModelResponseSchema);
+      }),
+
+    setModelEnabled: (req) =>
+      atRegistryEdge(() => create(SetModelEnabledResponseSchema, { model: registry.setEnabled(req.name, req.enabled) })),
+
+    verifyModel: (req) =>
+      atRegistryEdge(async () => {
+        let source;
+        if (req.target.case === "name") {
+          checkModelName(req.target.value);
+          source = registry.get(req.target.value).source;
+          if (!source)
+            throw new ConnectError(`model ${JSON.stringify(req.target.value)} has a stored source that does not validate`, Code.FailedPrecondition);
+        } else if (req.target.case === "source") {
+          source = validateModelSource(req.target.value, "source");
+        } else {
+          throw new ConnectError("target: set name or source", Code.InvalidArgument);
+        }
+        return verifySource(source, { timeoutMs: verifyUrlTimeoutMs, fetch: fetchFn });
+      }),
+  };
+}
