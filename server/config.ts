@@ -20,6 +20,8 @@ export const ServerConfigSchema = z.strictObject({
   tlsKey: z.string().optional(),
   /** An admin bearer token to accept (and store hashed) at start. */
   adminToken: z.string().min(32).optional(),
+  /** Open WatchJobs streams one token may hold at once. */
+  maxWatchStreamsPerToken: z.coerce.number().int().min(1).max(1000).default(16),
 });
 export type ServerConfig = z.output<typeof ServerConfigSchema>;
 export type ServerConfigInput = z.input<typeof ServerConfigSchema>;
@@ -38,4 +40,5 @@ export const SERVER_ENV: Record<keyof ServerConfig, string> = {
   tlsCert: "STUDIO_TLS_CERT",
   tlsKey: "STUDIO_TLS_KEY",
   adminToken: "STUDIO_ADMIN_TOKEN",
+  maxWatchStreamsPerToken: "STUDIO_MAX_WATCH_STREAMS_PER_TOKEN",
 };

@@ -2,12 +2,18 @@ import type { StudioContext, StudioModule } from "./context.js";
 import { createRegistryModule } from "./registry/index.js";
 import { createJobsModule } from "./jobs/index.js";
 import { createDispatchModule } from "./dispatch/index.js";
+import { createAuthModule } from "./auth/index.js";
+import { createOpsModule, withRequestLimits } from "./ops/index.js";
 
 /**
  * The studio's parts, in the order their interceptors run and they start.
- * Auth comes first so that nothing runs for a caller it refuses.
+ * Auth comes first so that nothing runs for a caller it refuses; only ops' request
+ * log wraps it, so that refused calls are logged too. Every module's services get
+ * the per-service message limits, and plain routes outside ops/web need a token.
  */
 export function createModules(ctx: StudioContext): StudioModule[] {
   const dispatch = createDispatchModule(ctx);
-  return [createRegistryModule(ctx), createJobsModule(ctx), dispatch];
+  const ops = createOpsModule(ctx);
+  const auth = createAuthModule(ctx);
+  return withRequestLimits(auth.protectModules([ops, auth, createRegistryModule(ctx), createJobsModule(ctx), dispatch]));
 }

@@ -1,0 +1,69 @@
+import { OPEN_CALLER, type Caller, type Role } from "./caller.js";
+import type { TokenStore } from "./token-store.js";
+
+/** Why a caller was refused: unauthenticated (no or bad token) or permission_denied (wrong role). */
+export class AuthError extends Error {
+  constructor(
+    readonly code: "unauthenticated" | "permission_denied",
+    message: string,
+  ) {
+    super(message);
+    this.name = "AuthError";
+  }
+}
+
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  if (h === "localhost" || h.endsWith(".localhost")) return true;
+  if (h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
+  if (/^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)) return true;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+
+/**
+ * Turns an Authorization header into a Caller. The studio is open (every caller
+ * is OPEN_CALLER) only while it is bound to loopback and the token table is
+ * empty; the first token ever created switches enforcement on for good.
+ */
+export class AuthGate {
+  readonly #store: TokenStore;
+  #open: boolean;
+
+  constructor(store: TokenStore, { loopback }: { loopback: boolean }) {
+    this.#store = store;
+    this.#open = loopback && store.count() === 0;
+  }
+
+  /** Whether callers without a token are let in right now. */
+  get open(): boolean {
+    if (this.#open && this.#store.count() > 0) this.#open = false;
+    return this.#open;
+  }
+
+  /** The caller behind a header value, or AuthError("unauthenticated"). */
+  authenticate(authorization: string | null | undefined): Caller {
+    if (this.open) return OPEN_CALLER;
+    if (!authorization) {
+      throw new AuthError("unauthenticated", "this studio needs a bearer token: send `Authorization: Bearer <token>`");
+    }
+    const m = BEARER.exec(authorization);
+    if (!m) throw new AuthError("unauthenticated", "the Authorization header must be `Bearer <token>`");
+    const token = this.#store.authenticate(m[1]!);
+    if (!token) throw new AuthError("unauthenticated", "unknown token: ask an admin for a token (`studio tokens create`)");
+    if (token.revokedAt !== null) throw new AuthError("unauthenticated", `token ${token.id} (${token.name}) was revoked`);
+    return { tokenId: token.id, name: token.name, role: token.role };
+  }
+
+  /** Refuses a caller whose role is not among roles. */
+  authorize(caller: Caller, roles: readonly Role[], what: string): void {
+    if (!roles.includes(caller.role)) {
+      throw new AuthError(
+        "permission_denied",
+        `a ${caller.role} token may not call ${what}; it needs one of: ${roles.join(", ")}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,78 @@
+import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import type { AuthEvents } from "./auth-events.js";
+import { AuthError, type AuthGate } from "./auth-gate.js";
+import { callerKey, type Caller } from "./caller.js";
+import { rolesFor } from "./access-policy.js";
+import type { StreamLimiter } from "./stream-limiter.js";
+
+/** RPCs whose open streams count against a token's stream limit. */
+export const LIMITED_STREAMS: ReadonlySet<string> = new Set(["studio.v1.JobService/WatchJobs"]);
+
+/** AuthError → ConnectError, at the RPC edge. */
+export function authErrorToConnect(err: AuthError): ConnectError {
+  return new ConnectError(err.message, err.code === "unauthenticated" ? Code.Unauthenticated : Code.PermissionDenied);
+}
+
+/**
+ * The auth interceptor: authenticates the bearer token of every RPC (Connect, gRPC
+ * and gRPC-Web alike), checks the caller's role against RPC_ROLES and stores the
+ * caller under callerKey. Streams are also bounded per token (LIMITED_STREAMS) and
+ * end with UNAUTHENTICATED when their token is revoked while they are open.
+ */
+export function createAuthInterceptor(gate: AuthGate, events: AuthEvents, limiter: StreamLimiter): Interceptor {
+  return (next) =>
+    async function authInterceptor(req) {
+      const rpc = `${req.service.typeName}/${req.method.name}`;
+      let caller: Caller;
+      try {
+        caller = gate.authenticate(req.header.get("authorization"));
+        gate.authorize(caller, rolesFor(req.service.typeName, req.method.name), rpc);
+      } catch (err) {
+        throw err instanceof AuthError ? authErrorToConnect(err) : err;
+      }
+      req.contextValues.set(callerKey, caller);
+      if (!req.stream) return next(req);
+
+      const release = LIMITED_STREAMS.has(rpc) ? limiter.acquire(caller.tokenId, req.method.name) : () => {};
+      let res: StreamResponse;
+      try {
+        res = (await next(req)) as StreamResponse;
+      } catch (err) {
+        release();
+        throw err;
+      }
+      return { ...res, message: endOnRevoke(res.message, caller, events, release) };
+    };
+}
+
+/** Passes a response stream through until it ends or the caller's token is revoked. */
+async function* endOnRevoke<T>(
+  messages: AsyncIterable<T>,
+  caller: Caller,
+  events: AuthEvents,
+  release: () => void,
+): AsyncGenerator<T> {
+  let revoked!: () => void;
+  const revocation = new Promise<"revoked">((resolve) => (revoked = () => resolve("revoked")));
+  const unsubscribe = events.onRevoke((id) => id === caller.tokenId && revoked());
+  const it = messages[Symbol.asyncIterator]();
+  let done = false;
+  try {
+    for (;;) {
+      const r = await Promise.race([it.next(), revocation]);
+      if (r === "revoked") {
+        throw new ConnectError(`token ${caller.tokenId} (${caller.name}) was revoked`, Code.Unauthenticated);
+      }
+      if (r.done) {
+        done = true;
+        return;
+      }
+      yield r.value;
+    }
+  } finally {
+    unsubscribe();
+    release();
+    // Let the handler's generator run its cleanup; it may still be waiting, so do not await it.
+    if (!done) void Promise.resolve(it.return?.()).catch(() => {});
+  }
+}

@@ -1,0 +1,87 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import {
+  CreateTokenResponseSchema,
+  ListTokensResponseSchema,
+  RevokeTokenResponseSchema,
+  TokenRole,
+  TokenSchema,
+  TokenService,
+  type Token,
+} from "../../gen/studio/v1/token_service_pb.js";
+import type { Logger } from "../log.js";
+import type { AuthEvents } from "./auth-events.js";
+import { callerOf, type Role } from "./caller.js";
+import { TokenError, type TokenRecord, type TokenStore } from "./token-store.js";
+
+const ROLE_TO_PROTO: Record<Role, TokenRole> = {
+  admin: TokenRole.ADMIN,
+  client: TokenRole.CLIENT,
+  worker: TokenRole.WORKER,
+};
+
+/** The proto enum for a role name. */
+export function roleToProto(role: Role): TokenRole {
+  return ROLE_TO_PROTO[role];
+}
+
+/** The role name for a proto enum value, or undefined for UNSPECIFIED and unknown values. */
+export function roleFromProto(role: TokenRole): Role | undefined {
+  return (Object.keys(ROLE_TO_PROTO) as Role[]).find((r) => ROLE_TO_PROTO[r] === role);
+}
+
+/** A stored token as the proto Token (never with its secret). */
+export function tokenToProto(t: TokenRecord): Token {
+  return create(TokenSchema, {
+    id: t.id,
+    name: t.name,
+    role: roleToProto(t.role),
+    createTime: timestampFromMs(t.createdAt),
+    lastUsedTime: t.lastUsedAt === null ? undefined : timestampFromMs(t.lastUsedAt),
+    revokeTime: t.revokedAt === null ? undefined : timestampFromMs(t.revokedAt),
+  });
+}
+
+function toConnect(err: unknown): unknown {
+  if (!(err instanceof TokenError)) return err;
+  const code = {
+    not_found: Code.NotFound,
+    invalid_argument: Code.InvalidArgument,
+    resource_exhausted: Code.ResourceExhausted,
+    already_revoked: Code.FailedPrecondition,
+  }[err.code];
+  return new ConnectError(err.message, code);
+}
+
+/** Registers TokenService (admin only, by RPC_ROLES). */
+export function tokenRoutes(store: TokenStore, events: AuthEvents, logger: Logger) {
+  return (router: ConnectRouter) =>
+    router.service(TokenService, {
+      createToken(req, ctx) {
+        const role = roleFromProto(req.role);
+        if (!role) throw new ConnectError("role: choose admin, client or worker", Code.InvalidArgument);
+        try {
+          const { token, secret } = store.create(req.name, role);
+          logger.info({ tokenId: token.id, tokenName: token.name, role, by: callerOf(ctx).name }, "token created");
+          return create(CreateTokenResponseSchema, { token: tokenToProto(token), secret });
+        } catch (err) {
+          throw toConnect(err);
+        }
+      },
+      listTokens() {
+        return create(ListTokensResponseSchema, { tokens: store.list().map(tokenToProto) });
+      },
+      revokeToken(req, ctx) {
+        if (!req.id) throw new ConnectError("id: which token to revoke (see `studio tokens list`)", Code.InvalidArgument);
+        try {
+          const token = store.revoke(req.id);
+          logger.info({ tokenId: token.id, tokenName: token.name, by: callerOf(ctx).name }, "token revoked");
+          events.revoked(token.id);
+          return create(RevokeTokenResponseSchema, { token: tokenToProto(token) });
+        } catch (err) {
+          throw toConnect(err);
+        }
+      },
+    });
+}

@@ -1,0 +1,38 @@
+import type { StudioContext, StudioModule } from "../context.js";
+import { feedJobMetrics } from "./job-metrics.js";
+import { opsRoutes } from "./health.js";
+import { createRequestLogInterceptor } from "./request-log.js";
+import { StudioMetrics } from "./studio-metrics.js";
+
+export { StudioMetrics, type WorkerLoad } from "./studio-metrics.js";
+export { SERVICE_READ_MAX_BYTES, withRequestLimits, limitRouter } from "./request-limits.js";
+export { readinessProblem } from "./health.js";
+export { REQUEST_ID_HEADER } from "./request-log.js";
+
+/** The ops module plus its metrics, which dispatch feeds. */
+export interface OpsModule extends StudioModule {
+  name: "ops";
+  metrics: StudioMetrics;
+}
+
+/**
+ * Observability: /healthz, /readyz, /metrics (open routes), the request log
+ * interceptor (placed before auth so refused calls are logged too) and the
+ * job-event feed of the metrics.
+ */
+export function createOpsModule(ctx: StudioContext): OpsModule {
+  const metrics = new StudioMetrics(ctx.db, ctx.now);
+  let unsubscribe: (() => void) | undefined;
+  return {
+    name: "ops",
+    metrics,
+    httpRoutes: opsRoutes(ctx.db, metrics),
+    interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" }))],
+    start() {
+      unsubscribe = feedJobMetrics(ctx.events, ctx.db, metrics, ctx.now);
+    },
+    stop() {
+      unsubscribe?.();
+    },
+  };
+}

@@ -1,0 +1,64 @@
+import { ConnectError, Code, type Interceptor } from "@connectrpc/connect";
+import { randomBytes } from "node:crypto";
+import { callerKey } from "../auth/caller.js";
+import type { Logger } from "../log.js";
+
+/** The header a caller may send to correlate its request id; the studio echoes it back. */
+export const REQUEST_ID_HEADER = "x-request-id";
+const ACCEPTABLE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/**
+ * Logs every RPC once it ends: request id, method, Connect code, duration and the
+ * caller's token name (never the token). Streams are logged when their last message
+ * has gone. It runs outside the auth interceptor so refused calls are logged too.
+ */
+export function createRequestLogInterceptor(logger: Logger): Interceptor {
+  return (next) =>
+    async function requestLog(req) {
+      const given = req.header.get(REQUEST_ID_HEADER);
+      const requestId = given && ACCEPTABLE_ID.test(given) ? given : randomBytes(6).toString("base64url");
+      const started = performance.now();
+      const rpc = `${req.service.typeName.replace(/^studio\.v1\./, "")}/${req.method.name}`;
+      const done = (err?: unknown) => {
+        const code = err === undefined ? "ok" : codeName(ConnectError.from(err).code);
+        const caller = req.contextValues.get(callerKey);
+        const fields = { requestId, rpc, code, ms: Math.round(performance.now() - started), caller: caller.name, role: caller.role };
+        if (err === undefined) logger.info(fields, "rpc");
+        else if (ConnectError.from(err).code === Code.Internal || ConnectError.from(err).code === Code.Unknown) {
+          logger.error({ ...fields, err: ConnectError.from(err).message }, "rpc failed");
+        } else logger.info({ ...fields, err: ConnectError.from(err).rawMessage }, "rpc refused");
+      };
+      let res;
+      try {
+        res = await next(req);
+      } catch (err) {
+        done(err);
+        throw err;
+      }
+      res.header.set(REQUEST_ID_HEADER, requestId);
+      if (!res.stream) {
+        done();
+        return res;
+      }
+      const messages = res.message;
+      return {
+        ...res,
+        message: (async function* logged() {
+          let error: unknown;
+          try {
+            yield* messages;
+          } catch (err) {
+            error = err;
+            throw err;
+          } finally {
+            done(error);
+          }
+        })(),
+      };
+    };
+}
+
+/** "not_found" for Code.NotFound: the name Connect puts on the wire. */
+export function codeName(code: Code): string {
+  return Code[code].replace(/[A-Z]/g, (c, i: number) => (i ? "_" : "") + c.toLowerCase());
+}
