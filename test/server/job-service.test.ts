@@ -1,0 +1,266 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { JobStatus, TaskSchema, type Task } from "../../gen/studio/v1/job_pb.js";
+import { JobService } from "../../gen/studio/v1/job_service_pb.js";
+import { ModelEngine, ModelFileRole, ModelSourceSchema } from "../../gen/studio/v1/model_pb.js";
+import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
+import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
+
+const imageTask = (prompt = "a red fox", extra: Record<string, unknown> = {}): Task =>
+  create(TaskSchema, { kind: { case: "image", value: { prompt, ...extra } } });
+
+const sdSource = (url: string, steps = 8) =>
+  create(ModelSourceSchema, {
+    engine: ModelEngine.SD_CPP,
+    files: [{ role: ModelFileRole.DIFFUSION_MODEL, url, filename: "m.gguf", approxBytes: 10n }],
+    cliDefaults: { steps },
+  });
+
+async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    return { code: e.code, message: e.rawMessage };
+  }
+  throw new Error("expected the call to fail");
+}
+
+let t: TestStudio;
+let jobs: Client<typeof JobService>;
+let registry: Client<typeof RegistryService>;
+const rowCount = () => (t.studio.ctx.db.sqlite.query("SELECT count(*) AS n FROM graphicsJobs").get() as { n: number }).n;
+const setStatus = (id: string, status: string) =>
+  t.studio.ctx.db.sqlite.run("UPDATE graphicsJobs SET status = ?, error = 'boom', attempts = 3, outputs = '[{\"index\":0}]' WHERE id = ?", [status, id]);
+
+beforeEach(async () => {
+  // A clock that moves one millisecond per reading, so that creation order is total and deterministic.
+  let tick = 0;
+  t = await startTestStudio({}, { now: () => 1_800_000_000_000 + ++tick });
+  jobs = t.client(JobService);
+  registry = t.client(RegistryService);
+});
+afterEach(() => t.stop());
+
+describe("CreateJob", () => {
+  test("queues a job with the resolved source, a recorded seed and default attempts", async () => {
+    const { job, created } = await jobs.createJob({ model: "synthetic", task: imageTask(), priority: 3 });
+    expect(created).toBe(true);
+    expect(job!.status).toBe(JobStatus.QUEUED);
+    expect(job!.priority).toBe(3);
+    expect(job!.maxAttempts).toBe(3);
+    expect(job!.modelSource?.engine).toBe(ModelEngine.SYNTHETIC);
+    const seed = job!.task!.kind.case === "image" ? job!.task!.kind.value.seed : undefined;
+    expect(seed).toBeDefined();
+    expect(seed! >= 0n && seed! < 2n ** 31n).toBe(true);
+    const row = t.studio.ctx.db.sqlite.query("SELECT engine, modelSource FROM graphicsJobs WHERE id = ?").get(job!.id) as {
+      engine: string;
+      modelSource: string;
+    };
+    expect(row.engine).toBe("synthetic");
+    expect(JSON.parse(row.modelSource).engine).toBe("synthetic");
+  });
+
+  test("keeps a seed the client set and honours max_attempts", async () => {
+    const { job } = await jobs.createJob({ model: "synthetic", task: imageTask("x", { seed: 42n }), maxAttempts: 7 });
+    expect(job!.task!.kind.value!.seed).toBe(42n);
+    expect(job!.maxAttempts).toBe(7);
+  });
+
+  test("the same idempotency key returns the same job", async () => {
+    const a = await jobs.createJob({ model: "synthetic", task: imageTask(), idempotencyKey: "k-1" });
+    const b = await jobs.createJob({ model: "synthetic", task: imageTask("other"), idempotencyKey: "k-1" });
+    expect(b.created).toBe(false);
+    expect(b.job!.id).toBe(a.job!.id);
+    expect(b.job!.idempotencyKey).toBe("k-1");
+    expect(rowCount()).toBe(1);
+  });
+
+  test("missing and disabled models are INVALID_ARGUMENT naming the model, and nothing is written", async () => {
+    const missing = await codeOf(jobs.createJob({ model: "no-such-model", task: imageTask() }));
+    expect(missing.code).toBe(Code.InvalidArgument);
+    expect(missing.message).toContain('"no-such-model"');
+    await registry.setModelEnabled({ name: "synthetic", enabled: false });
+    const disabled = await codeOf(jobs.createJob({ model: "synthetic", task: imageTask(), idempotencyKey: "k" }));
+    expect(disabled.code).toBe(Code.InvalidArgument);
+    expect(disabled.message).toContain('"synthetic" is disabled');
+    expect(rowCount()).toBe(0);
+  });
+
+  test("validation errors name each field", async () => {
+    const cases: [Parameters<typeof jobs.createJob>[0], string][] = [
+      [{ model: "", task: imageTask() }, "model: must not be empty"],
+      [{ model: "bad name!", task: imageTask() }, "model: must start with"],
+      [{ model: "synthetic" }, "task: must set image or text"],
+      [{ model: "synthetic", task: imageTask("") }, "task.image.prompt: must not be empty"],
+      [{ model: "synthetic", task: imageTask("p", { batchCount: 99 }) }, "task.image.batch_count"],
+      [{ model: "synthetic", task: imageTask("p", { overrides: { width: 100 } }) }, "task.image.overrides.width"],
+      [{ model: "synthetic", task: imageTask(), priority: 5000 }, "priority: must be from -1000 to 1000"],
+      [{ model: "synthetic", task: imageTask(), maxAttempts: 101 }, "max_attempts"],
+      [{ model: "synthetic", task: imageTask(), idempotencyKey: "k".repeat(300) }, "idempotency_key"],
+    ];
+    for (const [req, field] of cases) {
+      const { code, message } = await codeOf(jobs.createJob(req));
+      expect(code).toBe(Code.InvalidArgument);
+      expect(message).toContain(field);
+    }
+    expect(rowCount()).toBe(0);
+  });
+});
+
+describe("resolve at write time", () => {
+  test("a registry edit after queueing does not change the queued job; retry resolves again", async () => {
+    await registry.createModel({ name: "m1", source: sdSource("http://127.0.0.1:9/a.gguf", 8) });
+    const { job } = await jobs.createJob({ model: "m1", task: imageTask() });
+    await registry.updateModel({ name: "m1", source: sdSource("http://127.0.0.1:9/b.gguf", 20) });
+    const after = (await jobs.getJob({ jobId: job!.id })).job!;
+    expect(after.modelSource!.files[0]!.url).toBe("http://127.0.0.1:9/a.gguf");
+    expect(after.modelSource!.cliDefaults!.steps).toBe(8);
+
+    setStatus(job!.id, "FAILED");
+    const retried = (await jobs.retryJob({ jobId: job!.id })).job!;
+    expect(retried.status).toBe(JobStatus.QUEUED);
+    expect(retried.attempts).toBe(0);
+    expect(retried.error).toBe("");
+    expect(retried.outputs).toEqual([]);
+    expect(retried.modelSource!.files[0]!.url).toBe("http://127.0.0.1:9/b.gguf");
+    expect(retried.modelSource!.cliDefaults!.steps).toBe(20);
+  });
+
+  test("promote resolves the new model; the original is untouched", async () => {
+    await registry.createModel({ name: "m2", source: sdSource("http://127.0.0.1:9/m2.gguf") });
+    const { job } = await jobs.createJob({ model: "synthetic", task: imageTask("fox", { seed: 5n }), priority: -4 });
+    const promoted = (await jobs.promoteJob({ jobId: job!.id, model: "m2" })).job!;
+    expect(promoted.id).not.toBe(job!.id);
+    expect(promoted.model).toBe("m2");
+    expect(promoted.promotedFrom).toBe(job!.id);
+    expect(promoted.priority).toBe(100);
+    expect(promoted.status).toBe(JobStatus.QUEUED);
+    expect(promoted.task).toEqual(job!.task);
+    expect(promoted.modelSource!.engine).toBe(ModelEngine.SD_CPP);
+    const original = (await jobs.getJob({ jobId: job!.id })).job!;
+    expect(original).toEqual(job!);
+  });
+
+  test("promote and retry to a missing or disabled model write nothing", async () => {
+    const { job } = await jobs.createJob({ model: "synthetic", task: imageTask() });
+    const p = await codeOf(jobs.promoteJob({ jobId: job!.id, model: "ghost" }));
+    expect(p.code).toBe(Code.InvalidArgument);
+    expect(p.message).toContain('"ghost"');
+    expect(rowCount()).toBe(1);
+    setStatus(job!.id, "CANCELLED");
+    await registry.setModelEnabled({ name: "synthetic", enabled: false });
+    const r = await codeOf(jobs.retryJob({ jobId: job!.id }));
+    expect(r.code).toBe(Code.InvalidArgument);
+    expect(r.message).toContain('"synthetic"');
+    expect((await jobs.getJob({ jobId: job!.id })).job!.status).toBe(JobStatus.CANCELLED);
+  });
+});
+
+describe("state changes", () => {
+  test("cancel moves QUEUED/OFFERED/RUNNING to CANCELLED, clears the lease, publishes the old lease", async () => {
+    const changes: unknown[] = [];
+    const off = t.studio.ctx.events.subscribe((c) => changes.push(c));
+    for (const status of ["QUEUED", "OFFERED", "RUNNING"]) {
+      const { job } = await jobs.createJob({ model: "synthetic", task: imageTask() });
+      if (status !== "QUEUED")
+        t.studio.ctx.db.sqlite.run(
+          "UPDATE graphicsJobs SET status = ?, leaseId = 'L1', leaseWorker = 'w1', leaseExpiresAt = 1 WHERE id = ?",
+          [status, job!.id],
+        );
+      const cancelled = (await jobs.cancelJob({ jobId: job!.id })).job!;
+      expect(cancelled.status).toBe(JobStatus.CANCELLED);
+      expect(cancelled.workerName).toBe("");
+      expect(cancelled.leaseExpireTime).toBeUndefined();
+      expect(cancelled.finishTime).toBeDefined();
+      if (status !== "QUEUED")
+        expect(changes.at(-1)).toEqual({ jobId: job!.id, status: "CANCELLED", model: "synthetic", leaseWorker: "w1", leaseId: "L1" });
+    }
+    off();
+  });
+
+  test("terminal jobs cannot be cancelled; only FAILED/CANCELLED can be retried; unknown ids are NOT_FOUND", async () => {
+    const { job } = await jobs.createJob({ model: "synthetic", task: imageTask() });
+    expect((await codeOf(jobs.retryJob({ jobId: job!.id }))).code).toBe(Code.FailedPrecondition);
+    setStatus(job!.id, "SUCCEEDED");
+    expect((await codeOf(jobs.cancelJob({ jobId: job!.id }))).code).toBe(Code.FailedPrecondition);
+    expect((await codeOf(jobs.retryJob({ jobId: job!.id }))).code).toBe(Code.FailedPrecondition);
+    for (const call of [
+      jobs.getJob({ jobId: "nope" }),
+      jobs.cancelJob({ jobId: "nope" }),
+      jobs.retryJob({ jobId: "nope" }),
+      jobs.promoteJob({ jobId: "nope", model: "synthetic" }),
+    ])
+      expect((await codeOf(call)).code).toBe(Code.NotFound);
+    expect((await codeOf(jobs.getJob({ jobId: "" }))).message).toContain("job_id: must not be empty");
+  });
+});
+
+describe("ListJobs", () => {
+  test("newest first, filtered, paged with an opaque token", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) ids.push((await jobs.createJob({ model: "synthetic", task: imageTask(`p${i}`) })).job!.id);
+    setStatus(ids[2]!, "FAILED");
+    const seen: string[] = [];
+    let token = "";
+    let pages = 0;
+    do {
+      const page = await jobs.listJobs({ pageSize: 3, pageToken: token });
+      seen.push(...page.jobs.map((j) => j.id));
+      token = page.nextPageToken;
+      pages++;
+    } while (token);
+    expect(pages).toBe(3);
+    expect(seen).toEqual([...ids].reverse());
+    const failed = await jobs.listJobs({ statuses: [JobStatus.FAILED] });
+    expect(failed.jobs.map((j) => j.id)).toEqual([ids[2]!]);
+    expect((await jobs.listJobs({ model: "other" })).jobs).toEqual([]);
+    expect((await jobs.listJobs({})).jobs.length).toBe(7);
+  });
+
+  test("bad tokens and statuses are INVALID_ARGUMENT", async () => {
+    for (const pageToken of ["%%%", "abc", Buffer.from('{"v":1,"c":"x","i":"y"}').toString("base64url")]) {
+      const { code, message } = await codeOf(jobs.listJobs({ pageToken }));
+      expect(code).toBe(Code.InvalidArgument);
+      expect(message).toContain("page_token");
+    }
+    const { message } = await codeOf(jobs.listJobs({ statuses: [JobStatus.UNSPECIFIED] }));
+    expect(message).toContain("statuses[0]");
+  });
+});
+
+describe("legacy rows", () => {
+  test("NULL and malformed modelSource read back without a source and never crash", async () => {
+    const { job } = await jobs.createJob({ model: "synthetic", task: imageTask() });
+    const insert = t.studio.ctx.db.sqlite.prepare(
+      "INSERT INTO graphicsJobs (id, model, status, priority, task, modelSource, createdAt, updatedAt) VALUES (?, 'old', 'QUEUED', 0, ?, ?, ?, ?)",
+    );
+    insert.run("legacy-null", '{"image":{"prompt":"old"}}', null, 1, 1);
+    insert.run("legacy-bad", "{not json", "{not json either", 2, 2);
+    insert.run("legacy-wrong", '{"image":{"prompt":"old"}}', '{"engine":"warp-drive","files":[]}', 3, 3);
+    for (const id of ["legacy-null", "legacy-bad", "legacy-wrong"]) {
+      const got = (await jobs.getJob({ jobId: id })).job!;
+      expect(got.modelSource).toBeUndefined();
+      expect(got.model).toBe("old");
+    }
+    const list = await jobs.listJobs({});
+    expect(list.jobs.map((j) => j.id)).toEqual([job!.id, "legacy-wrong", "legacy-bad", "legacy-null"]);
+    expect(list.jobs.slice(1).every((j) => j.modelSource === undefined)).toBe(true);
+    const p = await codeOf(jobs.promoteJob({ jobId: "legacy-bad", model: "synthetic" }));
+    expect(p.code).toBe(Code.InvalidArgument);
+    const promoted = (await jobs.promoteJob({ jobId: "legacy-null", model: "synthetic" })).job!;
+    expect(promoted.modelSource?.engine).toBe(ModelEngine.SYNTHETIC);
+  });
+});
+
+describe("transports", () => {
+  test("the same calls work over Connect binary, gRPC-Web and gRPC", async () => {
+    for (const transport of [t.connectTransport({ binary: true }), t.grpcWebTransport(), t.grpcTransport()]) {
+      const c = t.client(JobService, transport);
+      const { job } = await c.createJob({ model: "synthetic", task: imageTask() });
+      expect((await c.getJob({ jobId: job!.id })).job!.id).toBe(job!.id);
+      expect((await codeOf(c.getJob({ jobId: "missing" }))).code).toBe(Code.NotFound);
+    }
+  });
+});
