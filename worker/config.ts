@@ -1,0 +1,182 @@
+import { z } from "zod";
+import { homedir, hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { ENGINE_NAMES, type EngineName } from "../contract/names.js";
+
+/** Parses "500M", "20GiB", "1.5G" or a plain byte count; binary units (1K = 1024). */
+export function parseByteSize(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
+  if (!m) return undefined;
+  const power = { "": 0, k: 1, m: 2, g: 3, t: 4 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g" | "t"];
+  const value = Math.round(Number(m[1]) * 1024 ** power);
+  return Number.isSafeInteger(value) ? value : undefined;
+}
+
+const byteSize = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const n = typeof v === "number" ? v : parseByteSize(v);
+  if (n === undefined || !Number.isSafeInteger(n) || n < 0) {
+    ctx.addIssue({ code: "custom", message: `must be a byte size like 500M or 50G (got ${JSON.stringify(v)})` });
+    return z.NEVER;
+  }
+  return n;
+});
+
+const httpUrl = z.string().superRefine((v, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    ctx.addIssue({ code: "custom", message: `must be an absolute http:// or https:// URL (got ${JSON.stringify(v)})` });
+    return;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    ctx.addIssue({ code: "custom", message: `must use http: or https:, not ${url.protocol}` });
+  else if (url.username || url.password)
+    ctx.addIssue({ code: "custom", message: "must not carry credentials; pass --token instead" });
+});
+
+const engineList = z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
+  const names = (Array.isArray(v) ? v : v.split(",")).map((s) => s.trim()).filter((s) => s !== "");
+  const unknown = names.filter((n) => !(ENGINE_NAMES as readonly string[]).includes(n));
+  if (unknown.length > 0) {
+    ctx.addIssue({
+      code: "custom",
+      message: `unknown engine ${unknown.map((n) => JSON.stringify(n)).join(", ")}; choose from ${ENGINE_NAMES.join(", ")}`,
+    });
+    return z.NEVER;
+  }
+  if (names.length === 0) {
+    ctx.addIssue({ code: "custom", message: "must name at least one engine" });
+    return z.NEVER;
+  }
+  return [...new Set(names)] as EngineName[];
+});
+
+const labelList = z.string().transform((v, ctx) => {
+  const labels: Record<string, string> = {};
+  for (const pair of v.split(",").filter((s) => s.trim() !== "")) {
+    const eq = pair.indexOf("=");
+    const key = eq > 0 ? pair.slice(0, eq).trim() : "";
+    if (!/^[A-Za-z0-9_.-]{1,63}$/.test(key) || pair.length > 320) {
+      ctx.addIssue({ code: "custom", message: `must be key=value pairs separated by commas (got ${JSON.stringify(pair)})` });
+      return z.NEVER;
+    }
+    labels[key] = pair.slice(eq + 1).trim();
+  }
+  return labels;
+});
+
+const count = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Where the worker keeps things unless told otherwise (XDG cache dir, the system temp dir). */
+export function defaultDirs(env: Record<string, string | undefined> = {}) {
+  const cacheHome = env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return { cacheDir: join(cacheHome, "studio-worker"), workDir: join(tmpdir(), "studio-worker-jobs") };
+}
+
+/**
+ * Every setting of the worker, validated at start-up: flags win over environment variables,
+ * which win over defaults. Engine programs are resolved afterwards by `resolveEngines`.
+ */
+export function workerConfigSchema(defaults = defaultDirs()) {
+  return z.strictObject({
+    server: httpUrl,
+    token: z.string().min(1).max(4096).optional(),
+    name: z.string().trim().min(1).max(128).default(hostname()),
+    cacheDir: z.string().min(1).default(defaults.cacheDir),
+    cacheMaxBytes: byteSize.default(100 * 1024 ** 3),
+    workDir: z.string().min(1).default(defaults.workDir),
+    slots: count(1, 64).default(1),
+    sdCli: z.string().min(1).optional(),
+    llamaServer: z.string().min(1).optional(),
+    engines: engineList.optional(),
+    llamaIdleSeconds: count(1, 7 * 24 * 3600).default(300),
+    llamaCtxSize: count(0, 10_000_000).optional(),
+    llamaGpuLayers: count(-1, 100_000).optional(),
+    jobTimeout: count(1, 7 * 24 * 3600).default(3600),
+    drainGraceSeconds: count(0, 24 * 3600).default(60),
+    caFile: z.string().min(1).optional(),
+    hfToken: z.string().min(1).optional(),
+    labels: labelList.default({}),
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    progress: z.enum(["auto", "bars", "log"]).default("auto"),
+  });
+}
+export type WorkerConfig = z.output<ReturnType<typeof workerConfigSchema>>;
+export type WorkerConfigInput = z.input<ReturnType<typeof workerConfigSchema>>;
+
+/** Which environment variable feeds which setting. */
+export const WORKER_ENV: Record<keyof WorkerConfig, string> = {
+  server: "STUDIO_SERVER",
+  token: "STUDIO_TOKEN",
+  name: "STUDIO_WORKER_NAME",
+  cacheDir: "STUDIO_CACHE_DIR",
+  cacheMaxBytes: "STUDIO_CACHE_MAX_BYTES",
+  workDir: "STUDIO_WORK_DIR",
+  slots: "STUDIO_SLOTS",
+  sdCli: "STUDIO_SD_CLI",
+  llamaServer: "STUDIO_LLAMA_SERVER",
+  engines: "STUDIO_ENGINES",
+  llamaIdleSeconds: "STUDIO_LLAMA_IDLE_SECONDS",
+  llamaCtxSize: "STUDIO_LLAMA_CTX_SIZE",
+  llamaGpuLayers: "STUDIO_LLAMA_GPU_LAYERS",
+  jobTimeout: "STUDIO_JOB_TIMEOUT",
+  drainGraceSeconds: "STUDIO_DRAIN_GRACE_SECONDS",
+  caFile: "STUDIO_CA_FILE",
+  hfToken: "HF_TOKEN",
+  labels: "STUDIO_LABELS",
+  logLevel: "STUDIO_LOG_LEVEL",
+  progress: "STUDIO_PROGRESS",
+};
+
+/** The program each engine runs; synthetic runs none. */
+export const ENGINE_PROGRAMS = { "sd-cpp": "sd-cli", "llama-cpp": "llama-server" } as const;
+
+/** A configuration that cannot run: names the setting and what is wrong. */
+export class WorkerConfigError extends Error {
+  readonly code = "bad_config";
+  constructor(message: string) {
+    super(message);
+    this.name = "WorkerConfigError";
+  }
+}
+
+/** The engines a worker will run, each with the program it found. */
+export interface ResolvedEngines {
+  sdCli?: string;
+  llamaServer?: string;
+  synthetic: boolean;
+}
+
+/**
+ * Decides which engines run. Without --engines: each engine whose program was given or is on
+ * PATH (never synthetic, which must be asked for, so that placeholder bytes cannot answer real
+ * jobs by accident). With --engines: each named engine must have its program, or start-up stops.
+ */
+export function resolveEngines(
+  config: Pick<WorkerConfig, "engines" | "sdCli" | "llamaServer">,
+  find: { onPath(name: string): string | undefined; isExecutable(path: string): boolean },
+): ResolvedEngines {
+  const program = (flag: "--sd-cli" | "--llama-server", given: string | undefined, name: string) => {
+    if (given !== undefined) {
+      if (!find.isExecutable(given)) throw new WorkerConfigError(`${flag}: ${given} is not an executable file`);
+      return given;
+    }
+    return find.onPath(name);
+  };
+  const sdCli = program("--sd-cli", config.sdCli, ENGINE_PROGRAMS["sd-cpp"]);
+  const llamaServer = program("--llama-server", config.llamaServer, ENGINE_PROGRAMS["llama-cpp"]);
+  if (config.engines === undefined) return { sdCli, llamaServer, synthetic: false };
+  const wanted = new Set(config.engines);
+  if (wanted.has("sd-cpp") && !sdCli)
+    throw new WorkerConfigError("--engines names sd-cpp but sd-cli was not found on PATH; pass --sd-cli PATH");
+  if (wanted.has("llama-cpp") && !llamaServer)
+    throw new WorkerConfigError(
+      "--engines names llama-cpp but llama-server was not found on PATH; pass --llama-server PATH",
+    );
+  return {
+    sdCli: wanted.has("sd-cpp") ? sdCli : undefined,
+    llamaServer: wanted.has("llama-cpp") ? llamaServer : undefined,
+    synthetic: wanted.has("synthetic"),
+  };
+}

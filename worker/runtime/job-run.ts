@@ -1,0 +1,288 @@
+import { create } from "@bufbuild/protobuf";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { engineName } from "../../contract/names.js";
+import { JobPhase, JobProgressSchema, type Offer } from "../../gen/studio/v1/job_pb.js";
+import {
+  JobAcceptSchema,
+  JobCompleteSchema,
+  JobDeclineSchema,
+  JobFailSchema,
+  JobProgressReportSchema,
+  type Receipt,
+} from "../../gen/studio/v1/worker_service_pb.js";
+import { EngineError } from "../engines/engine-error.js";
+import type { Engine, EngineOutput } from "../engines/types.js";
+import type { LiveSession, SessionMessage } from "../session/session-client.js";
+import { SessionClosedError } from "../session/outbox.js";
+import { JobStop, jobStopOf } from "./job-stop.js";
+import { outputChunks } from "./output-chunks.js";
+import { ProgressThrottle, type ProgressUpdate } from "./progress-throttle.js";
+import type { Downloads, EngineRouter, HeldFile, JobOutcome, JobView, SessionSource } from "./ports.js";
+
+/** Everything one job needs, passed in by the runtime. */
+export interface JobRunDeps {
+  engines: EngineRouter;
+  downloads: Downloads;
+  sessions: SessionSource;
+  view: JobView;
+  logger: Logger;
+  /** Parent of the per-job work directories. */
+  workRoot: string;
+  timeoutMs: number;
+  /** Fires when the worker stops for good: deliveries give up. */
+  stopSignal: AbortSignal;
+  /** Called after downloads: new digests may be in the cache. */
+  cacheChanged(): void;
+  progressIntervalMs?: number;
+  receiptTimeoutMs?: number;
+}
+
+type ReceiptKind = "accept" | "decline" | "complete" | "fail";
+interface AwaitedReceipt {
+  sessionId: number;
+  kind: ReceiptKind;
+  resolve(r: Receipt): void;
+  reject(e: Error): void;
+}
+
+/**
+ * One offer on this worker, from accept to complete or fail: route to the engine the source
+ * names, download and link the files, run the engine, upload the outputs in chunks. Final
+ * messages (outputs and complete, fail, decline) survive reconnects: they are sent again on the
+ * next session unless welcome says the lease was lost.
+ */
+export class JobRun {
+  readonly jobId: string;
+  readonly leaseId: string;
+  readonly abort = new AbortController();
+  private awaiting: AwaitedReceipt[] = [];
+  private readonly throttle: ProgressThrottle;
+
+  constructor(
+    readonly offer: Offer,
+    private readonly deps: JobRunDeps,
+  ) {
+    this.jobId = offer.jobId;
+    this.leaseId = offer.leaseId;
+    this.throttle = new ProgressThrottle((u) => this.sendProgress(u), deps.progressIntervalMs ?? 250);
+  }
+
+  /** Stops the job for a reason; the engine kills its process group, downloads stop. */
+  stop(stop: JobStop): void {
+    if (!this.abort.signal.aborted) this.abort.abort(stop);
+    if (!stop.reportable) for (const a of this.awaiting.splice(0)) a.reject(stop);
+  }
+
+  /** A receipt for this job, matched to what we sent on that session in order. */
+  receipt(r: Receipt, session: LiveSession): void {
+    this.awaiting = this.awaiting.filter((a) => a.sessionId === session.id);
+    const entry = this.awaiting.shift();
+    if (entry) entry.resolve(r);
+    else if (!r.ok) this.stop(new JobStop("refused", `the studio refused lease ${this.leaseId}: ${r.code} ${r.message}`));
+  }
+
+  /** The session a message or receipt was expected on has ended. */
+  sessionClosed(sessionId: number): void {
+    const gone = this.awaiting.filter((a) => a.sessionId === sessionId);
+    this.awaiting = this.awaiting.filter((a) => a.sessionId !== sessionId);
+    for (const a of gone) a.reject(new SessionClosedError());
+  }
+
+  /** Runs the job to its end; never throws. */
+  async run(): Promise<{ outcome: JobOutcome; message?: string }> {
+    const { offer, deps } = this;
+    let engine: Engine;
+    try {
+      engine = deps.engines.route(offer.model, offer.modelSource);
+    } catch (err) {
+      if (err instanceof EngineError && err.kind === "unavailable") {
+        await this.finish("decline", { case: "decline", value: create(JobDeclineSchema, { ...this.ids(), reason: err.message }) });
+        return this.end("declined", err.message);
+      }
+      const message = err instanceof Error ? err.message : String(err);
+      await this.finish("fail", this.failMessage(message, false));
+      return this.end("failed", message);
+    }
+    deps.view.started(this.jobId, offer.model, engineName(engine.kind) ?? String(engine.kind));
+    this.post({ case: "accept", value: create(JobAcceptSchema, this.ids()) }, "accept");
+
+    const held: HeldFile[] = [];
+    let workDir: string | undefined;
+    try {
+      const signal = this.abort.signal;
+      const files = offer.modelSource!.files;
+      if (files.length > 0) {
+        this.progress({ phase: JobPhase.DOWNLOADING, message: `downloading ${files.length} file(s)` });
+        const cached = await deps.downloads.ensureAll(files, {
+          signal,
+          onProgress: (p) =>
+            this.progress({
+              phase: JobPhase.DOWNLOADING,
+              bytesDone: p.bytesDone,
+              bytesTotal: p.bytesTotal,
+              rate: p.rate,
+              message: p.verified === false ? "downloading (unverified: no sha256)" : "downloading",
+            }),
+        });
+        held.push(...cached);
+        deps.cacheChanged();
+      }
+      signal.throwIfAborted();
+      await mkdir(deps.workRoot, { recursive: true });
+      workDir = await mkdtemp(join(deps.workRoot, "job-"));
+      const linked = await deps.downloads.linkWorkDir(workDir, held);
+      this.progress({ phase: JobPhase.LOADING, message: "starting the engine" });
+      const outputs = await engine.run({
+        jobId: this.jobId,
+        task: offer.task!,
+        source: offer.modelSource!,
+        files: linked.files,
+        loraDir: linked.loraDir,
+        workDir,
+        signal,
+        timeoutMs: deps.timeoutMs,
+        onProgress: (p) =>
+          this.progress({
+            phase: p.phase === "loading" ? JobPhase.LOADING : JobPhase.RUNNING,
+            step: p.step,
+            steps: p.steps,
+            rate: p.rate,
+            message: p.message,
+          }),
+      });
+      signal.throwIfAborted();
+      this.throttle.flush();
+      return await this.upload(outputs);
+    } catch (err) {
+      this.throttle.stop();
+      const stop = jobStopOf(this.abort.signal);
+      if (stop && !stop.reportable) return this.end(stop.kind, stop.message);
+      const message = stop?.message ?? (err instanceof Error ? err.message : String(err));
+      const retryable = stop ? true : typeof (err as { retryable?: unknown }).retryable === "boolean" ? (err as { retryable: boolean }).retryable : true;
+      if (!(err instanceof EngineError) && !(err as { kind?: unknown }).kind && !stop)
+        deps.logger.error({ jobId: this.jobId, err }, "job failed unexpectedly");
+      await this.finish("fail", this.failMessage(message, retryable));
+      return this.end("failed", message);
+    } finally {
+      this.throttle.stop();
+      for (const f of held) await Promise.resolve(f.release()).catch(() => {});
+      if (workDir) await rm(workDir, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  private async upload(outputs: EngineOutput[]): Promise<{ outcome: JobOutcome; message?: string }> {
+    const total = outputs.reduce((n, o) => n + o.data.byteLength, 0);
+    const receipt = await this.deliver("complete", async (session) => {
+      let done = 0;
+      for (const [index, output] of outputs.entries()) {
+        for (const chunk of outputChunks(this.ids(), index, output.mimeType, output.data)) {
+          const stop = jobStopOf(this.abort.signal);
+          if (stop && !stop.reportable) throw stop;
+          await session.send({ case: "outputChunk", value: chunk });
+          done += chunk.data.byteLength;
+          this.progress({ phase: JobPhase.UPLOADING, bytesDone: done, bytesTotal: total, message: "uploading" }, session);
+        }
+      }
+      return { case: "complete", value: create(JobCompleteSchema, { ...this.ids(), outputCount: outputs.length }) };
+    });
+    if (receipt === undefined) return this.end(jobStopOf(this.abort.signal)?.kind ?? "abandoned");
+    if (!receipt.ok) {
+      const message = `the studio did not take the outputs: ${receipt.code} ${receipt.message}`;
+      this.deps.logger.warn({ jobId: this.jobId, leaseId: this.leaseId, code: receipt.code }, message);
+      return this.end("refused", message);
+    }
+    return this.end("succeeded", `${outputs.length} output(s), ${total} bytes`);
+  }
+
+  /** Sends a final message (and, for complete, the outputs before it) until a receipt answers it. */
+  private async finish(kind: ReceiptKind, message: SessionMessage): Promise<void> {
+    const receipt = await this.deliver(kind, async () => message);
+    if (receipt && !receipt.ok)
+      this.deps.logger.warn({ jobId: this.jobId, kind, code: receipt.code, message: receipt.message }, `the studio refused ${kind}`);
+  }
+
+  private async deliver(kind: ReceiptKind, send: (s: LiveSession) => Promise<SessionMessage>): Promise<Receipt | undefined> {
+    const { deps } = this;
+    for (let attempt = 0; ; attempt++) {
+      const lost = jobStopOf(this.abort.signal);
+      if ((lost && !lost.reportable) || deps.stopSignal.aborted) return undefined;
+      let session: LiveSession;
+      try {
+        session = await deps.sessions.waitForSession(deps.stopSignal);
+      } catch {
+        return undefined;
+      }
+      try {
+        const last = await send(session);
+        const answer = this.expectReceipt(session.id, kind);
+        await session.send(last);
+        return await withTimeout(answer, deps.receiptTimeoutMs ?? 60_000);
+      } catch (err) {
+        if (err instanceof SessionClosedError) continue;
+        if (err instanceof JobStop || err instanceof ReceiptTimeout) {
+          deps.logger.warn({ jobId: this.jobId, kind, err: err.message }, `no receipt for ${kind}`);
+          return undefined;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private expectReceipt(sessionId: number, kind: ReceiptKind): Promise<Receipt> {
+    return new Promise((resolve, reject) => this.awaiting.push({ sessionId, kind, resolve, reject }));
+  }
+
+  private post(message: SessionMessage, kind?: ReceiptKind) {
+    const session = this.deps.sessions.session;
+    if (!session) return;
+    if (kind) this.expectReceipt(session.id, kind).catch(() => {});
+    session.post(message);
+  }
+
+  private progress(update: ProgressUpdate, session?: LiveSession) {
+    if (this.abort.signal.aborted) return;
+    if (session) this.sendProgress(update, session);
+    else this.throttle.push(update);
+  }
+
+  private sendProgress(u: ProgressUpdate, session = this.deps.sessions.session) {
+    const progress = create(JobProgressSchema, {
+      phase: u.phase,
+      bytesDone: BigInt(Math.max(0, Math.floor(u.bytesDone ?? 0))),
+      bytesTotal: BigInt(Math.max(0, Math.floor(u.bytesTotal ?? 0))),
+      step: u.step ?? 0,
+      steps: u.steps ?? 0,
+      rate: u.rate ?? 0,
+      message: u.message ?? "",
+    });
+    this.deps.view.progress(this.jobId, progress);
+    session?.post({ case: "progress", value: create(JobProgressReportSchema, { ...this.ids(), progress }) });
+  }
+
+  private failMessage(error: string, retryable: boolean): SessionMessage {
+    return { case: "fail", value: create(JobFailSchema, { ...this.ids(), error, retryable }) };
+  }
+
+  private ids() {
+    return { jobId: this.jobId, leaseId: this.leaseId };
+  }
+
+  private end(outcome: JobOutcome, message?: string) {
+    this.deps.view.finished(this.jobId, outcome, message);
+    return { outcome, message };
+  }
+}
+
+class ReceiptTimeout extends Error {
+  readonly code = "receipt_timeout";
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new ReceiptTimeout(`no answer in ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,58 @@
+import type { JobProgress } from "../../gen/studio/v1/job_pb.js";
+import type { ModelFile, ModelSource } from "../../gen/studio/v1/model_pb.js";
+import type { Engine, EngineFile } from "../engines/types.js";
+import type { LiveSession } from "../session/session-client.js";
+
+/** Download progress as the download manager reports it. */
+export interface DownloadProgressEvent {
+  bytesDone: number;
+  bytesTotal?: number;
+  /** Bytes per second. */
+  rate?: number;
+  /** False while some file has no sha256 to check against. */
+  verified?: boolean;
+}
+
+/** A file held in the cache for a job; release() lets eviction have it again. */
+export interface HeldFile {
+  release(): void | Promise<void>;
+}
+
+/** What the job runner needs from the download manager (worker/download). */
+export interface Downloads<F extends HeldFile = HeldFile> {
+  ensureAll(
+    files: ModelFile[],
+    options: { signal: AbortSignal; onProgress?: (p: DownloadProgressEvent) => void },
+  ): Promise<F[]>;
+  linkWorkDir(workDir: string, entries: F[]): Promise<{ files: EngineFile[]; loraDir?: string }>;
+  cachedDigests(): Promise<Iterable<string>> | Iterable<string>;
+}
+
+/** What the job runner needs from the engines (worker/engines MultiEngine). */
+export interface EngineRouter {
+  route(model: string, source: ModelSource | undefined): Engine;
+}
+
+/** Where the runner finds the session to talk on; a reconnect hands out a new one. */
+export interface SessionSource {
+  readonly session: LiveSession | undefined;
+  waitForSession(signal?: AbortSignal): Promise<LiveSession>;
+}
+
+/** How a job ended on this worker. */
+export type JobOutcome =
+  | "succeeded"
+  | "failed"
+  | "declined"
+  | "cancelled"
+  | "lease-lost"
+  | "refused"
+  | "abandoned"
+  | "shutdown";
+
+/** What the terminal or the log shows about jobs (worker/ui). */
+export interface JobView {
+  started(jobId: string, model: string, engine: string): void;
+  progress(jobId: string, progress: JobProgress): void;
+  finished(jobId: string, outcome: JobOutcome, message?: string): void;
+}

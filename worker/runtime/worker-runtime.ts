@@ -1,0 +1,209 @@
+import { create } from "@bufbuild/protobuf";
+import type { Logger } from "pino";
+import type { ModelEngine } from "../../gen/studio/v1/model_pb.js";
+import type { Offer } from "../../gen/studio/v1/job_pb.js";
+import {
+  CacheUpdateSchema,
+  JobDeclineSchema,
+  WorkerDrainSchema,
+  WorkerHelloSchema,
+  type SessionResponse,
+  type WorkerHello,
+} from "../../gen/studio/v1/worker_service_pb.js";
+import type { LiveSession, SessionHandlers } from "../session/session-client.js";
+import { JobRun } from "./job-run.js";
+import { JobStop } from "./job-stop.js";
+import type { Downloads, EngineRouter, JobView, SessionSource } from "./ports.js";
+
+export interface WorkerRuntimeOptions {
+  name: string;
+  version: string;
+  slots: number;
+  labels?: Record<string, string>;
+  engines: EngineRouter & { readonly kinds: ModelEngine[] };
+  downloads: Downloads;
+  view: JobView;
+  logger: Logger;
+  workRoot: string;
+  jobTimeoutMs: number;
+  progressIntervalMs?: number;
+  receiptTimeoutMs?: number;
+}
+
+/**
+ * The worker's side of the session: answers offers with a JobRun while a slot is free, routes
+ * cancel orders and receipts to their job, lists the leases it holds in hello and heartbeats,
+ * reports cache changes, and drains on shutdown.
+ */
+export class WorkerRuntime implements SessionHandlers {
+  private readonly jobs = new Map<string, JobRun>();
+  private readonly finished: Array<() => void> = [];
+  private readonly stopAll = new AbortController();
+  private sessions: SessionSource | undefined;
+  private draining = false;
+  private digests = new Set<string>();
+  private cacheCheck: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: WorkerRuntimeOptions) {}
+
+  /** Gives the runtime the session source its jobs talk on (the SessionClient). */
+  attach(sessions: SessionSource): void {
+    this.sessions = sessions;
+  }
+
+  /** Reads the cache's digests before the first hello. */
+  async loadCache(): Promise<void> {
+    this.digests = new Set(await this.options.downloads.cachedDigests());
+  }
+
+  get activeJobs(): number {
+    return this.jobs.size;
+  }
+
+  hello(): WorkerHello {
+    const o = this.options;
+    return create(WorkerHelloSchema, {
+      name: o.name,
+      version: o.version,
+      engines: o.engines.kinds,
+      slots: o.slots,
+      cachedSha256: [...this.digests].sort(),
+      labels: o.labels ?? {},
+      leaseIds: this.leaseIds(),
+    });
+  }
+
+  leaseIds(): string[] {
+    return [...this.jobs.values()].map((j) => j.leaseId);
+  }
+
+  welcome(session: LiveSession): void {
+    for (const leaseId of session.welcome.lostLeaseIds) {
+      const job = [...this.jobs.values()].find((j) => j.leaseId === leaseId);
+      job?.stop(new JobStop("lease-lost", `the studio gave lease ${leaseId} of job ${job.jobId} up while we were away`));
+    }
+    if (this.draining) session.post({ case: "drain", value: create(WorkerDrainSchema) });
+  }
+
+  message(message: SessionResponse["message"], session: LiveSession): void {
+    switch (message.case) {
+      case "offer":
+        return this.offer(message.value, session);
+      case "cancel": {
+        const job = this.jobs.get(message.value.jobId);
+        if (job && job.leaseId === message.value.leaseId)
+          job.stop(new JobStop("cancelled", `cancelled by the studio${message.value.reason ? `: ${message.value.reason}` : ""}`));
+        return;
+      }
+      case "receipt": {
+        const job = this.jobs.get(message.value.jobId);
+        if (job && job.leaseId === message.value.leaseId) job.receipt(message.value, session);
+        else if (!message.value.ok)
+          this.options.logger.debug({ receipt: message.value }, "receipt for a job this worker no longer holds");
+        return;
+      }
+      default:
+        this.options.logger.warn({ case: message.case }, "unexpected message from the studio");
+    }
+  }
+
+  closed(session: LiveSession | undefined): void {
+    if (session) for (const job of this.jobs.values()) job.sessionClosed(session.id);
+  }
+
+  private offer(offer: Offer, session: LiveSession) {
+    const { logger } = this.options;
+    const held = this.jobs.get(offer.jobId);
+    if (held && held.leaseId === offer.leaseId) return;
+    const busy = this.draining
+      ? "the worker is draining"
+      : this.jobs.size >= this.options.slots
+        ? `no free slot (${this.jobs.size} of ${this.options.slots} in use)`
+        : undefined;
+    if (busy) {
+      session.post({ case: "decline", value: create(JobDeclineSchema, { jobId: offer.jobId, leaseId: offer.leaseId, reason: busy }) });
+      logger.info({ jobId: offer.jobId, reason: busy }, "declined an offer");
+      return;
+    }
+    const sessions = this.sessions;
+    if (!sessions) throw new Error("WorkerRuntime.attach was not called");
+    const o = this.options;
+    const job = new JobRun(offer, {
+      engines: o.engines,
+      downloads: o.downloads,
+      sessions,
+      view: o.view,
+      logger,
+      workRoot: o.workRoot,
+      timeoutMs: o.jobTimeoutMs,
+      stopSignal: this.stopAll.signal,
+      cacheChanged: () => this.cacheChanged(),
+      progressIntervalMs: o.progressIntervalMs,
+      receiptTimeoutMs: o.receiptTimeoutMs,
+    });
+    this.jobs.set(offer.jobId, job);
+    logger.info({ jobId: offer.jobId, model: offer.model, attempt: offer.attempt }, "took an offer");
+    void job.run().then(({ outcome, message }) => {
+      this.jobs.delete(offer.jobId);
+      logger.info({ jobId: offer.jobId, outcome, message }, "job ended");
+      if (this.jobs.size === 0) for (const f of this.finished.splice(0)) f();
+    });
+  }
+
+  /** Compares the cache with what the studio was told and sends cache_update for the difference. */
+  cacheChanged(): Promise<void> {
+    this.cacheCheck = this.cacheCheck.then(async () => {
+      const now = new Set(await this.options.downloads.cachedDigests());
+      const added = [...now].filter((d) => !this.digests.has(d)).sort();
+      const removed = [...this.digests].filter((d) => !now.has(d)).sort();
+      this.digests = now;
+      if (added.length + removed.length > 0)
+        this.sessions?.session?.post({
+          case: "cacheUpdate",
+          value: create(CacheUpdateSchema, { addedSha256: added, removedSha256: removed }),
+        });
+    }).catch((err) => this.options.logger.warn({ err }, "could not read the cache's digests"));
+    return this.cacheCheck;
+  }
+
+  /** Resolves when no job is running. */
+  whenIdle(): Promise<void> {
+    if (this.jobs.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.finished.push(resolve));
+  }
+
+  /**
+   * Takes no new offers and tells the studio so; waits up to graceMs for in-flight jobs, then
+   * stops what is left (each reports a retryable failure) and waits up to reportMs for that.
+   */
+  async drain(graceMs: number, reportMs = 10_000): Promise<void> {
+    if (!this.draining) {
+      this.draining = true;
+      this.sessions?.session?.post({ case: "drain", value: create(WorkerDrainSchema) });
+    }
+    if (!(await within(this.whenIdle(), graceMs))) {
+      this.options.logger.warn({ jobs: this.jobs.size, graceMs }, "drain grace ran out; stopping the jobs left");
+      this.stopJobs();
+      await within(this.whenIdle(), reportMs);
+    }
+    this.stopAll.abort();
+  }
+
+  /** Stops at once: every job is aborted and nothing more is delivered. */
+  stopNow(): void {
+    this.draining = true;
+    this.stopJobs();
+    this.stopAll.abort();
+  }
+
+  private stopJobs() {
+    for (const job of this.jobs.values()) job.stop(new JobStop("shutdown", "the worker shut down before the job finished"));
+  }
+}
+
+async function within(p: Promise<void>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const ok = await Promise.race([p.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
+  clearTimeout(timer);
+  return ok;
+}

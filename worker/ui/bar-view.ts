@@ -1,0 +1,84 @@
+import cliProgress from "cli-progress";
+import { JobPhase, type JobProgress } from "../../gen/studio/v1/job_pb.js";
+import type { JobOutcome, JobView } from "../runtime/ports.js";
+import { phaseName } from "./log-view.js";
+
+/** Formats a byte count as 1.2 GiB. */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+}
+
+/** The numbers and words a bar shows for one progress report. */
+export function barState(p: JobProgress): { value: number; total: number; detail: string } {
+  if (p.phase === JobPhase.DOWNLOADING || p.phase === JobPhase.UPLOADING) {
+    const done = Number(p.bytesDone);
+    const total = Number(p.bytesTotal);
+    const rate = p.rate > 0 ? ` ${formatBytes(p.rate)}/s` : "";
+    return { value: done, total: Math.max(total, done, 1), detail: `${formatBytes(done)}/${total ? formatBytes(total) : "?"}${rate}` };
+  }
+  if (p.steps > 0) {
+    const rate = p.rate > 0 ? (p.rate >= 1 ? ` ${p.rate.toFixed(2)} it/s` : ` ${(1 / p.rate).toFixed(2)} s/it`) : "";
+    return { value: p.step, total: p.steps, detail: `step ${p.step}/${p.steps}${rate}` };
+  }
+  return { value: 0, total: 1, detail: p.message };
+}
+
+/**
+ * Progress bars on a terminal (cli-progress's MultiBar: one line per job, redrawn in place,
+ * with log lines printed above them through `log`).
+ */
+export class BarView implements JobView {
+  private readonly bars = new Map<string, cliProgress.SingleBar>();
+  private readonly multi: cliProgress.MultiBar;
+
+  constructor(stream: NodeJS.WriteStream = process.stderr) {
+    this.multi = new cliProgress.MultiBar(
+      {
+        stream,
+        format: " {job} {phase} |{bar}| {percentage}% {detail}",
+        barsize: 24,
+        hideCursor: true,
+        clearOnComplete: true,
+        stopOnComplete: false,
+        autopadding: true,
+        fps: 8,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+  }
+
+  /** Prints a line above the bars. */
+  log(line: string): void {
+    this.multi.log(line.endsWith("\n") ? line : `${line}\n`);
+  }
+
+  started(jobId: string, model: string, engine: string): void {
+    this.bars.set(jobId, this.multi.create(1, 0, { job: jobId.slice(0, 12), phase: "starting", detail: `${model} (${engine})` }));
+  }
+
+  progress(jobId: string, p: JobProgress): void {
+    const bar = this.bars.get(jobId);
+    if (!bar) return;
+    const s = barState(p);
+    bar.setTotal(s.total);
+    bar.update(s.value, { phase: phaseName(p.phase).padEnd(11), detail: s.detail });
+  }
+
+  finished(jobId: string, outcome: JobOutcome, message?: string): void {
+    const bar = this.bars.get(jobId);
+    if (bar) this.multi.remove(bar);
+    this.bars.delete(jobId);
+    this.log(`job ${jobId} ${outcome}${message ? `: ${message}` : ""}`);
+  }
+
+  stop(): void {
+    this.multi.stop();
+  }
+}

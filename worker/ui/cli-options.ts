@@ -1,0 +1,74 @@
+import { Command, Option } from "commander";
+import { formatIssues, issuesFromZod } from "../../contract/issues.js";
+import {
+  WORKER_ENV,
+  WorkerConfigError,
+  defaultDirs,
+  workerConfigSchema,
+  type WorkerConfig,
+  type WorkerConfigInput,
+} from "../config.js";
+
+const FLAGS: Array<[keyof WorkerConfig, string, string]> = [
+  ["server", "--server <url>", "the studio's URL, http:// or https:// (required)"],
+  ["token", "--token <token>", "bearer token the studio gave this worker"],
+  ["name", "--name <name>", "name shown to operators (default: the host name)"],
+  ["cacheDir", "--cache-dir <dir>", "where downloaded model files are kept"],
+  ["cacheMaxBytes", "--cache-max-bytes <size>", "model cache budget, like 200G (least recently used files go first)"],
+  ["workDir", "--work-dir <dir>", "parent of the per-job work directories (each removed after its job)"],
+  ["slots", "--slots <n>", "jobs run at once (default 1)"],
+  ["sdCli", "--sd-cli <path>", "stable-diffusion.cpp's sd-cli (default: sd-cli on PATH)"],
+  ["llamaServer", "--llama-server <path>", "llama.cpp's llama-server (default: llama-server on PATH)"],
+  ["engines", "--engines <list>", "comma list of sd-cpp, llama-cpp, synthetic (default: each engine whose program is found; synthetic only when named)"],
+  ["llamaIdleSeconds", "--llama-idle-seconds <s>", "stop a warm llama-server after this long without work (default 300)"],
+  ["llamaCtxSize", "--llama-ctx-size <n>", "llama-server context size (-c)"],
+  ["llamaGpuLayers", "--llama-gpu-layers <n>", "llama-server layers on the GPU (-ngl)"],
+  ["jobTimeout", "--job-timeout <s>", "longest a job's engine may run, in seconds (default 3600)"],
+  ["drainGraceSeconds", "--drain-grace-seconds <s>", "on SIGTERM, how long in-flight jobs may take before they are cancelled (default 60)"],
+  ["caFile", "--ca-file <file>", "PEM CA certificate to trust for an https:// studio"],
+  ["hfToken", "--hf-token <token>", "Hugging Face token, sent to Hugging Face hosts only"],
+  ["labels", "--labels <k=v,...>", "labels shown to operators"],
+  ["logLevel", "--log-level <level>", "fatal, error, warn, info, debug, trace or silent (default info)"],
+  ["progress", "--progress <mode>", "auto (bars on a terminal, else JSON log lines), bars or log"],
+];
+
+/** The command-line program: flags with their environment variables, readable --help. */
+export function workerCommand(version: string): Command {
+  const program = new Command("studio-worker")
+    .description(
+      "Studio worker: keeps a session to the studio, downloads the model files each job names (verified, cached)\n" +
+        "and runs them with sd-cli (images) or llama-server (text). SIGTERM drains; a second signal stops at once.",
+    )
+    .version(version)
+    .showHelpAfterError()
+    .allowExcessArguments(false);
+  for (const [key, flags, help] of FLAGS) program.addOption(new Option(flags, help).env(WORKER_ENV[key]));
+  return program;
+}
+
+/**
+ * Parses argv and the environment into a validated config. Throws WorkerConfigError naming every
+ * bad setting; commander itself exits for --help, --version and unknown flags.
+ */
+export function parseWorkerArgs(
+  argv: string[],
+  { version = "0.0.0", env = process.env }: { version?: string; env?: Record<string, string | undefined> } = {},
+): WorkerConfig {
+  const program = workerCommand(version);
+  program.parse(argv);
+  const opts = program.opts<Record<string, string | undefined>>();
+  const input = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as WorkerConfigInput;
+  if (input.server === undefined) throw new WorkerConfigError("--server is required (or set STUDIO_SERVER)");
+  const parsed = workerConfigSchema(defaultDirs(env)).safeParse(input, { reportInput: true });
+  if (!parsed.success) {
+    const issues = issuesFromZod(parsed.error).map((i) => ({ ...i, path: flagOf(i.path) }));
+    throw new WorkerConfigError(formatIssues(issues));
+  }
+  return parsed.data;
+}
+
+function flagOf(path: string): string {
+  const key = path.split(/[.[]/)[0] as keyof WorkerConfig;
+  const row = FLAGS.find(([k]) => k === key);
+  return row ? `${row[1].split(" ")[0]} (${WORKER_ENV[key]})` : path;
+}
