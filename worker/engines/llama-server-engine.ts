@@ -1,0 +1,132 @@
+import { basename } from "node:path";
+import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
+import { EngineError } from "./engine-error.js";
+import { streamText } from "./llama-client.js";
+import { LlamaProcess } from "./llama-process.js";
+import { textOutput } from "./text-output.js";
+import type { Engine, EngineLogger, EngineOutput, EngineRunRequest } from "./types.js";
+
+/** Options of the llama-server engine (durations in milliseconds). */
+export interface LlamaServerEngineOptions {
+  binary: string;
+  /** Stop a server after this long without a job. */
+  idleMs: number;
+  ctxSize?: number;
+  gpuLayers?: number;
+  /** How long start-up may take until /health answers 200 (default 120 s: big models load slowly). */
+  healthTimeoutMs?: number;
+  /** How long SIGTERM gets before SIGKILL (default 5 s). */
+  stopGraceMs?: number;
+  healthIntervalMs?: number;
+  logger?: EngineLogger;
+}
+
+/**
+ * Runs text tasks on llama.cpp's `llama-server`, one warm server per model file, reused by later
+ * jobs for the same model. Messages go to /v1/chat/completions, a prompt to /completion, both
+ * streamed; progress is the number of tokens so far.
+ *
+ * The job's one output has mime `application/json`:
+ * `{"text": "...", "finishReason": "...", "usage": {"promptTokens": n, "completionTokens": n}}`.
+ */
+export class LlamaServerEngine implements Engine {
+  readonly kind = ModelEngine.LLAMA_CPP;
+  private readonly servers = new Map<string, LlamaProcess>();
+  private closed = false;
+
+  constructor(private readonly opts: LlamaServerEngineOptions) {}
+
+  /** The server for a model file, if one was ever started (tests and status output read its state and pid). */
+  server(modelPath: string): LlamaProcess | undefined {
+    return this.servers.get(modelPath);
+  }
+
+  async run(req: EngineRunRequest): Promise<EngineOutput[]> {
+    if (this.closed) throw new EngineError("unavailable", "the llama-server engine is closed");
+    if (req.source.engine !== ModelEngine.LLAMA_CPP)
+      throw new EngineError("unavailable", `the llama-server engine only runs llama-cpp sources (got engine ${ModelEngine[req.source.engine]})`);
+    if (req.task.kind.case !== "text") throw new EngineError("failed", "llama-server runs text tasks; this job is not one");
+    const models = req.files.filter((f) => f.role === ModelFileRole.MODEL);
+    if (models.length !== 1) throw new EngineError("failed", `llama-server needs exactly one model file (got ${models.length})`);
+    if (req.signal.aborted) throw new EngineError("cancelled", "the job was cancelled before llama-server was asked");
+    const model = models[0]!;
+    const server = this.serverFor(model.path);
+    const task = req.task.kind.value;
+    const controller = new AbortController();
+    let why: "cancelled" | "timeout" | "died" | undefined;
+    const abort = (reason: "cancelled" | "timeout" | "died") => {
+      why ??= reason;
+      controller.abort();
+    };
+    const onAbort = () => abort("cancelled");
+    req.signal.addEventListener("abort", onAbort, { once: true });
+    const timer = req.timeoutMs === undefined ? undefined : setTimeout(() => abort("timeout"), req.timeoutMs);
+    server.acquire();
+    try {
+      if (server.state !== "ready") req.onProgress({ phase: "loading", message: `starting llama-server for ${model.filename}` });
+      await untilAborted(server.ensureReady(), controller.signal);
+      void server.exitOfCurrent().then(() => abort("died"));
+      req.onProgress({ phase: "running", step: 0, message: "0 tokens" });
+      const result = await streamText(server.baseUrl, task, controller.signal, (tokens) =>
+        req.onProgress({ phase: "running", step: tokens, message: `${tokens} tokens` }),
+      );
+      return [textOutput(result)];
+    } catch (err) {
+      throw await this.explain(err, why, server, req.timeoutMs, basename(model.path));
+    } finally {
+      clearTimeout(timer);
+      req.signal.removeEventListener("abort", onAbort);
+      server.release();
+    }
+  }
+
+  /** Stops every server (SIGTERM, then SIGKILL after the grace period) and waits until each is reaped. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.servers.values()].map((s) => s.stop()));
+  }
+
+  private serverFor(modelPath: string): LlamaProcess {
+    let server = this.servers.get(modelPath);
+    if (!server) {
+      server = new LlamaProcess({
+        binary: this.opts.binary,
+        modelPath,
+        ctxSize: this.opts.ctxSize,
+        gpuLayers: this.opts.gpuLayers,
+        healthTimeoutMs: this.opts.healthTimeoutMs ?? 120_000,
+        stopGraceMs: this.opts.stopGraceMs ?? 5_000,
+        idleMs: this.opts.idleMs,
+        healthIntervalMs: this.opts.healthIntervalMs,
+        logger: this.opts.logger,
+      });
+      this.servers.set(modelPath, server);
+    }
+    return server;
+  }
+
+  private async explain(err: unknown, why: string | undefined, server: LlamaProcess, timeoutMs: number | undefined, name: string): Promise<EngineError> {
+    if (why === "timeout") {
+      await server.stop();
+      return new EngineError("timeout", `the job ran past its timeout of ${timeoutMs} ms; llama-server for ${name} was stopped`);
+    }
+    if (why === "cancelled") return new EngineError("cancelled", "the job was cancelled; its llama-server request was aborted");
+    if (err instanceof EngineError) return err;
+    if (why !== "died") await Promise.race([server.exitOfCurrent(), Bun.sleep(200)]);
+    const tail = server.stderrTail();
+    const note = tail === "" ? "" : `; last stderr lines:\n${tail}`;
+    if (why === "died" || server.state === "stopped")
+      return new EngineError("crashed", `llama-server for ${name} exited during the job${note}`);
+    return new EngineError("crashed", `llama-server for ${name} failed the request: ${(err as Error).message}${note}`);
+  }
+}
+
+/** Waits for `work` unless `signal` aborts first (the work goes on; another job may use it). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error("aborted"));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error("aborted"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}

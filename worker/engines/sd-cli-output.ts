@@ -1,0 +1,60 @@
+/** One sampling-bar update: `  |=====>   | 2/8 - 1.23s/it`, rate converted to steps per second. */
+export interface SdBarUpdate {
+  step: number;
+  steps: number;
+  rate?: number;
+}
+
+/** One log line: `[INFO ] stable-diffusion.cpp:5679 - generating image: 1/2 - seed 42`. */
+export interface SdLogLine {
+  level: string;
+  location: string;
+  message: string;
+}
+
+const BAR = /\|\s*(\d+)\/(\d+)\s*-\s*([0-9]+(?:\.[0-9]+)?)(s\/it|it\/s)/;
+const LOG = /^\[(DEBUG|INFO|WARN|ERROR)\s*\]\s+(\S+?:\d+)\s+-\s?(.*)$/;
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+
+/** Reads one segment of sd-cli output (a line or a bar redraw) as a bar update, a log line, or plain text. */
+export function parseSdSegment(segment: string): { bar: SdBarUpdate } | { log: SdLogLine } | { text: string } | undefined {
+  const clean = segment.replace(ANSI, "").trimEnd();
+  if (clean.trim() === "") return undefined;
+  const bar = BAR.exec(clean);
+  if (bar) {
+    const value = Number(bar[3]);
+    const rate = value === 0 ? undefined : bar[4] === "it/s" ? value : 1 / value;
+    return { bar: { step: Number(bar[1]), steps: Number(bar[2]), rate } };
+  }
+  const log = LOG.exec(clean);
+  if (log) return { log: { level: log[1]!, location: log[2]!, message: log[3]! } };
+  return { text: clean };
+}
+
+/**
+ * Splits sd-cli's stdout into segments as it arrives. The sampling bar is redrawn with a carriage
+ * return and ends in an erase-line escape (`\x1b[K`), without a newline until the last step, so a
+ * trailing segment that ends in that escape is complete and is emitted at once.
+ */
+export class SdOutputSplitter {
+  private buffer = "";
+  constructor(private readonly onSegment: (segment: string) => void) {}
+
+  push(text: string): void {
+    this.buffer += text;
+    const parts = this.buffer.split(/\r\n|\n|\r/);
+    this.buffer = parts.pop() ?? "";
+    if (this.buffer.endsWith("\x1b[K")) {
+      parts.push(this.buffer);
+      this.buffer = "";
+    }
+    for (const part of parts) this.onSegment(part);
+  }
+
+  /** Emits what is left when the stream ends. */
+  end(): void {
+    if (this.buffer !== "") this.onSegment(this.buffer);
+    this.buffer = "";
+  }
+}

@@ -1,0 +1,58 @@
+import type { Task } from "../../gen/studio/v1/job_pb.js";
+import type { ModelEngine, ModelFileRole, ModelSource } from "../../gen/studio/v1/model_pb.js";
+
+/** One downloaded file of a model source, as the engine sees it: its role and where it lies on disk. */
+export interface EngineFile {
+  role: ModelFileRole;
+  filename: string;
+  path: string;
+}
+
+/** What an engine is doing now; the session turns it into JobProgress. `rate` is steps per second. */
+export interface EngineProgress {
+  phase: "loading" | "running";
+  step?: number;
+  steps?: number;
+  rate?: number;
+  message?: string;
+}
+
+/** One output of a job, in the order the engine produced it. */
+export interface EngineOutput {
+  mimeType: string;
+  data: Uint8Array;
+}
+
+/**
+ * One job for one engine. The download manager has placed every file of the source
+ * (workDir/models/<filename> links, lora files under loraDir) before the engine runs.
+ */
+export interface EngineRunRequest {
+  jobId: string;
+  task: Task;
+  source: ModelSource;
+  files: EngineFile[];
+  loraDir?: string;
+  workDir: string;
+  /** Cancel: the engine kills its process group or aborts its HTTP request, then rejects with "cancelled". */
+  signal: AbortSignal;
+  /** Job timeout: the engine kills its process group and rejects with "timeout". */
+  timeoutMs?: number;
+  onProgress(p: EngineProgress): void;
+}
+
+/** A program that turns a task into outputs; one per ModelEngine value. */
+export interface Engine {
+  readonly kind: ModelEngine;
+  run(req: EngineRunRequest): Promise<EngineOutput[]>;
+  /** Stops every process the engine started and waits until each is reaped. */
+  close(): Promise<void>;
+}
+
+/** Minimal structured logger the engines accept (pino's shape). */
+export interface EngineLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  debug?(obj: object, msg?: string): void;
+}
+
