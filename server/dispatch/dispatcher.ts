@@ -1,0 +1,159 @@
+import { create } from "@bufbuild/protobuf";
+import { SessionResponseSchema } from "../../gen/studio/v1/worker_service_pb.js";
+import type { StudioContext } from "../context.js";
+import type { JobChange } from "../events/job-events.js";
+import type { DeclineMemory } from "./decline-memory.js";
+import { QueueActions } from "./queue-actions.js";
+import type { QueueStore, QueuedJob } from "./queue-store.js";
+import type { WorkerEntry, WorkerRegistry } from "./worker-registry.js";
+
+/** How many queued jobs one placement round looks at before falling back to plain per-worker claims. */
+export const PLACEMENT_WINDOW = 256;
+
+/** What the dispatcher needs. */
+export interface DispatcherDeps {
+  ctx: StudioContext;
+  store: QueueStore;
+  registry: WorkerRegistry;
+  declines: DeclineMemory;
+  actions: QueueActions;
+}
+
+/**
+ * Pushes queued jobs to connected workers. A round runs whenever something may
+ * have made an offer possible (a job queued, a worker connected, a slot freed):
+ * it walks the queue head in claim order and gives each job to a free worker
+ * that can serve it, preferring one whose cache holds all the job's files, else
+ * the least busy. Every free worker then takes the oldest job it can serve
+ * beyond that window, so nothing starves. Rounds never overlap; the store's
+ * conditional claim makes sure a job is on offer to one worker at a time.
+ *
+ * It also forwards the end of a lease it did not cause (CancelJob, lease expiry)
+ * to the worker holding it as a CancelOrder.
+ */
+export class Dispatcher {
+  #running: Promise<void> | undefined;
+  #again = false;
+  #stopped = false;
+  #unsubscribe: (() => void) | undefined;
+  readonly #shaCache = new Map<string, string[]>();
+
+  constructor(readonly deps: DispatcherDeps) {}
+
+  start(): void {
+    this.#unsubscribe = this.deps.ctx.events.subscribe((change) => this.#onChange(change));
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#unsubscribe?.();
+  }
+
+  /** Asks for a placement round; rounds requested while one runs coalesce into one more. */
+  wake(): void {
+    if (this.#stopped) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = this.#loop().finally(() => (this.#running = undefined));
+  }
+
+  /** Resolves when no round is running (tests). */
+  async idle(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  async #loop() {
+    do {
+      this.#again = false;
+      try {
+        await this.#round();
+      } catch (err) {
+        this.deps.ctx.logger.error({ err }, "placement round failed");
+      }
+    } while (this.#again && !this.#stopped);
+  }
+
+  async #round() {
+    if (this.deps.registry.free().length === 0) return;
+    const head = await this.deps.store.peekQueued(PLACEMENT_WINDOW);
+    for (const job of head) {
+      const free = this.deps.registry.free();
+      if (free.length === 0) return;
+      const eligible = free.filter(
+        (w) => (job.engine === null || w.engines.has(job.engine as never)) && !this.deps.declines.has(w.id, job.id),
+      );
+      if (eligible.length === 0) continue;
+      await this.#offer(this.#choose(job, eligible), job.id);
+    }
+    if (head.length < PLACEMENT_WINDOW) return;
+    for (const w of this.deps.registry.free()) while (w.leases.size < w.slots && !w.draining && (await this.#offer(w)));
+  }
+
+  #choose(job: QueuedJob, eligible: WorkerEntry[]): WorkerEntry {
+    const shas = this.#shasOf(job);
+    if (shas.length > 0) {
+      const warm = eligible.filter((w) => shas.every((s) => w.cached.has(s)));
+      if (warm.length > 0) eligible = warm;
+    }
+    return eligible.reduce((best, w) => {
+      const freeBest = best.slots - best.leases.size;
+      const freeW = w.slots - w.leases.size;
+      if (freeW !== freeBest) return freeW > freeBest ? w : best;
+      return w.lastOfferAt < best.lastOfferAt ? w : best;
+    });
+  }
+
+  #shasOf(job: QueuedJob): string[] {
+    let shas = this.#shaCache.get(job.id);
+    if (shas) return shas;
+    shas = [];
+    try {
+      const files = (JSON.parse(job.modelSource ?? "null") as { files?: { sha256?: unknown }[] } | null)?.files ?? [];
+      for (const f of files) if (typeof f.sha256 === "string") shas.push(f.sha256.toLowerCase());
+    } catch {
+      // A malformed source has no files to match a cache against.
+    }
+    if (this.#shaCache.size > 10_000) this.#shaCache.clear();
+    this.#shaCache.set(job.id, shas);
+    return shas;
+  }
+
+  /** Claims (a given job, or the next the worker can serve) and sends the Offer; false when nothing was claimed. */
+  async #offer(worker: WorkerEntry, jobId?: string): Promise<boolean> {
+    const row = await this.deps.actions.claim(
+      {
+        workerName: worker.name,
+        engines: [...worker.engines],
+        excludeJobIds: this.deps.declines.list(worker.id),
+        jobId,
+      },
+      worker.tokenId,
+    );
+    if (!row) return false;
+    worker.leases.set(row.leaseId!, row.id);
+    worker.lastOfferAt = performance.now();
+    const sent = worker.send(create(SessionResponseSchema, { message: { case: "offer", value: QueueActions.offerOf(row) } }));
+    // A stream that closed in between leaves the lease to expire (or to a reconnect that names it).
+    if (!sent) worker.leases.delete(row.leaseId!);
+    return true;
+  }
+
+  #onChange(change: JobChange) {
+    if (change.status === "QUEUED") this.wake();
+    if (change.status === "OFFERED" || change.status === "RUNNING" || !change.leaseId) return;
+    this.deps.actions.leaseGone(change.jobId, change.leaseId);
+    const holder = this.deps.registry.release(change.leaseId);
+    if (!holder) return;
+    holder.send(
+      create(SessionResponseSchema, {
+        message: {
+          case: "cancel",
+          value: { jobId: change.jobId, leaseId: change.leaseId, reason: `the job is now ${change.status}` },
+        },
+      }),
+    );
+    this.wake();
+  }
+}

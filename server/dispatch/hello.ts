@@ -1,0 +1,58 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { isSha256Hex } from "../../contract/hex.js";
+import { engineName, type EngineName } from "../../contract/names.js";
+import type { WorkerHello } from "../../gen/studio/v1/worker_service_pb.js";
+import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
+import { MAX_CACHED_DIGESTS } from "./worker-registry.js";
+
+/** Most concurrent jobs a worker may claim to run. */
+export const MAX_SLOTS = 64;
+const MAX_LABELS = 32;
+
+/** A hello that passed every check, normalised. */
+export interface CheckedHello {
+  name: string;
+  version: string;
+  engines: Set<EngineName>;
+  slots: number;
+  cachedSha256: string[];
+  labels: Record<string, string>;
+  leaseIds: string[];
+}
+
+const bad = (message: string) => new ConnectError(`hello: ${message}`, Code.InvalidArgument);
+
+/** Checks a worker's hello (names, bounded counts, known engines) or throws INVALID_ARGUMENT naming the field. */
+export function checkHello(hello: WorkerHello): CheckedHello {
+  const name = hello.name.trim();
+  if (name === "" || name.length > 128) throw bad(`name must be 1 to 128 characters (got ${JSON.stringify(hello.name.slice(0, 140))})`);
+  if (hello.version.length > 64) throw bad(`version must be at most 64 characters`);
+  if (hello.engines.length === 0) throw bad("engines must list at least one engine the worker can run");
+  const engines = new Set<EngineName>();
+  for (const e of hello.engines) {
+    const n = engineName(e);
+    if (!n) throw bad(`engines holds an unknown engine (${e})`);
+    engines.add(n);
+  }
+  const slots = hello.slots === 0 ? 1 : hello.slots;
+  if (slots > MAX_SLOTS) throw bad(`slots must be at most ${MAX_SLOTS} (got ${hello.slots})`);
+  if (hello.cachedSha256.length > MAX_CACHED_DIGESTS)
+    throw bad(`cached_sha256 may list at most ${MAX_CACHED_DIGESTS} digests (got ${hello.cachedSha256.length})`);
+  const bads = hello.cachedSha256.find((s) => !isSha256Hex(s));
+  if (bads !== undefined) throw bad(`cached_sha256 must hold lower-case sha256 hex digests (got ${JSON.stringify(bads.slice(0, 80))})`);
+  const labelEntries = Object.entries(hello.labels);
+  if (labelEntries.length > MAX_LABELS) throw bad(`labels may hold at most ${MAX_LABELS} entries`);
+  for (const [k, v] of labelEntries)
+    if (k.length > 64 || v.length > 256) throw bad(`label ${JSON.stringify(k.slice(0, 64))} is too long (keys 64, values 256 characters)`);
+  if (hello.leaseIds.length > MAX_LEASES_PER_CALL)
+    throw bad(`lease_ids may list at most ${MAX_LEASES_PER_CALL} leases (got ${hello.leaseIds.length})`);
+  return {
+    name,
+    version: hello.version,
+    engines,
+    slots,
+    cachedSha256: hello.cachedSha256,
+    labels: { ...hello.labels },
+    leaseIds: hello.leaseIds,
+  };
+}

@@ -1,0 +1,105 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { createHash } from "node:crypto";
+import { engineName } from "../../contract/names.js";
+import { JobClaimSchema, JobOutputSchema, JobProgressSchema, type JobOutput } from "../../gen/studio/v1/job_pb.js";
+import {
+  ClaimJobResponseSchema,
+  type ClaimJobRequest,
+  type ClaimJobResponse,
+  type CompleteJobRequest,
+  type FailJobRequest,
+  type HeartbeatRequest,
+  type ReportProgressRequest,
+} from "../../gen/studio/v1/worker_service_pb.js";
+import { callerOf } from "../auth/caller.js";
+import type { StudioContext } from "../context.js";
+import { jobFromRow } from "../jobs/job-row.js";
+import { checkMimeType } from "../outputs/mime-type.js";
+import type { OutputStore } from "../outputs/output-store.js";
+import { QueueActions } from "./queue-actions.js";
+import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
+
+/** The longest a ClaimJob may wait for a job. */
+export const MAX_CLAIM_WAIT_MS = 30_000;
+
+const bad = (message: string) => new ConnectError(message, Code.InvalidArgument);
+
+/**
+ * The polling API: unary twins of the session messages for older workers and
+ * other languages, on the same queue and the same QueueActions rules.
+ */
+export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions; outputs: OutputStore }) {
+  const { ctx, actions, outputs } = deps;
+
+  async function claimJob(req: ClaimJobRequest, hctx: HandlerContext): Promise<ClaimJobResponse> {
+    const name = req.workerName.trim();
+    if (name === "" || name.length > 128) throw bad(`worker_name must be 1 to 128 characters (got ${JSON.stringify(req.workerName.slice(0, 140))})`);
+    if (req.engines.length === 0) throw bad("engines must list at least one engine the worker can run");
+    const engines = req.engines.map((e) => engineName(e) ?? (() => { throw bad(`engines holds an unknown engine (${e})`); })());
+    if (req.waitMs > MAX_CLAIM_WAIT_MS) throw bad(`wait_ms must be at most ${MAX_CLAIM_WAIT_MS} (got ${req.waitMs})`);
+    const caller = callerOf(hctx);
+    const deadline = Date.now() + req.waitMs;
+    for (;;) {
+      let wake!: () => void;
+      const woken = new Promise<void>((r) => (wake = r));
+      const unsubscribe = ctx.events.subscribe((c) => c.status === "QUEUED" && wake());
+      try {
+        const row = await actions.claim({ workerName: name, engines }, caller.tokenId);
+        if (row) {
+          const { $typeName: _, $unknown: __, ...fields } = QueueActions.offerOf(row);
+          return create(ClaimJobResponseSchema, { claim: create(JobClaimSchema, fields) });
+        }
+        const remaining = deadline - Date.now();
+        if (remaining <= 0 || hctx.signal.aborted) return create(ClaimJobResponseSchema);
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          woken,
+          new Promise<void>((r) => (timer = setTimeout(r, remaining))),
+          new Promise<void>((r) => hctx.signal.addEventListener("abort", () => r(), { once: true })),
+        ]);
+        clearTimeout(timer);
+      } finally {
+        unsubscribe();
+      }
+    }
+  }
+
+  return {
+    claimJob,
+
+    async heartbeat(req: HeartbeatRequest, hctx: HandlerContext) {
+      if (req.leaseIds.length > MAX_LEASES_PER_CALL) throw bad(`lease_ids may list at most ${MAX_LEASES_PER_CALL} leases`);
+      const r = await actions.renew(req.leaseIds, callerOf(hctx));
+      return { renewedLeaseIds: r.renewed, lostLeaseIds: r.lost, leaseExpiresAt: timestampFromMs(r.expiresAt) };
+    },
+
+    async reportProgress(req: ReportProgressRequest, hctx: HandlerContext) {
+      await actions.progress(req, req.progress ?? create(JobProgressSchema), callerOf(hctx));
+      return {};
+    },
+
+    /** Outputs inline: each bounded by maxOutputBytes, its digest checked, stored before the job commits. */
+    async completeJob(req: CompleteJobRequest, hctx: HandlerContext) {
+      const caller = callerOf(hctx);
+      await actions.current(req, caller);
+      const received = new Map<number, JobOutput>();
+      for (const o of req.outputs) {
+        if (received.has(o.index)) throw bad(`outputs[${o.index}] is sent twice`);
+        checkMimeType(o.mimeType);
+        const actual = createHash("sha256").update(o.data).digest("hex");
+        if (o.sha256 !== actual) throw bad(`outputs[${o.index}].sha256 is ${JSON.stringify(o.sha256)}, the bytes hash to ${actual}`);
+        outputs.put(o.data, actual);
+        received.set(o.index, create(JobOutputSchema, { index: o.index, mimeType: o.mimeType, sizeBytes: BigInt(o.data.byteLength), sha256: actual }));
+      }
+      const row = await actions.complete(req, received, req.outputs.length, caller);
+      return { job: jobFromRow(row) };
+    },
+
+    async failJob(req: FailJobRequest, hctx: HandlerContext) {
+      const row = await actions.fail(req, req.error, req.retryable, callerOf(hctx));
+      return { job: jobFromRow(row) };
+    },
+  };
+}

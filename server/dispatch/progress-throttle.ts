@@ -1,0 +1,63 @@
+/** Options of the progress throttle. */
+export interface ProgressThrottleOptions {
+  /** At most one stored write per job per this many milliseconds. */
+  intervalMs?: number;
+}
+
+interface Slot {
+  lastWrite: number;
+  pending?: () => Promise<void>;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * Bounds how often a job's progress is written and published: the first report
+ * is written at once (it moves the job to RUNNING), later ones at most every
+ * intervalMs, and the last report of a burst is always written when its window ends.
+ */
+export class ProgressThrottle {
+  readonly intervalMs: number;
+  readonly #slots = new Map<string, Slot>();
+
+  constructor({ intervalMs = 250 }: ProgressThrottleOptions = {}) {
+    if (!(intervalMs >= 0)) throw new RangeError(`intervalMs must be >= 0 (got ${intervalMs})`);
+    this.intervalMs = intervalMs;
+  }
+
+  /** Writes now, or keeps `write` as the job's pending write; returns the immediate write's promise. */
+  submit(jobId: string, write: () => Promise<void>): Promise<void> {
+    const now = performance.now();
+    const slot = this.#slots.get(jobId);
+    if (!slot || now - slot.lastWrite >= this.intervalMs) {
+      if (slot?.timer) clearTimeout(slot.timer);
+      this.#slots.set(jobId, { lastWrite: now });
+      return write();
+    }
+    slot.pending = write;
+    slot.timer ??= setTimeout(() => this.#flush(jobId), Math.max(0, this.intervalMs - (now - slot.lastWrite)));
+    return Promise.resolve();
+  }
+
+  #flush(jobId: string) {
+    const slot = this.#slots.get(jobId);
+    if (!slot) return;
+    slot.timer = undefined;
+    const write = slot.pending;
+    slot.pending = undefined;
+    slot.lastWrite = performance.now();
+    // A pending write whose lease ended meanwhile is refused by the store; nothing to report to anyone.
+    write?.().catch(() => {});
+  }
+
+  /** Forgets a job (its lease ended): a pending write is dropped. */
+  drop(jobId: string): void {
+    const slot = this.#slots.get(jobId);
+    if (slot?.timer) clearTimeout(slot.timer);
+    this.#slots.delete(jobId);
+  }
+
+  /** Drops every pending write (shutdown). */
+  clear(): void {
+    for (const id of [...this.#slots.keys()]) this.drop(id);
+  }
+}

@@ -1,0 +1,157 @@
+import { create } from "@bufbuild/protobuf";
+import { randomUUID } from "node:crypto";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { parseModelSourceJson } from "../../contract/model-source.js";
+import { expectedOutputCount } from "../../contract/task.js";
+import { OfferSchema, type JobOutput, type JobProgress, type Offer } from "../../gen/studio/v1/job_pb.js";
+import type { Caller } from "../auth/caller.js";
+import type { StudioContext } from "../context.js";
+import { outputsToJson, progressToJson, taskFromJson, type JobRow } from "../jobs/job-row.js";
+import { DispatchError } from "./dispatch-error.js";
+import { assertLeaseOwner, LeaseOwners } from "./lease-owner.js";
+import type { ProgressThrottle } from "./progress-throttle.js";
+import type { ClaimFilter, LeaseRef, QueueStore, RenewResult } from "./queue-store.js";
+import type { WorkerRegistry } from "./worker-registry.js";
+
+/** What QueueActions needs. */
+export interface QueueActionsDeps {
+  ctx: StudioContext;
+  store: QueueStore;
+  registry: WorkerRegistry;
+  owners: LeaseOwners;
+  throttle: ProgressThrottle;
+  /** Called when a lease ends, so placement can fill the freed slot. */
+  wake(): void;
+}
+
+/**
+ * The queue's rules, shared by streaming sessions and the polling API so both
+ * behave the same: every call checks the lease through the store (fencing) and
+ * the owner hook, then publishes the change after the transaction committed.
+ */
+export class QueueActions {
+  constructor(readonly deps: QueueActionsDeps) {}
+
+  get #ttl() {
+    return this.deps.ctx.config.leaseTtlMs;
+  }
+
+  #now() {
+    return this.deps.ctx.now();
+  }
+
+  /** Publishes a row's new status; `leaseId` names the lease the change ended or created. */
+  publish(row: JobRow, leaseId?: string | null, leaseWorker?: string | null): void {
+    this.deps.ctx.events.publish({
+      jobId: row.id,
+      status: row.status,
+      model: row.model,
+      leaseId: leaseId ?? row.leaseId,
+      leaseWorker: leaseWorker ?? row.leaseWorker,
+    });
+  }
+
+  /** Leases the next job the filter allows to `tokenId`'s caller, or undefined. */
+  async claim(filter: ClaimFilter, tokenId: string): Promise<JobRow | undefined> {
+    const row = await this.deps.store.claim(filter, this.#now(), this.#ttl);
+    if (!row) return undefined;
+    this.deps.owners.record(row.leaseId!, tokenId);
+    this.publish(row);
+    return row;
+  }
+
+  /** The Offer (also the fields of a JobClaim) for a freshly claimed row. */
+  static offerOf(row: JobRow): Offer {
+    return create(OfferSchema, {
+      offerId: randomUUID(),
+      jobId: row.id,
+      leaseId: row.leaseId ?? "",
+      leaseExpiresAt: timestampFromMs(row.leaseExpiresAt ?? 0),
+      model: row.model,
+      task: taskFromJson(row.task),
+      modelSource: parseModelSourceJson(row.modelSource),
+      attempt: row.attempts,
+    });
+  }
+
+  /** The row under a current lease the caller may act on. */
+  async current(lease: LeaseRef, caller: Caller): Promise<JobRow> {
+    const row = await this.deps.store.current(lease, this.#now());
+    assertLeaseOwner(this.deps.owners.tokenOf(lease.leaseId), caller, lease.leaseId);
+    return row;
+  }
+
+  async accept(lease: LeaseRef, caller: Caller): Promise<JobRow> {
+    await this.current(lease, caller);
+    const row = await this.deps.store.accept(lease, this.#now(), this.#ttl);
+    this.publish(row);
+    return row;
+  }
+
+  async decline(lease: LeaseRef, caller: Caller): Promise<JobRow> {
+    await this.current(lease, caller);
+    const row = await this.deps.store.decline(lease, this.#now());
+    this.#ended(lease);
+    this.publish(row, lease.leaseId);
+    return row;
+  }
+
+  /** Stores progress, throttled per job; the first report (OFFERED → RUNNING) is written at once. */
+  async progress(lease: LeaseRef, progress: JobProgress, caller: Caller): Promise<void> {
+    await this.current(lease, caller);
+    const stamped = { ...progress, updateTime: timestampFromMs(this.#now()) };
+    await this.deps.throttle.submit(lease.jobId, async () => {
+      const row = await this.deps.store.saveProgress(lease, progressToJson(stamped), this.#now());
+      this.publish(row);
+    });
+  }
+
+  /** Renews the listed leases that the caller may hold. */
+  async renew(leaseIds: readonly string[], caller: Caller): Promise<RenewResult> {
+    for (const id of leaseIds) assertLeaseOwner(this.deps.owners.tokenOf(id), caller, id);
+    return this.deps.store.renew(leaseIds, this.#now(), this.#ttl);
+  }
+
+  /**
+   * Commits a job's outputs under its current lease, exactly once: the lease is
+   * checked first (a stale lease is failed_precondition whatever it carries), then
+   * the count against the task and that indexes 0..n-1 are each present.
+   */
+  async complete(lease: LeaseRef, outputs: ReadonlyMap<number, JobOutput>, outputCount: number, caller: Caller): Promise<JobRow> {
+    const current = await this.current(lease, caller);
+    const expected = expectedOutputCount(taskFromJson(current.task));
+    if (outputCount !== expected)
+      throw new DispatchError("invalid_argument", `output_count is ${outputCount}, the task asks for ${expected}`);
+    const list: JobOutput[] = [];
+    for (let i = 0; i < expected; i++) {
+      const o = outputs.get(i);
+      if (!o) throw new DispatchError("failed_precondition", `output ${i} was not received in full before complete`);
+      list.push(o);
+    }
+    const row = await this.deps.store.complete(lease, outputsToJson(list), this.#now());
+    this.#ended(lease);
+    this.publish(row, lease.leaseId);
+    return row;
+  }
+
+  async fail(lease: LeaseRef, error: string, retryable: boolean, caller: Caller): Promise<JobRow> {
+    await this.current(lease, caller);
+    const row = await this.deps.store.fail(lease, error, retryable, this.#now());
+    this.#ended(lease);
+    this.publish(row, lease.leaseId);
+    return row;
+  }
+
+  /** Forgets what is kept in memory about a lease that ended elsewhere (cancel, expiry). */
+  leaseGone(jobId: string, leaseId: string): void {
+    this.deps.throttle.drop(jobId);
+    this.deps.owners.forget(leaseId);
+  }
+
+  /** The lease ended by the worker's own message: free its slot before anyone hears of the change. */
+  #ended(lease: LeaseRef) {
+    this.leaseGone(lease.jobId, lease.leaseId);
+    this.deps.registry.release(lease.leaseId);
+    this.deps.wake();
+  }
+}

@@ -1,0 +1,121 @@
+import { create } from "@bufbuild/protobuf";
+import { expectedOutputCount } from "../../contract/task.js";
+import { JobOutputSchema, type JobOutput } from "../../gen/studio/v1/job_pb.js";
+import type { OutputChunk } from "../../gen/studio/v1/worker_service_pb.js";
+import type { Caller } from "../auth/caller.js";
+import { taskFromJson } from "../jobs/job-row.js";
+import type { OutputStore, OutputUpload } from "../outputs/output-store.js";
+import { OutputError } from "../outputs/output-error.js";
+import { checkMimeType } from "../outputs/mime-type.js";
+import type { QueueActions } from "./queue-actions.js";
+
+/** Most outputs one session may have half-received at once (each holds an open temp file). */
+export const MAX_OPEN_UPLOADS = 64;
+
+interface Active {
+  upload: OutputUpload;
+  mimeType: string;
+  jobId: string;
+  leaseId: string;
+  index: number;
+}
+
+/**
+ * The outputs a streaming worker is sending: chunks of each (job, index) arrive
+ * in order and go straight to a temp file; a finished, verified output waits
+ * here, keyed by lease, until the worker's complete commits the job. A refused
+ * output is dropped at once (temp file removed) and its later chunks ignored.
+ */
+export class SessionUploads {
+  readonly #active = new Map<string, Active>();
+  readonly #refused = new Set<string>();
+  readonly #received = new Map<string, Map<number, JobOutput>>();
+
+  constructor(
+    readonly outputs: OutputStore,
+    readonly actions: QueueActions,
+  ) {}
+
+  /** Takes one chunk; throws OutputError/DispatchError for a refused output (the session sends the Receipt). */
+  async receive(chunk: OutputChunk, caller: Caller): Promise<void> {
+    const key = `${chunk.leaseId}\u0000${chunk.index}`;
+    const offset = Number(chunk.offset);
+    if (offset === 0) {
+      this.#abort(key);
+      this.#refused.delete(key);
+      try {
+        await this.#begin(key, chunk, caller);
+      } catch (err) {
+        this.#refused.add(key);
+        throw err;
+      }
+    } else if (this.#refused.has(key)) {
+      return;
+    }
+    const active = this.#active.get(key);
+    if (!active)
+      throw new OutputError("failed_precondition", `output ${chunk.index} of job ${chunk.jobId}: no upload in progress (first chunk must have offset 0)`);
+    try {
+      if (chunk.sha256 !== active.upload.sha256 || Number(chunk.totalSize) !== active.upload.size || chunk.mimeType !== active.mimeType)
+        throw new OutputError("invalid_argument", `output ${chunk.index}: total_size, sha256 and mime_type must not change between chunks`);
+      active.upload.write(offset, chunk.data);
+      if (!active.upload.complete) return;
+      const stored = active.upload.finish();
+      this.#active.delete(key);
+      let outputs = this.#received.get(active.leaseId);
+      if (!outputs) this.#received.set(active.leaseId, (outputs = new Map()));
+      outputs.set(
+        active.index,
+        create(JobOutputSchema, {
+          index: active.index,
+          mimeType: active.mimeType,
+          sizeBytes: BigInt(stored.size),
+          sha256: stored.sha256,
+        }),
+      );
+    } catch (err) {
+      active.upload.abort();
+      this.#active.delete(key);
+      this.#refused.add(key);
+      throw err;
+    }
+  }
+
+  async #begin(key: string, chunk: OutputChunk, caller: Caller) {
+    const row = await this.actions.current({ jobId: chunk.jobId, leaseId: chunk.leaseId }, caller);
+    const expected = expectedOutputCount(taskFromJson(row.task));
+    if (chunk.index >= expected)
+      throw new OutputError("invalid_argument", `output index ${chunk.index} is out of range: the task asks for ${expected}`);
+    checkMimeType(chunk.mimeType);
+    if (this.#active.size >= MAX_OPEN_UPLOADS)
+      throw new OutputError("resource_exhausted", `at most ${MAX_OPEN_UPLOADS} outputs may be in flight per session`);
+    const size = chunk.totalSize > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(chunk.totalSize);
+    const upload = this.outputs.begin(size, chunk.sha256);
+    this.#active.set(key, { upload, mimeType: chunk.mimeType, jobId: chunk.jobId, leaseId: chunk.leaseId, index: chunk.index });
+  }
+
+  /** The verified outputs received under a lease (complete reads them); in-flight uploads of it are dropped. */
+  take(leaseId: string): Map<number, JobOutput> {
+    this.drop(leaseId, false);
+    return this.#received.get(leaseId) ?? new Map();
+  }
+
+  /** Forgets a lease's uploads (its job ended); `received` too unless keepReceived. */
+  drop(leaseId: string, forgetReceived = true): void {
+    for (const [key, a] of this.#active) if (a.leaseId === leaseId) this.#abort(key);
+    for (const key of this.#refused) if (key.startsWith(`${leaseId}\u0000`)) this.#refused.delete(key);
+    if (forgetReceived) this.#received.delete(leaseId);
+  }
+
+  /** Drops everything (the session ended). */
+  clear(): void {
+    for (const key of [...this.#active.keys()]) this.#abort(key);
+    this.#refused.clear();
+    this.#received.clear();
+  }
+
+  #abort(key: string) {
+    this.#active.get(key)?.upload.abort();
+    this.#active.delete(key);
+  }
+}

@@ -1,0 +1,188 @@
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import {
+  SessionResponseSchema,
+  type SessionRequest,
+  type SessionResponse,
+} from "../../gen/studio/v1/worker_service_pb.js";
+import { JobProgressSchema } from "../../gen/studio/v1/job_pb.js";
+import { callerOf, type Caller } from "../auth/caller.js";
+import type { StudioContext } from "../context.js";
+import type { OutputStore } from "../outputs/output-store.js";
+import { AsyncQueue } from "./async-queue.js";
+import type { DeclineMemory } from "./decline-memory.js";
+import type { Dispatcher } from "./dispatcher.js";
+import { refusalOf } from "./dispatch-error.js";
+import { checkHello } from "./hello.js";
+import type { QueueActions } from "./queue-actions.js";
+import type { QueueStore } from "./queue-store.js";
+import { SessionUploads } from "./session-uploads.js";
+import { MAX_CACHED_DIGESTS, WorkerRegistry, type WorkerEntry } from "./worker-registry.js";
+
+/** What a session needs. */
+export interface SessionDeps {
+  ctx: StudioContext;
+  store: QueueStore;
+  registry: WorkerRegistry;
+  actions: QueueActions;
+  dispatcher: Dispatcher;
+  declines: DeclineMemory;
+  outputs: OutputStore;
+}
+
+const respond = (message: MessageInitShape<typeof SessionResponseSchema>["message"]) =>
+  create(SessionResponseSchema, { message });
+
+/**
+ * WorkerService.Session: hello first (else INVALID_ARGUMENT), welcome back, then
+ * requests are read in order while offers, cancels and receipts are pushed
+ * through a per-session queue at any time. When the stream ends the worker is
+ * gone: its leases are left to expire, or to be kept by a reconnect that names them.
+ */
+export async function* runSession(
+  deps: SessionDeps,
+  requests: AsyncIterable<SessionRequest>,
+  handlerCtx: HandlerContext,
+): AsyncGenerator<SessionResponse> {
+  const caller = callerOf(handlerCtx);
+  const it = requests[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done || first.value.message.case !== "hello")
+    throw new ConnectError("the first message of a session must be hello", Code.InvalidArgument);
+  const hello = checkHello(first.value.message.value);
+
+  const out = new AsyncQueue<SessionResponse>();
+  const now = deps.ctx.now();
+  const worker: WorkerEntry = {
+    id: WorkerRegistry.newId(),
+    name: hello.name,
+    version: hello.version,
+    engines: hello.engines,
+    slots: hello.slots,
+    leases: new Map(),
+    cached: new Set(hello.cachedSha256),
+    labels: hello.labels,
+    tokenId: caller.tokenId,
+    connectTime: now,
+    lastHeartbeat: now,
+    lastOfferAt: 0,
+    draining: false,
+    send: (m) => out.push(m),
+  };
+  const { kept, lost } = await deps.store.keep(hello.leaseIds, worker.name, now, deps.ctx.config.leaseTtlMs);
+  for (const row of kept) {
+    deps.registry.release(row.leaseId!);
+    worker.leases.set(row.leaseId!, row.id);
+  }
+  deps.registry.add(worker);
+  out.push(
+    respond({
+      case: "welcome",
+      value: {
+        workerId: worker.id,
+        heartbeatIntervalMs: deps.ctx.config.heartbeatIntervalMs,
+        leaseTtlMs: deps.ctx.config.leaseTtlMs,
+        keptLeaseIds: kept.map((r) => r.leaseId!),
+        lostLeaseIds: lost,
+      },
+    }),
+  );
+  deps.ctx.logger.info({ worker: worker.name, workerId: worker.id, kept: kept.length }, "worker connected");
+  deps.dispatcher.wake();
+
+  const uploads = new SessionUploads(deps.outputs, deps.actions);
+  const reader = (async () => {
+    for (let next = await it.next(); !next.done; next = await it.next())
+      await handle(deps, worker, uploads, caller, next.value);
+  })();
+  reader.then(
+    () => out.close(),
+    (err: unknown) => out.close(err),
+  );
+  try {
+    yield* out;
+  } finally {
+    deps.registry.remove(worker.id);
+    deps.declines.forgetWorker(worker.id);
+    uploads.clear();
+    deps.ctx.logger.info({ worker: worker.name, workerId: worker.id, draining: worker.draining }, "worker gone");
+    deps.dispatcher.wake();
+  }
+}
+
+async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUploads, caller: Caller, req: SessionRequest) {
+  const msg = req.message;
+  const receipt = async (jobId: string, leaseId: string, act: () => Promise<unknown>) => {
+    try {
+      await act();
+      worker.send(respond({ case: "receipt", value: { jobId, leaseId, ok: true } }));
+    } catch (err) {
+      const refusal = refusalOf(err);
+      if (!refusal) throw err;
+      worker.send(respond({ case: "receipt", value: { jobId, leaseId, ok: false, ...refusal } }));
+    }
+  };
+  switch (msg.case) {
+    case "hello":
+      throw new ConnectError("hello may only be the first message of a session", Code.InvalidArgument);
+    case "heartbeat": {
+      worker.lastHeartbeat = deps.ctx.now();
+      const held = msg.value.leaseIds.filter((id) => worker.leases.has(id));
+      const { lost } = await deps.actions.renew(held, caller);
+      for (const id of [...lost, ...msg.value.leaseIds.filter((x) => !worker.leases.has(x))]) {
+        const jobId = worker.leases.get(id) ?? "";
+        worker.leases.delete(id);
+        worker.send(respond({ case: "cancel", value: { jobId, leaseId: id, reason: "the lease is no longer current" } }));
+      }
+      return;
+    }
+    case "accept":
+      return receipt(msg.value.jobId, msg.value.leaseId, () => deps.actions.accept(msg.value, caller));
+    case "decline":
+      return receipt(msg.value.jobId, msg.value.leaseId, async () => {
+        await deps.actions.decline(msg.value, caller);
+        uploads.drop(msg.value.leaseId);
+        deps.declines.add(worker.id, msg.value.jobId);
+        deps.dispatcher.wake();
+      });
+    case "progress":
+      try {
+        await deps.actions.progress(msg.value, msg.value.progress ?? create(JobProgressSchema), caller);
+      } catch (err) {
+        if (!refusalOf(err)) throw err;
+        worker.leases.delete(msg.value.leaseId);
+        worker.send(respond({ case: "cancel", value: { jobId: msg.value.jobId, leaseId: msg.value.leaseId, reason: refusalOf(err)!.message } }));
+      }
+      return;
+    case "outputChunk":
+      try {
+        await uploads.receive(msg.value, caller);
+      } catch (err) {
+        const refusal = refusalOf(err);
+        if (!refusal) throw err;
+        worker.send(respond({ case: "receipt", value: { jobId: msg.value.jobId, leaseId: msg.value.leaseId, ok: false, ...refusal } }));
+      }
+      return;
+    case "complete":
+      return receipt(msg.value.jobId, msg.value.leaseId, async () => {
+        await deps.actions.complete(msg.value, uploads.take(msg.value.leaseId), msg.value.outputCount, caller);
+        uploads.drop(msg.value.leaseId);
+      });
+    case "fail":
+      return receipt(msg.value.jobId, msg.value.leaseId, async () => {
+        await deps.actions.fail(msg.value, msg.value.error, msg.value.retryable, caller);
+        uploads.drop(msg.value.leaseId);
+      });
+    case "drain":
+      worker.draining = true;
+      return;
+    case "cacheUpdate": {
+      for (const s of msg.value.removedSha256) worker.cached.delete(s);
+      for (const s of msg.value.addedSha256) if (worker.cached.size < MAX_CACHED_DIGESTS) worker.cached.add(s);
+      deps.dispatcher.wake();
+      return;
+    }
+    default:
+      throw new ConnectError("a session message must set one of its fields", Code.InvalidArgument);
+  }
+}

@@ -1,0 +1,33 @@
+import type { StudioDb } from "../../db/open.js";
+import type { JobRow } from "../../jobs/job-row.js";
+import { LeaseLostError } from "../dispatch-error.js";
+import type { LeaseRef } from "../queue-store.js";
+
+/** The statuses in which a job holds a lease. */
+export const LEASED = "status IN ('OFFERED','RUNNING')";
+
+/** Reads one job row. */
+export function selectJob(db: StudioDb, jobId: string): JobRow | undefined {
+  return db.sqlite.query<JobRow, [string]>(`SELECT * FROM graphicsJobs WHERE id = ?`).get(jobId) ?? undefined;
+}
+
+/**
+ * The row when `lease` is the job's current lease (leased status, same id, not
+ * expired), else LeaseLostError saying why. Call inside the operation's transaction.
+ */
+export function requireCurrentLease(db: StudioDb, lease: LeaseRef, now: number): JobRow {
+  const row = selectJob(db, lease.jobId);
+  if (!row) throw new LeaseLostError(lease.jobId, lease.leaseId, "no such job");
+  if (row.leaseId !== lease.leaseId)
+    throw new LeaseLostError(lease.jobId, lease.leaseId, row.leaseId ? "the job has another lease" : `the job is ${row.status}`);
+  if (row.status !== "OFFERED" && row.status !== "RUNNING")
+    throw new LeaseLostError(lease.jobId, lease.leaseId, `the job is ${row.status}`);
+  if ((row.leaseExpiresAt ?? 0) <= now) throw new LeaseLostError(lease.jobId, lease.leaseId, "the lease expired");
+  return row;
+}
+
+/** Runs a conditional UPDATE and insists that it changed exactly one row (the fencing check). */
+export function updateOne(db: StudioDb, lease: LeaseRef, sql: string, params: (string | number | null)[]): void {
+  const result = db.sqlite.query(sql).run(...params);
+  if (result.changes !== 1) throw new LeaseLostError(lease.jobId, lease.leaseId, "the job changed under the update");
+}

@@ -1,0 +1,52 @@
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { JobService } from "../../gen/studio/v1/job_service_pb.js";
+import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
+import type { StudioDb } from "../db/open.js";
+import { getJobOutput } from "../outputs/get-job-output.js";
+import type { OutputStore } from "../outputs/output-store.js";
+import { toConnectError } from "./dispatch-error.js";
+import type { createPollApi } from "./poll-api.js";
+import { runSession, type SessionDeps } from "./session.js";
+import { WorkerRegistry } from "./worker-registry.js";
+
+/** Maps domain errors (DispatchError, OutputError) to ConnectErrors at the edge. */
+function edge<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args) => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      throw toConnectError(err);
+    }
+  };
+}
+
+async function* edgeStream<T>(gen: AsyncGenerator<T>): AsyncGenerator<T> {
+  try {
+    yield* gen;
+  } catch (err) {
+    throw toConnectError(err);
+  }
+}
+
+/** Registers WorkerService and JobService.GetJobOutput on the router. */
+export function registerDispatchRoutes(
+  router: ConnectRouter,
+  deps: SessionDeps & { poll: ReturnType<typeof createPollApi>; db: StudioDb; outputs: OutputStore },
+): void {
+  const { poll } = deps;
+  router.service(WorkerService, {
+    session: (requests, ctx: HandlerContext) => edgeStream(runSession(deps, requests, ctx)),
+    claimJob: edge(poll.claimJob),
+    heartbeat: edge(poll.heartbeat),
+    reportProgress: edge(poll.reportProgress),
+    completeJob: edge(poll.completeJob),
+    failJob: edge(poll.failJob),
+    listWorkers: async () => ({ workers: deps.registry.all().map(WorkerRegistry.info) }),
+  });
+  // The jobs module registers JobService first (with an unimplemented GetJobOutput
+  // or none); connect-node's adapter keeps the LAST handler registered for a path,
+  // and app.ts composes dispatch after jobs, so this one serves the output bytes.
+  router.rpc(JobService.method.getJobOutput, (req, ctx) =>
+    edgeStream(getJobOutput(deps.db, deps.outputs, req, ctx.signal)),
+  );
+}

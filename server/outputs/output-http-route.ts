@@ -1,0 +1,51 @@
+import type * as http from "node:http";
+import type { StudioDb } from "../db/open.js";
+import { sendText, type HttpRoute } from "../http/http-routes.js";
+import { OutputError } from "./output-error.js";
+import { findJobOutput } from "./job-output-reader.js";
+import type { OutputStore } from "./output-store.js";
+
+/**
+ * `GET /jobs/{id}/outputs/{index}` for browsers and curl: the stored bytes with
+ * the output's Content-Type, Content-Length, and its sha256 as a strong ETag
+ * (answering If-None-Match with 304). HEAD gets the headers only.
+ */
+export function outputHttpRoute(db: StudioDb, outputs: OutputStore): HttpRoute {
+  return {
+    method: "GET",
+    path: /^\/jobs\/(?<id>[^/]{1,200})\/outputs\/(?<index>\d{1,7})$/,
+    handle(req, res, params) {
+      let jobId: string;
+      try {
+        jobId = decodeURIComponent(params.id!);
+      } catch {
+        return sendText(res, 400, "job id is not valid percent-encoding\n");
+      }
+      let output;
+      try {
+        output = findJobOutput(db, outputs, jobId, Number(params.index));
+      } catch (err) {
+        if (err instanceof OutputError) return sendText(res, err.code === "not_found" ? 404 : 400, `${err.message}\n`);
+        throw err;
+      }
+      const etag = `"${output.sha256}"`;
+      const headers = {
+        "content-type": output.mimeType,
+        "content-length": String(output.sizeBytes),
+        etag,
+        "cache-control": "private, max-age=31536000, immutable",
+        "x-content-type-options": "nosniff",
+      };
+      const w = res as http.ServerResponse;
+      if (req.headers["if-none-match"] === etag) {
+        w.writeHead(304, { etag });
+        return void w.end();
+      }
+      w.writeHead(200, headers);
+      if (req.method === "HEAD") return void w.end();
+      const stream = outputs.openRead(output.sha256);
+      stream.on("error", () => w.destroy());
+      stream.pipe(w);
+    },
+  };
+}

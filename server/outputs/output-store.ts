@@ -1,0 +1,171 @@
+import { createHash, randomBytes } from "node:crypto";
+import { closeSync, createReadStream, existsSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import type { ReadStream } from "node:fs";
+import { join } from "node:path";
+import { isSha256Hex } from "../../contract/hex.js";
+import { OutputError } from "./output-error.js";
+
+/** The largest piece of an output one message may carry (OutputChunk.data, GetJobOutput chunks). */
+export const OUTPUT_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * A content-addressed store of job outputs under `<dataDir>/outputs/<sha[0:2]>/<sha>`.
+ * Bytes arrive in a temp file under `<dataDir>/outputs/.tmp`, are checked against the
+ * size and sha256 the worker announced, and only then renamed into place, so a
+ * reader never sees a partial or unverified file and equal outputs are kept once.
+ */
+export class OutputStore {
+  readonly root: string;
+  readonly #tmp: string;
+
+  constructor(dataDir: string, readonly maxOutputBytes: number) {
+    this.root = join(dataDir, "outputs");
+    this.#tmp = join(this.root, ".tmp");
+    mkdirSync(this.#tmp, { recursive: true });
+  }
+
+  /** Where the bytes of a digest live (whether or not they are stored). */
+  pathOf(sha256: string): string {
+    if (!isSha256Hex(sha256)) throw new OutputError("invalid_argument", `sha256 must be 64 hex digits (got ${JSON.stringify(sha256)})`);
+    const sha = sha256.toLowerCase();
+    return join(this.root, sha.slice(0, 2), sha);
+  }
+
+  /** Whether an output with this digest is stored. */
+  has(sha256: string): boolean {
+    return isSha256Hex(sha256) && existsSync(this.pathOf(sha256));
+  }
+
+  /** The stored size of a digest, or undefined. */
+  sizeOf(sha256: string): number | undefined {
+    if (!this.has(sha256)) return undefined;
+    return statSync(this.pathOf(sha256)).size;
+  }
+
+  /** Opens a stored output for reading, in chunks of at most OUTPUT_CHUNK_BYTES. */
+  openRead(sha256: string): ReadStream {
+    return createReadStream(this.pathOf(sha256), { highWaterMark: OUTPUT_CHUNK_BYTES });
+  }
+
+  /** Starts an upload of `size` bytes whose digest must be `sha256`; refuses sizes over the limit up front. */
+  begin(size: number, sha256: string): OutputUpload {
+    if (!isSha256Hex(sha256))
+      throw new OutputError("invalid_argument", `sha256 must be 64 hex digits (got ${JSON.stringify(sha256)})`);
+    if (!Number.isSafeInteger(size) || size < 0)
+      throw new OutputError("invalid_argument", `total_size must be a byte count (got ${size})`);
+    if (size > this.maxOutputBytes)
+      throw new OutputError(
+        "resource_exhausted",
+        `output of ${size} bytes is over the studio's limit of ${this.maxOutputBytes} bytes`,
+      );
+    const tmp = join(this.#tmp, `${randomBytes(12).toString("hex")}.part`);
+    return new OutputUpload(this, tmp, size, sha256.toLowerCase());
+  }
+
+  /** Stores a whole output held in memory (the polling API's inline outputs), checking its digest. */
+  put(data: Uint8Array, sha256: string): void {
+    const upload = this.begin(data.byteLength, sha256);
+    try {
+      upload.write(0, data);
+      upload.finish();
+    } catch (err) {
+      upload.abort();
+      throw err;
+    }
+  }
+
+  /** @internal Moves a verified temp file into place (a duplicate digest keeps the file already there). */
+  commitTemp(tmp: string, sha256: string): void {
+    const dest = this.pathOf(sha256);
+    mkdirSync(join(this.root, sha256.slice(0, 2)), { recursive: true });
+    if (existsSync(dest)) rmSync(tmp, { force: true });
+    else renameSync(tmp, dest);
+  }
+}
+
+/**
+ * One output being received: chunks must come in order (each offset equal to the
+ * bytes received so far) and never past the announced size. `finish` checks size
+ * and digest and moves the file into the store; every failure removes the temp file.
+ */
+export class OutputUpload {
+  readonly #hash = createHash("sha256");
+  #fd: number | undefined;
+  #received = 0;
+  #done = false;
+
+  constructor(
+    readonly store: OutputStore,
+    readonly tmpPath: string,
+    readonly size: number,
+    readonly sha256: string,
+  ) {}
+
+  get received(): number {
+    return this.#received;
+  }
+
+  /** Whether every announced byte has arrived. */
+  get complete(): boolean {
+    return this.#received === this.size;
+  }
+
+  /** Appends a chunk at `offset`; out-of-order, oversized or post-finish chunks abort the upload. */
+  write(offset: number, data: Uint8Array): void {
+    try {
+      if (this.#done) throw new OutputError("failed_precondition", "output upload already finished");
+      if (data.byteLength > OUTPUT_CHUNK_BYTES)
+        throw new OutputError("invalid_argument", `chunk of ${data.byteLength} bytes is over ${OUTPUT_CHUNK_BYTES}`);
+      if (offset !== this.#received)
+        throw new OutputError("invalid_argument", `chunk offset ${offset} does not follow the ${this.#received} bytes received`);
+      if (this.#received + data.byteLength > this.size)
+        throw new OutputError(
+          "invalid_argument",
+          `chunks carry more than the announced total_size of ${this.size} bytes`,
+        );
+      this.#fd ??= openSync(this.tmpPath, "wx", 0o600);
+      let written = 0;
+      while (written < data.byteLength) written += writeSync(this.#fd, data, written, data.byteLength - written);
+      this.#hash.update(data);
+      this.#received += data.byteLength;
+    } catch (err) {
+      this.abort();
+      throw err;
+    }
+  }
+
+  /** Verifies size and digest and stores the output. */
+  finish(): { sha256: string; size: number } {
+    try {
+      if (this.#done) throw new OutputError("failed_precondition", "output upload already finished");
+      if (this.#received !== this.size)
+        throw new OutputError("invalid_argument", `received ${this.#received} bytes, total_size says ${this.size}`);
+      const actual = this.#hash.digest("hex");
+      if (actual !== this.sha256)
+        throw new OutputError("invalid_argument", `sha256 of the bytes is ${actual}, the worker said ${this.sha256}`);
+      this.#fd ??= openSync(this.tmpPath, "wx", 0o600);
+      closeSync(this.#fd);
+      this.#fd = undefined;
+      this.store.commitTemp(this.tmpPath, this.sha256);
+      this.#done = true;
+      return { sha256: this.sha256, size: this.size };
+    } catch (err) {
+      this.abort();
+      throw err;
+    }
+  }
+
+  /** Drops the upload and its temp file; safe to call more than once. */
+  abort(): void {
+    this.#done = true;
+    if (this.#fd !== undefined) {
+      try {
+        closeSync(this.#fd);
+      } catch {
+        // Already closed.
+      }
+      this.#fd = undefined;
+    }
+    rmSync(this.tmpPath, { force: true });
+  }
+}
