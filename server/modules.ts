@@ -4,6 +4,7 @@ import { createJobsModule } from "./jobs/index.js";
 import { createDispatchModule } from "./dispatch/index.js";
 import { createAuthModule } from "./auth/index.js";
 import { createOpsModule, withRequestLimits } from "./ops/index.js";
+import { createWebModule } from "./web/index.js";
 
 /**
  * The studio's parts, in the order their interceptors run and they start.
@@ -15,5 +16,5 @@ export function createModules(ctx: StudioContext): StudioModule[] {
   const dispatch = createDispatchModule(ctx);
   const ops = createOpsModule(ctx);
   const auth = createAuthModule(ctx);
-  return withRequestLimits(auth.protectModules([ops, auth, createRegistryModule(ctx), createJobsModule(ctx), dispatch]));
+  return withRequestLimits(auth.protectModules([ops, auth, createRegistryModule(ctx), createJobsModule(ctx), dispatch, createWebModule(ctx)]));
 }

@@ -1,0 +1,78 @@
+import "./styles.css";
+import { createApi } from "./api.js";
+import { App, parseRoute, type View } from "./app.js";
+import { h, replace } from "./dom.js";
+import { TokenSession } from "./session.js";
+import { loginView } from "./views/login.js";
+import { modelsView } from "./views/models.js";
+import { modelEditView } from "./views/model-edit.js";
+import { jobsView } from "./views/jobs.js";
+import { jobCreateView } from "./views/job-create.js";
+import { jobView } from "./views/job.js";
+import { workersView } from "./views/workers.js";
+
+/** Picks the view for a route; unknown routes say so instead of guessing. */
+function pick(path: string[]): View {
+  const [section, sub] = path;
+  if (section === "login") return loginView;
+  if (section === "models") return sub === undefined ? modelsView : modelEditView;
+  if (section === "jobs") return sub === undefined ? jobsView : sub === "new" ? jobCreateView : jobView;
+  if (section === "workers") return workersView;
+  return (_app, main) => {
+    replace(main, h("h1", {}, "Not found"), h("p", {}, "No such page. ", h("a", { href: "#/jobs" }, "Go to jobs")));
+  };
+}
+
+function start() {
+  const session = new TokenSession();
+  const api = createApi(session);
+  const main = document.getElementById("main")!;
+  const app = new App(api, document.getElementById("status")!);
+  const sessionBox = document.getElementById("session")!;
+  let cleanup: void | (() => void);
+
+  const renderSession = () => {
+    replace(
+      sessionBox,
+      session.token
+        ? h(
+            "button",
+            {
+              type: "button",
+              class: "link",
+              onclick: () => {
+                session.clear();
+                app.needLogin("Signed out.");
+              },
+            },
+            "Sign out",
+          )
+        : h("a", { href: "#/login" }, "Sign in"),
+    );
+  };
+
+  const render = () => {
+    if (!location.hash || location.hash === "#" || location.hash === "#/") {
+      location.replace("#/jobs");
+      return;
+    }
+    cleanup?.();
+    cleanup = undefined;
+    const route = parseRoute(location.hash);
+    for (const link of document.querySelectorAll<HTMLAnchorElement>("nav a")) {
+      const current = link.getAttribute("href") === `#/${route.path[0] ?? ""}`;
+      if (current) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    if (route.path[0] !== "login") app.announce("");
+    renderSession();
+    replace(main);
+    cleanup = pick(route.path)(app, main, route);
+  };
+
+  window.addEventListener("hashchange", render);
+  window.addEventListener("studio:session", renderSession);
+  render();
+}
+
+start();

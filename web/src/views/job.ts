@@ -1,0 +1,224 @@
+import { JobStatus, type Job, type JobOutput } from "../../../gen/studio/v1/job_pb.js";
+import { engineName, roleName } from "../../../contract/names.js";
+import { modelSourceToJsonValue } from "../../../contract/model-source.js";
+import { cliDefaultsToJson } from "../../../contract/model-source.js";
+import type { App, View } from "../app.js";
+import { field, h, replace } from "../dom.js";
+import { saveBlob } from "../download.js";
+import { describeError } from "../errors.js";
+import { JobFeed } from "../job-feed.js";
+import { PHASE_NAMES, STATUS_NAMES, formatBytes, formatTime, isActive } from "../format.js";
+import { progressCell, statusBadge } from "../widgets.js";
+import { guarded } from "./models.js";
+import { feedMessage } from "./jobs.js";
+
+/** The largest text output shown inline; bigger ones are offered as downloads only. */
+const MAX_INLINE_TEXT = 256 * 1024;
+
+interface TimelineEntry {
+  at: string;
+  what: string;
+}
+
+/**
+ * One job, live: its own WatchJobs stream keeps status, progress and outputs
+ * current. The timeline holds the server's times plus every change this page saw.
+ */
+export const jobView: View = (app, main, route) => {
+  const id = route.path[1]!;
+  let job: Job | undefined;
+  const seen: TimelineEntry[] = [];
+  const outputsBox = h("section", { class: "outputs", "aria-labelledby": "outputs-title" });
+  let outputsFor = "";
+  const objectUrls: string[] = [];
+  const body = h("div");
+  const feedLine = h("p", { class: "feed", role: "status", "aria-live": "polite" });
+  const headline = h("p", { class: "headline", "aria-live": "polite" });
+
+  const act = async (what: string, call: () => Promise<{ job?: Job }>, go = false) => {
+    const res = await guarded(app, what, call);
+    if (!res?.job) return;
+    app.announce(`${what}: job ${res.job.id} is ${STATUS_NAMES[res.job.status]}.`);
+    if (go && res.job.id !== id) app.navigate(`#/jobs/${encodeURIComponent(res.job.id)}`);
+    else update(res.job);
+  };
+
+  const cancel = async () => {
+    if (!(await app.confirm(`Cancel job ${id}?`, "A running job is stopped on its worker; Retry queues it again later.", "Cancel job"))) return;
+    await act("Cancelling", () => app.api.jobs.cancelJob({ jobId: id }));
+  };
+
+  const promoteBox = () => {
+    const sel = field("Promote to model", h("select", { name: "promoteModel" }));
+    void guarded(app, "Listing models", () => app.api.registry.listModels({ enabledOnly: true })).then((res) => {
+      replace(sel.control, (res?.models ?? []).filter((m) => m.name !== job?.model).map((m) => h("option", { value: m.name }, m.name)));
+    });
+    return h(
+      "form",
+      {
+        class: "inline-form",
+        "aria-label": "Promote",
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          if (sel.control.value) void act(`Promoting to ${sel.control.value}`, () => app.api.jobs.promoteJob({ jobId: id, model: sel.control.value }), true);
+        },
+      },
+      sel.row,
+      h("button", { type: "submit" }, "Promote"),
+    );
+  };
+  const promote = promoteBox();
+
+  const update = (next: Job) => {
+    const prev = job;
+    job = next;
+    const phase = next.progress?.phase ? PHASE_NAMES[next.progress.phase] : "";
+    if (!prev || prev.status !== next.status) seen.push({ at: new Date().toLocaleTimeString(), what: `seen ${STATUS_NAMES[next.status]}${next.workerName ? ` on ${next.workerName}` : ""}` });
+    else if (phase && (prev.progress?.phase ?? 0) !== next.progress?.phase) seen.push({ at: new Date().toLocaleTimeString(), what: `phase ${phase}` });
+    headline.textContent = `Job ${next.id} is ${STATUS_NAMES[next.status]}${phase && next.status === JobStatus.RUNNING ? ` (${phase})` : ""}.`;
+    render();
+  };
+
+  const render = () => {
+    const j = job!;
+    const t = j.task?.kind;
+    const actions = h(
+      "div",
+      { class: "actions" },
+      isActive(j.status) ? h("button", { type: "button", class: "danger", onclick: cancel }, "Cancel job") : null,
+      j.status === JobStatus.FAILED || j.status === JobStatus.CANCELLED ? h("button", { type: "button", class: "primary", onclick: () => act("Retrying", () => app.api.jobs.retryJob({ jobId: id })) }, "Retry job") : null,
+    );
+    replace(
+      body,
+      h("div", { class: "job-head" }, statusBadge(j), progressCell(j), actions),
+      h(
+        "div",
+        { class: "columns" },
+        h(
+          "section",
+          { "aria-labelledby": "task-title" },
+          h("h2", { id: "task-title" }, "Task"),
+          h(
+            "dl",
+            {},
+            dl("Model", h("a", { href: `#/models/${encodeURIComponent(j.model)}` }, j.model)),
+            j.promotedFrom ? dl("Promoted from", h("a", { href: `#/jobs/${encodeURIComponent(j.promotedFrom)}` }, j.promotedFrom)) : null,
+            t?.case === "image"
+              ? [
+                  dl("Kind", "image"),
+                  dl("Prompt", t.value.prompt),
+                  t.value.negativePrompt ? dl("Negative prompt", t.value.negativePrompt) : null,
+                  dl("Seed", t.value.seed === undefined ? "picked by the studio" : String(t.value.seed)),
+                  dl("Batch count", String(Math.max(1, t.value.batchCount))),
+                  dl("Overrides", JSON.stringify(cliDefaultsToJson(t.value.overrides))),
+                ]
+              : t?.case === "text"
+                ? [dl("Kind", "text"), t.value.prompt ? dl("Prompt", t.value.prompt) : dl("Messages", t.value.messages.map((m) => `${m.role}: ${m.content}`).join("\n")), t.value.maxTokens !== undefined ? dl("Max tokens", String(t.value.maxTokens)) : null]
+                : dl("Kind", "none"),
+            dl("Priority", String(j.priority)),
+            dl("Attempts", `${j.attempts} of ${j.maxAttempts}`),
+            dl("Worker", j.workerName || "—"),
+            j.idempotencyKey ? dl("Idempotency key", j.idempotencyKey) : null,
+          ),
+          j.error ? h("div", { class: "error-box", role: "alert" }, h("h3", {}, "Error"), h("pre", {}, j.error)) : null,
+          h("h2", {}, "Timeline"),
+          h(
+            "ol",
+            { class: "timeline" },
+            h("li", {}, h("time", {}, formatTime(j.createTime)), " created"),
+            seen.map((e) => h("li", {}, h("time", {}, e.at), ` ${e.what}`)),
+            j.progress?.updateTime ? h("li", {}, h("time", {}, formatTime(j.progress.updateTime)), ` last progress${j.progress.message ? `: ${j.progress.message}` : ""}`) : null,
+            j.leaseExpireTime && isActive(j.status) ? h("li", {}, h("time", {}, formatTime(j.leaseExpireTime)), " lease expires") : null,
+            j.finishTime ? h("li", {}, h("time", {}, formatTime(j.finishTime)), ` finished ${STATUS_NAMES[j.status]}`) : null,
+            h("li", {}, h("time", {}, formatTime(j.updateTime)), " last update"),
+          ),
+          isActive(j.status) || j.status === JobStatus.SUCCEEDED ? promote : null,
+        ),
+        h(
+          "section",
+          { "aria-labelledby": "source-title" },
+          h("h2", { id: "source-title" }, "Model source"),
+          j.modelSource
+            ? [
+                h("p", {}, `${engineName(j.modelSource.engine) ?? "unknown engine"}, ${j.modelSource.files.length} file${j.modelSource.files.length === 1 ? "" : "s"}`),
+                j.modelSource.files.length ? h("ul", { class: "plain" }, j.modelSource.files.map((f) => h("li", {}, h("code", {}, f.filename), ` ${roleName(f.role) ?? "?"} · ${formatBytes(f.approxBytes)}`))) : null,
+                h("details", {}, h("summary", {}, "Source JSON"), h("pre", { class: "code" }, JSON.stringify(modelSourceToJsonValue(j.modelSource), null, 2))),
+              ]
+            : h("p", { class: "muted" }, "This job carries no resolved source."),
+        ),
+      ),
+      outputsBox,
+    );
+    if (j.status === JobStatus.SUCCEEDED && outputsFor !== `${j.id}:${j.outputs.length}`) {
+      outputsFor = `${j.id}:${j.outputs.length}`;
+      renderOutputs(app, j, outputsBox, objectUrls);
+    } else if (j.status !== JobStatus.SUCCEEDED && outputsFor !== "") {
+      outputsFor = "";
+      replace(outputsBox);
+    }
+  };
+
+  const feed = new JobFeed(app.api, { jobIds: [id] }, {
+    job: (j) => j.id === id && update(j),
+    state(state) {
+      const m = feedMessage(state);
+      feedLine.textContent = m.text;
+      feedLine.dataset.kind = m.error ? "error" : "info";
+      if (state.kind === "unauthenticated") app.needLogin(`Watching job ${id}: ${state.error}`);
+    },
+  });
+  replace(main, h("div", { class: "page-head" }, h("h1", {}, `Job ${id}`), h("a", { href: "#/jobs" }, "Back to jobs")), headline, feedLine, body);
+  void guarded(app, `Loading job ${id}`, () => app.api.jobs.getJob({ jobId: id })).then((res) => {
+    if (res?.job && !job) update(res.job);
+    if (!res) replace(body, h("p", { class: "error-text" }, `Job ${id} could not be loaded; see the status line.`));
+  });
+  return () => {
+    feed.close();
+    for (const u of objectUrls) URL.revokeObjectURL(u);
+  };
+};
+
+function dl(term: string, value: string | Node) {
+  return [h("dt", {}, term), h("dd", {}, value)];
+}
+
+/** Outputs inline: images as images, text as text; every output has a download link to GET /jobs/{id}/outputs/{index}. */
+function renderOutputs(app: App, job: Job, box: HTMLElement, objectUrls: string[]) {
+  replace(box, h("h2", { id: "outputs-title" }, `Outputs (${job.outputs.length})`));
+  const list = h("div", { class: "output-list" });
+  box.append(list);
+  for (const out of job.outputs) list.append(outputItem(app, job, out, objectUrls));
+}
+
+function outputItem(app: App, job: Job, out: JobOutput, objectUrls: string[]): HTMLElement {
+  const path = `/jobs/${encodeURIComponent(job.id)}/outputs/${out.index}`;
+  const ext = out.mimeType.split("/")[1]?.split(/[;+]/)[0] ?? "bin";
+  const filename = `${job.id}-${out.index}.${ext}`;
+  const preview = h("div", { class: "preview" }, h("span", { class: "muted" }, "Loading…"));
+  const link = h("a", { href: path, download: filename }, `Download output ${out.index} (${out.mimeType}, ${formatBytes(out.sizeBytes)})`);
+  // With a token the plain link would be refused, so the click fetches with the bearer header.
+  link.addEventListener("click", (e) => {
+    if (!app.api.session.token) return;
+    e.preventDefault();
+    app.api.fetchPath(path).then(
+      async (res) => saveBlob(await res.blob(), filename),
+      (err) => app.announce(`Downloading output ${out.index} failed: ${describeError(err)}`, "error"),
+    );
+  });
+  const isImage = out.mimeType.startsWith("image/");
+  const isText = out.mimeType.startsWith("text/") || out.mimeType === "application/json";
+  if (!isImage && !isText) replace(preview);
+  else if (isText && out.sizeBytes > BigInt(MAX_INLINE_TEXT)) replace(preview, h("p", { class: "muted" }, "Too large to show here; download it."));
+  else
+    app.api.fetchPath(path).then(
+      async (res) => {
+        if (isImage) {
+          const url = URL.createObjectURL(await res.blob());
+          objectUrls.push(url);
+          replace(preview, h("img", { src: url, alt: `Output ${out.index} of job ${job.id}`, "data-output": out.index }));
+        } else replace(preview, h("pre", { class: "text-output", "data-output": out.index }, await res.text()));
+      },
+      (err) => replace(preview, h("p", { class: "error-text" }, `Could not load output ${out.index}: ${describeError(err)}`)),
+    );
+  return h("figure", { class: "output" }, preview, h("figcaption", {}, link, h("div", { class: "muted code" }, `sha256 ${out.sha256}`)));
+}

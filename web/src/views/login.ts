@@ -1,0 +1,54 @@
+import type { View } from "../app.js";
+import { describeError, isUnauthenticated } from "../errors.js";
+import { field, h, replace, setFieldError } from "../dom.js";
+
+/**
+ * Asks for a bearer token, checks it with one cheap RPC and keeps it in
+ * sessionStorage. A studio running open (loopback, no tokens) accepts any call,
+ * so the page also works without signing in there.
+ */
+export const loginView: View = (app, main) => {
+  const token = field(
+    "Token",
+    h("input", { type: "password", name: "token", autocomplete: "current-password", required: true, spellcheck: false }),
+    "An admin or client token, as created with `studio tokens create`. Kept in this tab only.",
+  );
+  const submit = h("button", { type: "submit", class: "primary" }, "Sign in");
+  const form = h(
+    "form",
+    {
+      class: "card narrow",
+      "aria-labelledby": "login-title",
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        const value = token.control.value.trim();
+        if (!value) return setFieldError(token.control, token.error, "Enter a token.");
+        submit.disabled = true;
+        app.api.session.set(value);
+        try {
+          await app.api.jobs.listJobs({ pageSize: 1 });
+          setFieldError(token.control, token.error, undefined);
+          app.loginReason = undefined;
+          window.dispatchEvent(new Event("studio:session"));
+          app.navigate(app.returnTo.startsWith("#/login") ? "#/jobs" : app.returnTo);
+          app.announce("Signed in.");
+        } catch (err) {
+          app.api.session.clear();
+          setFieldError(
+            token.control,
+            token.error,
+            isUnauthenticated(err) ? `The studio refused this token (${describeError(err)}).` : describeError(err),
+          );
+        } finally {
+          submit.disabled = false;
+        }
+      },
+    },
+    h("h1", { id: "login-title" }, "Sign in"),
+    app.loginReason ? h("p", { class: "notice", role: "alert" }, app.loginReason) : null,
+    token.row,
+    h("div", { class: "actions" }, submit),
+  );
+  replace(main, form);
+  token.control.focus();
+};
