@@ -1,0 +1,93 @@
+import type { Subprocess } from "bun";
+
+/** A benchmark child process with an IPC channel and a way to await its messages. */
+export interface Child<In, Out> {
+  pid: number;
+  proc: Subprocess;
+  send(message: In): void;
+  /** The next message (or one already received and not yet taken) for which `match` is true. */
+  waitFor<T extends Out>(match: (m: Out) => m is T, timeoutMs?: number): Promise<T>;
+  /** Every message is also handed to this listener, if set. */
+  onMessage?: (m: Out) => void;
+  /** SIGTERM, then SIGKILL after graceMs; resolves when the process has been reaped. */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+interface Waiter<Out> {
+  match: (m: Out) => boolean;
+  resolve: (m: Out) => void;
+}
+
+/**
+ * Spawns `argv` (no shell) with Bun's IPC channel. stdout is passed through to ours unless
+ * `quiet`; stderr always is, so a child's crash is visible. The child is killed if we exit first.
+ */
+export function spawnChild<In, Out>(
+  argv: string[],
+  { env, quiet = true, cwd }: { env?: Record<string, string>; quiet?: boolean; cwd?: string } = {},
+): Child<In, Out> {
+  const inbox: Out[] = [];
+  const waiters: Waiter<Out>[] = [];
+  let exitError: Error | undefined;
+  const failWaiters: Array<(err: Error) => void> = [];
+  const child: Child<In, Out> = {
+    pid: 0,
+    proc: undefined as unknown as Subprocess,
+    send: (m) => child.proc.send(m),
+    waitFor<T extends Out>(match: (m: Out) => m is T, timeoutMs = 120_000): Promise<T> {
+      const i = inbox.findIndex(match);
+      if (i >= 0) return Promise.resolve(inbox.splice(i, 1)[0] as T);
+      if (exitError) return Promise.reject(exitError);
+      return new Promise<T>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${argv.join(" ")}: no matching message within ${timeoutMs} ms`)), timeoutMs);
+        const waiter: Waiter<Out> = {
+          match,
+          resolve: (m) => {
+            clearTimeout(timer);
+            resolve(m as T);
+          },
+        };
+        waiters.push(waiter);
+        failWaiters.push((err) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+      });
+    },
+    async stop(graceMs = 5000) {
+      if (child.proc.exitCode !== null || child.proc.signalCode !== null) return child.proc.exitCode;
+      child.proc.kill("SIGTERM");
+      const timer = setTimeout(() => child.proc.kill("SIGKILL"), graceMs);
+      const code = await child.proc.exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+  const proc = Bun.spawn(argv, {
+    cwd,
+    env: { ...process.env, ...env },
+    stdin: "ignore",
+    stdout: quiet ? "ignore" : "inherit",
+    stderr: "inherit",
+    ipc(message: Out) {
+      child.onMessage?.(message);
+      const w = waiters.findIndex((x) => x.match(message));
+      if (w >= 0) {
+        waiters.splice(w, 1)[0]!.resolve(message);
+        failWaiters.splice(w, 1);
+      } else inbox.push(message);
+    },
+    serialization: "advanced",
+  });
+  child.proc = proc;
+  child.pid = proc.pid;
+  const onExit = () => proc.kill("SIGKILL");
+  process.once("exit", onExit);
+  void proc.exited.then((code) => {
+    process.off("exit", onExit);
+    exitError = new Error(`${argv.join(" ")} exited with ${code ?? proc.signalCode}`);
+    for (const fail of failWaiters.splice(0)) fail(exitError);
+    waiters.splice(0);
+  });
+  return child;
+}

@@ -1,0 +1,152 @@
+import type { Child } from "./child.js";
+import { epochMs, summarize, type LatencySummary } from "./stats.js";
+import { isReport, type FromWorker, type ToWorker } from "./worker-messages.js";
+
+/** One queue under test (ours or BullMQ), as the phases drive it. */
+export interface QueueUnderTest {
+  name: string;
+  /** Queues one job with the small task; resolves to its id once the queue has accepted it. */
+  create(i: number): Promise<string>;
+  workers: Child<ToWorker, FromWorker>[];
+}
+
+/** What a throughput phase measured. */
+export interface ThroughputResult {
+  jobs: number;
+  seconds: number;
+  jobsPerSecond: number;
+  /** Offer latency under load: includes time queued behind busy workers. */
+  offerLatencyMs: LatencySummary;
+}
+
+/** What an idle-latency phase measured. */
+export interface LatencyResult {
+  offerLatencyMs: LatencySummary;
+}
+
+type Report = Extract<FromWorker, { type: "report" }>;
+
+/** Clears every worker's log and waits until each has done so (a report after a reset is empty). */
+async function resetWorkers(q: QueueUnderTest, eager: boolean): Promise<void> {
+  for (const w of q.workers) {
+    w.send({ type: "reset" });
+    w.send({ type: "mode", eager });
+    w.send({ type: "report" });
+  }
+  await Promise.all(q.workers.map((w) => w.waitFor(isReport)));
+}
+
+/** Adds up the workers' progress messages; `until(n)` resolves once n jobs have completed. */
+class Completions {
+  private readonly counts = new Map<number, number>();
+  private waiter: { target: number; resolve: () => void } | undefined;
+
+  constructor(private readonly q: QueueUnderTest) {
+    q.workers.forEach((w) => {
+      w.onMessage = (m) => {
+        if (m.type === "progress") {
+          this.counts.set(w.pid, m.completed);
+          if (this.waiter && this.total() >= this.waiter.target) this.waiter.resolve();
+        } else if (m.type === "error") console.error(`${q.name} worker ${w.pid}: ${m.message}`);
+      };
+    });
+  }
+
+  total(): number {
+    return [...this.counts.values()].reduce((s, n) => s + n, 0);
+  }
+
+  until(target: number, timeoutMs: number): Promise<void> {
+    if (this.total() >= target) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new Error(`${this.q.name}: only ${this.total()} of ${target} jobs completed within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiter = {
+        target,
+        resolve: () => {
+          clearTimeout(timer);
+          this.waiter = undefined;
+          resolve();
+        },
+      };
+    });
+  }
+
+  close(): void {
+    this.q.workers.forEach((w) => (w.onMessage = undefined));
+  }
+}
+
+async function collect(q: QueueUnderTest): Promise<Report[]> {
+  for (const w of q.workers) w.send({ type: "report" });
+  return Promise.all(q.workers.map((w) => w.waitFor(isReport)));
+}
+
+function latencies(created: Map<string, number>, reports: Report[]): number[] {
+  const out: number[] = [];
+  for (const r of reports)
+    r.jobIds.forEach((id, i) => {
+      const t0 = created.get(id);
+      if (t0 !== undefined) out.push(r.receivedMs[i]! - t0);
+    });
+  return out;
+}
+
+/**
+ * Creates `jobs` jobs with at most `window` creates in flight and waits for every completion.
+ * Jobs per second counts from the first create call to the last confirmed completion.
+ */
+export async function throughputPhase(
+  q: QueueUnderTest,
+  { jobs, window, timeoutMs = 300_000 }: { jobs: number; window: number; timeoutMs?: number },
+): Promise<ThroughputResult> {
+  await resetWorkers(q, false);
+  const created = new Map<string, number>();
+  const completions = new Completions(q);
+  const start = epochMs();
+  let next = 0;
+  const lane = async () => {
+    while (next < jobs) {
+      const i = next++;
+      const t0 = epochMs();
+      created.set(await q.create(i), t0);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(window, jobs) }, lane));
+    await completions.until(jobs, timeoutMs);
+  } finally {
+    completions.close();
+  }
+  const reports = await collect(q);
+  const lastCompletion = Math.max(...reports.flatMap((r) => r.completedMs.filter((t) => !Number.isNaN(t))));
+  const seconds = (lastCompletion - start) / 1000;
+  return { jobs, seconds, jobsPerSecond: jobs / seconds, offerLatencyMs: summarize(latencies(created, reports)) };
+}
+
+/**
+ * Creates jobs one at a time, each after the previous one completed and a `gapMs` pause, so that
+ * every job finds all workers idle, waiting for work. Measures job created → worker holding it.
+ */
+export async function idleLatencyPhase(
+  q: QueueUnderTest,
+  { jobs, gapMs = 5, timeoutMs = 30_000 }: { jobs: number; gapMs?: number; timeoutMs?: number },
+): Promise<LatencyResult> {
+  await resetWorkers(q, true);
+  const created = new Map<string, number>();
+  const completions = new Completions(q);
+  try {
+    for (let i = 0; i < jobs; i++) {
+      const t0 = epochMs();
+      created.set(await q.create(i), t0);
+      await completions.until(i + 1, timeoutMs);
+      await Bun.sleep(gapMs);
+    }
+  } finally {
+    completions.close();
+  }
+  const reports = await collect(q);
+  return { offerLatencyMs: summarize(latencies(created, reports)) };
+}

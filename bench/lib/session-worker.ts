@@ -1,0 +1,130 @@
+#!/usr/bin/env bun
+/**
+ * A process of simulated Studio workers for the benchmarks: `--sessions` WorkerService.Session
+ * streams over HTTP/2, each kept by the real worker's SessionClient (hello, welcome, heartbeats
+ * on the studio's interval), each with one slot. An offer is answered the way the real runtime
+ * answers it (accept, the output in chunks, complete) but with a fixed 1 KiB PNG instead of
+ * running an engine, so that what is measured is dispatch, not image making.
+ *
+ * Records when each offer arrived and when the studio's receipt confirmed the completion, and
+ * reports them over IPC (see worker-messages.ts).
+ */
+import { create } from "@bufbuild/protobuf";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import type { Transport } from "@connectrpc/connect";
+import { createHash } from "node:crypto";
+import { parseArgs } from "node:util";
+import pino from "pino";
+import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
+import {
+  JobAcceptSchema,
+  JobCompleteSchema,
+  OutputChunkSchema,
+  WorkerHelloSchema,
+} from "../../gen/studio/v1/worker_service_pb.js";
+import type { Offer } from "../../gen/studio/v1/job_pb.js";
+import { SessionClient, type LiveSession } from "../../worker/session/session-client.js";
+import { OUTPUT_BYTES, paddedPng } from "./payload.js";
+import { epochMs } from "./stats.js";
+import { ReceiptLog, toParent } from "./worker-messages.js";
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: "string" },
+    sessions: { type: "string", default: "1" },
+    "per-connection": { type: "string", default: "1" },
+    name: { type: "string", default: `bench-${process.pid}` },
+  },
+});
+if (!args.url) {
+  console.error("usage: session-worker.ts --url URL [--sessions N] [--per-connection K] [--name PREFIX]");
+  process.exit(2);
+}
+const sessions = Number(args.sessions);
+const perConnection = Math.max(1, Number(args["per-connection"]));
+
+const output = paddedPng();
+const outputSha = createHash("sha256").update(output).digest("hex");
+const log = new ReceiptLog(toParent);
+log.listen();
+const silent = pino({ level: "silent" });
+
+/** One simulated worker: its SessionClient and the offer it holds (one slot). */
+class BenchWorker {
+  readonly client: SessionClient;
+  private held: Offer | undefined;
+  private receipts = 0;
+  welcomed = false;
+
+  constructor(transport: Transport, name: string, onWelcome: () => void) {
+    this.client = new SessionClient({
+      transport,
+      logger: silent,
+      handlers: {
+        hello: () =>
+          create(WorkerHelloSchema, { name, version: "bench", engines: [ModelEngine.SYNTHETIC], slots: 1 }),
+        leaseIds: () => (this.held ? [this.held.leaseId] : []),
+        welcome: () => {
+          if (!this.welcomed) onWelcome();
+          this.welcomed = true;
+        },
+        message: (m, session) => {
+          if (m.case === "offer") this.offer(m.value, session);
+          else if (m.case === "receipt") {
+            if (!m.value.ok) toParent({ type: "error", message: `${name}: ${m.value.code} ${m.value.message} (job ${m.value.jobId})` });
+            if (this.held && m.value.jobId === this.held.jobId && ++this.receipts === 2) {
+              log.complete(this.held.jobId, epochMs());
+              this.held = undefined;
+            }
+          } else if (m.case === "cancel" && this.held?.jobId === m.value.jobId) this.held = undefined;
+        },
+        closed: (_s, err) => {
+          if (err) toParent({ type: "error", message: `${name}: session ended: ${err.message}` });
+        },
+      },
+    });
+  }
+
+  private offer(offer: Offer, session: LiveSession): void {
+    log.receive(offer.jobId, epochMs());
+    this.held = offer;
+    this.receipts = 0;
+    const ids = { jobId: offer.jobId, leaseId: offer.leaseId };
+    session.post({ case: "accept", value: create(JobAcceptSchema, ids) });
+    session.post({
+      case: "outputChunk",
+      value: create(OutputChunkSchema, {
+        ...ids,
+        index: 0,
+        mimeType: "image/png",
+        totalSize: BigInt(OUTPUT_BYTES),
+        sha256: outputSha,
+        offset: 0n,
+        data: output,
+      }),
+    });
+    session.post({ case: "complete", value: create(JobCompleteSchema, { ...ids, outputCount: 1 }) });
+  }
+}
+
+let transport: Transport | undefined;
+let welcomed = 0;
+const workers: BenchWorker[] = [];
+const allWelcomed = Promise.withResolvers<void>();
+for (let i = 0; i < sessions; i++) {
+  if (i % perConnection === 0) transport = createConnectTransport({ baseUrl: args.url, httpVersion: "2" });
+  const w = new BenchWorker(transport!, `${args.name}-${i}`, () => {
+    if (++welcomed === sessions) allWelcomed.resolve();
+  });
+  workers.push(w);
+  void w.client.run().catch((err: unknown) => toParent({ type: "error", message: String(err) }));
+}
+await allWelcomed.promise;
+toParent({ type: "ready", sessions });
+
+const shutdown = async () => {
+  await Promise.all(workers.map((w) => w.client.stop(1000)));
+  process.exit(0);
+};
+process.on("SIGTERM", shutdown);
+process.on("SIGINT", shutdown);
