@@ -1,0 +1,275 @@
+import fs from "node:fs/promises";
+import { TransferFailure, type FailureInit } from "./errors.js";
+import { sleep } from "./file-lock.js";
+import { contentLength, fetchFollowing, ifRangeValidator, parseContentRange, type FetchPolicy } from "./http-fetch.js";
+import { OrderedHasher } from "./ordered-hasher.js";
+import type { DownloadLogger, WritableFile, OpenFile } from "./options.js";
+import { streamPart } from "./part-stream.js";
+import { bytesDone, readPartialState, splitParts, writePartialState, type PartState, type PartialState } from "./partial-state.js";
+
+/** Everything one file download needs; the manager fills it in. */
+export interface FileDownloadPlan {
+  url: string;
+  filename: string;
+  expectedSha256: string | undefined;
+  approxBytes: number | undefined;
+  partialPath: string;
+  statePath: string;
+  policy: FetchPolicy;
+  openFile: OpenFile;
+  stallTimeoutMs: number;
+  maxRetries: number;
+  retryBaseDelayMs: number;
+  partThresholdBytes: number;
+  parts: number;
+  logger: DownloadLogger;
+  /** Fails (with a disk TransferFailure) when `bytes` more cannot fit, after trying to make room. */
+  ensureSpace(bytes: number): Promise<void>;
+  onBytes(done: number, total: number | undefined): void;
+}
+
+/** A finished partial file, hashed and synced, ready to be renamed into the cache. */
+export interface FinishedDownload {
+  sha256: string;
+  sizeBytes: number;
+  etag: string | undefined;
+  lastModified: string | undefined;
+}
+
+/** Thrown inside an attempt when the server cannot continue the partial (200 to a Range, changed size). */
+class RestartFromZero extends Error {}
+
+const STATE_SAVE_MS = 1000;
+const MAX_BACKOFF_MS = 30_000;
+
+/**
+ * Downloads one file into its partial path: resumes from the sidecar when one
+ * matches, fetches parallel ranges for large files on servers that accept
+ * ranges, retries network errors, 5xx and stalls with exponential backoff and
+ * full jitter, restarts from zero when the server answers a Range with 200, and
+ * verifies the sha256 computed while writing. On a permanent failure the
+ * partial is deleted (a cancel keeps it for the next resume).
+ */
+export async function downloadFile(plan: FileDownloadPlan, signal: AbortSignal): Promise<FinishedDownload> {
+  const saved = await readPartialState(plan.statePath, plan.url);
+  const file = await openPartial(plan, saved !== undefined && canResume(saved, plan));
+  const ctx: AttemptContext = { state: undefined, hasher: new OrderedHasher(file, []) };
+  try {
+    if (saved && canResume(saved, plan)) ctx.state = saved;
+    else await file.truncate(0);
+    ctx.hasher = new OrderedHasher(file, ctx.state?.parts ?? []);
+    let retries = 0;
+    for (;;) {
+      if (ctx.state && !canResume(ctx.state, plan)) await startOver(plan, file, ctx);
+      const before = ctx.state ? bytesDone(ctx.state) : 0;
+      try {
+        const state = await runAttempt(plan, file, ctx, signal);
+        await ctx.hasher.catchUp();
+        return await finish(plan, file, state, ctx.hasher);
+      } catch (err) {
+        if (err instanceof RestartFromZero) {
+          plan.logger.warn({ url: plan.url, filename: plan.filename, reason: err.message }, "download restarts from zero");
+          await startOver(plan, file, ctx);
+          continue;
+        }
+        const failure = asFailure(err, signal);
+        if (ctx.state) await writePartialState(plan.statePath, ctx.state).catch(() => {});
+        if (!failure.retryable) {
+          if (failure.kind !== "cancelled") await discard(plan);
+          throw new TransferFailure(failure);
+        }
+        if (ctx.state && bytesDone(ctx.state) > before) retries = 0;
+        if (++retries > plan.maxRetries) {
+          throw new TransferFailure({ ...failure, retryable: false, message: `${failure.message}; gave up after ${plan.maxRetries} retries` });
+        }
+        const delay = Math.random() * Math.min(MAX_BACKOFF_MS, plan.retryBaseDelayMs * 2 ** (retries - 1));
+        plan.logger.warn({ url: plan.url, filename: plan.filename, kind: failure.kind, retry: retries, delayMs: Math.round(delay) }, `download retry: ${failure.message}`);
+        try {
+          await sleep(delay, signal);
+        } catch (reason) {
+          throw new TransferFailure(asFailure(reason, signal));
+        }
+      }
+    }
+  } finally {
+    await file.close().catch(() => {});
+  }
+}
+
+/** The download's progress shared across attempts: the parts and the hasher survive a retry. */
+interface AttemptContext {
+  state: PartialState | undefined;
+  hasher: OrderedHasher;
+}
+
+async function startOver(plan: FileDownloadPlan, file: WritableFile, ctx: AttemptContext): Promise<void> {
+  ctx.state = undefined;
+  await fs.rm(plan.statePath, { force: true });
+  await file.truncate(0);
+  ctx.hasher = new OrderedHasher(file, []);
+}
+
+/** A sidecar is only trusted when the server can be asked for "the same version" or the digest will catch a change. */
+function canResume(state: PartialState, plan: FileDownloadPlan): boolean {
+  if (!state.acceptsRanges) return false;
+  return ifRangeValidator(state.etag, state.lastModified) !== undefined || plan.expectedSha256 !== undefined;
+}
+
+async function openPartial(plan: FileDownloadPlan, resume: boolean): Promise<WritableFile> {
+  if (resume) {
+    try {
+      return await plan.openFile(plan.partialPath, "r+");
+    } catch {
+      await fs.rm(plan.statePath, { force: true });
+    }
+  }
+  return plan.openFile(plan.partialPath, "w+");
+}
+
+/** One pass: starts (or resumes) every unfinished part concurrently; returns the state once all are complete. */
+async function runAttempt(plan: FileDownloadPlan, file: WritableFile, ctx: AttemptContext, outer: AbortSignal): Promise<PartialState> {
+  const controller = new AbortController();
+  const onOuterAbort = () => controller.abort(outer.reason);
+  outer.addEventListener("abort", onOuterAbort, { once: true });
+  const lastByteAt = new Map<PartState | "head", number>([["head", Date.now()]]);
+  const watchdog = setInterval(() => {
+    const now = Date.now();
+    for (const t of lastByteAt.values())
+      if (now - t > plan.stallTimeoutMs) {
+        controller.abort(new TransferFailure({ kind: "stall", retryable: true, message: `no bytes for ${plan.stallTimeoutMs} ms` }));
+        return;
+      }
+  }, Math.max(5, Math.floor(plan.stallTimeoutMs / 4)));
+  const signal = controller.signal;
+  let firstError: unknown;
+  const fail = (err: unknown) => {
+    firstError ??= err;
+    if (!signal.aborted) controller.abort(err);
+  };
+  let lastSave = Date.now();
+  const running: Promise<void>[] = [];
+  try {
+    outer.throwIfAborted();
+    let first: { part: PartState; body: ReadableStream<Uint8Array> } | undefined;
+    let pending: PartState[];
+    if (!ctx.state) {
+      const opened = await openFresh(plan, file, signal);
+      ctx.state = opened.state;
+      ctx.hasher = new OrderedHasher(file, opened.state.parts);
+      await writePartialState(plan.statePath, opened.state);
+      first = { part: opened.state.parts[0]!, body: opened.body };
+      pending = opened.state.parts.slice(1);
+    } else {
+      pending = ctx.state.parts.filter((p) => p.end === undefined || p.next < p.end);
+      const remaining = (ctx.state.totalBytes ?? plan.approxBytes ?? 0) - bytesDone(ctx.state);
+      await plan.ensureSpace(Math.max(0, remaining));
+    }
+    lastByteAt.delete("head");
+    const state = ctx.state;
+    const hasher = ctx.hasher;
+    const sink = {
+      file,
+      hasher,
+      signal,
+      onWritten: () => {
+        plan.onBytes(bytesDone(state), state.totalBytes);
+        const now = Date.now();
+        if (now - lastSave > STATE_SAVE_MS) {
+          lastSave = now;
+          void writePartialState(plan.statePath, state).catch(() => {});
+        }
+        if (hasher.position < bytesDone(state)) void hasher.catchUp().catch(fail);
+      },
+    };
+    const run = async (part: PartState, body?: ReadableStream<Uint8Array>) => {
+      lastByteAt.set(part, Date.now());
+      const stream = body ?? (await openRange(plan, state, part, signal));
+      await streamPart(stream, part, sink, () => lastByteAt.set(part, Date.now()));
+      lastByteAt.delete(part);
+    };
+    if (first) running.push(run(first.part, first.body).catch(fail));
+    for (const part of pending) running.push(run(part).catch(fail));
+    await Promise.all(running);
+    if (firstError !== undefined) throw firstError;
+    if (state.totalBytes === undefined) state.totalBytes = state.parts[0]!.next;
+    return state;
+  } catch (err) {
+    fail(err);
+    await Promise.allSettled(running);
+    throw firstError;
+  } finally {
+    clearInterval(watchdog);
+    outer.removeEventListener("abort", onOuterAbort);
+  }
+}
+
+/** First request: `Range: bytes=0-` tells in one round trip whether ranges work and how big the file is. */
+async function openFresh(plan: FileDownloadPlan, file: WritableFile, signal: AbortSignal) {
+  const { response } = await fetchFollowing(plan.url, { range: "bytes=0-" }, plan.policy, signal);
+  const range = response.status === 206 ? parseContentRange(response.headers.get("content-range")) : undefined;
+  const acceptsRanges = range !== undefined && range.start === 0 && range.total !== undefined;
+  const totalBytes = acceptsRanges ? range.total : contentLength(response);
+  try {
+    await plan.ensureSpace(totalBytes ?? plan.approxBytes ?? 0);
+  } catch (err) {
+    await response.body?.cancel().catch(() => {});
+    throw err;
+  }
+  const parallel = acceptsRanges && totalBytes! >= plan.partThresholdBytes && plan.parts > 1;
+  const parts = totalBytes === undefined ? [{ start: 0, next: 0 }] : parallel ? splitParts(totalBytes, plan.parts) : [{ start: 0, end: totalBytes, next: 0 }];
+  if (parallel) await file.truncate(totalBytes!);
+  const state: PartialState = {
+    version: 1,
+    url: plan.url,
+    etag: response.headers.get("etag") ?? undefined,
+    lastModified: response.headers.get("last-modified") ?? undefined,
+    totalBytes,
+    acceptsRanges,
+    parts,
+  };
+  if (!response.body) throw new TransferFailure({ kind: "network", retryable: true, message: "response has no body" });
+  return { state, body: response.body };
+}
+
+/** A resumed range: 206 at the right offset continues; 200, or a different size, means start over. */
+async function openRange(plan: FileDownloadPlan, state: PartialState, part: PartState, signal: AbortSignal) {
+  const headers: Record<string, string> = { range: `bytes=${part.next}-${part.end !== undefined ? part.end - 1 : ""}` };
+  const validator = ifRangeValidator(state.etag, state.lastModified);
+  if (validator) headers["if-range"] = validator;
+  const { response } = await fetchFollowing(plan.url, headers, plan.policy, signal);
+  const range = parseContentRange(response.headers.get("content-range"));
+  const ok = response.status === 206 && range?.start === part.next && (state.totalBytes === undefined || range.total === state.totalBytes);
+  if (!ok || !response.body) {
+    await response.body?.cancel().catch(() => {});
+    throw new RestartFromZero(`server answered ${response.status} ${response.headers.get("content-range") ?? ""} to a resume at byte ${part.next}`);
+  }
+  return response.body;
+}
+
+async function finish(plan: FileDownloadPlan, file: WritableFile, state: PartialState, hasher: OrderedHasher): Promise<FinishedDownload> {
+  const size = state.totalBytes!;
+  if (hasher.position !== size)
+    throw new TransferFailure({ kind: "network", retryable: true, message: `hashed ${hasher.position} of ${size} bytes` });
+  const sha256 = hasher.digest();
+  if (plan.expectedSha256 !== undefined && sha256 !== plan.expectedSha256) {
+    throw new TransferFailure({
+      kind: "integrity",
+      retryable: false,
+      message: `sha256 mismatch: expected ${plan.expectedSha256}, got ${sha256} over ${size} bytes; the file was deleted`,
+    });
+  }
+  await file.datasync();
+  return { sha256, sizeBytes: size, etag: state.etag, lastModified: state.lastModified };
+}
+
+async function discard(plan: FileDownloadPlan): Promise<void> {
+  await fs.rm(plan.partialPath, { force: true });
+  await fs.rm(plan.statePath, { force: true });
+}
+
+function asFailure(err: unknown, signal: AbortSignal): FailureInit {
+  if (err instanceof TransferFailure) return err.init;
+  if (signal.aborted) return { kind: "cancelled", retryable: false, message: "download cancelled", cause: err };
+  const detail = err instanceof Error ? err.message : String(err);
+  return { kind: "network", retryable: true, message: `unexpected error: ${detail}`, cause: err };
+}

@@ -1,0 +1,61 @@
+import fs from "node:fs/promises";
+import { z } from "zod";
+
+/**
+ * The sidecar next to a partial file: which server version the bytes came from
+ * and how far each range got. It is written (tmp + rename) only after the bytes
+ * it counts are written, so after a crash it never claims more than the file
+ * holds. It is stored JSON read back after a restart, so it is parsed with zod.
+ */
+const PartSchema = z.object({
+  start: z.number().int().nonnegative(),
+  /** Exclusive end; undefined when the total size is unknown (single stream only). */
+  end: z.number().int().nonnegative().optional(),
+  /** Absolute offset of the next byte this part writes. */
+  next: z.number().int().nonnegative(),
+});
+export type PartState = z.infer<typeof PartSchema>;
+
+const PartialStateSchema = z.object({
+  version: z.literal(1),
+  url: z.string(),
+  etag: z.string().optional(),
+  lastModified: z.string().optional(),
+  totalBytes: z.number().int().nonnegative().optional(),
+  acceptsRanges: z.boolean(),
+  parts: z.array(PartSchema).min(1),
+});
+export type PartialState = z.infer<typeof PartialStateSchema>;
+
+/** Reads a sidecar; undefined when missing, corrupt, or for another URL (the partial is then started over). */
+export async function readPartialState(path: string, url: string): Promise<PartialState | undefined> {
+  try {
+    const parsed = PartialStateSchema.safeParse(JSON.parse(await fs.readFile(path, "utf8")));
+    if (!parsed.success || parsed.data.url !== url) return undefined;
+    const consistent = parsed.data.parts.every((p) => p.next >= p.start && (p.end === undefined || p.next <= p.end));
+    return consistent ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes a sidecar atomically. */
+export async function writePartialState(path: string, state: PartialState): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(state));
+  await fs.rename(tmp, path);
+}
+
+/** Bytes already on disk according to the state. */
+export function bytesDone(state: PartialState): number {
+  return state.parts.reduce((sum, p) => sum + (p.next - p.start), 0);
+}
+
+/** Splits [0, total) into n ranges of near-equal size. */
+export function splitParts(total: number, n: number): PartState[] {
+  const count = Math.max(1, Math.min(n, total));
+  const size = Math.ceil(total / count);
+  const parts: PartState[] = [];
+  for (let start = 0; start < total; start += size) parts.push({ start, end: Math.min(total, start + size), next: start });
+  return parts.length > 0 ? parts : [{ start: 0, end: 0, next: 0 }];
+}
