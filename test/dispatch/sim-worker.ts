@@ -1,0 +1,167 @@
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createHash } from "node:crypto";
+import type { Offer } from "../../gen/studio/v1/job_pb.js";
+import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
+import {
+  SessionRequestSchema,
+  WorkerService,
+  type CancelOrder,
+  type Receipt,
+  type SessionRequest,
+  type SessionResponse,
+  type Welcome,
+  type WorkerHello,
+} from "../../gen/studio/v1/worker_service_pb.js";
+import { AsyncQueue } from "../../server/dispatch/async-queue.js";
+
+export type Protocol = "connect" | "grpc";
+
+/** An HTTP/2 transport of the chosen protocol to a studio, as real workers use. */
+export function h2Transport(baseUrl: string, protocol: Protocol = "connect"): Transport {
+  return protocol === "grpc"
+    ? createGrpcTransport({ baseUrl })
+    : createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true });
+}
+
+type Msg = SessionResponse["message"];
+
+/**
+ * A simulated streaming worker for tests: a real WorkerService.Session over
+ * HTTP/2 on loopback, with an inbox the test awaits (no sleeps).
+ */
+export class SimWorker {
+  readonly #out = new AsyncQueue<SessionRequest>();
+  readonly #inbox: Msg[] = [];
+  #waiters: (() => void)[] = [];
+  #ended = false;
+  #error: unknown;
+  readonly done: Promise<void>;
+  welcome!: Welcome;
+
+  private constructor(readonly client: Client<typeof WorkerService>) {
+    const responses = client.session(this.#out);
+    this.done = (async () => {
+      try {
+        for await (const r of responses) this.#deliver(r.message);
+      } catch (err) {
+        this.#error = err;
+      } finally {
+        this.#ended = true;
+        this.#notify();
+      }
+    })();
+  }
+
+  /** Connects, says hello and waits for welcome. */
+  static async connect(
+    transport: Transport,
+    hello: Partial<MessageInitShape<typeof import("../../gen/studio/v1/worker_service_pb.js").WorkerHelloSchema>> = {},
+  ): Promise<SimWorker> {
+    const w = new SimWorker(createClient(WorkerService, transport));
+    w.send({ case: "hello", value: { name: "sim", version: "test", engines: [ModelEngine.SYNTHETIC], slots: 1, ...hello } });
+    w.welcome = (await w.next("welcome")) as Welcome;
+    return w;
+  }
+
+  #deliver(m: Msg) {
+    this.#inbox.push(m);
+    this.#notify();
+  }
+
+  #notify() {
+    const ws = this.#waiters;
+    this.#waiters = [];
+    for (const w of ws) w();
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  get error(): unknown {
+    return this.#error;
+  }
+
+  /** Messages received and not yet taken. */
+  pending(): Msg[] {
+    return [...this.#inbox];
+  }
+
+  send(message: MessageInitShape<typeof SessionRequestSchema>["message"]): void {
+    this.#out.push(create(SessionRequestSchema, { message }));
+  }
+
+  /** The next message matching (removed from the inbox); rejects when the stream ends first. */
+  async take(match: (m: Msg) => boolean): Promise<Msg> {
+    for (;;) {
+      const i = this.#inbox.findIndex(match);
+      if (i >= 0) return this.#inbox.splice(i, 1)[0]!;
+      if (this.#ended) throw new Error(`session ended before the expected message (${String(this.#error ?? "no error")})`);
+      await new Promise<void>((r) => this.#waiters.push(r));
+    }
+  }
+
+  async next(kind: NonNullable<Msg["case"]>): Promise<Msg["value"]> {
+    return (await this.take((m) => m.case === kind)).value;
+  }
+
+  nextOffer(): Promise<Offer> {
+    return this.next("offer") as Promise<Offer>;
+  }
+
+  nextCancel(): Promise<CancelOrder> {
+    return this.next("cancel") as Promise<CancelOrder>;
+  }
+
+  /** The receipt for a job/lease. */
+  async receipt(jobId: string, leaseId: string): Promise<Receipt> {
+    return (await this.take((m) => m.case === "receipt" && m.value.jobId === jobId && m.value.leaseId === leaseId))
+      .value as Receipt;
+  }
+
+  /** Streams one output in chunks and returns its digest. */
+  upload(offer: Pick<Offer, "jobId" | "leaseId">, index: number, data: Uint8Array, opts: { mimeType?: string; sha256?: string; totalSize?: bigint; chunkBytes?: number } = {}): string {
+    const sha256 = opts.sha256 ?? createHash("sha256").update(data).digest("hex");
+    const chunk = opts.chunkBytes ?? 1024 * 1024;
+    let offset = 0;
+    do {
+      const piece = data.subarray(offset, offset + chunk);
+      this.send({
+        case: "outputChunk",
+        value: {
+          jobId: offer.jobId,
+          leaseId: offer.leaseId,
+          index,
+          mimeType: opts.mimeType ?? "application/octet-stream",
+          totalSize: opts.totalSize ?? BigInt(data.byteLength),
+          sha256,
+          offset: BigInt(offset),
+          data: piece,
+        },
+      });
+      offset += piece.byteLength;
+    } while (offset < data.byteLength);
+    return sha256;
+  }
+
+  /** Sends complete and waits for its receipt. */
+  async complete(offer: Pick<Offer, "jobId" | "leaseId">, outputCount = 1): Promise<Receipt> {
+    this.send({ case: "complete", value: { jobId: offer.jobId, leaseId: offer.leaseId, outputCount } });
+    return this.receipt(offer.jobId, offer.leaseId);
+  }
+
+  async fail(offer: Pick<Offer, "jobId" | "leaseId">, error: string, retryable = false): Promise<Receipt> {
+    this.send({ case: "fail", value: { jobId: offer.jobId, leaseId: offer.leaseId, error, retryable } });
+    return this.receipt(offer.jobId, offer.leaseId);
+  }
+
+  /** Ends the request side (the worker hangs up) and waits for the response side to end. */
+  async close(): Promise<void> {
+    this.#out.close();
+    await this.done;
+  }
+}
+
+export type { WorkerHello };
