@@ -59,6 +59,8 @@ export class JobRun {
   readonly abort = new AbortController();
   private awaiting: AwaitedReceipt[] = [];
   private readonly throttle: ProgressThrottle;
+  private uploading = false;
+  private refusedOutput: Receipt | undefined;
 
   constructor(
     readonly offer: Offer,
@@ -80,6 +82,7 @@ export class JobRun {
     this.awaiting = this.awaiting.filter((a) => a.sessionId === session.id);
     const entry = this.awaiting.shift();
     if (entry) entry.resolve(r);
+    else if (!r.ok && this.uploading) this.refusedOutput ??= r;
     else if (!r.ok) this.stop(new JobStop("refused", `the studio refused lease ${this.leaseId}: ${r.code} ${r.message}`));
   }
 
@@ -132,7 +135,10 @@ export class JobRun {
       signal.throwIfAborted();
       await mkdir(deps.workRoot, { recursive: true });
       workDir = await mkdtemp(join(deps.workRoot, "job-"));
-      const linked = await deps.downloads.linkWorkDir(workDir, held);
+      const linked = await deps.downloads.linkWorkDir(
+        workDir,
+        held.map((cached, i) => ({ file: files[i]!, cached })),
+      );
       this.progress({ phase: JobPhase.LOADING, message: "starting the engine" });
       const outputs = await engine.run({
         jobId: this.jobId,
@@ -174,12 +180,14 @@ export class JobRun {
 
   private async upload(outputs: EngineOutput[]): Promise<{ outcome: JobOutcome; message?: string }> {
     const total = outputs.reduce((n, o) => n + o.data.byteLength, 0);
+    this.uploading = true;
     const receipt = await this.deliver("complete", async (session) => {
       let done = 0;
       for (const [index, output] of outputs.entries()) {
         for (const chunk of outputChunks(this.ids(), index, output.mimeType, output.data)) {
           const stop = jobStopOf(this.abort.signal);
           if (stop && !stop.reportable) throw stop;
+          if (this.refusedOutput) throw new OutputRefusedError(this.refusedOutput);
           await session.send({ case: "outputChunk", value: chunk });
           done += chunk.data.byteLength;
           this.progress({ phase: JobPhase.UPLOADING, bytesDone: done, bytesTotal: total, message: "uploading" }, session);
@@ -272,6 +280,15 @@ export class JobRun {
   private end(outcome: JobOutcome, message?: string) {
     this.deps.view.finished(this.jobId, outcome, message);
     return { outcome, message };
+  }
+}
+
+/** The studio refused an output chunk (too large, bad digest): the job fails for good. */
+class OutputRefusedError extends Error {
+  readonly code = "output_refused";
+  readonly retryable = false;
+  constructor(r: Receipt) {
+    super(`the studio refused an output: ${r.code} ${r.message}`);
   }
 }
 

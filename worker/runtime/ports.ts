@@ -24,7 +24,10 @@ export interface Downloads<F extends HeldFile = HeldFile> {
     files: ModelFile[],
     options: { signal: AbortSignal; onProgress?: (p: DownloadProgressEvent) => void },
   ): Promise<F[]>;
-  linkWorkDir(workDir: string, entries: F[]): Promise<{ files: EngineFile[]; loraDir?: string }>;
+  linkWorkDir(
+    workDir: string,
+    entries: Array<{ file: ModelFile; cached: F }>,
+  ): Promise<{ files: EngineFile[]; loraDir?: string | undefined }>;
   cachedDigests(): Promise<Iterable<string>> | Iterable<string>;
 }
 

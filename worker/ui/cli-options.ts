@@ -36,18 +36,18 @@ const FLAGS: Array<[keyof WorkerConfig, string, string]> = [
 export function workerCommand(version: string): Command {
   const program = new Command("studio-worker")
     .description(
-      "Studio worker: keeps a session to the studio, downloads the model files each job names (verified, cached)\n" +
-        "and runs them with sd-cli (images) or llama-server (text). SIGTERM drains; a second signal stops at once.",
+      "Studio worker: keeps a session to the studio, downloads the model files each job names (verified, " +
+        "cached) and runs them with sd-cli (images) or llama-server (text). SIGTERM drains; a second signal stops at once.",
     )
     .version(version)
     .showHelpAfterError()
     .allowExcessArguments(false);
-  for (const [key, flags, help] of FLAGS) program.addOption(new Option(flags, help).env(WORKER_ENV[key]));
+  for (const [key, flags, help] of FLAGS) program.addOption(new Option(flags, `${help} [env ${WORKER_ENV[key]}]`));
   return program;
 }
 
 /**
- * Parses argv and the environment into a validated config. Throws WorkerConfigError naming every
+ * Parses argv and the environment (flags win) into a validated config. Throws WorkerConfigError naming every
  * bad setting; commander itself exits for --help, --version and unknown flags.
  */
 export function parseWorkerArgs(
@@ -57,9 +57,13 @@ export function parseWorkerArgs(
   const program = workerCommand(version);
   program.parse(argv);
   const opts = program.opts<Record<string, string | undefined>>();
-  const input = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as WorkerConfigInput;
+  const input: Record<string, string> = {};
+  for (const [key] of FLAGS) {
+    const value = opts[key] ?? env[WORKER_ENV[key]];
+    if (value !== undefined && value !== "") input[key] = value;
+  }
   if (input.server === undefined) throw new WorkerConfigError("--server is required (or set STUDIO_SERVER)");
-  const parsed = workerConfigSchema(defaultDirs(env)).safeParse(input, { reportInput: true });
+  const parsed = workerConfigSchema(defaultDirs(env)).safeParse(input as WorkerConfigInput, { reportInput: true });
   if (!parsed.success) {
     const issues = issuesFromZod(parsed.error).map((i) => ({ ...i, path: flagOf(i.path) }));
     throw new WorkerConfigError(formatIssues(issues));

@@ -1,0 +1,166 @@
+#!/usr/bin/env bun
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { engineName } from "../contract/names.js";
+import { WorkerConfigError, resolveEngines, type WorkerConfig } from "./config.js";
+import { DownloadManager } from "./download/index.js";
+import { findOnPath } from "./engines/find-on-path.js";
+import { LlamaServerEngine } from "./engines/llama-server-engine.js";
+import { MultiEngine } from "./engines/multi-engine.js";
+import { SdCliEngine } from "./engines/sd-cli-engine.js";
+import { SyntheticEngine } from "./engines/synthetic-engine.js";
+import type { Engine } from "./engines/types.js";
+import { WorkerRuntime } from "./runtime/worker-runtime.js";
+import { SessionClient, SessionRefusedError } from "./session/session-client.js";
+import { BarView } from "./ui/bar-view.js";
+import { parseWorkerArgs } from "./ui/cli-options.js";
+import { LogView } from "./ui/log-view.js";
+import { createWorkerLogger } from "./ui/logger.js";
+import pkg from "../package.json" with { type: "json" };
+
+/** The worker's version, reported in hello. */
+export const WORKER_VERSION: string = pkg.version;
+
+function isExecutable(path: string): boolean {
+  try {
+    if (!statSync(path).isFile()) return false;
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function buildEngines(config: WorkerConfig, logger: ReturnType<typeof createWorkerLogger>): MultiEngine {
+  const found = resolveEngines(config, { onPath: (name) => findOnPath(name), isExecutable });
+  const engines: Engine[] = [];
+  if (found.sdCli) engines.push(new SdCliEngine({ binary: found.sdCli, logger: logger.child({ engine: "sd-cpp" }) }));
+  if (found.llamaServer)
+    engines.push(
+      new LlamaServerEngine({
+        binary: found.llamaServer,
+        idleMs: config.llamaIdleSeconds * 1000,
+        ctxSize: config.llamaCtxSize,
+        gpuLayers: config.llamaGpuLayers,
+        logger: logger.child({ engine: "llama-cpp" }),
+      }),
+    );
+  if (found.synthetic) engines.push(new SyntheticEngine());
+  if (engines.length === 0)
+    throw new WorkerConfigError(
+      "no engine to run: neither sd-cli nor llama-server was found on PATH; pass --sd-cli PATH, --llama-server PATH or --engines synthetic",
+    );
+  return new MultiEngine(engines);
+}
+
+/** `studio-worker`: parse the flags, connect, run jobs; SIGTERM drains, a second signal stops at once. */
+async function main(argv: string[]): Promise<number> {
+  let config: WorkerConfig;
+  try {
+    config = parseWorkerArgs(argv, { version: WORKER_VERSION });
+  } catch (err) {
+    if (!(err instanceof WorkerConfigError)) throw err;
+    process.stderr.write(`studio-worker: bad configuration: ${err.message}\n`);
+    return 2;
+  }
+  const bars = config.progress === "bars" || (config.progress === "auto" && process.stderr.isTTY === true);
+  const barView = bars ? new BarView() : undefined;
+  const logger = createWorkerLogger(config.logLevel, barView ? (line) => barView.log(line) : undefined);
+
+  let engines: MultiEngine;
+  let ca: Buffer | undefined;
+  try {
+    engines = buildEngines(config, logger);
+    if (config.caFile) {
+      if (!config.server.startsWith("https:")) throw new WorkerConfigError("--ca-file is only for an https:// --server");
+      try {
+        ca = readFileSync(config.caFile);
+      } catch (err) {
+        throw new WorkerConfigError(`--ca-file: cannot read ${config.caFile}: ${(err as Error).message}`);
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof WorkerConfigError)) throw err;
+    barView?.stop();
+    process.stderr.write(`studio-worker: bad configuration: ${err.message}\n`);
+    return 2;
+  }
+
+  const downloads = new DownloadManager({
+    cacheDir: config.cacheDir,
+    cacheMaxBytes: config.cacheMaxBytes,
+    hfToken: config.hfToken,
+    logger: logger.child({ part: "download" }),
+  });
+  const runtime = new WorkerRuntime({
+    name: config.name,
+    version: WORKER_VERSION,
+    slots: config.slots,
+    labels: config.labels,
+    engines,
+    downloads,
+    view: barView ?? new LogView(logger),
+    logger,
+    workRoot: config.workDir,
+    jobTimeoutMs: config.jobTimeout * 1000,
+  });
+  const transport = createConnectTransport({
+    baseUrl: config.server,
+    httpVersion: "2",
+    useBinaryFormat: true,
+    pingIntervalMs: 15_000,
+    ...(ca ? { nodeOptions: { ca } } : {}),
+  });
+  const client = new SessionClient({ transport, handlers: runtime, logger, token: config.token });
+  runtime.attach(client);
+  await runtime.loadCache();
+  logger.info(
+    {
+      server: config.server,
+      name: config.name,
+      slots: config.slots,
+      engines: engines.kinds.map((k) => engineName(k)),
+      cacheDir: config.cacheDir,
+      workDir: config.workDir,
+    },
+    "studio-worker starting",
+  );
+
+  let exitCode = 0;
+  let signals = 0;
+  let shutdown: Promise<void> | undefined;
+  const finish = async () => {
+    await client.stop();
+    await engines.close().catch((err) => logger.warn({ err }, "an engine did not close cleanly"));
+    barView?.stop();
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals === 1) {
+      logger.info({ signal, graceSeconds: config.drainGraceSeconds, jobs: runtime.activeJobs }, "draining: no new jobs");
+      shutdown = runtime.drain(config.drainGraceSeconds * 1000).then(finish);
+      return;
+    }
+    logger.warn({ signal }, "stopping at once");
+    exitCode = 130;
+    runtime.stopNow();
+    shutdown = finish();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+
+  try {
+    await client.run();
+  } catch (err) {
+    if (!(err instanceof SessionRefusedError)) throw err;
+    logger.fatal({ err: err.message }, "the studio refused this worker; check --token");
+    runtime.stopNow();
+    await finish();
+    return 1;
+  }
+  await shutdown;
+  logger.info({ exitCode }, "studio-worker stopped");
+  return exitCode;
+}
+
+process.exit(await main(process.argv));
