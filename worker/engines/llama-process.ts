@@ -18,6 +18,7 @@ export interface LlamaProcessOptions {
   /** Stop after this long without a job. */
   idleMs: number;
   healthIntervalMs?: number;
+  env?: NodeJS.ProcessEnv;
   logger?: EngineLogger;
 }
 
@@ -128,7 +129,7 @@ export class LlamaProcess {
     let group: GroupChild;
     try {
       this.port = await freePort();
-      group = await spawnGroup(this.opts.binary, this.args(this.port));
+      group = await spawnGroup(this.opts.binary, this.args(this.port), { env: this.opts.env });
     } catch (err) {
       this.transition("stopped");
       if (err instanceof SpawnError) throw new EngineError("unavailable", err.message, { cause: err });

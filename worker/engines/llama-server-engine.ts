@@ -18,6 +18,8 @@ export interface LlamaServerEngineOptions {
   /** How long SIGTERM gets before SIGKILL (default 5 s). */
   stopGraceMs?: number;
   healthIntervalMs?: number;
+  /** The children's environment (default: the worker's). */
+  env?: NodeJS.ProcessEnv;
   logger?: EngineLogger;
 }
 
@@ -98,6 +100,7 @@ export class LlamaServerEngine implements Engine {
         stopGraceMs: this.opts.stopGraceMs ?? 5_000,
         idleMs: this.opts.idleMs,
         healthIntervalMs: this.opts.healthIntervalMs,
+        env: this.opts.env,
         logger: this.opts.logger,
       });
       this.servers.set(modelPath, server);

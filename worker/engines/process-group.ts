@@ -64,7 +64,8 @@ export function groupAlive(pid: number): boolean {
 
 /**
  * Stops the whole group: SIGTERM, then SIGKILL after `graceMs` if the leader has not exited,
- * then SIGKILL again to whatever the leader left behind. Resolves once the leader is reaped.
+ * then SIGKILL again to whatever the leader left behind. Resolves once the leader is reaped and the
+ * group is empty.
  */
 export async function killGroup(group: GroupChild, graceMs: number): Promise<ChildExit> {
   if (!group.exit) {
@@ -78,8 +79,21 @@ export async function killGroup(group: GroupChild, graceMs: number): Promise<Chi
     if (first === "grace") signalGroup(group.pid, "SIGKILL");
   }
   const exit = await group.exited;
-  signalGroup(group.pid, "SIGKILL");
+  if (signalGroup(group.pid, "SIGKILL")) await groupGone(group.pid, 2000);
   return exit;
+}
+
+/**
+ * Waits (polling; the kernel gives no event for it) until no process of the group is left, so that
+ * grandchildren the leader left behind are gone too; gives up after `limitMs`.
+ */
+export async function groupGone(pid: number, limitMs: number): Promise<boolean> {
+  const deadline = Date.now() + limitMs;
+  while (groupAlive(pid)) {
+    if (Date.now() > deadline) return false;
+    await Bun.sleep(5);
+  }
+  return true;
 }
 
 /** Keeps the last lines a program wrote, for error messages. Carriage returns end a line too. */

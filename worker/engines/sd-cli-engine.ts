@@ -15,6 +15,8 @@ export interface SdCliEngineOptions {
   extraArgs?: string[];
   logger?: EngineLogger;
   killGraceMs?: number;
+  /** The child's environment (default: the worker's), e.g. to pin CUDA_VISIBLE_DEVICES. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -28,9 +30,11 @@ export class SdCliEngine implements Engine {
   private readonly extraArgs: string[];
   private readonly logger?: EngineLogger;
   private readonly killGraceMs: number;
+  private readonly env?: NodeJS.ProcessEnv;
   private closed = false;
 
-  constructor({ binary, extraArgs = [], logger, killGraceMs = 3000 }: SdCliEngineOptions) {
+  constructor({ binary, extraArgs = [], logger, killGraceMs = 3000, env }: SdCliEngineOptions) {
+    this.env = env;
     this.binary = binary;
     this.extraArgs = extraArgs;
     this.logger = logger;
@@ -75,7 +79,7 @@ export class SdCliEngine implements Engine {
   private async execute(req: EngineRunRequest, args: string[]): Promise<ChildExit> {
     let group: GroupChild;
     try {
-      group = await spawnGroup(this.binary, args, { cwd: req.workDir });
+      group = await spawnGroup(this.binary, args, { cwd: req.workDir, env: this.env });
     } catch (err) {
       if (err instanceof SpawnError) throw new EngineError("unavailable", err.message, { cause: err });
       throw err;
