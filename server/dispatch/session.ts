@@ -140,10 +140,10 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
       return receipt(msg.value.jobId, msg.value.leaseId, () => deps.actions.accept(msg.value, caller));
     case "decline":
       return receipt(msg.value.jobId, msg.value.leaseId, async () => {
+        // Remembered first: the decline's QUEUED event starts a placement round that must already skip this worker.
+        if (worker.leases.has(msg.value.leaseId)) deps.declines.add(worker.id, msg.value.jobId);
         await deps.actions.decline(msg.value, caller);
         uploads.drop(msg.value.leaseId);
-        deps.declines.add(worker.id, msg.value.jobId);
-        deps.dispatcher.wake();
       });
     case "progress":
       try {

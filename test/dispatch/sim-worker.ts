@@ -165,3 +165,9 @@ export class SimWorker {
 }
 
 export type { WorkerHello };
+
+/** Waits until the studio has handled everything this worker sent so far (a refused fail's receipt comes back in order). */
+export async function barrier(w: SimWorker): Promise<void> {
+  const id = `barrier-${Math.random().toString(36).slice(2)}`;
+  await w.fail({ jobId: id, leaseId: id }, "barrier");
+}
