@@ -1,0 +1,211 @@
+import type { Command } from "commander";
+import { createHash } from "node:crypto";
+import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { engineName } from "../../contract/index.js";
+import { JobSchema, JobStatus, type Job } from "../../gen/studio/v1/job_pb.js";
+import { JobService, ListJobsResponseSchema } from "../../gen/studio/v1/job_service_pb.js";
+import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
+import { studioClient, type GlobalOptions } from "../connection.js";
+import { CliError, EXIT } from "../exit-codes.js";
+import { enumName, formatTime, printJson, printValue, renderTable, type Output } from "../output.js";
+import { addTaskOptions, buildTask, type TaskFlags } from "../task-options.js";
+import { FINAL_STATUSES, WatchView } from "../watch-view.js";
+import type { Runner } from "./runner.js";
+
+const STATUS_NAMES = ["queued", "offered", "running", "succeeded", "failed", "cancelled"] as const;
+
+function statusFromName(name: string): JobStatus {
+  const i = STATUS_NAMES.indexOf(name.toLowerCase() as (typeof STATUS_NAMES)[number]);
+  if (i < 0) throw new CliError(`--status: ${JSON.stringify(name)} is not one of ${STATUS_NAMES.join(", ")}`, EXIT.usage);
+  return (i + 1) as JobStatus;
+}
+
+const statusName = (s: JobStatus) => enumName(JobStatus, s);
+
+function printJob(o: Output, g: GlobalOptions, job: Job) {
+  if (g.json) return printJson(o, JobSchema, job);
+  const p = job.progress;
+  o.out(
+    [
+      `id:        ${job.id}`,
+      `model:     ${job.model}`,
+      `status:    ${statusName(job.status)}${job.error ? ` (${job.error})` : ""}`,
+      `priority:  ${job.priority}`,
+      `attempts:  ${job.attempts}/${job.maxAttempts}`,
+      `worker:    ${job.workerName || "-"}`,
+      `created:   ${formatTime(job.createTime)}`,
+      `finished:  ${formatTime(job.finishTime)}`,
+      `progress:  ${p ? `${p.message || "-"} step ${p.step}/${p.steps}` : "-"}`,
+      `outputs:   ${job.outputs.map((x) => `#${x.index} ${x.mimeType} ${x.sizeBytes} bytes`).join(", ") || "-"}`,
+    ].join("\n") + "\n",
+  );
+}
+
+/** Follows WatchJobs; with ids, returns when all of them are final (1 if any did not succeed). */
+async function watch(g: GlobalOptions, o: Output, ids: string[], filter: { statuses: JobStatus[]; model: string }) {
+  const view = new WatchView(o, { json: g.json === true });
+  const open = new Set(ids);
+  const failed = new Set<string>();
+  for await (const res of studioClient(JobService, g).watchJobs({ jobIds: ids, includeSnapshot: true, ...filter })) {
+    const job = res.job;
+    if (!job) continue;
+    view.update(job);
+    if (FINAL_STATUSES.has(job.status)) {
+      open.delete(job.id);
+      if (job.status !== JobStatus.SUCCEEDED) failed.add(job.id);
+      else failed.delete(job.id);
+      if (ids.length > 0 && open.size === 0) break;
+    }
+  }
+  return failed.size > 0 ? EXIT.failed : EXIT.ok;
+}
+
+/** `studio jobs ...`: the queue, as a client. */
+export function registerJobs(program: Command, run: Runner) {
+  const jobs = program.command("jobs").description("create, follow and manage jobs (client or admin token)");
+
+  addTaskOptions(
+    jobs
+      .command("create <model> <prompt>")
+      .description("queue a job; the task kind follows the model's engine unless --kind says")
+      .option("--priority <n>", "higher runs first", "0")
+      .option("--idempotency-key <key>", "the same key returns the same job")
+      .option("--max-attempts <n>", "attempts before the job fails (default: the studio's)")
+      .option("--watch", "follow the job until it ends (exit 1 unless it succeeds)"),
+  ).action(
+    run(async (g, o, opts: TaskFlags & { priority: string; idempotencyKey?: string; maxAttempts?: string; watch?: boolean }, model: string, prompt: string) => {
+      let kind = opts.kind;
+      if (!kind) {
+        const m = (await studioClient(RegistryService, g).getModel({ name: model })).model;
+        kind = engineName(m?.source?.engine ?? 0) === "llama-cpp" ? "text" : "image";
+      }
+      const task = buildTask(kind, prompt, opts);
+      const priority = Number(opts.priority);
+      if (!Number.isInteger(priority)) throw new CliError(`--priority: expected a whole number (got ${opts.priority})`, EXIT.usage);
+      const maxAttempts = opts.maxAttempts === undefined ? 0 : Number(opts.maxAttempts);
+      if (!Number.isInteger(maxAttempts) || maxAttempts < 0) throw new CliError("--max-attempts: expected a positive whole number", EXIT.usage);
+      const res = await studioClient(JobService, g).createJob({ model, task, priority, idempotencyKey: opts.idempotencyKey ?? "", maxAttempts });
+      if (opts.watch) return watch(g, o, [res.job!.id], { statuses: [], model: "" });
+      if (g.json) return printJson(o, JobSchema, res.job!);
+      o.out(`${res.created ? "queued" : "exists"} ${res.job!.id}\n`);
+    }),
+  );
+
+  jobs
+    .command("list")
+    .description("list jobs, newest first")
+    .option("--status <status...>", `only these statuses (${STATUS_NAMES.join(", ")})`)
+    .option("--model <name>", "only this model")
+    .option("--limit <n>", "page size (at most 500)", "50")
+    .option("--page-token <token>", "continue from a previous page")
+    .action(
+      run(async (g, o, opts: { status?: string[]; model?: string; limit: string; pageToken?: string }) => {
+        const pageSize = Number(opts.limit);
+        if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 500) throw new CliError("--limit: a whole number from 1 to 500", EXIT.usage);
+        const res = await studioClient(JobService, g).listJobs({
+          statuses: (opts.status ?? []).map(statusFromName),
+          model: opts.model ?? "",
+          pageSize,
+          pageToken: opts.pageToken ?? "",
+        });
+        if (g.json) return printJson(o, ListJobsResponseSchema, res);
+        const rows = res.jobs.map((j) => [j.id, j.model, statusName(j.status), `${j.attempts}/${j.maxAttempts}`, j.workerName || "-", formatTime(j.createTime)]);
+        o.out(renderTable(["ID", "MODEL", "STATUS", "ATTEMPTS", "WORKER", "CREATED"], rows, { tty: o.isTTY }));
+        if (res.nextPageToken) o.out(`more: --page-token ${res.nextPageToken}\n`);
+      }),
+    );
+
+  jobs
+    .command("get <id>")
+    .description("show one job")
+    .action(run(async (g, o, _opts, id: string) => printJob(o, g, (await studioClient(JobService, g).getJob({ jobId: id })).job!)));
+
+  jobs
+    .command("watch [ids...]")
+    .description("follow jobs live (progress bars on a terminal, JSON lines otherwise); with ids, ends when they all end")
+    .option("--status <status...>", "only these statuses")
+    .option("--model <name>", "only this model")
+    .action(
+      run(async (g, o, opts: { status?: string[]; model?: string }, ids: string[]) =>
+        watch(g, o, ids, { statuses: (opts.status ?? []).map(statusFromName), model: opts.model ?? "" }),
+      ),
+    );
+
+  for (const verb of ["cancel", "retry"] as const) {
+    jobs
+      .command(`${verb} <id>`)
+      .description(verb === "cancel" ? "cancel a job (its worker is told to stop)" : "queue a failed or cancelled job again")
+      .action(
+        run(async (g, o, _opts, id: string) => {
+          const client = studioClient(JobService, g);
+          const res = verb === "cancel" ? await client.cancelJob({ jobId: id }) : await client.retryJob({ jobId: id });
+          if (g.json) return printJson(o, JobSchema, res.job!);
+          o.out(`${res.job!.id} ${statusName(res.job!.status)}\n`);
+        }),
+      );
+  }
+
+  jobs
+    .command("promote <id> <model>")
+    .description("queue the job's task again under another model, ahead of normal priority")
+    .action(
+      run(async (g, o, _opts, id: string, model: string) => {
+        const res = await studioClient(JobService, g).promoteJob({ jobId: id, model });
+        if (g.json) return printJson(o, JobSchema, res.job!);
+        o.out(`queued ${res.job!.id} (from ${id})\n`);
+      }),
+    );
+
+  jobs
+    .command("output <id>")
+    .description("download one output's bytes to a file (checked against its sha256)")
+    .option("--index <n>", "which output", "0")
+    .requiredOption("-o, --out <file>", "where to write it (- for stdout)")
+    .action(
+      run(async (g, o, opts: { index: string; out: string }, id: string) => {
+        const index = Number(opts.index);
+        if (!Number.isInteger(index) || index < 0) throw new CliError("--index: a whole number from 0", EXIT.usage);
+        const summary = await download(g, id, index, opts.out);
+        if (g.json) return printValue(o, summary);
+        if (opts.out !== "-") o.err(`wrote ${summary.sizeBytes} bytes (${summary.mimeType}) to ${opts.out}\n`);
+      }),
+    );
+}
+
+/** Streams GetJobOutput into a temp file beside the target, checks size and sha256, then renames it into place. */
+async function download(g: GlobalOptions, jobId: string, index: number, out: string) {
+  const toStdout = out === "-";
+  const tmp = `${out}.part-${process.pid}`;
+  const fd = toStdout ? 1 : openSync(tmp, "w");
+  const hash = createHash("sha256");
+  let written = 0;
+  let meta: { mimeType: string; sizeBytes: bigint; sha256: string } | undefined;
+  try {
+    for await (const res of studioClient(JobService, g).getJobOutput({ jobId, index })) {
+      if (res.output) meta = res.output;
+      if (res.chunk.length > 0) {
+        writeSync(fd, res.chunk);
+        hash.update(res.chunk);
+        written += res.chunk.length;
+      }
+    }
+    if (!meta) throw new CliError("the studio sent no output metadata", EXIT.failed);
+    const digest = hash.digest("hex");
+    if (BigInt(written) !== meta.sizeBytes || (meta.sha256 && meta.sha256 !== digest)) {
+      throw new CliError(`output ${index} of ${jobId} arrived damaged (${written} bytes, sha256 ${digest}); try again`, EXIT.failed);
+    }
+    if (!toStdout) {
+      closeSync(fd);
+      renameSync(tmp, out);
+    }
+    return { jobId, index, file: out, mimeType: meta.mimeType, sizeBytes: written, sha256: digest };
+  } catch (err) {
+    if (!toStdout) {
+      try {
+        closeSync(fd);
+      } catch {}
+      rmSync(tmp, { force: true });
+    }
+    throw err;
+  }
+}
