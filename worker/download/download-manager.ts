@@ -72,25 +72,27 @@ export class DownloadManager {
     const key = this.checkFile(file);
     if (signal?.aborted) throw this.cancelled(file, signal.reason);
     let flight = this.flights.get(key.id);
-    if (!flight) flight = this.startFlight(key, file);
+    if (!flight || flight.controller.signal.aborted) flight = this.startFlight(key, file);
     const joined = flight;
     joined.waiters++;
     if (onProgress) joined.listeners.add(onProgress);
-    const leave = () => {
-      if (onProgress) joined.listeners.delete(onProgress);
-      if (--joined.waiters === 0) joined.controller.abort(signal?.reason);
-    };
     try {
       const entry = await raceAbort(joined.promise, signal);
       const release = await this.pins.pin(key);
-      if (onProgress) joined.listeners.delete(onProgress);
-      joined.waiters--;
       return { ...entry, release };
     } catch (err) {
-      leave();
-      if (signal?.aborted && !(err instanceof DownloadError)) throw this.cancelled(file, signal.reason);
+      if (signal?.aborted && !(err instanceof DownloadError)) {
+        if (joined.waiters === 1) {
+          // The last one waiting stops the download and returns once it has stopped (partial and sidecar saved).
+          joined.controller.abort(signal.reason);
+          await joined.promise.catch(() => {});
+        }
+        throw this.cancelled(file, signal.reason);
+      }
       throw err;
     } finally {
+      joined.waiters--;
+      if (onProgress) joined.listeners.delete(onProgress);
       if (this.opts.cacheMaxBytes !== undefined) void this.evictOnce().catch(() => {});
     }
   }
@@ -154,7 +156,9 @@ export class DownloadManager {
     const emit = (p: DownloadProgress) => {
       for (const l of flight.listeners) l(p);
     };
-    flight.promise = this.fetchLocked(key, file, controller.signal, emit).finally(() => this.flights.delete(key.id));
+    flight.promise = this.fetchLocked(key, file, controller.signal, emit).finally(() => {
+      if (this.flights.get(key.id) === flight) this.flights.delete(key.id);
+    });
     flight.promise.catch(() => {});
     this.flights.set(key.id, flight);
     return flight;

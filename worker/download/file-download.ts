@@ -146,7 +146,14 @@ async function runAttempt(plan: FileDownloadPlan, file: WritableFile, ctx: Attem
     firstError ??= err;
     if (!signal.aborted) controller.abort(err);
   };
-  let lastSave = Date.now();
+  let dirty = false;
+  let saving: Promise<void> = Promise.resolve();
+  const saver = setInterval(() => {
+    if (!dirty || !ctx.state) return;
+    dirty = false;
+    const snapshot = structuredClone(ctx.state);
+    saving = saving.then(() => writePartialState(plan.statePath, snapshot)).catch(() => {});
+  }, STATE_SAVE_MS);
   const running: Promise<void>[] = [];
   try {
     outer.throwIfAborted();
@@ -173,11 +180,7 @@ async function runAttempt(plan: FileDownloadPlan, file: WritableFile, ctx: Attem
       signal,
       onWritten: () => {
         plan.onBytes(bytesDone(state), state.totalBytes);
-        const now = Date.now();
-        if (now - lastSave > STATE_SAVE_MS) {
-          lastSave = now;
-          void writePartialState(plan.statePath, state).catch(() => {});
-        }
+        dirty = true;
         if (hasher.position < bytesDone(state)) void hasher.catchUp().catch(fail);
       },
     };
@@ -199,7 +202,9 @@ async function runAttempt(plan: FileDownloadPlan, file: WritableFile, ctx: Attem
     throw firstError;
   } finally {
     clearInterval(watchdog);
+    clearInterval(saver);
     outer.removeEventListener("abort", onOuterAbort);
+    await saving;
   }
 }
 

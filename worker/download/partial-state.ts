@@ -39,9 +39,11 @@ export async function readPartialState(path: string, url: string): Promise<Parti
   }
 }
 
+let tmpCounter = 0;
+
 /** Writes a sidecar atomically. */
 export async function writePartialState(path: string, state: PartialState): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
   await fs.writeFile(tmp, JSON.stringify(state));
   await fs.rename(tmp, path);
 }
