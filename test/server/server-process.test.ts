@@ -1,0 +1,93 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { JobService } from "../../gen/studio/v1/job_service_pb.js";
+import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
+
+const ROOT = join(import.meta.dir, "..", "..");
+const dirs: string[] = [];
+const procs: Bun.Subprocess[] = [];
+
+afterEach(async () => {
+  for (const p of procs.splice(0)) {
+    if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+    await p.exited;
+  }
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** Starts `bun server/main.ts` on port 0 and resolves with its URL, read from the "studio listening" log line. */
+async function startServer(dataDir: string) {
+  const proc = Bun.spawn(["bun", "server/main.ts", "--port", "0", "--data-dir", dataDir, "--log-level", "info"], {
+    cwd: ROOT,
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  procs.push(proc);
+  const lines = readLines(proc.stdout as ReadableStream<Uint8Array>);
+  for (;;) {
+    const { value: line, done } = await lines.next();
+    if (done) throw new Error(`server exited before listening: ${await new Response(proc.stderr).text()}`);
+    if (!line.startsWith("{")) continue;
+    const entry = JSON.parse(line) as { msg?: string; url?: string };
+    if (entry.msg === "studio listening" && entry.url) {
+      // Keep draining stdout so that the child never blocks on a full pipe.
+      void (async () => {
+        for await (const _ of lines);
+      })();
+      return { proc, url: entry.url };
+    }
+  }
+}
+
+async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for await (const chunk of stream) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      yield buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+    }
+  }
+  if (buffered) yield buffered;
+}
+
+describe("bun run server", () => {
+  test("starts seeded, shuts down cleanly on SIGTERM, and keeps its jobs across a restart", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "studio-proc-"));
+    dirs.push(dataDir);
+    const first = await startServer(dataDir);
+    const transport = createConnectTransport({ baseUrl: first.url, httpVersion: "1.1" });
+    const models = await createClient(RegistryService, transport).listModels({});
+    expect(models.models.map((m) => m.name)).toEqual(["qwen3-0.6b", "synthetic", "z-image-turbo"]);
+    const { job } = await createClient(JobService, transport).createJob({
+      model: "synthetic",
+      task: { kind: { case: "text", value: { prompt: "hello" } } },
+    });
+    first.proc.kill("SIGTERM");
+    expect(await first.proc.exited).toBe(0);
+
+    const second = await startServer(dataDir);
+    const again = createClient(JobService, createConnectTransport({ baseUrl: second.url, httpVersion: "1.1" }));
+    expect((await again.getJob({ jobId: job!.id })).job).toEqual(job!);
+    second.proc.kill("SIGINT");
+    expect(await second.proc.exited).toBe(0);
+  }, 20_000);
+
+  test("a bad flag stops start-up with a message naming it", async () => {
+    const proc = Bun.spawn(["bun", "server/main.ts", "--port", "not-a-port", "--data-dir", "/nonexistent-unused"], {
+      cwd: ROOT,
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    procs.push(proc);
+    expect(await proc.exited).toBe(2);
+    expect(await new Response(proc.stderr).text()).toContain("port");
+  });
+});
