@@ -1,0 +1,28 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openStudioDb } from "../../server/db/open.js";
+import { createSqliteQueueStore } from "../../server/dispatch/sqlite/sqlite-queue-store.js";
+import { exerciseQueueStore } from "./queue-store-suite.js";
+
+exerciseQueueStore("sqlite", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "queue-store-"));
+  const db = openStudioDb(dir);
+  return {
+    store: createSqliteQueueStore(db),
+    async insert(job) {
+      db.sqlite.run(
+        `INSERT INTO graphicsJobs (id, model, engine, status, priority, task, maxAttempts, createdAt, updatedAt)
+         VALUES (?, 'm', ?, 'QUEUED', ?, '{"image":{"prompt":"p"}}', ?, ?, ?)`,
+        [job.id, job.engine, job.priority ?? 0, job.maxAttempts ?? 3, job.createdAt, job.createdAt],
+      );
+    },
+    async status(id) {
+      return (db.sqlite.query("SELECT status FROM graphicsJobs WHERE id = ?").get(id) as { status: string }).status;
+    },
+    async close() {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
