@@ -1,0 +1,79 @@
+import { describe, expect, test } from "bun:test";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ModelFileRole } from "../../../gen/studio/v1/model_pb.js";
+import { encodePng, findOnPath, pngProblem, sdCliArgs, sdOutputPaths } from "../../../worker/engines/index.js";
+import { SdOutputSplitter, parseSdSegment } from "../../../worker/engines/sd-cli-output.js";
+import { imageTask, sdSource } from "./helpers.js";
+
+describe("sd-cli output parsing", () => {
+  test("bar redraws split across chunks come out whole, rates in steps per second", () => {
+    const segments: string[] = [];
+    const splitter = new SdOutputSplitter((s) => segments.push(s));
+    const bar = (step: number, rate: string) => `\r  |=====>            | ${step}/8 - ${rate}\x1b[K`;
+    const text = `[INFO ] stable-diffusion.cpp:5679 - generating image: 1/2 - seed 42\n${bar(1, "1.25s/it")}${bar(2, "4.00it/s")}`;
+    for (let i = 0; i < text.length; i += 7) splitter.push(text.slice(i, i + 7));
+    splitter.end();
+    const parsed = segments.map(parseSdSegment).filter(Boolean);
+    expect(parsed).toEqual([
+      { log: { level: "INFO", location: "stable-diffusion.cpp:5679", message: "generating image: 1/2 - seed 42" } },
+      { bar: { step: 1, steps: 8, rate: 0.8 } },
+      { bar: { step: 2, steps: 8, rate: 4 } },
+    ]);
+  });
+
+  test("log lines with padded line numbers, and plain text", () => {
+    expect(parseSdSegment("[INFO ] model.cpp:626  - load sd-v1-4.ckpt using checkpoint format")).toEqual({
+      log: { level: "INFO", location: "model.cpp:626", message: "load sd-v1-4.ckpt using checkpoint format" },
+    });
+    expect(parseSdSegment("[ERROR] main.cpp:702 - generate failed")).toEqual({
+      log: { level: "ERROR", location: "main.cpp:702", message: "generate failed" },
+    });
+    expect(parseSdSegment("something else")).toEqual({ text: "something else" });
+    expect(parseSdSegment("\x1b[K  ")).toBeUndefined();
+  });
+});
+
+describe("sdCliArgs", () => {
+  test("a single-file model, defaults only, no seed and no negative prompt", () => {
+    const source = sdSource([{ role: ModelFileRole.MODEL, filename: "sd.gguf" }], { steps: 20 });
+    const files = [{ role: ModelFileRole.MODEL, filename: "sd.gguf", path: "/w/models/sd.gguf" }];
+    const task = imageTask({ prompt: "p", batchCount: 2 }).kind.value as never;
+    expect(sdCliArgs({ task, source, files, workDir: "/w", extraArgs: ["--vae-tiling"] })).toEqual([
+      "--model", "/w/models/sd.gguf", "-p", "p", "-b", "2", "--steps", "20", "-o", "/w/out.png", "--vae-tiling",
+    ]);
+    expect(sdOutputPaths("/w", 2)).toEqual(["/w/out_0.png", "/w/out_1.png"]);
+    expect(sdOutputPaths("/w", 1)).toEqual(["/w/out.png"]);
+  });
+});
+
+describe("pngProblem", () => {
+  const png = encodePng(2, 2, new Uint8Array(12).fill(200));
+  test("accepts a complete PNG and names what is wrong with broken ones", () => {
+    expect(pngProblem(png)).toBeUndefined();
+    expect(pngProblem(png.subarray(0, png.length - 12))).toBe("has no IEND chunk (truncated)");
+    expect(pngProblem(png.subarray(0, 50))).toContain("is truncated inside the IDAT chunk");
+    const flipped = png.slice();
+    flipped[30] = flipped[30]! ^ 0xff;
+    expect(pngProblem(flipped)).toContain("bad CRC");
+    expect(pngProblem(new TextEncoder().encode("GIF89a"))).toBe("does not start with the PNG signature");
+  });
+});
+
+describe("findOnPath", () => {
+  test("finds an executable file and skips non-executable ones", async () => {
+    const a = await mkdtemp(join(tmpdir(), "path-a-"));
+    const b = await mkdtemp(join(tmpdir(), "path-b-"));
+    try {
+      await writeFile(join(a, "sd-cli"), "not executable");
+      await writeFile(join(b, "sd-cli"), "#!/bin/sh\n");
+      await chmod(join(b, "sd-cli"), 0o755);
+      expect(findOnPath("sd-cli", `${a}:${b}`)).toBe(join(b, "sd-cli"));
+      expect(findOnPath("llama-server", `${a}:${b}`)).toBeUndefined();
+    } finally {
+      await rm(a, { recursive: true });
+      await rm(b, { recursive: true });
+    }
+  });
+});
