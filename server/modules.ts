@@ -3,7 +3,8 @@ import { createRegistryModule } from "./registry/index.js";
 import { createJobsModule } from "./jobs/index.js";
 import { createDispatchModule } from "./dispatch/index.js";
 import { createAuthModule } from "./auth/index.js";
-import { createOpsModule, withRequestLimits } from "./ops/index.js";
+import { createOpsModule, meterDispatch, withRequestLimits } from "./ops/index.js";
+import { endSessionsOnRevoke } from "./auth/revoke-sessions.js";
 import { createWebModule } from "./web/index.js";
 
 /**
@@ -16,5 +17,7 @@ export function createModules(ctx: StudioContext): StudioModule[] {
   const dispatch = createDispatchModule(ctx);
   const ops = createOpsModule(ctx);
   const auth = createAuthModule(ctx);
+  meterDispatch(ops.metrics, dispatch);
+  endSessionsOnRevoke(auth.events, dispatch.registry, (worker) => ctx.logger.info({ worker }, "session ended: token revoked"));
   return withRequestLimits(auth.protectModules([ops, auth, createRegistryModule(ctx), createJobsModule(ctx), dispatch, createWebModule(ctx)]));
 }

@@ -1,4 +1,5 @@
 import type { Caller } from "../auth/caller.js";
+import { DispatchError } from "./dispatch-error.js";
 
 /**
  * Which token took each live lease (the session's or the poller's caller), kept
@@ -25,11 +26,16 @@ export class LeaseOwners {
  * THE hook for the auth issue: every message that acts on a lease (accept,
  * decline, progress, heartbeat, output chunks, complete, fail, from a session or
  * the polling API) passes through here after the store has matched the lease id.
- * Today any caller is allowed when the lease id matches. The auth issue makes it
- * throw DispatchError("permission_denied", ...) when `ownerTokenId` is set and
- * differs from `caller.tokenId` (a worker touching another worker's lease).
+ * It throws DispatchError("permission_denied") when `ownerTokenId` is set and
+ * differs from `caller.tokenId` (a worker touching another worker's lease). An
+ * unknown owner (a lease from before a restart) is allowed: the lease id, a
+ * 128-bit secret, is then the only proof, as it was when the lease was taken.
  */
 export function assertLeaseOwner(ownerTokenId: string | undefined, caller: Caller, _leaseId: string): void {
-  void ownerTokenId;
-  void caller;
+  if (ownerTokenId !== undefined && ownerTokenId !== caller.tokenId) {
+    throw new DispatchError(
+      "permission_denied",
+      `this lease belongs to another worker's token; ${caller.name} may act only on leases it took`,
+    );
+  }
 }

@@ -7,6 +7,7 @@ import { StudioMetrics } from "./studio-metrics.js";
 export { StudioMetrics, type WorkerLoad } from "./studio-metrics.js";
 export { SERVICE_READ_MAX_BYTES, withRequestLimits, limitRouter } from "./request-limits.js";
 export { readinessProblem } from "./health.js";
+export { meterDispatch } from "./dispatch-metrics.js";
 export { REQUEST_ID_HEADER } from "./request-log.js";
 
 /** The ops module plus its metrics, which dispatch feeds. */

@@ -9,6 +9,27 @@ interface JobFacts {
   createdAt: number;
   finishedAt: number | null;
   outputs: string;
+  progress: string | null;
+}
+
+/** Where a running job was at its last stored progress, to time phases and count downloaded bytes. */
+interface PhaseState {
+  phase: string;
+  since: number;
+  bytesDone: number;
+}
+
+/** The phase and bytesDone of stored progress JSON (protobuf JSON), or undefined. */
+export function storedPhase(progress: string | null): { phase: string; bytesDone: number } | undefined {
+  if (!progress) return undefined;
+  try {
+    const p = JSON.parse(progress) as { phase?: unknown; bytesDone?: unknown };
+    if (typeof p.phase !== "string") return undefined;
+    const bytesDone = Number(p.bytesDone ?? 0);
+    return { phase: p.phase.replace(/^JOB_PHASE_/, "").toLowerCase(), bytesDone: Number.isFinite(bytesDone) ? bytesDone : 0 };
+  } catch {
+    return undefined;
+  }
 }
 
 /** Sum of sizeBytes in a stored outputs column (protobuf JSON; uint64 may be a string); 0 when unreadable. */
@@ -27,22 +48,46 @@ export function storedOutputBytes(outputs: string): number {
 
 /**
  * Feeds the event-driven metrics from the job bus, so that jobs and dispatch need
- * no metric calls for them: an OFFERED change is an offer; a QUEUED change of a job
+ * no metric calls for them: an OFFERED change is an offer; a RUNNING change carries
+ * the stored (throttled) progress, whose phase changes time the phases and whose
+ * bytesDone while downloading adds to the download bytes; a QUEUED change of a job
  * that already used attempts is a retry; a final status observes the job's duration,
  * and SUCCEEDED adds its output bytes. Returns the unsubscribe function.
  */
 export function feedJobMetrics(events: JobEvents, db: StudioDb, metrics: StudioMetrics, now: () => number): () => void {
   const facts = db.sqlite.query<JobFacts, [string]>(
-    "SELECT attempts, createdAt, finishedAt, outputs FROM graphicsJobs WHERE id = ?",
+    "SELECT attempts, createdAt, finishedAt, outputs, progress FROM graphicsJobs WHERE id = ?",
   );
+  const phases = new Map<string, PhaseState>();
+  const endPhase = (jobId: string, at: number) => {
+    const state = phases.get(jobId);
+    if (state) metrics.phaseDuration.observe({ phase: state.phase }, Math.max(0, (at - state.since) / 1000));
+    phases.delete(jobId);
+  };
   return events.subscribe((change) => {
     if (change.status === "OFFERED") {
       metrics.offers.inc();
       return;
     }
-    if (change.status !== "QUEUED" && !FINAL.has(change.status)) return;
     const job = facts.get(change.jobId);
     if (!job) return;
+    if (change.status === "RUNNING") {
+      const at = storedPhase(job.progress);
+      if (!at) return;
+      const state = phases.get(change.jobId);
+      if (at.phase === "downloading") {
+        const before = state?.phase === "downloading" ? state.bytesDone : 0;
+        if (at.bytesDone > before) metrics.downloadBytes.inc(at.bytesDone - before);
+      }
+      if (state?.phase === at.phase) state.bytesDone = at.bytesDone;
+      else {
+        if (state) endPhase(change.jobId, now());
+        phases.set(change.jobId, { phase: at.phase, since: now(), bytesDone: at.bytesDone });
+      }
+      return;
+    }
+    if (change.status !== "QUEUED" && !FINAL.has(change.status)) return;
+    endPhase(change.jobId, now());
     if (change.status === "QUEUED") {
       if (job.attempts > 0) metrics.retries.inc();
       return;
