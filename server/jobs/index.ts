@@ -24,7 +24,13 @@ export function createJobsModule(ctx: StudioContext, registry = new ModelRegistr
     now: ctx.now,
     resolveModel: (name) => registry.resolve(name),
   });
-  const service = createJobService({ store, events: ctx.events, defaultMaxAttempts: ctx.config.defaultMaxAttempts });
+  const shutdown = new AbortController();
+  const service = createJobService({
+    store,
+    events: ctx.events,
+    defaultMaxAttempts: ctx.config.defaultMaxAttempts,
+    shutdown: shutdown.signal,
+  });
   const { createJob, promoteJob, retryJob, cancelJob, getJob, listJobs, watchJobs } = service;
   return {
     name: "jobs",
@@ -38,5 +44,6 @@ export function createJobsModule(ctx: StudioContext, registry = new ModelRegistr
       router.rpc(JobService.method.listJobs, listJobs);
       router.rpc(JobService.method.watchJobs, watchJobs);
     },
+    stop: () => shutdown.abort(),
   };
 }

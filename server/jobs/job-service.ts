@@ -34,13 +34,15 @@ export interface JobServiceDeps {
   defaultMaxAttempts: number;
   /** WatchJobs' per-stream buffer, in distinct jobs. */
   watchMaxPending?: number;
+  /** Aborts when the studio stops: open watches end cleanly instead of holding shutdown for its grace period. */
+  shutdown?: AbortSignal;
 }
 
 /**
  * JobService without GetJobOutput (dispatch registers that one with router.rpc):
  * the handlers validate, call the store, and map domain errors at the edge.
  */
-export function createJobService({ store, events, defaultMaxAttempts, watchMaxPending }: JobServiceDeps) {
+export function createJobService({ store, events, defaultMaxAttempts, watchMaxPending, shutdown }: JobServiceDeps) {
   return {
     createJob: (req: CreateJobRequest) =>
       atJobEdge(() => {
@@ -97,7 +99,8 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
 
     async *watchJobs(req: WatchJobsRequest, ctx: HandlerContext) {
       try {
-        yield* watchJobs(req, ctx.signal, { store, events, maxPending: watchMaxPending });
+        const signal = shutdown ? AbortSignal.any([ctx.signal, shutdown]) : ctx.signal;
+        yield* watchJobs(req, signal, { store, events, maxPending: watchMaxPending });
       } catch (err) {
         throw jobConnectError(err);
       }

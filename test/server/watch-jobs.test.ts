@@ -113,6 +113,16 @@ describe("WatchJobs", () => {
     abort.abort();
   });
 
+  test("stopping the studio ends open watches cleanly instead of waiting out the grace period", async () => {
+    await jobs.createJob({ model: "synthetic", task });
+    const it = jobs.watchJobs({ includeSnapshot: true })[Symbol.asyncIterator]();
+    expect((await it.next()).done).toBe(false);
+    const rest = it.next();
+    // A grace period far beyond the test's timeout: only a watch that ends on its own lets this resolve in time.
+    await t.studio.stop(60_000);
+    expect((await rest).done).toBe(true);
+  });
+
   test("bad filters are refused before anything is sent", async () => {
     const it = jobs.watchJobs({ statuses: [JobStatus.UNSPECIFIED] })[Symbol.asyncIterator]();
     expect(it.next()).rejects.toThrow("statuses[0]");
