@@ -93,7 +93,6 @@ export class DownloadManager {
     } finally {
       joined.waiters--;
       if (onProgress) joined.listeners.delete(onProgress);
-      if (this.opts.cacheMaxBytes !== undefined) void this.evictOnce().catch(() => {});
     }
   }
 
@@ -205,6 +204,7 @@ export class DownloadManager {
       await touchBlob(entry.path);
       const unpin = await this.pins.pin(key);
       setTimeout(unpin, 0);
+      if (this.opts.cacheMaxBytes !== undefined) await this.evictOnce().catch((err) => this.opts.logger.warn({ err: String(err) }, "cache eviction failed"));
       meter.update(entry.sizeBytes, { bytesTotal: entry.sizeBytes, verified: entry.verified }, true);
       return entry;
     } catch (err) {

@@ -73,11 +73,12 @@ export async function downloadFile(plan: FileDownloadPlan, signal: AbortSignal):
           continue;
         }
         const failure = asFailure(err, signal);
-        if (ctx.state) await writePartialState(plan.statePath, ctx.state).catch(() => {});
-        if (!failure.retryable) {
-          if (failure.kind !== "cancelled") await discard(plan);
+        if (!failure.retryable && failure.kind !== "cancelled") {
+          await discard(plan);
           throw new TransferFailure(failure);
         }
+        if (ctx.state) await writePartialState(plan.statePath, ctx.state).catch(() => {});
+        if (!failure.retryable) throw new TransferFailure(failure);
         if (ctx.state && bytesDone(ctx.state) > before) retries = 0;
         if (++retries > plan.maxRetries) {
           throw new TransferFailure({ ...failure, retryable: false, message: `${failure.message}; gave up after ${plan.maxRetries} retries` });

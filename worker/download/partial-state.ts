@@ -44,8 +44,13 @@ let tmpCounter = 0;
 /** Writes a sidecar atomically. */
 export async function writePartialState(path: string, state: PartialState): Promise<void> {
   const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(state));
-  await fs.rename(tmp, path);
+  try {
+    await fs.writeFile(tmp, JSON.stringify(state));
+    await fs.rename(tmp, path);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
 }
 
 /** Bytes already on disk according to the state. */

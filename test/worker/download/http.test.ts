@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import fs from "node:fs/promises";
+import { DownloadError, isHuggingFaceHost } from "../../../worker/download/index.js";
+import { FixtureServer, randomFile, sha256, serveBytes } from "./fixture-server.js";
+import { manager, modelFile, removeTempDirs, tempDir } from "./helpers.js";
+
+let home: FixtureServer;
+let cdn: FixtureServer;
+beforeAll(async () => {
+  home = await FixtureServer.start("127.0.0.1");
+  cdn = await FixtureServer.start("localhost");
+});
+afterAll(async () => {
+  await home.stop();
+  await cdn.stop();
+  await removeTempDirs();
+});
+
+const redirect = (to: string, status = 302) => (_req: unknown, res: import("node:http").ServerResponse) => void res.writeHead(status, { location: to }).end();
+
+describe("redirects and the token", () => {
+  test("a 302 chain to another origin drops Authorization there and never sends it again", async () => {
+    const body = randomFile(128 * 1024);
+    const final = home.serve("/back-home.bin", body);
+    const bounce = cdn.route("/blob/abc", redirect(final, 301));
+    const hop2 = home.route("/hop2", redirect(bounce, 307));
+    const start = home.route("/resolve/main/model.gguf", redirect("/hop2"));
+    expect(hop2).toContain("127.0.0.1");
+    const { dm } = manager(await tempDir(), { hfToken: "hf_secret", isTokenHost: () => true });
+    const cached = await dm.ensure(modelFile(start, "model.gguf", { sha256: sha256(body) }));
+    expect(Buffer.compare(await fs.readFile(cached.path), body)).toBe(0);
+    expect(home.gets("/resolve/main/model.gguf")[0]!.headers.authorization).toBe("Bearer hf_secret");
+    expect(home.gets("/hop2")[0]!.headers.authorization).toBe("Bearer hf_secret");
+    const atCdn = cdn.gets("/blob/abc");
+    expect(atCdn.length).toBe(1);
+    expect(atCdn[0]!.headers.authorization).toBeUndefined();
+    const backHome = home.gets("/back-home.bin");
+    expect(backHome.length).toBe(1);
+    expect(backHome[0]!.headers.authorization).toBeUndefined();
+    expect(backHome[0]!.headers.range).toBe("bytes=0-");
+  });
+
+  test("the token goes only to Hugging Face hosts by default", async () => {
+    const body = randomFile(1024);
+    const url = home.serve("/plain.bin", body);
+    const { dm } = manager(await tempDir(), { hfToken: "hf_secret" });
+    await dm.ensure(modelFile(url, "plain.bin", { sha256: sha256(body) }));
+    expect(home.gets("/plain.bin")[0]!.headers.authorization).toBeUndefined();
+    expect(isHuggingFaceHost("huggingface.co")).toBe(true);
+    expect(isHuggingFaceHost("cdn-lfs.huggingface.co")).toBe(true);
+    expect(isHuggingFaceHost("huggingface.co.evil.example")).toBe(false);
+    expect(isHuggingFaceHost("nothuggingface.co")).toBe(false);
+  });
+
+  test("a redirect to a non-http scheme is refused as invalid", async () => {
+    const url = home.route("/to-file", redirect("file:///etc/passwd"));
+    const { dm } = manager(await tempDir());
+    const err = (await dm.ensure(modelFile(url, "f.bin")).catch((e) => e)) as DownloadError;
+    expect(err).toBeInstanceOf(DownloadError);
+    expect(err.kind).toBe("invalid");
+    expect(err.message).toContain("file:");
+  });
+
+  test("a redirect loop stops at maxRedirects", async () => {
+    const url = home.route("/loop", redirect("/loop"));
+    const { dm } = manager(await tempDir(), { maxRedirects: 3 });
+    const err = (await dm.ensure(modelFile(url, "l.bin")).catch((e) => e)) as DownloadError;
+    expect(err.kind).toBe("invalid");
+    expect(home.gets("/loop").length).toBe(4);
+  });
+});
+
+describe("parallel parts", () => {
+  test("a throttled server: a large file is fetched as 4 concurrent ranges into one file, hashed in order", async () => {
+    const body = randomFile(1024 * 1024);
+    let active = 0;
+    let peak = 0;
+    const serve = serveBytes(body, { bytesPerSecond: 2 * 1024 * 1024 });
+    const url = home.route("/parts.bin", (req, res) => {
+      active++;
+      peak = Math.max(peak, active);
+      res.on("close", () => active--);
+      serve(req, res);
+    });
+    const { dm } = manager(await tempDir(), { partThresholdBytes: 256 * 1024, parts: 4 });
+    const cached = await dm.ensure(modelFile(url, "parts.bin", { sha256: sha256(body) }));
+    expect(Buffer.compare(await fs.readFile(cached.path), body)).toBe(0);
+    const ranges = home.gets("/parts.bin").map((r) => r.headers.range);
+    expect(ranges).toEqual(["bytes=0-", "bytes=262144-524287", "bytes=524288-786431", "bytes=786432-1048575"]);
+    expect(peak).toBe(4);
+  });
+
+  test("parts resume after a part's connection drops", async () => {
+    const body = randomFile(1024 * 1024);
+    const url = home.serve("/parts-drop.bin", body, { dropAfter: 100 * 1024, faultCount: 3 });
+    const { dm } = manager(await tempDir(), { partThresholdBytes: 256 * 1024, parts: 4 });
+    const cached = await dm.ensure(modelFile(url, "pd.bin", { sha256: sha256(body) }));
+    expect(Buffer.compare(await fs.readFile(cached.path), body)).toBe(0);
+  });
+
+  test("a small file is one stream even when the server accepts ranges", async () => {
+    const body = randomFile(100 * 1024);
+    const url = home.serve("/small.bin", body);
+    const { dm } = manager(await tempDir(), { partThresholdBytes: 256 * 1024, parts: 4 });
+    await dm.ensure(modelFile(url, "s.bin", { sha256: sha256(body) }));
+    expect(home.gets("/small.bin").length).toBe(1);
+  });
+
+  test("no Content-Length (chunked): streamed to the end, size taken from the body", async () => {
+    const body = randomFile(200 * 1024);
+    const url = home.serve("/chunked.bin", body, { chunked: true, ranges: false });
+    const { dm } = manager(await tempDir());
+    const cached = await dm.ensure(modelFile(url, "ch.bin", { sha256: sha256(body) }));
+    expect(cached.sizeBytes).toBe(body.byteLength);
+  });
+});
