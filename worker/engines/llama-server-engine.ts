@@ -1,3 +1,5 @@
+import { realpathSync } from "node:fs";
+import { realpath } from "node:fs/promises";
 import { basename } from "node:path";
 import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
 import { EngineError } from "./engine-error.js";
@@ -25,7 +27,9 @@ export interface LlamaServerEngineOptions {
 
 /**
  * Runs text tasks on llama.cpp's `llama-server`, one warm server per model file, reused by later
- * jobs for the same model. Messages go to /v1/chat/completions, a prompt to /completion, both
+ * jobs for the same model. The server is keyed by, and started with, the model file's real path
+ * (the cached blob behind the job's work-dir link): each job has its own work dir, so the link
+ * differs from job to job and vanishes with it, while the blob stays. Messages go to /v1/chat/completions, a prompt to /completion, both
  * streamed; progress is the number of tokens so far.
  *
  * The job's one output has mime `application/json`:
@@ -40,7 +44,11 @@ export class LlamaServerEngine implements Engine {
 
   /** The server for a model file, if one was ever started (tests and status output read its state and pid). */
   server(modelPath: string): LlamaProcess | undefined {
-    return this.servers.get(modelPath);
+    try {
+      return this.servers.get(realpathSync(modelPath));
+    } catch {
+      return undefined;
+    }
   }
 
   async run(req: EngineRunRequest): Promise<EngineOutput[]> {
@@ -52,7 +60,13 @@ export class LlamaServerEngine implements Engine {
     if (models.length !== 1) throw new EngineError("failed", `llama-server needs exactly one model file (got ${models.length})`);
     if (req.signal.aborted) throw new EngineError("cancelled", "the job was cancelled before llama-server was asked");
     const model = models[0]!;
-    const server = this.serverFor(model.path);
+    let modelPath: string;
+    try {
+      modelPath = await realpath(model.path);
+    } catch {
+      throw new EngineError("failed", `the model file ${model.filename} is missing from the work dir (${model.path})`);
+    }
+    const server = this.serverFor(modelPath);
     const task = req.task.kind.value;
     const controller = new AbortController();
     let why: "cancelled" | "timeout" | "died" | undefined;

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { ModelFileRole } from "../../../gen/studio/v1/model_pb.js";
 import { LlamaServerEngine, TEXT_OUTPUT_MIME, type EngineProgress } from "../../../worker/engines/index.js";
@@ -88,6 +88,27 @@ describe("LlamaServerEngine against the fake llama-server", () => {
     expect(server().pid).toBe(pid!);
     expect(logger.pids("llama-server started")).toEqual([pid!]);
     expect(req.progress.some((p) => p.phase === "loading")).toBe(false);
+  });
+
+  test("jobs with different work dirs linking the same cached file share one server", async () => {
+    const { wd, run, server, logger, engine } = await setup();
+    await run(textTask({ prompt: "one" })).result;
+    const other = join(wd.dir, "job-2");
+    await mkdir(join(other, "models"), { recursive: true });
+    const link = join(other, "models", MODEL);
+    await symlink(wd.files[0]!.path, link);
+    const files = [{ ...wd.files[0]!, path: link }];
+    await engine.run(request({ task: textTask({ prompt: "two" }), source: llamaSource(MODEL), files, workDir: other }));
+    expect(logger.pids("llama-server started")).toEqual([server().pid!]);
+  });
+
+  test("a missing model file fails before any server starts", async () => {
+    const { wd, engine, logger } = await setup();
+    const files = [{ ...wd.files[0]!, path: join(wd.dir, "models", "gone.gguf") }];
+    const err = await rejection(engine.run(request({ task: textTask({ prompt: "x" }), source: llamaSource(MODEL), files, workDir: wd.dir })));
+    expect(err.kind).toBe("failed");
+    expect(err.message).toContain("is missing from the work dir");
+    expect(logger.pids("llama-server started")).toEqual([]);
   });
 
   test("the server stops after idleMs without work", async () => {

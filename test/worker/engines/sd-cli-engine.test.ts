@@ -30,6 +30,7 @@ async function setup(env: Record<string, string> | ((dir: string) => Record<stri
   });
   cleanups.push(async () => {
     await engine.close();
+    for (const pid of logger.pids("sd-cli started")) expect(alive(-pid)).toBe(false);
     await wd.cleanup();
   });
   const source = sdSource(files, { cfgScale: 1, steps: 4, width: 64, height: 64, samplingMethod: "euler" });
