@@ -7,7 +7,7 @@ import { ModelSchema, type Model, type ModelSource } from "../../gen/studio/v1/m
 import { immediate, type StudioDb } from "../db/open.js";
 import { studioModels } from "../db/schema.js";
 import { checkModelName } from "./model-name.js";
-import { modelDisabled, modelExists, modelNotFound, RegistryError } from "./registry-errors.js";
+import { modelDisabled, modelExists, modelNotFound, modelSourceInvalid, RegistryError } from "./registry-errors.js";
 
 type ModelRow = typeof studioModels.$inferSelect;
 
@@ -114,8 +114,7 @@ export class ModelRegistry {
     if (!row) throw modelNotFound(name);
     if (!row.enabled) throw modelDisabled(name);
     const source = parseModelSourceJson(row.source);
-    // A row written by hand (not through create/update) may hold a source that no longer validates.
-    if (!source) throw modelDisabled(name);
+    if (!source) throw modelSourceInvalid(name);
     return { name: row.name, engine: engineOf(source), source, sourceJson: row.source };
   }
 

@@ -2,6 +2,8 @@
 export type RegistryErrorCode = 
   | "model_not_found"
   | "model_disabled"
+  /** The stored source no longer validates (a row edited by hand, or rules that tightened). */
+  | "model_source_invalid"
   | "model_exists"
   | "invalid_model_name"
   | "invalid_description";
@@ -28,6 +30,14 @@ export const modelNotFound = (name: string) =>
 /** The name is in the registry but disabled: no new job may use it. */
 export const modelDisabled = (name: string) =>
   new RegistryError("model_disabled", name, `model ${JSON.stringify(name)} is disabled`);
+
+/** The row's stored source does not validate, so nothing may be resolved from it. */
+export const modelSourceInvalid = (name: string) =>
+  new RegistryError(
+    "model_source_invalid",
+    name,
+    `model ${JSON.stringify(name)} has a stored source that does not validate; update it with UpdateModel`,
+  );
 
 /** The name is taken. */
 export const modelExists = (name: string) =>

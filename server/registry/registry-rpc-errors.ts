@@ -5,6 +5,7 @@ import { RegistryError, type RegistryErrorCode } from "./registry-errors.js";
 const CODES: Record<RegistryErrorCode, Code> = {
   model_not_found: Code.NotFound,
   model_disabled: Code.FailedPrecondition,
+  model_source_invalid: Code.FailedPrecondition,
   model_exists: Code.AlreadyExists,
   invalid_model_name: Code.InvalidArgument,
   invalid_description: Code.InvalidArgument,

@@ -12,6 +12,7 @@ import {
 } from "../../gen/studio/v1/registry_service_pb.js";
 import { checkModelName } from "./model-name.js";
 import type { ModelRegistry } from "./model-registry.js";
+import { modelSourceInvalid } from "./registry-errors.js";
 import { atRegistryEdge } from "./registry-rpc-errors.js";
 import { verifySource } from "./verify-model.js";
 
@@ -70,8 +71,7 @@ export function createRegistryService({
         if (req.target.case === "name") {
           checkModelName(req.target.value);
           source = registry.get(req.target.value).source;
-          if (!source)
-            throw new ConnectError(`model ${JSON.stringify(req.target.value)} has a stored source that does not validate`, Code.FailedPrecondition);
+          if (!source) throw modelSourceInvalid(req.target.value);
         } else if (req.target.case === "source") {
           source = validateModelSource(req.target.value, "source");
         } else {

@@ -39,7 +39,6 @@ async function bufCurl(protocol: string, extra: string[], method: string, body: 
     { cwd: ROOT, stdout: "pipe", stderr: "pipe", stdin: "ignore" },
   );
   const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  // biome-ignore lint: buf prints one JSON message per unary call
   const json = exitCode === 0 ? (JSON.parse(stdout) as Record<string, any>) : undefined;
   return { exitCode, json, stderr };
 }

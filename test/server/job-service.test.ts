@@ -254,6 +254,21 @@ describe("legacy rows", () => {
   });
 });
 
+describe("hand-edited registry rows", () => {
+  test("a stored source that no longer validates resolves to nothing and reads back without a source", async () => {
+    t.studio.ctx.db.sqlite.run(
+      "INSERT INTO studioModels (name, enabled, engine, source, createdAt, updatedAt) VALUES ('broken', 1, 'sd-cpp', '{\"engine\":\"sd-cpp\",\"files\":[]}', 1, 1)",
+    );
+    const create = await codeOf(jobs.createJob({ model: "broken", task: imageTask() }));
+    expect(create.code).toBe(Code.InvalidArgument);
+    expect(create.message).toContain('"broken" has a stored source that does not validate');
+    expect(rowCount()).toBe(0);
+    const model = (await registry.getModel({ name: "broken" })).model!;
+    expect(model.source).toBeUndefined();
+    expect((await codeOf(registry.verifyModel({ target: { case: "name", value: "broken" } }))).code).toBe(Code.FailedPrecondition);
+  });
+});
+
 describe("transports", () => {
   test("the same calls work over Connect binary, gRPC-Web and gRPC", async () => {
     for (const transport of [t.connectTransport({ binary: true }), t.grpcWebTransport(), t.grpcTransport()]) {
