@@ -1,0 +1,190 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import type { Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { JobStatus, type JobProgress, type Task } from "../../../gen/studio/v1/job_pb.js";
+import { JobService } from "../../../gen/studio/v1/job_service_pb.js";
+import { ModelEngine, ModelFileRole } from "../../../gen/studio/v1/model_pb.js";
+import { RegistryService } from "../../../gen/studio/v1/registry_service_pb.js";
+import { DownloadManager } from "../../../worker/download/index.js";
+import { MultiEngine } from "../../../worker/engines/multi-engine.js";
+import { SyntheticEngine } from "../../../worker/engines/synthetic-engine.js";
+import { SdCliEngine } from "../../../worker/engines/sd-cli-engine.js";
+import type { JobOutcome, JobView } from "../../../worker/runtime/ports.js";
+import { WorkerRuntime } from "../../../worker/runtime/worker-runtime.js";
+import { Backoff } from "../../../worker/session/backoff.js";
+import { SessionClient } from "../../../worker/session/session-client.js";
+import { startTestStudio, type TestStudio } from "../../helpers/test-studio.js";
+import { startFileServer, watchJob } from "../../e2e/worker-harness.js";
+
+/** Records how jobs end on the worker's side, so tests can await that instead of sleeping. */
+class RecordingView implements JobView {
+  readonly ends = new Map<string, { outcome: JobOutcome; message?: string }>();
+  readonly steps: number[] = [];
+  private waiters: Array<() => void> = [];
+  started() {}
+  progress(_jobId: string, p: JobProgress) {
+    this.steps.push(p.step);
+    for (const w of this.waiters.splice(0)) w();
+  }
+  finished(jobId: string, outcome: JobOutcome, message?: string) {
+    this.ends.set(jobId, { outcome, message });
+    for (const w of this.waiters.splice(0)) w();
+  }
+  async until(check: () => boolean) {
+    while (!check()) await new Promise<void>((r) => this.waiters.push(r));
+  }
+  async ended(jobId: string) {
+    await this.until(() => this.ends.has(jobId));
+    return this.ends.get(jobId)!;
+  }
+}
+
+let t: TestStudio;
+let dir: string;
+let jobs: Client<typeof JobService>;
+const workers: Array<{ client: SessionClient; runtime: WorkerRuntime }> = [];
+const silent = pino({ level: "silent" });
+
+function startWorker(opts: { claims?: ModelEngine[]; stepDelayMs?: number; url?: string } = {}) {
+  const engines = new MultiEngine([
+    new SyntheticEngine({ stepDelayMs: opts.stepDelayMs ?? 0 }),
+    new SdCliEngine({ binary: join(import.meta.dir, "../../fixtures/sd-cli") }),
+  ]);
+  const view = new RecordingView();
+  const runtime = new WorkerRuntime({
+    name: `rt-${workers.length}`,
+    version: "test",
+    slots: 1,
+    engines: { kinds: opts.claims ?? engines.kinds, route: (m, s) => engines.route(m, s) },
+    downloads: new DownloadManager({ cacheDir: join(dir, "cache"), maxRetries: 0 }),
+    view,
+    logger: silent,
+    workRoot: join(dir, "work"),
+    jobTimeoutMs: 30_000,
+  });
+  const client = new SessionClient({
+    transport: createConnectTransport({ baseUrl: opts.url ?? t.url, httpVersion: "2" }),
+    handlers: runtime,
+    logger: silent,
+    backoff: new Backoff({ initialMs: 50, maxMs: 200 }),
+  });
+  runtime.attach(client);
+  const running = client.run();
+  workers.push({ client, runtime });
+  return { runtime, client, view, running };
+}
+
+const synthTask = (prompt: string): Task => ({ kind: { case: "image", value: { prompt, seed: 1n } } }) as Task;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), "worker-runtime-"));
+  t = await startTestStudio({ heartbeatIntervalMs: 200, leaseTtlMs: 4000 });
+  jobs = t.client(JobService);
+  await t.client(RegistryService).createModel({
+    name: "rt-synth",
+    source: { engine: ModelEngine.SYNTHETIC, files: [], cliDefaults: { steps: 8, width: 32, height: 32 } },
+  });
+});
+
+afterEach(async () => {
+  for (const w of workers.splice(0)) {
+    w.runtime.stopNow();
+    await w.client.stop(200);
+  }
+  await t.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const imageTask = (prompt: string): Task => ({ kind: { case: "image", value: { prompt, seed: 1n } } }) as Task;
+
+async function sdModel(name: string, url: string, sha256?: string) {
+  await t.client(RegistryService).createModel({
+    name,
+    source: {
+      engine: ModelEngine.SD_CPP,
+      files: [{ role: ModelFileRole.DIFFUSION_MODEL, url, filename: "m.gguf", sha256 }],
+      cliDefaults: { steps: 2, width: 16, height: 16 },
+    },
+  });
+}
+
+describe("WorkerRuntime with a real studio", () => {
+  test("a download that gets 404 fails the job for good, naming the file and the status", async () => {
+    const files = startFileServer({});
+    try {
+      await sdModel("rt-404", `${files.url}/gone.gguf`);
+      const { view } = startWorker();
+      const { job } = await jobs.createJob({ model: "rt-404", task: imageTask("x"), maxAttempts: 3 });
+      const done = await watchJob(jobs, job!.id);
+      expect(done.status).toBe(JobStatus.FAILED);
+      expect(done.attempts).toBe(1);
+      expect(done.error).toContain("HTTP 404");
+      expect(done.error).toContain('"m.gguf"');
+      expect((await view.ended(job!.id)).outcome).toBe("failed");
+    } finally {
+      files.stop();
+    }
+  });
+
+  test("a file whose bytes do not match its sha256 fails the job with both digests", async () => {
+    const files = startFileServer({ "m.gguf": new Uint8Array([1, 2, 3]) });
+    try {
+      const claimed = "ab".repeat(32);
+      await sdModel("rt-mismatch", `${files.url}/m.gguf`, claimed);
+      startWorker();
+      const { job } = await jobs.createJob({ model: "rt-mismatch", task: imageTask("x"), maxAttempts: 3 });
+      const done = await watchJob(jobs, job!.id);
+      expect(done.status).toBe(JobStatus.FAILED);
+      expect(done.error).toContain(claimed);
+      expect(done.error).toContain("039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81");
+    } finally {
+      files.stop();
+    }
+  });
+
+  test("an offer for an engine the worker does not have is declined with the reason, without counting the attempt", async () => {
+    await t.client(RegistryService).createModel({
+      name: "rt-llm",
+      source: { engine: ModelEngine.LLAMA_CPP, files: [{ role: ModelFileRole.MODEL, url: "http://127.0.0.1:9/x.gguf", filename: "x.gguf" }] },
+    });
+    const { view } = startWorker({ claims: [ModelEngine.LLAMA_CPP] });
+    const { job } = await jobs.createJob({ model: "rt-llm", task: { kind: { case: "text", value: { prompt: "hi" } } } as Task });
+    const end = await view.ended(job!.id);
+    expect(end.outcome).toBe("declined");
+    expect(end.message).toBe('this worker has no llama-cpp engine for model "rt-llm" (it has: synthetic, sd-cpp)');
+    const after = await watchJob(jobs, job!.id, { until: (j) => j.status === JobStatus.QUEUED });
+    expect(after.attempts).toBe(0);
+  });
+
+  test("drain: when the grace period runs out the job is stopped and goes back to the queue", async () => {
+    const { runtime, view } = startWorker({ stepDelayMs: 200 });
+    const { job } = await jobs.createJob({ model: "rt-synth", task: synthTask("slow"), maxAttempts: 3 });
+    await watchJob(jobs, job!.id, { until: (j) => j.status === JobStatus.RUNNING });
+    await runtime.drain(50);
+    expect(await view.ended(job!.id)).toEqual({ outcome: "failed", message: "the worker shut down before the job finished" });
+    const after = await watchJob(jobs, job!.id, { until: (j) => j.status === JobStatus.QUEUED });
+    expect(after.attempts).toBe(1);
+    expect(after.error).toBe("the worker shut down before the job finished");
+  });
+
+  test("after the studio restarts the worker reconnects, lists its lease in hello, keeps it and completes the job", async () => {
+    const { view } = startWorker({ stepDelayMs: 150 });
+    const { job } = await jobs.createJob({ model: "rt-synth", task: synthTask("survives a restart") });
+    await watchJob(jobs, job!.id, { until: (j) => j.status === JobStatus.RUNNING });
+    const port = t.studio.port;
+    const dataDir = t.dataDir;
+    await t.stop({ keepDataDir: true });
+    t = await startTestStudio({ port, dataDir, heartbeatIntervalMs: 200, leaseTtlMs: 4000 });
+    jobs = t.client(JobService);
+    const end = await view.ended(job!.id);
+    expect(end.outcome).toBe("succeeded");
+    const done = await watchJob(jobs, job!.id);
+    expect(done.status).toBe(JobStatus.SUCCEEDED);
+    expect(done.attempts).toBe(1);
+    expect(done.outputs.length).toBe(1);
+  });
+});
