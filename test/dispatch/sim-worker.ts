@@ -57,7 +57,7 @@ export class SimWorker {
   /** Connects, says hello and waits for welcome. */
   static async connect(
     transport: Transport,
-    hello: Partial<MessageInitShape<typeof import("../../gen/studio/v1/worker_service_pb.js").WorkerHelloSchema>> = {},
+    hello: Partial<Omit<WorkerHello, "$typeName" | "$unknown">> = {},
   ): Promise<SimWorker> {
     const w = new SimWorker(createClient(WorkerService, transport));
     w.send({ case: "hello", value: { name: "sim", version: "test", engines: [ModelEngine.SYNTHETIC], slots: 1, ...hello } });
