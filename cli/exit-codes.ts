@@ -40,10 +40,37 @@ export function codeName(code: Code): string {
   return Code[code].replace(/[A-Z]/g, (c, i: number) => (i ? "_" : "") + c.toLowerCase());
 }
 
+/** Node's codes for a TLS certificate the client does not trust (or that names another host). */
+const TLS_TRUST_CODES = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/** The system error code (ECONNREFUSED, DEPTH_ZERO_SELF_SIGNED_CERT...) somewhere in an error's cause chain. */
+function systemCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+  }
+  return undefined;
+}
+
 /** The exit code and a message that says what to do, for any error an RPC raised. */
 export function describeRpcError(err: unknown, server: string): { exitCode: ExitCode; message: string } {
   const e = ConnectError.from(err);
   const name = codeName(e.code);
+  const sys = systemCode(e.cause);
+  if (sys && TLS_TRUST_CODES.has(sys)) {
+    return {
+      exitCode: EXIT.unreachable,
+      message: `the studio at ${server} presented a certificate this machine does not trust (${sys})\n  pass its CA with --ca-file (or STUDIO_CA_FILE)`,
+    };
+  }
   const base = `${name}: ${e.rawMessage}`;
   switch (e.code) {
     case Code.NotFound:
