@@ -36,6 +36,7 @@ export class LlamaProcess {
   private busy = 0;
   private idleTimer?: ReturnType<typeof setTimeout>;
   private stderr = new LineTail(15);
+  private readonly exitListeners = new Set<() => void>();
 
   constructor(private readonly opts: LlamaProcessOptions) {}
 
@@ -99,6 +100,19 @@ export class LlamaProcess {
     return this.group ? this.group.exited : new Promise(() => {});
   }
 
+  /**
+   * Calls `listener` once when the process running now exits (at once when none runs).
+   * Returns the unsubscribe function, so that a warm server does not collect one listener per job.
+   */
+  onExit(listener: () => void): () => void {
+    if (!this.group) {
+      listener();
+      return () => {};
+    }
+    this.exitListeners.add(listener);
+    return () => this.exitListeners.delete(listener);
+  }
+
   /** The last stderr lines, for error messages. */
   stderrTail(): string {
     return this.stderr.text();
@@ -110,7 +124,12 @@ export class LlamaProcess {
     this.idleTimer = undefined;
     if (this.current === "stopped") return;
     if (this.current === "stopping") return this.stopping;
-    const group = this.group!;
+    if (!this.group) {
+      // Still between "starting" and the spawn: let the start settle, then stop what it started.
+      await this.starting?.catch(() => {});
+      return this.stop();
+    }
+    const group = this.group;
     this.transition("stopping");
     this.stopping = killGroup(group, this.opts.stopGraceMs).then(() => {});
     await this.stopping;
@@ -141,6 +160,9 @@ export class LlamaProcess {
     void group.exited.then((exit) => {
       if (this.group === group) this.group = undefined;
       if (this.current !== "stopped") this.transition("stopped");
+      const listeners = [...this.exitListeners];
+      this.exitListeners.clear();
+      for (const listener of listeners) listener();
       this.opts.logger?.info({ model: this.opts.modelPath, pid: group.pid, ...exit }, "llama-server exited");
     });
     this.opts.logger?.info({ model: this.opts.modelPath, pid: group.pid, port: this.port }, "llama-server started");

@@ -76,12 +76,14 @@ export class LlamaServerEngine implements Engine {
     };
     const onAbort = () => abort("cancelled");
     req.signal.addEventListener("abort", onAbort, { once: true });
+    if (req.signal.aborted) onAbort();
     const timer = req.timeoutMs === undefined ? undefined : setTimeout(() => abort("timeout"), req.timeoutMs);
+    let unwatch = () => {};
     server.acquire();
     try {
       if (server.state !== "ready") req.onProgress({ phase: "loading", message: `starting llama-server for ${model.filename}` });
       await untilAborted(server.ensureReady(), controller.signal);
-      void server.exitOfCurrent().then(() => abort("died"));
+      unwatch = server.onExit(() => abort("died"));
       req.onProgress({ phase: "running", step: 0, message: "0 tokens" });
       const result = await streamText(server.baseUrl, task, controller.signal, (tokens) =>
         req.onProgress({ phase: "running", step: tokens, message: `${tokens} tokens` }),
@@ -90,6 +92,7 @@ export class LlamaServerEngine implements Engine {
     } catch (err) {
       throw await this.explain(err, why, server, req.timeoutMs, basename(model.path));
     } finally {
+      unwatch();
       clearTimeout(timer);
       req.signal.removeEventListener("abort", onAbort);
       server.release();

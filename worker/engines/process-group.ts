@@ -34,6 +34,8 @@ export async function spawnGroup(binary: string, args: string[], opts: { cwd?: s
     child.once("spawn", () => resolve());
     child.once("error", (err) => reject(new SpawnError(binary, err)));
   });
+  // Later errors (a failed kill of an exited child) must not become unhandled 'error' events.
+  child.on("error", () => {});
   const group: { child: ChildProcess; pid: number; exited: Promise<ChildExit>; exit?: ChildExit } = {
     child,
     pid: child.pid!,

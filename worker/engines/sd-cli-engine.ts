@@ -99,6 +99,7 @@ export class SdCliEngine implements Engine {
     };
     const onAbort = () => stop("cancelled");
     req.signal.addEventListener("abort", onAbort, { once: true });
+    if (req.signal.aborted) onAbort();
     const timer = req.timeoutMs === undefined ? undefined : setTimeout(() => stop("timeout"), req.timeoutMs);
     try {
       const exit = await group.exited;
