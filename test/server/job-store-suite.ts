@@ -1,0 +1,132 @@
+import { describe, expect, test } from "bun:test";
+import { create } from "@bufbuild/protobuf";
+import { TaskSchema } from "../../gen/studio/v1/job_pb.js";
+import type { JobChange, JobEvents } from "../../server/events/job-events.js";
+import { JobError } from "../../server/jobs/job-errors.js";
+import type { JobStore } from "../../server/jobs/job-store.js";
+
+/** What the shared suite needs from one storage implementation. */
+export interface JobStoreHarness {
+  store: JobStore;
+  events: JobEvents;
+  /** Moves a job the way dispatch would (the suite does not depend on dispatch's SQL). */
+  setState(id: string, state: { status: string; leaseId?: string | null; leaseWorker?: string | null; error?: string }): void;
+  /** Sets whether a registry model may be resolved. */
+  setModelEnabled(name: string, enabled: boolean): void;
+  count(): number;
+  close(): Promise<void> | void;
+}
+
+const task = (prompt = "p") => create(TaskSchema, { kind: { case: "text", value: { prompt } } });
+const newJob = (over: Partial<Parameters<JobStore["create"]>[0]> = {}) => ({
+  model: "synthetic",
+  task: task(),
+  priority: 0,
+  maxAttempts: 3,
+  ...over,
+});
+
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof JobError) return err.code;
+    throw err;
+  }
+  throw new Error("expected a JobError");
+}
+
+/**
+ * The JobStore contract, written once so that every implementation (SQLite now,
+ * PostgreSQL later) runs the same tests. `open` gives a fresh, seeded store whose
+ * clock moves forward on every reading.
+ */
+export function exerciseJobStore(name: string, open: () => Promise<JobStoreHarness>) {
+  describe(`JobStore contract: ${name}`, () => {
+    const withStore = (fn: (h: JobStoreHarness) => Promise<void> | void) => async () => {
+      const h = await open();
+      try {
+        await fn(h);
+      } finally {
+        await h.close();
+      }
+    };
+
+    test(
+      "create stores the resolved source and publishes after commit",
+      withStore((h) => {
+        const seen: (JobChange & { visible: boolean })[] = [];
+        const off = h.events.subscribe((c) => seen.push({ ...c, visible: h.store.get(c.jobId) !== undefined }));
+        const { row, created } = h.store.create(newJob());
+        off();
+        expect(created).toBe(true);
+        expect(row.status).toBe("QUEUED");
+        expect(row.engine).toBe("synthetic");
+        expect(JSON.parse(row.modelSource!).engine).toBe("synthetic");
+        expect(seen).toEqual([{ jobId: row.id, status: "QUEUED", model: "synthetic", visible: true }]);
+      }),
+    );
+
+    test(
+      "idempotency keys return the first job; missing or disabled models write nothing",
+      withStore((h) => {
+        const a = h.store.create(newJob({ idempotencyKey: "k" }));
+        const b = h.store.create(newJob({ idempotencyKey: "k", task: task("other") }));
+        expect(b).toEqual({ row: a.row, created: false });
+        expect(codeOf(() => h.store.create(newJob({ model: "ghost" })))).toBe("model_unavailable");
+        h.setModelEnabled("synthetic", false);
+        expect(codeOf(() => h.store.create(newJob()))).toBe("model_unavailable");
+        expect(h.count()).toBe(1);
+      }),
+    );
+
+    test(
+      "list pages newest first on (createdAt, id) with filters",
+      withStore((h) => {
+        const ids = Array.from({ length: 5 }, (_, i) => h.store.create(newJob({ task: task(`p${i}`) })).row.id);
+        h.setState(ids[1]!, { status: "FAILED" });
+        const first = h.store.list({}, { pageSize: 2 });
+        expect(first.rows.map((r) => r.id)).toEqual([ids[4]!, ids[3]!]);
+        const second = h.store.list({}, { pageSize: 2, after: first.next });
+        expect(second.rows.map((r) => r.id)).toEqual([ids[2]!, ids[1]!]);
+        const last = h.store.list({}, { pageSize: 2, after: second.next });
+        expect(last.rows.map((r) => r.id)).toEqual([ids[0]!]);
+        expect(last.next).toBeUndefined();
+        expect(h.store.list({ statuses: ["FAILED"] }, { pageSize: 10 }).rows.map((r) => r.id)).toEqual([ids[1]!]);
+        expect(h.store.list({ model: "other" }, { pageSize: 10 }).rows).toEqual([]);
+      }),
+    );
+
+    test(
+      "promote copies the task under a freshly resolved model and leaves the original alone",
+      withStore((h) => {
+        const { row: original } = h.store.create(newJob({ priority: 2 }));
+        const promoted = h.store.promote(original.id, "qwen3-0.6b", 100);
+        expect(promoted).toMatchObject({ model: "qwen3-0.6b", engine: "llama-cpp", priority: 100, promotedFrom: original.id });
+        expect(promoted.task).toBe(original.task);
+        expect(h.store.get(original.id)).toEqual(original);
+        expect(codeOf(() => h.store.promote("nope", "synthetic", 100))).toBe("job_not_found");
+      }),
+    );
+
+    test(
+      "retry and cancel are conditional on the state they expect",
+      withStore((h) => {
+        const { row } = h.store.create(newJob());
+        expect(codeOf(() => h.store.retry(row.id))).toBe("wrong_state");
+        h.setState(row.id, { status: "RUNNING", leaseId: "L", leaseWorker: "w" });
+        const cancelled = h.store.cancel(row.id);
+        expect(cancelled.row).toMatchObject({ status: "CANCELLED", leaseId: null, leaseWorker: null });
+        expect([cancelled.previousLeaseWorker, cancelled.previousLeaseId]).toEqual(["w", "L"]);
+        expect(codeOf(() => h.store.cancel(row.id))).toBe("wrong_state");
+        h.setModelEnabled("synthetic", false);
+        expect(codeOf(() => h.store.retry(row.id))).toBe("model_unavailable");
+        expect(h.store.get(row.id)!.status).toBe("CANCELLED");
+        h.setModelEnabled("synthetic", true);
+        h.setState(row.id, { status: "FAILED", error: "boom" });
+        expect(h.store.retry(row.id)).toMatchObject({ status: "QUEUED", attempts: 0, error: "", outputs: "[]", finishedAt: null });
+        expect(codeOf(() => h.store.cancel("nope"))).toBe("job_not_found");
+      }),
+    );
+  });
+}

@@ -1,0 +1,32 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openStudioDb } from "../../server/db/open.js";
+import { JobEvents } from "../../server/events/job-events.js";
+import { SqliteJobStore } from "../../server/jobs/sqlite-job-store.js";
+import { ModelRegistry } from "../../server/registry/model-registry.js";
+import { exerciseJobStore } from "./job-store-suite.js";
+
+exerciseJobStore("SQLite", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "studio-store-"));
+  const db = openStudioDb(dir);
+  let tick = 0;
+  const now = () => 1_800_000_000_000 + ++tick;
+  const events = new JobEvents();
+  const registry = new ModelRegistry(db, now);
+  return {
+    store: new SqliteJobStore({ db, events, now, resolveModel: (n) => registry.resolve(n) }),
+    events,
+    setState: (id, s) =>
+      db.sqlite.run(
+        "UPDATE graphicsJobs SET status = ?, leaseId = ?, leaseWorker = ?, error = ? WHERE id = ?",
+        [s.status, s.leaseId ?? null, s.leaseWorker ?? null, s.error ?? "", id],
+      ),
+    setModelEnabled: (name, enabled) => registry.setEnabled(name, enabled),
+    count: () => (db.sqlite.query("SELECT count(*) AS n FROM graphicsJobs").get() as { n: number }).n,
+    close: () => {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
