@@ -60,6 +60,30 @@ export class QueueActions {
     return row;
   }
 
+  /**
+   * After a reconnect: keeps the listed leases that are still current and were
+   * taken by the caller's token (or by an unknown one, from before a restart),
+   * recording them under the worker's name; the rest are lost.
+   */
+  async keep(leaseIds: readonly string[], workerName: string, caller: Caller): Promise<{ kept: JobRow[]; lost: string[] }> {
+    const mine: string[] = [];
+    const foreign: string[] = [];
+    for (const id of leaseIds) {
+      try {
+        assertLeaseOwner(this.deps.owners.tokenOf(id), caller, id);
+        mine.push(id);
+      } catch {
+        foreign.push(id);
+      }
+    }
+    const { kept, lost } = await this.deps.store.keep(mine, workerName, this.#now(), this.#ttl);
+    for (const row of kept) {
+      this.deps.owners.record(row.leaseId!, caller.tokenId);
+      this.deps.registry.release(row.leaseId!);
+    }
+    return { kept, lost: [...lost, ...foreign] };
+  }
+
   /** The Offer (also the fields of a JobClaim) for a freshly claimed row. */
   static offerOf(row: JobRow): Offer {
     return create(OfferSchema, {

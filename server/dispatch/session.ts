@@ -68,12 +68,10 @@ export async function* runSession(
     lastOfferAt: 0,
     draining: false,
     send: (m) => out.push(m),
+    end: () => out.close(),
   };
-  const { kept, lost } = await deps.store.keep(hello.leaseIds, worker.name, now, deps.ctx.config.leaseTtlMs);
-  for (const row of kept) {
-    deps.registry.release(row.leaseId!);
-    worker.leases.set(row.leaseId!, row.id);
-  }
+  const { kept, lost } = await deps.actions.keep(hello.leaseIds, worker.name, caller);
+  for (const row of kept) worker.leases.set(row.leaseId!, row.id);
   deps.registry.add(worker);
   out.push(
     respond({

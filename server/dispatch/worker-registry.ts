@@ -25,6 +25,8 @@ export interface WorkerEntry {
   draining: boolean;
   /** Pushes a message down the worker's stream; false once the stream closed. */
   send(message: SessionResponse): boolean;
+  /** Ends the worker's stream from the studio's side (shutdown); its leases stay for a reconnect. */
+  end(): void;
 }
 
 /** The connected workers, in memory: placement, cancel routing and ListWorkers read it. */
