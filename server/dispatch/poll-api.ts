@@ -15,7 +15,8 @@ import {
 } from "../../gen/studio/v1/worker_service_pb.js";
 import { callerOf } from "../auth/caller.js";
 import type { StudioContext } from "../context.js";
-import { jobFromRow } from "../jobs/job-row.js";
+import { jobFromRow, taskFromJson } from "../jobs/job-row.js";
+import { expectedOutputCount } from "../../contract/task.js";
 import { checkMimeType } from "../outputs/mime-type.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { QueueActions } from "./queue-actions.js";
@@ -83,10 +84,13 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
     /** Outputs inline: each bounded by maxOutputBytes, its digest checked, stored before the job commits. */
     async completeJob(req: CompleteJobRequest, hctx: HandlerContext) {
       const caller = callerOf(hctx);
-      await actions.current(req, caller);
+      const current = await actions.current(req, caller);
+      const expected = expectedOutputCount(taskFromJson(current.task));
+      if (req.outputs.length !== expected) throw bad(`outputs holds ${req.outputs.length} outputs, the task asks for ${expected}`);
       const received = new Map<number, JobOutput>();
       for (const o of req.outputs) {
-        if (received.has(o.index)) throw bad(`outputs[${o.index}] is sent twice`);
+        if (o.index >= expected) throw bad(`output index ${o.index} is out of range: the task asks for ${expected}`);
+        if (received.has(o.index)) throw bad(`output index ${o.index} is sent twice`);
         checkMimeType(o.mimeType);
         const actual = createHash("sha256").update(o.data).digest("hex");
         if (o.sha256 !== actual) throw bad(`outputs[${o.index}].sha256 is ${JSON.stringify(o.sha256)}, the bytes hash to ${actual}`);

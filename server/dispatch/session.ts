@@ -93,6 +93,7 @@ export async function* runSession(
     for (let next = await it.next(); !next.done; next = await it.next())
       await handle(deps, worker, uploads, caller, next.value);
   })();
+  handlerCtx.signal.addEventListener("abort", () => out.close(), { once: true });
   reader.then(
     () => out.close(),
     (err: unknown) => out.close(err),

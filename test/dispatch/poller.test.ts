@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { JobPhase, JobStatus } from "../../gen/studio/v1/job_pb.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
@@ -60,8 +62,13 @@ describe("polling API", () => {
     expect(short.code).toBe(Code.InvalidArgument);
     expect(short.message).toContain("the task asks for 2");
     const big = new Uint8Array(2048);
-    const over = await codeOf(poller.completeJob({ ...lease, outputs: [{ index: 0, mimeType: "text/plain", data: big, sha256: digest(big) }] }));
+    const over = await codeOf(
+      poller.completeJob({ ...lease, outputs: [{ index: 0, mimeType: "text/plain", data: big, sha256: digest(big) }, { index: 1, mimeType: "text/plain", data: b, sha256: digest(b) }] }),
+    );
     expect(over.code).toBe(Code.ResourceExhausted);
+    expect(over.message).toContain("over the studio's limit of 1024 bytes");
+    expect(existsSync(join(t.dataDir, "outputs", digest(big).slice(0, 2), digest(big)))).toBe(false);
+    expect(rowOf(t, job.id).status).toBe("RUNNING");
 
     const done = await poller.completeJob({
       ...lease,

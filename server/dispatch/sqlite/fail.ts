@@ -22,8 +22,8 @@ export function fail(db: StudioDb, lease: LeaseRef, error: string, retryable: bo
         ? `UPDATE graphicsJobs SET status = 'QUEUED', error = ?, leaseId = NULL, leaseWorker = NULL, leaseExpiresAt = NULL,
              progress = NULL, updatedAt = ? WHERE id = ? AND leaseId = ? AND status IN ('OFFERED','RUNNING')`
         : `UPDATE graphicsJobs SET status = 'FAILED', error = ?, leaseId = NULL, leaseExpiresAt = NULL,
-             updatedAt = ?, finishedAt = ${now} WHERE id = ? AND leaseId = ? AND status IN ('OFFERED','RUNNING')`,
-      [text, now, lease.jobId, lease.leaseId],
+             updatedAt = ?, finishedAt = ? WHERE id = ? AND leaseId = ? AND status IN ('OFFERED','RUNNING')`,
+      requeue ? [text, now, lease.jobId, lease.leaseId] : [text, now, now, lease.jobId, lease.leaseId],
     );
     return selectJob(db, lease.jobId)!;
   });
