@@ -75,7 +75,7 @@ export const jobView: View = (app, main, route) => {
     const phase = next.progress?.phase ? PHASE_NAMES[next.progress.phase] : "";
     if (!prev || prev.status !== next.status) seen.push({ at: new Date().toLocaleTimeString(), what: `seen ${STATUS_NAMES[next.status]}${next.workerName ? ` on ${next.workerName}` : ""}` });
     else if (phase && (prev.progress?.phase ?? 0) !== next.progress?.phase) seen.push({ at: new Date().toLocaleTimeString(), what: `phase ${phase}` });
-    headline.textContent = `Job ${next.id} is ${STATUS_NAMES[next.status]}${phase && next.status === JobStatus.RUNNING ? ` (${phase})` : ""}.`;
+    headline.textContent = `Status: ${STATUS_NAMES[next.status]}${phase && phase !== "running" && next.status === JobStatus.RUNNING ? ` (${phase})` : ""}.`;
     render();
   };
 
@@ -91,6 +91,7 @@ export const jobView: View = (app, main, route) => {
     replace(
       body,
       h("div", { class: "job-head" }, statusBadge(j), progressCell(j), actions),
+      outputsBox,
       h(
         "div",
         { class: "columns" },
@@ -121,6 +122,18 @@ export const jobView: View = (app, main, route) => {
             j.idempotencyKey ? dl("Idempotency key", j.idempotencyKey) : null,
           ),
           j.error ? h("div", { class: "error-box", role: "alert" }, h("h3", {}, "Error"), h("pre", {}, j.error)) : null,
+        ),
+        h(
+          "section",
+          { "aria-labelledby": "source-title" },
+          h("h2", { id: "source-title" }, "Model source"),
+          j.modelSource
+            ? [
+                h("p", {}, `${engineName(j.modelSource.engine) ?? "unknown engine"}, ${j.modelSource.files.length} file${j.modelSource.files.length === 1 ? "" : "s"}`),
+                j.modelSource.files.length ? h("ul", { class: "plain" }, j.modelSource.files.map((f) => h("li", {}, h("code", {}, f.filename), h("div", { class: "muted" }, `${roleName(f.role) ?? "?"} · ${formatBytes(f.approxBytes)}`)))) : null,
+                h("details", {}, h("summary", {}, "Source JSON"), h("pre", { class: "code" }, JSON.stringify(modelSourceToJsonValue(j.modelSource), null, 2))),
+              ]
+            : h("p", { class: "muted" }, "This job carries no resolved source."),
           h("h2", {}, "Timeline"),
           h(
             "ol",
@@ -132,22 +145,10 @@ export const jobView: View = (app, main, route) => {
             j.finishTime ? h("li", {}, h("time", {}, formatTime(j.finishTime)), ` finished ${STATUS_NAMES[j.status]}`) : null,
             h("li", {}, h("time", {}, formatTime(j.updateTime)), " last update"),
           ),
-          isActive(j.status) || j.status === JobStatus.SUCCEEDED ? promote : null,
-        ),
-        h(
-          "section",
-          { "aria-labelledby": "source-title" },
-          h("h2", { id: "source-title" }, "Model source"),
-          j.modelSource
-            ? [
-                h("p", {}, `${engineName(j.modelSource.engine) ?? "unknown engine"}, ${j.modelSource.files.length} file${j.modelSource.files.length === 1 ? "" : "s"}`),
-                j.modelSource.files.length ? h("ul", { class: "plain" }, j.modelSource.files.map((f) => h("li", {}, h("code", {}, f.filename), ` ${roleName(f.role) ?? "?"} · ${formatBytes(f.approxBytes)}`))) : null,
-                h("details", {}, h("summary", {}, "Source JSON"), h("pre", { class: "code" }, JSON.stringify(modelSourceToJsonValue(j.modelSource), null, 2))),
-              ]
-            : h("p", { class: "muted" }, "This job carries no resolved source."),
+          h("h2", {}, "Promote"),
+          promote,
         ),
       ),
-      outputsBox,
     );
     if (j.status === JobStatus.SUCCEEDED && outputsFor !== `${j.id}:${j.outputs.length}`) {
       outputsFor = `${j.id}:${j.outputs.length}`;
@@ -215,7 +216,11 @@ function outputItem(app: App, job: Job, out: JobOutput, objectUrls: string[]): H
         if (isImage) {
           const url = URL.createObjectURL(await res.blob());
           objectUrls.push(url);
-          replace(preview, h("img", { src: url, alt: `Output ${out.index} of job ${job.id}`, "data-output": out.index }));
+          const img = h("img", { src: url, alt: `Output ${out.index} of job ${job.id}`, "data-output": out.index });
+          img.addEventListener("error", () =>
+            replace(preview, h("p", { class: "error-text", role: "alert" }, `Output ${out.index} is not a ${out.mimeType} this browser can decode; download it to inspect.`)),
+          );
+          replace(preview, img);
         } else replace(preview, h("pre", { class: "text-output", "data-output": out.index }, await res.text()));
       },
       (err) => replace(preview, h("p", { class: "error-text" }, `Could not load output ${out.index}: ${describeError(err)}`)),

@@ -88,7 +88,7 @@ export const modelEditView: View = (app, main, route) => {
         h(
           "div",
           { class: "file-row", "data-file": i },
-          h("h3", {}, `File ${i + 1}`),
+          h("h3", { class: "span" }, `File ${i + 1}`),
           bind(`${p}.role`, "Role", select(ROLE_NAMES, file.role), () => file.role, (v) => (file.role = v)),
           bind(`${p}.url`, "URL", h("input", { type: "url", inputmode: "url" }), () => file.url, (v) => (file.url = v)),
           bind(`${p}.filename`, "File name", h("input", { type: "text", spellcheck: false }), () => file.filename, (v) => (file.filename = v)),
@@ -112,7 +112,7 @@ export const modelEditView: View = (app, main, route) => {
       filesBox,
       h(
         "fieldset",
-        { class: "cli" },
+        { class: "cli grid" },
         h("legend", {}, "Engine defaults"),
         CLI_FIELDS.map((c) =>
           bind(`source.cliDefaults.${c.key}`, c.label, h("input", { type: "number", step: c.step, min: 0 }), () => cli()[c.key], (v) => setOrDelete(cli(), c.key, numberOr(v))),

@@ -56,7 +56,7 @@ export const modelsView: View = (app, main) => {
           { "data-label": "Files" },
           files.length === 0
             ? h("span", { class: "muted" }, "none")
-            : h("ul", { class: "plain" }, files.map((f) => h("li", {}, h("code", {}, f.filename), ` ${roleName(f.role) ?? "?"} · ${formatBytes(f.approxBytes)}`))),
+            : h("ul", { class: "plain" }, files.map((f) => h("li", {}, h("code", {}, f.filename), h("div", { class: "muted" }, `${roleName(f.role) ?? "?"} · ${formatBytes(f.approxBytes)}`)))),
         ),
         h("td", { "data-label": "Enabled" }, h("span", { class: `badge ${m.enabled ? "ok" : "off"}` }, m.enabled ? "enabled" : "disabled")),
         h(

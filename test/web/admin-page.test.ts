@@ -1,0 +1,216 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Locator, Page } from "playwright-core";
+import { TokenRole, TokenService } from "../../gen/studio/v1/token_service_pb.js";
+import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
+import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
+import { launchBrowser, screenshot, type TestBrowser } from "./browser.js";
+import { startSlowSyntheticWorker, type WorkerProcess } from "./worker-process.js";
+
+const ADMIN = "web-admin-page-test-admin-token-0123456789";
+const WORKER_NAME = "web-test-worker";
+const PHONE = { width: 390, height: 844 };
+const LAPTOP = { width: 1280, height: 800 };
+
+const badModel = {
+  name: "bad-files",
+  source: {
+    engine: "sd-cpp",
+    files: [{ role: "model", url: "http://127.0.0.1:9/m.gguf", filename: "../escape.gguf" }],
+  },
+};
+const goodModel = {
+  name: "web-synth",
+  description: "synthetic 64x64, 30 steps",
+  enabled: true,
+  source: { engine: "synthetic", files: [], cliDefaults: { steps: 30, width: 64, height: 64 } },
+};
+
+/** The value of the job page's progress bar, or -1 while it has none. */
+function progressValue(page: Page): Promise<number> {
+  return page.evaluate(() => {
+    const bar = document.querySelector<HTMLProgressElement>(".job-head progress");
+    return bar && bar.max > 1 ? bar.value : -1;
+  });
+}
+
+/** The status badge of the job page. */
+function jobStatus(page: Page): Locator {
+  return page.locator(".job-head [data-status]");
+}
+
+describe("the web admin page in headless Chromium", () => {
+  let t: TestStudio;
+  let worker: WorkerProcess;
+  let b: TestBrowser;
+  let page: Page;
+  let firstJobUrl = "";
+
+  beforeAll(async () => {
+    t = await startTestStudio({ adminToken: ADMIN });
+    const admin = t.connectTransport({ headers: { authorization: `Bearer ${ADMIN}` } });
+    const { secret } = await t.client(TokenService, admin).createToken({ name: "web worker", role: TokenRole.WORKER });
+    worker = startSlowSyntheticWorker({ server: t.url, token: secret, name: WORKER_NAME, stepMs: 100 });
+    b = await launchBrowser(LAPTOP);
+    page = b.page;
+    page.setDefaultTimeout(15_000);
+    // The worker's session is up once ListWorkers shows it; the page's Workers view reads the same list.
+    const workers = t.client(WorkerService, admin);
+    for (const deadline = Date.now() + 15_000; ; ) {
+      if ((await workers.listWorkers({})).workers.some((w) => w.name === WORKER_NAME)) break;
+      if (Date.now() > deadline || worker.proc.exitCode !== null) throw new Error(`worker did not connect:\n${worker.output()}`);
+      await Bun.sleep(50);
+    }
+  }, 30_000);
+
+  afterAll(async () => {
+    await b?.close();
+    await worker?.stop();
+    await t?.stop();
+  }, 30_000);
+
+  test("asks for a token, refuses a wrong one beside the field, and signs in with the right one", async () => {
+    await page.goto(t.url);
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    const token = page.getByLabel("Token");
+    await token.fill("not-a-real-token-at-all");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expectText(page.locator(`#${await token.getAttribute("id")}-error`), /refused this token/);
+    expect(await token.getAttribute("aria-invalid")).toBe("true");
+    await token.fill(ADMIN);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Jobs" }).waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem("studio.token"))).toBe(ADMIN);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+  }, 30_000);
+
+  test("shows a bad file name's error beside the field, then adds a model from JSON", async () => {
+    await nav(page, "Models").click();
+    await page.getByRole("link", { name: "New model" }).click();
+    const json = page.getByLabel("Model JSON");
+    await json.fill(JSON.stringify(badModel));
+    const filename = page.getByLabel("File name");
+    await expectText(page.locator(`#${await filename.getAttribute("id")}-error`), /must be a bare file name/);
+    expect(await filename.getAttribute("aria-invalid")).toBe("true");
+    await page.getByRole("button", { name: "Create model" }).click();
+    await expectText(page.locator("#status"), /Not saved: 1 problem/);
+
+    await json.fill(JSON.stringify(goodModel));
+    expect(await filename.count()).toBe(0);
+    await page.getByRole("button", { name: "Create model" }).click();
+    const row = page.locator('tr[data-model="web-synth"]');
+    await row.waitFor();
+    await expectText(row, /synthetic/);
+    await screenshot(page, "models-laptop");
+  }, 30_000);
+
+  test("creates a job and watches its progress bar move until it succeeds, without reloading", async () => {
+    await page.evaluate(() => ((window as unknown as { sameDocument: boolean }).sameDocument = true));
+    await nav(page, "Jobs").click();
+    await page.getByRole("link", { name: "New job" }).click();
+    await page.getByLabel("Model", { exact: true }).selectOption("web-synth");
+    expect(await page.getByLabel("Steps").inputValue()).toBe("30"); // overrides start at the model's defaults
+    await page.getByLabel("Prompt", { exact: true }).fill("a lighthouse at dusk");
+    await page.getByRole("button", { name: "Create job" }).click();
+    await page.getByRole("heading", { name: /^Job / }).waitFor();
+    firstJobUrl = page.url();
+
+    await page.waitForFunction(() => {
+      const bar = document.querySelector<HTMLProgressElement>(".job-head progress");
+      return !!bar && bar.max === 30 && bar.value > 0 && bar.value < 30;
+    });
+    const first = await progressValue(page);
+    await page.waitForFunction((v) => {
+      const bar = document.querySelector<HTMLProgressElement>(".job-head progress");
+      return !bar || bar.value > v;
+    }, first);
+    await jobStatus(page).and(page.locator('[data-status="succeeded"]')).waitFor();
+
+    // Either the image decodes or the page says it could not (a broken PNG from the worker).
+    await page.waitForFunction(() => {
+      const i = document.querySelector<HTMLImageElement>("img[data-output]");
+      return (!!i && i.complete && i.naturalWidth > 0) || !!document.querySelector(".outputs [role=alert]");
+    });
+    expect(await page.locator(".outputs [role=alert]").allTextContents()).toEqual([]);
+    const img = page.locator("img[data-output]");
+    expect(await img.evaluate((i: HTMLImageElement) => [i.naturalWidth, i.naturalHeight])).toEqual([64, 64]);
+    const link = page.getByRole("link", { name: /Download output 0 \(image\/png/ });
+    expect(await link.getAttribute("href")).toMatch(/^\/jobs\/[^/]+\/outputs\/0$/);
+    expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
+    await screenshot(page, "job-laptop");
+  }, 30_000);
+
+  test("cancels a running job after confirmation and retries it", async () => {
+    await page.goto(`${t.url}/#/jobs/new?model=web-synth`);
+    await page.getByLabel("Prompt", { exact: true }).fill("a long one");
+    await page.getByLabel("Steps").fill("600");
+    await page.getByRole("button", { name: "Create job" }).click();
+    await page.getByRole("heading", { name: /^Job / }).waitFor();
+    await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>(".job-head progress")?.value ?? 0) > 0);
+
+    await page.getByRole("button", { name: "Cancel job" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByRole("button", { name: "Cancel job" }).click();
+    await jobStatus(page).and(page.locator('[data-status="cancelled"]')).waitFor();
+
+    await page.getByRole("button", { name: "Retry job" }).click();
+    await page.waitForFunction(() => {
+      const s = document.querySelector(".job-head [data-status]")?.getAttribute("data-status");
+      return s === "queued" || s === "offered" || s === "running";
+    });
+    await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>(".job-head progress")?.value ?? 0) > 0);
+    await expectText(page.locator("ol.timeline"), /seen cancelled/);
+  }, 30_000);
+
+  test("lists jobs live with filters, and shows the worker", async () => {
+    await nav(page, "Jobs").click();
+    await page.locator("tbody progress").first().waitFor();
+    await screenshot(page, "jobs-laptop");
+    await page.getByLabel("Status").selectOption("succeeded");
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll("tr[data-job] [data-status]")];
+      return rows.length === 1 && rows[0]!.getAttribute("data-status") === "succeeded";
+    });
+    await page.getByLabel("Status").selectOption("");
+
+    await nav(page, "Workers").click();
+    const row = page.locator(`tr[data-worker="${WORKER_NAME}"]`);
+    await row.waitFor();
+    await expectText(row, /synthetic/);
+    await expectText(row, /1 of 1 in use/);
+    await expectText(row, /web-test/);
+    await screenshot(page, "workers-laptop");
+  }, 30_000);
+
+  test("fits a phone's width", async () => {
+    await page.setViewportSize(PHONE);
+    for (const [hash, name] of [
+      ["#/jobs", "jobs-phone"],
+      [new URL(firstJobUrl).hash, "job-phone"],
+      ["#/models", "models-phone"],
+      ["#/workers", "workers-phone"],
+    ] as const) {
+      await page.goto(`${t.url}/${hash}`);
+      await page.locator("main table, main .job-head").first().waitFor();
+      await page.locator("main :is(tbody tr, .job-head [data-status])").first().waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow, `${name} scrolls sideways`).toBeLessThanOrEqual(0);
+      await screenshot(page, name);
+    }
+    await page.setViewportSize(LAPTOP);
+    // The README shows the live job list.
+    mkdirSync(join(import.meta.dir, "..", "..", "docs", "screenshots"), { recursive: true });
+    expect(b.pageErrors).toEqual([]);
+  });
+});
+
+/** A link of the top navigation (other links may share its name). */
+function nav(page: Page, name: string): Locator {
+  return page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name, exact: true });
+}
+
+async function expectText(locator: Locator, pattern: RegExp) {
+  await locator.filter({ hasText: pattern }).first().waitFor();
+}
+

@@ -1,0 +1,56 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+
+/** A worker child process the test owns; stop() reaps it and removes its dirs. */
+export interface WorkerProcess {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  /** What the worker printed, for failure messages. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts the slow synthetic worker (argv array, no shell) against a studio. */
+export function startSlowSyntheticWorker(opts: { server: string; token: string; name: string; stepMs: number }): WorkerProcess {
+  const dir = mkdtempSync(join(tmpdir(), "studio-web-worker-"));
+  const proc = Bun.spawn(
+    [
+      process.execPath,
+      join(import.meta.dir, "fixtures", "slow-synthetic-worker.ts"),
+      "--server",
+      opts.server,
+      "--token",
+      opts.token,
+      "--name",
+      opts.name,
+      "--cache-dir",
+      join(dir, "cache"),
+      "--work-dir",
+      join(dir, "work"),
+      "--step-ms",
+      String(opts.stepMs),
+    ],
+    { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+  );
+  let out = "";
+  const decoder = new TextDecoder();
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) out += decoder.decode(chunk);
+  };
+  void drain(proc.stdout);
+  void drain(proc.stderr);
+  return {
+    proc,
+    output: () => out,
+    async stop() {
+      if (proc.exitCode === null) {
+        proc.kill("SIGTERM");
+        const killer = setTimeout(() => proc.kill("SIGKILL"), 3000);
+        await proc.exited;
+        clearTimeout(killer);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
