@@ -21,6 +21,7 @@ export function goal(kind: ">=" | "<", bound: number, value: number): { goal: st
 /** Formats a number for a table: integers with thousands separators, small values with 2 decimals. */
 export function fmt(value: number): string {
   if (!Number.isFinite(value)) return String(value);
+  if (Number.isInteger(value)) return value.toLocaleString("en-US");
   if (Math.abs(value) >= 100) return Math.round(value).toLocaleString("en-US");
   if (Math.abs(value) >= 10) return value.toFixed(1);
   return value.toFixed(2);
