@@ -1,0 +1,33 @@
+import { expect, test } from "bun:test";
+import { ProgressThrottle } from "../../server/dispatch/progress-throttle.js";
+
+test("the first report is written at once, a burst keeps only its last report, written when the window ends", async () => {
+  const throttle = new ProgressThrottle({ intervalMs: 30 });
+  const written: number[] = [];
+  let lastWritten!: () => void;
+  const flushed = new Promise<void>((r) => (lastWritten = r));
+  const write = (n: number) => async () => {
+    written.push(n);
+    if (n === 4) lastWritten();
+  };
+  await throttle.submit("job", write(1));
+  expect(written).toEqual([1]);
+  for (const n of [2, 3, 4]) await throttle.submit("job", write(n));
+  expect(written).toEqual([1]);
+  await flushed;
+  expect(written).toEqual([1, 4]);
+  await throttle.submit("other", write(9));
+  expect(written).toEqual([1, 4, 9]);
+  throttle.clear();
+});
+
+test("dropping a job discards its pending report", async () => {
+  const throttle = new ProgressThrottle({ intervalMs: 10_000 });
+  const written: string[] = [];
+  await throttle.submit("job", async () => void written.push("first"));
+  await throttle.submit("job", async () => void written.push("pending"));
+  throttle.drop("job");
+  await throttle.submit("job", async () => void written.push("after drop"));
+  expect(written).toEqual(["first", "after drop"]);
+  throttle.clear();
+});
