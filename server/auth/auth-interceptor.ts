@@ -26,11 +26,12 @@ export function createAuthInterceptor(gate: AuthGate, events: AuthEvents, limite
       let caller: Caller;
       try {
         caller = gate.authenticate(req.header.get("authorization"));
+        // Set before the role check so that the request log names who was refused.
+        req.contextValues.set(callerKey, caller);
         gate.authorize(caller, rolesFor(req.service.typeName, req.method.name), rpc);
       } catch (err) {
         throw err instanceof AuthError ? authErrorToConnect(err) : err;
       }
-      req.contextValues.set(callerKey, caller);
       if (!req.stream) return next(req);
 
       const release = LIMITED_STREAMS.has(rpc) ? limiter.acquire(caller.tokenId, req.method.name) : () => {};

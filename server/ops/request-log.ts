@@ -6,6 +6,8 @@ import type { Logger } from "../log.js";
 /** The header a caller may send to correlate its request id; the studio echoes it back. */
 export const REQUEST_ID_HEADER = "x-request-id";
 const ACCEPTABLE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+/** Calls a busy worker makes every few seconds: logged at debug when they succeed. */
+const CHATTY: ReadonlySet<string> = new Set(["WorkerService/Heartbeat", "WorkerService/ReportProgress", "WorkerService/ClaimJob"]);
 
 /**
  * Logs every RPC once it ends: request id, method, Connect code, duration and the
@@ -19,11 +21,17 @@ export function createRequestLogInterceptor(logger: Logger): Interceptor {
       const requestId = given && ACCEPTABLE_ID.test(given) ? given : randomBytes(6).toString("base64url");
       const started = performance.now();
       const rpc = `${req.service.typeName.replace(/^studio\.v1\./, "")}/${req.method.name}`;
+      const named = req.stream ? undefined : (req.message as { jobId?: unknown; workerName?: unknown });
+      const ids = {
+        ...(typeof named?.jobId === "string" && named.jobId ? { jobId: named.jobId } : {}),
+        ...(typeof named?.workerName === "string" && named.workerName ? { worker: named.workerName } : {}),
+      };
       const done = (err?: unknown) => {
         const code = err === undefined ? "ok" : codeName(ConnectError.from(err).code);
-        const caller = req.contextValues.get(callerKey);
-        const fields = { requestId, rpc, code, ms: Math.round(performance.now() - started), caller: caller.name, role: caller.role };
-        if (err === undefined) logger.info(fields, "rpc");
+        // An unauthenticated call has no caller (the context still holds the default).
+        const caller = code === "unauthenticated" ? undefined : req.contextValues.get(callerKey);
+        const fields = { requestId, rpc, code, ms: Math.round(performance.now() - started), caller: caller?.name ?? null, role: caller?.role ?? null, ...ids };
+        if (err === undefined) logger[CHATTY.has(rpc) ? "debug" : "info"](fields, "rpc");
         else if (ConnectError.from(err).code === Code.Internal || ConnectError.from(err).code === Code.Unknown) {
           logger.error({ ...fields, err: ConnectError.from(err).message }, "rpc failed");
         } else logger.info({ ...fields, err: ConnectError.from(err).rawMessage }, "rpc refused");

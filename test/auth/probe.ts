@@ -70,7 +70,7 @@ export async function callAny(transport: Transport, method: DescMethod, token?: 
   const header = token ? { authorization: `Bearer ${token}` } : undefined;
   try {
     if (method.methodKind === "unary") {
-      await transport.unary(method, undefined, undefined, header, {});
+      await transport.unary(method as never, undefined, undefined, header, {});
     } else {
       const one = method.methodKind === "server_streaming";
       const input = (async function* () {
