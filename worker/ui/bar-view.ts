@@ -38,7 +38,7 @@ export class BarView implements JobView {
   private readonly bars = new Map<string, cliProgress.SingleBar>();
   private readonly multi: cliProgress.MultiBar;
 
-  constructor(stream: NodeJS.WriteStream = process.stderr) {
+  constructor(private readonly stream: NodeJS.WriteStream = process.stderr) {
     this.multi = new cliProgress.MultiBar(
       {
         stream,
@@ -54,9 +54,11 @@ export class BarView implements JobView {
     );
   }
 
-  /** Prints a line above the bars. */
+  /** Prints a line above the bars (straight to the terminal while no bar is shown: nothing would redraw). */
   log(line: string): void {
-    this.multi.log(line.endsWith("\n") ? line : `${line}\n`);
+    const text = line.endsWith("\n") ? line : `${line}\n`;
+    if (this.bars.size === 0) this.stream.write(text);
+    else this.multi.log(text);
   }
 
   started(jobId: string, model: string, engine: string): void {
@@ -79,6 +81,7 @@ export class BarView implements JobView {
   }
 
   stop(): void {
+    this.multi.update();
     this.multi.stop();
   }
 }
