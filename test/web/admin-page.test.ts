@@ -1,6 +1,4 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
 import type { Locator, Page } from "playwright-core";
 import { TokenRole, TokenService } from "../../gen/studio/v1/token_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
@@ -95,6 +93,7 @@ describe("the web admin page in headless Chromium", () => {
     expect(await filename.getAttribute("aria-invalid")).toBe("true");
     await page.getByRole("button", { name: "Create model" }).click();
     await expectText(page.locator("#status"), /Not saved: 1 problem/);
+    await screenshot(page, "model-form-laptop");
 
     await json.fill(JSON.stringify(goodModel));
     expect(await filename.count()).toBe(0);
@@ -165,7 +164,7 @@ describe("the web admin page in headless Chromium", () => {
 
   test("lists jobs live with filters, and shows the worker", async () => {
     await nav(page, "Jobs").click();
-    await page.locator("tbody progress").first().waitFor();
+    await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>("tbody progress")?.value ?? 0) >= 20);
     await screenshot(page, "jobs-laptop");
     await page.getByLabel("Status").selectOption("succeeded");
     await page.waitForFunction(() => {
@@ -199,8 +198,6 @@ describe("the web admin page in headless Chromium", () => {
       await screenshot(page, name);
     }
     await page.setViewportSize(LAPTOP);
-    // The README shows the live job list.
-    mkdirSync(join(import.meta.dir, "..", "..", "docs", "screenshots"), { recursive: true });
     expect(b.pageErrors).toEqual([]);
   });
 });

@@ -16,7 +16,7 @@ import { feedMessage } from "./jobs.js";
 const MAX_INLINE_TEXT = 256 * 1024;
 
 interface TimelineEntry {
-  at: string;
+  at: Date;
   what: string;
 }
 
@@ -73,8 +73,8 @@ export const jobView: View = (app, main, route) => {
     const prev = job;
     job = next;
     const phase = next.progress?.phase ? PHASE_NAMES[next.progress.phase] : "";
-    if (!prev || prev.status !== next.status) seen.push({ at: new Date().toLocaleTimeString(), what: `seen ${STATUS_NAMES[next.status]}${next.workerName ? ` on ${next.workerName}` : ""}` });
-    else if (phase && (prev.progress?.phase ?? 0) !== next.progress?.phase) seen.push({ at: new Date().toLocaleTimeString(), what: `phase ${phase}` });
+    if (!prev || prev.status !== next.status) seen.push({ at: new Date(), what: `seen ${STATUS_NAMES[next.status]}${next.workerName ? ` on ${next.workerName}` : ""}` });
+    else if (phase && (prev.progress?.phase ?? 0) !== next.progress?.phase) seen.push({ at: new Date(), what: `phase ${phase}` });
     headline.textContent = `Status: ${STATUS_NAMES[next.status]}${phase && phase !== "running" && next.status === JobStatus.RUNNING ? ` (${phase})` : ""}.`;
     render();
   };
@@ -139,7 +139,7 @@ export const jobView: View = (app, main, route) => {
             "ol",
             { class: "timeline" },
             h("li", {}, h("time", {}, formatTime(j.createTime)), " created"),
-            seen.map((e) => h("li", {}, h("time", {}, e.at), ` ${e.what}`)),
+            seen.map((e) => h("li", {}, h("time", {}, e.at.toLocaleString()), ` ${e.what}`)),
             j.progress?.updateTime ? h("li", {}, h("time", {}, formatTime(j.progress.updateTime)), ` last progress${j.progress.message ? `: ${j.progress.message}` : ""}`) : null,
             j.leaseExpireTime && isActive(j.status) ? h("li", {}, h("time", {}, formatTime(j.leaseExpireTime)), " lease expires") : null,
             j.finishTime ? h("li", {}, h("time", {}, formatTime(j.finishTime)), ` finished ${STATUS_NAMES[j.status]}`) : null,
@@ -218,7 +218,7 @@ function outputItem(app: App, job: Job, out: JobOutput, objectUrls: string[]): H
           objectUrls.push(url);
           const img = h("img", { src: url, alt: `Output ${out.index} of job ${job.id}`, "data-output": out.index });
           img.addEventListener("error", () =>
-            replace(preview, h("p", { class: "error-text", role: "alert" }, `Output ${out.index} is not a ${out.mimeType} this browser can decode; download it to inspect.`)),
+            replace(preview, h("p", { class: "error-text", role: "alert" }, `Output ${out.index} (${out.mimeType}) is not an image this browser can decode; download it to inspect.`)),
           );
           replace(preview, img);
         } else replace(preview, h("pre", { class: "text-output", "data-output": out.index }, await res.text()));
