@@ -171,6 +171,22 @@ describe("WorkerRuntime with a real studio", () => {
     expect(after.error).toBe("the worker shut down before the job finished");
   });
 
+  test("heartbeats keep the lease of a job that runs longer than the lease TTL", async () => {
+    await t.stop();
+    t = await startTestStudio({ heartbeatIntervalMs: 150, leaseTtlMs: 600 });
+    jobs = t.client(JobService);
+    await t.client(RegistryService).createModel({
+      name: "rt-synth",
+      source: { engine: ModelEngine.SYNTHETIC, files: [], cliDefaults: { steps: 8, width: 32, height: 32 } },
+    });
+    const { view } = startWorker({ stepDelayMs: 200 });
+    const { job } = await jobs.createJob({ model: "rt-synth", task: synthTask("long"), maxAttempts: 1 });
+    const done = await watchJob(jobs, job!.id);
+    expect(done.status).toBe(JobStatus.SUCCEEDED);
+    expect(done.attempts).toBe(1);
+    expect((await view.ended(job!.id)).outcome).toBe("succeeded");
+  });
+
   test("after the studio restarts the worker reconnects, lists its lease in hello, keeps it and completes the job", async () => {
     const { view } = startWorker({ stepDelayMs: 150 });
     const { job } = await jobs.createJob({ model: "rt-synth", task: synthTask("survives a restart") });
