@@ -23,7 +23,8 @@ const sizeArg = args.indexOf("--size-mib");
 const sizes = sizeArg >= 0 ? [Number(args[sizeArg + 1])] : smoke ? [8, 32] : [100, 1024];
 if (sizes.some((s) => !Number.isInteger(s) || s <= 0)) throw new Error("--size-mib needs a positive whole number");
 const reps = smoke ? 1 : 3;
-const limited = smoke ? { sizeMiB: 8, rate: "4m", rateBytes: 4 * MiB } : { sizeMiB: 200, rate: "20m", rateBytes: 20 * MiB };
+// nginx lets each request send one second's worth at once before limit_rate applies; the sizes keep that burst small.
+const limited = smoke ? { sizeMiB: 8, rate: "2m" } : { sizeMiB: 256, rate: "16m" };
 
 interface Timed {
   ms: number;

@@ -191,8 +191,13 @@ async function runAttempt(plan: FileDownloadPlan, file: WritableFile, ctx: Attem
       await streamPart(stream, part, sink, () => lastByteAt.set(part, Date.now()));
       lastByteAt.delete(part);
     };
-    if (first) running.push(run(first.part, first.body).catch(fail));
-    for (const part of pending) running.push(run(part).catch(fail));
+    // `plan.parts` connections take the pending pieces in file order, one at a time.
+    const connection = async (firstPiece?: { part: PartState; body: ReadableStream<Uint8Array> }) => {
+      if (firstPiece) await run(firstPiece.part, firstPiece.body);
+      for (let part = pending.shift(); part && !signal.aborted; part = pending.shift()) await run(part);
+    };
+    const connections = Math.max(1, Math.min(plan.parts, pending.length + (first ? 1 : 0)));
+    for (let i = 0; i < connections; i++) running.push(connection(i === 0 ? first : undefined).catch(fail));
     await Promise.all(running);
     if (firstError !== undefined) throw firstError;
     if (state.totalBytes === undefined) state.totalBytes = state.parts[0]!.next;

@@ -58,10 +58,16 @@ export function bytesDone(state: PartialState): number {
   return state.parts.reduce((sum, p) => sum + (p.next - p.start), 0);
 }
 
-/** Splits [0, total) into n ranges of near-equal size. */
-export function splitParts(total: number, n: number): PartState[] {
-  const count = Math.max(1, Math.min(n, total));
-  const size = Math.ceil(total / count);
+/**
+ * Splits [0, total) into pieces for `connections` parallel connections. There
+ * are several pieces per connection (up to 8, each at least 8 MiB unless that
+ * leaves fewer pieces than connections), fetched in file order: the hash
+ * cursor, which must go in order, then trails the downloads by a few pieces
+ * instead of waiting for whole quarters of the file to be read back at the end.
+ */
+export function splitParts(total: number, connections: number): PartState[] {
+  const minPiece = 32 * 1024 * 1024;
+  const size = Math.max(1, Math.ceil(total / (connections * 8)), Math.min(minPiece, Math.ceil(total / connections)));
   const parts: PartState[] = [];
   for (let start = 0; start < total; start += size) parts.push({ start, end: Math.min(total, start + size), next: start });
   return parts.length > 0 ? parts : [{ start: 0, end: 0, next: 0 }];
