@@ -8,8 +8,12 @@ import type { JobService } from "../../gen/studio/v1/job_service_pb.js";
 export const REPO = resolve(import.meta.dir, "../..");
 export const WORKER_BINARY = join(REPO, "dist/studio-worker");
 
+let built = false;
+
 /** Compiles the worker once per test run (the e2e tests run the binary operators get). */
 export function buildWorkerBinary(): void {
+  if (built) return;
+  built = true;
   const r = Bun.spawnSync(["bun", "run", "build:worker"], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`bun run build:worker failed: ${r.stderr.toString()}`);
 }
@@ -75,7 +79,7 @@ export class WorkerProcess {
       stdout: "pipe",
       stderr: "pipe",
     });
-    void this.read(this.proc.stdout as ReadableStream<Uint8Array>, (line) => {
+    const out = this.read(this.proc.stdout as ReadableStream<Uint8Array>, (line) => {
       let obj: Record<string, unknown>;
       try {
         obj = JSON.parse(line);
@@ -88,8 +92,11 @@ export class WorkerProcess {
         w.resolve(obj);
       }
     });
-    void this.read(this.proc.stderr as ReadableStream<Uint8Array>, (line) => this.stderr.push(line));
+    const err = this.read(this.proc.stderr as ReadableStream<Uint8Array>, (line) => this.stderr.push(line));
+    this.outputDone = Promise.all([out, err]).then(() => {});
   }
+
+  private readonly outputDone: Promise<void>;
 
   /** The first log line (already seen or coming) that matches. */
   waitForLine(match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
@@ -98,8 +105,9 @@ export class WorkerProcess {
     return new Promise((resolve) => this.waiters.push({ match, resolve }));
   }
 
+  /** The exit code, once the process has exited and all its output has been read. */
   get exited(): Promise<number> {
-    return this.proc.exited;
+    return this.outputDone.then(() => this.proc.exited);
   }
 
   private async read(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void) {
