@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Locator, Page } from "playwright-core";
+import type { Client } from "@connectrpc/connect";
+import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { TokenRole, TokenService } from "../../gen/studio/v1/token_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
@@ -44,17 +46,19 @@ describe("the web admin page in headless Chromium", () => {
   let b: TestBrowser;
   let page: Page;
   let firstJobUrl = "";
+  let admin: Client<typeof JobService>;
 
   beforeAll(async () => {
     t = await startTestStudio({ adminToken: ADMIN });
-    const admin = t.connectTransport({ headers: { authorization: `Bearer ${ADMIN}` } });
-    const { secret } = await t.client(TokenService, admin).createToken({ name: "web worker", role: TokenRole.WORKER });
+    const adminTransport = t.connectTransport({ headers: { authorization: `Bearer ${ADMIN}` } });
+    admin = t.client(JobService, adminTransport);
+    const { secret } = await t.client(TokenService, adminTransport).createToken({ name: "web worker", role: TokenRole.WORKER });
     worker = startSlowSyntheticWorker({ server: t.url, token: secret, name: WORKER_NAME, stepMs: 100 });
     b = await launchBrowser(LAPTOP);
     page = b.page;
     page.setDefaultTimeout(15_000);
     // The worker's session is up once ListWorkers shows it; the page's Workers view reads the same list.
-    const workers = t.client(WorkerService, admin);
+    const workers = t.client(WorkerService, adminTransport);
     for (const deadline = Date.now() + 15_000; ; ) {
       if ((await workers.listWorkers({})).workers.some((w) => w.name === WORKER_NAME)) break;
       if (Date.now() > deadline || worker.proc.exitCode !== null) throw new Error(`worker did not connect:\n${worker.output()}`);
@@ -143,7 +147,7 @@ describe("the web admin page in headless Chromium", () => {
   test("cancels a running job after confirmation and retries it", async () => {
     await page.goto(`${t.url}/#/jobs/new?model=web-synth`);
     await page.getByLabel("Prompt", { exact: true }).fill("a long one");
-    await page.getByLabel("Steps").fill("600");
+    await page.getByLabel("Steps").fill("200");
     await page.getByRole("button", { name: "Create job" }).click();
     await page.getByRole("heading", { name: /^Job / }).waitFor();
     await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>(".job-head progress")?.value ?? 0) > 0);
@@ -164,7 +168,10 @@ describe("the web admin page in headless Chromium", () => {
 
   test("lists jobs live with filters, and shows the worker", async () => {
     await nav(page, "Jobs").click();
-    await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>("tbody progress")?.value ?? 0) >= 20);
+    // A second job waits behind the running one, as on a busy studio.
+    await admin.createJob({ model: "web-synth", task: { kind: { case: "image", value: { prompt: "next in line" } } } });
+    await page.locator('tr[data-job] [data-status="queued"]').waitFor();
+    await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>("tbody progress")?.value ?? 0) >= 70);
     await screenshot(page, "jobs-laptop");
     await page.getByLabel("Status").selectOption("succeeded");
     await page.waitForFunction(() => {

@@ -107,7 +107,7 @@ export const modelEditView: View = (app, main, route) => {
       formBox,
       bind("name", "Name", nameInput, () => doc.name, (v) => (doc.name = v), isNew ? "What clients put on jobs." : "A model's name cannot change; create another and delete this one."),
       bind("description", "Description", h("input", { type: "text" }), () => doc.description, (v) => (doc.description = v)),
-      bind("enabled", "Enabled", h("input", { type: "checkbox" }), () => doc.enabled, (v) => (doc.enabled = v)),
+      bind("enabled", "Enabled", h("input", { type: "checkbox" }), () => doc.enabled !== false, (v) => (doc.enabled = v)),
       bind("source.engine", "Engine", select(ENGINE_NAMES, source().engine), () => source().engine, (v) => (source().engine = v)),
       filesBox,
       h(
