@@ -1,12 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
-import { JobPhase, JobSchema, JobStatus } from "../../gen/studio/v1/job_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { JobPhase, JobProgressSchema, JobSchema, JobStatus } from "../../gen/studio/v1/job_pb.js";
 import { jobLine, progressBar, WatchView } from "../../cli/watch-view.js";
 import { renderTable } from "../../cli/output.js";
 import { codeName, describeRpcError, EXIT } from "../../cli/exit-codes.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 
-const job = (status: JobStatus, progress?: Parameters<typeof create<typeof JobSchema>>[1]["progress"]) =>
+const job = (status: JobStatus, progress?: MessageInitShape<typeof JobProgressSchema>) =>
   create(JobSchema, { id: "j1", model: "m", status, progress, workerName: "w" });
 
 describe("watch view", () => {
