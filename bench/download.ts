@@ -28,8 +28,12 @@ const limited = smoke ? { sizeMiB: 8, rate: "2m" } : { sizeMiB: 256, rate: "16m"
 
 interface Timed {
   ms: number;
+  /** user + system CPU time of the process(es). */
+  cpuMs: number;
   sha256: string;
 }
+
+const cpuMsOf = (p: { resourceUsage(): { cpuTime: { total: bigint } } | undefined }) => Number(p.resourceUsage()?.cpuTime.total ?? 0n) / 1000;
 
 /** Writes `size` pseudo-random bytes (a 16 MiB random block repeated) and returns their sha256. */
 async function makeFile(file: string, size: number): Promise<string> {
@@ -64,7 +68,7 @@ async function curlPipeOpenssl(url: string): Promise<Timed> {
   const [out, curlCode, sslCode] = await Promise.all([new Response(openssl.stdout).text(), curl.exited, openssl.exited]);
   const ms = performance.now() - t0;
   if (curlCode !== 0 || sslCode !== 0) throw new Error(`curl exited ${curlCode}, openssl exited ${sslCode}`);
-  return { ms, sha256: parseDigest(out) };
+  return { ms, cpuMs: cpuMsOf(curl) + cpuMsOf(openssl), sha256: parseDigest(out) };
 }
 
 async function opensslFile(file: string): Promise<Timed> {
@@ -72,7 +76,7 @@ async function opensslFile(file: string): Promise<Timed> {
   const proc = Bun.spawn(["openssl", "dgst", "-sha256", "-r", file], { stdout: "pipe", stderr: "inherit" });
   const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
   if (code !== 0) throw new Error(`openssl exited ${code}`);
-  return { ms: performance.now() - t0, sha256: parseDigest(out) };
+  return { ms: performance.now() - t0, cpuMs: cpuMsOf(proc), sha256: parseDigest(out) };
 }
 
 /** Our DownloadManager in a child process; returns its own timing of ensure() and its peak RSS. */
@@ -108,7 +112,7 @@ async function main() {
       const name = `file-${sizeMiB}.bin`;
       const sha = await makeFile(path.join(data, name), size);
       const url = `${nginx.origin}/${name}`;
-      const a: number[] = [], b: number[] = [], c: number[] = [], rss: number[] = [];
+      const a: number[] = [], b: number[] = [], c: number[] = [], rss: number[] = [], cpuA: number[] = [], cpuB: number[] = [];
       for (let i = 0; i < reps; i++) {
         const pipe = await curlPipeOpenssl(url);
         const us = await ours(url, sha, work, 1, Number.MAX_SAFE_INTEGER);
@@ -118,10 +122,12 @@ async function main() {
         b.push(mbps(size, us.ms));
         c.push(mbps(size, hashOnly.ms));
         rss.push(us.peakRssBytes);
-        console.error(`${sizeMiB} MiB run ${i + 1}: curl|openssl ${fmt(a.at(-1)!)} MB/s, ours ${fmt(b.at(-1)!)} MB/s, openssl file ${fmt(c.at(-1)!)} MB/s, our peak RSS ${fmt(us.peakRssBytes / 1e6)} MB`);
+        cpuA.push(pipe.cpuMs / (size / 2 ** 30));
+        cpuB.push(us.cpuMs / (size / 2 ** 30));
+        console.error(`${sizeMiB} MiB run ${i + 1}: curl|openssl ${fmt(a.at(-1)!)} MB/s, ours ${fmt(b.at(-1)!)} MB/s, openssl file ${fmt(c.at(-1)!)} MB/s, our peak RSS ${fmt(us.peakRssBytes / 1e6)} MB, CPU ms/GiB pipeline ${fmt(cpuA.at(-1)!)} ours ${fmt(cpuB.at(-1)!)}`);
       }
       const [ma, mb, mc] = [median(a), median(b), median(c)];
-      rows.push(`| ${sizeMiB} MiB | ${fmt(ma)} | ${fmt(mb)} | ${fmt(mb / ma, 2)} | ${fmt(mc)} | ${fmt(mb / mc, 2)} | ${fmt(Math.max(...rss) / 1e6)} |`);
+      rows.push(`| ${sizeMiB} MiB | ${fmt(ma)} | ${fmt(mb)} | ${fmt(mb / ma, 2)} | ${fmt(mc)} | ${fmt(mb / mc, 2)} | ${fmt(Math.max(...rss) / 1e6)} | ${fmt(median(cpuA))} | ${fmt(median(cpuB))} |`);
       await fs.rm(path.join(data, name));
     }
     const size = limited.sizeMiB * MiB;
@@ -138,10 +144,11 @@ async function main() {
     await fs.rm(work, { recursive: true, force: true });
   }
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
-  console.log(`Download benchmark (${smoke ? "smoke" : `median of ${reps}`}; nginx on loopback; ${os.cpus().length} × ${cpu}; MB = 10^6 bytes)
+  const load = os.loadavg()[0]!.toFixed(1);
+  console.log(`Download benchmark (${smoke ? "smoke" : `median of ${reps}`}; nginx on loopback; ${os.cpus().length} × ${cpu}; load average ${load}; MB = 10^6 bytes)
 
-| size | curl \\| openssl MB/s | ours MB/s (1 stream, hashed + written + fsync) | ours / pipeline | openssl on file MB/s | ours / hashing limit | our peak RSS MB |
-|---|---|---|---|---|---|---|
+| size | curl \\| openssl MB/s | ours MB/s (1 stream, hashed + written + fsync) | ours / pipeline | openssl on file MB/s | ours / hashing limit | our peak RSS MB | CPU ms/GiB curl+openssl | CPU ms/GiB ours |
+|---|---|---|---|---|---|---|---|---|
 ${rows.join("\n")}
 
 | size | server limit | ours, 1 stream MB/s | ours, 4 parts MB/s | 4 parts / 1 stream |

@@ -10,14 +10,17 @@
  * heartbeat interval), then offer latency with jobs flowing (`--window` creates in flight).
  *
  *   bun bench/scale.ts [--workers 1000] [--processes 2] [--per-connection 1] [--idle-seconds 25]
- *                      [--jobs 3000] [--window 16] [--smoke]
+ *                      [--jobs 3000] [--window 16] [--rate 50] [--smoke]
+ *
+ * Jobs flow twice: closed loop (`--window` creates in flight, as fast as the studio takes them;
+ * this is the figure held against the goal) and open loop at a fixed `--rate` (a third as many jobs).
  */
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { parseArgs } from "node:util";
 import { WorkerService } from "../gen/studio/v1/worker_service_pb.js";
 import { mib, peakRssBytes, rssBytes, sampleCpu } from "./lib/proc-stats.js";
-import { throughputPhase } from "./lib/queue-phases.js";
+import { pacedPhase, throughputPhase } from "./lib/queue-phases.js";
 import { emitFigures, fmt, goal, type Figure } from "./lib/report.js";
 import { startStudioProcess } from "./lib/studio-process.js";
 import { jobCreator, startSessionWorkers } from "./lib/studio-side.js";
@@ -31,6 +34,7 @@ const { values: args } = parseArgs({
     "idle-seconds": { type: "string" },
     jobs: { type: "string" },
     window: { type: "string", default: "16" },
+    rate: { type: "string", default: "50" },
     "studio-log-level": { type: "string", default: "info" },
   },
 });
@@ -41,6 +45,7 @@ const perConnection = Number(args["per-connection"]);
 const idleSeconds = Number(args["idle-seconds"] ?? (smoke ? 1 : 25));
 const jobs = Number(args.jobs ?? (smoke ? 20 : 3000));
 const window = Number(args.window);
+const rate = Number(args.rate);
 
 const studio = await startStudioProcess({ logLevel: args["studio-log-level"] });
 const figures: Figure[] = [];
@@ -66,7 +71,11 @@ try {
     await Bun.sleep(smoke ? 200 : 2000);
     const idle = await sampleCpu(studio.pid, idleSeconds);
     console.error(`idle: ${fmt(idle.cpuPercentOfCore)}% of a core, RSS ${mib(idle.rssBytes)} MiB; ${jobs} jobs flowing`);
-    const flow = await throughputPhase({ name: "Studio", workers: children, create: jobCreator(studio.url) }, { jobs, window });
+    const q = { name: "Studio", workers: children, create: jobCreator(studio.url) };
+    const flow = await throughputPhase(q, { jobs, window });
+    const pacedJobs = Math.max(10, Math.round(jobs / 3));
+    console.error(`${fmt(flow.jobsPerSecond)} jobs/s; now ${pacedJobs} jobs paced at ${rate} jobs/s`);
+    const paced = await pacedPhase(q, { jobs: pacedJobs, perSecond: rate });
     const peak = peakRssBytes(studio.pid);
     const rssAfter = rssBytes(studio.pid);
     const b = "scale";
@@ -94,6 +103,8 @@ try {
       },
       { bench: b, metric: "offer latency p50, jobs flowing", value: flow.offerLatencyMs.p50, unit: "ms" },
       { bench: b, metric: "jobs/s while flowing", value: flow.jobsPerSecond, unit: "jobs/s" },
+      { bench: b, metric: "offer latency p50, jobs paced", value: paced.offerLatencyMs.p50, unit: "ms", note: `${pacedJobs} jobs at ${rate}/s` },
+      { bench: b, metric: "offer latency p99, jobs paced", value: paced.offerLatencyMs.p99, unit: "ms", note: `${pacedJobs} jobs at ${rate}/s` },
       { bench: b, metric: "studio peak RSS (VmHWM)", value: peak / 2 ** 20, unit: "MiB" },
       { bench: b, metric: "studio RSS after the jobs", value: rssAfter / 2 ** 20, unit: "MiB" },
     );
@@ -106,5 +117,5 @@ try {
 } finally {
   await studio.stop();
 }
-emitFigures("scale", figures, { workers: workerCount, processes, perConnection, idleSeconds, jobs, window, smoke });
+emitFigures("scale", figures, { workers: workerCount, processes, perConnection, idleSeconds, jobs, window, rate, smoke });
 process.exit(0);

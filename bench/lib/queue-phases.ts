@@ -150,3 +150,36 @@ export async function idleLatencyPhase(
   const reports = await collect(q);
   return { offerLatencyMs: summarize(latencies(created, reports)) };
 }
+
+/**
+ * Open loop: creates jobs at a fixed rate whether or not earlier ones finished (as independent
+ * clients would), then waits for every completion. Offer latency here is what a client sees at
+ * that load, without the self-inflicted queueing of a closed loop that saturates the queue.
+ */
+export async function pacedPhase(
+  q: QueueUnderTest,
+  { jobs, perSecond, timeoutMs = 300_000 }: { jobs: number; perSecond: number; timeoutMs?: number },
+): Promise<ThroughputResult> {
+  await resetWorkers(q, false);
+  const created = new Map<string, number>();
+  const completions = new Completions(q);
+  const start = epochMs();
+  const creates: Promise<void>[] = [];
+  try {
+    for (let i = 0; i < jobs; i++) {
+      const due = start + (i * 1000) / perSecond;
+      const wait = due - epochMs();
+      if (wait > 1) await Bun.sleep(wait);
+      const t0 = epochMs();
+      creates.push(q.create(i).then((id) => void created.set(id, t0)));
+    }
+    await Promise.all(creates);
+    await completions.until(jobs, timeoutMs);
+  } finally {
+    completions.close();
+  }
+  const reports = await collect(q);
+  const lastCompletion = Math.max(...reports.flatMap((r) => r.completedMs.filter((t) => !Number.isNaN(t))));
+  const seconds = (lastCompletion - start) / 1000;
+  return { jobs, seconds, jobsPerSecond: jobs / seconds, offerLatencyMs: summarize(latencies(created, reports)) };
+}
