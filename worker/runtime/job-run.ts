@@ -181,6 +181,7 @@ export class JobRun {
   private async upload(outputs: EngineOutput[]): Promise<{ outcome: JobOutcome; message?: string }> {
     const total = outputs.reduce((n, o) => n + o.data.byteLength, 0);
     this.uploading = true;
+    this.throttle.flush();
     const receipt = await this.deliver("complete", async (session) => {
       let done = 0;
       for (const [index, output] of outputs.entries()) {
@@ -190,16 +191,21 @@ export class JobRun {
           if (this.refusedOutput) throw new OutputRefusedError(this.refusedOutput);
           await session.send({ case: "outputChunk", value: chunk });
           done += chunk.data.byteLength;
-          this.progress({ phase: JobPhase.UPLOADING, bytesDone: done, bytesTotal: total, message: "uploading" }, session);
+          this.progress({ phase: JobPhase.UPLOADING, bytesDone: done, bytesTotal: total, message: "uploading" });
         }
       }
       return { case: "complete", value: create(JobCompleteSchema, { ...this.ids(), outputCount: outputs.length }) };
     });
+    this.throttle.stop();
     if (receipt === undefined) return this.end(jobStopOf(this.abort.signal)?.kind ?? "abandoned");
     if (!receipt.ok) {
       const message = `the studio did not take the outputs: ${receipt.code} ${receipt.message}`;
       this.deps.logger.warn({ jobId: this.jobId, leaseId: this.leaseId, code: receipt.code }, message);
-      return this.end("refused", message);
+      // A stale lease means the job is someone else's now; any other refusal (a bad or oversized
+      // output) would only repeat on a retry, so the job fails for good while the lease is ours.
+      if (receipt.code === "failed_precondition" || receipt.code === "not_found") return this.end("refused", message);
+      await this.finish("fail", this.failMessage(message, false));
+      return this.end("failed", message);
     }
     return this.end("succeeded", `${outputs.length} output(s), ${total} bytes`);
   }
@@ -249,13 +255,12 @@ export class JobRun {
     session.post(message);
   }
 
-  private progress(update: ProgressUpdate, session?: LiveSession) {
-    if (this.abort.signal.aborted) return;
-    if (session) this.sendProgress(update, session);
-    else this.throttle.push(update);
+  private progress(update: ProgressUpdate) {
+    if (!this.abort.signal.aborted) this.throttle.push(update);
   }
 
-  private sendProgress(u: ProgressUpdate, session = this.deps.sessions.session) {
+  private sendProgress(u: ProgressUpdate) {
+    const session = this.deps.sessions.session;
     const progress = create(JobProgressSchema, {
       phase: u.phase,
       bytesDone: BigInt(Math.max(0, Math.floor(u.bytesDone ?? 0))),

@@ -171,6 +171,24 @@ describe("WorkerRuntime with a real studio", () => {
     expect(after.error).toBe("the worker shut down before the job finished");
   });
 
+  test("an output over the studio's limit fails the job for good instead of retrying it", async () => {
+    await t.stop();
+    t = await startTestStudio({ maxOutputBytes: 200 });
+    jobs = t.client(JobService);
+    await t.client(RegistryService).createModel({
+      name: "rt-big",
+      source: { engine: ModelEngine.SYNTHETIC, files: [], cliDefaults: { steps: 1, width: 64, height: 64 } },
+    });
+    const { view } = startWorker();
+    const { job } = await jobs.createJob({ model: "rt-big", task: synthTask("too big"), maxAttempts: 3 });
+    const done = await watchJob(jobs, job!.id);
+    expect(done.status).toBe(JobStatus.FAILED);
+    expect(done.attempts).toBe(1);
+    expect(done.error).toMatch(/^the studio (refused an output|did not take the outputs): resource_exhausted/);
+    expect(done.outputs).toEqual([]);
+    expect((await view.ended(job!.id)).outcome).toBe("failed");
+  });
+
   test("heartbeats keep the lease of a job that runs longer than the lease TTL", async () => {
     await t.stop();
     t = await startTestStudio({ heartbeatIntervalMs: 150, leaseTtlMs: 600 });
