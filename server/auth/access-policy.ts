@@ -49,6 +49,12 @@ export const RPC_ROLES: Readonly<Record<string, Readonly<Record<string, readonly
   },
 };
 
+/**
+ * RPCs anyone may call without a token: the standard gRPC health service, which
+ * probes call without credentials and which says nothing but "serving" or not.
+ */
+export const PUBLIC_RPCS: ReadonlySet<string> = new Set(["grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch"]);
+
 /** The roles that may call service/method (typeName and method name as in the descriptors). */
 export function rolesFor(serviceTypeName: string, methodName: string): readonly Role[] {
   return RPC_ROLES[serviceTypeName]?.[methodName] ?? ADMIN;

@@ -2,7 +2,7 @@ import { Code, ConnectError, type Interceptor, type StreamResponse } from "@conn
 import type { AuthEvents } from "./auth-events.js";
 import { AuthError, type AuthGate } from "./auth-gate.js";
 import { callerKey, type Caller } from "./caller.js";
-import { rolesFor } from "./access-policy.js";
+import { PUBLIC_RPCS, rolesFor } from "./access-policy.js";
 import type { StreamLimiter } from "./stream-limiter.js";
 
 /** RPCs whose open streams count against a token's stream limit. */
@@ -23,6 +23,7 @@ export function createAuthInterceptor(gate: AuthGate, events: AuthEvents, limite
   return (next) =>
     async function authInterceptor(req) {
       const rpc = `${req.service.typeName}/${req.method.name}`;
+      if (PUBLIC_RPCS.has(rpc)) return publicCall(req, next, limiter);
       let caller: Caller;
       try {
         caller = gate.authenticate(req.header.get("authorization"));
@@ -44,6 +45,30 @@ export function createAuthInterceptor(gate: AuthGate, events: AuthEvents, limite
       }
       return { ...res, message: endOnRevoke(res.message, caller, events, release) };
     };
+}
+
+/** Public RPCs (health) run without a caller; their streams share one bound, so anonymous callers cannot pile them up. */
+async function publicCall(req: Parameters<Parameters<Interceptor>[0]>[0], next: Parameters<Interceptor>[0], limiter: StreamLimiter) {
+  if (!req.stream) return next(req);
+  const release = limiter.acquire(PUBLIC_STREAMS_KEY, req.method.name);
+  try {
+    const res = (await next(req)) as StreamResponse;
+    return { ...res, message: releaseAtEnd(res.message, release) };
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+/** The limiter key public streams count under. */
+const PUBLIC_STREAMS_KEY = "(public)";
+
+async function* releaseAtEnd<T>(messages: AsyncIterable<T>, release: () => void): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } finally {
+    release();
+  }
 }
 
 /** Passes a response stream through until it ends or the caller's token is revoked. */

@@ -1,6 +1,7 @@
 import type { StudioContext, StudioModule } from "../context.js";
 import { feedJobMetrics } from "./job-metrics.js";
-import { opsRoutes } from "./health.js";
+import { opsRoutes, readinessProblem } from "./health.js";
+import { grpcHealthRoutes } from "./grpc-health.js";
 import { createRequestLogInterceptor } from "./request-log.js";
 import { StudioMetrics } from "./studio-metrics.js";
 
@@ -10,6 +11,9 @@ export { readinessProblem } from "./health.js";
 export { meterDispatch } from "./dispatch-metrics.js";
 export { REQUEST_ID_HEADER } from "./request-log.js";
 
+/** The services grpc.health.v1 answers for, besides "" (the whole server). */
+const STUDIO_SERVICES = ["studio.v1.RegistryService", "studio.v1.JobService", "studio.v1.WorkerService", "studio.v1.TokenService"];
+
 /** The ops module plus its metrics, which dispatch feeds. */
 export interface OpsModule extends StudioModule {
   name: "ops";
@@ -17,7 +21,7 @@ export interface OpsModule extends StudioModule {
 }
 
 /**
- * Observability: /healthz, /readyz, /metrics (open routes), the request log
+ * Observability: /healthz, /readyz, /metrics (open routes), grpc.health.v1.Health, the request log
  * interceptor (placed before auth so refused calls are logged too) and the
  * job-event feed of the metrics.
  */
@@ -28,6 +32,7 @@ export function createOpsModule(ctx: StudioContext): OpsModule {
     name: "ops",
     metrics,
     httpRoutes: opsRoutes(ctx.db, metrics),
+    routes: grpcHealthRoutes(() => readinessProblem(ctx.db) === undefined, STUDIO_SERVICES),
     interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" }))],
     start() {
       unsubscribe = feedJobMetrics(ctx.events, ctx.db, metrics, ctx.now);

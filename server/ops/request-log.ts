@@ -1,13 +1,19 @@
 import { ConnectError, Code, type Interceptor } from "@connectrpc/connect";
 import { randomBytes } from "node:crypto";
 import { callerKey } from "../auth/caller.js";
+import { PUBLIC_RPCS } from "../auth/access-policy.js";
 import type { Logger } from "../log.js";
 
 /** The header a caller may send to correlate its request id; the studio echoes it back. */
 export const REQUEST_ID_HEADER = "x-request-id";
 const ACCEPTABLE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 /** Calls a busy worker makes every few seconds: logged at debug when they succeed. */
-const CHATTY: ReadonlySet<string> = new Set(["WorkerService/Heartbeat", "WorkerService/ReportProgress", "WorkerService/ClaimJob"]);
+const CHATTY: ReadonlySet<string> = new Set([
+  "WorkerService/Heartbeat",
+  "WorkerService/ReportProgress",
+  "WorkerService/ClaimJob",
+  "grpc.health.v1.Health/Check",
+]);
 
 /**
  * Logs every RPC once it ends: request id, method, Connect code, duration and the
@@ -29,7 +35,8 @@ export function createRequestLogInterceptor(logger: Logger): Interceptor {
       const done = (err?: unknown) => {
         const code = err === undefined ? "ok" : codeName(ConnectError.from(err).code);
         // An unauthenticated call has no caller (the context still holds the default).
-        const caller = code === "unauthenticated" ? undefined : req.contextValues.get(callerKey);
+        const anonymous = code === "unauthenticated" || PUBLIC_RPCS.has(`${req.service.typeName}/${req.method.name}`);
+        const caller = anonymous ? undefined : req.contextValues.get(callerKey);
         const fields = { requestId, rpc, code, ms: Math.round(performance.now() - started), caller: caller?.name ?? null, role: caller?.role ?? null, ...ids };
         if (err === undefined) logger[CHATTY.has(rpc) ? "debug" : "info"](fields, "rpc");
         else if (ConnectError.from(err).code === Code.Internal || ConnectError.from(err).code === Code.Unknown) {

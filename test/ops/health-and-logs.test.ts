@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { HealthService, NOT_SERVING, SERVING } from "../../server/ops/grpc-health.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,6 +63,32 @@ describe("health", () => {
     expect((await fetch(`${studio.url}/readyz`)).status).toBe(200);
     const probes = studio.ctx.db.sqlite.query("SELECT count(*) AS n FROM apiTokens WHERE id = 'readyz-probe'").get() as { n: number };
     expect(probes.n).toBe(0);
+  });
+});
+
+describe("grpc.health.v1", () => {
+  test("Check and Watch answer over gRPC without a token; NOT_SERVING while the database refuses writes", async () => {
+    const health = createClient(HealthService, createGrpcTransport({ baseUrl: studio.url })) as unknown as {
+      check(req: { service: string }): Promise<{ status: number }>;
+      watch(req: { service: string }, opts: { signal: AbortSignal }): AsyncIterable<{ status: number }>;
+    };
+    expect((await health.check({ service: "" })).status).toBe(SERVING);
+    expect((await health.check({ service: "studio.v1.JobService" })).status).toBe(SERVING);
+    const unknown = await health.check({ service: "nope.v1.Nothing" }).catch((e) => ConnectError.from(e).code);
+    expect(unknown).toBe(Code.NotFound);
+    studio.ctx.db.sqlite.exec("PRAGMA query_only = ON");
+    try {
+      expect((await health.check({ service: "" })).status).toBe(NOT_SERVING);
+    } finally {
+      studio.ctx.db.sqlite.exec("PRAGMA query_only = OFF");
+    }
+    const abort = new AbortController();
+    let first: number | undefined;
+    for await (const res of health.watch({ service: "" }, { signal: abort.signal })) {
+      first = res.status;
+      break;
+    }
+    expect(first).toBe(SERVING);
   });
 });
 
