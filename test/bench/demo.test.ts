@@ -34,7 +34,7 @@ test("bun run demo runs jobs through a real studio and worker, writes PNGs and c
   const db = /temporary database in (\S+)\)/.exec(stdout)?.[1];
   expect(db).toBeDefined();
   expect(existsSync(db!)).toBe(false);
-});
+}, 60_000);
 
 test("the demo refuses a bad --jobs with a clear message", async () => {
   const proc = Bun.spawn([process.execPath, join(ROOT, "scripts", "demo.ts"), "--jobs", "0"], { stdout: "pipe", stderr: "pipe" });

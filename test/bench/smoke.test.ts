@@ -1,0 +1,68 @@
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { parseFigures, type Figure } from "../../bench/lib/report.js";
+
+const ROOT = join(import.meta.dir, "..", "..");
+
+/** Runs a benchmark script with its arguments as a child process; returns its exit code and output. */
+async function runBench(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = Bun.spawn([process.execPath, join(ROOT, "bench", script), ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) console.error(`${script} ${args.join(" ")} exited with ${code}\n${stdout}\n${stderr}`);
+  return { code, stdout, stderr };
+}
+
+/** The figures a benchmark printed; every one must be a finite number. */
+function figuresOf(stdout: string, bench: string): Figure[] {
+  const results = parseFigures(stdout).filter((r) => r.bench === bench);
+  expect(results).toHaveLength(1);
+  const figures = results[0]!.figures;
+  for (const f of figures) expect({ metric: `${f.bench}: ${f.metric}`, finite: Number.isFinite(f.value) }).toEqual({ metric: `${f.bench}: ${f.metric}`, finite: true });
+  return figures;
+}
+
+const metrics = (figures: Figure[]) => figures.map((f) => `${f.bench} | ${f.metric}`);
+
+// Figures only: these runs are far too small to say anything about speed, so nothing asserts a time.
+describe("benchmarks run small with --smoke and print their figures", () => {
+  test("dispatch: Studio and BullMQ side by side", async () => {
+    const { code, stdout } = await runBench("dispatch.ts", ["--smoke"]);
+    expect(code).toBe(0);
+    const names = metrics(figuresOf(stdout, "dispatch"));
+    for (const side of ["Studio", "BullMQ"]) {
+      expect(names).toContain(`dispatch: ${side} | throughput end to end`);
+      expect(names).toContain(`dispatch: ${side} | offer latency p99, idle workers`);
+    }
+    expect(names).toContain("dispatch: Studio / BullMQ | throughput ratio");
+  }, 60_000);
+
+  test("scale: simulated workers connected, RSS, idle CPU, offer latency", async () => {
+    const { code, stdout } = await runBench("scale.ts", ["--smoke"]);
+    expect(code).toBe(0);
+    const figures = figuresOf(stdout, "scale");
+    const connected = figures.find((f) => f.metric === "workers connected (ListWorkers)");
+    expect(connected?.value).toBe(20);
+    expect(metrics(figures)).toEqual(
+      expect.arrayContaining([
+        "scale | studio RSS, workers connected, idle",
+        "scale | studio CPU at idle",
+        "scale | offer latency p99, jobs flowing",
+      ]),
+    );
+  }, 60_000);
+
+  test("worker start: exec to session, idle RSS (through run-all)", async () => {
+    const { code, stdout } = await runBench("run-all.ts", ["--smoke", "--only", "worker-start"]);
+    expect(code).toBe(0);
+    const names = metrics(figuresOf(stdout, "worker-start"));
+    expect(names).toContain("worker start: from source (bun worker/main.ts) | exec to session established, median");
+    expect(stdout).toContain("## Performance");
+    expect(stdout).toContain("| worker start: from source (bun worker/main.ts) | idle RSS, median");
+  }, 60_000);
+
+  test("run-all refuses an unknown benchmark name", async () => {
+    const { code, stderr } = await runBench("run-all.ts", ["--only", "nope"]);
+    expect(code).toBe(2);
+    expect(stderr).toContain("unknown benchmark nope");
+  });
+});
