@@ -24,6 +24,10 @@ import {
   writeShim,
 } from "./worker-harness.js";
 
+/** Explicit: real processes on a loaded 2-core machine can take longer than bun's 5 s default. */
+const TEST_TIMEOUT_MS = 30_000;
+const HOOK_TIMEOUT_MS = 60_000;
+
 /**
  * The compiled worker binary against a real studio (HTTP/2 on loopback, SQLite in a temp dir),
  * a local file server for the model files, and the fake sd-cli and llama-server behind shims that
@@ -124,7 +128,7 @@ beforeAll(async () => {
     { FAKE_SD_ARGV_FILE: join(dir, "sd.argv"), FAKE_SD_CHILD_PID_FILE: join(dir, "sd-child.pid") },
   );
   await a.waitForLine((l) => l.msg === "connected to the studio");
-});
+}, HOOK_TIMEOUT_MS);
 
 afterAll(async () => {
   a?.proc.kill("SIGKILL");
@@ -133,7 +137,7 @@ afterAll(async () => {
   await t?.stop();
   files?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
-});
+}, HOOK_TIMEOUT_MS);
 
 describe("the compiled worker against a real studio", () => {
   test("an sd-cpp job: files downloaded and verified, exact sd-cli argv, the fixture's PNG reaches the studio", async () => {
@@ -182,7 +186,7 @@ describe("the compiled worker against a real studio", () => {
     const { workers } = await t.client(WorkerService).listWorkers({});
     const me = workers.find((w) => w.name === "e2e-a")!;
     expect(me.cachedSha256).toContain(sha256Hex(FILES["z-image.gguf"]));
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("a synthetic-capable worker never answers an sd-cpp job with synthetic bytes", async () => {
     setMode(sdCtl, { FAKE_SD_MODE: "ok" });
@@ -195,7 +199,7 @@ describe("the compiled worker against a real studio", () => {
       const synthetic = syntheticImage(imageTask("two boats", 7n, 2).kind.value as ImageTask, { width: 64, height: 64 }, index);
       expect(data.equals(Buffer.from(synthetic))).toBe(false);
     }
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("an sd-cli crash fails the job with the signal and no fallback output", async () => {
     setMode(sdCtl, { FAKE_SD_MODE: "crash" });
@@ -204,7 +208,7 @@ describe("the compiled worker against a real studio", () => {
     expect(done.status).toBe(JobStatus.FAILED);
     expect(done.error).toContain("sd-cli was killed by SIGABRT");
     expect(done.outputs).toEqual([]);
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("a llama-cpp job streams progress and returns text; a second job reuses the warm server", async () => {
     setMode(llamaCtl, { FAKE_LLAMA_TOKEN_MS: "40", FAKE_LLAMA_TOKENS: "12" });
@@ -228,7 +232,7 @@ describe("the compiled worker against a real studio", () => {
     const pids = recordedPids(llamaPids);
     expect(pids.length).toBe(1);
     expect(alive(pids[0]!)).toBe(true);
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("cancel stops a running sd-cli job: CANCELLED, the process group is gone", async () => {
     setMode(sdCtl, { FAKE_SD_MODE: "hang" });
@@ -243,7 +247,7 @@ describe("the compiled worker against a real studio", () => {
     expect(alive(sdPid)).toBe(false);
     const grandchild = Number(readFileSync(join(dir, "sd-child.pid"), "utf8"));
     expect(alive(grandchild)).toBe(false);
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("a legacy job without a model source fails with the registry message", async () => {
     const now = Date.now();
@@ -257,7 +261,7 @@ describe("the compiled worker against a real studio", () => {
     const done = await watchJob(jobs, "legacy-e2e");
     expect(done.status).toBe(JobStatus.FAILED);
     expect(done.error).toContain(`the studio's registry has no model source for model "old-model"`);
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("SIGTERM drains: the running job finishes, the worker exits 0, no child process is left", async () => {
     setMode(sdCtl, { FAKE_SD_MODE: "slow", FAKE_SD_STEP_MS: "150" });
@@ -269,7 +273,7 @@ describe("the compiled worker against a real studio", () => {
     expect(await a.exited).toBe(0);
     for (const pid of [...recordedPids(sdPids), ...recordedPids(llamaPids)]) expect(alive(pid)).toBe(false);
     expect(a.lines.some((l) => l.msg === "draining: no new jobs")).toBe(true);
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("a job timeout kills sd-cli and fails the job with a clear message", async () => {
     const b = new WorkerProcess(workerArgs("e2e-b", ["--engines", "sd-cpp", "--job-timeout", "1"]));
@@ -287,5 +291,5 @@ describe("the compiled worker against a real studio", () => {
       b.proc.kill("SIGKILL");
       await b.exited;
     }
-  });
+  }, TEST_TIMEOUT_MS);
 });

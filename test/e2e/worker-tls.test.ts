@@ -10,6 +10,10 @@ import { TokenRole, TokenService } from "../../gen/studio/v1/token_service_pb.js
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { WorkerProcess, buildWorkerBinary, watchJob } from "./worker-harness.js";
 
+/** Explicit: real processes on a loaded 2-core machine can take longer than bun's 5 s default. */
+const TEST_TIMEOUT_MS = 30_000;
+const HOOK_TIMEOUT_MS = 60_000;
+
 /** The compiled worker against an https:// studio that requires tokens: --ca-file and --token. */
 const ADMIN = "admin-token-for-the-worker-tls-e2e-test-0123";
 let dir: string;
@@ -32,12 +36,12 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "worker-tls-"));
   await makeCert(dir);
   t = await startTestStudio({ adminToken: ADMIN, tlsCert: join(dir, "cert.pem"), tlsKey: join(dir, "key.pem") });
-});
+}, HOOK_TIMEOUT_MS);
 
 afterAll(async () => {
   await t?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
-});
+}, HOOK_TIMEOUT_MS);
 
 const args = (name: string, extra: string[]) => [
   "--server", t.url, "--name", name, "--engines", "synthetic", "--progress", "log",
@@ -72,14 +76,14 @@ describe("the compiled worker over https", () => {
       w.proc.kill("SIGKILL");
       await w.exited;
     }
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("a wrong token stops the worker with exit 1 and says so", async () => {
     const w = new WorkerProcess(args("bad-token", ["--ca-file", join(dir, "cert.pem"), "--token", "wrong"]));
     expect(await w.exited).toBe(1);
     const fatal = w.lines.find((l) => l.level === 60)!;
     expect(fatal.msg).toBe("the studio refused this worker; check --token");
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("without the CA the certificate is not trusted and the worker keeps retrying", async () => {
     const w = new WorkerProcess(args("no-ca", ["--token", "whatever"]));
@@ -90,11 +94,11 @@ describe("the compiled worker over https", () => {
       w.proc.kill("SIGKILL");
       await w.exited;
     }
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("--ca-file with an http:// studio is refused at start-up", async () => {
     const w = new WorkerProcess(["--server", "http://127.0.0.1:1", "--engines", "synthetic", "--ca-file", join(dir, "cert.pem")]);
     expect(await w.exited).toBe(2);
     expect(w.stderr.join("\n")).toContain("--ca-file is only for an https:// --server");
-  });
+  }, TEST_TIMEOUT_MS);
 });

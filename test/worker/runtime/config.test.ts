@@ -5,6 +5,9 @@ import { join } from "node:path";
 import { WorkerConfigError, parseByteSize, resolveEngines } from "../../../worker/config.js";
 import { parseWorkerArgs } from "../../../worker/ui/cli-options.js";
 
+/** Explicit: real processes on a loaded 2-core machine can take longer than bun's 5 s default. */
+const TEST_TIMEOUT_MS = 30_000;
+
 const argv = (...args: string[]) => ["bun", "studio-worker", ...args];
 const parse = (args: string[], env: Record<string, string> = {}) => parseWorkerArgs(argv(...args), { env });
 
@@ -23,7 +26,7 @@ describe("worker configuration", () => {
     });
     expect(c.engines).toBeUndefined();
     expect(c.name.length).toBeGreaterThan(0);
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("environment variables fill what flags leave out; flags win", () => {
     const c = parse(["--slots", "3"], {
@@ -44,11 +47,11 @@ describe("worker configuration", () => {
       hfToken: "hf_abc",
       labels: { gpu: "4090", zone: "eu" },
     });
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("a missing --server is named", () => {
     expect(() => parse([])).toThrow(/--server is required \(or set STUDIO_SERVER\)/);
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("each bad value stops start-up naming its flag and the value", () => {
     const err = (args: string[]) => {
@@ -70,7 +73,7 @@ describe("worker configuration", () => {
     expect(err(["--server", "http://h", "--log-level", "loud"])).toContain("--log-level (STUDIO_LOG_LEVEL)");
     expect(err(["--server", "http://h", "--labels", "=x"])).toContain("--labels (STUDIO_LABELS)");
     expect(err(["--server", "http://h", "--job-timeout", "0"])).toContain("--job-timeout (STUDIO_JOB_TIMEOUT)");
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("byte sizes", () => {
     expect(parseByteSize("1024")).toBe(1024);
@@ -79,7 +82,7 @@ describe("worker configuration", () => {
     expect(parseByteSize("2tb")).toBe(2 * 1024 ** 4);
     expect(parseByteSize("-1")).toBeUndefined();
     expect(parseByteSize("12 parsecs")).toBeUndefined();
-  });
+  }, TEST_TIMEOUT_MS);
 });
 
 describe("resolveEngines", () => {
@@ -96,7 +99,7 @@ describe("resolveEngines", () => {
   test("default: each engine whose program is found, never synthetic", () => {
     expect(resolveEngines({ sdCli: exe }, llamaOnPath)).toEqual({ sdCli: exe, llamaServer: "/usr/bin/llama-server", synthetic: false });
     expect(resolveEngines({}, nothingOnPath)).toEqual({ sdCli: undefined, llamaServer: undefined, synthetic: false });
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("--engines picks engines; synthetic only when named", () => {
     expect(resolveEngines({ engines: ["synthetic"] }, llamaOnPath)).toEqual({ sdCli: undefined, llamaServer: undefined, synthetic: true });
@@ -105,7 +108,7 @@ describe("resolveEngines", () => {
       llamaServer: "/usr/bin/llama-server",
       synthetic: false,
     });
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("an engine asked for without its program is a clear error", () => {
     expect(() => resolveEngines({ engines: ["sd-cpp"] }, nothingOnPath)).toThrow(
@@ -114,7 +117,7 @@ describe("resolveEngines", () => {
     expect(() => resolveEngines({ engines: ["llama-cpp"] }, nothingOnPath)).toThrow(/llama-server was not found on PATH/);
     expect(() => resolveEngines({ sdCli: plain }, nothingOnPath)).toThrow(`--sd-cli: ${plain} is not an executable file`);
     rmSync(dir, { recursive: true, force: true });
-  });
+  }, TEST_TIMEOUT_MS);
 });
 
 describe("the program", () => {
@@ -131,7 +134,7 @@ describe("the program", () => {
       expect(help).toContain(flag);
     expect(help).toContain("[env STUDIO_SERVER]");
     expect(help).toContain("[env HF_TOKEN]");
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("a bad value exits 2 naming it; an unknown flag is refused", () => {
     const bad = run(["--server", "http://127.0.0.1:1", "--slots", "-4"]);
@@ -140,7 +143,7 @@ describe("the program", () => {
     const unknown = run(["--server", "http://127.0.0.1:1", "--gpus", "2"]);
     expect(unknown.exitCode).not.toBe(0);
     expect(unknown.stderr.toString()).toContain("unknown option '--gpus'");
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("no engine program at all, or an engine named without its program, stops start-up", () => {
     const none = run(["--server", "http://127.0.0.1:1"], { PATH: "/nonexistent" });
@@ -149,5 +152,5 @@ describe("the program", () => {
     const missing = run(["--server", "http://127.0.0.1:1", "--engines", "llama-cpp"], { PATH: "/nonexistent" });
     expect(missing.exitCode).toBe(2);
     expect(missing.stderr.toString()).toContain("--engines names llama-cpp but llama-server was not found on PATH");
-  });
+  }, TEST_TIMEOUT_MS);
 });

@@ -20,6 +20,10 @@ import { SessionClient } from "../../../worker/session/session-client.js";
 import { startTestStudio, type TestStudio } from "../../helpers/test-studio.js";
 import { startFileServer, watchJob } from "../../e2e/worker-harness.js";
 
+/** Explicit: real processes on a loaded 2-core machine can take longer than bun's 5 s default. */
+const TEST_TIMEOUT_MS = 30_000;
+const HOOK_TIMEOUT_MS = 60_000;
+
 /** Records how jobs end on the worker's side, so tests can await that instead of sleeping. */
 class RecordingView implements JobView {
   readonly ends = new Map<string, { outcome: JobOutcome; message?: string }>();
@@ -88,7 +92,7 @@ beforeEach(async () => {
     name: "rt-synth",
     source: { engine: ModelEngine.SYNTHETIC, files: [], cliDefaults: { steps: 8, width: 32, height: 32 } },
   });
-});
+}, HOOK_TIMEOUT_MS);
 
 afterEach(async () => {
   for (const w of workers.splice(0)) {
@@ -97,7 +101,7 @@ afterEach(async () => {
   }
   await t.stop();
   rmSync(dir, { recursive: true, force: true });
-});
+}, HOOK_TIMEOUT_MS);
 
 const imageTask = (prompt: string): Task => ({ kind: { case: "image", value: { prompt, seed: 1n } } }) as Task;
 
@@ -128,7 +132,7 @@ describe("WorkerRuntime with a real studio", () => {
     } finally {
       files.stop();
     }
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("a file whose bytes do not match its sha256 fails the job with both digests", async () => {
     const files = startFileServer({ "m.gguf": new Uint8Array([1, 2, 3]) });
@@ -144,7 +148,7 @@ describe("WorkerRuntime with a real studio", () => {
     } finally {
       files.stop();
     }
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("an offer for an engine the worker does not have is declined with the reason, without counting the attempt", async () => {
     await t.client(RegistryService).createModel({
@@ -158,7 +162,7 @@ describe("WorkerRuntime with a real studio", () => {
     expect(end.message).toBe('this worker has no llama-cpp engine for model "rt-llm" (it has: synthetic, sd-cpp)');
     const after = await watchJob(jobs, job!.id, { until: (j) => j.status === JobStatus.QUEUED });
     expect(after.attempts).toBe(0);
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("drain: when the grace period runs out the job is stopped and goes back to the queue", async () => {
     const { runtime, view } = startWorker({ stepDelayMs: 200 });
@@ -169,7 +173,7 @@ describe("WorkerRuntime with a real studio", () => {
     const after = await watchJob(jobs, job!.id, { until: (j) => j.status === JobStatus.QUEUED });
     expect(after.attempts).toBe(1);
     expect(after.error).toBe("the worker shut down before the job finished");
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("an output over the studio's limit fails the job for good instead of retrying it", async () => {
     await t.stop();
@@ -187,7 +191,7 @@ describe("WorkerRuntime with a real studio", () => {
     expect(done.error).toMatch(/^the studio (refused an output|did not take the outputs): resource_exhausted/);
     expect(done.outputs).toEqual([]);
     expect((await view.ended(job!.id)).outcome).toBe("failed");
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("heartbeats keep the lease of a job that runs longer than the lease TTL", async () => {
     await t.stop();
@@ -203,7 +207,7 @@ describe("WorkerRuntime with a real studio", () => {
     expect(done.status).toBe(JobStatus.SUCCEEDED);
     expect(done.attempts).toBe(1);
     expect((await view.ended(job!.id)).outcome).toBe("succeeded");
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("after the studio restarts the worker reconnects, lists its lease in hello, keeps it and completes the job", async () => {
     const { view } = startWorker({ stepDelayMs: 150 });
@@ -220,5 +224,5 @@ describe("WorkerRuntime with a real studio", () => {
     expect(done.status).toBe(JobStatus.SUCCEEDED);
     expect(done.attempts).toBe(1);
     expect(done.outputs.length).toBe(1);
-  });
+  }, TEST_TIMEOUT_MS);
 });

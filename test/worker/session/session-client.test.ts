@@ -11,6 +11,10 @@ import { Backoff } from "../../../worker/session/backoff.js";
 import { SessionClient, SessionRefusedError, type LiveSession, type SessionHandlers } from "../../../worker/session/session-client.js";
 import { startTestStudio, type TestStudio } from "../../helpers/test-studio.js";
 
+/** Explicit: real processes on a loaded 2-core machine can take longer than bun's 5 s default. */
+const TEST_TIMEOUT_MS = 30_000;
+const HOOK_TIMEOUT_MS = 60_000;
+
 const ADMIN = "admin-token-for-session-client-tests-0123456789";
 const silent = pino({ level: "silent" });
 const studios: TestStudio[] = [];
@@ -70,7 +74,7 @@ async function freePort(): Promise<number> {
 afterEach(async () => {
   for (const c of clients.splice(0)) await c.stop(200);
   for (const s of studios.splice(0)) await s.stop();
-});
+}, HOOK_TIMEOUT_MS);
 
 describe("SessionClient", () => {
   test("sends the token as a bearer header: a worker token is welcomed, a wrong one refused for good", async () => {
@@ -94,7 +98,7 @@ describe("SessionClient", () => {
     expect(refused).toBeInstanceOf(SessionRefusedError);
     expect((refused as SessionRefusedError).connectCode).toBe(Code.Unauthenticated);
     expect(bad.events).toEqual(["closed - error"]);
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("keeps retrying with backoff until the studio is up, then stays connected", async () => {
     const port = await freePort();
@@ -109,7 +113,7 @@ describe("SessionClient", () => {
     expect(c.session).toBe(session);
     expect(handlers.events.at(-1)).toBe(`welcome ${session.id}`);
     expect(session.id).toBeGreaterThan(3);
-  });
+  }, TEST_TIMEOUT_MS);
 
   test("waitForSession hands out the live session, and the next one after a reconnect", async () => {
     const t = await startTestStudio({});
@@ -129,5 +133,5 @@ describe("SessionClient", () => {
     expect(second.id).toBeGreaterThan(first.id);
     expect(first.isClosed).toBe(true);
     await expect(first.send({ case: "drain", value: {} as never })).rejects.toThrow("closed");
-  });
+  }, TEST_TIMEOUT_MS);
 });
