@@ -16,12 +16,14 @@
  */
 import { parseArgs } from "node:util";
 import { startBullmqSide } from "./lib/bullmq-side.js";
+import { exitOnSignals } from "./lib/child.js";
 import { idleLatencyPhase, throughputPhase, type LatencyResult, type QueueUnderTest, type ThroughputResult } from "./lib/queue-phases.js";
 import { startRedis } from "./lib/redis-server.js";
 import { emitFigures, fmt, goal, markdownTable, type Figure } from "./lib/report.js";
 import { startStudioProcess } from "./lib/studio-process.js";
 import { startStudioSide } from "./lib/studio-side.js";
 
+exitOnSignals();
 const { values: args } = parseArgs({
   options: {
     smoke: { type: "boolean", default: false },

@@ -12,10 +12,12 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { exitOnSignals } from "./lib/child.js";
 import { machineLine } from "./lib/machine.js";
 import { figuresTable, parseFigures, type Figure } from "./lib/report.js";
 
 const BENCHES = ["dispatch", "scale", "worker-start", "download"] as const;
+exitOnSignals();
 
 const { values: args } = parseArgs({
   options: { smoke: { type: "boolean", default: false }, only: { type: "string" } },
@@ -41,6 +43,9 @@ for (const name of BENCHES) {
     stdout: "pipe",
     stderr: "inherit",
   });
+  // Interrupted: the running benchmark gets SIGTERM and stops its own children.
+  const forward = () => proc.kill("SIGTERM");
+  process.once("exit", forward);
   let out = "";
   const decoder = new TextDecoder();
   for await (const chunk of proc.stdout) {
@@ -49,6 +54,7 @@ for (const name of BENCHES) {
     process.stdout.write(text);
   }
   const code = await proc.exited;
+  process.off("exit", forward);
   if (code !== 0) failed.push(`${name} (exit ${code})`);
   for (const r of parseFigures(out)) figures.push(...r.figures);
 }

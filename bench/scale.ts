@@ -19,12 +19,14 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { parseArgs } from "node:util";
 import { WorkerService } from "../gen/studio/v1/worker_service_pb.js";
+import { exitOnSignals } from "./lib/child.js";
 import { mib, peakRssBytes, rssBytes, sampleCpu } from "./lib/proc-stats.js";
 import { pacedPhase, throughputPhase } from "./lib/queue-phases.js";
 import { emitFigures, fmt, goal, type Figure } from "./lib/report.js";
 import { startStudioProcess } from "./lib/studio-process.js";
 import { jobCreator, startSessionWorkers } from "./lib/studio-side.js";
 
+exitOnSignals();
 const { values: args } = parseArgs({
   options: {
     smoke: { type: "boolean", default: false },

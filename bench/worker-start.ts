@@ -17,11 +17,13 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { WorkerService } from "../gen/studio/v1/worker_service_pb.js";
 import { compiledWorker } from "../scripts/demo-worker.js";
+import { exitOnSignals } from "./lib/child.js";
 import { rssBytes } from "./lib/proc-stats.js";
 import { emitFigures, fmt, type Figure } from "./lib/report.js";
 import { summarize } from "./lib/stats.js";
 import { startStudioProcess } from "./lib/studio-process.js";
 
+exitOnSignals();
 const ROOT = join(import.meta.dir, "..");
 const { values: args } = parseArgs({
   options: {

@@ -10,6 +10,9 @@ import { Worker } from "bullmq";
 import { epochMs } from "./stats.js";
 import { ONE_KIB_STRING } from "./payload.js";
 import { ReceiptLog, toParent } from "./worker-messages.js";
+import { exitWithParent } from "./child.js";
+
+exitWithParent();
 
 const [host, port, queueName] = process.argv.slice(2);
 if (!host || !port || !queueName) {

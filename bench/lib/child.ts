@@ -91,3 +91,17 @@ export function spawnChild<In, Out>(
   });
   return child;
 }
+
+/**
+ * Turns SIGINT, SIGTERM and SIGHUP into process.exit, so that the `exit` listeners every spawn
+ * here registers kill the children (redis-server, the studio, worker processes) instead of
+ * leaving them running when a benchmark is interrupted.
+ */
+export function exitOnSignals(): void {
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => process.exit(130));
+}
+
+/** In a child: exit when the parent's IPC channel goes away (the parent died without stopping us). */
+export function exitWithParent(): void {
+  process.on("disconnect", () => process.exit(0));
+}

@@ -27,6 +27,9 @@ import { SessionClient, type LiveSession } from "../../worker/session/session-cl
 import { OUTPUT_BYTES, paddedPng } from "./payload.js";
 import { epochMs } from "./stats.js";
 import { ReceiptLog, toParent } from "./worker-messages.js";
+import { exitWithParent } from "./child.js";
+
+exitWithParent();
 
 const { values: args } = parseArgs({
   options: {

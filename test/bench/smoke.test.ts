@@ -4,12 +4,22 @@ import { parseFigures, type Figure } from "../../bench/lib/report.js";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
-/** Runs a benchmark script with its arguments as a child process; returns its exit code and output. */
-async function runBench(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/**
+ * Runs a benchmark script with its arguments as a child process; returns its exit code and output.
+ * Past the deadline it gets SIGTERM (before the test's own timeout), which a benchmark turns into
+ * stopping its children: redis-server, the studio and worker processes are not left behind.
+ */
+async function runBench(script: string, args: string[], deadlineMs = 50_000): Promise<{ code: number; stdout: string; stderr: string }> {
   const proc = Bun.spawn([process.execPath, join(ROOT, "bench", script), ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => proc.kill("SIGTERM"), deadlineMs);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0) console.error(`${script} ${args.join(" ")} exited with ${code}\n${stdout}\n${stderr}`);
+  clearTimeout(timer);
   return { code, stdout, stderr };
+}
+
+function expectSuccess(run: { code: number; stdout: string; stderr: string }): void {
+  if (run.code !== 0) console.error(run.stdout, run.stderr);
+  expect(run.code).toBe(0);
 }
 
 /** The figures a benchmark printed; every one must be a finite number. */
@@ -26,8 +36,9 @@ const metrics = (figures: Figure[]) => figures.map((f) => `${f.bench} | ${f.metr
 // Figures only: these runs are far too small to say anything about speed, so nothing asserts a time.
 describe("benchmarks run small with --smoke and print their figures", () => {
   test("dispatch: Studio and BullMQ side by side", async () => {
-    const { code, stdout } = await runBench("dispatch.ts", ["--smoke"]);
-    expect(code).toBe(0);
+    const run = await runBench("dispatch.ts", ["--smoke"]);
+    expectSuccess(run);
+    const { stdout } = run;
     const names = metrics(figuresOf(stdout, "dispatch"));
     for (const side of ["Studio", "BullMQ"]) {
       expect(names).toContain(`dispatch: ${side} | throughput end to end`);
@@ -37,8 +48,9 @@ describe("benchmarks run small with --smoke and print their figures", () => {
   }, 60_000);
 
   test("scale: simulated workers connected, RSS, idle CPU, offer latency", async () => {
-    const { code, stdout } = await runBench("scale.ts", ["--smoke"]);
-    expect(code).toBe(0);
+    const run = await runBench("scale.ts", ["--smoke"]);
+    expectSuccess(run);
+    const { stdout } = run;
     const figures = figuresOf(stdout, "scale");
     const connected = figures.find((f) => f.metric === "workers connected (ListWorkers)");
     expect(connected?.value).toBe(20);
@@ -52,8 +64,9 @@ describe("benchmarks run small with --smoke and print their figures", () => {
   }, 60_000);
 
   test("worker start: exec to session, idle RSS (through run-all)", async () => {
-    const { code, stdout } = await runBench("run-all.ts", ["--smoke", "--only", "worker-start"]);
-    expect(code).toBe(0);
+    const run = await runBench("run-all.ts", ["--smoke", "--only", "worker-start"]);
+    expectSuccess(run);
+    const { stdout } = run;
     const names = metrics(figuresOf(stdout, "worker-start"));
     expect(names).toContain("worker start: from source (bun worker/main.ts) | exec to session established, median");
     expect(stdout).toContain("## Performance");
