@@ -5,7 +5,14 @@
  */
 export type DownloadErrorKind = "network" | "stall" | "http" | "integrity" | "disk" | "cancelled" | "invalid";
 
-/** A classified download failure; the message names the URL and the file name (and both digests on a mismatch). */
+/**
+ * A classified download failure; the message names the URL and the file name
+ * (and both digests on a mismatch). `retryable` says whether the cause is
+ * transient (network, stall, 408/429/5xx): the manager has already retried
+ * those with backoff, so a retryable error means "try the job again later",
+ * while a permanent one (401/403/404, integrity, disk, invalid) will fail the
+ * same way again.
+ */
 export class DownloadError extends Error {
   override readonly name = "DownloadError";
   readonly kind: DownloadErrorKind;

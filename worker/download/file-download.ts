@@ -79,9 +79,9 @@ export async function downloadFile(plan: FileDownloadPlan, signal: AbortSignal):
         }
         if (ctx.state) await writePartialState(plan.statePath, ctx.state).catch(() => {});
         if (!failure.retryable) throw new TransferFailure(failure);
-        if (ctx.state && bytesDone(ctx.state) > before) retries = 0;
+        if (ctx.state && canResume(ctx.state, plan) && bytesDone(ctx.state) > before) retries = 0;
         if (++retries > plan.maxRetries) {
-          throw new TransferFailure({ ...failure, retryable: false, message: `${failure.message}; gave up after ${plan.maxRetries} retries` });
+          throw new TransferFailure({ ...failure, message: `${failure.message}; gave up after ${plan.maxRetries} retries` });
         }
         const delay = Math.random() * Math.min(MAX_BACKOFF_MS, plan.retryBaseDelayMs * 2 ** (retries - 1));
         plan.logger.warn({ url: plan.url, filename: plan.filename, kind: failure.kind, retry: retries, delayMs: Math.round(delay) }, `download retry: ${failure.message}`);
@@ -216,7 +216,14 @@ async function runAttempt(plan: FileDownloadPlan, file: WritableFile, ctx: Attem
 
 /** First request: `Range: bytes=0-` tells in one round trip whether ranges work and how big the file is. */
 async function openFresh(plan: FileDownloadPlan, file: WritableFile, signal: AbortSignal) {
-  const { response } = await fetchFollowing(plan.url, { range: "bytes=0-" }, plan.policy, signal);
+  let response: Response;
+  try {
+    ({ response } = await fetchFollowing(plan.url, { range: "bytes=0-" }, plan.policy, signal));
+  } catch (err) {
+    // An empty file cannot satisfy "bytes=0-": ask again for the whole thing.
+    if (!(err instanceof TransferFailure && err.init.status === 416)) throw err;
+    ({ response } = await fetchFollowing(plan.url, {}, plan.policy, signal));
+  }
   const range = response.status === 206 ? parseContentRange(response.headers.get("content-range")) : undefined;
   const acceptsRanges = range !== undefined && range.start === 0 && range.total !== undefined;
   const totalBytes = acceptsRanges ? range.total : contentLength(response);

@@ -6,6 +6,8 @@ import { processAlive } from "./process-alive.js";
 /** What a lock file records about its holder. */
 interface LockRecord {
   pid: number;
+  /** When the holding process started (performance.timeOrigin): tells a reused pid from the holder. */
+  boot?: number;
   host: string;
   token: string;
   createdMs: number;
@@ -19,7 +21,8 @@ export interface HeldLock {
 /**
  * A cross-process lock made of an exclusively created file. The holder touches
  * it every lockStaleMs/4; a waiter takes it over when the holder's pid is gone
- * (same host) or its heartbeat is older than lockStaleMs, so a crashed worker
+ * (same host; or it is our pid but another process start, as after a container
+ * restart) or its heartbeat is older than lockStaleMs, so a crashed worker
  * never blocks the cache. Takeover renames the stale file aside first and checks
  * it really was the stale one, so two waiters cannot both take it.
  */
@@ -27,7 +30,7 @@ export class FileLock {
   constructor(
     private readonly path: string,
     private readonly staleMs: number,
-    private readonly pollMs = 50,
+    private readonly pollMs = 100,
   ) {}
 
   /** Waits for the lock (polling), taking over stale ones; rejects with the signal's reason when aborted. */
@@ -42,7 +45,7 @@ export class FileLock {
 
   /** Takes the lock if it is free or stale, else returns undefined at once. */
   async tryAcquire(): Promise<HeldLock | undefined> {
-    const record: LockRecord = { pid: process.pid, host: os.hostname(), token: randomUUID(), createdMs: Date.now() };
+    const record: LockRecord = { pid: process.pid, boot: performance.timeOrigin, host: os.hostname(), token: randomUUID(), createdMs: Date.now() };
     try {
       await fs.writeFile(this.path, JSON.stringify(record), { flag: "wx" });
       return this.held(record);
@@ -74,7 +77,11 @@ export class FileLock {
   }
 
   private isStale({ record, mtimeMs }: ReadLock): boolean {
-    if (record && record.host === os.hostname() && record.pid !== process.pid && !processAlive(record.pid)) return true;
+    if (record && record.host === os.hostname()) {
+      if (record.pid !== process.pid && !processAlive(record.pid)) return true;
+      // Our own pid from an earlier process (containers restart with the same pid).
+      if (record.pid === process.pid && record.boot !== undefined && record.boot !== performance.timeOrigin) return true;
+    }
     return Date.now() - mtimeMs > this.staleMs;
   }
 

@@ -90,9 +90,18 @@ describe("verified downloads", () => {
     const url = server.route("/always-500", (_req, res) => void res.writeHead(500).end());
     const { dm } = manager(await tempDir(), { maxRetries: 2 });
     const err = (await dm.ensure(modelFile(url, "z.bin")).catch((e) => e)) as DownloadError;
-    expect(err).toMatchObject({ kind: "http", status: 500, retryable: false });
+    // Transient by nature: the manager has retried; the job may be tried again later.
+    expect(err).toMatchObject({ kind: "http", status: 500, retryable: true });
     expect(err.message).toContain("gave up after 2 retries");
     expect(server.gets("/always-500").length).toBe(3);
+  });
+
+  test("an empty file (416 to bytes=0-) is fetched without Range", async () => {
+    const url = server.serve("/empty.bin", new Uint8Array(0));
+    const { dm } = manager(await tempDir());
+    const cached = await dm.ensure(modelFile(url, "empty.bin", { sha256: sha256(new Uint8Array(0)) }));
+    expect(cached.sizeBytes).toBe(0);
+    expect(server.gets("/empty.bin").map((r) => r.headers.range)).toEqual(["bytes=0-", undefined]);
   });
 });
 

@@ -69,6 +69,17 @@ describe("one download per file", () => {
     expect(cached.sizeBytes).toBe(body.byteLength);
   });
 
+  test("a lock with our own pid but another process start (a restarted container) is taken over", async () => {
+    const body = randomFile(10 * 1024);
+    const url = server.serve("/stale-boot.bin", body);
+    const cacheDir = await tempDir();
+    const { dm } = manager(cacheDir, { lockStaleMs: 3_600_000 });
+    const record = { pid: process.pid, boot: performance.timeOrigin - 60_000, host: os.hostname(), token: "earlier", createdMs: Date.now() };
+    await fs.writeFile(`${cacheDir}/locks/sha256-${sha256(body)}.lock`, JSON.stringify(record));
+    const cached = await dm.ensure(modelFile(url, "sb.bin", { sha256: sha256(body) }));
+    expect(cached.sizeBytes).toBe(body.byteLength);
+  });
+
   test("a live, fresh lock is waited on; cancelling the wait is reported as cancelled", async () => {
     const body = randomFile(10 * 1024);
     const url = server.serve("/held.bin", body);

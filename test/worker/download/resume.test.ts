@@ -74,6 +74,16 @@ describe("resume", () => {
     expect(gets[1]!.headers.range).toBe("bytes=0-");
   });
 
+  test("a server without ranges that always drops gives up: restarting from zero is not progress", async () => {
+    const body = randomFile(128 * 1024);
+    const url = server.serve("/norange-drops.bin", body, { ranges: false, dropAfter: 64 * 1024, faultCount: 100 });
+    const { dm } = manager(await tempDir(), { maxRetries: 2 });
+    const err = (await dm.ensure(modelFile(url, "nd.bin", { sha256: sha256(body) })).catch((e) => e)) as DownloadError;
+    expect(err).toMatchObject({ kind: "network", retryable: true });
+    expect(err.message).toContain("gave up after 2 retries");
+    expect(server.gets("/norange-drops.bin").length).toBe(3);
+  });
+
   test("200 instead of 206 on a resume starts over and still verifies", async () => {
     const body = randomFile(256 * 1024);
     const url = server.serve("/ranges-stop.bin", body, { rangesForFirst: 1, dropAfter: 100 * 1024 });
