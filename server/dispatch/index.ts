@@ -70,6 +70,7 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
     },
     async stop() {
       d.stop();
+      poll.close();
       // Workers see their stream end and reconnect (to this studio when it is back, keeping their leases).
       for (const w of registry.all()) w.end();
       await reaper.stop();

@@ -33,6 +33,8 @@ const bad = (message: string) => new ConnectError(message, Code.InvalidArgument)
  */
 export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions; outputs: OutputStore }) {
   const { ctx, actions, outputs } = deps;
+  // Fired on shutdown so that long-polls answer "no job" at once instead of holding the listener open.
+  const closing = new AbortController();
 
   async function claimJob(req: ClaimJobRequest, hctx: HandlerContext): Promise<ClaimJobResponse> {
     const name = req.workerName.trim();
@@ -53,12 +55,13 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
           return create(ClaimJobResponseSchema, { claim: create(JobClaimSchema, fields) });
         }
         const remaining = deadline - Date.now();
-        if (remaining <= 0 || hctx.signal.aborted) return create(ClaimJobResponseSchema);
+        if (remaining <= 0 || hctx.signal.aborted || closing.signal.aborted) return create(ClaimJobResponseSchema);
         let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([
           woken,
           new Promise<void>((r) => (timer = setTimeout(r, remaining))),
           new Promise<void>((r) => hctx.signal.addEventListener("abort", () => r(), { once: true })),
+          new Promise<void>((r) => closing.signal.addEventListener("abort", () => r(), { once: true })),
         ]);
         clearTimeout(timer);
       } finally {
@@ -69,6 +72,9 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
 
   return {
     claimJob,
+
+    /** Ends every waiting long-poll (shutdown). */
+    close: () => closing.abort(),
 
     async heartbeat(req: HeartbeatRequest, hctx: HandlerContext) {
       if (req.leaseIds.length > MAX_LEASES_PER_CALL) throw bad(`lease_ids may list at most ${MAX_LEASES_PER_CALL} leases`);

@@ -21,6 +21,8 @@ export class OutputStore {
   constructor(dataDir: string, readonly maxOutputBytes: number) {
     this.root = join(dataDir, "outputs");
     this.#tmp = join(this.root, ".tmp");
+    // Nothing is in flight before the studio serves, so what is left here is from a crash.
+    rmSync(this.#tmp, { recursive: true, force: true });
     mkdirSync(this.#tmp, { recursive: true });
   }
 

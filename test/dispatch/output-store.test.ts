@@ -32,7 +32,7 @@ test("stores verified bytes at outputs/<sha[0:2]>/<sha>, once per digest", () =>
 
 test("refuses bad digests, sizes and offsets and leaves no temp file", () => {
   const data = new Uint8Array([1, 2, 3, 4]);
-  const refuse = (fn: () => void, code: string) => {
+  const refuse = (fn: () => void, code: OutputError["code"]) => {
     try {
       fn();
     } catch (err) {

@@ -25,11 +25,19 @@ async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: strin
   throw new Error("expected the call to fail");
 }
 
+let baseline = 0;
+
+/** Resolves once cond holds, checking on each macrotask turn (the server side has no event to await here). */
+async function until(cond: () => boolean) {
+  while (!cond()) await new Promise((r) => setImmediate(r));
+}
+
 beforeEach(async () => {
   t = await startTestStudio({ maxOutputBytes: 1024 });
   jobs = t.client(JobService);
   // Pollers are plain unary clients: Connect JSON over HTTP/1.1.
   poller = createClient(WorkerService, t.connectTransport());
+  baseline = t.studio.ctx.events.listenerCount;
 });
 afterEach(() => t.stop());
 
@@ -98,6 +106,13 @@ describe("polling API", () => {
     expect(c2.attempt).toBe(2);
     const f2 = await poller.failJob({ jobId: job.id, leaseId: c2.leaseId, error: "oom again", retryable: true });
     expect(f2.job).toMatchObject({ status: JobStatus.FAILED, error: "oom again" });
+  });
+
+  test("shutdown answers a waiting long-poll at once with no claim", async () => {
+    const waiting = poller.claimJob({ workerName: "p", engines: [ModelEngine.SYNTHETIC], waitMs: 30_000 });
+    await until(() => t.studio.ctx.events.listenerCount > baseline);
+    await t.stop();
+    expect((await waiting).claim).toBeUndefined();
   });
 
   test("bad requests name the field", async () => {
