@@ -55,18 +55,30 @@ export async function downloadFile(plan: FileDownloadPlan, signal: AbortSignal):
   const file = await openPartial(plan, saved !== undefined && canResume(saved, plan));
   const ctx: AttemptContext = { state: undefined, hasher: new OrderedHasher(file, []) };
   try {
-    if (saved && canResume(saved, plan)) ctx.state = saved;
+    if (saved && canResume(saved, plan) && (await file.stat()).size >= Math.max(...saved.parts.map((p) => p.next))) ctx.state = saved;
     else await file.truncate(0);
     ctx.hasher = new OrderedHasher(file, ctx.state?.parts ?? []);
     let retries = 0;
+    let resumed = ctx.state !== undefined;
+    let restartedAfterMismatch = false;
     for (;;) {
       if (ctx.state && !canResume(ctx.state, plan)) await startOver(plan, file, ctx);
       const before = ctx.state ? bytesDone(ctx.state) : 0;
+      if (before > 0) resumed = true;
       try {
         const state = await runAttempt(plan, file, ctx, signal);
         await ctx.hasher.catchUp();
         return await finish(plan, file, state, ctx.hasher);
       } catch (err) {
+        const mismatch = err instanceof TransferFailure && err.init.kind === "integrity";
+        if (mismatch && resumed && !restartedAfterMismatch) {
+          // The resumed prefix may be what is wrong (a server that changed the file under the same validator): once, start clean.
+          restartedAfterMismatch = true;
+          resumed = false;
+          plan.logger.warn({ url: plan.url, filename: plan.filename, reason: err.message }, "resumed download failed verification; downloading again from zero");
+          await startOver(plan, file, ctx);
+          continue;
+        }
         if (err instanceof RestartFromZero) {
           plan.logger.warn({ url: plan.url, filename: plan.filename, reason: err.message }, "download restarts from zero");
           await startOver(plan, file, ctx);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs/promises";
 import { DownloadError } from "../../../worker/download/index.js";
-import { FixtureServer, randomFile, sha256 } from "./fixture-server.js";
+import { FixtureServer, randomFile, serveBytes, sha256 } from "./fixture-server.js";
 import { listFiles, manager, modelFile, removeTempDirs, tempDir } from "./helpers.js";
 
 let server: FixtureServer;
@@ -91,6 +91,34 @@ describe("resume", () => {
     const cached = await dm.ensure(modelFile(url, "rs.bin", { sha256: sha256(body) }));
     expect(Buffer.compare(await fs.readFile(cached.path), body)).toBe(0);
     expect(warnings.some((w) => w.msg === "download restarts from zero")).toBe(true);
+  });
+
+  test("a file changed under the same ETag: the resumed copy fails verification once, then a clean download succeeds", async () => {
+    const before = randomFile(256 * 1024);
+    const after = randomFile(256 * 1024);
+    const first = serveBytes(before, { etag: '"same"', stallAfter: 100 * 1024 });
+    const later = serveBytes(after, { etag: '"same"' });
+    let n = 0;
+    const url = server.route("/changed-under.bin", (req, res) => (n++ === 0 ? first : later)(req, res));
+    const { dm, warnings } = manager(await tempDir(), { stallTimeoutMs: 150 });
+    const cached = await dm.ensure(modelFile(url, "cu.bin", { sha256: sha256(after) }));
+    expect(Buffer.compare(await fs.readFile(cached.path), after)).toBe(0);
+    expect(warnings.some((w) => w.msg?.includes("failed verification"))).toBe(true);
+    expect(server.gets("/changed-under.bin").map((r) => r.headers.range)).toEqual(["bytes=0-", `bytes=${100 * 1024}-${256 * 1024 - 1}`, "bytes=0-"]);
+  });
+
+  test("a sidecar that claims more bytes than the partial file holds is not trusted", async () => {
+    const body = randomFile(128 * 1024);
+    const url = server.serve("/short-partial.bin", body);
+    const cacheDir = await tempDir();
+    const key = `sha256-${sha256(body)}`;
+    const { dm } = manager(cacheDir);
+    await fs.writeFile(`${cacheDir}/partial/${key}.part`, body.subarray(0, 1000));
+    const state = { version: 1, url, etag: '"x"', totalBytes: body.byteLength, acceptsRanges: true, parts: [{ start: 0, end: body.byteLength, next: 90_000 }] };
+    await fs.writeFile(`${cacheDir}/partial/${key}.json`, JSON.stringify(state));
+    const cached = await dm.ensure(modelFile(url, "sp.bin", { sha256: sha256(body) }));
+    expect(Buffer.compare(await fs.readFile(cached.path), body)).toBe(0);
+    expect(server.gets("/short-partial.bin").map((r) => r.headers.range)).toEqual(["bytes=0-"]);
   });
 
   test("a stall (no bytes for stallTimeoutMs) is retried and resumes", async () => {
