@@ -34,6 +34,16 @@ describe("verified downloads", () => {
     cached.release();
   });
 
+  test("progress is throttled: with a long interval only the first and the final event arrive", async () => {
+    const body = randomFile(512 * 1024);
+    const url = server.serve("/throttled-progress.bin", body);
+    const { dm } = manager(await tempDir(), { progressIntervalMs: 60_000 });
+    const events: DownloadProgress[] = [];
+    await dm.ensure(modelFile(url, "tp.bin", { sha256: sha256(body), approxBytes: 500_000 }), { onProgress: (p) => events.push(p) });
+    expect(events.length).toBe(2);
+    expect(events[1]).toMatchObject({ bytesDone: body.byteLength, bytesTotal: body.byteLength, verified: true });
+  });
+
   test("two models sharing a file (same digest, different URLs) download it once", async () => {
     const body = randomFile(64 * 1024);
     const a = server.serve("/shared-a.bin", body);
