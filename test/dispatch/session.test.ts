@@ -10,7 +10,7 @@ import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { createJob, createSdModel, dispatchOf, rowOf, sha } from "./fixtures.js";
-import { h2Transport, SimWorker } from "./sim-worker.js";
+import { barrier, h2Transport, SimWorker } from "./sim-worker.js";
 
 let t: TestStudio;
 let jobs: Client<typeof JobService>;
@@ -133,6 +133,32 @@ describe("session", () => {
     const again = await w.complete(offer, 2);
     expect(again).toMatchObject({ ok: false, code: "failed_precondition" });
     expect(rowOf(t, job.id).status).toBe("SUCCEEDED");
+  });
+
+  test("progress reaches WatchJobs, and a cancelled offer's late accept is refused", async () => {
+    const w = await connect();
+    const job = await createJob(jobs);
+    const offer = await w.nextOffer();
+    const watch = createClient(JobService, h2Transport(t.url)).watchJobs({ jobIds: [job.id], includeSnapshot: true })[Symbol.asyncIterator]();
+    // The snapshot comes after the watch subscribed, so the progress below cannot be missed.
+    expect((await watch.next()).value?.snapshot).toBe(true);
+    w.send({ case: "progress", value: { jobId: job.id, leaseId: offer.leaseId, progress: { phase: JobPhase.RUNNING, step: 3, steps: 9 } } });
+    let found;
+    for (let m = await watch.next(); !m.done; m = await watch.next()) {
+      if (m.value.job?.progress?.step === 3) {
+        found = m.value.job;
+        break;
+      }
+    }
+    if (!found) throw new Error("the watch ended without the progress");
+    await watch.return?.();
+    expect(found.status).toBe(JobStatus.RUNNING);
+    expect(found.progress?.steps).toBe(9);
+
+    await jobs.cancelJob({ jobId: job.id });
+    expect(await w.nextCancel()).toMatchObject({ jobId: job.id, leaseId: offer.leaseId });
+    w.send({ case: "accept", value: { jobId: job.id, leaseId: offer.leaseId } });
+    expect(await w.receipt(job.id, offer.leaseId)).toMatchObject({ ok: false, code: "failed_precondition" });
   });
 
   test("engine filtering: a job only reaches a worker that runs its engine", async () => {
