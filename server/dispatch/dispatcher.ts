@@ -82,7 +82,7 @@ export class Dispatcher {
       const free = this.deps.registry.free();
       if (free.length === 0) return;
       const eligible = free.filter(
-        (w) => (job.engine === null || w.engines.has(job.engine as never)) && !this.deps.declines.has(w.id, job.id),
+        (w) => (job.engine === null || (w.engines as ReadonlySet<string>).has(job.engine)) && !this.deps.declines.has(w.id, job.id),
       );
       if (eligible.length === 0) continue;
       await this.#offer(this.#choose(job, eligible), job.id);

@@ -17,6 +17,7 @@ import { checkHello } from "./hello.js";
 import type { QueueActions } from "./queue-actions.js";
 import type { QueueStore } from "./queue-store.js";
 import { SessionUploads } from "./session-uploads.js";
+import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
 import { MAX_CACHED_DIGESTS, WorkerRegistry, type WorkerEntry } from "./worker-registry.js";
 
 /** What a session needs. */
@@ -126,9 +127,10 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
       throw new ConnectError("hello may only be the first message of a session", Code.InvalidArgument);
     case "heartbeat": {
       worker.lastHeartbeat = deps.ctx.now();
-      const held = msg.value.leaseIds.filter((id) => worker.leases.has(id));
+      const listed = msg.value.leaseIds.slice(0, MAX_LEASES_PER_CALL);
+      const held = listed.filter((id) => worker.leases.has(id));
       const { lost } = await deps.actions.renew(held, caller);
-      for (const id of [...lost, ...msg.value.leaseIds.filter((x) => !worker.leases.has(x))]) {
+      for (const id of [...lost, ...listed.filter((x) => !worker.leases.has(x))]) {
         const jobId = worker.leases.get(id) ?? "";
         worker.leases.delete(id);
         worker.send(respond({ case: "cancel", value: { jobId, leaseId: id, reason: "the lease is no longer current" } }));
