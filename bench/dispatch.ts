@@ -67,7 +67,7 @@ async function runStudio(): Promise<SideResult> {
     ...(args["cpu-prof"] ? { bunArgs: ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`, "--cpu-prof-md"] } : {}),
   });
   try {
-    const side = await startStudioSide(studio.url, { workers });
+    const side = await startStudioSide(studio.url, { workers, studioPid: studio.pid });
     try {
       return await measure(side);
     } finally {
@@ -126,6 +126,12 @@ for (const r of results) {
     unit: "jobs/s",
     note: setup,
     ...(isOurs ? goal(">=", 1000, r.throughput.jobsPerSecond) : {}),
+  });
+  figures.push({
+    bench: `dispatch: ${r.name}`,
+    metric: `${r.name === "BullMQ" ? "redis-server" : "studio"} CPU during the throughput phase`,
+    value: r.throughput.serverCpuPercent,
+    unit: "% of a core",
   });
   figures.push({ bench: `dispatch: ${r.name}`, metric: "offer latency p50, idle workers", value: r.latency.offerLatencyMs.p50, unit: "ms" });
   figures.push({

@@ -73,7 +73,7 @@ try {
     await Bun.sleep(smoke ? 200 : 2000);
     const idle = await sampleCpu(studio.pid, idleSeconds);
     console.error(`idle: ${fmt(idle.cpuPercentOfCore)}% of a core, RSS ${mib(idle.rssBytes)} MiB; ${jobs} jobs flowing`);
-    const q = { name: "Studio", workers: children, create: jobCreator(studio.url) };
+    const q = { name: "Studio", workers: children, create: jobCreator(studio.url), serverPid: studio.pid };
     const flow = await throughputPhase(q, { jobs, window });
     const pacedJobs = Math.max(10, Math.round(jobs / 3));
     console.error(`${fmt(flow.jobsPerSecond)} jobs/s; now ${pacedJobs} jobs paced at ${rate} jobs/s`);

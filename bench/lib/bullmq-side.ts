@@ -28,6 +28,7 @@ export async function startBullmqSide(redis: RedisServer, { workers }: { workers
   return {
     name: "BullMQ",
     workers: children,
+    serverPid: redis.pid,
     async create(i) {
       const job = await queue.add("image", { prompt: `bench job ${i}`, batchCount: 1 });
       return job.id!;

@@ -1,4 +1,5 @@
 import type { Child } from "./child.js";
+import { cpuSeconds } from "./proc-stats.js";
 import { epochMs, summarize, type LatencySummary } from "./stats.js";
 import { isReport, type FromWorker, type ToWorker } from "./worker-messages.js";
 
@@ -8,6 +9,8 @@ export interface QueueUnderTest {
   /** Queues one job with the small task; resolves to its id once the queue has accepted it. */
   create(i: number): Promise<string>;
   workers: Child<ToWorker, FromWorker>[];
+  /** The queue's server process (the studio, redis-server), whose CPU use a throughput phase reports. */
+  serverPid?: number;
 }
 
 /** What a throughput phase measured. */
@@ -17,6 +20,8 @@ export interface ThroughputResult {
   jobsPerSecond: number;
   /** Offer latency under load: includes time queued behind busy workers. */
   offerLatencyMs: LatencySummary;
+  /** The server process's CPU over the phase, in % of one core (NaN without serverPid). */
+  serverCpuPercent: number;
 }
 
 /** What an idle-latency phase measured. */
@@ -105,6 +110,7 @@ export async function throughputPhase(
   await resetWorkers(q, false);
   const created = new Map<string, number>();
   const completions = new Completions(q);
+  const cpu0 = q.serverPid ? cpuSeconds(q.serverPid) : Number.NaN;
   const start = epochMs();
   let next = 0;
   const lane = async () => {
@@ -120,10 +126,16 @@ export async function throughputPhase(
   } finally {
     completions.close();
   }
+  return finishPhase(q, jobs, start, cpu0, created);
+}
+
+async function finishPhase(q: QueueUnderTest, jobs: number, start: number, cpu0: number, created: Map<string, number>): Promise<ThroughputResult> {
+  const cpuWall = (epochMs() - start) / 1000;
+  const serverCpuPercent = q.serverPid ? ((cpuSeconds(q.serverPid) - cpu0) / cpuWall) * 100 : Number.NaN;
   const reports = await collect(q);
   const lastCompletion = Math.max(...reports.flatMap((r) => r.completedMs.filter((t) => !Number.isNaN(t))));
   const seconds = (lastCompletion - start) / 1000;
-  return { jobs, seconds, jobsPerSecond: jobs / seconds, offerLatencyMs: summarize(latencies(created, reports)) };
+  return { jobs, seconds, jobsPerSecond: jobs / seconds, offerLatencyMs: summarize(latencies(created, reports)), serverCpuPercent };
 }
 
 /**
@@ -163,6 +175,7 @@ export async function pacedPhase(
   await resetWorkers(q, false);
   const created = new Map<string, number>();
   const completions = new Completions(q);
+  const cpu0 = q.serverPid ? cpuSeconds(q.serverPid) : Number.NaN;
   const start = epochMs();
   const creates: Promise<void>[] = [];
   try {
@@ -178,8 +191,5 @@ export async function pacedPhase(
   } finally {
     completions.close();
   }
-  const reports = await collect(q);
-  const lastCompletion = Math.max(...reports.flatMap((r) => r.completedMs.filter((t) => !Number.isNaN(t))));
-  const seconds = (lastCompletion - start) / 1000;
-  return { jobs, seconds, jobsPerSecond: jobs / seconds, offerLatencyMs: summarize(latencies(created, reports)) };
+  return finishPhase(q, jobs, start, cpu0, created);
 }

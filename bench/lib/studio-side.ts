@@ -69,11 +69,15 @@ export function jobCreator(url: string): (i: number) => Promise<string> {
 }
 
 /** M single-slot worker processes on a running studio, and a JobService client. */
-export async function startStudioSide(url: string, { workers }: { workers: number }): Promise<StudioSide> {
+export async function startStudioSide(
+  url: string,
+  { workers, studioPid }: { workers: number; studioPid?: number },
+): Promise<StudioSide> {
   const children = await startSessionWorkers(url, { count: workers });
   return {
     name: "Studio",
     workers: children,
+    serverPid: studioPid,
     create: jobCreator(url),
     async stop() {
       await Promise.all(children.map((c) => c.stop()));
