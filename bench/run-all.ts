@@ -13,7 +13,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { exitOnSignals } from "./lib/child.js";
-import { machineLine } from "./lib/machine.js";
+import { loadAverage, machineLine } from "./lib/machine.js";
 import { figuresTable, parseFigures, type Figure } from "./lib/report.js";
 
 const BENCHES = ["dispatch", "scale", "worker-start", "download"] as const;
@@ -31,6 +31,7 @@ if (unknown.length > 0) {
 
 const figures: Figure[] = [];
 const failed: string[] = [];
+const loadBefore = loadAverage();
 for (const name of BENCHES) {
   if (only && !only.includes(name)) continue;
   const script = join(import.meta.dir, `${name}.ts`);
@@ -59,7 +60,8 @@ for (const name of BENCHES) {
   for (const r of parseFigures(out)) figures.push(...r.figures);
 }
 
-console.log(`\n## Performance\n\nMeasured on ${machineLine()}${args.smoke ? " (smoke run: tiny sizes, not for quoting)" : ""}.\n`);
+const load = `1-minute load average ${loadBefore} before, ${loadAverage()} after`;
+console.log(`\n## Performance\n\nMeasured on ${machineLine()}; ${load}${args.smoke ? " (smoke run: tiny sizes, not for quoting)" : ""}.\n`);
 console.log(figuresTable(figures));
 if (failed.length > 0) {
   console.error(`\nrun-all: failed: ${failed.join(", ")}`);

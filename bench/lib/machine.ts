@@ -30,6 +30,11 @@ export function describeMachine(): Machine {
   };
 }
 
+/** The 1-minute load average: other work on the machine distorts the figures, so it is printed with them. */
+export function loadAverage(): number {
+  return Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+}
+
 /** One line: "Intel(R) Xeon(R) Processor, 2 cores, 24 GiB, Debian GNU/Linux 12 (bookworm), Bun 1.4.5". */
 export function machineLine(m = describeMachine()): string {
   return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Bun ${m.bun}`;
