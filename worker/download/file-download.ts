@@ -1,11 +1,12 @@
 import fs from "node:fs/promises";
 import { TransferFailure, type FailureInit } from "./errors.js";
 import { sleep } from "./file-lock.js";
-import { contentLength, fetchFollowing, ifRangeValidator, parseContentRange, type FetchPolicy } from "./http-fetch.js";
+import { ifRangeValidator, type FetchPolicy } from "./http-fetch.js";
 import { OrderedHasher } from "./ordered-hasher.js";
 import type { DownloadLogger, WritableFile, OpenFile } from "./options.js";
 import { streamPart } from "./part-stream.js";
-import { bytesDone, readPartialState, splitParts, writePartialState, type PartState, type PartialState } from "./partial-state.js";
+import { bytesDone, readPartialState, writePartialState, type PartState, type PartialState } from "./partial-state.js";
+import { RestartFromZero, openFresh, openRange } from "./range-requests.js";
 
 /** Everything one file download needs; the manager fills it in. */
 export interface FileDownloadPlan {
@@ -35,9 +36,6 @@ export interface FinishedDownload {
   etag: string | undefined;
   lastModified: string | undefined;
 }
-
-/** Thrown inside an attempt when the server cannot continue the partial (200 to a Range, changed size). */
-class RestartFromZero extends Error {}
 
 const STATE_SAVE_MS = 1000;
 const MAX_BACKOFF_MS = 30_000;
@@ -224,56 +222,6 @@ async function runAttempt(plan: FileDownloadPlan, file: WritableFile, ctx: Attem
     outer.removeEventListener("abort", onOuterAbort);
     await saving;
   }
-}
-
-/** First request: `Range: bytes=0-` tells in one round trip whether ranges work and how big the file is. */
-async function openFresh(plan: FileDownloadPlan, file: WritableFile, signal: AbortSignal) {
-  let response: Response;
-  try {
-    ({ response } = await fetchFollowing(plan.url, { range: "bytes=0-" }, plan.policy, signal));
-  } catch (err) {
-    // An empty file cannot satisfy "bytes=0-": ask again for the whole thing.
-    if (!(err instanceof TransferFailure && err.init.status === 416)) throw err;
-    ({ response } = await fetchFollowing(plan.url, {}, plan.policy, signal));
-  }
-  const range = response.status === 206 ? parseContentRange(response.headers.get("content-range")) : undefined;
-  const acceptsRanges = range !== undefined && range.start === 0 && range.total !== undefined;
-  const totalBytes = acceptsRanges ? range.total : contentLength(response);
-  try {
-    await plan.ensureSpace(totalBytes ?? plan.approxBytes ?? 0);
-  } catch (err) {
-    await response.body?.cancel().catch(() => {});
-    throw err;
-  }
-  const parallel = acceptsRanges && totalBytes! >= plan.partThresholdBytes && plan.parts > 1;
-  const parts = totalBytes === undefined ? [{ start: 0, next: 0 }] : parallel ? splitParts(totalBytes, plan.parts) : [{ start: 0, end: totalBytes, next: 0 }];
-  if (parallel) await file.truncate(totalBytes!);
-  const state: PartialState = {
-    version: 1,
-    url: plan.url,
-    etag: response.headers.get("etag") ?? undefined,
-    lastModified: response.headers.get("last-modified") ?? undefined,
-    totalBytes,
-    acceptsRanges,
-    parts,
-  };
-  if (!response.body) throw new TransferFailure({ kind: "network", retryable: true, message: "response has no body" });
-  return { state, body: response.body };
-}
-
-/** A resumed range: 206 at the right offset continues; 200, or a different size, means start over. */
-async function openRange(plan: FileDownloadPlan, state: PartialState, part: PartState, signal: AbortSignal) {
-  const headers: Record<string, string> = { range: `bytes=${part.next}-${part.end !== undefined ? part.end - 1 : ""}` };
-  const validator = ifRangeValidator(state.etag, state.lastModified);
-  if (validator) headers["if-range"] = validator;
-  const { response } = await fetchFollowing(plan.url, headers, plan.policy, signal);
-  const range = parseContentRange(response.headers.get("content-range"));
-  const ok = response.status === 206 && range?.start === part.next && (state.totalBytes === undefined || range.total === state.totalBytes);
-  if (!ok || !response.body) {
-    await response.body?.cancel().catch(() => {});
-    throw new RestartFromZero(`server answered ${response.status} ${response.headers.get("content-range") ?? ""} to a resume at byte ${part.next}`);
-  }
-  return response.body;
 }
 
 async function finish(plan: FileDownloadPlan, file: WritableFile, state: PartialState, hasher: OrderedHasher): Promise<FinishedDownload> {

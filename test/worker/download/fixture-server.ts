@@ -18,7 +18,7 @@ export interface ServeOptions {
   rangesForFirst?: number;
   /** Omit Content-Length (chunked transfer). */
   chunked?: boolean;
-  /** Destroy the connection after this many body bytes, on the first `faultCount` requests. */
+  /** Close the connection after this many body bytes (short of Content-Length), on the first `faultCount` requests. */
   dropAfter?: number;
   /** Send this many body bytes and then go silent (keep the socket open), on the first `faultCount` requests. */
   stallAfter?: number;
@@ -74,6 +74,11 @@ export class FixtureServer {
     return this.requests.filter((r) => r.path === path && r.method === "GET");
   }
 
+  /** Resets every open connection (the client sees a dropped connection). */
+  dropConnections(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
   async stop(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -119,7 +124,8 @@ function sendSlice(res: http.ServerResponse, slice: Uint8Array, limit: number | 
   const step = () => {
     if (res.destroyed) return;
     if (limit !== undefined && sent >= limit) {
-      if (fault === "drop") res.socket?.destroy();
+      // Half-close after the bytes are flushed (FIN, not RST): the client gets every byte sent, then a short body.
+      if (fault === "drop") res.socket?.end();
       return;
     }
     if (sent >= slice.byteLength) return void res.end();
