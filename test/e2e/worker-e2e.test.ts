@@ -275,6 +275,31 @@ describe("the compiled worker against a real studio", () => {
     expect(a.lines.some((l) => l.msg === "draining: no new jobs")).toBe(true);
   }, TEST_TIMEOUT_MS);
 
+  test("a second signal stops at once: the job's process group is killed and the job goes back to the queue", async () => {
+    const c = new WorkerProcess(
+      workerArgs("e2e-c", ["--engines", "sd-cpp", "--drain-grace-seconds", "600"]),
+      { FAKE_SD_CHILD_PID_FILE: join(dir, "sd-child-c.pid") },
+    );
+    try {
+      await c.waitForLine((l) => l.msg === "connected to the studio");
+      setMode(sdCtl, { FAKE_SD_MODE: "hang" });
+      const job = await createJob("e2e-image", imageTask("interrupted", 11n), 3);
+      await watchJob(jobs, job.id, { until: (j) => j.progress?.phase === JobPhase.RUNNING && j.progress.step >= 2 });
+      c.proc.kill("SIGTERM");
+      await c.waitForLine((l) => l.msg === "draining: no new jobs");
+      c.proc.kill("SIGTERM");
+      expect(await c.exited).toBe(130);
+      for (const pid of recordedPids(sdPids)) expect(alive(pid)).toBe(false);
+      expect(alive(Number(readFileSync(join(dir, "sd-child-c.pid"), "utf8")))).toBe(false);
+      expect(c.lines.some((l) => l.msg === "stopping at once")).toBe(true);
+      // Its lease would expire and requeue it; cancel it so that the next test starts clean.
+      await jobs.cancelJob({ jobId: job.id });
+    } finally {
+      c.proc.kill("SIGKILL");
+      await c.exited;
+    }
+  }, TEST_TIMEOUT_MS);
+
   test("a job timeout kills sd-cli and fails the job with a clear message", async () => {
     const b = new WorkerProcess(workerArgs("e2e-b", ["--engines", "sd-cpp", "--job-timeout", "1"]));
     try {
