@@ -35,7 +35,9 @@ export function createOpsModule(ctx: StudioContext): OpsModule {
     routes: grpcHealthRoutes(() => readinessProblem(ctx.db) === undefined, STUDIO_SERVICES),
     interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" }))],
     start() {
-      unsubscribe = feedJobMetrics(ctx.events, ctx.db, metrics, ctx.now);
+      unsubscribe = feedJobMetrics(ctx.events, ctx.db, metrics, ctx.now, (err) =>
+        ctx.logger.error({ err }, "metrics: a job change could not be observed"),
+      );
     },
     stop() {
       unsubscribe?.();

@@ -1,5 +1,5 @@
 import type { StudioDb } from "../db/open.js";
-import type { JobEvents } from "../events/job-events.js";
+import type { JobChange, JobEvents } from "../events/job-events.js";
 import type { StudioMetrics } from "./studio-metrics.js";
 
 const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
@@ -54,7 +54,13 @@ export function storedOutputBytes(outputs: string): number {
  * that already used attempts is a retry; a final status observes the job's duration,
  * and SUCCEEDED adds its output bytes. Returns the unsubscribe function.
  */
-export function feedJobMetrics(events: JobEvents, db: StudioDb, metrics: StudioMetrics, now: () => number): () => void {
+export function feedJobMetrics(
+  events: JobEvents,
+  db: StudioDb,
+  metrics: StudioMetrics,
+  now: () => number,
+  onError: (err: unknown) => void = () => {},
+): () => void {
   const facts = db.sqlite.query<JobFacts, [string]>(
     "SELECT attempts, createdAt, finishedAt, outputs, progress FROM graphicsJobs WHERE id = ?",
   );
@@ -64,7 +70,15 @@ export function feedJobMetrics(events: JobEvents, db: StudioDb, metrics: StudioM
     if (state) metrics.phaseDuration.observe({ phase: state.phase }, Math.max(0, (at - state.since) / 1000));
     phases.delete(jobId);
   };
-  return events.subscribe((change) => {
+  // A listener that threw would stop the bus for every later listener (watchers, dispatch): never let it.
+  const safe = (change: JobChange) => {
+    try {
+      observe(change);
+    } catch (err) {
+      onError(err);
+    }
+  };
+  const observe = (change: JobChange) => {
     if (change.status === "OFFERED") {
       metrics.offers.inc();
       return;
@@ -95,5 +109,6 @@ export function feedJobMetrics(events: JobEvents, db: StudioDb, metrics: StudioM
     const end = job.finishedAt ?? now();
     metrics.jobDuration.observe({ status: change.status }, Math.max(0, (end - job.createdAt) / 1000));
     if (change.status === "SUCCEEDED") metrics.outputBytes.inc(storedOutputBytes(job.outputs));
-  });
+  };
+  return events.subscribe(safe);
 }
