@@ -50,7 +50,14 @@ test("a worker may not act on another worker's lease: PERMISSION_DENIED on the p
   expect(await code(b.completeJob({ ...lease, outputs: [] }))).toBe("PermissionDenied");
   expect(await code(b.heartbeat({ leaseIds: [lease.leaseId] }))).toBe("PermissionDenied");
 
-  const bSession = await SimWorker.connect(workerTransport(secrets.b.secret), { name: "worker-b", engines: [ModelEngine.SYNTHETIC] });
+  // Naming A's lease in hello does not hand it over: it comes back as lost.
+  const bSession = await SimWorker.connect(workerTransport(secrets.b.secret), {
+    name: "worker-b",
+    engines: [ModelEngine.SYNTHETIC],
+    leaseIds: [lease.leaseId],
+  });
+  expect(bSession.welcome.keptLeaseIds).toEqual([]);
+  expect(bSession.welcome.lostLeaseIds).toEqual([lease.leaseId]);
   bSession.send({ case: "accept", value: lease });
   expect(await bSession.receipt(lease.jobId, lease.leaseId)).toMatchObject({ ok: false, code: "permission_denied" });
   expect(await bSession.fail(lease, "stolen")).toMatchObject({ ok: false, code: "permission_denied" });
