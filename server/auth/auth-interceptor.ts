@@ -71,22 +71,36 @@ async function* releaseAtEnd<T>(messages: AsyncIterable<T>, release: () => void)
   }
 }
 
-/** Passes a response stream through until it ends or the caller's token is revoked. */
+/**
+ * Passes a response stream through until it ends or the caller's token is revoked.
+ * Each wait is a fresh promise settled by the next message or by the revocation, so
+ * a stream that lives for days holds no growing chain of reactions.
+ */
 async function* endOnRevoke<T>(
   messages: AsyncIterable<T>,
   caller: Caller,
   events: AuthEvents,
   release: () => void,
 ): AsyncGenerator<T> {
-  let revoked!: () => void;
-  const revocation = new Promise<"revoked">((resolve) => (revoked = () => resolve("revoked")));
-  const unsubscribe = events.onRevoke((id) => id === caller.tokenId && revoked());
+  let revoked = false;
+  let interrupt: (() => void) | undefined;
+  const unsubscribe = events.onRevoke((id) => {
+    if (id !== caller.tokenId) return;
+    revoked = true;
+    interrupt?.();
+  });
   const it = messages[Symbol.asyncIterator]();
   let done = false;
   try {
     for (;;) {
-      const r = await Promise.race([it.next(), revocation]);
-      if (r === "revoked") {
+      const r = revoked
+        ? undefined
+        : await new Promise<IteratorResult<T> | undefined>((resolve, reject) => {
+            interrupt = () => resolve(undefined);
+            it.next().then(resolve, reject);
+          });
+      interrupt = undefined;
+      if (r === undefined) {
         throw new ConnectError(`token ${caller.tokenId} (${caller.name}) was revoked`, Code.Unauthenticated);
       }
       if (r.done) {

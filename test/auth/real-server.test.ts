@@ -75,11 +75,16 @@ describe("auth on a real studio", () => {
     const { secret, token } = await admin.createToken({ name: "watcher", role: TokenRole.CLIENT });
     const jobs = clientFor(JobService, studio.url, secret);
     const { job } = await jobs.createJob({ model: "synthetic", task });
+    const listeners = studio.ctx.events.listenerCount;
     const stream = jobs.watchJobs({ jobIds: [job!.id], includeSnapshot: true })[Symbol.asyncIterator]();
     const first = await stream.next();
     expect(first.value?.job?.id).toBe(job!.id);
+    expect(studio.ctx.events.listenerCount).toBe(listeners + 1);
     await admin.revokeToken({ id: token!.id });
     expect(await code(stream.next())).toBe(Code.Unauthenticated);
+    // The server side lets go of the watch too (its cleanup runs after the stream closed; no event marks it).
+    for (let i = 0; i < 200 && studio.ctx.events.listenerCount > listeners; i++) await Bun.sleep(2);
+    expect(studio.ctx.events.listenerCount).toBe(listeners);
   });
 
   test("WatchJobs streams are bounded per token: RESOURCE_EXHAUSTED past the limit, a slot frees when one closes", async () => {
