@@ -47,9 +47,17 @@ describe("the web admin page in headless Chromium", () => {
   let page: Page;
   let firstJobUrl = "";
   let admin: Client<typeof JobService>;
+  let files: ReturnType<typeof Bun.serve>;
 
   beforeAll(async () => {
     t = await startTestStudio({ adminToken: ADMIN });
+    // A model file the studio's VerifyModel can reach: 4096 bytes on a local server.
+    files = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (req) =>
+        new URL(req.url).pathname === "/tiny.gguf" ? new Response(new Uint8Array(4096)) : new Response("no", { status: 404 }),
+    });
     const adminTransport = t.connectTransport({ headers: { authorization: `Bearer ${ADMIN}` } });
     admin = t.client(JobService, adminTransport);
     const { secret } = await t.client(TokenService, adminTransport).createToken({ name: "web worker", role: TokenRole.WORKER });
@@ -70,7 +78,18 @@ describe("the web admin page in headless Chromium", () => {
     await b?.close();
     await worker?.stop();
     await t?.stop();
+    await files?.stop(true);
   }, 30_000);
+
+  /** Runs a step; when it fails, the error also carries what the studio and the worker saw. */
+  async function withDiagnosis(step: () => Promise<void>) {
+    try {
+      await step();
+    } catch (err) {
+      const jobs = (await admin.listJobs({})).jobs.map((j) => `${j.id} status=${j.status} attempts=${j.attempts} worker=${j.workerName} step=${j.progress?.step ?? "-"} error=${j.error}`);
+      throw new Error(`${(err as Error).message}\njobs:\n${jobs.join("\n")}\nworker output:\n${worker.output()}`);
+    }
+  }
 
   test("asks for a token, refuses a wrong one beside the field, and signs in with the right one", async () => {
     await page.goto(t.url);
@@ -108,6 +127,40 @@ describe("the web admin page in headless Chromium", () => {
     await screenshot(page, "models-laptop");
   }, 30_000);
 
+  test("verifies a model's files, disables and enables it, and deletes it after confirmation", async () => {
+    const doc = {
+      name: "verify-me",
+      source: {
+        engine: "llama-cpp",
+        files: [
+          { role: "model", url: `${files.url}tiny.gguf`, filename: "tiny.gguf", approxBytes: 4096 },
+        ],
+      },
+    };
+    await page.getByRole("link", { name: "New model" }).click();
+    await page.getByLabel("Model JSON").fill(JSON.stringify(doc));
+    await page.getByRole("button", { name: "Verify files" }).click();
+    await expectText(page.locator(".model-edit .verify"), /tiny\.gguf: reachable \(HTTP 200\), size 4\.0 KiB vs approx 4\.0 KiB/);
+    await page.getByRole("button", { name: "Create model" }).click();
+    const row = page.locator('tr[data-model="verify-me"]');
+    await row.waitFor();
+
+    await page.getByRole("button", { name: "Verify verify-me" }).click();
+    await expectText(row.locator(".verify"), /Every file is reachable/);
+    await page.getByRole("button", { name: "Disable verify-me" }).click();
+    await expectText(row.locator(".badge"), /^disabled$/);
+    await page.getByRole("button", { name: "Enable verify-me" }).click();
+    await expectText(row.locator(".badge"), /^enabled$/);
+
+    await page.getByRole("button", { name: "Delete verify-me" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Keep" }).click();
+    expect(await row.count()).toBe(1);
+    await page.getByRole("button", { name: "Delete verify-me" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Delete verify-me" }).click();
+    await row.waitFor({ state: "detached" });
+    await expectText(page.locator("#status"), /verify-me deleted/);
+  }, 30_000);
+
   test("creates a job and watches its progress bar move until it succeeds, without reloading", async () => {
     await page.evaluate(() => ((window as unknown as { sameDocument: boolean }).sameDocument = true));
     await nav(page, "Jobs").click();
@@ -130,6 +183,7 @@ describe("the web admin page in headless Chromium", () => {
     }, first);
     await jobStatus(page).and(page.locator('[data-status="succeeded"]')).waitFor();
 
+    await screenshot(page, "job-laptop");
     // Either the image decodes or the page says it could not (a broken PNG from the worker).
     await page.waitForFunction(() => {
       const i = document.querySelector<HTMLImageElement>("img[data-output]");
@@ -141,52 +195,68 @@ describe("the web admin page in headless Chromium", () => {
     const link = page.getByRole("link", { name: /Download output 0 \(image\/png/ });
     expect(await link.getAttribute("href")).toMatch(/^\/jobs\/[^/]+\/outputs\/0$/);
     expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
-    await screenshot(page, "job-laptop");
+  }, 30_000);
+
+  test("shows a text output as text", async () => {
+    await page.goto(`${t.url}/#/jobs/new?model=web-synth`);
+    await page.getByLabel("Kind").selectOption("text");
+    await page.getByLabel("Prompt", { exact: true }).fill("say something");
+    await page.getByLabel("Max tokens").fill("5");
+    await page.getByRole("button", { name: "Create job" }).click();
+    await page.getByRole("heading", { name: /^Job / }).waitFor();
+    await jobStatus(page).and(page.locator('[data-status="succeeded"]')).waitFor();
+    const text = page.locator("pre[data-output]");
+    await text.waitFor();
+    expect((await text.textContent())!.trim().split(/\s+/)).toHaveLength(5);
   }, 30_000);
 
   test("cancels a running job after confirmation and retries it", async () => {
-    await page.goto(`${t.url}/#/jobs/new?model=web-synth`);
-    await page.getByLabel("Prompt", { exact: true }).fill("a long one");
-    await page.getByLabel("Steps").fill("200");
-    await page.getByRole("button", { name: "Create job" }).click();
-    await page.getByRole("heading", { name: /^Job / }).waitFor();
-    await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>(".job-head progress")?.value ?? 0) > 0);
+    await withDiagnosis(async () => {
+      await page.goto(`${t.url}/#/jobs/new?model=web-synth`);
+      await page.getByLabel("Prompt", { exact: true }).fill("a long one");
+      await page.getByLabel("Steps").fill("200");
+      await page.getByRole("button", { name: "Create job" }).click();
+      await page.getByRole("heading", { name: /^Job / }).waitFor();
+      await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>(".job-head progress")?.value ?? 0) > 0);
 
-    await page.getByRole("button", { name: "Cancel job" }).click();
-    const dialog = page.getByRole("dialog");
-    await dialog.getByRole("button", { name: "Cancel job" }).click();
-    await jobStatus(page).and(page.locator('[data-status="cancelled"]')).waitFor();
+      await page.getByRole("button", { name: "Cancel job" }).click();
+      const dialog = page.getByRole("dialog");
+      await dialog.getByRole("button", { name: "Cancel job" }).click();
+      await jobStatus(page).and(page.locator('[data-status="cancelled"]')).waitFor();
 
-    await page.getByRole("button", { name: "Retry job" }).click();
-    await page.waitForFunction(() => {
-      const s = document.querySelector(".job-head [data-status]")?.getAttribute("data-status");
-      return s === "queued" || s === "offered" || s === "running";
+      await page.getByRole("button", { name: "Retry job" }).click();
+      await page.waitForFunction(() => {
+        const s = document.querySelector(".job-head [data-status]")?.getAttribute("data-status");
+        return s === "queued" || s === "offered" || s === "running";
+      });
+      await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>(".job-head progress")?.value ?? 0) > 0);
+      await expectText(page.locator("ol.timeline"), /seen cancelled/);
     });
-    await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>(".job-head progress")?.value ?? 0) > 0);
-    await expectText(page.locator("ol.timeline"), /seen cancelled/);
   }, 30_000);
 
   test("lists jobs live with filters, and shows the worker", async () => {
-    await nav(page, "Jobs").click();
-    // A second job waits behind the running one, as on a busy studio.
-    await admin.createJob({ model: "web-synth", task: { kind: { case: "image", value: { prompt: "next in line" } } } });
-    await page.locator('tr[data-job] [data-status="queued"]').waitFor();
-    await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>("tbody progress")?.value ?? 0) >= 70);
-    await screenshot(page, "jobs-laptop");
-    await page.getByLabel("Status").selectOption("succeeded");
-    await page.waitForFunction(() => {
-      const rows = [...document.querySelectorAll("tr[data-job] [data-status]")];
-      return rows.length === 1 && rows[0]!.getAttribute("data-status") === "succeeded";
-    });
-    await page.getByLabel("Status").selectOption("");
+    await withDiagnosis(async () => {
+      await nav(page, "Jobs").click();
+      // A second job waits behind the running one, as on a busy studio.
+      await admin.createJob({ model: "web-synth", task: { kind: { case: "image", value: { prompt: "next in line" } } } });
+      await page.locator('tr[data-job] [data-status="queued"]').waitFor();
+      await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>("tbody progress")?.value ?? 0) >= 70);
+      await screenshot(page, "jobs-laptop");
+      await page.getByLabel("Status").selectOption("succeeded");
+      await page.waitForFunction(() => {
+        const rows = [...document.querySelectorAll("tr[data-job] [data-status]")];
+        return rows.length > 0 && rows.every((r) => r.getAttribute("data-status") === "succeeded");
+      });
+      await page.getByLabel("Status").selectOption("");
 
-    await nav(page, "Workers").click();
-    const row = page.locator(`tr[data-worker="${WORKER_NAME}"]`);
-    await row.waitFor();
-    await expectText(row, /synthetic/);
-    await expectText(row, /1 of 1 in use/);
-    await expectText(row, /web-test/);
-    await screenshot(page, "workers-laptop");
+      await nav(page, "Workers").click();
+      const row = page.locator(`tr[data-worker="${WORKER_NAME}"]`);
+      await row.waitFor();
+      await expectText(row, /synthetic/);
+      await expectText(row, /1 of 1 in use/);
+      await expectText(row, /web-test/);
+      await screenshot(page, "workers-laptop");
+    });
   }, 30_000);
 
   test("fits a phone's width", async () => {

@@ -37,16 +37,25 @@ export const jobCreateView: View = (app, main, route) => {
     return f.row;
   };
 
+  const kindSel = field(
+    "Kind",
+    h("select", { name: "kind" }, h("option", { value: "image" }, "image"), h("option", { value: "text" }, "text")),
+    "The synthetic engine answers both kinds.",
+  );
   const current = () => models.find((m) => m.name === modelSel.control.value);
-  const isText = () => current()?.source?.engine === ModelEngine.LLAMA_CPP;
+  const engine = () => current()?.source?.engine;
+  const isText = () =>
+    engine() === ModelEngine.LLAMA_CPP || (engine() === ModelEngine.SYNTHETIC && kindSel.control.value === "text");
 
   const renderTask = () => {
     for (const k of [...controls.keys()]) if (k.startsWith("task.")) controls.delete(k);
     const m = current();
     if (!m) return replace(taskBox, h("p", { class: "muted" }, models.length ? "Pick a model." : "No enabled models: add one on the Models page first."));
+    const kindRow = engine() === ModelEngine.SYNTHETIC ? kindSel.row : null;
     if (isText()) {
       return replace(
         taskBox,
+        kindRow,
         reg("task.text.prompt", field("Prompt", h("textarea", { name: "prompt", rows: 4 }))),
         reg("task.text.max_tokens", field("Max tokens", h("input", { type: "number", name: "maxTokens", min: 1, step: 1 }))),
         reg("task.text.temperature", field("Temperature", h("input", { type: "number", name: "temperature", min: 0, max: 5, step: "any" }))),
@@ -56,6 +65,7 @@ export const jobCreateView: View = (app, main, route) => {
     const d = m.source?.cliDefaults;
     replace(
       taskBox,
+      kindRow,
       reg("task.image.prompt", field("Prompt", h("textarea", { name: "prompt", rows: 3 }))),
       reg("task.image.negative_prompt", field("Negative prompt", h("textarea", { name: "negativePrompt", rows: 2 }))),
       h(
@@ -153,6 +163,7 @@ export const jobCreateView: View = (app, main, route) => {
   };
 
   modelSel.control.addEventListener("change", renderTask);
+  kindSel.control.addEventListener("change", renderTask);
   replace(
     main,
     h("div", { class: "page-head" }, h("h1", {}, "New job"), h("a", { href: "#/jobs" }, "Back to jobs")),

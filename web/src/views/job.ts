@@ -179,6 +179,24 @@ export const jobView: View = (app, main, route) => {
   };
 };
 
+/** Text as text; a JSON output (a text engine's reply) shows its `text` field first and the whole document below. */
+function textPreview(out: JobOutput, body: string): HTMLElement {
+  if (out.mimeType !== "application/json") return h("pre", { class: "text-output", "data-output": out.index }, body);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body);
+  } catch {
+    return h("pre", { class: "text-output", "data-output": out.index }, body);
+  }
+  const text = doc && typeof doc === "object" && typeof (doc as { text?: unknown }).text === "string" ? (doc as { text: string }).text : undefined;
+  return h(
+    "div",
+    {},
+    text !== undefined ? h("pre", { class: "text-output", "data-output": out.index }, text) : null,
+    h("details", { open: text === undefined }, h("summary", {}, "JSON"), h("pre", { class: "text-output code", "data-output-json": out.index }, JSON.stringify(doc, null, 2))),
+  );
+}
+
 function dl(term: string, value: string | Node) {
   return [h("dt", {}, term), h("dd", {}, value)];
 }
@@ -221,7 +239,7 @@ function outputItem(app: App, job: Job, out: JobOutput, objectUrls: string[]): H
             replace(preview, h("p", { class: "error-text", role: "alert" }, `Output ${out.index} (${out.mimeType}) is not an image this browser can decode; download it to inspect.`)),
           );
           replace(preview, img);
-        } else replace(preview, h("pre", { class: "text-output", "data-output": out.index }, await res.text()));
+        } else replace(preview, textPreview(out, await res.text()));
       },
       (err) => replace(preview, h("p", { class: "error-text" }, `Could not load output ${out.index}: ${describeError(err)}`)),
     );
