@@ -16,13 +16,11 @@ export function modelToEntry(m: Model) {
 
 function printModel(o: Output, g: GlobalOptions, m: Model) {
   if (g.json) return printJson(o, ModelSchema, m);
-  const files = m.source?.files ?? [];
   o.out(
     `name:        ${m.name}\nenabled:     ${m.enabled ? "yes" : "no"}\nengine:      ${engineName(m.source?.engine ?? 0) ?? "?"}\n` +
       `description: ${m.description || "-"}\nupdated:     ${formatTime(m.updateTime)}\n`,
   );
   o.out(`source:\n${JSON.stringify(m.source ? modelSourceToJsonValue(m.source) : null, null, 2).replace(/^/gm, "  ")}\n`);
-  if (files.length === 0) o.out("files:       (none)\n");
 }
 
 /** `studio models ...`: the registry. */
