@@ -34,15 +34,14 @@ export async function runCli(argv: string[], output: Output = processOutput): Pr
   const program = buildProgram(output, (code) => (exit = code));
   try {
     if (argv.length <= 2) {
-      program.outputHelp();
+      program.outputHelp({ error: true });
       return EXIT.usage;
     }
     await program.parseAsync(argv);
     return exit;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return EXIT.ok;
-      // commander has printed what is wrong already.
+      // --help exits 0; a missing verb (help shown as an error) or a bad flag is a usage error, already explained by commander.
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     if (err instanceof CliError) {

@@ -202,7 +202,7 @@ describe("studio jobs and workers", () => {
 
 describe("exit codes and errors that say what to do", () => {
   test("not found 3, no token 4, wrong role 4, unreachable 5, usage 2, help 0", async () => {
-    const [notFound, noToken, wrongRole, unreachable, usage, help, badUrl] = await Promise.all([
+    const [notFound, noToken, wrongRole, unreachable, usage, help, badUrl, noVerb] = await Promise.all([
       runCli(["jobs", "get", "no-such-job"], client),
       runCli(["jobs", "list"], { STUDIO_SERVER: t.url }),
       runCli(["tokens", "list"], client),
@@ -210,8 +210,11 @@ describe("exit codes and errors that say what to do", () => {
       runCli(["jobs", "frobnicate"], client),
       runCli(["--help"], {}),
       runCli(["--server", "ftp://x", "models", "list"], {}),
+      runCli(["jobs"], {}),
     ]);
-    expect([notFound.exit, noToken.exit, wrongRole.exit, unreachable.exit, usage.exit, help.exit, badUrl.exit]).toEqual([3, 4, 4, 5, 2, 0, 2]);
+    expect([notFound.exit, noToken.exit, wrongRole.exit, unreachable.exit, usage.exit, help.exit, badUrl.exit, noVerb.exit]).toEqual([
+      3, 4, 4, 5, 2, 0, 2, 2,
+    ]);
     expect(notFound.stderr).toContain("not_found");
     expect(noToken.stderr).toContain("STUDIO_TOKEN");
     expect(wrongRole.stderr).toContain("permission_denied");
