@@ -13,11 +13,11 @@ const CRC_TABLE = (() => {
   return table;
 })();
 
-/** CRC-32 as PNG chunks use it (ISO 3309). */
-export function crc32(bytes: Uint8Array, crc = 0xffffffff): number {
-  let c = crc;
+/** CRC-32 as PNG chunks use it (ISO 3309): initial value and final XOR both 0xffffffff. */
+export function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
   for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return c >>> 0;
+  return (c ^ 0xffffffff) >>> 0;
 }
 
 function chunk(type: string, data: Uint8Array): Uint8Array {
