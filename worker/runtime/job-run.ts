@@ -60,6 +60,8 @@ export class JobRun {
   private awaiting: AwaitedReceipt[] = [];
   private readonly throttle: ProgressThrottle;
   private uploading = false;
+  private done = false;
+  private finalSent = false;
   private refusedOutput: Receipt | undefined;
 
   constructor(
@@ -69,6 +71,19 @@ export class JobRun {
     this.jobId = offer.jobId;
     this.leaseId = offer.leaseId;
     this.throttle = new ProgressThrottle((u) => this.sendProgress(u), deps.progressIntervalMs ?? 250);
+  }
+
+  /** True once the studio has answered the job's last message, or the lease is gone: it holds no lease for us. */
+  get settled(): boolean {
+    return this.done;
+  }
+
+  /**
+   * True once the job's last message (complete, fail or decline) went out: the studio counts the
+   * slot free when it has processed it and may offer the next job before its receipt arrives.
+   */
+  get slotFreed(): boolean {
+    return this.finalSent || this.done;
   }
 
   /** Stops the job for a reason; the engine kills its process group, downloads stop. */
@@ -218,6 +233,14 @@ export class JobRun {
   }
 
   private async deliver(kind: ReceiptKind, send: (s: LiveSession) => Promise<SessionMessage>): Promise<Receipt | undefined> {
+    try {
+      return await this.deliverOnce(kind, send);
+    } finally {
+      this.done = true;
+    }
+  }
+
+  private async deliverOnce(kind: ReceiptKind, send: (s: LiveSession) => Promise<SessionMessage>): Promise<Receipt | undefined> {
     const { deps } = this;
     for (let attempt = 0; ; attempt++) {
       const lost = jobStopOf(this.abort.signal);
@@ -232,6 +255,7 @@ export class JobRun {
         const last = await send(session);
         const answer = this.expectReceipt(session.id, kind);
         await session.send(last);
+        this.finalSent = true;
         return await withTimeout(answer, deps.receiptTimeoutMs ?? 60_000);
       } catch (err) {
         if (err instanceof SessionClosedError) continue;

@@ -36,6 +36,7 @@ export interface WorkerRuntimeOptions {
  * reports cache changes, and drains on shutdown.
  */
 export class WorkerRuntime implements SessionHandlers {
+  /** Running jobs by lease id (a job re-offered after a retry has a new lease). */
   private readonly jobs = new Map<string, JobRun>();
   private readonly finished: Array<() => void> = [];
   private readonly stopAll = new AbortController();
@@ -73,13 +74,18 @@ export class WorkerRuntime implements SessionHandlers {
     });
   }
 
+  /** Leases the studio still holds for us: jobs not yet settled. */
   leaseIds(): string[] {
-    return [...this.jobs.values()].map((j) => j.leaseId);
+    return this.unsettled().map((j) => j.leaseId);
+  }
+
+  private unsettled(): JobRun[] {
+    return [...this.jobs.values()].filter((j) => !j.settled);
   }
 
   welcome(session: LiveSession): void {
     for (const leaseId of session.welcome.lostLeaseIds) {
-      const job = [...this.jobs.values()].find((j) => j.leaseId === leaseId);
+      const job = this.jobs.get(leaseId);
       job?.stop(new JobStop("lease-lost", `the studio gave lease ${leaseId} of job ${job.jobId} up while we were away`));
     }
     if (this.draining) session.post({ case: "drain", value: create(WorkerDrainSchema) });
@@ -90,14 +96,14 @@ export class WorkerRuntime implements SessionHandlers {
       case "offer":
         return this.offer(message.value, session);
       case "cancel": {
-        const job = this.jobs.get(message.value.jobId);
-        if (job && job.leaseId === message.value.leaseId)
+        const job = this.jobs.get(message.value.leaseId);
+        if (job && job.jobId === message.value.jobId)
           job.stop(new JobStop("cancelled", `cancelled by the studio${message.value.reason ? `: ${message.value.reason}` : ""}`));
         return;
       }
       case "receipt": {
-        const job = this.jobs.get(message.value.jobId);
-        if (job && job.leaseId === message.value.leaseId) job.receipt(message.value, session);
+        const job = this.jobs.get(message.value.leaseId);
+        if (job && job.jobId === message.value.jobId) job.receipt(message.value, session);
         else if (!message.value.ok)
           this.options.logger.debug({ receipt: message.value }, "receipt for a job this worker no longer holds");
         return;
@@ -113,12 +119,12 @@ export class WorkerRuntime implements SessionHandlers {
 
   private offer(offer: Offer, session: LiveSession) {
     const { logger } = this.options;
-    const held = this.jobs.get(offer.jobId);
-    if (held && held.leaseId === offer.leaseId) return;
+    if (this.jobs.has(offer.leaseId)) return;
+    const inUse = [...this.jobs.values()].filter((j) => !j.slotFreed).length;
     const busy = this.draining
       ? "the worker is draining"
-      : this.jobs.size >= this.options.slots
-        ? `no free slot (${this.jobs.size} of ${this.options.slots} in use)`
+      : inUse >= this.options.slots
+        ? `no free slot (${inUse} of ${this.options.slots} in use)`
         : undefined;
     if (busy) {
       session.post({ case: "decline", value: create(JobDeclineSchema, { jobId: offer.jobId, leaseId: offer.leaseId, reason: busy }) });
@@ -141,10 +147,10 @@ export class WorkerRuntime implements SessionHandlers {
       progressIntervalMs: o.progressIntervalMs,
       receiptTimeoutMs: o.receiptTimeoutMs,
     });
-    this.jobs.set(offer.jobId, job);
+    this.jobs.set(offer.leaseId, job);
     logger.info({ jobId: offer.jobId, model: offer.model, attempt: offer.attempt }, "took an offer");
     void job.run().then(({ outcome, message }) => {
-      this.jobs.delete(offer.jobId);
+      this.jobs.delete(offer.leaseId);
       logger.info({ jobId: offer.jobId, outcome, message }, "job ended");
       if (this.jobs.size === 0) for (const f of this.finished.splice(0)) f();
     });

@@ -13,7 +13,7 @@ import { DownloadManager } from "../../../worker/download/index.js";
 import { MultiEngine } from "../../../worker/engines/multi-engine.js";
 import { SyntheticEngine } from "../../../worker/engines/synthetic-engine.js";
 import { SdCliEngine } from "../../../worker/engines/sd-cli-engine.js";
-import type { JobOutcome, JobView } from "../../../worker/runtime/ports.js";
+import type { Downloads, JobOutcome, JobView } from "../../../worker/runtime/ports.js";
 import { WorkerRuntime } from "../../../worker/runtime/worker-runtime.js";
 import { Backoff } from "../../../worker/session/backoff.js";
 import { SessionClient } from "../../../worker/session/session-client.js";
@@ -53,7 +53,7 @@ let jobs: Client<typeof JobService>;
 const workers: Array<{ client: SessionClient; runtime: WorkerRuntime }> = [];
 const silent = pino({ level: "silent" });
 
-function startWorker(opts: { claims?: ModelEngine[]; stepDelayMs?: number; url?: string } = {}) {
+function startWorker(opts: { claims?: ModelEngine[]; stepDelayMs?: number; url?: string; downloads?: Downloads } = {}) {
   const engines = new MultiEngine([
     new SyntheticEngine({ stepDelayMs: opts.stepDelayMs ?? 0 }),
     new SdCliEngine({ binary: join(import.meta.dir, "../../fixtures/sd-cli") }),
@@ -64,7 +64,7 @@ function startWorker(opts: { claims?: ModelEngine[]; stepDelayMs?: number; url?:
     version: "test",
     slots: 1,
     engines: { kinds: opts.claims ?? engines.kinds, route: (m, s) => engines.route(m, s) },
-    downloads: new DownloadManager({ cacheDir: join(dir, "cache"), maxRetries: 0 }),
+    downloads: opts.downloads ?? new DownloadManager({ cacheDir: join(dir, "cache"), maxRetries: 0 }),
     view,
     logger: silent,
     workRoot: join(dir, "work"),
@@ -191,6 +191,36 @@ describe("WorkerRuntime with a real studio", () => {
     expect(done.error).toMatch(/^the studio (refused an output|did not take the outputs): resource_exhausted/);
     expect(done.outputs).toEqual([]);
     expect((await view.ended(job!.id)).outcome).toBe("failed");
+  }, TEST_TIMEOUT_MS);
+
+  test("the slot is free once complete went out: the next offer is taken while the last job still cleans up", async () => {
+    const files = startFileServer({ "m.gguf": new Uint8Array(4096) });
+    try {
+      await sdModel("rt-slot", `${files.url}/m.gguf`);
+      const manager = new DownloadManager({ cacheDir: join(dir, "cache"), maxRetries: 0 });
+      const gate = Promise.withResolvers<void>();
+      // Real downloads; only the release of each cached file waits for the gate, so the job's cleanup lags.
+      const downloads: Downloads = {
+        ensureAll: async (f, o) =>
+          (await manager.ensureAll(f, o)).map((c) => ({ ...c, release: () => gate.promise.then(() => c.release()) })),
+        linkWorkDir: (w, e) => manager.linkWorkDir(w, e as never),
+        cachedDigests: () => manager.cachedDigests(),
+      };
+      const { view } = startWorker({ downloads });
+      const first = (await jobs.createJob({ model: "rt-slot", task: imageTask("first") })).job!;
+      expect((await watchJob(jobs, first.id)).status).toBe(JobStatus.SUCCEEDED);
+      expect(view.ends.has(first.id)).toBe(false);
+      const second = (await jobs.createJob({ model: "rt-slot", task: imageTask("second") })).job!;
+      const done = await watchJob(jobs, second.id);
+      expect(done.status).toBe(JobStatus.SUCCEEDED);
+      expect(done.attempts).toBe(1);
+      gate.resolve();
+      expect((await view.ended(first.id)).outcome).toBe("succeeded");
+      expect((await view.ended(second.id)).outcome).toBe("succeeded");
+      expect([...view.ends.values()].some((e) => e.outcome === "declined")).toBe(false);
+    } finally {
+      files.stop();
+    }
   }, TEST_TIMEOUT_MS);
 
   test("heartbeats keep the lease of a job that runs longer than the lease TTL", async () => {
