@@ -36,6 +36,8 @@ export function createAuthInterceptor(gate: AuthGate, events: AuthEvents, limite
       if (!req.stream) return next(req);
 
       const release = LIMITED_STREAMS.has(rpc) ? limiter.acquire(caller.tokenId, req.method.name) : () => {};
+      // Also free the slot when the call is cancelled before its stream is first read (release is idempotent).
+      req.signal.addEventListener("abort", release, { once: true });
       let res: StreamResponse;
       try {
         res = (await next(req)) as StreamResponse;
@@ -51,6 +53,7 @@ export function createAuthInterceptor(gate: AuthGate, events: AuthEvents, limite
 async function publicCall(req: Parameters<Parameters<Interceptor>[0]>[0], next: Parameters<Interceptor>[0], limiter: StreamLimiter) {
   if (!req.stream) return next(req);
   const release = limiter.acquire(PUBLIC_STREAMS_KEY, req.method.name);
+  req.signal.addEventListener("abort", release, { once: true });
   try {
     const res = (await next(req)) as StreamResponse;
     return { ...res, message: releaseAtEnd(res.message, release) };
