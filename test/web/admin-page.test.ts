@@ -223,6 +223,11 @@ describe("the web admin page in headless Chromium", () => {
       const dialog = page.getByRole("dialog");
       await dialog.getByRole("button", { name: "Cancel job" }).click();
       await jobStatus(page).and(page.locator('[data-status="cancelled"]')).waitFor();
+      // The studio frees the slot at cancel while the worker is still stopping the engine; an
+      // offer in that gap is declined ("no free slot") and dispatch then skips the job on this
+      // worker for 30 s. Retry once the worker says the cancelled run is over.
+      const jobId = new URL(page.url()).hash.split("/")[2]!;
+      await worker.waitForLog((l) => l.msg === "job finished" && l.jobId === jobId && l.outcome === "cancelled");
 
       await page.getByRole("button", { name: "Retry job" }).click();
       await page.waitForFunction(() => {

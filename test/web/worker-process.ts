@@ -8,6 +8,8 @@ export interface WorkerProcess {
   proc: Subprocess<"ignore", "pipe", "pipe">;
   /** What the worker printed, for failure messages. */
   output(): string;
+  /** Resolves with the first JSON log line the predicate accepts (already printed or yet to come). */
+  waitForLog(accept: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
 }
 
@@ -35,14 +37,44 @@ export function startSlowSyntheticWorker(opts: { server: string; token: string; 
   );
   let out = "";
   const decoder = new TextDecoder();
+  const waiters = new Set<() => void>();
   const drain = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) out += decoder.decode(chunk);
+    for await (const chunk of stream) {
+      out += decoder.decode(chunk);
+      for (const w of waiters) w();
+    }
   };
+  const logLines = () =>
+    out.split("\n").flatMap((l) => {
+      try {
+        const v: unknown = JSON.parse(l);
+        return v && typeof v === "object" ? [v as Record<string, unknown>] : [];
+      } catch {
+        return [];
+      }
+    });
   void drain(proc.stdout);
   void drain(proc.stderr);
   return {
     proc,
     output: () => out,
+    waitForLog(accept, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const hit = logLines().find(accept);
+          if (!hit) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(hit);
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`the worker did not log the awaited line within ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
     async stop() {
       if (proc.exitCode === null) {
         proc.kill("SIGTERM");
