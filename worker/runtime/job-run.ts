@@ -16,6 +16,7 @@ import { EngineError } from "../engines/engine-error.js";
 import type { Engine, EngineOutput } from "../engines/types.js";
 import type { LiveSession, SessionMessage } from "../session/session-client.js";
 import { SessionClosedError } from "../session/outbox.js";
+import { ReceiptLedger, ReceiptTimeout, type ReceiptKind } from "./receipt-ledger.js";
 import { JobStop, jobStopOf } from "./job-stop.js";
 import { outputChunks } from "./output-chunks.js";
 import { ProgressThrottle, type ProgressUpdate } from "./progress-throttle.js";
@@ -39,14 +40,6 @@ export interface JobRunDeps {
   receiptTimeoutMs?: number;
 }
 
-type ReceiptKind = "accept" | "decline" | "complete" | "fail";
-interface AwaitedReceipt {
-  sessionId: number;
-  kind: ReceiptKind;
-  resolve(r: Receipt): void;
-  reject(e: Error): void;
-}
-
 /**
  * One offer on this worker, from accept to complete or fail: route to the engine the source
  * names, download and link the files, run the engine, upload the outputs in chunks. Final
@@ -57,7 +50,7 @@ export class JobRun {
   readonly jobId: string;
   readonly leaseId: string;
   readonly abort = new AbortController();
-  private awaiting: AwaitedReceipt[] = [];
+  private readonly receipts = new ReceiptLedger();
   private readonly throttle: ProgressThrottle;
   private uploading = false;
   private done = false;
@@ -89,23 +82,19 @@ export class JobRun {
   /** Stops the job for a reason; the engine kills its process group, downloads stop. */
   stop(stop: JobStop): void {
     if (!this.abort.signal.aborted) this.abort.abort(stop);
-    if (!stop.reportable) for (const a of this.awaiting.splice(0)) a.reject(stop);
+    if (!stop.reportable) this.receipts.rejectAll(stop);
   }
 
   /** A receipt for this job, matched to what we sent on that session in order. */
   receipt(r: Receipt, session: LiveSession): void {
-    this.awaiting = this.awaiting.filter((a) => a.sessionId === session.id);
-    const entry = this.awaiting.shift();
-    if (entry) entry.resolve(r);
-    else if (!r.ok && this.uploading) this.refusedOutput ??= r;
+    if (this.receipts.match(r, session.id)) return;
+    if (!r.ok && this.uploading) this.refusedOutput ??= r;
     else if (!r.ok) this.stop(new JobStop("refused", `the studio refused lease ${this.leaseId}: ${r.code} ${r.message}`));
   }
 
   /** The session a message or receipt was expected on has ended. */
   sessionClosed(sessionId: number): void {
-    const gone = this.awaiting.filter((a) => a.sessionId === sessionId);
-    this.awaiting = this.awaiting.filter((a) => a.sessionId !== sessionId);
-    for (const a of gone) a.reject(new SessionClosedError());
+    this.receipts.sessionClosed(sessionId);
   }
 
   /** Runs the job to its end; never throws. */
@@ -253,10 +242,10 @@ export class JobRun {
       }
       try {
         const last = await send(session);
-        const answer = this.expectReceipt(session.id, kind);
+        const answer = this.receipts.expect(session.id, kind, deps.receiptTimeoutMs ?? 60_000);
         await session.send(last);
         this.finalSent = true;
-        return await withTimeout(answer, deps.receiptTimeoutMs ?? 60_000);
+        return await answer;
       } catch (err) {
         if (err instanceof SessionClosedError) continue;
         if (err instanceof JobStop || err instanceof ReceiptTimeout) {
@@ -268,14 +257,10 @@ export class JobRun {
     }
   }
 
-  private expectReceipt(sessionId: number, kind: ReceiptKind): Promise<Receipt> {
-    return new Promise((resolve, reject) => this.awaiting.push({ sessionId, kind, resolve, reject }));
-  }
-
   private post(message: SessionMessage, kind?: ReceiptKind) {
     const session = this.deps.sessions.session;
     if (!session) return;
-    if (kind) this.expectReceipt(session.id, kind).catch(() => {});
+    if (kind) this.receipts.expect(session.id, kind).catch(() => {});
     session.post(message);
   }
 
@@ -319,16 +304,4 @@ class OutputRefusedError extends Error {
   constructor(r: Receipt) {
     super(`the studio refused an output: ${r.code} ${r.message}`);
   }
-}
-
-class ReceiptTimeout extends Error {
-  readonly code = "receipt_timeout";
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new ReceiptTimeout(`no answer in ${ms} ms`)), ms))),
-  ]).finally(() => clearTimeout(timer));
 }
