@@ -208,6 +208,14 @@ describe("the web admin page in headless Chromium", () => {
     const text = page.locator("pre[data-output]");
     await text.waitFor();
     expect((await text.textContent())!.trim().split(/\s+/)).toHaveLength(5);
+
+    // Promote: the same task under another model, on a new job page that links back.
+    const original = new URL(page.url()).hash.split("/")[2]!;
+    await page.getByLabel("Promote to model").selectOption("synthetic");
+    await page.getByRole("button", { name: "Promote" }).click();
+    await page.waitForFunction((id) => !location.hash.endsWith(id), original);
+    await page.getByRole("link", { name: original }).waitFor();
+    await jobStatus(page).and(page.locator('[data-status="succeeded"]')).waitFor();
   }, 30_000);
 
   test("cancels a running job after confirmation and retries it", async () => {
