@@ -72,7 +72,7 @@ export class SessionClient {
   private readonly backoff: Backoff;
   private readonly stopper = new AbortController();
   private live: LiveSession | undefined;
-  private waiters: Array<(s: LiveSession) => void> = [];
+  private waiters: Array<{ resolve: (s: LiveSession) => void; reject: (e: Error) => void }> = [];
   private current: { outbox: Outbox<SessionRequest>; abort: AbortController } | undefined;
   private connections = 0;
   private loop: Promise<void> | undefined;
@@ -99,17 +99,23 @@ export class SessionClient {
     if (now) return Promise.resolve(now);
     if (this.stopper.signal.aborted) return Promise.reject(new SessionClosedError("the worker is stopping"));
     return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        this.waiters = this.waiters.filter((w) => w !== got);
-        reject(signal?.reason ?? new SessionClosedError("the worker is stopping"));
+      const waiter = {
+        resolve: (s: LiveSession) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(s);
+        },
+        reject: (e: Error) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(e);
+        },
       };
-      const got = (s: LiveSession) => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve(s);
+      const onAbort = () => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(signal?.reason ?? new SessionClosedError("the worker is stopping"));
       };
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.waiters.push(got);
+      this.waiters.push(waiter);
     });
   }
 
@@ -119,6 +125,7 @@ export class SessionClient {
    */
   async stop(graceMs = 2000): Promise<void> {
     if (!this.stopper.signal.aborted) this.stopper.abort(new SessionClosedError("the worker is stopping"));
+    for (const w of this.waiters.splice(0)) w.reject(new SessionClosedError("the worker is stopping"));
     const cur = this.current;
     if (cur) {
       cur.outbox.close(new SessionClosedError("the worker is stopping"));
@@ -207,7 +214,7 @@ export class SessionClient {
             every,
           );
           handlers.welcome(session);
-          for (const w of this.waiters.splice(0)) w(session);
+          for (const w of this.waiters.splice(0)) w.resolve(session);
           continue;
         }
         handlers.message(msg, this.live);

@@ -115,6 +115,16 @@ describe("SessionClient", () => {
     expect(session.id).toBeGreaterThan(3);
   }, TEST_TIMEOUT_MS);
 
+  test("stop ends a pending waitForSession instead of leaving it hanging", async () => {
+    const handlers = recorder("never-connects");
+    const c = client(`http://127.0.0.1:${await freePort()}`, handlers);
+    void c.run();
+    const pending = c.waitForSession();
+    await handlers.until((events) => events.length >= 1);
+    await c.stop();
+    await expect(pending).rejects.toThrow("the worker is stopping");
+  }, TEST_TIMEOUT_MS);
+
   test("waitForSession hands out the live session, and the next one after a reconnect", async () => {
     const t = await startTestStudio({});
     studios.push(t);
@@ -133,5 +143,7 @@ describe("SessionClient", () => {
     expect(second.id).toBeGreaterThan(first.id);
     expect(first.isClosed).toBe(true);
     await expect(first.send({ case: "drain", value: {} as never })).rejects.toThrow("closed");
+    await c.stop();
+    await expect(c.waitForSession()).rejects.toThrow("the worker is stopping");
   }, TEST_TIMEOUT_MS);
 });
