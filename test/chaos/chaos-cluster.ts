@@ -1,0 +1,161 @@
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { JobService } from "../../gen/studio/v1/job_service_pb.js";
+import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
+import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
+import { REPO, StudioProcess, WorkerChild, compileWorker, freePort, recordedPids } from "./processes.js";
+
+/** The model files the sd-cpp model names, served by the cluster's file server. */
+const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 131 + seed * 17 + (i >> 9)) & 0xff);
+const SD_FILES = { "chaos-dit.gguf": bytes(400_000, 1), "chaos-te.gguf": bytes(150_000, 2), "chaos-vae.safetensors": bytes(60_000, 3) };
+
+export const SYNTH_MODEL = "chaos-synth";
+export const SD_MODEL = "chaos-sd";
+export const BROKEN_MODEL = "chaos-broken";
+/** An sd job whose prompt contains this makes the fixture fail (the shim switches it to FAKE_SD_MODE=fail). */
+export const FAIL_MARKER = "chaos-must-fail";
+
+export interface ClusterOptions {
+  dir: string;
+  leaseTtlMs: number;
+  heartbeatIntervalMs: number;
+  maxAttempts: number;
+  /** Delay per sampling step of the fake sd-cli, so that sd jobs are in flight when things are killed. */
+  sdStepMs: number;
+}
+
+/**
+ * Everything the chaos run kills and restarts: the studio as a child process on a fixed port and
+ * data dir, compiled workers (synthetic and fake sd-cli), a local file server for the sd model's
+ * files, and a client. Workers' sd-cli children run through a shim that records their pids.
+ */
+export class ChaosCluster {
+  readonly studio: StudioProcess;
+  readonly workers: WorkerChild[] = [];
+  readonly binary: string;
+  readonly dataDir: string;
+  readonly fileGets = { count: 0 };
+  private fileServer: ReturnType<typeof Bun.serve> | undefined;
+  private shim = "";
+  private seq = 0;
+  jobs!: Client<typeof JobService>;
+
+  private constructor(readonly opts: ClusterOptions, port: number) {
+    this.dataDir = join(opts.dir, "data");
+    this.binary = join(opts.dir, "studio-worker");
+    this.studio = new StudioProcess({
+      port,
+      dataDir: this.dataDir,
+      logFile: join(opts.dir, "studio.log"),
+      leaseTtlMs: opts.leaseTtlMs,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      maxAttempts: opts.maxAttempts,
+    });
+  }
+
+  /** Compiles the worker, starts the file server and the studio, and registers the models. */
+  static async start(opts: ClusterOptions): Promise<ChaosCluster> {
+    const c = new ChaosCluster(opts, await freePort());
+    mkdirSync(join(opts.dir, "logs"), { recursive: true });
+    compileWorker(c.binary);
+    c.shim = join(opts.dir, "sd-cli-shim");
+    writeFileSync(
+      c.shim,
+      `#!/bin/sh\necho $$ >> "$CHAOS_SD_PIDS"\ncase "$*" in *${FAIL_MARKER}*) export FAKE_SD_MODE=fail;; esac\nexec '${join(REPO, "test/fixtures/sd-cli")}' "$@"\n`,
+    );
+    chmodSync(c.shim, 0o755);
+    c.fileServer = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: (req) => {
+        const body = SD_FILES[new URL(req.url).pathname.slice(1) as keyof typeof SD_FILES];
+        if (!body) return new Response("not found", { status: 404 });
+        c.fileGets.count += 1;
+        return new Response(Buffer.from(body), { headers: { "content-type": "application/octet-stream" } });
+      },
+    });
+    await c.studio.start();
+    c.jobs = createClient(JobService, createConnectTransport({ baseUrl: c.studio.url, httpVersion: "1.1" }));
+    await c.registerModels();
+    return c;
+  }
+
+  private async registerModels(): Promise<void> {
+    const registry = createClient(RegistryService, createConnectTransport({ baseUrl: this.studio.url, httpVersion: "1.1" }));
+    const base = `http://127.0.0.1:${this.fileServer!.port}`;
+    const file = (role: ModelFileRole, name: keyof typeof SD_FILES) => ({
+      role,
+      filename: name,
+      url: `${base}/${name}`,
+      sha256: createHash("sha256").update(SD_FILES[name]).digest("hex"),
+      approxBytes: BigInt(SD_FILES[name].byteLength),
+    });
+    await registry.createModel({
+      name: SYNTH_MODEL,
+      source: { engine: ModelEngine.SYNTHETIC, files: [], cliDefaults: { steps: 4, width: 48, height: 40 } },
+    });
+    await registry.createModel({
+      name: SD_MODEL,
+      source: {
+        engine: ModelEngine.SD_CPP,
+        files: [
+          file(ModelFileRole.DIFFUSION_MODEL, "chaos-dit.gguf"),
+          file(ModelFileRole.TEXT_ENCODER, "chaos-te.gguf"),
+          file(ModelFileRole.VAE, "chaos-vae.safetensors"),
+        ],
+        cliDefaults: { steps: 8, width: 32, height: 24, cfgScale: 1, samplingMethod: "euler" },
+      },
+    });
+    await registry.createModel({
+      name: BROKEN_MODEL,
+      source: {
+        engine: ModelEngine.SD_CPP,
+        files: [{ role: ModelFileRole.DIFFUSION_MODEL, filename: "gone.gguf", url: `${base}/gone.gguf`, sha256: "ab".repeat(32) }],
+      },
+    });
+  }
+
+  /** Starts one more worker of a kind; sd workers share one model cache (so they race for its locks). */
+  startWorker(kind: "synthetic" | "sd"): WorkerChild {
+    this.seq += 1;
+    const name = `${kind}-${this.seq}`;
+    const args = [
+      "--server", this.studio.url,
+      "--cache-dir", join(this.opts.dir, kind === "sd" ? "cache-sd" : `cache-${name}`),
+      "--work-dir", join(this.opts.dir, "work", name),
+      "--drain-grace-seconds", "3",
+      "--job-timeout", "60",
+      ...(kind === "sd" ? ["--engines", "sd-cpp", "--sd-cli", this.shim] : ["--engines", "synthetic"]),
+    ];
+    const env = { CHAOS_SD_PIDS: this.pidFile(name), FAKE_SD_STEP_MS: String(this.opts.sdStepMs) };
+    const w = new WorkerChild(name, kind, this.binary, args, join(this.opts.dir, "logs", `${name}.log`), env);
+    this.workers.push(w);
+    return w;
+  }
+
+  pidFile(workerName: string): string {
+    return join(this.opts.dir, "logs", `${workerName}.sd-pids`);
+  }
+
+  /** Every sd-cli pid any worker started (each leads its own process group). */
+  engineGroups(): Set<number> {
+    return new Set(this.workers.flatMap((w) => recordedPids(this.pidFile(w.name))));
+  }
+
+  alive(kind?: "synthetic" | "sd"): WorkerChild[] {
+    return this.workers.filter((w) => w.alive && !w.stopped && (kind === undefined || w.kind === kind));
+  }
+
+  /** Stops every worker (drain, then kill) and the studio (graceful), and the file server. */
+  async stopAll(): Promise<void> {
+    await Promise.all(this.workers.filter((w) => w.alive).map((w) => w.stop(8000)));
+    await this.studio.stop();
+    this.fileServer?.stop(true);
+  }
+
+  /** Files of the sd model, for checking the shared cache. */
+  static readonly sdFiles = SD_FILES;
+}

@@ -1,0 +1,30 @@
+import { expect, test } from "bun:test";
+import { formatFigures } from "./figures.js";
+import { runChaos } from "./chaos-run.js";
+
+/**
+ * The bounded chaos run for CI (about a minute): a studio child process, three synthetic and two
+ * fake-sd-cli compiled workers and a client creating jobs, while a random worker is killed with
+ * SIGKILL every 1.5-3.5 s and replaced, the studio is killed twice and restarted on the same data
+ * dir, and one worker is frozen with SIGSTOP past its lease TTL. `bun bench/chaos.ts --minutes N`
+ * is the long soak of the same run.
+ */
+test(
+  "chaos: kill -9 of workers and of the studio, SIGSTOP past the lease TTL; every invariant holds",
+  async () => {
+    const result = await runChaos({ durationMs: 40_000, settleDeadlineMs: 60_000 });
+    console.log(formatFigures(result));
+    if (result.violations.length > 0) console.log(`data kept in ${result.dir}`);
+    expect(result.violations).toEqual([]);
+    const f = result.figures;
+    // The run did what it says: chaos happened and jobs of every kind went through it.
+    expect(f.workerKills).toBeGreaterThanOrEqual(8);
+    expect(f.studioKills).toBe(2);
+    expect(f.stops).toBe(1);
+    expect(f.restarts.every((r) => r.firstCompletionMs !== undefined)).toBe(true);
+    expect(result.report.byStatus.SUCCEEDED ?? 0).toBeGreaterThan(50);
+    expect(result.report.byStatus.FAILED ?? 0).toBeGreaterThan(0);
+    expect(result.report.outputsChecked).toBeGreaterThan(50);
+  },
+  180_000,
+);

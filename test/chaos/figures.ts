@@ -1,0 +1,18 @@
+import type { ChaosResult } from "./chaos-run.js";
+
+/** The chaos run's figures as a short text table, for the test log and bench/chaos. */
+export function formatFigures({ figures: f, report: r }: ChaosResult): string {
+  const restarts = f.restarts
+    .map((x, i) => `#${i + 1}: down ${x.downMs} ms, first job completed ${x.firstCompletionMs === undefined ? "never" : `${x.firstCompletionMs} ms`} after ready`)
+    .join("; ");
+  const lines = [
+    `jobs            ${r.jobs} (${Object.entries(r.byStatus).map(([k, v]) => `${k.toLowerCase()} ${v}`).join(", ")}), created over ${f.createRetries} create retries`,
+    `outputs         ${r.outputsChecked} checked byte for byte; ${r.storeFiles} files in the store, ${r.orphanFiles.length} referenced by no job`,
+    `worker kills    ${f.workerKills} (kill -9; sd-cli still running right after in ${f.orphanedEngines}), SIGSTOP past the TTL ${f.stops}`,
+    `studio kills    ${f.studioKills} (${restarts || "none"})`,
+    `leases          ${f.offers} offers, ${f.leaseExpiries} lease expiries, ${f.jobRetries} retries (metrics); ${r.extraAttempts} extra attempts (database)`,
+    `settle          ${f.settleMs} ms after the chaos stopped; whole run ${(f.elapsedMs / 1000).toFixed(1)} s`,
+    `leftovers       ${f.workDirsLeftByKilledWorkers} job dirs left by killed workers; sd file GETs ${f.sdFileGets}`,
+  ];
+  return lines.join("\n");
+}

@@ -1,0 +1,138 @@
+import { Database } from "bun:sqlite";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fromJsonString } from "@bufbuild/protobuf";
+import { effectiveCliSettings, expectedOutputCount, parseModelSourceJson } from "../../contract/index.js";
+import { TaskSchema, type Task } from "../../gen/studio/v1/job_pb.js";
+import { ModelEngine, type ModelSource } from "../../gen/studio/v1/model_pb.js";
+import { SYNTHETIC_DEFAULTS, syntheticImage, syntheticText } from "../../worker/engines/synthetic.js";
+import { textOutput } from "../../worker/engines/text-output.js";
+import { fakeSdImage } from "../fixtures/fake-image.js";
+
+/** One output as a job row stores it (protobuf JSON of JobOutput). */
+export interface StoredOutput {
+  index?: number;
+  mimeType?: string;
+  sizeBytes?: string;
+  sha256?: string;
+}
+
+/** What the invariant check found: every broken rule, and counts for the figures. */
+export interface InvariantReport {
+  violations: string[];
+  jobs: number;
+  byStatus: Record<string, number>;
+  outputsChecked: number;
+  /** Attempts beyond the first, summed over jobs (each one a retry or a re-run after a lost lease). */
+  extraAttempts: number;
+  storeFiles: number;
+  /** Files in the store no job refers to (an upload that landed but whose job was never committed). */
+  orphanFiles: string[];
+}
+
+const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+
+/** The bytes the engine of `source` produces for output `index` of `task`. */
+export function expectedBytes(source: ModelSource, task: Task, index: number): Uint8Array {
+  const kind = task.kind;
+  if (kind.case === "text") return textOutput(syntheticText(kind.value)).data;
+  if (kind.case !== "image") throw new Error("task sets neither image nor text");
+  const s = effectiveCliSettings(source.cliDefaults, kind.value.overrides);
+  if (source.engine === ModelEngine.SYNTHETIC)
+    return syntheticImage(kind.value, { width: s.width ?? SYNTHETIC_DEFAULTS.width, height: s.height ?? SYNTHETIC_DEFAULTS.height }, index);
+  if (source.engine === ModelEngine.SD_CPP)
+    return fakeSdImage({ prompt: kind.value.prompt, seed: String(kind.value.seed ?? 42n), width: s.width ?? 512, height: s.height ?? 512, index });
+  throw new Error(`no expected bytes for engine ${ModelEngine[source.engine]}`);
+}
+
+/** Every file under `dir`, recursively (relative paths). */
+export function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) walk(p);
+      else out.push(p);
+    }
+  };
+  walk("");
+  return out;
+}
+
+/**
+ * Checks a stopped studio's data dir: the database (opened read-only) and the output store.
+ * `seenAtSuccess` holds the outputs a client saw when each job first reported SUCCEEDED; they must
+ * not have changed since.
+ */
+export function checkInvariants(dataDir: string, seenAtSuccess: Map<string, StoredOutput[]>): InvariantReport {
+  const violations: string[] = [];
+  const db = new Database(join(dataDir, "studio.db"), { readonly: true });
+  type Row = { id: string; status: string; task: string; modelSource: string | null; attempts: number; error: string; outputs: string; leaseId: string | null };
+  let rows: Row[];
+  try {
+    rows = db.query("SELECT id, status, task, modelSource, attempts, error, outputs, leaseId FROM graphicsJobs").all() as Row[];
+  } finally {
+    db.close();
+  }
+  const byStatus: Record<string, number> = {};
+  const referenced = new Set<string>();
+  let outputsChecked = 0;
+  let extraAttempts = 0;
+  const storeRoot = join(dataDir, "outputs");
+  for (const row of rows) {
+    byStatus[row.status] = (byStatus[row.status] ?? 0) + 1;
+    extraAttempts += Math.max(0, row.attempts - 1);
+    const where = `job ${row.id}`;
+    if (!TERMINAL.has(row.status)) {
+      violations.push(`${where} is ${row.status}, not terminal`);
+      continue;
+    }
+    const outputs = JSON.parse(row.outputs) as StoredOutput[];
+    if (row.status === "FAILED" && row.error.trim().length < 8) violations.push(`${where} FAILED without saying why (error ${JSON.stringify(row.error)})`);
+    if (row.status !== "SUCCEEDED") {
+      if (outputs.length > 0) violations.push(`${where} is ${row.status} but has ${outputs.length} outputs`);
+      continue;
+    }
+    if (row.error !== "") violations.push(`${where} SUCCEEDED with an error ${JSON.stringify(row.error)}`);
+    const task = fromJsonString(TaskSchema, row.task);
+    const source = parseModelSourceJson(row.modelSource);
+    if (!source) {
+      violations.push(`${where} has no stored model source`);
+      continue;
+    }
+    const want = expectedOutputCount(task);
+    if (outputs.length !== want) violations.push(`${where} has ${outputs.length} outputs, its task asks for ${want}`);
+    const indices = outputs.map((o) => o.index ?? 0).sort((a, b) => a - b);
+    if (indices.join() !== [...Array(outputs.length).keys()].join()) violations.push(`${where} output indices ${indices.join()} are not 0..${outputs.length - 1} once each`);
+    const seen = seenAtSuccess.get(row.id);
+    if (seen && JSON.stringify(seen) !== JSON.stringify(outputs)) violations.push(`${where} outputs changed after success: ${JSON.stringify(seen)} then ${row.outputs}`);
+    for (const o of outputs) {
+      const sha = o.sha256 ?? "";
+      referenced.add(sha);
+      const path = join(storeRoot, sha.slice(0, 2), sha);
+      if (!existsSync(path)) {
+        violations.push(`${where} output ${o.index ?? 0}: ${path} is missing`);
+        continue;
+      }
+      const bytes = readFileSync(path);
+      outputsChecked += 1;
+      if (String(statSync(path).size) !== (o.sizeBytes ?? "0")) violations.push(`${where} output ${o.index ?? 0}: size ${bytes.length}, row says ${o.sizeBytes}`);
+      const actual = createHash("sha256").update(bytes).digest("hex");
+      if (actual !== sha) violations.push(`${where} output ${o.index ?? 0}: stored bytes hash to ${actual}, row says ${sha}`);
+      const expected = expectedBytes(source, task, o.index ?? 0);
+      if (!bytes.equals(Buffer.from(expected))) violations.push(`${where} output ${o.index ?? 0}: bytes differ from what the engine makes for this seed`);
+    }
+  }
+  const stored = filesUnder(storeRoot);
+  const leftovers = stored.filter((p) => p.startsWith(".tmp/"));
+  for (const p of leftovers) violations.push(`temp file left in the output store: ${p}`);
+  const blobs = stored.filter((p) => !p.startsWith(".tmp/"));
+  for (const p of blobs) {
+    const [prefix, sha] = p.split("/");
+    if (!sha || !/^[0-9a-f]{64}$/.test(sha) || sha.slice(0, 2) !== prefix) violations.push(`unexpected file in the output store: ${p}`);
+  }
+  const orphanFiles = blobs.map((p) => p.split("/")[1] ?? p).filter((sha) => !referenced.has(sha));
+  return { violations, jobs: rows.length, byStatus, outputsChecked, extraAttempts, storeFiles: blobs.length, orphanFiles };
+}
