@@ -125,6 +125,13 @@ describe("the web admin page in headless Chromium", () => {
     await row.waitFor();
     await expectText(row, /synthetic/);
     await screenshot(page, "models-laptop");
+
+    // The server's refusal is shown, not swallowed.
+    await page.getByRole("link", { name: "New model" }).click();
+    await page.getByLabel("Model JSON").fill(JSON.stringify(goodModel));
+    await page.getByRole("button", { name: "Create model" }).click();
+    await expectText(page.locator(".server-error"), /The studio refused: already exists: .*web-synth/);
+    await nav(page, "Models").click();
   }, 30_000);
 
   test("verifies a model's files, disables and enables it, and deletes it after confirmation", async () => {
@@ -301,3 +308,18 @@ async function expectText(locator: Locator, pattern: RegExp) {
   await locator.filter({ hasText: pattern }).first().waitFor();
 }
 
+describe("an open studio (loopback, no tokens)", () => {
+  test("needs no sign-in", async () => {
+    const t = await startTestStudio();
+    const b = await launchBrowser(LAPTOP);
+    try {
+      await b.page.goto(`${t.url}/#/models`);
+      await b.page.locator('tr[data-model="synthetic"]').waitFor({ timeout: 15_000 });
+      expect(await b.page.getByRole("link", { name: "Sign in" }).count()).toBe(1);
+      expect(b.pageErrors).toEqual([]);
+    } finally {
+      await b.close();
+      await t.stop();
+    }
+  }, 30_000);
+});
