@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { desc, eq, sql } from "drizzle-orm";
+import { desc, eq } from "drizzle-orm";
 import type { StudioDb } from "../db/open.js";
 import { apiTokens } from "../db/schema.js";
 import type { Role } from "./caller.js";
@@ -121,7 +121,7 @@ export class TokenStore {
 
   /** How many tokens exist, revoked included: any row at all means auth is enforced. */
   count(): number {
-    return this.#db.orm.select({ n: sql<number>`count(*)` }).from(apiTokens).get()?.n ?? 0;
+    return this.#db.sqlite.query<{ n: number }, []>("SELECT count(*) AS n FROM apiTokens").get()?.n ?? 0;
   }
 
   /** Marks a token revoked; revoking twice is an error so that scripts notice typos in ids. */
@@ -141,7 +141,10 @@ export class TokenStore {
    */
   authenticate(secret: string): TokenRecord | undefined {
     const hash = hashSecret(secret);
-    const row = this.#db.orm.select().from(apiTokens).where(eq(apiTokens.secretHash, hash)).get();
+    // On every RPC: a statement bun:sqlite prepares once and caches, not a query built each time.
+    const row = this.#db.sqlite
+      .query<typeof apiTokens.$inferSelect, [string]>("SELECT * FROM apiTokens WHERE secretHash = ?")
+      .get(hash);
     if (!row) return undefined;
     const a = Buffer.from(row.secretHash, "hex");
     const b = Buffer.from(hash, "hex");
@@ -149,7 +152,7 @@ export class TokenStore {
     const token = toRecord(row);
     const now = this.#now();
     if (token.revokedAt === null && (token.lastUsedAt === null || now - token.lastUsedAt >= this.#touchIntervalMs)) {
-      this.#db.orm.update(apiTokens).set({ lastUsedAt: now }).where(eq(apiTokens.id, token.id)).run();
+      this.#db.sqlite.query("UPDATE apiTokens SET lastUsedAt = ? WHERE id = ?").run(now, token.id);
       token.lastUsedAt = now;
     }
     return token;
