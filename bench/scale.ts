@@ -10,7 +10,7 @@
  * heartbeat interval), then offer latency with jobs flowing (`--window` creates in flight).
  *
  *   bun bench/scale.ts [--workers 1000] [--processes 2] [--per-connection 1] [--idle-seconds 25]
- *                      [--jobs 3000] [--window 16] [--rate 50] [--smoke]
+ *                      [--jobs 3000] [--window 16] [--rate 50] [--smoke] [--cpu-prof DIR]
  *
  * Jobs flow twice: closed loop (`--window` creates in flight, as fast as the studio takes them;
  * this is the figure held against the goal) and open loop at a fixed `--rate` (a third as many jobs).
@@ -38,6 +38,7 @@ const { values: args } = parseArgs({
     window: { type: "string", default: "16" },
     rate: { type: "string", default: "50" },
     "studio-log-level": { type: "string", default: "info" },
+    "cpu-prof": { type: "string" },
   },
 });
 const smoke = args.smoke!;
@@ -49,7 +50,10 @@ const jobs = Number(args.jobs ?? (smoke ? 20 : 3000));
 const window = Number(args.window);
 const rate = Number(args.rate);
 
-const studio = await startStudioProcess({ logLevel: args["studio-log-level"] });
+const studio = await startStudioProcess({
+  logLevel: args["studio-log-level"],
+  ...(args["cpu-prof"] ? { bunArgs: ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`, "--cpu-prof-md"] } : {}),
+});
 const figures: Figure[] = [];
 try {
   const rssBefore = rssBytes(studio.pid);
