@@ -16,6 +16,7 @@ import {
   WorkerProcess,
   alive,
   buildWorkerBinary,
+  removeWorkerBinary,
   readOutput,
   recordedPids,
   sha256Hex,
@@ -137,6 +138,7 @@ afterAll(async () => {
   await t?.stop();
   files?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
+  removeWorkerBinary();
 }, HOOK_TIMEOUT_MS);
 
 describe("the compiled worker against a real studio", () => {

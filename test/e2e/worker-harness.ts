@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import type { Client } from "@connectrpc/connect";
@@ -6,16 +7,32 @@ import { JobStatus, type Job } from "../../gen/studio/v1/job_pb.js";
 import type { JobService } from "../../gen/studio/v1/job_service_pb.js";
 
 export const REPO = resolve(import.meta.dir, "../..");
-export const WORKER_BINARY = join(REPO, "dist/studio-worker");
+let privateDir: string | undefined;
 
-let built = false;
+/** This run's copy of dist/studio-worker: another suite rebuilding dist/ cannot swap it under a running test. */
+export function workerBinary(): string {
+  if (!privateDir) throw new Error("buildWorkerBinary() first");
+  return join(privateDir, "studio-worker");
+}
 
-/** Compiles the worker once per test run (the e2e tests run the binary operators get). */
+/**
+ * Compiles the worker with the project's own `bun run build:worker` (the binary operators get,
+ * into dist/studio-worker) and copies it to a private temp dir; call removeWorkerBinary in afterAll.
+ */
 export function buildWorkerBinary(): void {
-  if (built) return;
-  built = true;
+  if (privateDir) return;
   const r = Bun.spawnSync(["bun", "run", "build:worker"], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`bun run build:worker failed: ${r.stderr.toString()}`);
+  const dir = mkdtempSync(join(tmpdir(), "studio-worker-bin-"));
+  copyFileSync(join(REPO, "dist/studio-worker"), join(dir, "studio-worker"));
+  chmodSync(join(dir, "studio-worker"), 0o755);
+  privateDir = dir;
+}
+
+/** Removes the private copy. */
+export function removeWorkerBinary(): void {
+  if (privateDir) rmSync(privateDir, { recursive: true, force: true });
+  privateDir = undefined;
 }
 
 export const sha256Hex = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
@@ -74,7 +91,7 @@ export class WorkerProcess {
   private waiters: Array<{ match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
 
   constructor(args: string[], env: Record<string, string> = {}) {
-    this.proc = Bun.spawn([WORKER_BINARY, ...args], {
+    this.proc = Bun.spawn([workerBinary(), ...args], {
       env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
       stdout: "pipe",
       stderr: "pipe",

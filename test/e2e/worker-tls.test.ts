@@ -8,7 +8,7 @@ import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { TokenRole, TokenService } from "../../gen/studio/v1/token_service_pb.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
-import { WorkerProcess, buildWorkerBinary, watchJob } from "./worker-harness.js";
+import { WorkerProcess, buildWorkerBinary, removeWorkerBinary, watchJob } from "./worker-harness.js";
 
 /** Explicit: real processes on a loaded 2-core machine can take longer than bun's 5 s default. */
 const TEST_TIMEOUT_MS = 30_000;
@@ -41,6 +41,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
+  removeWorkerBinary();
 }, HOOK_TIMEOUT_MS);
 
 const args = (name: string, extra: string[]) => [
