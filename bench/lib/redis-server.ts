@@ -9,8 +9,8 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-/** Where Debian's redis-server package puts the binary; REDIS_SERVER overrides it. */
-export const REDIS_SERVER_BIN = process.env.REDIS_SERVER ?? "/usr/bin/redis-server";
+/** REDIS_SERVER, else redis-server on PATH, else where Debian's package puts it. */
+export const REDIS_SERVER_BIN = process.env.REDIS_SERVER ?? Bun.which("redis-server") ?? "/usr/bin/redis-server";
 
 /**
  * Starts redis-server on a free loopback port with persistence off (`--save ""`, `--appendonly no`):
