@@ -39,7 +39,7 @@ describe("PNG encoding", () => {
 
   test("a flipped byte is caught as a bad CRC", () => {
     const png = encodePng(2, 2, new Uint8Array(12).fill(9));
-    png[20] ^= 1;
+    png[20] = png[20]! ^ 1;
     expect(pngProblem(png)).toBe("has a bad CRC in the IHDR chunk");
   });
 });
