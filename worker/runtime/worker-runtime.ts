@@ -152,6 +152,7 @@ export class WorkerRuntime implements SessionHandlers {
     void job.run().then(({ outcome, message }) => {
       this.jobs.delete(offer.leaseId);
       logger.info({ jobId: offer.jobId, outcome, message }, "job ended");
+      void this.cacheChanged();
       if (this.jobs.size === 0) for (const f of this.finished.splice(0)) f();
     });
   }
