@@ -14,7 +14,7 @@ const PHONE = { width: 390, height: 844 };
 const LAPTOP = { width: 1280, height: 800 };
 
 const badModel = {
-  name: "bad-files",
+  name: "bad files!",
   source: {
     engine: "sd-cpp",
     files: [{ role: "model", url: "http://127.0.0.1:9/m.gguf", filename: "../escape.gguf" }],
@@ -114,8 +114,10 @@ describe("the web admin page in headless Chromium", () => {
     const filename = page.getByLabel("File name");
     await expectText(page.locator(`#${await filename.getAttribute("id")}-error`), /must be a bare file name/);
     expect(await filename.getAttribute("aria-invalid")).toBe("true");
+    const name = page.getByLabel("Name", { exact: true });
+    await expectText(page.locator(`#${await name.getAttribute("id")}-error`), /must start with a letter or digit/);
     await page.getByRole("button", { name: "Create model" }).click();
-    await expectText(page.locator("#status"), /Not saved: 1 problem/);
+    await expectText(page.locator("#status"), /Not saved: 2 problems/);
     await screenshot(page, "model-form-laptop");
 
     await json.fill(JSON.stringify(goodModel));

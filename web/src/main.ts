@@ -30,6 +30,7 @@ function start() {
   const app = new App(api, document.getElementById("status")!);
   const sessionBox = document.getElementById("session")!;
   let cleanup: void | (() => void);
+  let navigated = false;
 
   const renderSession = () => {
     replace(
@@ -67,6 +68,9 @@ function start() {
     if (route.path[0] !== "login") app.announce("");
     renderSession();
     replace(main);
+    // Screen readers and keyboards start at the new content; a view may move focus further (login does).
+    if (navigated) main.focus({ preventScroll: true });
+    navigated = true;
     cleanup = pick(route.path)(app, main, route);
   };
 

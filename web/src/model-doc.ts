@@ -6,6 +6,8 @@ import {
   modelSourceToJsonValue,
   type ModelSourceJson,
 } from "../../contract/model-source.js";
+// The registry's own name rule (it has no Node dependencies), so the page and the server agree.
+import { modelNameProblem } from "../../server/registry/model-name.js";
 
 /**
  * The import/export document for one model: its name, description, enabled flag
@@ -20,14 +22,11 @@ export interface ModelDoc {
   source: ModelSourceJson;
 }
 
-const NAME_MAX = 128;
-
 const DocShape = z.strictObject({
-  name: z
-    .string()
-    .trim()
-    .min(1, { message: "must not be empty" })
-    .max(NAME_MAX, { message: `must be at most ${NAME_MAX} characters` }),
+  name: z.string().superRefine((name, ctx) => {
+    const why = modelNameProblem(name);
+    if (why) ctx.addIssue({ code: "custom", message: why });
+  }),
   description: z.string().max(4096).default(""),
   enabled: z.boolean().default(true),
   source: z.unknown(),

@@ -70,13 +70,36 @@ export const jobsView: View = (app, main, route) => {
 
   const visible = (job: Job) => status === undefined || job.status === (status as JobStatus);
 
+  /** Rows by job id with the job they show; a changed job's cells are swapped in place so focus on its link survives. */
+  const rows = new Map<string, { job: Job; row: HTMLTableRowElement }>();
+  const rowOf = (job: Job) => {
+    const had = rows.get(job.id);
+    if (had?.job === job) return had.row;
+    const fresh = rowFor(job);
+    if (!had) {
+      rows.set(job.id, { job, row: fresh });
+      return fresh;
+    }
+    const cells = [...fresh.cells];
+    for (let c = 1; c < cells.length; c++) had.row.cells[c]!.replaceWith(cells[c]!);
+    had.job = job;
+    return had.row;
+  };
+
   const render = () => {
     const list = [...jobs.values()].filter(visible).sort((a, b) => millis(b.createTime) - millis(a.createTime) || b.id.localeCompare(a.id)).slice(0, MAX_ROWS);
     if (list.length === 0) {
+      rows.clear();
       replace(tbody, h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No jobs match.")));
       return;
     }
-    replace(tbody, list.map(rowFor));
+    const wanted = list.map(rowOf);
+    const keep = new Set(wanted);
+    for (const [id, r] of rows) if (!keep.has(r.row)) rows.delete(id);
+    for (const child of [...tbody.children]) if (!keep.has(child as HTMLTableRowElement)) child.remove();
+    wanted.forEach((row, i) => {
+      if (tbody.children[i] !== row) tbody.insertBefore(row, tbody.children[i] ?? null);
+    });
   };
 
   let pending = false;
