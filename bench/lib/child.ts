@@ -16,7 +16,11 @@ export interface Child<In, Out> {
 interface Waiter<Out> {
   match: (m: Out) => boolean;
   resolve: (m: Out) => void;
+  reject: (err: Error) => void;
 }
+
+/** Messages nobody waited for are kept for a later waitFor, up to this many (progress reports pile up). */
+const INBOX_LIMIT = 1000;
 
 /**
  * Spawns `argv` (no shell) with Bun's IPC channel. stdout is passed through to ours unless
@@ -27,9 +31,8 @@ export function spawnChild<In, Out>(
   { env, quiet = true, cwd }: { env?: Record<string, string>; quiet?: boolean; cwd?: string } = {},
 ): Child<In, Out> {
   const inbox: Out[] = [];
-  const waiters: Waiter<Out>[] = [];
+  let waiters: Waiter<Out>[] = [];
   let exitError: Error | undefined;
-  const failWaiters: Array<(err: Error) => void> = [];
   const child: Child<In, Out> = {
     pid: 0,
     proc: undefined as unknown as Subprocess,
@@ -39,19 +42,22 @@ export function spawnChild<In, Out>(
       if (i >= 0) return Promise.resolve(inbox.splice(i, 1)[0] as T);
       if (exitError) return Promise.reject(exitError);
       return new Promise<T>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${argv.join(" ")}: no matching message within ${timeoutMs} ms`)), timeoutMs);
         const waiter: Waiter<Out> = {
           match,
           resolve: (m) => {
             clearTimeout(timer);
             resolve(m as T);
           },
+          reject: (err) => {
+            clearTimeout(timer);
+            reject(err);
+          },
         };
+        const timer = setTimeout(() => {
+          waiters = waiters.filter((w) => w !== waiter);
+          reject(new Error(`${argv.join(" ")}: no matching message within ${timeoutMs} ms`));
+        }, timeoutMs);
         waiters.push(waiter);
-        failWaiters.push((err) => {
-          clearTimeout(timer);
-          reject(err);
-        });
       });
     },
     async stop(graceMs = 5000) {
@@ -72,10 +78,8 @@ export function spawnChild<In, Out>(
     ipc(message: Out) {
       child.onMessage?.(message);
       const w = waiters.findIndex((x) => x.match(message));
-      if (w >= 0) {
-        waiters.splice(w, 1)[0]!.resolve(message);
-        failWaiters.splice(w, 1);
-      } else inbox.push(message);
+      if (w >= 0) waiters.splice(w, 1)[0]!.resolve(message);
+      else if (inbox.push(message) > INBOX_LIMIT) inbox.shift();
     },
     serialization: "advanced",
   });
@@ -86,8 +90,7 @@ export function spawnChild<In, Out>(
   void proc.exited.then((code) => {
     process.off("exit", onExit);
     exitError = new Error(`${argv.join(" ")} exited with ${code ?? proc.signalCode}`);
-    for (const fail of failWaiters.splice(0)) fail(exitError);
-    waiters.splice(0);
+    for (const w of waiters.splice(0)) w.reject(exitError);
   });
   return child;
 }
