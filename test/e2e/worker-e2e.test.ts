@@ -277,7 +277,7 @@ describe("the compiled worker against a real studio", () => {
     expect(a.lines.some((l) => l.msg === "draining: no new jobs")).toBe(true);
   }, TEST_TIMEOUT_MS);
 
-  test("a second signal stops at once: the job's process group is killed and the job goes back to the queue", async () => {
+  test("a second signal stops at once: exit 130, the job's process group is killed", async () => {
     const c = new WorkerProcess(
       workerArgs("e2e-c", ["--engines", "sd-cpp", "--drain-grace-seconds", "600"]),
       { FAKE_SD_CHILD_PID_FILE: join(dir, "sd-child-c.pid") },
