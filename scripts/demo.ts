@@ -118,8 +118,11 @@ try {
   if (args["exit-when-done"]) await shutdown(failed === 0 ? 0 : 1);
   else console.log("Ctrl-C to stop.");
 } catch (err) {
-  console.error(`demo: ${err instanceof Error ? err.message : String(err)}`);
-  await shutdown(1);
+  // An interrupted watch is the Ctrl-C path, already stopping; anything else is a real failure.
+  if (!stopping) {
+    console.error(`demo: ${err instanceof Error ? err.message : String(err)}`);
+    await shutdown(1);
+  }
 }
 
 /** Waits until the studio lists the worker (its session is up), for at most 60 s. */
