@@ -56,20 +56,25 @@ describe("the web admin page in headless Chromium", () => {
       hostname: "127.0.0.1",
       port: 0,
       fetch: (req) =>
-        new URL(req.url).pathname === "/tiny.gguf" ? new Response(new Uint8Array(4096)) : new Response("no", { status: 404 }),
+        new URL(req.url).pathname === "/tiny.gguf"
+          ? new Response(new Uint8Array(4096))
+          : new Response("no", { status: 404 }),
     });
     const adminTransport = t.connectTransport({ headers: { authorization: `Bearer ${ADMIN}` } });
     admin = t.client(JobService, adminTransport);
-    const { secret } = await t.client(TokenService, adminTransport).createToken({ name: "web worker", role: TokenRole.WORKER });
+    const { secret } = await t
+      .client(TokenService, adminTransport)
+      .createToken({ name: "web worker", role: TokenRole.WORKER });
     worker = startSlowSyntheticWorker({ server: t.url, token: secret, name: WORKER_NAME, stepMs: 100 });
     b = await launchBrowser(LAPTOP);
     page = b.page;
     page.setDefaultTimeout(15_000);
     // The worker's session is up once ListWorkers shows it; the page's Workers view reads the same list.
     const workers = t.client(WorkerService, adminTransport);
-    for (const deadline = Date.now() + 15_000; ; ) {
+    for (const deadline = Date.now() + 15_000; ;) {
       if ((await workers.listWorkers({})).workers.some((w) => w.name === WORKER_NAME)) break;
-      if (Date.now() > deadline || worker.proc.exitCode !== null) throw new Error(`worker did not connect:\n${worker.output()}`);
+      if (Date.now() > deadline || worker.proc.exitCode !== null)
+        throw new Error(`worker did not connect:\n${worker.output()}`);
       await Bun.sleep(50);
     }
   }, 30_000);
@@ -86,7 +91,10 @@ describe("the web admin page in headless Chromium", () => {
     try {
       await step();
     } catch (err) {
-      const jobs = (await admin.listJobs({})).jobs.map((j) => `${j.id} status=${j.status} attempts=${j.attempts} worker=${j.workerName} step=${j.progress?.step ?? "-"} error=${j.error}`);
+      const jobs = (await admin.listJobs({})).jobs.map(
+        (j) =>
+          `${j.id} status=${j.status} attempts=${j.attempts} worker=${j.workerName} step=${j.progress?.step ?? "-"} error=${j.error}`,
+      );
       throw new Error(`${(err as Error).message}\njobs:\n${jobs.join("\n")}\nworker output:\n${worker.output()}`);
     }
   }
@@ -141,15 +149,16 @@ describe("the web admin page in headless Chromium", () => {
       name: "verify-me",
       source: {
         engine: "llama-cpp",
-        files: [
-          { role: "model", url: `${files.url}tiny.gguf`, filename: "tiny.gguf", approxBytes: 4096 },
-        ],
+        files: [{ role: "model", url: `${files.url}tiny.gguf`, filename: "tiny.gguf", approxBytes: 4096 }],
       },
     };
     await page.getByRole("link", { name: "New model" }).click();
     await page.getByLabel("Model JSON").fill(JSON.stringify(doc));
     await page.getByRole("button", { name: "Verify files" }).click();
-    await expectText(page.locator(".model-edit .verify"), /tiny\.gguf: reachable \(HTTP 200\), size 4\.0 KiB vs approx 4\.0 KiB/);
+    await expectText(
+      page.locator(".model-edit .verify"),
+      /tiny\.gguf: reachable \(HTTP 200\), size 4\.0 KiB vs approx 4\.0 KiB/,
+    );
     await page.getByRole("button", { name: "Create model" }).click();
     const row = page.locator('tr[data-model="verify-me"]');
     await row.waitFor();
@@ -234,7 +243,9 @@ describe("the web admin page in headless Chromium", () => {
       await page.getByLabel("Steps").fill("200");
       await page.getByRole("button", { name: "Create job" }).click();
       await page.getByRole("heading", { name: /^Job / }).waitFor();
-      await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>(".job-head progress")?.value ?? 0) > 0);
+      await page.waitForFunction(
+        () => (document.querySelector<HTMLProgressElement>(".job-head progress")?.value ?? 0) > 0,
+      );
 
       await page.getByRole("button", { name: "Cancel job" }).click();
       const dialog = page.getByRole("dialog");
@@ -251,7 +262,9 @@ describe("the web admin page in headless Chromium", () => {
         const s = document.querySelector(".job-head [data-status]")?.getAttribute("data-status");
         return s === "queued" || s === "offered" || s === "running";
       });
-      await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>(".job-head progress")?.value ?? 0) > 0);
+      await page.waitForFunction(
+        () => (document.querySelector<HTMLProgressElement>(".job-head progress")?.value ?? 0) > 0,
+      );
       await expectText(page.locator("ol.timeline"), /seen cancelled/);
     });
   }, 30_000);
@@ -260,9 +273,14 @@ describe("the web admin page in headless Chromium", () => {
     await withDiagnosis(async () => {
       await nav(page, "Jobs").click();
       // A second job waits behind the running one, as on a busy studio.
-      await admin.createJob({ model: "web-synth", task: { kind: { case: "image", value: { prompt: "next in line" } } } });
+      await admin.createJob({
+        model: "web-synth",
+        task: { kind: { case: "image", value: { prompt: "next in line" } } },
+      });
       await page.locator('tr[data-job] [data-status="queued"]').waitFor();
-      await page.waitForFunction(() => (document.querySelector<HTMLProgressElement>("tbody progress")?.value ?? 0) >= 70);
+      await page.waitForFunction(
+        () => (document.querySelector<HTMLProgressElement>("tbody progress")?.value ?? 0) >= 70,
+      );
       await screenshot(page, "jobs-laptop");
       await page.getByLabel("Status").selectOption("succeeded");
       await page.waitForFunction(() => {

@@ -14,7 +14,12 @@ export interface WorkerProcess {
 }
 
 /** Starts the slow synthetic worker (argv array, no shell) against a studio. */
-export function startSlowSyntheticWorker(opts: { server: string; token: string; name: string; stepMs: number }): WorkerProcess {
+export function startSlowSyntheticWorker(opts: {
+  server: string;
+  token: string;
+  name: string;
+  stepMs: number;
+}): WorkerProcess {
   const dir = mkdtempSync(join(tmpdir(), "studio-web-worker-"));
   const proc = Bun.spawn(
     [

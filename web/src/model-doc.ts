@@ -1,11 +1,7 @@
 import { z } from "zod";
 import type { Model } from "../../gen/studio/v1/model_pb.js";
 import { issuesFromZod, type ValidationIssue } from "../../contract/issues.js";
-import {
-  checkModelSourceJson,
-  modelSourceToJsonValue,
-  type ModelSourceJson,
-} from "../../contract/model-source.js";
+import { checkModelSourceJson, modelSourceToJsonValue, type ModelSourceJson } from "../../contract/model-source.js";
 // The registry's own name rule (it has no Node dependencies), so the page and the server agree.
 import { modelNameProblem } from "../../server/registry/model-name.js";
 
@@ -42,8 +38,7 @@ export function checkModelDoc(value: unknown): { ok: true; doc: ModelDoc } | { o
   } else {
     const source = checkModelSourceJson(rawSource, "source");
     if (!source.ok) issues.push(...source.issues);
-    else if (shape.success && issues.length === 0)
-      return { ok: true, doc: { ...shape.data, source: source.value } };
+    else if (shape.success && issues.length === 0) return { ok: true, doc: { ...shape.data, source: source.value } };
   }
   return { ok: false, issues };
 }
@@ -64,7 +59,10 @@ export function parseModelDocs(text: string): { docs: ModelDoc[]; issues: Valida
     if (checked.ok) docs.push(checked.doc);
     else
       issues.push(
-        ...checked.issues.map((issue) => ({ ...issue, path: Array.isArray(raw) ? `[${i}].${issue.path}` : issue.path })),
+        ...checked.issues.map((issue) => ({
+          ...issue,
+          path: Array.isArray(raw) ? `[${i}].${issue.path}` : issue.path,
+        })),
       );
   });
   return { docs, issues };

@@ -30,8 +30,16 @@ export const jobCreateView: View = (app, main, route) => {
   const taskBox = h("div");
   const serverError = h("p", { class: "server-error", role: "alert" });
   const modelSel = field("Model", h("select", { name: "model", required: true }));
-  const priority = field("Priority", h("input", { type: "number", name: "priority", step: 1, value: "0" }), "Higher runs first.");
-  const maxAttempts = field("Max attempts", h("input", { type: "number", name: "maxAttempts", min: 0, max: 100, step: 1, value: "0" }), "0: the studio's default.");
+  const priority = field(
+    "Priority",
+    h("input", { type: "number", name: "priority", step: 1, value: "0" }),
+    "Higher runs first.",
+  );
+  const maxAttempts = field(
+    "Max attempts",
+    h("input", { type: "number", name: "maxAttempts", min: 0, max: 100, step: 1, value: "0" }),
+    "0: the studio's default.",
+  );
   const reg = (path: string, f: ReturnType<typeof field>) => {
     controls.set(path, { control: f.control, error: f.error });
     return f.row;
@@ -50,16 +58,33 @@ export const jobCreateView: View = (app, main, route) => {
   const renderTask = () => {
     for (const k of [...controls.keys()]) if (k.startsWith("task.")) controls.delete(k);
     const m = current();
-    if (!m) return replace(taskBox, h("p", { class: "muted" }, models.length ? "Pick a model." : "No enabled models: add one on the Models page first."));
+    if (!m)
+      return replace(
+        taskBox,
+        h(
+          "p",
+          { class: "muted" },
+          models.length ? "Pick a model." : "No enabled models: add one on the Models page first.",
+        ),
+      );
     const kindRow = engine() === ModelEngine.SYNTHETIC ? kindSel.row : null;
     if (isText()) {
       return replace(
         taskBox,
         kindRow,
         reg("task.text.prompt", field("Prompt", h("textarea", { name: "prompt", rows: 4 }))),
-        reg("task.text.max_tokens", field("Max tokens", h("input", { type: "number", name: "maxTokens", min: 1, step: 1 }))),
-        reg("task.text.temperature", field("Temperature", h("input", { type: "number", name: "temperature", min: 0, max: 5, step: "any" }))),
-        reg("task.text.seed", field("Seed", h("input", { type: "number", name: "seed", min: 0, step: 1 }), "Empty: the studio picks one.")),
+        reg(
+          "task.text.max_tokens",
+          field("Max tokens", h("input", { type: "number", name: "maxTokens", min: 1, step: 1 })),
+        ),
+        reg(
+          "task.text.temperature",
+          field("Temperature", h("input", { type: "number", name: "temperature", min: 0, max: 5, step: "any" })),
+        ),
+        reg(
+          "task.text.seed",
+          field("Seed", h("input", { type: "number", name: "seed", min: 0, step: 1 }), "Empty: the studio picks one."),
+        ),
       );
     }
     const d = m.source?.cliDefaults;
@@ -71,8 +96,17 @@ export const jobCreateView: View = (app, main, route) => {
       h(
         "div",
         { class: "grid" },
-        reg("task.image.seed", field("Seed", h("input", { type: "number", name: "seed", min: 0, step: 1 }), "Empty: the studio picks one.")),
-        reg("task.image.batch_count", field("Batch count", h("input", { type: "number", name: "batchCount", min: 1, max: 16, step: 1, value: "1" }))),
+        reg(
+          "task.image.seed",
+          field("Seed", h("input", { type: "number", name: "seed", min: 0, step: 1 }), "Empty: the studio picks one."),
+        ),
+        reg(
+          "task.image.batch_count",
+          field(
+            "Batch count",
+            h("input", { type: "number", name: "batchCount", min: 1, max: 16, step: 1, value: "1" }),
+          ),
+        ),
       ),
       h(
         "fieldset",
@@ -80,13 +114,31 @@ export const jobCreateView: View = (app, main, route) => {
         h("legend", {}, "Overrides (start at the model's defaults)"),
         OVERRIDES.map((o) => {
           const v = d?.[o.key];
-          return reg(`task.image.overrides.${o.key}`, field(o.label, h("input", { type: "number", name: o.key, step: o.step, min: 0, value: v === undefined ? "" : String(v), "data-default": v === undefined ? "" : String(v) })));
+          return reg(
+            `task.image.overrides.${o.key}`,
+            field(
+              o.label,
+              h("input", {
+                type: "number",
+                name: o.key,
+                step: o.step,
+                min: 0,
+                value: v === undefined ? "" : String(v),
+                "data-default": v === undefined ? "" : String(v),
+              }),
+            ),
+          );
         }),
         reg(
           "task.image.overrides.samplingMethod",
           field(
             "Sampling method",
-            h("select", { name: "samplingMethod", "data-default": d?.samplingMethod ?? "" }, h("option", { value: "" }, "(model default)"), SAMPLING_METHODS.map((s) => h("option", { value: s, selected: s === d?.samplingMethod }, s))),
+            h(
+              "select",
+              { name: "samplingMethod", "data-default": d?.samplingMethod ?? "" },
+              h("option", { value: "" }, "(model default)"),
+              SAMPLING_METHODS.map((s) => h("option", { value: s, selected: s === d?.samplingMethod }, s)),
+            ),
           ),
         ),
       ),
@@ -152,7 +204,12 @@ export const jobCreateView: View = (app, main, route) => {
       return;
     }
     try {
-      const res = await app.api.jobs.createJob({ model: m.name, task, priority: num(priority.control) ?? 0, maxAttempts: num(maxAttempts.control) ?? 0 });
+      const res = await app.api.jobs.createJob({
+        model: m.name,
+        task,
+        priority: num(priority.control) ?? 0,
+        maxAttempts: num(maxAttempts.control) ?? 0,
+      });
       app.navigate(`#/jobs/${encodeURIComponent(res.job!.id)}`);
       app.announce(`Job ${res.job!.id} queued.`);
     } catch (err) {
@@ -180,7 +237,10 @@ export const jobCreateView: View = (app, main, route) => {
   void guarded(app, "Listing models", () => app.api.registry.listModels({ enabledOnly: true })).then((res) => {
     models = res?.models ?? [];
     const wanted = route.query.get("model");
-    replace(modelSel.control, models.map((m) => h("option", { value: m.name, selected: m.name === wanted }, m.name)));
+    replace(
+      modelSel.control,
+      models.map((m) => h("option", { value: m.name, selected: m.name === wanted }, m.name)),
+    );
     renderTask();
   });
 };

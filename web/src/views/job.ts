@@ -44,14 +44,24 @@ export const jobView: View = (app, main, route) => {
   };
 
   const cancel = async () => {
-    if (!(await app.confirm(`Cancel job ${id}?`, "A running job is stopped on its worker; Retry queues it again later.", "Cancel job"))) return;
+    if (
+      !(await app.confirm(
+        `Cancel job ${id}?`,
+        "A running job is stopped on its worker; Retry queues it again later.",
+        "Cancel job",
+      ))
+    )
+      return;
     await act("Cancelling", () => app.api.jobs.cancelJob({ jobId: id }));
   };
 
   const promoteBox = () => {
     const sel = field("Promote to model", h("select", { name: "promoteModel" }));
     void guarded(app, "Listing models", () => app.api.registry.listModels({ enabledOnly: true })).then((res) => {
-      replace(sel.control, (res?.models ?? []).filter((m) => m.name !== job?.model).map((m) => h("option", { value: m.name }, m.name)));
+      replace(
+        sel.control,
+        (res?.models ?? []).filter((m) => m.name !== job?.model).map((m) => h("option", { value: m.name }, m.name)),
+      );
     });
     return h(
       "form",
@@ -60,7 +70,12 @@ export const jobView: View = (app, main, route) => {
         "aria-label": "Promote",
         onsubmit: (e: Event) => {
           e.preventDefault();
-          if (sel.control.value) void act(`Promoting to ${sel.control.value}`, () => app.api.jobs.promoteJob({ jobId: id, model: sel.control.value }), true);
+          if (sel.control.value)
+            void act(
+              `Promoting to ${sel.control.value}`,
+              () => app.api.jobs.promoteJob({ jobId: id, model: sel.control.value }),
+              true,
+            );
         },
       },
       sel.row,
@@ -73,8 +88,13 @@ export const jobView: View = (app, main, route) => {
     const prev = job;
     job = next;
     const phase = next.progress?.phase ? PHASE_NAMES[next.progress.phase] : "";
-    if (!prev || prev.status !== next.status) seen.push({ at: new Date(), what: `seen ${STATUS_NAMES[next.status]}${next.workerName ? ` on ${next.workerName}` : ""}` });
-    else if (phase && (prev.progress?.phase ?? 0) !== next.progress?.phase) seen.push({ at: new Date(), what: `phase ${phase}` });
+    if (!prev || prev.status !== next.status)
+      seen.push({
+        at: new Date(),
+        what: `seen ${STATUS_NAMES[next.status]}${next.workerName ? ` on ${next.workerName}` : ""}`,
+      });
+    else if (phase && (prev.progress?.phase ?? 0) !== next.progress?.phase)
+      seen.push({ at: new Date(), what: `phase ${phase}` });
     headline.textContent = `Status: ${STATUS_NAMES[next.status]}${phase && phase !== "running" && next.status === JobStatus.RUNNING ? ` (${phase})` : ""}.`;
     render();
   };
@@ -86,7 +106,17 @@ export const jobView: View = (app, main, route) => {
       "div",
       { class: "actions" },
       isActive(j.status) ? h("button", { type: "button", class: "danger", onclick: cancel }, "Cancel job") : null,
-      j.status === JobStatus.FAILED || j.status === JobStatus.CANCELLED ? h("button", { type: "button", class: "primary", onclick: () => act("Retrying", () => app.api.jobs.retryJob({ jobId: id })) }, "Retry job") : null,
+      j.status === JobStatus.FAILED || j.status === JobStatus.CANCELLED
+        ? h(
+            "button",
+            {
+              type: "button",
+              class: "primary",
+              onclick: () => act("Retrying", () => app.api.jobs.retryJob({ jobId: id })),
+            },
+            "Retry job",
+          )
+        : null,
     );
     replace(
       body,
@@ -103,7 +133,9 @@ export const jobView: View = (app, main, route) => {
             "dl",
             {},
             dl("Model", h("a", { href: `#/models/${encodeURIComponent(j.model)}` }, j.model)),
-            j.promotedFrom ? dl("Promoted from", h("a", { href: `#/jobs/${encodeURIComponent(j.promotedFrom)}` }, j.promotedFrom)) : null,
+            j.promotedFrom
+              ? dl("Promoted from", h("a", { href: `#/jobs/${encodeURIComponent(j.promotedFrom)}` }, j.promotedFrom))
+              : null,
             t?.case === "image"
               ? [
                   dl("Kind", "image"),
@@ -114,7 +146,13 @@ export const jobView: View = (app, main, route) => {
                   dl("Overrides", JSON.stringify(cliDefaultsToJson(t.value.overrides))),
                 ]
               : t?.case === "text"
-                ? [dl("Kind", "text"), t.value.prompt ? dl("Prompt", t.value.prompt) : dl("Messages", t.value.messages.map((m) => `${m.role}: ${m.content}`).join("\n")), t.value.maxTokens !== undefined ? dl("Max tokens", String(t.value.maxTokens)) : null]
+                ? [
+                    dl("Kind", "text"),
+                    t.value.prompt
+                      ? dl("Prompt", t.value.prompt)
+                      : dl("Messages", t.value.messages.map((m) => `${m.role}: ${m.content}`).join("\n")),
+                    t.value.maxTokens !== undefined ? dl("Max tokens", String(t.value.maxTokens)) : null,
+                  ]
                 : dl("Kind", "none"),
             dl("Priority", String(j.priority)),
             dl("Attempts", `${j.attempts} of ${j.maxAttempts}`),
@@ -129,9 +167,31 @@ export const jobView: View = (app, main, route) => {
           h("h2", { id: "source-title" }, "Model source"),
           j.modelSource
             ? [
-                h("p", {}, `${engineName(j.modelSource.engine) ?? "unknown engine"}, ${j.modelSource.files.length} file${j.modelSource.files.length === 1 ? "" : "s"}`),
-                j.modelSource.files.length ? h("ul", { class: "plain" }, j.modelSource.files.map((f) => h("li", {}, h("code", {}, f.filename), h("div", { class: "muted" }, `${roleName(f.role) ?? "?"} · ${formatBytes(f.approxBytes)}`)))) : null,
-                h("details", {}, h("summary", {}, "Source JSON"), h("pre", { class: "code" }, JSON.stringify(modelSourceToJsonValue(j.modelSource), null, 2))),
+                h(
+                  "p",
+                  {},
+                  `${engineName(j.modelSource.engine) ?? "unknown engine"}, ${j.modelSource.files.length} file${j.modelSource.files.length === 1 ? "" : "s"}`,
+                ),
+                j.modelSource.files.length
+                  ? h(
+                      "ul",
+                      { class: "plain" },
+                      j.modelSource.files.map((f) =>
+                        h(
+                          "li",
+                          {},
+                          h("code", {}, f.filename),
+                          h("div", { class: "muted" }, `${roleName(f.role) ?? "?"} · ${formatBytes(f.approxBytes)}`),
+                        ),
+                      ),
+                    )
+                  : null,
+                h(
+                  "details",
+                  {},
+                  h("summary", {}, "Source JSON"),
+                  h("pre", { class: "code" }, JSON.stringify(modelSourceToJsonValue(j.modelSource), null, 2)),
+                ),
               ]
             : h("p", { class: "muted" }, "This job carries no resolved source."),
           h("h2", {}, "Timeline"),
@@ -140,9 +200,20 @@ export const jobView: View = (app, main, route) => {
             { class: "timeline" },
             h("li", {}, h("time", {}, formatTime(j.createTime)), " created"),
             seen.map((e) => h("li", {}, h("time", {}, e.at.toLocaleString()), ` ${e.what}`)),
-            j.progress?.updateTime ? h("li", {}, h("time", {}, formatTime(j.progress.updateTime)), ` last progress${j.progress.message ? `: ${j.progress.message}` : ""}`) : null,
-            j.leaseExpireTime && isActive(j.status) ? h("li", {}, h("time", {}, formatTime(j.leaseExpireTime)), " lease expires") : null,
-            j.finishTime ? h("li", {}, h("time", {}, formatTime(j.finishTime)), ` finished ${STATUS_NAMES[j.status]}`) : null,
+            j.progress?.updateTime
+              ? h(
+                  "li",
+                  {},
+                  h("time", {}, formatTime(j.progress.updateTime)),
+                  ` last progress${j.progress.message ? `: ${j.progress.message}` : ""}`,
+                )
+              : null,
+            j.leaseExpireTime && isActive(j.status)
+              ? h("li", {}, h("time", {}, formatTime(j.leaseExpireTime)), " lease expires")
+              : null,
+            j.finishTime
+              ? h("li", {}, h("time", {}, formatTime(j.finishTime)), ` finished ${STATUS_NAMES[j.status]}`)
+              : null,
             h("li", {}, h("time", {}, formatTime(j.updateTime)), " last update"),
           ),
           h("h2", {}, "Promote"),
@@ -159,16 +230,26 @@ export const jobView: View = (app, main, route) => {
     }
   };
 
-  const feed = new JobFeed(app.api, { jobIds: [id] }, {
-    job: (j) => j.id === id && update(j),
-    state(state) {
-      const m = feedMessage(state);
-      feedLine.textContent = m.text;
-      feedLine.dataset.kind = m.error ? "error" : "info";
-      if (state.kind === "unauthenticated") app.needLogin(`Watching job ${id}: ${state.error}`);
+  const feed = new JobFeed(
+    app.api,
+    { jobIds: [id] },
+    {
+      job: (j) => j.id === id && update(j),
+      state(state) {
+        const m = feedMessage(state);
+        feedLine.textContent = m.text;
+        feedLine.dataset.kind = m.error ? "error" : "info";
+        if (state.kind === "unauthenticated") app.needLogin(`Watching job ${id}: ${state.error}`);
+      },
     },
-  });
-  replace(main, h("div", { class: "page-head" }, h("h1", {}, `Job ${id}`), h("a", { href: "#/jobs" }, "Back to jobs")), headline, feedLine, body);
+  );
+  replace(
+    main,
+    h("div", { class: "page-head" }, h("h1", {}, `Job ${id}`), h("a", { href: "#/jobs" }, "Back to jobs")),
+    headline,
+    feedLine,
+    body,
+  );
   void guarded(app, `Loading job ${id}`, () => app.api.jobs.getJob({ jobId: id })).then((res) => {
     if (res?.job && !job) update(res.job);
     if (!res) replace(body, h("p", { class: "error-text" }, `Job ${id} could not be loaded; see the status line.`));
@@ -188,12 +269,20 @@ function textPreview(out: JobOutput, body: string): HTMLElement {
   } catch {
     return h("pre", { class: "text-output", "data-output": out.index }, body);
   }
-  const text = doc && typeof doc === "object" && typeof (doc as { text?: unknown }).text === "string" ? (doc as { text: string }).text : undefined;
+  const text =
+    doc && typeof doc === "object" && typeof (doc as { text?: unknown }).text === "string"
+      ? (doc as { text: string }).text
+      : undefined;
   return h(
     "div",
     {},
     text !== undefined ? h("pre", { class: "text-output", "data-output": out.index }, text) : null,
-    h("details", { open: text === undefined }, h("summary", {}, "JSON"), h("pre", { class: "text-output code", "data-output-json": out.index }, JSON.stringify(doc, null, 2))),
+    h(
+      "details",
+      { open: text === undefined },
+      h("summary", {}, "JSON"),
+      h("pre", { class: "text-output code", "data-output-json": out.index }, JSON.stringify(doc, null, 2)),
+    ),
   );
 }
 
@@ -214,7 +303,11 @@ function outputItem(app: App, job: Job, out: JobOutput, objectUrls: string[]): H
   const ext = out.mimeType.split("/")[1]?.split(/[;+]/)[0] ?? "bin";
   const filename = `${job.id}-${out.index}.${ext}`;
   const preview = h("div", { class: "preview" }, h("span", { class: "muted" }, "Loading…"));
-  const link = h("a", { href: path, download: filename }, `Download output ${out.index} (${out.mimeType}, ${formatBytes(out.sizeBytes)})`);
+  const link = h(
+    "a",
+    { href: path, download: filename },
+    `Download output ${out.index} (${out.mimeType}, ${formatBytes(out.sizeBytes)})`,
+  );
   // With a token the plain link would be refused, so the click fetches with the bearer header.
   link.addEventListener("click", (e) => {
     if (!app.api.session.token) return;
@@ -227,7 +320,8 @@ function outputItem(app: App, job: Job, out: JobOutput, objectUrls: string[]): H
   const isImage = out.mimeType.startsWith("image/");
   const isText = out.mimeType.startsWith("text/") || out.mimeType === "application/json";
   if (!isImage && !isText) replace(preview);
-  else if (isText && out.sizeBytes > BigInt(MAX_INLINE_TEXT)) replace(preview, h("p", { class: "muted" }, "Too large to show here; download it."));
+  else if (isText && out.sizeBytes > BigInt(MAX_INLINE_TEXT))
+    replace(preview, h("p", { class: "muted" }, "Too large to show here; download it."));
   else
     app.api.fetchPath(path).then(
       async (res) => {
@@ -236,12 +330,25 @@ function outputItem(app: App, job: Job, out: JobOutput, objectUrls: string[]): H
           objectUrls.push(url);
           const img = h("img", { src: url, alt: `Output ${out.index} of job ${job.id}`, "data-output": out.index });
           img.addEventListener("error", () =>
-            replace(preview, h("p", { class: "error-text", role: "alert" }, `Output ${out.index} (${out.mimeType}) is not an image this browser can decode; download it to inspect.`)),
+            replace(
+              preview,
+              h(
+                "p",
+                { class: "error-text", role: "alert" },
+                `Output ${out.index} (${out.mimeType}) is not an image this browser can decode; download it to inspect.`,
+              ),
+            ),
           );
           replace(preview, img);
         } else replace(preview, textPreview(out, await res.text()));
       },
-      (err) => replace(preview, h("p", { class: "error-text" }, `Could not load output ${out.index}: ${describeError(err)}`)),
+      (err) =>
+        replace(preview, h("p", { class: "error-text" }, `Could not load output ${out.index}: ${describeError(err)}`)),
     );
-  return h("figure", { class: "output" }, preview, h("figcaption", {}, link, h("div", { class: "muted code" }, `sha256 ${out.sha256}`)));
+  return h(
+    "figure",
+    { class: "output" },
+    preview,
+    h("figcaption", {}, link, h("div", { class: "muted code" }, `sha256 ${out.sha256}`)),
+  );
 }

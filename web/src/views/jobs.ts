@@ -17,7 +17,10 @@ export function feedMessage(state: FeedState): { text: string; error: boolean } 
     case "live":
       return { text: "Live: changes appear as they happen.", error: false };
     case "retrying":
-      return { text: `Job stream broke (${state.error}); reconnecting in ${Math.round(state.inMs / 100) / 10} s.`, error: true };
+      return {
+        text: `Job stream broke (${state.error}); reconnecting in ${Math.round(state.inMs / 100) / 10} s.`,
+        error: true,
+      };
     case "unauthenticated":
       return { text: state.error, error: true };
   }
@@ -38,7 +41,12 @@ export const jobsView: View = (app, main, route) => {
 
   const statusSel = field(
     "Status",
-    h("select", { name: "status" }, h("option", { value: "" }, "any"), LISTED_STATUSES.map((s) => h("option", { value: STATUS_NAMES[s], selected: s === status }, STATUS_NAMES[s]))),
+    h(
+      "select",
+      { name: "status" },
+      h("option", { value: "" }, "any"),
+      LISTED_STATUSES.map((s) => h("option", { value: STATUS_NAMES[s], selected: s === status }, STATUS_NAMES[s])),
+    ),
   );
   const modelSel = field("Model", h("select", { name: "model" }, h("option", { value: "" }, "any")));
   const applyFilter = () => {
@@ -87,7 +95,10 @@ export const jobsView: View = (app, main, route) => {
   };
 
   const render = () => {
-    const list = [...jobs.values()].filter(visible).sort((a, b) => millis(b.createTime) - millis(a.createTime) || b.id.localeCompare(a.id)).slice(0, MAX_ROWS);
+    const list = [...jobs.values()]
+      .filter(visible)
+      .sort((a, b) => millis(b.createTime) - millis(a.createTime) || b.id.localeCompare(a.id))
+      .slice(0, MAX_ROWS);
     if (list.length === 0) {
       rows.clear();
       replace(tbody, h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No jobs match.")));
@@ -112,23 +123,45 @@ export const jobsView: View = (app, main, route) => {
     });
   };
 
-  const feed = new JobFeed(app.api, { model: model || undefined }, {
-    job(job) {
-      jobs.set(job.id, job);
-      schedule();
+  const feed = new JobFeed(
+    app.api,
+    { model: model || undefined },
+    {
+      job(job) {
+        jobs.set(job.id, job);
+        schedule();
+      },
+      state(state) {
+        const m = feedMessage(state);
+        feedLine.textContent = m.text;
+        feedLine.dataset.kind = m.error ? "error" : "info";
+        if (state.kind === "unauthenticated") app.needLogin(`Watching jobs: ${state.error}`);
+      },
     },
-    state(state) {
-      const m = feedMessage(state);
-      feedLine.textContent = m.text;
-      feedLine.dataset.kind = m.error ? "error" : "info";
-      if (state.kind === "unauthenticated") app.needLogin(`Watching jobs: ${state.error}`);
-    },
-  });
+  );
 
   replace(
     main,
-    h("div", { class: "page-head" }, h("h1", {}, "Jobs"), h("div", { class: "toolbar" }, h("a", { class: "button primary", href: `#/jobs/new${model ? `?model=${encodeURIComponent(model)}` : ""}` }, "New job"))),
-    h("form", { class: "filters", "aria-label": "Filter jobs", onsubmit: (e: Event) => e.preventDefault() }, statusSel.row, modelSel.row),
+    h(
+      "div",
+      { class: "page-head" },
+      h("h1", {}, "Jobs"),
+      h(
+        "div",
+        { class: "toolbar" },
+        h(
+          "a",
+          { class: "button primary", href: `#/jobs/new${model ? `?model=${encodeURIComponent(model)}` : ""}` },
+          "New job",
+        ),
+      ),
+    ),
+    h(
+      "form",
+      { class: "filters", "aria-label": "Filter jobs", onsubmit: (e: Event) => e.preventDefault() },
+      statusSel.row,
+      modelSel.row,
+    ),
     feedLine,
     h(
       "div",
@@ -137,7 +170,17 @@ export const jobsView: View = (app, main, route) => {
         "table",
         { class: "responsive jobs" },
         h("caption", { class: "visually-hidden" }, "Jobs, newest first, updated live"),
-        h("thead", {}, h("tr", {}, ["Job", "Model", "Status", "Progress", "Attempts", "Worker", "Created"].map((c) => h("th", { scope: "col" }, c)))),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Job", "Model", "Status", "Progress", "Attempts", "Worker", "Created"].map((c) =>
+              h("th", { scope: "col" }, c),
+            ),
+          ),
+        ),
         tbody,
       ),
     ),

@@ -10,7 +10,13 @@ import { field, h, replace, setFieldError } from "../dom.js";
 export const loginView: View = (app, main) => {
   const token = field(
     "Token",
-    h("input", { type: "password", name: "token", autocomplete: "current-password", required: true, spellcheck: false }),
+    h("input", {
+      type: "password",
+      name: "token",
+      autocomplete: "current-password",
+      required: true,
+      spellcheck: false,
+    }),
     "An admin or client token, as created with `studio tokens create`. Kept in this tab only.",
   );
   const submit = h("button", { type: "submit", class: "primary" }, "Sign in");

@@ -48,18 +48,32 @@ export const modelEditView: View = (app, main, route) => {
   let original: Json | undefined;
   const controls = new Map<string, { control: Control | HTMLElement; error: HTMLElement }>();
   const formBox = h("div", { class: "model-form" });
-  const json = field("Model JSON", h("textarea", { rows: 18, spellcheck: false, class: "code", name: "json" }), "The import/export document: name, description, enabled and the source wire JSON. Edits here update the form.");
+  const json = field(
+    "Model JSON",
+    h("textarea", { rows: 18, spellcheck: false, class: "code", name: "json" }),
+    "The import/export document: name, description, enabled and the source wire JSON. Edits here update the form.",
+  );
   const summary = h("div", { class: "summary", "aria-live": "polite" });
   const serverError = h("p", { class: "server-error", role: "alert" });
   const verifyBox = h("div", { class: "verify", "aria-live": "polite" });
-  const source = () => (doc.source && typeof doc.source === "object" ? (doc.source as Json) : ((doc.source = {}) as Json));
+  const source = () =>
+    doc.source && typeof doc.source === "object" ? (doc.source as Json) : ((doc.source = {}) as Json);
   const files = () => (Array.isArray(source().files) ? (source().files as Json[]) : ((source().files = []) as Json[]));
   const cli = () => {
     const s = source();
-    return s.cliDefaults && typeof s.cliDefaults === "object" ? (s.cliDefaults as Json) : ((s.cliDefaults = {}) as Json);
+    return s.cliDefaults && typeof s.cliDefaults === "object"
+      ? (s.cliDefaults as Json)
+      : ((s.cliDefaults = {}) as Json);
   };
 
-  const bind = (path: string, label: string, control: Control, read: () => unknown, write: (v: string | boolean) => void, hint?: string) => {
+  const bind = (
+    path: string,
+    label: string,
+    control: Control,
+    read: () => unknown,
+    write: (v: string | boolean) => void,
+    hint?: string,
+  ) => {
     const f = field(label, control, hint);
     const v = read();
     if (control instanceof HTMLInputElement && control.type === "checkbox") control.checked = v === true;
@@ -89,35 +103,124 @@ export const modelEditView: View = (app, main, route) => {
           "div",
           { class: "file-row", "data-file": i },
           h("h3", { class: "span" }, `File ${i + 1}`),
-          bind(`${p}.role`, "Role", select(ROLE_NAMES, file.role), () => file.role, (v) => (file.role = v)),
-          bind(`${p}.url`, "URL", h("input", { type: "url", inputmode: "url" }), () => file.url, (v) => (file.url = v)),
-          bind(`${p}.filename`, "File name", h("input", { type: "text", spellcheck: false }), () => file.filename, (v) => (file.filename = v)),
-          bind(`${p}.approxBytes`, "Approx. bytes", h("input", { type: "number", min: 0, step: 1 }), () => file.approxBytes, (v) => setOrDelete(file, "approxBytes", numberOr(v))),
-          bind(`${p}.sha256`, "sha256", h("input", { type: "text", spellcheck: false, class: "code" }), () => file.sha256, (v) => setOrDelete(file, "sha256", v)),
-          h("button", { type: "button", class: "danger", "aria-label": `Remove file ${i + 1}`, onclick: () => { files().splice(i, 1); changed(true); } }, "Remove file"),
+          bind(
+            `${p}.role`,
+            "Role",
+            select(ROLE_NAMES, file.role),
+            () => file.role,
+            (v) => (file.role = v),
+          ),
+          bind(
+            `${p}.url`,
+            "URL",
+            h("input", { type: "url", inputmode: "url" }),
+            () => file.url,
+            (v) => (file.url = v),
+          ),
+          bind(
+            `${p}.filename`,
+            "File name",
+            h("input", { type: "text", spellcheck: false }),
+            () => file.filename,
+            (v) => (file.filename = v),
+          ),
+          bind(
+            `${p}.approxBytes`,
+            "Approx. bytes",
+            h("input", { type: "number", min: 0, step: 1 }),
+            () => file.approxBytes,
+            (v) => setOrDelete(file, "approxBytes", numberOr(v)),
+          ),
+          bind(
+            `${p}.sha256`,
+            "sha256",
+            h("input", { type: "text", spellcheck: false, class: "code" }),
+            () => file.sha256,
+            (v) => setOrDelete(file, "sha256", v),
+          ),
+          h(
+            "button",
+            {
+              type: "button",
+              class: "danger",
+              "aria-label": `Remove file ${i + 1}`,
+              onclick: () => {
+                files().splice(i, 1);
+                changed(true);
+              },
+            },
+            "Remove file",
+          ),
         ),
       );
     });
     filesBox.append(
-      h("button", { type: "button", onclick: () => { files().push({ role: "model", url: "", filename: "" }); changed(true); } }, "Add file"),
+      h(
+        "button",
+        {
+          type: "button",
+          onclick: () => {
+            files().push({ role: "model", url: "", filename: "" });
+            changed(true);
+          },
+        },
+        "Add file",
+      ),
       filesError,
     );
     const nameInput = h("input", { type: "text", name: "name", required: true, readonly: !isNew, spellcheck: false });
     replace(
       formBox,
-      bind("name", "Name", nameInput, () => doc.name, (v) => (doc.name = v), isNew ? "What clients put on jobs." : "A model's name cannot change; create another and delete this one."),
-      bind("description", "Description", h("input", { type: "text" }), () => doc.description, (v) => (doc.description = v)),
-      bind("enabled", "Enabled", h("input", { type: "checkbox" }), () => doc.enabled !== false, (v) => (doc.enabled = v)),
-      bind("source.engine", "Engine", select(ENGINE_NAMES, source().engine), () => source().engine, (v) => (source().engine = v)),
+      bind(
+        "name",
+        "Name",
+        nameInput,
+        () => doc.name,
+        (v) => (doc.name = v),
+        isNew ? "What clients put on jobs." : "A model's name cannot change; create another and delete this one.",
+      ),
+      bind(
+        "description",
+        "Description",
+        h("input", { type: "text" }),
+        () => doc.description,
+        (v) => (doc.description = v),
+      ),
+      bind(
+        "enabled",
+        "Enabled",
+        h("input", { type: "checkbox" }),
+        () => doc.enabled !== false,
+        (v) => (doc.enabled = v),
+      ),
+      bind(
+        "source.engine",
+        "Engine",
+        select(ENGINE_NAMES, source().engine),
+        () => source().engine,
+        (v) => (source().engine = v),
+      ),
       filesBox,
       h(
         "fieldset",
         { class: "cli grid" },
         h("legend", {}, "Engine defaults"),
         CLI_FIELDS.map((c) =>
-          bind(`source.cliDefaults.${c.key}`, c.label, h("input", { type: "number", step: c.step, min: 0 }), () => cli()[c.key], (v) => setOrDelete(cli(), c.key, numberOr(v))),
+          bind(
+            `source.cliDefaults.${c.key}`,
+            c.label,
+            h("input", { type: "number", step: c.step, min: 0 }),
+            () => cli()[c.key],
+            (v) => setOrDelete(cli(), c.key, numberOr(v)),
+          ),
         ),
-        bind("source.cliDefaults.samplingMethod", "Sampling method", select(SAMPLING_METHODS, cli().samplingMethod, true), () => cli().samplingMethod, (v) => setOrDelete(cli(), "samplingMethod", v)),
+        bind(
+          "source.cliDefaults.samplingMethod",
+          "Sampling method",
+          select(SAMPLING_METHODS, cli().samplingMethod, true),
+          () => cli().samplingMethod,
+          (v) => setOrDelete(cli(), "samplingMethod", v),
+        ),
       ),
     );
   };
@@ -130,14 +233,28 @@ export const modelEditView: View = (app, main, route) => {
     for (const issue of issues) {
       let path = issue.path;
       while (path && !controls.has(path)) path = parentPath(path);
-      if (path) byField.set(path, [...(byField.get(path) ?? []), issue.path === path ? issue.message : `${issue.path}: ${issue.message}`]);
+      if (path)
+        byField.set(path, [
+          ...(byField.get(path) ?? []),
+          issue.path === path ? issue.message : `${issue.path}: ${issue.message}`,
+        ]);
       else loose.push(h("li", {}, `${issue.path}: ${issue.message}`));
     }
     for (const [path, messages] of byField) {
       const c = controls.get(path)!;
       setFieldError(c.control, c.error, messages.join("; "));
     }
-    replace(summary, issues.length === 0 ? null : h("p", { class: "error-text" }, `${issues.length} problem${issues.length === 1 ? "" : "s"} to fix before saving.`), loose.length ? h("ul", {}, loose) : null);
+    replace(
+      summary,
+      issues.length === 0
+        ? null
+        : h(
+            "p",
+            { class: "error-text" },
+            `${issues.length} problem${issues.length === 1 ? "" : "s"} to fix before saving.`,
+          ),
+      loose.length ? h("ul", {}, loose) : null,
+    );
     return issues.length;
   };
 
@@ -164,7 +281,7 @@ export const modelEditView: View = (app, main, route) => {
       return;
     }
     if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
-      setFieldError(json.control, json.error, "Must be one JSON object: {\"name\", \"description\", \"enabled\", \"source\"}.");
+      setFieldError(json.control, json.error, 'Must be one JSON object: {"name", "description", "enabled", "source"}.');
       return;
     }
     setFieldError(json.control, json.error, undefined);
@@ -190,10 +307,16 @@ export const modelEditView: View = (app, main, route) => {
     const what = isNew ? `Creating ${d.name}` : `Saving ${d.name}`;
     try {
       if (isNew) {
-        await app.api.registry.createModel({ name: d.name, description: d.description, enabled: d.enabled, source: sourceMsg });
+        await app.api.registry.createModel({
+          name: d.name,
+          description: d.description,
+          enabled: d.enabled,
+          source: sourceMsg,
+        });
       } else {
         await app.api.registry.updateModel({ name: d.name, description: d.description, source: sourceMsg });
-        if (original && original.enabled !== d.enabled) await app.api.registry.setModelEnabled({ name: d.name, enabled: d.enabled });
+        if (original && original.enabled !== d.enabled)
+          await app.api.registry.setModelEnabled({ name: d.name, enabled: d.enabled });
       }
     } catch (err) {
       if (isUnauthenticated(err)) return app.needLogin(`${what}: ${describeError(err)}`);
@@ -213,7 +336,9 @@ export const modelEditView: View = (app, main, route) => {
       return;
     }
     replace(verifyBox, h("p", { class: "muted" }, "Verifying…"));
-    const res = await guarded(app, "Verifying", () => app.api.registry.verifyModel({ target: { case: "source", value: modelSourceFromJson(v.doc.source) } }));
+    const res = await guarded(app, "Verifying", () =>
+      app.api.registry.verifyModel({ target: { case: "source", value: modelSourceFromJson(v.doc.source) } }),
+    );
     replace(verifyBox, res ? verifyReport(res) : null);
   };
 
@@ -222,14 +347,30 @@ export const modelEditView: View = (app, main, route) => {
     json.control.value = JSON.stringify(doc, null, 2);
     replace(
       main,
-      h("div", { class: "page-head" }, h("h1", {}, isNew ? "New model" : `Edit ${name}`), h("a", { href: "#/models" }, "Back to models")),
+      h(
+        "div",
+        { class: "page-head" },
+        h("h1", {}, isNew ? "New model" : `Edit ${name}`),
+        h("a", { href: "#/models" }, "Back to models"),
+      ),
       h(
         "form",
         { class: "model-edit", novalidate: true, onsubmit: save, "aria-label": isNew ? "New model" : `Edit ${name}` },
-        h("div", { class: "columns" }, h("section", { "aria-label": "Form" }, formBox), h("section", { "aria-label": "JSON editor" }, json.row)),
+        h(
+          "div",
+          { class: "columns" },
+          h("section", { "aria-label": "Form" }, formBox),
+          h("section", { "aria-label": "JSON editor" }, json.row),
+        ),
         summary,
         serverError,
-        h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, isNew ? "Create model" : "Save model"), h("button", { type: "button", onclick: verify }, "Verify files"), h("a", { class: "button", href: "#/models" }, "Cancel")),
+        h(
+          "div",
+          { class: "actions" },
+          h("button", { type: "submit", class: "primary" }, isNew ? "Create model" : "Save model"),
+          h("button", { type: "button", onclick: verify }, "Verify files"),
+          h("a", { class: "button", href: "#/models" }, "Cancel"),
+        ),
         verifyBox,
       ),
     );
@@ -238,7 +379,13 @@ export const modelEditView: View = (app, main, route) => {
   if (isNew) render();
   else
     void guarded(app, `Loading ${name}`, () => app.api.registry.getModel({ name })).then((res) => {
-      if (!res?.model) return replace(main, h("h1", {}, `Edit ${name}`), h("p", { class: "error-text" }, "This model could not be loaded; see the status line."), h("a", { href: "#/models" }, "Back to models"));
+      if (!res?.model)
+        return replace(
+          main,
+          h("h1", {}, `Edit ${name}`),
+          h("p", { class: "error-text" }, "This model could not be loaded; see the status line."),
+          h("a", { href: "#/models" }, "Back to models"),
+        );
       doc = modelToDoc(res.model);
       original = { ...doc };
       render();

@@ -24,7 +24,12 @@ export async function guarded<T>(app: App, what: string, call: () => Promise<T>)
 /** The registry as a table with enable/disable, verify, export and delete; import and export of the wire JSON. */
 export const modelsView: View = (app, main) => {
   const tbody = h("tbody");
-  const importInput = h("input", { type: "file", accept: "application/json,.json", id: uid("import"), class: "visually-hidden" });
+  const importInput = h("input", {
+    type: "file",
+    accept: "application/json,.json",
+    id: uid("import"),
+    class: "visually-hidden",
+  });
   let models: Model[] = [];
 
   const load = async () => {
@@ -36,7 +41,10 @@ export const modelsView: View = (app, main) => {
 
   const renderRows = () => {
     if (models.length === 0) {
-      replace(tbody, h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No models yet. Add one with New model or Import.")));
+      replace(
+        tbody,
+        h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No models yet. Add one with New model or Import.")),
+      );
       return;
     }
     replace(tbody, models.map(row));
@@ -49,24 +57,80 @@ export const modelsView: View = (app, main) => {
       h(
         "tr",
         { "data-model": m.name },
-        h("th", { scope: "row", "data-label": "Name" }, h("a", { href: `#/models/${encodeURIComponent(m.name)}` }, m.name), m.description ? h("div", { class: "muted" }, m.description) : null),
-        h("td", { "data-label": "Engine" }, m.source ? (engineName(m.source.engine) ?? `unknown (${m.source.engine})`) : "—"),
+        h(
+          "th",
+          { scope: "row", "data-label": "Name" },
+          h("a", { href: `#/models/${encodeURIComponent(m.name)}` }, m.name),
+          m.description ? h("div", { class: "muted" }, m.description) : null,
+        ),
+        h(
+          "td",
+          { "data-label": "Engine", class: "nowrap" },
+          m.source ? (engineName(m.source.engine) ?? `unknown (${m.source.engine})`) : "—",
+        ),
         h(
           "td",
           { "data-label": "Files" },
           files.length === 0
             ? h("span", { class: "muted" }, "none")
-            : h("ul", { class: "plain" }, files.map((f) => h("li", {}, h("code", {}, f.filename), h("div", { class: "muted" }, `${roleName(f.role) ?? "?"} · ${formatBytes(f.approxBytes)}`)))),
+            : h(
+                "ul",
+                { class: "plain" },
+                files.map((f) =>
+                  h(
+                    "li",
+                    {},
+                    h("code", {}, f.filename),
+                    h("div", { class: "muted" }, `${roleName(f.role) ?? "?"} · ${formatBytes(f.approxBytes)}`),
+                  ),
+                ),
+              ),
         ),
-        h("td", { "data-label": "Enabled" }, h("span", { class: `badge ${m.enabled ? "ok" : "off"}` }, m.enabled ? "enabled" : "disabled")),
         h(
           "td",
-          { class: "row-actions", "data-label": "Actions" },
-          h("a", { class: "button", href: `#/models/${encodeURIComponent(m.name)}`, "aria-label": `Edit ${m.name}` }, "Edit"),
-          h("button", { type: "button", "aria-label": `${m.enabled ? "Disable" : "Enable"} ${m.name}`, onclick: () => toggle(m) }, m.enabled ? "Disable" : "Enable"),
-          h("button", { type: "button", "aria-label": `Verify ${m.name}`, onclick: () => verify(m, verifyCell) }, "Verify"),
-          h("button", { type: "button", "aria-label": `Export ${m.name}`, onclick: () => saveJson(modelToDoc(m), `${m.name}.model.json`) }, "Export"),
-          h("button", { type: "button", class: "danger", "aria-label": `Delete ${m.name}`, onclick: () => remove(m) }, "Delete"),
+          { "data-label": "Enabled" },
+          h("span", { class: `badge ${m.enabled ? "ok" : "off"}` }, m.enabled ? "enabled" : "disabled"),
+        ),
+        h(
+          "td",
+          { "data-label": "Actions" },
+          h(
+            "div",
+            { class: "row-actions" },
+            h(
+              "a",
+              { class: "button", href: `#/models/${encodeURIComponent(m.name)}`, "aria-label": `Edit ${m.name}` },
+              "Edit",
+            ),
+            h(
+              "button",
+              {
+                type: "button",
+                "aria-label": `${m.enabled ? "Disable" : "Enable"} ${m.name}`,
+                onclick: () => toggle(m),
+              },
+              m.enabled ? "Disable" : "Enable",
+            ),
+            h(
+              "button",
+              { type: "button", "aria-label": `Verify ${m.name}`, onclick: () => verify(m, verifyCell) },
+              "Verify",
+            ),
+            h(
+              "button",
+              {
+                type: "button",
+                "aria-label": `Export ${m.name}`,
+                onclick: () => saveJson(modelToDoc(m), `${m.name}.model.json`),
+              },
+              "Export",
+            ),
+            h(
+              "button",
+              { type: "button", class: "danger", "aria-label": `Delete ${m.name}`, onclick: () => remove(m) },
+              "Delete",
+            ),
+          ),
           verifyCell,
         ),
       ),
@@ -84,7 +148,11 @@ export const modelsView: View = (app, main) => {
   };
 
   const remove = async (m: Model) => {
-    const ok = await app.confirm(`Delete ${m.name}?`, "Jobs already written keep their resolved source; new jobs for this name will be refused.", `Delete ${m.name}`);
+    const ok = await app.confirm(
+      `Delete ${m.name}?`,
+      "Jobs already written keep their resolved source; new jobs for this name will be refused.",
+      `Delete ${m.name}`,
+    );
     if (!ok) return;
     if (await guarded(app, `Deleting ${m.name}`, () => app.api.registry.deleteModel({ name: m.name }))) {
       app.announce(`${m.name} deleted.`);
@@ -94,7 +162,9 @@ export const modelsView: View = (app, main) => {
 
   const verify = async (m: Model, cell: HTMLElement) => {
     replace(cell, h("span", { class: "muted" }, "Verifying…"));
-    const res = await guarded(app, `Verifying ${m.name}`, () => app.api.registry.verifyModel({ target: { case: "name", value: m.name } }));
+    const res = await guarded(app, `Verifying ${m.name}`, () =>
+      app.api.registry.verifyModel({ target: { case: "name", value: m.name } }),
+    );
     replace(cell, res ? verifyReport(res) : h("span", { class: "error-text" }, "Verify failed; see the status line."));
   };
 
@@ -137,7 +207,11 @@ export const modelsView: View = (app, main) => {
         h("a", { class: "button primary", href: "#/models/new" }, "New model"),
         h("label", { class: "button", for: importInput.id }, "Import JSON"),
         importInput,
-        h("button", { type: "button", onclick: () => saveJson(models.map(modelToDoc), "studio-models.json") }, "Export all"),
+        h(
+          "button",
+          { type: "button", onclick: () => saveJson(models.map(modelToDoc), "studio-models.json") },
+          "Export all",
+        ),
       ),
     ),
     h(
@@ -147,7 +221,15 @@ export const modelsView: View = (app, main) => {
         "table",
         { class: "responsive" },
         h("caption", { class: "visually-hidden" }, "Models in the registry"),
-        h("thead", {}, h("tr", {}, ["Name", "Engine", "Files", "Enabled", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Name", "Engine", "Files", "Enabled", "Actions"].map((c) => h("th", { scope: "col" }, c)),
+          ),
+        ),
         tbody,
       ),
     ),
@@ -161,7 +243,11 @@ export function verifyReport(res: VerifyModelResponse): HTMLElement {
   return h(
     "div",
     {},
-    h("p", { class: res.ok ? "ok-text" : "error-text" }, res.ok ? "Every file is reachable." : "Some files are not reachable."),
+    h(
+      "p",
+      { class: res.ok ? "ok-text" : "error-text" },
+      res.ok ? "Every file is reachable." : "Some files are not reachable.",
+    ),
     h(
       "ul",
       { class: "plain checks" },
@@ -171,7 +257,9 @@ export function verifyReport(res: VerifyModelResponse): HTMLElement {
           { class: f.reachable && f.sizeMatches ? "ok-text" : "error-text" },
           h("code", {}, f.filename),
           `: ${f.reachable ? "reachable" : "unreachable"} (HTTP ${f.httpStatus || "none"}), size ${formatBytes(f.sizeBytes)}`,
-          f.approxBytes !== undefined ? ` vs approx ${formatBytes(f.approxBytes)}${f.sizeMatches ? "" : " — mismatch"}` : "",
+          f.approxBytes !== undefined
+            ? ` vs approx ${formatBytes(f.approxBytes)}${f.sizeMatches ? "" : " — mismatch"}`
+            : "",
           f.error ? ` — ${f.error}` : "",
         ),
       ),

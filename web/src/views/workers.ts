@@ -26,7 +26,8 @@ export const workersView: View = (app, main) => {
     ]);
     if (closed) return;
     const byDigest = new Map<string, string>();
-    for (const m of models?.models ?? []) for (const f of m.source?.files ?? []) if (f.sha256) byDigest.set(f.sha256, `${m.name}/${f.filename}`);
+    for (const m of models?.models ?? [])
+      for (const f of m.source?.files ?? []) if (f.sha256) byDigest.set(f.sha256, `${m.name}/${f.filename}`);
     if (workers) {
       renderRows(workers.workers, byDigest);
       updated.textContent = `${workers.workers.length} worker${workers.workers.length === 1 ? "" : "s"} connected, as of ${new Date().toLocaleTimeString()}.`;
@@ -35,20 +36,66 @@ export const workersView: View = (app, main) => {
   };
 
   const renderRows = (workers: WorkerInfo[], byDigest: Map<string, string>) => {
-    if (workers.length === 0) return replace(tbody, h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No workers connected.")));
+    if (workers.length === 0)
+      return replace(tbody, h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No workers connected.")));
     replace(
       tbody,
       workers.map((w) =>
         h(
           "tr",
           { "data-worker": w.name },
-          h("th", { scope: "row", "data-label": "Worker" }, w.name, w.draining ? h("span", { class: "badge off" }, "draining") : null, Object.keys(w.labels).length ? h("div", { class: "muted" }, Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(", ")) : null),
+          h(
+            "th",
+            { scope: "row", "data-label": "Worker" },
+            w.name,
+            w.draining ? h("span", { class: "badge off" }, "draining") : null,
+            Object.keys(w.labels).length
+              ? h(
+                  "div",
+                  { class: "muted" },
+                  Object.entries(w.labels)
+                    .map(([k, v]) => `${k}=${v}`)
+                    .join(", "),
+                )
+              : null,
+          ),
           h("td", { "data-label": "Version" }, w.version || "—"),
-          h("td", { "data-label": "Engines" }, w.engines.map((e) => engineName(e) ?? `unknown (${e})`).join(", ") || "—"),
+          h(
+            "td",
+            { "data-label": "Engines" },
+            w.engines.map((e) => engineName(e) ?? `unknown (${e})`).join(", ") || "—",
+          ),
           h("td", { "data-label": "Slots" }, `${w.slotsInUse} of ${Math.max(1, w.slots)} in use`),
-          h("td", { "data-label": "Jobs" }, w.jobIds.length ? h("ul", { class: "plain" }, w.jobIds.map((id) => h("li", {}, h("a", { href: `#/jobs/${encodeURIComponent(id)}` }, id)))) : "idle"),
-          h("td", { "data-label": "Cached" }, w.cachedSha256.length ? h("ul", { class: "plain" }, w.cachedSha256.map((d) => h("li", {}, byDigest.get(d) ?? h("code", { title: d }, `${d.slice(0, 12)}…`)))) : "none"),
-          h("td", { "data-label": "Heartbeat" }, h("time", { title: formatTime(w.lastHeartbeatTime) }, formatAge(w.lastHeartbeatTime)), h("div", { class: "muted" }, `connected ${formatTime(w.connectTime)}`)),
+          h(
+            "td",
+            { "data-label": "Jobs" },
+            w.jobIds.length
+              ? h(
+                  "ul",
+                  { class: "plain" },
+                  w.jobIds.map((id) => h("li", {}, h("a", { href: `#/jobs/${encodeURIComponent(id)}` }, id))),
+                )
+              : "idle",
+          ),
+          h(
+            "td",
+            { "data-label": "Cached" },
+            w.cachedSha256.length
+              ? h(
+                  "ul",
+                  { class: "plain" },
+                  w.cachedSha256.map((d) =>
+                    h("li", {}, byDigest.get(d) ?? h("code", { title: d }, `${d.slice(0, 12)}…`)),
+                  ),
+                )
+              : "none",
+          ),
+          h(
+            "td",
+            { "data-label": "Heartbeat" },
+            h("time", { title: formatTime(w.lastHeartbeatTime) }, formatAge(w.lastHeartbeatTime)),
+            h("div", { class: "muted" }, `connected ${formatTime(w.connectTime)}`),
+          ),
         ),
       ),
     );
@@ -56,7 +103,12 @@ export const workersView: View = (app, main) => {
 
   replace(
     main,
-    h("div", { class: "page-head" }, h("h1", {}, "Workers"), h("div", { class: "toolbar" }, h("button", { type: "button", onclick: () => void load() }, "Refresh workers"))),
+    h(
+      "div",
+      { class: "page-head" },
+      h("h1", {}, "Workers"),
+      h("div", { class: "toolbar" }, h("button", { type: "button", onclick: () => void load() }, "Refresh workers")),
+    ),
     updated,
     h(
       "div",
@@ -65,7 +117,17 @@ export const workersView: View = (app, main) => {
         "table",
         { class: "responsive" },
         h("caption", { class: "visually-hidden" }, "Connected workers"),
-        h("thead", {}, h("tr", {}, ["Worker", "Version", "Engines", "Slots", "Jobs", "Cached", "Heartbeat"].map((c) => h("th", { scope: "col" }, c)))),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Worker", "Version", "Engines", "Slots", "Jobs", "Cached", "Heartbeat"].map((c) =>
+              h("th", { scope: "col" }, c),
+            ),
+          ),
+        ),
         tbody,
       ),
     ),
