@@ -8,6 +8,7 @@ import { JobError, jobNotFound, wrongState } from "./job-errors.js";
 import { taskFromJson, taskToJson, type JobRow, type JobStatusName } from "./job-row.js";
 import type { CancelResult, JobFilter, JobPage, JobStore, NewJob } from "./job-store.js";
 import type { ListCursor } from "./list-cursor.js";
+import type { Task } from "../../gen/studio/v1/job_pb.js";
 
 export interface SqliteJobStoreDeps {
   db: StudioDb;
@@ -67,6 +68,7 @@ export class SqliteJobStore implements JobStore {
         if (existing) return { row: existing, created: false };
       }
       const resolved = this.#resolve(input.model);
+      checkTaskFitsEngine(resolved, input.task, "task");
       return { row: this.#insert(input.model, resolved, taskToJson(input.task), input.priority, input.maxAttempts, key, null), created: true };
     });
     if (result.created) this.#publish(result.row);
@@ -82,6 +84,7 @@ export class SqliteJobStore implements JobStore {
       const task = taskFromJson(original.task);
       if (task.kind.case === undefined)
         throw new JobError("invalid_request", `job_id: job ${JSON.stringify(jobId)} has no readable task to promote`);
+      checkTaskFitsEngine(resolved, task, "model");
       return this.#insert(model, resolved, taskToJson(task), priority, original.maxAttempts, null, original.id);
     });
     this.#publish(row);
@@ -191,4 +194,18 @@ export class SqliteJobStore implements JobStore {
   #publish(row: JobRow): void {
     this.#d.events.publish({ jobId: row.id, status: row.status, model: row.model });
   }
+}
+
+/**
+ * An sd-cpp model makes images and a llama-cpp model text (synthetic does both): a task of the
+ * other kind could never succeed, so it is refused at the edge instead of failing on a worker.
+ */
+function checkTaskFitsEngine(resolved: ResolvedModel, task: Task, path: "task" | "model"): void {
+  const wants = resolved.engine === "sd-cpp" ? "image" : resolved.engine === "llama-cpp" ? "text" : undefined;
+  const kind = task.kind.case;
+  if (wants === undefined || kind === undefined || kind === wants) return;
+  throw new JobError(
+    "invalid_request",
+    `${path}: model ${JSON.stringify(resolved.name)} runs ${resolved.engine}, which takes ${wants} tasks (got a ${kind} task)`,
+  );
 }
