@@ -179,6 +179,25 @@ describe("the web admin page in headless Chromium", () => {
     await expectText(page.locator("#status"), /verify-me deleted/);
   }, 30_000);
 
+  test("exports a model's wire JSON and imports it back under another name", async () => {
+    await nav(page, "Models").click();
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("button", { name: "Export web-synth" }).click(),
+    ]);
+    expect(download.suggestedFilename()).toBe("web-synth.model.json");
+    const exported = JSON.parse(await Bun.file((await download.path())!).text());
+    expect(exported).toEqual({ ...goodModel, source: { ...goodModel.source } });
+
+    await page.getByLabel("Import JSON").setInputFiles({
+      name: "copy.json",
+      mimeType: "application/json",
+      buffer: Buffer.from(JSON.stringify([{ ...exported, name: "web-synth-copy", enabled: false }])),
+    });
+    await expectText(page.locator("#status"), /Imported 1 model: web-synth-copy/);
+    await expectText(page.locator('tr[data-model="web-synth-copy"] .badge'), /^disabled$/);
+  }, 30_000);
+
   test("creates a job and watches its progress bar move until it succeeds, without reloading", async () => {
     await page.evaluate(() => ((window as unknown as { sameDocument: boolean }).sameDocument = true));
     await nav(page, "Jobs").click();

@@ -87,3 +87,20 @@ export class JobFeed {
     this.listener.job(job, snapshot);
   }
 }
+
+/** Describes a feed's state for the status line. */
+export function feedMessage(state: FeedState): { text: string; error: boolean } {
+  switch (state.kind) {
+    case "connecting":
+      return { text: "Connecting to the job stream…", error: false };
+    case "live":
+      return { text: "Live: changes appear as they happen.", error: false };
+    case "retrying":
+      return {
+        text: `Job stream broke (${state.error}); reconnecting in ${Math.round(state.inMs / 100) / 10} s.`,
+        error: true,
+      };
+    case "unauthenticated":
+      return { text: state.error, error: true };
+  }
+}

@@ -6,7 +6,7 @@ import { taskIssues } from "../../../contract/task.js";
 import type { View } from "../app.js";
 import { field, h, replace, setFieldError } from "../dom.js";
 import { describeError, isUnauthenticated } from "../errors.js";
-import { guarded } from "./models.js";
+import { guarded } from "../guarded.js";
 
 type Control = HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
 

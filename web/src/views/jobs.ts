@@ -1,30 +1,14 @@
 import type { Job, JobStatus } from "../../../gen/studio/v1/job_pb.js";
 import type { View } from "../app.js";
 import { field, h, replace } from "../dom.js";
-import { JobFeed, type FeedState } from "../job-feed.js";
+import { JobFeed, feedMessage } from "../job-feed.js";
 import { LISTED_STATUSES, STATUS_NAMES, formatTime, millis } from "../format.js";
 import { progressCell, statusBadge } from "../widgets.js";
-import { guarded } from "./models.js";
+import { guarded } from "../guarded.js";
 
 /** How many jobs the live list keeps on screen, newest first. */
 const MAX_ROWS = 200;
 
-/** Describes a feed's state for the status line. */
-export function feedMessage(state: FeedState): { text: string; error: boolean } {
-  switch (state.kind) {
-    case "connecting":
-      return { text: "Connecting to the job stream…", error: false };
-    case "live":
-      return { text: "Live: changes appear as they happen.", error: false };
-    case "retrying":
-      return {
-        text: `Job stream broke (${state.error}); reconnecting in ${Math.round(state.inMs / 100) / 10} s.`,
-        error: true,
-      };
-    case "unauthenticated":
-      return { text: state.error, error: true };
-  }
-}
 
 /**
  * The live job list: one WatchJobs stream (model filtered by the server) feeds

@@ -5,7 +5,8 @@ import type { View } from "../app.js";
 import { field, h, replace, setFieldError, type Child } from "../dom.js";
 import { checkModelDoc, modelToDoc } from "../model-doc.js";
 import { describeError, isUnauthenticated } from "../errors.js";
-import { guarded, verifyReport } from "./models.js";
+import { guarded } from "../guarded.js";
+import { verifyReport } from "./models.js";
 
 /** `source.files[0].filename` → `source.files[0]` → `source.files` → `source` → "". */
 function parentPath(path: string): string {

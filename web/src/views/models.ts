@@ -1,25 +1,15 @@
 import type { Model } from "../../../gen/studio/v1/model_pb.js";
 import type { VerifyModelResponse } from "../../../gen/studio/v1/registry_service_pb.js";
 import { engineName, roleName } from "../../../contract/names.js";
-import type { App, View } from "../app.js";
+import type { View } from "../app.js";
+import { guarded } from "../guarded.js";
 import { h, replace, uid } from "../dom.js";
 import { saveJson } from "../download.js";
-import { describeError, isUnauthenticated } from "../errors.js";
 import { formatBytes } from "../format.js";
 import { modelToDoc, parseModelDocs } from "../model-doc.js";
 import { formatIssues } from "../../../contract/issues.js";
 import { modelSourceFromJson } from "../../../contract/model-source.js";
 
-/** Runs an RPC for a view: errors go to the status line (or to sign-in), never swallowed. */
-export async function guarded<T>(app: App, what: string, call: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await call();
-  } catch (err) {
-    if (isUnauthenticated(err)) app.needLogin(`${what}: ${describeError(err)}`);
-    else app.announce(`${what} failed: ${describeError(err)}`, "error");
-    return undefined;
-  }
-}
 
 /** The registry as a table with enable/disable, verify, export and delete; import and export of the wire JSON. */
 export const modelsView: View = (app, main) => {
@@ -205,8 +195,8 @@ export const modelsView: View = (app, main) => {
         "div",
         { class: "toolbar" },
         h("a", { class: "button primary", href: "#/models/new" }, "New model"),
-        h("label", { class: "button", for: importInput.id }, "Import JSON"),
         importInput,
+        h("label", { class: "button", for: importInput.id }, "Import JSON"),
         h(
           "button",
           { type: "button", onclick: () => saveJson(models.map(modelToDoc), "studio-models.json") },

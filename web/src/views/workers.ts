@@ -3,7 +3,7 @@ import { engineName } from "../../../contract/names.js";
 import type { View } from "../app.js";
 import { h, replace } from "../dom.js";
 import { formatAge, formatTime } from "../format.js";
-import { guarded } from "./models.js";
+import { guarded } from "../guarded.js";
 
 /** How often the open Workers page asks again; ListWorkers has no stream, and is cheap. */
 const REFRESH_MS = 5000;
