@@ -7,7 +7,7 @@ check_failed=0
 bash scripts/check.sh || check_failed=1
 
 log=$(mktemp)
-bun test "$@" 2>&1 | tee "$log"
+bun test --timeout 60000 "$@" 2>&1 | tee "$log"
 test_rc=${PIPESTATUS[0]}
 passed=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -n1 | grep -Eo '[0-9]+' || echo 0)
 failed=$(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -n1 | grep -Eo '[0-9]+' || echo 0)
