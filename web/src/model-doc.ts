@@ -25,7 +25,7 @@ const DocShape = z.strictObject({
   }),
   description: z.string().max(4096).default(""),
   enabled: z.boolean().default(true),
-  source: z.unknown(),
+  source: z.unknown().optional(),
 });
 
 /** Validates one document; issue paths read like `source.files[0].filename`. */
@@ -61,7 +61,7 @@ export function parseModelDocs(text: string): { docs: ModelDoc[]; issues: Valida
       issues.push(
         ...checked.issues.map((issue) => ({
           ...issue,
-          path: Array.isArray(raw) ? `[${i}].${issue.path}` : issue.path,
+          path: !Array.isArray(raw) ? issue.path : issue.path === "(root)" ? `[${i}]` : `[${i}].${issue.path}`,
         })),
       );
   });

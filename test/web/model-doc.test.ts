@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { formatIssues } from "../../contract/issues.js";
+import { modelSourceFromJson, type ModelSourceJson } from "../../contract/model-source.js";
+import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
+import { checkModelDoc, parseModelDocs } from "../../web/src/model-doc.js";
+import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
+
+/** Bad documents and the one rule each breaks; the page must say what the server says. */
+const BAD: Array<{ what: string; doc: Record<string, unknown> }> = [
+  { what: "a model name with a space", doc: { name: "bad name!", source: { engine: "synthetic", files: [] } } },
+  {
+    what: "a path as a file name, an ftp URL and a width off the grid",
+    doc: {
+      name: "three-problems",
+      source: {
+        engine: "sd-cpp",
+        files: [{ role: "model", url: "ftp://host/m.gguf", filename: "../m.gguf" }],
+        cliDefaults: { width: 100 },
+      },
+    },
+  },
+  {
+    what: "a duplicated file name",
+    doc: {
+      name: "dupes",
+      source: {
+        engine: "sd-cpp",
+        files: [
+          { role: "diffusion-model", url: "http://h/a", filename: "a.gguf" },
+          { role: "vae", url: "http://h/b", filename: "a.gguf" },
+        ],
+      },
+    },
+  },
+  { what: "llama-cpp without a model file", doc: { name: "no-model", source: { engine: "llama-cpp", files: [] } } },
+];
+
+describe("the page's model document checks", () => {
+  let t: TestStudio;
+  beforeAll(async () => {
+    t = await startTestStudio();
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  for (const { what, doc } of BAD) {
+    test(`reports ${what} exactly as the registry does`, async () => {
+      const checked = checkModelDoc(doc);
+      expect(checked.ok).toBe(false);
+      if (checked.ok) return;
+      // Send the same document past the page's checks, the way another client could.
+      const source = doc.source as ModelSourceJson;
+      let err: unknown;
+      try {
+        await t.client(RegistryService).createModel({
+          name: doc.name as string,
+          source: modelSourceFromJson({ cliDefaults: {}, ...source }),
+        });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConnectError);
+      expect((err as ConnectError).code).toBe(Code.InvalidArgument);
+      expect((err as ConnectError).rawMessage).toBe(formatIssues(checked.issues));
+    });
+  }
+
+  test("accepts a good document and fills its defaults", () => {
+    const checked = checkModelDoc({ name: "fine", source: { engine: "synthetic", files: [] } });
+    expect(checked).toEqual({
+      ok: true,
+      doc: { name: "fine", description: "", enabled: true, source: { engine: "synthetic", files: [], cliDefaults: {} } },
+    });
+  });
+
+  test("reads an export file of several documents and names the entry of each problem", () => {
+    const text = JSON.stringify([
+      { name: "a", source: { engine: "synthetic", files: [] } },
+      { name: "b", source: { engine: "synthetic", files: [], cliDefaults: { steps: 0 } }, extra: 1 },
+    ]);
+    const { docs, issues } = parseModelDocs(text);
+    expect(docs.map((d) => d.name)).toEqual(["a"]);
+    expect(issues.map((i) => i.path)).toEqual(["[1]", "[1].source.cliDefaults.steps"]);
+    expect(parseModelDocs("{not json").issues[0]!.message).toMatch(/^not valid JSON/);
+    expect(parseModelDocs(JSON.stringify({ name: "x" })).issues).toEqual([{ path: "source", message: "is required" }]);
+  });
+});
