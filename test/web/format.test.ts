@@ -1,10 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
-import { JobPhase, JobSchema, JobStatus, type Job } from "../../gen/studio/v1/job_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { JobPhase, JobProgressSchema, JobSchema, JobStatus, type Job } from "../../gen/studio/v1/job_pb.js";
 import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
 import { formatBytes, progressOf } from "../../web/src/format.js";
 
-function job(progress: Partial<Job["progress"]> & { phase: JobPhase }, status = JobStatus.RUNNING): Job {
+function job(progress: MessageInitShape<typeof JobProgressSchema>, status = JobStatus.RUNNING): Job {
   return create(JobSchema, {
     id: "j",
     status,

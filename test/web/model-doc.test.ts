@@ -56,7 +56,7 @@ describe("the page's model document checks", () => {
       try {
         await t.client(RegistryService).createModel({
           name: doc.name as string,
-          source: modelSourceFromJson({ cliDefaults: {}, ...source }),
+          source: modelSourceFromJson({ ...source, cliDefaults: source.cliDefaults ?? {} }),
         });
       } catch (e) {
         err = e;
