@@ -206,6 +206,6 @@ function checkTaskFitsEngine(resolved: ResolvedModel, task: Task, path: "task" |
   if (wants === undefined || kind === undefined || kind === wants) return;
   throw new JobError(
     "invalid_request",
-    `${path}: model ${JSON.stringify(resolved.name)} runs ${resolved.engine}, which takes ${wants} tasks (got a ${kind} task)`,
+    `${path}: model ${JSON.stringify(resolved.name)} runs ${resolved.engine}, which takes ${wants} tasks (got ${kind === "image" ? "an" : "a"} ${kind} task)`,
   );
 }
