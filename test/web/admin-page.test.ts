@@ -107,6 +107,7 @@ describe("the web admin page in headless Chromium", () => {
     await page.getByRole("button", { name: "Sign in" }).click();
     await expectText(page.locator(`#${await token.getAttribute("id")}-error`), /refused this token/);
     expect(await token.getAttribute("aria-invalid")).toBe("true");
+    await screenshot(page, "login-laptop");
     await token.fill(ADMIN);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("heading", { name: "Jobs" }).waitFor();

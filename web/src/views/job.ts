@@ -1,10 +1,11 @@
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { JobStatus, type Job } from "../../../gen/studio/v1/job_pb.js";
 import { engineName, roleName } from "../../../contract/names.js";
 import { cliDefaultsToJson, modelSourceToJsonValue } from "../../../contract/model-source.js";
 import type { View } from "../app.js";
 import { field, h, replace } from "../dom.js";
 import { JobFeed, feedMessage } from "../job-feed.js";
-import { PHASE_NAMES, STATUS_NAMES, formatBytes, formatTime, isActive } from "../format.js";
+import { PHASE_NAMES, STATUS_NAMES, formatBytes, isActive } from "../format.js";
 import { progressCell, statusBadge } from "../widgets.js";
 import { renderOutputs } from "./job-outputs.js";
 import { guarded } from "../guarded.js";
@@ -16,7 +17,7 @@ interface TimelineEntry {
 
 /**
  * One job, live: its own WatchJobs stream keeps status, progress and outputs
- * current. The timeline holds the server's times plus every change this page saw.
+ * current. The timeline holds the server's times plus every change this page saw while open.
  */
 export const jobView: View = (app, main, route) => {
   const id = route.path[1]!;
@@ -82,12 +83,12 @@ export const jobView: View = (app, main, route) => {
     const prev = job;
     job = next;
     const phase = next.progress?.phase ? PHASE_NAMES[next.progress.phase] : "";
-    if (!prev || prev.status !== next.status)
+    if (prev && prev.status !== next.status)
       seen.push({
         at: new Date(),
         what: `seen ${STATUS_NAMES[next.status]}${next.workerName ? ` on ${next.workerName}` : ""}`,
       });
-    else if (phase && (prev.progress?.phase ?? 0) !== next.progress?.phase)
+    else if (prev && phase && (prev.progress?.phase ?? 0) !== next.progress?.phase)
       seen.push({ at: new Date(), what: `phase ${phase}` });
     headline.textContent = `Status: ${STATUS_NAMES[next.status]}${phase && phase !== "running" && next.status === JobStatus.RUNNING ? ` (${phase})` : ""}.`;
     render();
@@ -192,23 +193,7 @@ export const jobView: View = (app, main, route) => {
           h(
             "ol",
             { class: "timeline" },
-            h("li", {}, h("time", {}, formatTime(j.createTime)), " created"),
-            seen.map((e) => h("li", {}, h("time", {}, e.at.toLocaleString()), ` ${e.what}`)),
-            j.progress?.updateTime
-              ? h(
-                  "li",
-                  {},
-                  h("time", {}, formatTime(j.progress.updateTime)),
-                  ` last progress${j.progress.message ? `: ${j.progress.message}` : ""}`,
-                )
-              : null,
-            j.leaseExpireTime && isActive(j.status)
-              ? h("li", {}, h("time", {}, formatTime(j.leaseExpireTime)), " lease expires")
-              : null,
-            j.finishTime
-              ? h("li", {}, h("time", {}, formatTime(j.finishTime)), ` finished ${STATUS_NAMES[j.status]}`)
-              : null,
-            h("li", {}, h("time", {}, formatTime(j.updateTime)), " last update"),
+            timeline(j, seen).map((e) => h("li", {}, h("time", {}, e.at.toLocaleString()), ` ${e.what}`)),
           ),
           h("h2", {}, "Promote"),
           promote,
@@ -253,6 +238,22 @@ export const jobView: View = (app, main, route) => {
     for (const u of objectUrls) URL.revokeObjectURL(u);
   };
 };
+
+/** The server's times for a job and the changes this page saw, oldest first. */
+function timeline(j: Job, seen: TimelineEntry[]): TimelineEntry[] {
+  const at = (ts: Timestamp | undefined) => (ts && ts.seconds !== 0n ? timestampDate(ts) : undefined);
+  const entries: Array<TimelineEntry | undefined> = [
+    at(j.createTime) && { at: at(j.createTime)!, what: "created" },
+    ...seen,
+    at(j.progress?.updateTime) && {
+      at: at(j.progress?.updateTime)!,
+      what: `last progress${j.progress?.message ? `: ${j.progress.message}` : ""}`,
+    },
+    isActive(j.status) && at(j.leaseExpireTime) ? { at: at(j.leaseExpireTime)!, what: "lease expires" } : undefined,
+    at(j.finishTime) && { at: at(j.finishTime)!, what: `finished ${STATUS_NAMES[j.status]}` },
+  ];
+  return entries.filter((e): e is TimelineEntry => !!e).sort((a, b) => a.at.getTime() - b.at.getTime());
+}
 
 function dl(term: string, value: string | Node) {
   return [h("dt", {}, term), h("dd", {}, value)];
