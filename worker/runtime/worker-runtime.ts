@@ -38,6 +38,13 @@ export interface WorkerRuntimeOptions {
 export class WorkerRuntime implements SessionHandlers {
   /** Running jobs by lease id (a job re-offered after a retry has a new lease). */
   private readonly jobs = new Map<string, JobRun>();
+  /**
+   * Jobs the studio took back (cancelled, or lease lost) that are still stopping, with the promise
+   * of their end. The studio counts their slots free at once, so an offer may arrive before the
+   * engine is down: the new job is taken, and waits for a stopping job's slot before it starts.
+   */
+  private readonly releasing = new Map<string, Promise<unknown>>();
+  private readonly runs = new Map<string, Promise<unknown>>();
   private readonly finished: Array<() => void> = [];
   private readonly stopAll = new AbortController();
   private sessions: SessionSource | undefined;
@@ -86,7 +93,9 @@ export class WorkerRuntime implements SessionHandlers {
   welcome(session: LiveSession): void {
     for (const leaseId of session.welcome.lostLeaseIds) {
       const job = this.jobs.get(leaseId);
-      job?.stop(new JobStop("lease-lost", `the studio gave lease ${leaseId} of job ${job.jobId} up while we were away`));
+      if (!job) continue;
+      this.release(leaseId);
+      job.stop(new JobStop("lease-lost", `the studio gave lease ${leaseId} of job ${job.jobId} up while we were away`));
     }
     if (this.draining) session.post({ case: "drain", value: create(WorkerDrainSchema) });
   }
@@ -97,8 +106,10 @@ export class WorkerRuntime implements SessionHandlers {
         return this.offer(message.value, session);
       case "cancel": {
         const job = this.jobs.get(message.value.leaseId);
-        if (job && job.jobId === message.value.jobId)
+        if (job && job.jobId === message.value.jobId) {
+          this.release(message.value.leaseId);
           job.stop(new JobStop("cancelled", `cancelled by the studio${message.value.reason ? `: ${message.value.reason}` : ""}`));
+        }
         return;
       }
       case "receipt": {
@@ -120,7 +131,7 @@ export class WorkerRuntime implements SessionHandlers {
   private offer(offer: Offer, session: LiveSession) {
     const { logger } = this.options;
     if (this.jobs.has(offer.leaseId)) return;
-    const inUse = [...this.jobs.values()].filter((j) => !j.slotFreed).length;
+    const inUse = [...this.jobs.values()].filter((j) => !j.slotFreed && !this.releasing.has(j.leaseId)).length;
     const busy = this.draining
       ? "the worker is draining"
       : inUse >= this.options.slots
@@ -149,12 +160,31 @@ export class WorkerRuntime implements SessionHandlers {
     });
     this.jobs.set(offer.leaseId, job);
     logger.info({ jobId: offer.jobId, model: offer.model, attempt: offer.attempt }, "took an offer");
-    void job.run().then(({ outcome, message }) => {
+    const run = this.slotHandover().then(() => job.run());
+    this.runs.set(offer.leaseId, run);
+    void run.then(({ outcome, message }) => {
       this.jobs.delete(offer.leaseId);
+      this.runs.delete(offer.leaseId);
+      this.releasing.delete(offer.leaseId);
       logger.info({ jobId: offer.jobId, outcome, message }, "job ended");
       void this.cacheChanged();
       if (this.jobs.size === 0) for (const f of this.finished.splice(0)) f();
     });
+  }
+
+  /** Marks a job the studio took back: its slot is the studio's to offer again once it has stopped. */
+  private release(leaseId: string) {
+    const run = this.runs.get(leaseId);
+    if (run) this.releasing.set(leaseId, run);
+  }
+
+  /** Waits while stopping jobs still occupy every slot, so a new engine never runs beside a dying one past the slot count. */
+  private async slotHandover(): Promise<void> {
+    for (;;) {
+      const occupied = [...this.jobs.values()].filter((j) => !j.slotFreed).length - 1; // minus the new job itself
+      if (occupied < this.options.slots || this.releasing.size === 0) return;
+      await Promise.race(this.releasing.values());
+    }
   }
 
   /** Compares the cache with what the studio was told and sends cache_update for the difference. */

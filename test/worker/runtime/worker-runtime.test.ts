@@ -53,10 +53,12 @@ let jobs: Client<typeof JobService>;
 const workers: Array<{ client: SessionClient; runtime: WorkerRuntime }> = [];
 const silent = pino({ level: "silent" });
 
-function startWorker(opts: { claims?: ModelEngine[]; stepDelayMs?: number; url?: string; downloads?: Downloads } = {}) {
+function startWorker(
+  opts: { claims?: ModelEngine[]; stepDelayMs?: number; url?: string; downloads?: Downloads; sdCli?: SdCliEngine } = {},
+) {
   const engines = new MultiEngine([
     new SyntheticEngine({ stepDelayMs: opts.stepDelayMs ?? 0 }),
-    new SdCliEngine({ binary: join(import.meta.dir, "../../fixtures/sd-cli") }),
+    opts.sdCli ?? new SdCliEngine({ binary: join(import.meta.dir, "../../fixtures/sd-cli") }),
   ]);
   const view = new RecordingView();
   const runtime = new WorkerRuntime({
@@ -218,6 +220,33 @@ describe("WorkerRuntime with a real studio", () => {
       expect((await view.ended(first.id)).outcome).toBe("succeeded");
       expect((await view.ended(second.id)).outcome).toBe("succeeded");
       expect([...view.ends.values()].some((e) => e.outcome === "declined")).toBe(false);
+    } finally {
+      files.stop();
+    }
+  }, TEST_TIMEOUT_MS);
+
+  test("a cancelled job that is slow to stop hands its slot to the next offer instead of declining it", async () => {
+    const files = startFileServer({ "m.gguf": new Uint8Array(1024) });
+    try {
+      await sdModel("rt-stubborn", `${files.url}/m.gguf`);
+      // sd-cli that ignores SIGTERM: the cancelled job holds the slot until SIGKILL after the grace period,
+      // while the studio already counts that slot free and offers the next job.
+      const sdCli = new SdCliEngine({
+        binary: join(import.meta.dir, "../../fixtures/sd-cli"),
+        env: { ...process.env, FAKE_SD_STEP_MS: "100", FAKE_SD_IGNORE_TERM: "1" },
+        killGraceMs: 1500,
+      });
+      const { view } = startWorker({ sdCli });
+      const task = { kind: { case: "image", value: { prompt: "stubborn", seed: 1n, overrides: { steps: 200 } } } } as Task;
+      const { job: first } = await jobs.createJob({ model: "rt-stubborn", task });
+      await view.until(() => view.steps.some((s) => s >= 1));
+      await jobs.cancelJob({ jobId: first!.id });
+      const { job: next } = await jobs.createJob({ model: "rt-synth", task: synthTask("next") });
+      const done = await watchJob(jobs, next!.id);
+      expect(done.status).toBe(JobStatus.SUCCEEDED);
+      expect(done.attempts).toBe(1);
+      expect((await view.ended(first!.id)).outcome).toBe("cancelled");
+      expect((await view.ended(next!.id)).outcome).toBe("succeeded");
     } finally {
       files.stop();
     }
