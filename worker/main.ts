@@ -45,7 +45,7 @@ function buildEngines(config: WorkerConfig, logger: ReturnType<typeof createWork
         logger: logger.child({ engine: "llama-cpp" }),
       }),
     );
-  if (found.synthetic) engines.push(new SyntheticEngine());
+  if (found.synthetic) engines.push(new SyntheticEngine({ stepDelayMs: config.syntheticStepMs }));
   if (engines.length === 0)
     throw new WorkerConfigError(
       "no engine to run: neither sd-cli nor llama-server was found on PATH; pass --sd-cli PATH, --llama-server PATH or --engines synthetic",

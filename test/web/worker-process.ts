@@ -13,7 +13,7 @@ export interface WorkerProcess {
   stop(): Promise<void>;
 }
 
-/** Starts the slow synthetic worker (argv array, no shell) against a studio. */
+/** Starts the real worker program with a slow synthetic engine (argv array, no shell) against a studio. */
 export function startSlowSyntheticWorker(opts: {
   server: string;
   token: string;
@@ -24,7 +24,7 @@ export function startSlowSyntheticWorker(opts: {
   const proc = Bun.spawn(
     [
       process.execPath,
-      join(import.meta.dir, "fixtures", "slow-synthetic-worker.ts"),
+      join(import.meta.dir, "..", "..", "worker", "main.ts"),
       "--server",
       opts.server,
       "--token",
@@ -35,8 +35,12 @@ export function startSlowSyntheticWorker(opts: {
       join(dir, "cache"),
       "--work-dir",
       join(dir, "work"),
-      "--step-ms",
+      "--engines",
+      "synthetic",
+      "--synthetic-step-ms",
       String(opts.stepMs),
+      "--progress",
+      "log",
     ],
     { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
   );

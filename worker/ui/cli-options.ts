@@ -23,6 +23,7 @@ const FLAGS: Array<[keyof WorkerConfig, string, string]> = [
   ["llamaIdleSeconds", "--llama-idle-seconds <s>", "stop a warm llama-server after this long without work (default 300)"],
   ["llamaCtxSize", "--llama-ctx-size <n>", "llama-server context size (-c)"],
   ["llamaGpuLayers", "--llama-gpu-layers <n>", "llama-server layers on the GPU (-ngl)"],
+  ["syntheticStepMs", "--synthetic-step-ms <ms>", "delay per step of the synthetic engine, so demos show progress (default 0)"],
   ["jobTimeout", "--job-timeout <s>", "longest a job's engine may run, in seconds (default 3600)"],
   ["drainGraceSeconds", "--drain-grace-seconds <s>", "on SIGTERM, how long in-flight jobs may take before they are cancelled (default 60)"],
   ["caFile", "--ca-file <file>", "PEM CA certificate to trust for an https:// studio"],
