@@ -2,6 +2,8 @@ import { join, resolve } from "node:path";
 import pino from "pino";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import type { JobProgress } from "../../gen/studio/v1/job_pb.js";
+import type { ModelEngine } from "../../gen/studio/v1/model_pb.js";
+import type { Engine } from "../../worker/engines/types.js";
 import { DownloadManager, type DownloadManagerOptions } from "../../worker/download/index.js";
 import { MultiEngine } from "../../worker/engines/multi-engine.js";
 import { SdCliEngine } from "../../worker/engines/sd-cli-engine.js";
@@ -23,6 +25,15 @@ class EndsView implements JobView {
   }
 }
 
+/** What the worker runs and what its hello claims (a hello may lie: claims beyond its engines). */
+export interface WorkerOptions {
+  name?: string;
+  engines?: Engine[];
+  claims?: ModelEngine[];
+  /** The sd-cli program (default: the fixture). */
+  sdCli?: string;
+}
+
 /** A running in-process worker: the real runtime, session client, download manager and sd-cli engine. */
 export interface FaultWorker {
   view: EndsView;
@@ -37,16 +48,16 @@ export function startFaultWorker(
   studioUrl: string,
   dir: string,
   downloads: Partial<DownloadManagerOptions> & { cacheDir: string },
-  env?: NodeJS.ProcessEnv,
+  opts: WorkerOptions = {},
 ): FaultWorker {
   const silent = pino({ level: "silent" });
-  const engines = new MultiEngine([new SdCliEngine({ binary: SD_CLI_FIXTURE, env })]);
+  const engines = new MultiEngine(opts.engines ?? [new SdCliEngine({ binary: opts.sdCli ?? SD_CLI_FIXTURE })]);
   const view = new EndsView();
   const runtime = new WorkerRuntime({
-    name: "faults",
+    name: opts.name ?? "faults",
     version: "test",
     slots: 1,
-    engines,
+    engines: { kinds: opts.claims ?? engines.kinds, route: (m, s) => engines.route(m, s) },
     downloads: new DownloadManager({ maxRetries: 2, retryBaseDelayMs: 20, stallTimeoutMs: 400, ...downloads }),
     view,
     logger: silent,
