@@ -19,7 +19,7 @@ async function main(argv: string[]) {
     .addOption(new Option("--verify-url-timeout-ms <ms>", "VerifyModel's deadline per file URL").env(SERVER_ENV.verifyUrlTimeoutMs))
     .addOption(new Option("--tls-cert <file>", "PEM certificate: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN)").env(SERVER_ENV.tlsCert))
     .addOption(new Option("--tls-key <file>", "PEM private key for --tls-cert").env(SERVER_ENV.tlsKey))
-    .addOption(new Option("--admin-token <token>", "an admin bearer token to accept (at least 32 characters)").env(SERVER_ENV.adminToken))
+    .addOption(new Option("--admin-token <token>", "an admin bearer token to accept (at least 32 characters); visible in ps, prefer STUDIO_ADMIN_TOKEN").env(SERVER_ENV.adminToken))
     .addOption(new Option("--max-watch-streams-per-token <n>", "open WatchJobs streams one token may hold").env(SERVER_ENV.maxWatchStreamsPerToken))
     .showHelpAfterError();
   program.parse(argv);

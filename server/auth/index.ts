@@ -62,7 +62,7 @@ export function createAuthModule(ctx: StudioContext, options: AuthModuleOptions 
     get mode(): AuthMode {
       return gate.open ? "open" : "enforced";
     },
-    routes: tokenRoutes(store, events, logger),
+    routes: tokenRoutes(store, events, logger, () => gate.open),
     interceptors: [createAuthInterceptor(gate, events, limiter)],
     authenticateHttp: (req, roles) => authenticateHttp(gate, req, roles),
     protect: (routes, roles) => protectHttpRoutes(gate, routes, roles),

@@ -13,7 +13,7 @@ import {
 import type { Logger } from "../log.js";
 import type { AuthEvents } from "./auth-events.js";
 import { callerOf, type Role } from "./caller.js";
-import { TokenError, type TokenRecord, type TokenStore } from "./token-store.js";
+import { checkTokenName, TokenError, type TokenRecord, type TokenStore } from "./token-store.js";
 
 const ROLE_TO_PROTO: Record<Role, TokenRole> = {
   admin: TokenRole.ADMIN,
@@ -54,14 +54,25 @@ function toConnect(err: unknown): unknown {
   return new ConnectError(err.message, code);
 }
 
-/** Registers TokenService (admin only, by RPC_ROLES). */
-export function tokenRoutes(store: TokenStore, events: AuthEvents, logger: Logger) {
+/**
+ * While the studio is open, the first token created turns auth on for good; if it were not an
+ * admin token, nobody could create tokens, edit models or revoke anything afterwards.
+ */
+export const FIRST_TOKEN_MUST_BE_ADMIN =
+  "this studio is open (no tokens yet) and the first token turns auth on for good, so it must be an admin token: " +
+  "create one first (`bun run studio tokens create <name> --role admin`), then create client and worker tokens with it " +
+  "(STUDIO_TOKEN=<admin secret>)";
+
+/** Registers TokenService (admin only, by RPC_ROLES); isOpen says whether the studio still runs without tokens. */
+export function tokenRoutes(store: TokenStore, events: AuthEvents, logger: Logger, isOpen: () => boolean) {
   return (router: ConnectRouter) =>
     router.service(TokenService, {
       createToken(req, ctx) {
         const role = roleFromProto(req.role);
         if (!role) throw new ConnectError("role: choose admin, client or worker", Code.InvalidArgument);
         try {
+          checkTokenName(req.name);
+          if (role !== "admin" && isOpen()) throw new ConnectError(`role: ${FIRST_TOKEN_MUST_BE_ADMIN}`, Code.FailedPrecondition);
           const { token, secret } = store.create(req.name, role);
           logger.info({ tokenId: token.id, tokenName: token.name, role, by: callerOf(ctx).name }, "token created");
           return create(CreateTokenResponseSchema, { token: tokenToProto(token), secret });

@@ -59,6 +59,15 @@ function toRecord(row: typeof apiTokens.$inferSelect): TokenRecord {
   };
 }
 
+/** The trimmed token name, or TokenError("invalid_argument") saying what is wrong with it. */
+export function checkTokenName(name: string): string {
+  const trimmed = name.trim();
+  if (trimmed.length === 0) throw new TokenError("invalid_argument", "name: a token needs a name (who or what uses it)");
+  if (trimmed.length > TOKEN_NAME_MAX) throw new TokenError("invalid_argument", `name: at most ${TOKEN_NAME_MAX} characters`);
+  if (/\p{Cc}/u.test(trimmed)) throw new TokenError("invalid_argument", "name: control characters are not allowed");
+  return trimmed;
+}
+
 /**
  * The apiTokens table: create (secret returned once), list, revoke, and look a
  * secret up by its hash. lastUsedAt is written at most once per touchIntervalMs
@@ -89,10 +98,7 @@ export class TokenStore {
   }
 
   #insert(name: string, role: Role, secretHash: string): TokenRecord {
-    const trimmed = name.trim();
-    if (trimmed.length === 0) throw new TokenError("invalid_argument", "name: a token needs a name (who or what uses it)");
-    if (trimmed.length > TOKEN_NAME_MAX) throw new TokenError("invalid_argument", `name: at most ${TOKEN_NAME_MAX} characters`);
-    if (/\p{Cc}/u.test(trimmed)) throw new TokenError("invalid_argument", "name: control characters are not allowed");
+    const trimmed = checkTokenName(name);
     if (this.count() >= TOKEN_COUNT_MAX) {
       throw new TokenError("resource_exhausted", `at most ${TOKEN_COUNT_MAX} tokens may exist; revoked ones count too`);
     }

@@ -90,6 +90,34 @@ describe("bootstrap", () => {
     }
   });
 
+  test("while open, a first client or worker token is refused (it would lock the admin out); an admin token first works", async () => {
+    const studio = await startAuthStudio();
+    try {
+      const anon = clientFor(TokenService, studio.url);
+      for (const role of [TokenRole.CLIENT, TokenRole.WORKER]) {
+        const err = await anon.createToken({ name: "laptop", role }).catch((e) => ConnectError.from(e));
+        expect(err).toBeInstanceOf(ConnectError);
+        expect((err as ConnectError).code).toBe(Code.FailedPrecondition);
+        expect((err as ConnectError).message).toContain("must be an admin token");
+        expect((err as ConnectError).message).toContain("tokens create <name> --role admin");
+      }
+      // Nothing was written and the studio is still open.
+      expect(studio.ctx.db.sqlite.query("SELECT count(*) AS n FROM apiTokens").get()).toEqual({ n: 0 });
+      expect((await clientFor(JobService, studio.url).listJobs({})).jobs).toEqual([]);
+      // A bad name is still INVALID_ARGUMENT, whatever the role.
+      const badName = await anon.createToken({ name: " ", role: TokenRole.CLIENT }).catch((e) => ConnectError.from(e).code);
+      expect(badName).toBe(Code.InvalidArgument);
+
+      const { secret } = await anon.createToken({ name: "operator", role: TokenRole.ADMIN });
+      const admin = clientFor(TokenService, studio.url, secret);
+      const laptop = await admin.createToken({ name: "laptop", role: TokenRole.CLIENT });
+      expect((await clientFor(JobService, studio.url, laptop.secret).listJobs({})).jobs).toEqual([]);
+      expect((await admin.listTokens({})).tokens.map((t) => t.name).sort()).toEqual(["laptop", "operator"]);
+    } finally {
+      await studio.stop();
+    }
+  });
+
   test("loopback open mode is logged loudly once, as a child process", async () => {
     const run = await spawnServer(["--host", "127.0.0.1", "--data-dir", tempDir()]);
     const warnings = run.lines.filter((l) => (l as { msg: string }).msg.startsWith("auth is OFF"));
