@@ -176,6 +176,10 @@ export type JobOutput = Message<"studio.v1.JobOutput"> & {
   index: number;
 
   /**
+   * The output's media type: image/png for images; application/json for the
+   * one output of a text job, shaped {"text": string, "finishReason": string,
+   * "usage": {"promptTokens": number, "completionTokens": number}}.
+   *
    * @generated from field: string mime_type = 2;
    */
   mimeType: string;
