@@ -43,7 +43,8 @@ export const graphicsJobs = sqliteTable(
     finishedAt: integer("finishedAt"),
   },
   (t) => [
-    index("graphicsJobs_queue").on(t.status, t.priority, t.createdAt),
+    // priority DESC so that the claim's ORDER BY priority DESC, createdAt ASC walks the index (sqlite-core has no .desc()).
+    index("graphicsJobs_queue_order").on(t.status, sql`"priority" DESC`, t.createdAt),
     index("graphicsJobs_list").on(t.createdAt, t.id),
     index("graphicsJobs_model_list").on(t.model, t.createdAt),
     index("graphicsJobs_lease").on(t.status, t.leaseExpiresAt),
