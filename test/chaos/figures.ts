@@ -7,7 +7,7 @@ export function formatFigures({ figures: f, report: r }: ChaosResult): string {
     .join("; ");
   const lines = [
     `jobs            ${r.jobs} (${Object.entries(r.byStatus).map(([k, v]) => `${k.toLowerCase()} ${v}`).join(", ")}), created over ${f.createRetries} create retries`,
-    `outputs         ${r.outputsChecked} checked byte for byte; ${r.storeFiles} files in the store, ${r.orphanFiles.length} referenced by no job`,
+    `outputs         ${r.outputsChecked} checked byte for byte; ${r.storeFiles} files in the store, ${r.orphanFiles.length} referenced by no job (uploads of jobs cancelled or failed before they completed)`,
     `worker kills    ${f.workerKills} (kill -9; sd-cli still running right after in ${f.orphanedEngines}), SIGSTOP past the TTL ${f.stops}`,
     `studio kills    ${f.studioKills} (${restarts || "none"})`,
     `leases          ${f.offers} offers, ${f.leaseExpiries} lease expiries, ${f.jobRetries} retries (metrics); ${r.extraAttempts} extra attempts (database)`,

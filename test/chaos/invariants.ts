@@ -27,7 +27,11 @@ export interface InvariantReport {
   /** Attempts beyond the first, summed over jobs (each one a retry or a re-run after a lost lease). */
   extraAttempts: number;
   storeFiles: number;
-  /** Files in the store no job refers to (an upload that landed but whose job was never committed). */
+  /**
+   * Files in the store no job refers to: outputs a job uploaded before it was cancelled or failed
+   * (the store keeps uploads as they complete, before JobComplete). Each must be an output one of
+   * those jobs would have made, or it is a violation.
+   */
   orphanFiles: string[];
 }
 
@@ -78,6 +82,8 @@ export function checkInvariants(dataDir: string, seenAtSuccess: Map<string, Stor
   }
   const byStatus: Record<string, number> = {};
   const referenced = new Set<string>();
+  /** Digests a job that did not succeed could have uploaded before it was cancelled or failed. */
+  const unreferencedButExplained = new Set<string>();
   let outputsChecked = 0;
   let extraAttempts = 0;
   const storeRoot = join(dataDir, "outputs");
@@ -93,6 +99,7 @@ export function checkInvariants(dataDir: string, seenAtSuccess: Map<string, Stor
     if (row.status === "FAILED" && row.error.trim().length < 8) violations.push(`${where} FAILED without saying why (error ${JSON.stringify(row.error)})`);
     if (row.status !== "SUCCEEDED") {
       if (outputs.length > 0) violations.push(`${where} is ${row.status} but has ${outputs.length} outputs`);
+      for (const sha of possibleOutputs(row.task, row.modelSource)) unreferencedButExplained.add(sha);
       continue;
     }
     if (row.error !== "") violations.push(`${where} SUCCEEDED with an error ${JSON.stringify(row.error)}`);
@@ -134,5 +141,21 @@ export function checkInvariants(dataDir: string, seenAtSuccess: Map<string, Stor
     if (!sha || !/^[0-9a-f]{64}$/.test(sha) || sha.slice(0, 2) !== prefix) violations.push(`unexpected file in the output store: ${p}`);
   }
   const orphanFiles = blobs.map((p) => p.split("/")[1] ?? p).filter((sha) => !referenced.has(sha));
+  for (const sha of orphanFiles)
+    if (!unreferencedButExplained.has(sha)) violations.push(`output store file ${sha} is no output any job could have made`);
   return { violations, jobs: rows.length, byStatus, outputsChecked, extraAttempts, storeFiles: blobs.length, orphanFiles };
+}
+
+/** The digests of every output a job's task could produce (empty when its engine makes no known bytes). */
+function possibleOutputs(taskJson: string, sourceJson: string | null): string[] {
+  try {
+    const task = fromJsonString(TaskSchema, taskJson);
+    const source = parseModelSourceJson(sourceJson);
+    if (!source || task.kind.case === undefined) return [];
+    return Array.from({ length: expectedOutputCount(task) }, (_, i) =>
+      createHash("sha256").update(expectedBytes(source, task, i)).digest("hex"),
+    );
+  } catch {
+    return [];
+  }
 }
