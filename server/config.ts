@@ -22,6 +22,13 @@ export const ServerConfigSchema = z.strictObject({
   adminToken: z.string().min(32).optional(),
   /** Open WatchJobs streams one token may hold at once. */
   maxWatchStreamsPerToken: z.coerce.number().int().min(1).max(1000).default(16),
+}).refine((c) => c.heartbeatIntervalMs <= c.leaseTtlMs / 2, {
+  // A worker must be able to miss one heartbeat without its leases expiring.
+  path: ["heartbeatIntervalMs"],
+  error: (issue) => {
+    const c = issue.input as { heartbeatIntervalMs: number; leaseTtlMs: number };
+    return `--heartbeat-interval-ms (${c.heartbeatIntervalMs}) must be at most half of --lease-ttl-ms (${c.leaseTtlMs}), so that one late heartbeat does not expire a lease`;
+  },
 });
 export type ServerConfig = z.output<typeof ServerConfigSchema>;
 export type ServerConfigInput = z.input<typeof ServerConfigSchema>;
@@ -42,3 +49,4 @@ export const SERVER_ENV: Record<keyof ServerConfig, string> = {
   adminToken: "STUDIO_ADMIN_TOKEN",
   maxWatchStreamsPerToken: "STUDIO_MAX_WATCH_STREAMS_PER_TOKEN",
 };
+
