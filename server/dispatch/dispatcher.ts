@@ -10,6 +10,14 @@ import type { WorkerEntry, WorkerRegistry } from "./worker-registry.js";
 /** How many queued jobs one placement round looks at before falling back to plain per-worker claims. */
 export const PLACEMENT_WINDOW = 256;
 
+/** How placement recognises one of a job's files in a worker's cache: by digest when it has one, else by URL. */
+type FileKey = { sha256: string; url?: undefined } | { sha256?: undefined; url: string };
+
+/** Whether a worker reported this file as cached: its sha256 among the worker's digests, or (no sha256) its URL among its URLs. */
+function holds(w: WorkerEntry, key: FileKey): boolean {
+  return key.sha256 !== undefined ? w.cached.has(key.sha256) : w.cachedUrls.has(key.url);
+}
+
 /** What the dispatcher needs. */
 export interface DispatcherDeps {
   ctx: StudioContext;
@@ -23,7 +31,8 @@ export interface DispatcherDeps {
  * Pushes queued jobs to connected workers. A round runs whenever something may
  * have made an offer possible (a job queued, a worker connected, a slot freed):
  * it walks the queue head in claim order and gives each job to a free worker
- * that can serve it, preferring one whose cache holds all the job's files, else
+ * that can serve it, preferring one whose cache holds all the job's files (by
+ * sha256, or by URL for files without one), else
  * the least busy. Every free worker then takes the oldest job it can serve
  * beyond that window, so nothing starves. Rounds never overlap; the store's
  * conditional claim makes sure a job is on offer to one worker at a time.
@@ -36,7 +45,7 @@ export class Dispatcher {
   #again = false;
   #stopped = false;
   #unsubscribe: (() => void) | undefined;
-  readonly #shaCache = new Map<string, string[]>();
+  readonly #fileCache = new Map<string, FileKey[]>();
 
   constructor(readonly deps: DispatcherDeps) {}
 
@@ -92,9 +101,9 @@ export class Dispatcher {
   }
 
   #choose(job: QueuedJob, eligible: WorkerEntry[]): WorkerEntry {
-    const shas = this.#shasOf(job);
-    if (shas.length > 0) {
-      const warm = eligible.filter((w) => shas.every((s) => w.cached.has(s)));
+    const files = this.#filesOf(job);
+    if (files.length > 0) {
+      const warm = eligible.filter((w) => files.every((f) => holds(w, f)));
       if (warm.length > 0) eligible = warm;
     }
     return eligible.reduce((best, w) => {
@@ -105,19 +114,22 @@ export class Dispatcher {
     });
   }
 
-  #shasOf(job: QueuedJob): string[] {
-    let shas = this.#shaCache.get(job.id);
-    if (shas) return shas;
-    shas = [];
+  #filesOf(job: QueuedJob): FileKey[] {
+    let keys = this.#fileCache.get(job.id);
+    if (keys) return keys;
+    keys = [];
     try {
-      const files = (JSON.parse(job.modelSource ?? "null") as { files?: { sha256?: unknown }[] } | null)?.files ?? [];
-      for (const f of files) if (typeof f.sha256 === "string") shas.push(f.sha256.toLowerCase());
+      const files = (JSON.parse(job.modelSource ?? "null") as { files?: { sha256?: unknown; url?: unknown }[] } | null)?.files ?? [];
+      for (const f of files) {
+        if (typeof f.sha256 === "string" && f.sha256 !== "") keys.push({ sha256: f.sha256.toLowerCase() });
+        else if (typeof f.url === "string") keys.push({ url: f.url });
+      }
     } catch {
       // A malformed source has no files to match a cache against.
     }
-    if (this.#shaCache.size > 10_000) this.#shaCache.clear();
-    this.#shaCache.set(job.id, shas);
-    return shas;
+    if (this.#fileCache.size > 10_000) this.#fileCache.clear();
+    this.#fileCache.set(job.id, keys);
+    return keys;
   }
 
   /** Claims (a given job, or the next the worker can serve) and sends the Offer; false when nothing was claimed. */

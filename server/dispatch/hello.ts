@@ -1,9 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { isSha256Hex } from "../../contract/hex.js";
+import { urlProblem } from "../../contract/model-source.js";
 import { engineName, type EngineName } from "../../contract/names.js";
 import type { WorkerHello } from "../../gen/studio/v1/worker_service_pb.js";
 import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
-import { MAX_CACHED_DIGESTS } from "./worker-registry.js";
+import { MAX_CACHED_DIGESTS, MAX_CACHED_URLS } from "./worker-registry.js";
 
 /** Most concurrent jobs a worker may claim to run. */
 export const MAX_SLOTS = 64;
@@ -16,11 +17,24 @@ export interface CheckedHello {
   engines: Set<EngineName>;
   slots: number;
   cachedSha256: string[];
+  cachedUrls: string[];
   labels: Record<string, string>;
   leaseIds: string[];
 }
 
 const bad = (message: string) => new ConnectError(`hello: ${message}`, Code.InvalidArgument);
+
+/**
+ * Checks cached-file URLs a worker reports (hello.cached_urls, cache_update.added_urls): at most
+ * MAX_CACHED_URLS, each an http(s) URL within the source URL limits, or INVALID_ARGUMENT naming the field.
+ */
+export function checkCachedUrls(urls: readonly string[], field: string): void {
+  if (urls.length > MAX_CACHED_URLS) throw new ConnectError(`${field} may list at most ${MAX_CACHED_URLS} URLs (got ${urls.length})`, Code.InvalidArgument);
+  for (const url of urls) {
+    const why = urlProblem(url);
+    if (why) throw new ConnectError(`${field}: a URL ${why} (got ${JSON.stringify(url.slice(0, 80))})`, Code.InvalidArgument);
+  }
+}
 
 /** Checks a worker's hello (names, bounded counts, known engines) or throws INVALID_ARGUMENT naming the field. */
 export function checkHello(hello: WorkerHello): CheckedHello {
@@ -40,6 +54,7 @@ export function checkHello(hello: WorkerHello): CheckedHello {
     throw bad(`cached_sha256 may list at most ${MAX_CACHED_DIGESTS} digests (got ${hello.cachedSha256.length})`);
   const bads = hello.cachedSha256.find((s) => !isSha256Hex(s));
   if (bads !== undefined) throw bad(`cached_sha256 must hold lower-case sha256 hex digests (got ${JSON.stringify(bads.slice(0, 80))})`);
+  checkCachedUrls(hello.cachedUrls, "hello: cached_urls");
   const labelEntries = Object.entries(hello.labels);
   if (labelEntries.length > MAX_LABELS) throw bad(`labels may hold at most ${MAX_LABELS} entries`);
   for (const [k, v] of labelEntries)
@@ -52,6 +67,7 @@ export function checkHello(hello: WorkerHello): CheckedHello {
     engines,
     slots,
     cachedSha256: hello.cachedSha256,
+    cachedUrls: hello.cachedUrls,
     labels: { ...hello.labels },
     leaseIds: hello.leaseIds,
   };

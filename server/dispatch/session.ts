@@ -13,12 +13,12 @@ import { AsyncQueue } from "./async-queue.js";
 import type { DeclineMemory } from "./decline-memory.js";
 import type { Dispatcher } from "./dispatcher.js";
 import { refusalOf } from "./dispatch-error.js";
-import { checkHello } from "./hello.js";
+import { checkCachedUrls, checkHello } from "./hello.js";
 import type { QueueActions } from "./queue-actions.js";
 import type { QueueStore } from "./queue-store.js";
 import { SessionUploads } from "./session-uploads.js";
 import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
-import { MAX_CACHED_DIGESTS, WorkerRegistry, type WorkerEntry } from "./worker-registry.js";
+import { MAX_CACHED_DIGESTS, MAX_CACHED_URLS, WorkerRegistry, type WorkerEntry } from "./worker-registry.js";
 
 /** What a session needs. */
 export interface SessionDeps {
@@ -62,6 +62,7 @@ export async function* runSession(
     slots: hello.slots,
     leases: new Map(),
     cached: new Set(hello.cachedSha256),
+    cachedUrls: new Set(hello.cachedUrls),
     labels: hello.labels,
     tokenId: caller.tokenId,
     connectTime: now,
@@ -180,6 +181,9 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
     case "cacheUpdate": {
       for (const s of msg.value.removedSha256) worker.cached.delete(s);
       for (const s of msg.value.addedSha256) if (worker.cached.size < MAX_CACHED_DIGESTS) worker.cached.add(s);
+      checkCachedUrls(msg.value.addedUrls, "cache_update: added_urls");
+      for (const u of msg.value.removedUrls) worker.cachedUrls.delete(u);
+      for (const u of msg.value.addedUrls) if (worker.cachedUrls.size < MAX_CACHED_URLS) worker.cachedUrls.add(u);
       deps.dispatcher.wake();
       return;
     }

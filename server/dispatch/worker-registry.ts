@@ -6,6 +6,8 @@ import { WorkerInfoSchema, type SessionResponse, type WorkerInfo } from "../../g
 
 /** Most cached digests the studio remembers per worker. */
 export const MAX_CACHED_DIGESTS = 4096;
+/** Most cached URLs (files downloaded without a digest) the studio remembers per worker. */
+export const MAX_CACHED_URLS = 1024;
 
 /** One connected streaming worker, as dispatch sees it. */
 export interface WorkerEntry {
@@ -16,7 +18,10 @@ export interface WorkerEntry {
   slots: number;
   /** Live leases: lease id → job id. */
   leases: Map<string, string>;
+  /** sha256 digests of the verified files in the worker's cache. */
   cached: Set<string>;
+  /** URLs of complete files it cached without a digest, for sources whose files carry no sha256. */
+  cachedUrls: Set<string>;
   labels: Record<string, string>;
   tokenId: string;
   connectTime: number;

@@ -4,7 +4,7 @@ import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
-import { createJob, createSdModel, dispatchOf, rowOf, sha } from "./fixtures.js";
+import { createJob, createSdModel, dispatchOf, rowOf, sdSource, sha } from "./fixtures.js";
 import { barrier, h2Transport, SimWorker } from "./sim-worker.js";
 
 let t: TestStudio;
@@ -46,6 +46,45 @@ describe("placement", () => {
     const j2 = await createJob(jobs, "other");
     expect((await cold.nextOffer()).jobId).toBe(j2.id);
     expect(fresh.pending()).toEqual([]);
+  });
+
+  test("a model whose files carry no sha256 goes to the worker that reported their URLs cached (hello or CacheUpdate)", async () => {
+    const plain = (name: string) => {
+      const source = sdSource([sha("a"), sha("b")]);
+      for (const f of source.files) {
+        f.url = `http://127.0.0.1:9/${name}/${f.filename}`;
+        delete f.sha256;
+      }
+      return source;
+    };
+    await registry.createModel({ name: "plain", source: plain("plain") });
+    await registry.createModel({ name: "plain2", source: plain("plain2") });
+    const urls = (name: string) => ["f0.gguf", "f1.gguf"].map((f) => `http://127.0.0.1:9/${name}/${f}`);
+    // "roomy" has more free slots, so without a cache match it would win every job.
+    const roomy = await connect({ name: "roomy", engines: [ModelEngine.SD_CPP], slots: 4 });
+    const warm = await connect({ name: "warm", engines: [ModelEngine.SD_CPP], slots: 1, cachedUrls: urls("plain") });
+    const j1 = await createJob(jobs, "plain");
+    expect((await warm.nextOffer()).jobId).toBe(j1.id);
+    expect(rowOf(t, j1.id).leaseWorker).toBe("warm");
+
+    // Holding one of two URLs is not enough; a CacheUpdate naming both is.
+    const partial = await connect({ name: "partial", engines: [ModelEngine.SD_CPP], slots: 1, cachedUrls: urls("plain2").slice(0, 1) });
+    const fresh = await connect({ name: "fresh", engines: [ModelEngine.SD_CPP], slots: 1 });
+    fresh.send({ case: "cacheUpdate", value: { addedSha256: [], removedSha256: [], addedUrls: urls("plain2"), removedUrls: [] } });
+    await barrier(fresh);
+    const j2 = await createJob(jobs, "plain2");
+    expect((await fresh.nextOffer()).jobId).toBe(j2.id);
+    expect(roomy.pending()).toEqual([]);
+    expect(partial.pending()).toEqual([]);
+  });
+
+  test("a hello whose cached_urls hold a non-http URL is refused with INVALID_ARGUMENT naming the field", async () => {
+    const err = await connect({ name: "odd", cachedUrls: ["file:///etc/passwd"] }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(String(err)).toContain("cached_urls");
+    expect(String(err)).toContain("invalid_argument");
   });
 
   test("without a cache match a free worker takes the oldest job it can serve, highest priority first", async () => {
