@@ -156,42 +156,56 @@ describe("a half-open session", () => {
 });
 
 describe("a hello that lies about its engines", () => {
-  test("claims sd-cpp but has only synthetic: it declines the sd job (never synthetic bytes); an honest sd worker then runs it", async () => {
-    const fileBytes = new Uint8Array([1, 2, 3, 4]);
-    const files = startFileServer({ "liar.gguf": fileBytes });
-    try {
-      await t.client(RegistryService).createModel({
-        name: "abuse-sd",
-        source: {
-          engine: ModelEngine.SD_CPP,
-          files: [{ role: ModelFileRole.DIFFUSION_MODEL, filename: "liar.gguf", url: `${files.url}/liar.gguf`, sha256: sha256Hex(fileBytes) }],
-          cliDefaults: { width: 16, height: 16, steps: 2 },
-        },
-      });
-      const before = storedOutputs();
-      synthWorker("liar", [ModelEngine.SD_CPP, ModelEngine.SYNTHETIC]);
-      const { job } = await jobs.createJob({ model: "abuse-sd", task: synthTask("lies"), maxAttempts: 2 });
-      let offered = false;
-      const declined = await watchJob(jobs, job!.id, {
-        until: (j) => {
-          if (j.status === JobStatus.OFFERED) offered = true;
-          return offered && j.status === JobStatus.QUEUED;
-        },
-      });
-      expect(declined.outputs).toEqual([]);
-      expect(storedOutputs()).toEqual(before);
+  const fileBytes = new Uint8Array([1, 2, 3, 4]);
+  let files: ReturnType<typeof startFileServer>;
+  beforeAll(async () => {
+    files = startFileServer({ "liar.gguf": fileBytes });
+    await t.client(RegistryService).createModel({
+      name: "abuse-sd",
+      source: {
+        engine: ModelEngine.SD_CPP,
+        files: [{ role: ModelFileRole.DIFFUSION_MODEL, filename: "liar.gguf", url: `${files.url}/liar.gguf`, sha256: sha256Hex(fileBytes) }],
+        cliDefaults: { width: 16, height: 16, steps: 2 },
+      },
+    });
+  });
+  afterAll(() => files?.stop());
 
-      const honest = startFaultWorker(t.url, dir, { cacheDir: join(dir, "cache-honest-sd") }, { name: "honest-sd" });
-      workers.push(honest);
-      const done = await watchJob(jobs, job!.id);
-      expect(done.status).toBe(JobStatus.SUCCEEDED);
-      expect(done.attempts).toBe(1);
-      const { data } = await readOutput(jobs, job!.id, 0);
-      expect(data).toEqual(Buffer.from(fakeSdImage({ prompt: "lies", seed: "3", width: 16, height: 16, index: 0 })));
-      const synthetic = syntheticImage(synthTask("lies").kind.value as ImageTask, { width: 16, height: 16 }, 0);
-      expect(data.equals(Buffer.from(synthetic))).toBe(false);
-    } finally {
-      files.stop();
-    }
+  test("claims sd-cpp but has only synthetic: it declines the sd job (never synthetic bytes); an honest sd worker then runs it", async () => {
+    const before = storedOutputs();
+    synthWorker("liar", [ModelEngine.SD_CPP, ModelEngine.SYNTHETIC]);
+    const { job } = await jobs.createJob({ model: "abuse-sd", task: synthTask("lies"), maxAttempts: 2 });
+    let offered = false;
+    const declined = await watchJob(jobs, job!.id, {
+      until: (j) => {
+        if (j.status === JobStatus.OFFERED) offered = true;
+        return offered && j.status === JobStatus.QUEUED;
+      },
+    });
+    expect(declined.outputs).toEqual([]);
+    expect(storedOutputs()).toEqual(before);
+
+    const honest = startFaultWorker(t.url, dir, { cacheDir: join(dir, "cache-honest-sd") }, { name: "honest-sd" });
+    workers.push(honest);
+    const done = await watchJob(jobs, job!.id);
+    expect(done.status).toBe(JobStatus.SUCCEEDED);
+    expect(done.attempts).toBe(1);
+    const { data } = await readOutput(jobs, job!.id, 0);
+    expect(data).toEqual(Buffer.from(fakeSdImage({ prompt: "lies", seed: "3", width: 16, height: 16, index: 0 })));
+    const synthetic = syntheticImage(synthTask("lies").kind.value as ImageTask, { width: 16, height: 16 }, 0);
+    expect(data.equals(Buffer.from(synthetic))).toBe(false);
+  }, TEST_TIMEOUT_MS);
+
+  test("claims sd-cpp, accepts the job, then cannot run it: the job fails (after its retry) naming why, with no outputs", async () => {
+    const before = storedOutputs();
+    const liar = startFaultWorker(t.url, dir, { cacheDir: join(dir, "cache-liar-2") }, { name: "liar-2", sdCli: join(dir, "no-such-sd-cli") });
+    workers.push(liar);
+    const { job } = await jobs.createJob({ model: "abuse-sd", task: synthTask("cannot run"), maxAttempts: 2 });
+    const done = await watchJob(jobs, job!.id);
+    expect(done.status).toBe(JobStatus.FAILED);
+    expect(done.attempts).toBeGreaterThanOrEqual(1);
+    expect(done.error).toContain("no-such-sd-cli");
+    expect(done.outputs).toEqual([]);
+    expect(storedOutputs()).toEqual(before);
   }, TEST_TIMEOUT_MS);
 });
