@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { describeValue } from "../contract/issues.js";
 
 /** Every setting of the studio server, validated at start-up; flags win over env, env over defaults. */
 export const ServerConfigSchema = z.strictObject({
@@ -50,3 +51,40 @@ export const SERVER_ENV: Record<keyof ServerConfig, string> = {
   maxWatchStreamsPerToken: "STUDIO_MAX_WATCH_STREAMS_PER_TOKEN",
 };
 
+/** The defaults, for --help. */
+export const SERVER_DEFAULTS: ServerConfig = ServerConfigSchema.parse({});
+
+/** A setting's command-line flag: leaseTtlMs is --lease-ttl-ms. */
+export function flagFor(key: keyof ServerConfig): string {
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** Settings whose value must never be echoed in an error message. */
+const SECRET_SETTINGS = new Set<string>(["adminToken"]);
+
+/** Start-up configuration that breaks a rule; the message names each flag and the value as given. */
+export class ServerConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ServerConfigError";
+  }
+}
+
+/**
+ * Validates flags and env as given (strings from the command line or numbers from tests).
+ * Errors quote the raw input ("abc"), not what coercion made of it (NaN), and never a secret.
+ */
+export function parseServerConfig(input: Record<string, unknown>): ServerConfig {
+  const parsed = ServerConfigSchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const messages = parsed.error.issues.map((issue) => {
+    const key = issue.path[0];
+    if (issue.code === "custom" || typeof key !== "string" || !(key in SERVER_ENV)) return issue.message;
+    const setting = key as keyof ServerConfig;
+    const raw = input[setting];
+    const rule = issue.code === "invalid_type" && issue.expected === "number" ? "must be a number" : issue.message;
+    const got = raw === undefined || SECRET_SETTINGS.has(setting) ? "" : ` (got ${describeValue(raw)})`;
+    return `${flagFor(setting)} (${SERVER_ENV[setting]}): ${rule}${got}`;
+  });
+  throw new ServerConfigError(messages.join("; "));
+}

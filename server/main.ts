@@ -1,40 +1,49 @@
 #!/usr/bin/env bun
 import { Command, Option } from "commander";
-import { SERVER_ENV, ServerConfigSchema, type ServerConfigInput } from "./config.js";
+import { parseServerConfig, SERVER_DEFAULTS, SERVER_ENV, ServerConfigError, type ServerConfig } from "./config.js";
 import { startStudio } from "./app.js";
-import { formatIssues, issuesFromZod } from "../contract/issues.js";
+
+const MIB = 1024 ** 2;
+
+/** A flag's help text with its default, as the studio would use it. */
+function help(text: string, key: keyof ServerConfig, show?: string): string {
+  return `${text} (default: ${show ?? String(SERVER_DEFAULTS[key])})`;
+}
 
 /** `bun run server`: parses flags and env, starts the studio, and shuts down gracefully on SIGINT/SIGTERM. */
 async function main(argv: string[]) {
   const program = new Command("studio-server")
     .description("Studio: the registry and job queue that GPU workers take work from.")
-    .addOption(new Option("--host <host>", "address to listen on").env(SERVER_ENV.host))
-    .addOption(new Option("--port <port>", "port to listen on (0: any free port)").env(SERVER_ENV.port))
-    .addOption(new Option("--data-dir <dir>", "where the SQLite database and outputs live").env(SERVER_ENV.dataDir))
-    .addOption(new Option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent").env(SERVER_ENV.logLevel))
-    .addOption(new Option("--lease-ttl-ms <ms>", "how long a lease lasts without a heartbeat").env(SERVER_ENV.leaseTtlMs))
-    .addOption(new Option("--heartbeat-interval-ms <ms>", "how often workers heartbeat").env(SERVER_ENV.heartbeatIntervalMs))
-    .addOption(new Option("--max-output-bytes <n>", "largest output a job may upload").env(SERVER_ENV.maxOutputBytes))
-    .addOption(new Option("--default-max-attempts <n>", "attempts a job gets by default").env(SERVER_ENV.defaultMaxAttempts))
-    .addOption(new Option("--verify-url-timeout-ms <ms>", "VerifyModel's deadline per file URL").env(SERVER_ENV.verifyUrlTimeoutMs))
-    .addOption(new Option("--tls-cert <file>", "PEM certificate: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN)").env(SERVER_ENV.tlsCert))
+    .addOption(new Option("--host <host>", help("address to listen on", "host")).env(SERVER_ENV.host))
+    .addOption(new Option("--port <port>", help("port to listen on (0: any free port)", "port")).env(SERVER_ENV.port))
+    .addOption(new Option("--data-dir <dir>", help("where the SQLite database and outputs live", "dataDir")).env(SERVER_ENV.dataDir))
+    .addOption(new Option("--log-level <level>", help("fatal, error, warn, info, debug, trace or silent", "logLevel")).env(SERVER_ENV.logLevel))
+    .addOption(new Option("--lease-ttl-ms <ms>", help("how long a lease lasts without a heartbeat, 500..3600000", "leaseTtlMs", `${SERVER_DEFAULTS.leaseTtlMs} ms`)).env(SERVER_ENV.leaseTtlMs))
+    .addOption(new Option("--heartbeat-interval-ms <ms>", help("how often workers heartbeat, at most half the lease TTL", "heartbeatIntervalMs", `${SERVER_DEFAULTS.heartbeatIntervalMs} ms`)).env(SERVER_ENV.heartbeatIntervalMs))
+    .addOption(new Option("--max-output-bytes <n>", help("largest output a job may upload, in bytes", "maxOutputBytes", `${SERVER_DEFAULTS.maxOutputBytes} = ${SERVER_DEFAULTS.maxOutputBytes / MIB} MiB`)).env(SERVER_ENV.maxOutputBytes))
+    .addOption(new Option("--default-max-attempts <n>", help("attempts a job gets unless it asks otherwise, 1..100", "defaultMaxAttempts")).env(SERVER_ENV.defaultMaxAttempts))
+    .addOption(new Option("--verify-url-timeout-ms <ms>", help("VerifyModel's deadline per file URL", "verifyUrlTimeoutMs", `${SERVER_DEFAULTS.verifyUrlTimeoutMs} ms`)).env(SERVER_ENV.verifyUrlTimeoutMs))
+    .addOption(new Option("--tls-cert <file>", "PEM certificate: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) (default: cleartext)").env(SERVER_ENV.tlsCert))
     .addOption(new Option("--tls-key <file>", "PEM private key for --tls-cert").env(SERVER_ENV.tlsKey))
-    .addOption(new Option("--admin-token <token>", "an admin bearer token to accept (at least 32 characters); visible in ps, prefer STUDIO_ADMIN_TOKEN").env(SERVER_ENV.adminToken))
-    .addOption(new Option("--max-watch-streams-per-token <n>", "open WatchJobs streams one token may hold").env(SERVER_ENV.maxWatchStreamsPerToken))
+    .addOption(new Option("--admin-token <token>", "an admin bearer token to accept (at least 32 characters); visible in ps, prefer STUDIO_ADMIN_TOKEN (default: none)").env(SERVER_ENV.adminToken))
+    .addOption(new Option("--max-watch-streams-per-token <n>", help("open WatchJobs streams one token may hold", "maxWatchStreamsPerToken")).env(SERVER_ENV.maxWatchStreamsPerToken))
     .showHelpAfterError();
   program.parse(argv);
   const opts = program.opts<Record<string, string | undefined>>();
-  const input = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as ServerConfigInput;
-  const parsed = ServerConfigSchema.safeParse(input, { reportInput: true });
-  if (!parsed.success) {
-    console.error(`studio-server: bad configuration: ${formatIssues(issuesFromZod(parsed.error))}`);
+  const input = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+  let config: ServerConfig;
+  try {
+    config = parseServerConfig(input);
+  } catch (err) {
+    if (!(err instanceof ServerConfigError)) throw err;
+    console.error(`studio-server: bad configuration: ${err.message}`);
     process.exit(2);
   }
-  if ((parsed.data.tlsCert === undefined) !== (parsed.data.tlsKey === undefined)) {
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     console.error("studio-server: bad configuration: --tls-cert and --tls-key go together");
     process.exit(2);
   }
-  const studio = await startStudio(parsed.data);
+  const studio = await startStudio(config);
   let signals = 0;
   const shutdown = (signal: string) => {
     signals += 1;

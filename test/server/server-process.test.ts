@@ -88,6 +88,48 @@ describe("bun run server", () => {
     });
     procs.push(proc);
     expect(await proc.exited).toBe(2);
-    expect(await new Response(proc.stderr).text()).toContain("port");
+    const stderr = await new Response(proc.stderr).text();
+    expect(stderr).toContain('--port (STUDIO_PORT): must be a number (got "not-a-port")');
+    expect(stderr).not.toContain("NaN");
+  });
+
+  /** Runs `bun server/main.ts args` to its exit (it must not start listening) and returns exit code and output. */
+  async function runToExit(args: string[]) {
+    const proc = Bun.spawn(["bun", "server/main.ts", ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    procs.push(proc);
+    const [stdout, stderr, exit] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    return { stdout, stderr, exit };
+  }
+
+  test("bad values are quoted as given, a too-short --admin-token is never echoed, heartbeat vs TTL names both flags", async () => {
+    const ttl = await runToExit(["--lease-ttl-ms", "12.5s", "--data-dir", "/nonexistent-unused"]);
+    expect(ttl.exit).toBe(2);
+    expect(ttl.stderr).toContain('--lease-ttl-ms (STUDIO_LEASE_TTL_MS): must be a number (got "12.5s")');
+    const token = await runToExit(["--admin-token", "short-secret-value", "--data-dir", "/nonexistent-unused"]);
+    expect(token.exit).toBe(2);
+    expect(token.stderr).toContain("--admin-token");
+    expect(token.stderr).not.toContain("short-secret-value");
+    const hb = await runToExit(["--lease-ttl-ms", "1000", "--heartbeat-interval-ms", "600", "--data-dir", "/nonexistent-unused"]);
+    expect(hb.exit).toBe(2);
+    expect(hb.stderr).toContain("--heartbeat-interval-ms (600) must be at most half of --lease-ttl-ms (1000)");
+  });
+
+  test("--help shows every default", async () => {
+    const { stdout, exit } = await runToExit(["--help"]);
+    expect(exit).toBe(0);
+    const flat = stdout.replace(/\s+/g, " ");
+    for (const shown of [
+      "(default: 127.0.0.1)",
+      "(default: 8080)",
+      "(default: ./data)",
+      "(default: info)",
+      "(default: 30000 ms)",
+      "(default: 10000 ms)",
+      "(default: 536870912 = 512 MiB)",
+      "(default: 3)",
+      "(default: 16)",
+    ])
+      expect(flat).toContain(shown);
+    expect(flat).toContain("prefer STUDIO_ADMIN_TOKEN");
   });
 });
