@@ -1,4 +1,5 @@
 import fs from "node:fs/promises";
+import path from "node:path";
 import { z } from "zod";
 import type { ModelFile } from "../../gen/studio/v1/model_pb.js";
 import type { CacheKey, CacheLayout, UrlBlobMeta } from "./cache-layout.js";
@@ -65,6 +66,33 @@ export async function lookupBlob(layout: CacheLayout, key: CacheKey, file: Model
     opts.logger.warn({ url: file.url, filename: file.filename, err: String(err) }, "cannot revalidate an unverified cached file; using the cached copy");
     return entry;
   }
+}
+
+/**
+ * URLs of the complete unverified (URL-keyed) blobs: those whose meta sidecar names a URL and
+ * matches the blob's size. A blob without readable meta is skipped (lookupBlob would not use it).
+ */
+export async function listUrlBlobs(layout: CacheLayout): Promise<string[]> {
+  const dir = path.dirname(layout.blob({ id: "", kind: "url", name: "x" }));
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return [];
+  }
+  const urls: string[] = [];
+  for (const name of names) {
+    const key = layout.keyOfBlob("url", name);
+    if (!key) continue;
+    try {
+      const [stat, raw] = await Promise.all([fs.stat(layout.blob(key)), fs.readFile(layout.blobMeta(key), "utf8")]);
+      const meta = UrlBlobMetaSchema.safeParse(JSON.parse(raw));
+      if (meta.success && meta.data.sizeBytes === stat.size) urls.push(meta.data.url);
+    } catch {
+      // Evicted or half-published meanwhile: not a complete file.
+    }
+  }
+  return urls.sort();
 }
 
 /** Moves a finished partial into the cache (meta first, then the blob: the blob's presence means complete). */

@@ -7,12 +7,15 @@ import { DownloadError, TransferFailure, isDiskFull } from "./errors.js";
 import { CacheEvictor, touchBlob } from "./eviction.js";
 import { downloadFile } from "./file-download.js";
 import { FileLock } from "./file-lock.js";
-import { lookupBlob, publishBlob, type CacheEntry } from "./blob-store.js";
+import { listUrlBlobs, lookupBlob, publishBlob, type CacheEntry } from "./blob-store.js";
 import { resolveOptions, type DownloadManagerOptions, type ResolvedOptions } from "./options.js";
 import { PinRegistry } from "./pins.js";
 import { ProgressMeter, type DownloadProgress } from "./progress.js";
 import { linkWorkDir, type WorkDirLinks } from "./work-dir.js";
 import { aggregateProgress } from "./aggregate-progress.js";
+
+/** Most cached URLs reported to the studio (its limit per worker; a longer hello list is refused). */
+export const MAX_REPORTED_URLS = 1024;
 
 /** A complete file in the cache, pinned against eviction until release(). */
 export interface CachedFile {
@@ -138,6 +141,15 @@ export class DownloadManager {
     } catch {
       return [];
     }
+  }
+
+  /**
+   * URLs of the complete files cached without a digest (ModelFiles with no sha256), at most
+   * MAX_REPORTED_URLS: the worker lists them in hello and cache_update so that the studio can
+   * place jobs of sha-less models on a worker that already holds their files.
+   */
+  async cachedUrls(): Promise<string[]> {
+    return (await listUrlBlobs(this.layout)).filter((u) => urlProblem(u) === undefined).slice(0, MAX_REPORTED_URLS);
   }
 
   /** Evicts least recently used, unpinned files until the cache fits cacheMaxBytes (no-op without a budget). */

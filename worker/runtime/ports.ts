@@ -29,6 +29,8 @@ export interface Downloads<F extends HeldFile = HeldFile> {
     entries: Array<{ file: ModelFile; cached: F }>,
   ): Promise<{ files: EngineFile[]; loraDir?: string | undefined }>;
   cachedDigests(): Promise<Iterable<string>> | Iterable<string>;
+  /** URLs of complete files cached without a digest (placement of models whose files carry no sha256). */
+  cachedUrls(): Promise<Iterable<string>> | Iterable<string>;
 }
 
 /** What the job runner needs from the engines (worker/engines MultiEngine). */

@@ -50,6 +50,7 @@ export class WorkerRuntime implements SessionHandlers {
   private sessions: SessionSource | undefined;
   private draining = false;
   private digests = new Set<string>();
+  private urls = new Set<string>();
   private cacheCheck: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: WorkerRuntimeOptions) {}
@@ -59,9 +60,10 @@ export class WorkerRuntime implements SessionHandlers {
     this.sessions = sessions;
   }
 
-  /** Reads the cache's digests before the first hello. */
+  /** Reads the cache's digests and unverified URLs before the first hello. */
   async loadCache(): Promise<void> {
     this.digests = new Set(await this.options.downloads.cachedDigests());
+    this.urls = new Set(await this.options.downloads.cachedUrls());
   }
 
   get activeJobs(): number {
@@ -76,6 +78,7 @@ export class WorkerRuntime implements SessionHandlers {
       engines: o.engines.kinds,
       slots: o.slots,
       cachedSha256: [...this.digests].sort(),
+      cachedUrls: [...this.urls].sort(),
       labels: o.labels ?? {},
       leaseIds: this.leaseIds(),
     });
@@ -190,16 +193,21 @@ export class WorkerRuntime implements SessionHandlers {
   /** Compares the cache with what the studio was told and sends cache_update for the difference. */
   cacheChanged(): Promise<void> {
     this.cacheCheck = this.cacheCheck.then(async () => {
-      const now = new Set(await this.options.downloads.cachedDigests());
-      const added = [...now].filter((d) => !this.digests.has(d)).sort();
-      const removed = [...this.digests].filter((d) => !now.has(d)).sort();
-      this.digests = now;
-      if (added.length + removed.length > 0)
+      const digests = diff(this.digests, new Set(await this.options.downloads.cachedDigests()));
+      const urls = diff(this.urls, new Set(await this.options.downloads.cachedUrls()));
+      this.digests = digests.now;
+      this.urls = urls.now;
+      if (digests.changes + urls.changes > 0)
         this.sessions?.session?.post({
           case: "cacheUpdate",
-          value: create(CacheUpdateSchema, { addedSha256: added, removedSha256: removed }),
+          value: create(CacheUpdateSchema, {
+            addedSha256: digests.added,
+            removedSha256: digests.removed,
+            addedUrls: urls.added,
+            removedUrls: urls.removed,
+          }),
         });
-    }).catch((err) => this.options.logger.warn({ err }, "could not read the cache's digests"));
+    }).catch((err) => this.options.logger.warn({ err }, "could not read the cache's digests and URLs"));
     return this.cacheCheck;
   }
 
@@ -243,4 +251,11 @@ async function within(p: Promise<void>, ms: number): Promise<boolean> {
   const ok = await Promise.race([p.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
   clearTimeout(timer);
   return ok;
+}
+
+/** What was added to and removed from a reported set. */
+function diff(before: ReadonlySet<string>, now: Set<string>) {
+  const added = [...now].filter((d) => !before.has(d)).sort();
+  const removed = [...before].filter((d) => !now.has(d)).sort();
+  return { now, added, removed, changes: added.length + removed.length };
 }

@@ -138,6 +138,22 @@ describe("unverified files", () => {
     second.release();
   });
 
+  test("cachedUrls lists the URL of a complete unverified file, never a verified one, and drops it once the blob is gone", async () => {
+    const plain = server.serve("/listed-plain.bin", randomFile(8 * 1024));
+    const body = randomFile(8 * 1024);
+    const digested = server.serve("/listed-digested.bin", body);
+    const { dm } = manager(await tempDir());
+    expect(await dm.cachedUrls()).toEqual([]);
+    const a = await dm.ensure(modelFile(plain, "p.bin"));
+    const b = await dm.ensure(modelFile(digested, "d.bin", { sha256: sha256(body) }));
+    expect(await dm.cachedUrls()).toEqual([plain]);
+    expect(dm.cachedDigests()).toEqual([sha256(body)]);
+    a.release();
+    b.release();
+    await fs.rm(a.path);
+    expect(await dm.cachedUrls()).toEqual([]);
+  });
+
   test("a changed file (new ETag) is downloaded again", async () => {
     const v1 = randomFile(20 * 1024);
     const v2 = randomFile(24 * 1024);

@@ -19,6 +19,7 @@ import { Backoff } from "../../../worker/session/backoff.js";
 import { SessionClient } from "../../../worker/session/session-client.js";
 import { startTestStudio, type TestStudio } from "../../helpers/test-studio.js";
 import { startFileServer, watchJob } from "../../e2e/worker-harness.js";
+import { dispatchOf } from "../../dispatch/fixtures.js";
 
 /** Explicit: real processes on a loaded 2-core machine can take longer than bun's 5 s default. */
 const TEST_TIMEOUT_MS = 30_000;
@@ -195,6 +196,33 @@ describe("WorkerRuntime with a real studio", () => {
     expect((await view.ended(job!.id)).outcome).toBe("failed");
   }, TEST_TIMEOUT_MS);
 
+  test("after an unverified download the worker reports the file's URL to the studio (cache_update, then hello)", async () => {
+    const files = startFileServer({ "m.gguf": new Uint8Array(2048) });
+    try {
+      const url = `${files.url}/m.gguf`;
+      await sdModel("rt-plain", url);
+      const { runtime, view, client } = startWorker();
+      const job = (await jobs.createJob({ model: "rt-plain", task: imageTask("plain") })).job!;
+      expect((await watchJob(jobs, job.id)).status).toBe(JobStatus.SUCCEEDED);
+      await view.ended(job.id);
+      await runtime.cacheChanged();
+      // The session is handled in order: once a later job completed, the cache_update before it was applied.
+      const later = (await jobs.createJob({ model: "rt-synth", task: synthTask("later") })).job!;
+      expect((await watchJob(jobs, later.id)).status).toBe(JobStatus.SUCCEEDED);
+      const [entry] = dispatchOf(t).registry.all();
+      expect([...entry!.cachedUrls]).toEqual([url]);
+      expect([...entry!.cached]).toEqual([]);
+
+      runtime.stopNow();
+      await client.stop(200);
+      const next = startWorker();
+      await next.runtime.loadCache();
+      expect(next.runtime.hello().cachedUrls).toEqual([url]);
+    } finally {
+      files.stop();
+    }
+  }, TEST_TIMEOUT_MS);
+
   test("the slot is free once complete went out: the next offer is taken while the last job still cleans up", async () => {
     const files = startFileServer({ "m.gguf": new Uint8Array(4096) });
     try {
@@ -207,6 +235,7 @@ describe("WorkerRuntime with a real studio", () => {
           (await manager.ensureAll(f, o)).map((c) => ({ ...c, release: () => gate.promise.then(() => c.release()) })),
         linkWorkDir: (w, e) => manager.linkWorkDir(w, e as never),
         cachedDigests: () => manager.cachedDigests(),
+        cachedUrls: () => manager.cachedUrls(),
       };
       const { view } = startWorker({ downloads });
       const first = (await jobs.createJob({ model: "rt-slot", task: imageTask("first") })).job!;
