@@ -68,15 +68,20 @@ export function filesUnder(dir: string): string[] {
 /**
  * Checks a stopped studio's data dir: the database (opened read-only) and the output store.
  * `seenAtSuccess` holds the outputs a client saw when each job first reported SUCCEEDED; they must
- * not have changed since.
+ * not have changed since. `failureReason` says which jobs may fail and what their error must say;
+ * any other failed job is a violation.
  */
-export function checkInvariants(dataDir: string, seenAtSuccess: Map<string, StoredOutput[]>): InvariantReport {
+export function checkInvariants(
+  dataDir: string,
+  seenAtSuccess: Map<string, StoredOutput[]>,
+  failureReason: (model: string, task: Task) => RegExp | undefined = () => undefined,
+): InvariantReport {
   const violations: string[] = [];
   const db = new Database(join(dataDir, "studio.db"), { readonly: true });
-  type Row = { id: string; status: string; task: string; modelSource: string | null; attempts: number; error: string; outputs: string; leaseId: string | null };
+  type Row = { id: string; model: string; status: string; task: string; modelSource: string | null; attempts: number; error: string; outputs: string; leaseId: string | null };
   let rows: Row[];
   try {
-    rows = db.query("SELECT id, status, task, modelSource, attempts, error, outputs, leaseId FROM graphicsJobs").all() as Row[];
+    rows = db.query("SELECT id, model, status, task, modelSource, attempts, error, outputs, leaseId FROM graphicsJobs").all() as Row[];
   } finally {
     db.close();
   }
@@ -96,7 +101,11 @@ export function checkInvariants(dataDir: string, seenAtSuccess: Map<string, Stor
       continue;
     }
     const outputs = JSON.parse(row.outputs) as StoredOutput[];
-    if (row.status === "FAILED" && row.error.trim().length < 8) violations.push(`${where} FAILED without saying why (error ${JSON.stringify(row.error)})`);
+    if (row.status === "FAILED") {
+      const why = failureReason(row.model, fromJsonString(TaskSchema, row.task));
+      if (!why) violations.push(`${where} (${row.model}) was not meant to fail but FAILED: ${JSON.stringify(row.error)}`);
+      else if (!why.test(row.error)) violations.push(`${where} (${row.model}) FAILED without saying why: ${JSON.stringify(row.error)} does not match ${why}`);
+    }
     if (row.status !== "SUCCEEDED") {
       if (outputs.length > 0) violations.push(`${where} is ${row.status} but has ${outputs.length} outputs`);
       for (const sha of possibleOutputs(row.task, row.modelSource)) unreferencedButExplained.add(sha);
