@@ -69,7 +69,7 @@ export function registerJobs(program: Command, run: Runner) {
       .command("create <model> <prompt>")
       .description("queue a job; the task kind follows the model's engine unless --kind says")
       .option("--priority <n>", "higher runs first", "0")
-      .option("--idempotency-key <key>", "the same key returns the same job")
+      .option("--idempotency-key <key>", "the same key and request returns the same job; another request under it is refused")
       .option("--max-attempts <n>", "attempts before the job fails (default: the studio's)")
       .option("--watch", "follow the job until it ends (exit 1 unless it succeeds)"),
   ).action(

@@ -4,6 +4,8 @@ export type JobErrorCode =
   | "wrong_state"
   | "model_unavailable"
   | "invalid_request"
+  /** An idempotency key already names a job made from a different request. */
+  | "idempotency_conflict"
   /** A watcher fell further behind than its buffer allows. */
   | "watch_overflow";
 

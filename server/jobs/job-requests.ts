@@ -60,6 +60,7 @@ export function newJobFromRequest(
     priority: req.priority,
     maxAttempts: req.maxAttempts === 0 ? defaultMaxAttempts : req.maxAttempts,
     idempotencyKey: req.idempotencyKey || undefined,
+    seedChosen: req.task!.kind.case === "image" && req.task!.kind.value.seed === undefined,
   };
 }
 

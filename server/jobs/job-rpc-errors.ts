@@ -6,6 +6,7 @@ const CODES: Record<JobErrorCode, Code> = {
   wrong_state: Code.FailedPrecondition,
   model_unavailable: Code.InvalidArgument,
   invalid_request: Code.InvalidArgument,
+  idempotency_conflict: Code.AlreadyExists,
   watch_overflow: Code.ResourceExhausted,
 };
 

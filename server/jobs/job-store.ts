@@ -10,6 +10,11 @@ export interface NewJob {
   maxAttempts: number;
   /** Empty or undefined: no key. */
   idempotencyKey?: string;
+  /**
+   * True when the request's image task had no seed and the studio chose one: a retry under the
+   * same idempotency key then matches the stored job whatever seed was chosen for it.
+   */
+  seedChosen?: boolean;
 }
 
 /** Which jobs a list or a watch wants; empty fields match everything. */

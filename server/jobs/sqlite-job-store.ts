@@ -65,7 +65,10 @@ export class SqliteJobStore implements JobStore {
     const result = immediate(this.#d.db, () => {
       if (key) {
         const existing = this.#d.db.orm.select().from(graphicsJobs).where(eq(graphicsJobs.idempotencyKey, key)).get();
-        if (existing) return { row: existing, created: false };
+        if (existing) {
+          checkSameRequest(existing, input, key);
+          return { row: existing, created: false };
+        }
       }
       const resolved = this.#resolve(input.model);
       checkTaskFitsEngine(resolved, input.task, "task");
@@ -194,6 +197,33 @@ export class SqliteJobStore implements JobStore {
   #publish(row: JobRow): void {
     this.#d.events.publish({ jobId: row.id, status: row.status, model: row.model });
   }
+}
+
+/**
+ * A retried CreateJob with the same key must be the same request: returning the old job for a
+ * different one would tell the caller its new request was queued when it was not.
+ */
+function checkSameRequest(existing: JobRow, input: NewJob, key: string): void {
+  const differs: string[] = [];
+  if (existing.model !== input.model) differs.push(`model (${JSON.stringify(existing.model)}, now ${JSON.stringify(input.model)})`);
+  if (existing.task !== taskToJson(input.task) && !sameTaskButSeed(existing.task, input)) differs.push("task");
+  if (existing.priority !== input.priority) differs.push(`priority (${existing.priority}, now ${input.priority})`);
+  if (existing.maxAttempts !== input.maxAttempts) differs.push(`max_attempts (${existing.maxAttempts}, now ${input.maxAttempts})`);
+  if (differs.length === 0) return;
+  throw new JobError(
+    "idempotency_conflict",
+    `idempotency_key: ${JSON.stringify(key)} already names job ${JSON.stringify(existing.id)}, made from a different request: ` +
+      `its ${differs.join(", ")} differ${differs.length === 1 ? "s" : ""}; use a new key for a new request`,
+  );
+}
+
+/** The stored task equals the requested one once the studio-chosen seed is put aside. */
+function sameTaskButSeed(stored: string, input: NewJob): boolean {
+  if (!input.seedChosen || input.task.kind.case !== "image") return false;
+  const task = taskFromJson(stored);
+  if (task.kind.case !== "image") return false;
+  task.kind.value.seed = input.task.kind.value.seed;
+  return taskToJson(task) === taskToJson(input.task);
 }
 
 /**

@@ -68,12 +68,41 @@ describe("CreateJob", () => {
     expect(job!.maxAttempts).toBe(7);
   });
 
-  test("the same idempotency key returns the same job", async () => {
-    const a = await jobs.createJob({ model: "synthetic", task: imageTask(), idempotencyKey: "k-1" });
-    const b = await jobs.createJob({ model: "synthetic", task: imageTask("other"), idempotencyKey: "k-1" });
+  test("the same idempotency key with the same request returns the same job", async () => {
+    const a = await jobs.createJob({ model: "synthetic", task: imageTask(), idempotencyKey: "k-1", priority: 3, maxAttempts: 2 });
+    const b = await jobs.createJob({ model: "synthetic", task: imageTask(), idempotencyKey: "k-1", priority: 3, maxAttempts: 2 });
+    expect(a.created).toBe(true);
     expect(b.created).toBe(false);
     expect(b.job!.id).toBe(a.job!.id);
     expect(b.job!.idempotencyKey).toBe("k-1");
+    // With an explicit seed: the same seed is the same request, another seed is not.
+    const s = await jobs.createJob({ model: "synthetic", task: imageTask("p", { seed: 7n }), idempotencyKey: "k-seed" });
+    const again = await jobs.createJob({ model: "synthetic", task: imageTask("p", { seed: 7n }), idempotencyKey: "k-seed" });
+    expect(again.created).toBe(false);
+    expect(again.job!.id).toBe(s.job!.id);
+    const other = await codeOf(jobs.createJob({ model: "synthetic", task: imageTask("p", { seed: 8n }), idempotencyKey: "k-seed" }));
+    expect(other.code).toBe(Code.AlreadyExists);
+    expect(rowCount()).toBe(2);
+  });
+
+  test("the same idempotency key with a different request is ALREADY_EXISTS naming the key and what differs", async () => {
+    const base = { model: "synthetic", task: imageTask(), idempotencyKey: "k-2", priority: 3, maxAttempts: 2 };
+    const { job } = await jobs.createJob(base);
+    await registry.createModel({ name: "m2", source: sdSource("http://127.0.0.1:9/m2.gguf", 8) });
+    const cases: [Parameters<typeof jobs.createJob>[0], string[]][] = [
+      [{ ...base, task: imageTask("other") }, ["task"]],
+      [{ ...base, model: "m2" }, ['model ("synthetic", now "m2")']],
+      [{ ...base, priority: 4 }, ["priority (3, now 4)"]],
+      [{ ...base, maxAttempts: 5 }, ["max_attempts (2, now 5)"]],
+      [{ ...base, priority: 0, maxAttempts: 1, task: imageTask("p", { batchCount: 2 }) }, ["task", "priority", "max_attempts"]],
+    ];
+    for (const [req, named] of cases) {
+      const { code, message } = await codeOf(jobs.createJob(req));
+      expect(code).toBe(Code.AlreadyExists);
+      expect(message).toContain('idempotency_key: "k-2"');
+      expect(message).toContain(job!.id);
+      for (const n of named) expect(message).toContain(n);
+    }
     expect(rowCount()).toBe(1);
   });
 

@@ -68,11 +68,13 @@ export function exerciseJobStore(name: string, open: () => Promise<JobStoreHarne
     );
 
     test(
-      "idempotency keys return the first job; missing or disabled models write nothing",
+      "idempotency keys return the first job for the same request, idempotency_conflict for another; missing or disabled models write nothing",
       withStore((h) => {
         const a = h.store.create(newJob({ idempotencyKey: "k" }));
-        const b = h.store.create(newJob({ idempotencyKey: "k", task: task("other") }));
+        const b = h.store.create(newJob({ idempotencyKey: "k" }));
         expect(b).toEqual({ row: a.row, created: false });
+        expect(codeOf(() => h.store.create(newJob({ idempotencyKey: "k", task: task("other") })))).toBe("idempotency_conflict");
+        expect(codeOf(() => h.store.create(newJob({ idempotencyKey: "k", priority: 9 })))).toBe("idempotency_conflict");
         expect(codeOf(() => h.store.create(newJob({ model: "ghost" })))).toBe("model_unavailable");
         h.setModelEnabled("synthetic", false);
         expect(codeOf(() => h.store.create(newJob()))).toBe("model_unavailable");
