@@ -6,6 +6,7 @@ import { CacheLayout, type CacheKey } from "./cache-layout.js";
 import { DownloadError, TransferFailure, isDiskFull } from "./errors.js";
 import { CacheEvictor, touchBlob } from "./eviction.js";
 import { downloadFile } from "./file-download.js";
+import { lengthlessCap } from "./length-cap.js";
 import { FileLock } from "./file-lock.js";
 import { listUrlBlobs, lookupBlob, publishBlob, type CacheEntry } from "./blob-store.js";
 import { resolveOptions, type DownloadManagerOptions, type ResolvedOptions } from "./options.js";
@@ -189,12 +190,14 @@ export class DownloadManager {
       let entry = await lookupBlob(this.layout, key, file, this.opts, signal);
       if (!entry) {
         if (key.kind === "url") this.opts.logger.warn({ url: file.url, filename: file.filename }, "downloading an unverified file (no sha256 in its ModelFile)");
+        const free = approxBytes === undefined ? await this.opts.freeBytes(this.opts.cacheDir) : Infinity;
         const finished = await downloadFile(
           {
             url: file.url,
             filename: file.filename,
             expectedSha256: key.kind === "sha256" ? key.name : undefined,
             approxBytes,
+            lengthCap: lengthlessCap(approxBytes, this.opts.lengthlessSlackBytes, this.opts.cacheMaxBytes, free),
             partialPath: this.layout.partial(key),
             statePath: this.layout.partialState(key),
             policy: { hfToken: this.opts.hfToken, isTokenHost: this.opts.isTokenHost, maxRedirects: this.opts.maxRedirects },

@@ -3,14 +3,15 @@
  * stall and 5xx answers are retried inside the manager with backoff, everything
  * else is permanent and reported at once.
  */
-export type DownloadErrorKind = "network" | "stall" | "http" | "integrity" | "disk" | "cancelled" | "invalid";
+export type DownloadErrorKind = "network" | "stall" | "http" | "integrity" | "disk" | "cancelled" | "invalid" | "too-large";
 
 /**
  * A classified download failure; the message names the URL and the file name
  * (and both digests on a mismatch). `retryable` says whether the cause is
  * transient (network, stall, 408/429/5xx): the manager has already retried
  * those with backoff, so a retryable error means "try the job again later",
- * while a permanent one (401/403/404, integrity, disk, invalid) will fail the
+ * while a permanent one (401/403/404, integrity, disk, invalid, too-large: a
+ * body without Content-Length that ran past its cap) will fail the
  * same way again.
  */
 export class DownloadError extends Error {

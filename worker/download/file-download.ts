@@ -3,6 +3,7 @@ import { TransferFailure, type FailureInit } from "./errors.js";
 import { sleep } from "./file-lock.js";
 import { ifRangeValidator, type FetchPolicy } from "./http-fetch.js";
 import { OrderedHasher } from "./ordered-hasher.js";
+import type { LengthCap } from "./length-cap.js";
 import type { DownloadLogger, WritableFile, OpenFile } from "./options.js";
 import { streamPart } from "./part-stream.js";
 import { bytesDone, readPartialState, writePartialState, type PartState, type PartialState } from "./partial-state.js";
@@ -14,6 +15,8 @@ export interface FileDownloadPlan {
   filename: string;
   expectedSha256: string | undefined;
   approxBytes: number | undefined;
+  /** How far a body without Content-Length may run (lengthlessCap). */
+  lengthCap: LengthCap;
   partialPath: string;
   statePath: string;
   policy: FetchPolicy;
@@ -189,6 +192,7 @@ async function runAttempt(plan: FileDownloadPlan, file: WritableFile, ctx: Attem
       file,
       hasher,
       signal,
+      lengthCap: plan.lengthCap,
       onWritten: () => {
         plan.onBytes(bytesDone(state), state.totalBytes);
         dirty = true;

@@ -44,6 +44,11 @@ export interface DownloadManagerOptions {
   lockStaleMs?: number;
   /** How many redirects one request may follow. Default 10. */
   maxRedirects?: number;
+  /**
+   * Slack over approxBytes × 1.5 that a body without Content-Length may reach before it is cut off
+   * as too large. Default 64 MiB. See lengthlessCap in length-cap.ts.
+   */
+  lengthlessSlackBytes?: number;
   logger?: DownloadLogger;
   /** Write layer; defaults to node:fs/promises open. */
   openFile?: OpenFile;
@@ -81,6 +86,7 @@ export function resolveOptions(
     progressIntervalMs = 250,
     lockStaleMs = 30_000,
     maxRedirects = 10,
+    lengthlessSlackBytes = 64 * 1024 * 1024,
     logger = noopLogger,
     openFile = defaults.openFile,
     freeBytes = defaults.freeBytes,
@@ -89,7 +95,7 @@ export function resolveOptions(
   const positive = { stallTimeoutMs, partThresholdBytes, parts, lockStaleMs };
   for (const [name, v] of Object.entries(positive))
     if (!Number.isFinite(v) || v <= 0) throw new RangeError(`${name} must be a positive number, got ${v}`);
-  const nonNegative = { maxRetries, retryBaseDelayMs, progressIntervalMs, maxRedirects };
+  const nonNegative = { maxRetries, retryBaseDelayMs, progressIntervalMs, maxRedirects, lengthlessSlackBytes };
   for (const [name, v] of Object.entries(nonNegative))
     if (!Number.isFinite(v) || v < 0) throw new RangeError(`${name} must be zero or more, got ${v}`);
   if (cacheMaxBytes !== undefined && !(cacheMaxBytes >= 0))
@@ -107,6 +113,7 @@ export function resolveOptions(
     progressIntervalMs,
     lockStaleMs,
     maxRedirects,
+    lengthlessSlackBytes,
     logger,
     openFile,
     freeBytes,

@@ -1,5 +1,6 @@
 import { TransferFailure, diskFailure } from "./errors.js";
 import { networkFailure } from "./http-fetch.js";
+import type { LengthCap } from "./length-cap.js";
 import type { OrderedHasher } from "./ordered-hasher.js";
 import type { WritableFile } from "./options.js";
 import type { PartState } from "./partial-state.js";
@@ -9,6 +10,8 @@ export interface PartSink {
   file: WritableFile;
   hasher: OrderedHasher;
   signal: AbortSignal;
+  /** How far a part without an end (no Content-Length) may run before it fails for good. */
+  lengthCap: LengthCap;
   /** Called after each chunk is on disk (part.next already advanced). */
   onWritten(bytes: number): void;
 }
@@ -18,7 +21,9 @@ export interface PartSink {
  * (extra bytes are not read). Each chunk is offered to the hasher before its
  * write so in-order bytes are hashed while the write runs; part.next moves only
  * after the write completes, so the state sidecar never runs ahead of the disk.
- * A body that ends before part.end is a dropped connection (retryable);
+ * A body that ends before part.end is a dropped connection (retryable); a
+ * body with no end (no Content-Length) that runs past sink.lengthCap fails for
+ * good (the caller deletes the partial);
  * `touch` is called per chunk received (the stall watchdog's clock).
  */
 export async function streamPart(
@@ -43,6 +48,8 @@ export async function streamPart(
         const room = part.end - part.next;
         if (room <= 0) break;
         if (chunk.byteLength > room) chunk = chunk.subarray(0, room);
+      } else if (part.next + chunk.byteLength > sink.lengthCap.bytes) {
+        throw overCap(sink.lengthCap);
       }
       if (chunk.byteLength === 0) continue;
       const position = part.next;
@@ -63,6 +70,11 @@ export async function streamPart(
       message: `connection closed at byte ${part.next} of range ending at ${part.end}`,
     });
   }
+}
+
+function overCap(cap: LengthCap): TransferFailure {
+  const what = `the server sent no Content-Length and the body ran past ${cap.bytes} bytes, the cap for this file (${cap.basis}); the partial file was deleted`;
+  return new TransferFailure({ kind: cap.kind, retryable: false, message: cap.kind === "disk" ? `disk full: ${what}` : `too large: ${what}` });
 }
 
 async function writeFully(file: WritableFile, chunk: Uint8Array, position: number): Promise<void> {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs/promises";
 import { DownloadError, isHuggingFaceHost } from "../../../worker/download/index.js";
 import { FixtureServer, randomFile, sha256, serveBytes } from "./fixture-server.js";
-import { manager, modelFile, removeTempDirs, tempDir } from "./helpers.js";
+import { listFiles, manager, modelFile, removeTempDirs, tempDir } from "./helpers.js";
 
 let home: FixtureServer;
 let cdn: FixtureServer;
@@ -112,5 +112,56 @@ describe("parallel parts", () => {
     const { dm } = manager(await tempDir());
     const cached = await dm.ensure(modelFile(url, "ch.bin", { sha256: sha256(body) }));
     expect(cached.sizeBytes).toBe(body.byteLength);
+  });
+});
+
+/** An endless chunked body (no Content-Length), written as fast as the client reads, until the client goes away. */
+function endless(sent: { bytes: number }) {
+  return (_req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => {
+    res.writeHead(200, { "content-type": "application/octet-stream" });
+    const chunk = randomFile(16 * 1024);
+    let open = true;
+    res.on("close", () => void (open = false));
+    const pump = () => {
+      while (open && res.write(chunk)) sent.bytes += chunk.byteLength;
+      if (open) res.once("drain", pump);
+    };
+    pump();
+  };
+}
+
+describe("a body without Content-Length is capped", () => {
+  async function expectCapped(path: string, options: Parameters<typeof manager>[1], extra: { approxBytes?: number }, cap: number, kind: string) {
+    const sent = { bytes: 0 };
+    const url = home.route(path, endless(sent));
+    const cacheDir = await tempDir();
+    const { dm } = manager(cacheDir, options);
+    const err = (await dm.ensure(modelFile(url, "endless.gguf", extra)).catch((e) => e)) as DownloadError;
+    expect(err).toBeInstanceOf(DownloadError);
+    expect(err).toMatchObject({ kind, retryable: false });
+    expect(err.message).toContain(url);
+    expect(err.message).toContain("endless.gguf");
+    expect(err.message).toContain(`${cap} bytes`);
+    expect(sent.bytes).toBeGreaterThan(cap);
+    expect(home.gets(path).length).toBe(1);
+    expect(await listFiles(`${cacheDir}/partial`)).toEqual([]);
+    expect(await dm.cachedUrls()).toEqual([]);
+    return err;
+  }
+
+  test("with approxBytes: approxBytes × 1.5 + the slack, then a permanent too-large error and no partial", async () => {
+    const err = await expectCapped("/endless-approx", { lengthlessSlackBytes: 256 * 1024 }, { approxBytes: 100 * 1024 }, 153_600 + 262_144, "too-large");
+    expect(err.message).toContain("approxBytes 102400 × 1.5");
+  });
+
+  test("without approxBytes: the cache budget when it is smaller than the free space", async () => {
+    const err = await expectCapped("/endless-budget", { cacheMaxBytes: 300 * 1024 }, {}, 300 * 1024, "too-large");
+    expect(err.message).toContain("cacheMaxBytes");
+  });
+
+  test("without approxBytes or a budget: the free space when the download started, as a disk error", async () => {
+    const err = await expectCapped("/endless-free", { freeBytes: async () => 200 * 1024 }, {}, 200 * 1024, "disk");
+    expect(err.message).toContain("disk full");
+    expect(err.message).toContain("free space");
   });
 });
