@@ -2,6 +2,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as tls from "node:tls";
+import { sniffPreface } from "./preface-sniffer.js";
 
 /** A handler for both HTTP versions, as connect-node's adapter produces. */
 export type DualHandler = (
@@ -15,7 +16,17 @@ export interface ListenerOptions {
   handler: DualHandler;
   /** PEM cert and key: serve TLS, choosing HTTP/2 or HTTP/1.1 by ALPN. */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * How long a new connection may take to say what it is (cleartext: the first bytes; TLS: the
+   * handshake) before it is destroyed, so that silent connects cannot pile up. Default 10 s.
+   */
+  firstBytesTimeoutMs?: number;
+  /** Open connections at most; the kernel hands over more, and they are closed at once. Default 10,000. */
+  maxConnections?: number;
 }
+
+/** Defaults for the listener's connection bounds. */
+export const LISTENER_DEFAULTS = { firstBytesTimeoutMs: 10_000, maxConnections: 10_000 } as const;
 
 /** A listening socket that serves HTTP/1.1 and HTTP/2 on one port. */
 export interface Listener {
@@ -25,8 +36,6 @@ export interface Listener {
   close(graceMs?: number): Promise<void>;
 }
 
-const H2_PREFACE = "PRI * HTTP/2.0";
-
 /**
  * One port for every client: browsers and curl (HTTP/1.1), workers' bidi streams and
  * gRPC clients (HTTP/2). Under Bun, node:http2's server does not answer HTTP/1.1 even
@@ -35,10 +44,13 @@ const H2_PREFACE = "PRI * HTTP/2.0";
  * node:http or node:http2 server. test/transport holds the stress test behind this choice.
  */
 export async function listen(options: ListenerOptions): Promise<Listener> {
+  const { firstBytesTimeoutMs = LISTENER_DEFAULTS.firstBytesTimeoutMs, maxConnections = LISTENER_DEFAULTS.maxConnections } = options;
   const h1 = http.createServer(options.handler as http.RequestListener);
   h1.keepAliveTimeout = 65_000;
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, options.handler as never);
   const sockets = new Set<net.Socket>();
+  /** Cleartext sockets still being sniffed: closing the listener drops them at once. */
+  const unrouted = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   h2.on("session", (s) => {
     sessions.add(s);
@@ -49,14 +61,11 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
 
   const onCleartext = (socket: net.Socket) => {
     track(socket);
-    socket.once("readable", () => {
-      const chunk: Buffer | null = socket.read();
-      if (!chunk) {
-        socket.destroy();
-        return;
-      }
-      socket.unshift(chunk);
-      route(socket, chunk.toString("latin1", 0, H2_PREFACE.length) === H2_PREFACE);
+    unrouted.add(socket);
+    void sniffPreface(socket, firstBytesTimeoutMs).then((result) => {
+      unrouted.delete(socket);
+      if (result === "silent") socket.destroy();
+      else route(socket, result === "h2");
     });
   };
   const onSecure = (socket: tls.TLSSocket) => {
@@ -70,8 +79,9 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
   };
 
   const server: net.Server = options.tls
-    ? tls.createServer({ ...options.tls, ALPNProtocols: ["h2", "http/1.1"] }, onSecure)
+    ? tls.createServer({ ...options.tls, ALPNProtocols: ["h2", "http/1.1"], handshakeTimeout: firstBytesTimeoutMs }, onSecure)
     : net.createServer(onCleartext);
+  server.maxConnections = maxConnections;
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -87,12 +97,10 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     host: options.host,
     async close(graceMs = 5000) {
       server.close();
+      for (const s of unrouted) s.destroy();
       for (const s of sessions) s.close();
       h1.closeIdleConnections?.();
-      const drained = new Promise<void>((resolve) => {
-        const check = () => (sockets.size === 0 ? resolve() : setTimeout(check, 20));
-        check();
-      });
+      const drained = Promise.all([...sockets].map((s) => new Promise<void>((r) => (s.closed ? r() : s.once("close", () => r())))));
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
