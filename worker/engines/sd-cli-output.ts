@@ -33,9 +33,17 @@ export function parseSdSegment(segment: string): { bar: SdBarUpdate } | { log: S
 }
 
 /**
+ * Most characters of an unfinished segment kept while waiting for its end. Real segments are a
+ * few hundred characters; a child that prints without newlines or carriage returns would otherwise
+ * grow the buffer without limit. Past this, only the tail is kept (where a bar redraw would be).
+ */
+export const SD_MAX_PENDING_CHARS = 64 * 1024;
+
+/**
  * Splits sd-cli's stdout into segments as it arrives. The sampling bar is redrawn with a carriage
  * return and ends in an erase-line escape (`\x1b[K`), without a newline until the last step, so a
- * trailing segment that ends in that escape is complete and is emitted at once.
+ * trailing segment that ends in that escape is complete and is emitted at once. An unfinished
+ * segment is bounded by SD_MAX_PENDING_CHARS (its head is dropped).
  */
 export class SdOutputSplitter {
   private buffer = "";
@@ -48,6 +56,8 @@ export class SdOutputSplitter {
     if (this.buffer.endsWith("\x1b[K")) {
       parts.push(this.buffer);
       this.buffer = "";
+    } else if (this.buffer.length > SD_MAX_PENDING_CHARS) {
+      this.buffer = this.buffer.slice(-SD_MAX_PENDING_CHARS);
     }
     for (const part of parts) this.onSegment(part);
   }

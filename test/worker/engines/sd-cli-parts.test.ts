@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ModelFileRole } from "../../../gen/studio/v1/model_pb.js";
 import { encodePng, findOnPath, pngProblem, sdCliArgs, sdOutputPaths } from "../../../worker/engines/index.js";
-import { SdOutputSplitter, parseSdSegment } from "../../../worker/engines/sd-cli-output.js";
+import { SD_MAX_PENDING_CHARS, SdOutputSplitter, parseSdSegment } from "../../../worker/engines/sd-cli-output.js";
 import { imageTask, sdSource } from "./helpers.js";
 
 describe("sd-cli output parsing", () => {
@@ -21,6 +21,23 @@ describe("sd-cli output parsing", () => {
       { bar: { step: 1, steps: 8, rate: 0.8 } },
       { bar: { step: 2, steps: 8, rate: 4 } },
     ]);
+  });
+
+  test("output with no newline or carriage return is bounded: only the tail of the pending segment is kept", () => {
+    const segments: string[] = [];
+    const splitter = new SdOutputSplitter((s) => segments.push(s));
+    const chunk = 16 * 1024;
+    for (let i = 0; i < 64; i++) splitter.push("a".repeat(chunk)); // 1 MiB with no line end
+    for (let i = 0; i < 8; i++) splitter.push("b".repeat(chunk));
+    splitter.push("END\n");
+    splitter.push(`\r  |=====>            | 3/8 - 2.00it/s\x1b[K`);
+    splitter.end();
+    segments.splice(0, segments.length, ...segments.filter((s) => s !== ""));
+    expect(segments).toHaveLength(2);
+    expect(segments[0]!.length).toBeLessThanOrEqual(SD_MAX_PENDING_CHARS + "END".length);
+    expect(segments[0]!.endsWith("bEND")).toBe(true);
+    expect(segments[0]!.includes("a")).toBe(false);
+    expect(parseSdSegment(segments[1]!)).toEqual({ bar: { step: 3, steps: 8, rate: 2 } });
   });
 
   test("log lines with padded line numbers, and plain text", () => {
