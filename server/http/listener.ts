@@ -68,7 +68,23 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
       else route(socket, result === "h2");
     });
   };
+  /** TLS connections still in their handshake, with the timer that ends them (Bun's handshakeTimeout does nothing). */
+  const handshaking = new Map<net.Socket, ReturnType<typeof setTimeout>>();
+  const onTcpUnderTls = (socket: net.Socket) => {
+    const timer = setTimeout(() => socket.destroy(), firstBytesTimeoutMs);
+    handshaking.set(socket, timer);
+    socket.once("close", () => {
+      clearTimeout(timer);
+      handshaking.delete(socket);
+    });
+  };
   const onSecure = (socket: tls.TLSSocket) => {
+    // Bun passes the same socket to "connection" and here; Node passes the TLSSocket wrapping it.
+    const tcp = handshaking.has(socket) ? socket : (socket as { _parent?: net.Socket })._parent;
+    if (tcp) {
+      clearTimeout(handshaking.get(tcp));
+      handshaking.delete(tcp);
+    }
     track(socket);
     route(socket, socket.alpnProtocol === "h2");
   };
@@ -81,6 +97,7 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
   const server: net.Server = options.tls
     ? tls.createServer({ ...options.tls, ALPNProtocols: ["h2", "http/1.1"], handshakeTimeout: firstBytesTimeoutMs }, onSecure)
     : net.createServer(onCleartext);
+  if (options.tls) server.on("connection", onTcpUnderTls);
   server.maxConnections = maxConnections;
 
   await new Promise<void>((resolve, reject) => {
@@ -98,6 +115,7 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     async close(graceMs = 5000) {
       server.close();
       for (const s of unrouted) s.destroy();
+      for (const s of handshaking.keys()) s.destroy();
       for (const s of sessions) s.close();
       h1.closeIdleConnections?.();
       const drained = Promise.all([...sockets].map((s) => new Promise<void>((r) => (s.closed ? r() : s.once("close", () => r())))));

@@ -1,6 +1,10 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import * as tls from "node:tls";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Duplex } from "node:stream";
 import { listen, type DualHandler, type Listener } from "../../server/http/listener.js";
 import { H2_PREFACE, sniffPreface } from "../../server/http/preface-sniffer.js";
@@ -18,7 +22,7 @@ afterEach(async () => {
   for (const l of listeners.splice(0)) await l.close(1000);
 });
 
-async function start(options: { firstBytesTimeoutMs?: number; maxConnections?: number } = {}) {
+async function start(options: Partial<Parameters<typeof listen>[0]> = {}) {
   const l = await listen({ host: "127.0.0.1", port: 0, handler, ...options });
   listeners.push(l);
   return l;
@@ -85,6 +89,33 @@ describe("listener: connections that say nothing", () => {
     const third = await connect(l.port);
     await closed(third);
     expect(third.destroyed).toBe(true);
+  });
+});
+
+describe("listener: TLS", () => {
+  test("a connection that never starts the TLS handshake is closed after firstBytesTimeoutMs", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "studio-listener-tls-"));
+    try {
+      const openssl = Bun.spawn(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost",
+          "-days", "1", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")],
+        { stdout: "ignore", stderr: "ignore" },
+      );
+      expect(await openssl.exited).toBe(0);
+      const l = await start({ firstBytesTimeoutMs: 300, tls: { cert: readFileSync(join(dir, "cert.pem")), key: readFileSync(join(dir, "key.pem")) } });
+      const secure = tls.connect({ port: l.port, host: "127.0.0.1", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] });
+      sockets.push(secure);
+      await new Promise<void>((ok, fail) => secure.once("secureConnect", ok).once("error", fail));
+      const silent = await connect(l.port);
+      await closed(silent);
+      expect(silent.destroyed).toBe(true);
+      // A connection that finished its handshake before the timeout is not cut by it.
+      const reply = new Promise<string>((r) => secure.once("data", (b: Buffer) => r(b.toString())));
+      secure.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      expect(await reply).toContain("http 1.1");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
