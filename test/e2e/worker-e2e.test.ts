@@ -143,13 +143,33 @@ afterAll(async () => {
 
 describe("the compiled worker against a real studio", () => {
   test("an sd-cpp job: files downloaded and verified, exact sd-cli argv, the fixture's PNG reaches the studio", async () => {
-    setMode(sdCtl, { FAKE_SD_MODE: "ok" });
-    const job = await createJob("e2e-image", imageTask("a lighthouse at dusk", 42n));
-    const phases = new Set<JobPhase>();
-    const done = await watchJob(jobs, job.id, { seen: (j) => j.progress && phases.add(j.progress.phase) });
+    // Steps of 250 ms keep the job RUNNING past the studio's 250 ms progress throttle, so that phase is stored
+    // before complete; the file server holds the downloads until the watch has seen DOWNLOADING.
+    setMode(sdCtl, { FAKE_SD_MODE: "ok", FAKE_SD_STEP_MS: "250" });
+    const downloadSeen = Promise.withResolvers<void>();
+    files.hold = () => downloadSeen.promise;
+    const phases: JobPhase[] = [];
+    let done: Job;
+    try {
+      const job = await createJob("e2e-image", imageTask("a lighthouse at dusk", 42n));
+      done = await watchJob(jobs, job.id, {
+        seen: (j) => {
+          const phase = j.progress?.phase;
+          if (phase === undefined || phase === phases.at(-1)) return;
+          phases.push(phase);
+          if (phase === JobPhase.DOWNLOADING) downloadSeen.resolve();
+        },
+      });
+    } finally {
+      files.hold = undefined;
+      downloadSeen.resolve();
+    }
+    const job = done;
     expect(done.error).toBe("");
     expect(done.status).toBe(JobStatus.SUCCEEDED);
-    expect(phases.has(JobPhase.DOWNLOADING) || phases.has(JobPhase.RUNNING)).toBe(true);
+    expect(phases).toContain(JobPhase.DOWNLOADING);
+    expect(phases).toContain(JobPhase.RUNNING);
+    expect(phases.indexOf(JobPhase.DOWNLOADING)).toBeLessThan(phases.indexOf(JobPhase.RUNNING));
 
     for (const name of Object.keys(FILES).filter((n) => n !== "tiny-llm.gguf")) {
       expect(files.gets.get(`/${name}`)).toBe(1);

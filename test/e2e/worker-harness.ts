@@ -40,18 +40,27 @@ export const sha256Hex = (data: Uint8Array) => createHash("sha256").update(data)
 /** A local HTTP server for model files that counts the GETs of each path. */
 export function startFileServer(files: Record<string, Uint8Array>) {
   const gets = new Map<string, number>();
+  const handle = {
+    url: "",
+    gets,
+    /** While set, each GET waits for the promise it returns before it is answered (a test holds a download open). */
+    hold: undefined as ((path: string) => Promise<void>) | undefined,
+    stop: () => server.stop(true),
+  };
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
-    fetch(req) {
+    async fetch(req) {
       const path = new URL(req.url).pathname;
       const body = files[path.slice(1)];
       if (!body) return new Response("not found", { status: 404 });
       if (req.method === "GET") gets.set(path, (gets.get(path) ?? 0) + 1);
+      if (req.method === "GET" && handle.hold) await handle.hold(path);
       return new Response(Buffer.from(body), { headers: { "content-type": "application/octet-stream", "accept-ranges": "none" } });
     },
   });
-  return { url: `http://127.0.0.1:${server.port}`, gets, stop: () => server.stop(true) };
+  handle.url = `http://127.0.0.1:${server.port}`;
+  return handle;
 }
 
 /**

@@ -69,14 +69,13 @@ describe("the web admin page in headless Chromium", () => {
     b = await launchBrowser(LAPTOP);
     page = b.page;
     page.setDefaultTimeout(15_000);
-    // The worker's session is up once ListWorkers shows it; the page's Workers view reads the same list.
-    const workers = t.client(WorkerService, adminTransport);
-    for (const deadline = Date.now() + 15_000; ;) {
-      if ((await workers.listWorkers({})).workers.some((w) => w.name === WORKER_NAME)) break;
-      if (Date.now() > deadline || worker.proc.exitCode !== null)
-        throw new Error(`worker did not connect:\n${worker.output()}`);
-      await Bun.sleep(50);
-    }
+    // The worker logs "connected to the studio" on welcome, which the studio sends once the worker is
+    // in its registry: from then on ListWorkers (which the page's Workers view reads) shows it.
+    await worker.waitForLog((l) => l.msg === "connected to the studio").catch((err: unknown) => {
+      throw new Error(`worker did not connect (${(err as Error).message}):\n${worker.output()}`);
+    });
+    const { workers } = await t.client(WorkerService, adminTransport).listWorkers({});
+    expect(workers.map((w) => w.name)).toEqual([WORKER_NAME]);
   }, 30_000);
 
   afterAll(async () => {
