@@ -163,7 +163,7 @@ export class WorkerRuntime implements SessionHandlers {
     });
     this.jobs.set(offer.leaseId, job);
     logger.info({ jobId: offer.jobId, model: offer.model, attempt: offer.attempt }, "took an offer");
-    const run = this.slotHandover().then(() => job.run());
+    const run = this.slotHandover(offer.leaseId).then(() => job.run());
     this.runs.set(offer.leaseId, run);
     void run.then(({ outcome, message }) => {
       this.jobs.delete(offer.leaseId);
@@ -181,12 +181,16 @@ export class WorkerRuntime implements SessionHandlers {
     if (run) this.releasing.set(leaseId, run);
   }
 
-  /** Waits while stopping jobs still occupy every slot, so a new engine never runs beside a dying one past the slot count. */
-  private async slotHandover(): Promise<void> {
+  /**
+   * Waits while stopping jobs still occupy every slot, so a new engine never runs beside a dying one past the slot count.
+   * A job released while it waits here never waits on itself (its own run is in `releasing` then).
+   */
+  private async slotHandover(leaseId: string): Promise<void> {
     for (;;) {
-      const occupied = [...this.jobs.values()].filter((j) => !j.slotFreed).length - 1; // minus the new job itself
-      if (occupied < this.options.slots || this.releasing.size === 0) return;
-      await Promise.race(this.releasing.values());
+      const occupied = [...this.jobs.entries()].filter(([id, j]) => id !== leaseId && !j.slotFreed).length;
+      const stopping = [...this.releasing].filter(([id]) => id !== leaseId).map(([, run]) => run);
+      if (occupied < this.options.slots || stopping.length === 0) return;
+      await Promise.race(stopping);
     }
   }
 
