@@ -34,7 +34,8 @@ export type CreateJobRequest = Message<"studio.v1.CreateJobRequest"> & {
   priority: number;
 
   /**
-   * The same key returns the same job instead of creating another.
+   * The same key with the same request returns the same job instead of
+   * creating another; the same key with a different request is ALREADY_EXISTS.
    *
    * @generated from field: string idempotency_key = 4;
    */
