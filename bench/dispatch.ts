@@ -142,6 +142,18 @@ for (const r of results) {
     ...(isOurs ? goal("<", 10, r.latency.offerLatencyMs.p99) : {}),
   });
   figures.push({ bench: `dispatch: ${r.name}`, metric: "offer latency p50 under load", value: r.throughput.offerLatencyMs.p50, unit: "ms" });
+  figures.push({
+    bench: `dispatch: ${r.name}`,
+    metric: "worker holds job → completion confirmed, p50 under load",
+    value: r.throughput.serviceMs.p50,
+    unit: "ms",
+  });
+  figures.push({
+    bench: `dispatch: ${r.name}`,
+    metric: "completion confirmed → same worker's next job, p50 under load",
+    value: r.throughput.handoffMs.p50,
+    unit: "ms",
+  });
   figures.push({ bench: `dispatch: ${r.name}`, metric: "offer latency p99 under load", value: r.throughput.offerLatencyMs.p99, unit: "ms" });
 }
 if (ours && theirs) {

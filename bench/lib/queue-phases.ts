@@ -22,6 +22,13 @@ export interface ThroughputResult {
   offerLatencyMs: LatencySummary;
   /** The server process's CPU over the phase, in % of one core (NaN without serverPid). */
   serverCpuPercent: number;
+  /** Worker holding a job → its completion confirmed by the queue: the commit round trip. */
+  serviceMs: LatencySummary;
+  /**
+   * Within one worker process: completion confirmed → next job received. With one slot per process
+   * and jobs waiting, this is how long the queue takes to hand a freed worker its next job.
+   */
+  handoffMs: LatencySummary;
 }
 
 /** What an idle-latency phase measured. */
@@ -89,6 +96,21 @@ async function collect(q: QueueUnderTest): Promise<Report[]> {
   return Promise.all(q.workers.map((w) => w.waitFor(isReport)));
 }
 
+/** Per job, received → completed; per process, each completion → the next receipt after it. */
+function workerTimings(reports: Report[]): { service: number[]; handoff: number[] } {
+  const service: number[] = [];
+  const handoff: number[] = [];
+  for (const r of reports) {
+    const jobs = r.jobIds.map((_, i) => ({ received: r.receivedMs[i]!, completed: r.completedMs[i]! })).sort((a, b) => a.received - b.received);
+    jobs.forEach((j, i) => {
+      if (!Number.isNaN(j.completed)) service.push(j.completed - j.received);
+      const next = jobs[i + 1];
+      if (next && !Number.isNaN(j.completed) && next.received >= j.completed) handoff.push(next.received - j.completed);
+    });
+  }
+  return { service, handoff };
+}
+
 function latencies(created: Map<string, number>, reports: Report[]): number[] {
   const out: number[] = [];
   for (const r of reports)
@@ -135,7 +157,16 @@ async function finishPhase(q: QueueUnderTest, jobs: number, start: number, cpu0:
   const reports = await collect(q);
   const lastCompletion = Math.max(...reports.flatMap((r) => r.completedMs.filter((t) => !Number.isNaN(t))));
   const seconds = (lastCompletion - start) / 1000;
-  return { jobs, seconds, jobsPerSecond: jobs / seconds, offerLatencyMs: summarize(latencies(created, reports)), serverCpuPercent };
+  const { service, handoff } = workerTimings(reports);
+  return {
+    jobs,
+    seconds,
+    jobsPerSecond: jobs / seconds,
+    offerLatencyMs: summarize(latencies(created, reports)),
+    serverCpuPercent,
+    serviceMs: summarize(service),
+    handoffMs: summarize(handoff),
+  };
 }
 
 /**
