@@ -156,6 +156,16 @@ export class ChaosCluster {
     this.fileServer?.stop(true);
   }
 
+  /** Kills everything at once (the run broke): workers, studio, file server. */
+  async killAll(): Promise<void> {
+    for (const w of this.workers) if (w.alive) {
+      w.signal("SIGCONT");
+      await w.kill9();
+    }
+    await this.studio.kill9();
+    this.fileServer?.stop(true);
+  }
+
   /** Files of the sd model, for checking the shared cache. */
   static readonly sdFiles = SD_FILES;
 }
