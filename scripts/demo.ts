@@ -53,15 +53,19 @@ if (!Number.isInteger(jobCount) || jobCount < 1 || jobCount > 100) {
   process.exit(2);
 }
 
+const port = args.port === undefined ? undefined : Number(args.port);
+if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
+  console.error(`demo: --port must be a port number from 0 to 65535 (got ${JSON.stringify(args.port)})`);
+  process.exit(2);
+}
+
 const dataDir = mkdtempSync(join(tmpdir(), "studio-demo-db-"));
-const outDir = resolve(args.out ?? mkdtempSync(join(tmpdir(), "studio-demo-output-")));
-mkdirSync(outDir, { recursive: true });
 
 /** Port 8080 when free (or --port), else any free port. */
 async function startDemoStudio(): Promise<Studio> {
   const logger = createLogger("warn");
   const base = { host: "127.0.0.1", dataDir, logLevel: "warn" as const };
-  if (args.port !== undefined) return startStudio({ ...base, port: Number(args.port) }, { logger });
+  if (port !== undefined) return startStudio({ ...base, port }, { logger });
   try {
     return await startStudio({ ...base, port: 8080 }, { logger });
   } catch (err) {
@@ -70,7 +74,13 @@ async function startDemoStudio(): Promise<Studio> {
   }
 }
 
-const studio = await startDemoStudio();
+const studio = await startDemoStudio().catch((err: unknown) => {
+  rmSync(dataDir, { recursive: true, force: true });
+  console.error(`demo: the studio did not start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
+const outDir = resolve(args.out ?? mkdtempSync(join(tmpdir(), "studio-demo-output-")));
+mkdirSync(outDir, { recursive: true });
 const transport = createConnectTransport({ baseUrl: studio.url, httpVersion: "2" });
 const jobs = createClient(JobService, transport);
 const workers = createClient(WorkerService, transport);
@@ -99,7 +109,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const)
   });
 
 try {
-  console.log(`studio  ${studio.url} (temporary database in ${dataDir})`);
+  console.log(`studio  ${studio.url}  web page ${studio.url}/  (temporary database in ${dataDir})`);
   // Synthetic jobs are cheap: one slot per job (up to 4) lets them run side by side.
   worker = await startDemoWorker(studio.url, { workDir: dataDir, slots: Math.min(jobCount, 4) });
   console.log(`worker  ${worker.describe}`);

@@ -36,9 +36,12 @@ test("bun run demo runs jobs through a real studio and worker, writes PNGs and c
   expect(existsSync(db!)).toBe(false);
 }, 60_000);
 
-test("the demo refuses a bad --jobs with a clear message", async () => {
-  const proc = Bun.spawn([process.execPath, join(ROOT, "scripts", "demo.ts"), "--jobs", "0"], { stdout: "pipe", stderr: "pipe" });
+test.each([
+  [["--jobs", "0"], "--jobs must be a whole number from 1 to 100"],
+  [["--port", "http"], "--port must be a port number from 0 to 65535"],
+])("the demo refuses %p with a clear message", async (args, message) => {
+  const proc = Bun.spawn([process.execPath, join(ROOT, "scripts", "demo.ts"), ...args], { stdout: "pipe", stderr: "pipe" });
   const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
   expect(code).toBe(2);
-  expect(stderr).toContain("--jobs must be a whole number from 1 to 100");
+  expect(stderr).toContain(message);
 });
