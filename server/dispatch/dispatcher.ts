@@ -7,8 +7,13 @@ import { QueueActions } from "./queue-actions.js";
 import type { QueueStore, QueuedJob } from "./queue-store.js";
 import type { WorkerEntry, WorkerRegistry } from "./worker-registry.js";
 
-/** How many queued jobs one placement round looks at before falling back to plain per-worker claims. */
+/** The most queued jobs one placement round looks at before falling back to plain per-worker claims. */
 export const PLACEMENT_WINDOW = 256;
+/**
+ * Queued jobs a round looks at per free slot: enough to find a warm worker for most
+ * jobs, and a round's cost follows the free slots, not the depth of the queue.
+ */
+export const JOBS_PER_FREE_SLOT = 4;
 
 /** How placement recognises one of a job's files in a worker's cache: by digest when it has one, else by URL. */
 type FileKey = { sha256: string; url?: undefined } | { sha256?: undefined; url: string };
@@ -16,6 +21,11 @@ type FileKey = { sha256: string; url?: undefined } | { sha256?: undefined; url: 
 /** Whether a worker reported this file as cached: its sha256 among the worker's digests, or (no sha256) its URL among its URLs. */
 function holds(w: WorkerEntry, key: FileKey): boolean {
   return key.sha256 !== undefined ? w.cached.has(key.sha256) : w.cachedUrls.has(key.url);
+}
+
+/** Whether a worker can take another offer now: still connected, not draining, a slot free. */
+function isFree(w: WorkerEntry, registry: WorkerRegistry): boolean {
+  return !w.draining && w.leases.size < w.slots && registry.get(w.id) === w;
 }
 
 /** What the dispatcher needs. */
@@ -85,19 +95,28 @@ export class Dispatcher {
   }
 
   async #round() {
-    if (this.deps.registry.free().length === 0) return;
-    const head = await this.deps.store.peekQueued(PLACEMENT_WINDOW);
+    if (!this.deps.registry.hasFree()) return;
+    const free = this.deps.registry.free();
+    let slots = 0;
+    for (const w of free) slots += w.slots - w.leases.size;
+    const window = Math.min(PLACEMENT_WINDOW, slots * JOBS_PER_FREE_SLOT);
+    const head = await this.deps.store.peekQueued(window);
     for (const job of head) {
-      const free = this.deps.registry.free();
       if (free.length === 0) return;
       const eligible = free.filter(
-        (w) => (job.engine === null || (w.engines as ReadonlySet<string>).has(job.engine)) && !this.deps.declines.has(w.id, job.id),
+        (w) =>
+          (job.engine === null || (w.engines as ReadonlySet<string>).has(job.engine)) &&
+          !this.deps.declines.has(w.id, job.id) &&
+          isFree(w, this.deps.registry),
       );
       if (eligible.length === 0) continue;
-      await this.#offer(this.#choose(job, eligible), job.id);
+      const chosen = this.#choose(job, eligible);
+      await this.#offer(chosen, job.id);
+      // The list is this round's view: a worker that filled up leaves it.
+      if (!isFree(chosen, this.deps.registry)) free.splice(free.indexOf(chosen), 1);
     }
-    if (head.length < PLACEMENT_WINDOW) return;
-    for (const w of this.deps.registry.free()) while (w.leases.size < w.slots && !w.draining && (await this.#offer(w)));
+    if (head.length < window) return;
+    for (const w of this.deps.registry.free()) while (isFree(w, this.deps.registry) && (await this.#offer(w)));
   }
 
   #choose(job: QueuedJob, eligible: WorkerEntry[]): WorkerEntry {
@@ -144,11 +163,11 @@ export class Dispatcher {
       worker.tokenId,
     );
     if (!row) return false;
-    worker.leases.set(row.leaseId!, row.id);
+    this.deps.registry.hold(worker, row.leaseId!, row.id);
     worker.lastOfferAt = performance.now();
     const sent = worker.send(create(SessionResponseSchema, { message: { case: "offer", value: QueueActions.offerOf(row) } }));
     // A stream that closed in between leaves the lease to expire (or to a reconnect that names it).
-    if (!sent) worker.leases.delete(row.leaseId!);
+    if (!sent) this.deps.registry.drop(worker, row.leaseId!);
     return true;
   }
 

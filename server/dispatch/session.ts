@@ -133,7 +133,7 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
       const { lost } = await deps.actions.renew(held, caller);
       for (const id of [...lost, ...listed.filter((x) => !worker.leases.has(x))]) {
         const jobId = worker.leases.get(id) ?? "";
-        worker.leases.delete(id);
+        deps.registry.drop(worker, id);
         worker.send(respond({ case: "cancel", value: { jobId, leaseId: id, reason: "the lease is no longer current" } }));
       }
       return;
@@ -152,7 +152,7 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
         await deps.actions.progress(msg.value, msg.value.progress ?? create(JobProgressSchema), caller);
       } catch (err) {
         if (!refusalOf(err)) throw err;
-        worker.leases.delete(msg.value.leaseId);
+        deps.registry.drop(worker, msg.value.leaseId);
         worker.send(respond({ case: "cancel", value: { jobId: msg.value.jobId, leaseId: msg.value.leaseId, reason: refusalOf(err)!.message } }));
       }
       return;

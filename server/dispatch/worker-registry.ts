@@ -16,7 +16,7 @@ export interface WorkerEntry {
   version: string;
   engines: Set<EngineName>;
   slots: number;
-  /** Live leases: lease id → job id. */
+  /** Live leases: lease id → job id. Changed only through WorkerRegistry (hold, drop, release), which indexes them. */
   leases: Map<string, string>;
   /** sha256 digests of the verified files in the worker's cache. */
   cached: Set<string>;
@@ -34,22 +34,37 @@ export interface WorkerEntry {
   end(): void;
 }
 
-/** The connected workers, in memory: placement, cancel routing and ListWorkers read it. */
+/**
+ * The connected workers, in memory: placement, cancel routing and ListWorkers read it.
+ * Leases are taken and given back through it (hold, drop, release), so that it can keep
+ * two indexes up to date as they change: lease id → holder (cancel routing and
+ * completions in O(1)) and the workers with a free slot (placement looks only at those,
+ * so a round costs what the free slots cost, not what the connected workers do).
+ */
 export class WorkerRegistry {
   readonly #workers = new Map<string, WorkerEntry>();
+  readonly #byLease = new Map<string, WorkerEntry>();
+  /** Workers with leases.size < slots (draining ones included: free() leaves them out). */
+  readonly #withRoom = new Set<WorkerEntry>();
 
   /** A fresh worker id. */
   static newId(): string {
     return `w_${randomBytes(8).toString("hex")}`;
   }
 
+  /** Registers a worker with the leases it already holds (kept across a reconnect). */
   add(worker: WorkerEntry): void {
     this.#workers.set(worker.id, worker);
+    for (const leaseId of worker.leases.keys()) this.#byLease.set(leaseId, worker);
+    this.#refresh(worker);
   }
 
   remove(workerId: string): WorkerEntry | undefined {
     const w = this.#workers.get(workerId);
+    if (!w) return undefined;
     this.#workers.delete(workerId);
+    this.#withRoom.delete(w);
+    for (const leaseId of w.leases.keys()) if (this.#byLease.get(leaseId) === w) this.#byLease.delete(leaseId);
     return w;
   }
 
@@ -61,22 +76,48 @@ export class WorkerRegistry {
     return [...this.#workers.values()];
   }
 
+  /** Records that `worker` now holds a lease on `jobId`. */
+  hold(worker: WorkerEntry, leaseId: string, jobId: string): void {
+    worker.leases.set(leaseId, jobId);
+    if (this.#workers.get(worker.id) === worker) this.#byLease.set(leaseId, worker);
+    this.#refresh(worker);
+  }
+
+  /** Forgets one of `worker`'s leases (it was refused, lost or never reached the worker). */
+  drop(worker: WorkerEntry, leaseId: string): void {
+    worker.leases.delete(leaseId);
+    if (this.#byLease.get(leaseId) === worker) this.#byLease.delete(leaseId);
+    this.#refresh(worker);
+  }
+
   /** The worker holding a lease, if it is connected. */
   holderOf(leaseId: string): WorkerEntry | undefined {
-    for (const w of this.#workers.values()) if (w.leases.has(leaseId)) return w;
-    return undefined;
+    return this.#byLease.get(leaseId);
   }
 
   /** Forgets a lease wherever it is held; returns the worker that held it. */
   release(leaseId: string): WorkerEntry | undefined {
-    const w = this.holderOf(leaseId);
-    w?.leases.delete(leaseId);
+    const w = this.#byLease.get(leaseId);
+    if (w) this.drop(w, leaseId);
     return w;
+  }
+
+  /** Whether some worker may take another offer (cheap: placement asks it on every wake). */
+  hasFree(): boolean {
+    for (const w of this.#withRoom) if (!w.draining) return true;
+    return false;
   }
 
   /** Workers that may take another offer: not draining, a slot free. */
   free(): WorkerEntry[] {
-    return this.all().filter((w) => !w.draining && w.leases.size < w.slots);
+    const out: WorkerEntry[] = [];
+    for (const w of this.#withRoom) if (!w.draining) out.push(w);
+    return out;
+  }
+
+  #refresh(w: WorkerEntry) {
+    if (w.leases.size < w.slots && this.#workers.get(w.id) === w) this.#withRoom.add(w);
+    else this.#withRoom.delete(w);
   }
 
   /** ListWorkers' view of one worker. */
