@@ -15,6 +15,7 @@ type ModelRow = typeof studioModels.$inferSelect;
 export interface ResolvedModel {
   name: string;
   engine: EngineName;
+  /** Parsed once per stored text and shared between resolutions: read it, never change it. */
   source: ModelSource;
   /** The ModelSource wire JSON as stored on the registry row (already validated). */
   sourceJson: string;
@@ -32,6 +33,9 @@ export interface UpdateModelInput {
   description?: string;
 }
 
+/** Most distinct parsed source texts ModelRegistry keeps (one per model version in use). */
+const MAX_PARSED_SOURCES = 1024;
+
 /** The longest description the registry stores. */
 export const MAX_DESCRIPTION_LENGTH = 4096;
 
@@ -42,6 +46,9 @@ export const MAX_DESCRIPTION_LENGTH = 4096;
  * Methods are synchronous so that job writes can resolve inside their own transaction.
  */
 export class ModelRegistry {
+  /** Parsed sources by their stored JSON text: resolve reads the row every time, and parses a text once. */
+  readonly #parsed = new Map<string, { engine: EngineName; source: ModelSource }>();
+
   constructor(
     private readonly db: StudioDb,
     private readonly now: () => number,
@@ -110,12 +117,23 @@ export class ModelRegistry {
    * "model_disabled" when no job may use it. Safe to call inside a transaction.
    */
   resolve(name: string): ResolvedModel {
-    const row = this.#find(name);
+    // Every CreateJob resolves: one cached prepared statement, and the row (never a cache) decides.
+    const row = this.db.sqlite
+      .query<{ name: string; enabled: number; source: string }, [string]>(
+        "SELECT name, enabled, source FROM studioModels WHERE name = ?",
+      )
+      .get(name);
     if (!row) throw modelNotFound(name);
     if (!row.enabled) throw modelDisabled(name);
-    const source = parseModelSourceJson(row.source);
-    if (!source) throw modelSourceInvalid(name);
-    return { name: row.name, engine: engineOf(source), source, sourceJson: row.source };
+    let parsed = this.#parsed.get(row.source);
+    if (!parsed) {
+      const source = parseModelSourceJson(row.source);
+      if (!source) throw modelSourceInvalid(name);
+      parsed = { engine: engineOf(source), source };
+      if (this.#parsed.size >= MAX_PARSED_SOURCES) this.#parsed.clear();
+      this.#parsed.set(row.source, parsed);
+    }
+    return { name: row.name, engine: parsed.engine, source: parsed.source, sourceJson: row.source };
   }
 
   #find(name: string): ModelRow | undefined {
