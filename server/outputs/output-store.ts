@@ -1,5 +1,16 @@
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, createReadStream, existsSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import type { ReadStream } from "node:fs";
 import { join } from "node:path";
 import { isSha256Hex } from "../../contract/hex.js";
@@ -7,6 +18,12 @@ import { OutputError } from "./output-error.js";
 
 /** The largest piece of an output one message may carry (OutputChunk.data, GetJobOutput chunks). */
 export const OUTPUT_CHUNK_BYTES = 1024 * 1024;
+/**
+ * Outputs up to this size are held in memory while they arrive and written in one go
+ * once verified (none at all when the digest is already stored), instead of a temp file
+ * opened when the first chunk arrives; larger ones stream to their temp file.
+ */
+export const IN_MEMORY_OUTPUT_BYTES = 1024 * 1024;
 
 /**
  * A content-addressed store of job outputs under `<dataDir>/outputs/<sha[0:2]>/<sha>`.
@@ -17,6 +34,8 @@ export const OUTPUT_CHUNK_BYTES = 1024 * 1024;
 export class OutputStore {
   readonly root: string;
   readonly #tmp: string;
+  /** Shard directories known to exist, so a commit does not ask the filesystem each time. */
+  readonly #shards = new Set<string>();
 
   constructor(dataDir: string, readonly maxOutputBytes: number) {
     this.root = join(dataDir, "outputs");
@@ -78,10 +97,36 @@ export class OutputStore {
 
   /** @internal Moves a verified temp file into place (a duplicate digest keeps the file already there). */
   commitTemp(tmp: string, sha256: string): void {
-    const dest = this.pathOf(sha256);
-    mkdirSync(join(this.root, sha256.slice(0, 2)), { recursive: true });
+    const dest = this.#destOf(sha256);
     if (existsSync(dest)) rmSync(tmp, { force: true });
     else renameSync(tmp, dest);
+  }
+
+  /**
+   * @internal Stores verified bytes held in memory: written whole to a temp file and
+   * renamed into place, so readers still never see a partial file; nothing is written
+   * when the digest is already stored.
+   */
+  commitBytes(tmp: string, sha256: string, data: Uint8Array): void {
+    const dest = this.#destOf(sha256);
+    if (existsSync(dest)) return;
+    writeFileSync(tmp, data, { flag: "wx", mode: 0o600 });
+    try {
+      renameSync(tmp, dest);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  #destOf(sha256: string): string {
+    const dest = this.pathOf(sha256);
+    const shard = sha256.slice(0, 2);
+    if (!this.#shards.has(shard)) {
+      mkdirSync(join(this.root, shard), { recursive: true });
+      this.#shards.add(shard);
+    }
+    return dest;
   }
 }
 
@@ -93,6 +138,8 @@ export class OutputStore {
 export class OutputUpload {
   readonly #hash = createHash("sha256");
   #fd: number | undefined;
+  /** The bytes so far, for outputs small enough to hold in memory (undefined: streamed to the temp file). */
+  readonly #chunks: Uint8Array[] | undefined;
   #received = 0;
   #done = false;
 
@@ -101,7 +148,9 @@ export class OutputUpload {
     readonly tmpPath: string,
     readonly size: number,
     readonly sha256: string,
-  ) {}
+  ) {
+    this.#chunks = size <= IN_MEMORY_OUTPUT_BYTES ? [] : undefined;
+  }
 
   get received(): number {
     return this.#received;
@@ -125,9 +174,12 @@ export class OutputUpload {
           "invalid_argument",
           `chunks carry more than the announced total_size of ${this.size} bytes`,
         );
-      this.#fd ??= openSync(this.tmpPath, "wx", 0o600);
-      let written = 0;
-      while (written < data.byteLength) written += writeSync(this.#fd, data, written, data.byteLength - written);
+      if (this.#chunks) this.#chunks.push(data.slice());
+      else {
+        this.#fd ??= openSync(this.tmpPath, "wx", 0o600);
+        let written = 0;
+        while (written < data.byteLength) written += writeSync(this.#fd, data, written, data.byteLength - written);
+      }
       this.#hash.update(data);
       this.#received += data.byteLength;
     } catch (err) {
@@ -145,10 +197,15 @@ export class OutputUpload {
       const actual = this.#hash.digest("hex");
       if (actual !== this.sha256)
         throw new OutputError("invalid_argument", `sha256 of the bytes is ${actual}, the worker said ${this.sha256}`);
-      this.#fd ??= openSync(this.tmpPath, "wx", 0o600);
-      closeSync(this.#fd);
-      this.#fd = undefined;
-      this.store.commitTemp(this.tmpPath, this.sha256);
+      if (this.#chunks) {
+        this.store.commitBytes(this.tmpPath, this.sha256, this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks));
+        this.#chunks.length = 0;
+      } else {
+        this.#fd ??= openSync(this.tmpPath, "wx", 0o600);
+        closeSync(this.#fd);
+        this.#fd = undefined;
+        this.store.commitTemp(this.tmpPath, this.sha256);
+      }
       this.#done = true;
       return { sha256: this.sha256, size: this.size };
     } catch (err) {
@@ -160,6 +217,7 @@ export class OutputUpload {
   /** Drops the upload and its temp file; safe to call more than once. */
   abort(): void {
     this.#done = true;
+    if (this.#chunks) this.#chunks.length = 0;
     if (this.#fd !== undefined) {
       try {
         closeSync(this.#fd);
