@@ -105,15 +105,27 @@ export class QueueActions {
     return row;
   }
 
-  async accept(lease: LeaseRef, caller: Caller): Promise<JobRow> {
+  /**
+   * Checks the caller may act on a lease before a store call that itself checks the
+   * lease: the owner check is in memory, so when it passes the store's own fencing
+   * suffices; when it fails, `current` raises what it always did, in the same order
+   * (a stale lease is failed_precondition before a foreign one is permission_denied).
+   */
+  async #mayAct(lease: LeaseRef, caller: Caller): Promise<void> {
+    const owner = this.deps.owners.tokenOf(lease.leaseId);
+    if (owner === undefined || owner === caller.tokenId) return;
     await this.current(lease, caller);
+  }
+
+  async accept(lease: LeaseRef, caller: Caller): Promise<JobRow> {
+    await this.#mayAct(lease, caller);
     const row = await this.deps.store.accept(lease, this.#now(), this.#ttl);
     this.publish(row);
     return row;
   }
 
   async decline(lease: LeaseRef, caller: Caller): Promise<JobRow> {
-    await this.current(lease, caller);
+    await this.#mayAct(lease, caller);
     const row = await this.deps.store.decline(lease, this.#now());
     this.#ended(lease);
     this.publish(row, lease.leaseId);
@@ -159,7 +171,7 @@ export class QueueActions {
   }
 
   async fail(lease: LeaseRef, error: string, retryable: boolean, caller: Caller): Promise<JobRow> {
-    await this.current(lease, caller);
+    await this.#mayAct(lease, caller);
     const row = await this.deps.store.fail(lease, error, retryable, this.#now());
     this.#ended(lease);
     this.publish(row, lease.leaseId);

@@ -31,3 +31,26 @@ export function updateOne(db: StudioDb, lease: LeaseRef, sql: string, params: (s
   const result = db.sqlite.query(sql).run(...params);
   if (result.changes !== 1) throw new LeaseLostError(lease.jobId, lease.leaseId, "the job changed under the update");
 }
+
+/**
+ * A change under a current lease in one statement: the UPDATE applies only while the
+ * job holds `lease` in a leased status and the lease has not expired (the fencing
+ * check), and returns the new row. When nothing matched, requireCurrentLease says why.
+ * One statement is atomic on its own, so the hot paths need no explicit transaction.
+ */
+export function updateUnderLease(
+  db: StudioDb,
+  lease: LeaseRef,
+  now: number,
+  set: string,
+  params: (string | number | null)[],
+): JobRow {
+  const row = db.sqlite
+    .query<JobRow, (string | number | null)[]>(
+      `UPDATE graphicsJobs SET ${set} WHERE id = ? AND leaseId = ? AND ${LEASED} AND leaseExpiresAt > ? RETURNING *`,
+    )
+    .get(...params, lease.jobId, lease.leaseId, now);
+  if (row) return row;
+  requireCurrentLease(db, lease, now);
+  throw new LeaseLostError(lease.jobId, lease.leaseId, "the job changed under the update");
+}
