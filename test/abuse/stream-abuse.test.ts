@@ -145,10 +145,11 @@ describe("a half-open session", () => {
   // each lease expires, and every job fails after max_attempts without ever running. Remove
   // `.failing` once placement skips sessions whose last heartbeat is older than the lease TTL.
   test.failing("a silent session that claims the jobs' engine does not starve the queue", async () => {
-    const ghost = await ghostSession("half-open-synth", [ModelEngine.SYNTHETIC], 4);
+    // Sixteen free slots against the honest worker's one: placement picks the silent session nearly always.
+    const ghost = await ghostSession("half-open-synth", [ModelEngine.SYNTHETIC], 16);
     try {
       synthWorker("honest-2");
-      await runSynthJobs("starved", 2, 2);
+      await runSynthJobs("starved", 3, 2);
     } finally {
       ghost.close();
     }
