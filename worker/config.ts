@@ -96,6 +96,11 @@ export function workerConfigSchema(defaults = defaultDirs()) {
     syntheticStepMs: count(0, 60_000).default(0),
     jobTimeout: count(1, 7 * 24 * 3600).default(3600),
     drainGraceSeconds: count(0, 24 * 3600).default(60),
+    stallTimeout: count(1, 3600).default(60),
+    downloadParts: count(1, 16).default(4),
+    downloadPartThreshold: byteSize
+      .refine((n) => n >= 1024 * 1024, { message: "must be at least 1M (smaller files are not worth splitting)" })
+      .default(64 * 1024 ** 2),
     caFile: z.string().min(1).optional(),
     hfToken: z.string().min(1).optional(),
     labels: labelList.default({}),
@@ -124,6 +129,9 @@ export const WORKER_ENV: Record<keyof WorkerConfig, string> = {
   syntheticStepMs: "STUDIO_SYNTHETIC_STEP_MS",
   jobTimeout: "STUDIO_JOB_TIMEOUT",
   drainGraceSeconds: "STUDIO_DRAIN_GRACE_SECONDS",
+  stallTimeout: "STUDIO_STALL_TIMEOUT",
+  downloadParts: "STUDIO_DOWNLOAD_PARTS",
+  downloadPartThreshold: "STUDIO_DOWNLOAD_PART_THRESHOLD",
   caFile: "STUDIO_CA_FILE",
   hfToken: "HF_TOKEN",
   labels: "STUDIO_LABELS",

@@ -7,6 +7,8 @@ import { DownloadManager } from "./download/index.js";
 import { findOnPath } from "./engines/find-on-path.js";
 import { LlamaServerEngine } from "./engines/llama-server-engine.js";
 import { MultiEngine } from "./engines/multi-engine.js";
+import { WarmServerRecords } from "./recovery/owner-record.js";
+import { recoverWorkDir } from "./recovery/recover-work-dir.js";
 import { SdCliEngine } from "./engines/sd-cli-engine.js";
 import { SyntheticEngine } from "./engines/synthetic-engine.js";
 import type { Engine } from "./engines/types.js";
@@ -32,6 +34,7 @@ function isExecutable(path: string): boolean {
 }
 
 function buildEngines(config: WorkerConfig, logger: ReturnType<typeof createWorkerLogger>): MultiEngine {
+  const warmServers = new WarmServerRecords(config.workDir);
   const found = resolveEngines(config, { onPath: (name) => findOnPath(name), isExecutable });
   const engines: Engine[] = [];
   if (found.sdCli) engines.push(new SdCliEngine({ binary: found.sdCli, logger: logger.child({ engine: "sd-cpp" }) }));
@@ -43,6 +46,14 @@ function buildEngines(config: WorkerConfig, logger: ReturnType<typeof createWork
         ctxSize: config.llamaCtxSize,
         gpuLayers: config.llamaGpuLayers,
         logger: logger.child({ engine: "llama-cpp" }),
+        onSpawn: (pgid, binary) => {
+          try {
+            warmServers.spawned(pgid, binary);
+          } catch (err) {
+            logger.warn({ pgid, err: (err as Error).message }, "cannot record the llama-server's process group for crash recovery");
+          }
+        },
+        onReaped: (pgid) => void warmServers.reaped(pgid).catch(() => {}),
       }),
     );
   if (found.synthetic) engines.push(new SyntheticEngine({ stepDelayMs: config.syntheticStepMs }));
@@ -86,10 +97,16 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
+  // Before the session opens: a worker killed on this --work-dir may have left engines running.
+  await recoverWorkDir(config.workDir, { logger: logger.child({ part: "recovery" }) });
+
   const downloads = new DownloadManager({
     cacheDir: config.cacheDir,
     cacheMaxBytes: config.cacheMaxBytes,
     hfToken: config.hfToken,
+    stallTimeoutMs: config.stallTimeout * 1000,
+    parts: config.downloadParts,
+    partThresholdBytes: config.downloadPartThreshold,
     logger: logger.child({ part: "download" }),
   });
   const runtime = new WorkerRuntime({

@@ -20,6 +20,10 @@ export interface LlamaProcessOptions {
   healthIntervalMs?: number;
   env?: NodeJS.ProcessEnv;
   logger?: EngineLogger;
+  /** Called when a server's process group starts (for crash recovery records). */
+  onSpawn?: (pgid: number, binary: string) => void;
+  /** Called when that server's leader has exited and been reaped. */
+  onReaped?: (pgid: number) => void;
 }
 
 /**
@@ -148,7 +152,10 @@ export class LlamaProcess {
     let group: GroupChild;
     try {
       this.port = await freePort();
-      group = await spawnGroup(this.opts.binary, this.args(this.port), { env: this.opts.env });
+      group = await spawnGroup(this.opts.binary, this.args(this.port), {
+        env: this.opts.env,
+        onSpawn: (pgid) => this.opts.onSpawn?.(pgid, this.opts.binary),
+      });
     } catch (err) {
       this.transition("stopped");
       if (err instanceof SpawnError) throw new EngineError("unavailable", err.message, { cause: err });
@@ -159,6 +166,7 @@ export class LlamaProcess {
     group.child.stdout!.resume();
     void group.exited.then((exit) => {
       if (this.group === group) this.group = undefined;
+      this.opts.onReaped?.(group.pid);
       if (this.current !== "stopped") this.transition("stopped");
       const listeners = [...this.exitListeners];
       this.exitListeners.clear();

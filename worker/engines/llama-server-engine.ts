@@ -23,6 +23,10 @@ export interface LlamaServerEngineOptions {
   /** The children's environment (default: the worker's). */
   env?: NodeJS.ProcessEnv;
   logger?: EngineLogger;
+  /** Called when a warm server's process group starts, so the worker can record it for crash recovery. */
+  onSpawn?: (pgid: number, binary: string) => void;
+  /** Called when a warm server's leader has exited and been reaped. */
+  onReaped?: (pgid: number) => void;
 }
 
 /**
@@ -119,6 +123,8 @@ export class LlamaServerEngine implements Engine {
         healthIntervalMs: this.opts.healthIntervalMs,
         env: this.opts.env,
         logger: this.opts.logger,
+        onSpawn: this.opts.onSpawn,
+        onReaped: this.opts.onReaped,
       });
       this.servers.set(modelPath, server);
     }

@@ -26,12 +26,20 @@ export class SpawnError extends Error {
 
 /**
  * Starts `binary` with an argv array (never a shell) in its own process group (`detached`),
- * stdout and stderr piped. Rejects with SpawnError when the program cannot start.
+ * stdout and stderr piped. Rejects with SpawnError when the program cannot start. `onSpawn` gets
+ * the group id as soon as the process runs, so that a crash recovery record can name it.
  */
-export async function spawnGroup(binary: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<GroupChild> {
+export async function spawnGroup(
+  binary: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; onSpawn?: (pgid: number) => void } = {},
+): Promise<GroupChild> {
   const child = spawn(binary, args, { cwd: opts.cwd, env: opts.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   await new Promise<void>((resolve, reject) => {
-    child.once("spawn", () => resolve());
+    child.once("spawn", () => {
+      opts.onSpawn?.(child.pid!);
+      resolve();
+    });
     child.once("error", (err) => reject(new SpawnError(binary, err)));
   });
   // Later errors (a failed kill of an exited child) must not become unhandled 'error' events.

@@ -79,7 +79,7 @@ export class SdCliEngine implements Engine {
   private async execute(req: EngineRunRequest, args: string[]): Promise<ChildExit> {
     let group: GroupChild;
     try {
-      group = await spawnGroup(this.binary, args, { cwd: req.workDir, env: this.env });
+      group = await spawnGroup(this.binary, args, { cwd: req.workDir, env: this.env, onSpawn: (pgid) => req.onSpawn?.(pgid, this.binary) });
     } catch (err) {
       if (err instanceof SpawnError) throw new EngineError("unavailable", err.message, { cause: err });
       throw err;

@@ -39,6 +39,11 @@ export interface EngineRunRequest {
   /** Job timeout: the engine kills its process group and rejects with "timeout". */
   timeoutMs?: number;
   onProgress(p: EngineProgress): void;
+  /**
+   * Called at once when the engine starts a process group for this job (its pgid and program), so
+   * the runtime can record it for crash recovery. Optional; engines without processes never call it.
+   */
+  onSpawn?(pgid: number, binary: string): void;
 }
 
 /** A program that turns a task into outputs; one per ModelEngine value. */

@@ -1,6 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { rm } from "node:fs/promises";
 import type { Logger } from "pino";
 import { engineName } from "../../contract/names.js";
 import { JobPhase, JobProgressSchema, type Offer } from "../../gen/studio/v1/job_pb.js";
@@ -13,6 +12,7 @@ import {
   type Receipt,
 } from "../../gen/studio/v1/worker_service_pb.js";
 import { EngineError } from "../engines/engine-error.js";
+import { JobDirRecord } from "../recovery/owner-record.js";
 import type { Engine, EngineOutput } from "../engines/types.js";
 import type { LiveSession, SessionMessage } from "../session/session-client.js";
 import { SessionClosedError } from "../session/outbox.js";
@@ -137,8 +137,8 @@ export class JobRun {
         deps.cacheChanged();
       }
       signal.throwIfAborted();
-      await mkdir(deps.workRoot, { recursive: true });
-      workDir = await mkdtemp(join(deps.workRoot, "job-"));
+      const jobDir = await JobDirRecord.create(deps.workRoot);
+      workDir = jobDir.dir;
       const linked = await deps.downloads.linkWorkDir(
         workDir,
         held.map((cached, i) => ({ file: files[i]!, cached })),
@@ -153,6 +153,7 @@ export class JobRun {
         workDir,
         signal,
         timeoutMs: deps.timeoutMs,
+        onSpawn: (pgid, binary) => this.recordGroup(jobDir, pgid, binary),
         onProgress: (p) =>
           this.progress({
             phase: p.phase === "loading" ? JobPhase.LOADING : JobPhase.RUNNING,
@@ -179,6 +180,15 @@ export class JobRun {
       this.throttle.stop();
       for (const f of held) await Promise.resolve(f.release()).catch(() => {});
       if (workDir) await rm(workDir, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  /** Notes an engine process group in the job dir's owner record; a failed write only loses crash recovery for it. */
+  private recordGroup(jobDir: JobDirRecord, pgid: number, binary: string): void {
+    try {
+      jobDir.addGroup(pgid, binary);
+    } catch (err) {
+      this.deps.logger.warn({ jobId: this.jobId, pgid, err: (err as Error).message }, "cannot record the engine's process group for crash recovery");
     }
   }
 
