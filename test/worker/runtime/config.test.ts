@@ -75,6 +75,35 @@ describe("worker configuration", () => {
     expect(err(["--server", "http://h", "--job-timeout", "0"])).toContain("--job-timeout (STUDIO_JOB_TIMEOUT)");
   }, TEST_TIMEOUT_MS);
 
+  test("download tuning: --stall-timeout, --download-parts, --download-part-threshold, with env and bounds", () => {
+    const d = parse(["--server", "http://h"]);
+    expect(d).toMatchObject({ stallTimeout: 60, downloadParts: 4, downloadPartThreshold: 64 * 1024 ** 2 });
+    const flags = parse(["--server", "http://h", "--stall-timeout", "5", "--download-parts", "8", "--download-part-threshold", "16M"]);
+    expect(flags).toMatchObject({ stallTimeout: 5, downloadParts: 8, downloadPartThreshold: 16 * 1024 ** 2 });
+    const env = parse(["--server", "http://h", "--stall-timeout", "7"], {
+      STUDIO_STALL_TIMEOUT: "90",
+      STUDIO_DOWNLOAD_PARTS: "2",
+      STUDIO_DOWNLOAD_PART_THRESHOLD: "1G",
+    });
+    expect(env).toMatchObject({ stallTimeout: 7, downloadParts: 2, downloadPartThreshold: 1024 ** 3 });
+    const err = (args: string[]) => {
+      try {
+        parse(["--server", "http://h", ...args]);
+      } catch (e) {
+        expect(e).toBeInstanceOf(WorkerConfigError);
+        return (e as Error).message;
+      }
+      throw new Error("no error");
+    };
+    expect(err(["--stall-timeout", "0"])).toContain("--stall-timeout (STUDIO_STALL_TIMEOUT)");
+    expect(err(["--stall-timeout", "3601"])).toContain("--stall-timeout (STUDIO_STALL_TIMEOUT)");
+    expect(err(["--stall-timeout", "1.5"])).toContain("--stall-timeout (STUDIO_STALL_TIMEOUT)");
+    expect(err(["--download-parts", "0"])).toContain("--download-parts (STUDIO_DOWNLOAD_PARTS)");
+    expect(err(["--download-parts", "17"])).toContain("--download-parts (STUDIO_DOWNLOAD_PARTS)");
+    expect(err(["--download-part-threshold", "512K"])).toContain("--download-part-threshold (STUDIO_DOWNLOAD_PART_THRESHOLD): must be at least 1M");
+    expect(err(["--download-part-threshold", "big"])).toContain("--download-part-threshold (STUDIO_DOWNLOAD_PART_THRESHOLD)");
+  }, TEST_TIMEOUT_MS);
+
   test("byte sizes", () => {
     expect(parseByteSize("1024")).toBe(1024);
     expect(parseByteSize("500M")).toBe(500 * 1024 ** 2);
@@ -130,10 +159,11 @@ describe("the program", () => {
     const r = run(["--help"]);
     expect(r.exitCode).toBe(0);
     const help = r.stdout.toString();
-    for (const flag of ["--server", "--token", "--cache-max-bytes", "--engines", "--llama-idle-seconds", "--job-timeout", "--ca-file", "--hf-token"])
+    for (const flag of ["--server", "--token", "--cache-max-bytes", "--engines", "--llama-idle-seconds", "--job-timeout", "--ca-file", "--hf-token", "--stall-timeout", "--download-parts", "--download-part-threshold"])
       expect(help).toContain(flag);
     expect(help).toContain("[env STUDIO_SERVER]");
     expect(help).toContain("[env HF_TOKEN]");
+    expect(help).toContain("[env STUDIO_STALL_TIMEOUT]");
   }, TEST_TIMEOUT_MS);
 
   test("a bad value exits 2 naming it; an unknown flag is refused", () => {
