@@ -12,7 +12,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
-async function setup(env: Record<string, string> = {}, opts: { idleMs?: number; healthTimeoutMs?: number; stopGraceMs?: number; ctxSize?: number; gpuLayers?: number } = {}) {
+async function setup(env: Record<string, string> = {}, opts: { idleMs?: number; healthTimeoutMs?: number; stopGraceMs?: number; ctxSize?: number; gpuLayers?: number; onSpawn?: (pgid: number, binary: string) => void; onReaped?: (pgid: number) => void } = {}) {
   const wd = await workDir([{ role: ModelFileRole.MODEL, filename: MODEL }]);
   const logger = memoryLogger();
   const argvFile = join(wd.dir, "argv.json");
@@ -25,6 +25,8 @@ async function setup(env: Record<string, string> = {}, opts: { idleMs?: number; 
     gpuLayers: opts.gpuLayers,
     healthIntervalMs: 20,
     logger,
+    onSpawn: opts.onSpawn,
+    onReaped: opts.onReaped,
     env: { ...process.env, FAKE_LLAMA_ARGV_FILE: argvFile, ...env },
   });
   const modelPath = wd.files[0]!.path;
@@ -62,6 +64,19 @@ describe("LlamaServerEngine against the fake llama-server", () => {
     expect(req.progress[0]).toEqual({ phase: "loading", message: `starting llama-server for ${MODEL}` });
     expect(req.progress.filter((p) => p.phase === "running" && p.step! > 0).map((p) => p.step)).toEqual([1, 2, 3, 4, 5]);
     expect(server().state).toBe("ready");
+  });
+
+  test("onSpawn and onReaped bracket each warm server's life (for its crash recovery record)", async () => {
+    const spawned: Array<[number, string]> = [];
+    const reaped: number[] = [];
+    const { run, server } = await setup({}, { onSpawn: (pgid, binary) => spawned.push([pgid, binary]), onReaped: (pgid) => reaped.push(pgid) });
+    await run(textTask({ prompt: "a", maxTokens: 1 })).result;
+    await run(textTask({ prompt: "b", maxTokens: 1 })).result;
+    const pid = server().pid!;
+    expect(spawned).toEqual([[pid, FAKE_LLAMA_SERVER]]);
+    expect(reaped).toEqual([]);
+    await server().stop();
+    expect(reaped).toEqual([pid]);
   });
 
   test("messages go to /v1/chat/completions; pings and [DONE] are handled; usage comes from the stream", async () => {

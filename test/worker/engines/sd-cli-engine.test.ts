@@ -127,6 +127,14 @@ describe("SdCliEngine against the fake sd-cli", () => {
     expect(alive(Number(await readFile(childPidFile, "utf8")))).toBe(false);
   });
 
+  test("onSpawn names the process group as soon as sd-cli runs (for the crash recovery record)", async () => {
+    const { wd, engine, source, logger } = await setup();
+    const spawned: Array<[number, string]> = [];
+    const req = request({ task: imageTask({ prompt: "x" }), source, files: wd.files, workDir: wd.dir, onSpawn: (pgid, binary) => spawned.push([pgid, binary]) });
+    await engine.run(req);
+    expect(spawned).toEqual([[logger.pids("sd-cli started")[0]!, FAKE_SD_CLI]]);
+  });
+
   test("a program that ignores SIGTERM is SIGKILLed after the grace period", async () => {
     const { wd, engine, source, logger } = await setup({ FAKE_SD_MODE: "hang", FAKE_SD_IGNORE_TERM: "1" }, { killGraceMs: 200 });
     const err = await rejection(engine.run(request({ task: imageTask({ prompt: "x" }), source, files: wd.files, workDir: wd.dir, timeoutMs: 500 })));
