@@ -48,16 +48,20 @@ async function resetWorkers(q: QueueUnderTest, eager: boolean): Promise<void> {
   await Promise.all(q.workers.map((w) => w.waitFor(isReport)));
 }
 
-/** Adds up the workers' progress messages; `until(n)` resolves once n jobs have completed. */
+/**
+ * Adds up the workers' progress messages; `until(n)` resolves once n jobs have completed, and
+ * rejects when no job completed for `stallMs` (a lost job fails the run instead of hanging it).
+ */
 class Completions {
   private readonly counts = new Map<number, number>();
-  private waiter: { target: number; resolve: () => void } | undefined;
+  private waiter: { target: number; resolve: () => void; rearm: () => void } | undefined;
 
   constructor(private readonly q: QueueUnderTest) {
     q.workers.forEach((w) => {
       w.onMessage = (m) => {
         if (m.type === "progress") {
           this.counts.set(w.pid, m.completed);
+          this.waiter?.rearm();
           if (this.waiter && this.total() >= this.waiter.target) this.waiter.resolve();
         } else if (m.type === "error") console.error(`${q.name} worker ${w.pid}: ${m.message}`);
       };
@@ -68,15 +72,20 @@ class Completions {
     return [...this.counts.values()].reduce((s, n) => s + n, 0);
   }
 
-  until(target: number, timeoutMs: number): Promise<void> {
+  until(target: number, stallMs: number): Promise<void> {
     if (this.total() >= target) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const stalled = () => {
         this.waiter = undefined;
-        reject(new Error(`${this.q.name}: only ${this.total()} of ${target} jobs completed within ${timeoutMs} ms`));
-      }, timeoutMs);
+        reject(new Error(`${this.q.name}: stalled at ${this.total()} of ${target} jobs completed (none for ${stallMs} ms)`));
+      };
+      let timer = setTimeout(stalled, stallMs);
       this.waiter = {
         target,
+        rearm: () => {
+          clearTimeout(timer);
+          timer = setTimeout(stalled, stallMs);
+        },
         resolve: () => {
           clearTimeout(timer);
           this.waiter = undefined;
@@ -127,7 +136,7 @@ function latencies(created: Map<string, number>, reports: Report[]): number[] {
  */
 export async function throughputPhase(
   q: QueueUnderTest,
-  { jobs, window, timeoutMs = 300_000 }: { jobs: number; window: number; timeoutMs?: number },
+  { jobs, window, stallMs = 60_000 }: { jobs: number; window: number; stallMs?: number },
 ): Promise<ThroughputResult> {
   await resetWorkers(q, false);
   const created = new Map<string, number>();
@@ -144,7 +153,7 @@ export async function throughputPhase(
   };
   try {
     await Promise.all(Array.from({ length: Math.min(window, jobs) }, lane));
-    await completions.until(jobs, timeoutMs);
+    await completions.until(jobs, stallMs);
   } finally {
     completions.close();
   }
@@ -175,7 +184,7 @@ async function finishPhase(q: QueueUnderTest, jobs: number, start: number, cpu0:
  */
 export async function idleLatencyPhase(
   q: QueueUnderTest,
-  { jobs, gapMs = 5, timeoutMs = 30_000 }: { jobs: number; gapMs?: number; timeoutMs?: number },
+  { jobs, gapMs = 5, stallMs = 30_000 }: { jobs: number; gapMs?: number; stallMs?: number },
 ): Promise<LatencyResult> {
   await resetWorkers(q, true);
   const created = new Map<string, number>();
@@ -184,7 +193,7 @@ export async function idleLatencyPhase(
     for (let i = 0; i < jobs; i++) {
       const t0 = epochMs();
       created.set(await q.create(i), t0);
-      await completions.until(i + 1, timeoutMs);
+      await completions.until(i + 1, stallMs);
       await Bun.sleep(gapMs);
     }
   } finally {
@@ -201,7 +210,7 @@ export async function idleLatencyPhase(
  */
 export async function pacedPhase(
   q: QueueUnderTest,
-  { jobs, perSecond, timeoutMs = 300_000 }: { jobs: number; perSecond: number; timeoutMs?: number },
+  { jobs, perSecond, stallMs = 60_000 }: { jobs: number; perSecond: number; stallMs?: number },
 ): Promise<ThroughputResult> {
   await resetWorkers(q, false);
   const created = new Map<string, number>();
@@ -218,7 +227,7 @@ export async function pacedPhase(
       creates.push(q.create(i).then((id) => void created.set(id, t0)));
     }
     await Promise.all(creates);
-    await completions.until(jobs, timeoutMs);
+    await completions.until(jobs, stallMs);
   } finally {
     completions.close();
   }

@@ -19,6 +19,7 @@ import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
 import {
   JobAcceptSchema,
   JobCompleteSchema,
+  JobDeclineSchema,
   OutputChunkSchema,
   WorkerHelloSchema,
 } from "../../gen/studio/v1/worker_service_pb.js";
@@ -59,7 +60,11 @@ class BenchWorker {
   private receipts = 0;
   welcomed = false;
 
-  constructor(transport: Transport, name: string, onWelcome: () => void) {
+  constructor(
+    transport: Transport,
+    private readonly name: string,
+    onWelcome: () => void,
+  ) {
     this.client = new SessionClient({
       transport,
       logger: silent,
@@ -89,6 +94,13 @@ class BenchWorker {
   }
 
   private offer(offer: Offer, session: LiveSession): void {
+    if (this.held) {
+      // One slot: decline as the real worker does, and say so, since the studio should not have offered it.
+      const reason = `no free slot (holding job ${this.held.jobId})`;
+      session.post({ case: "decline", value: create(JobDeclineSchema, { jobId: offer.jobId, leaseId: offer.leaseId, reason }) });
+      toParent({ type: "error", message: `${this.name}: offered job ${offer.jobId} while holding ${this.held.jobId} (1 slot); declined` });
+      return;
+    }
     log.receive(offer.jobId, epochMs());
     this.held = offer;
     this.receipts = 0;
