@@ -23,9 +23,12 @@ function holds(w: WorkerEntry, key: FileKey): boolean {
   return key.sha256 !== undefined ? w.cached.has(key.sha256) : w.cachedUrls.has(key.url);
 }
 
-/** Whether a worker can take another offer now: still connected, not draining, a slot free. */
-function isFree(w: WorkerEntry, registry: WorkerRegistry): boolean {
-  return !w.draining && w.leases.size < w.slots && registry.get(w.id) === w;
+/** Whether `w` is the better pick than `best` among equally warm workers: more free slots, else offered to longer ago. */
+function roomier(w: WorkerEntry, best: WorkerEntry): boolean {
+  const freeW = w.slots - w.leases.size;
+  const freeBest = best.slots - best.leases.size;
+  if (freeW !== freeBest) return freeW > freeBest;
+  return w.lastOfferAt < best.lastOfferAt;
 }
 
 /** What the dispatcher needs. */
@@ -95,42 +98,44 @@ export class Dispatcher {
   }
 
   async #round() {
-    if (!this.deps.registry.hasFree()) return;
-    const free = this.deps.registry.free();
-    let slots = 0;
-    for (const w of free) slots += w.slots - w.leases.size;
-    const window = Math.min(PLACEMENT_WINDOW, slots * JOBS_PER_FREE_SLOT);
+    const { registry } = this.deps;
+    if (!registry.hasFree()) return;
+    const window = Math.min(PLACEMENT_WINDOW, registry.freeSlots() * JOBS_PER_FREE_SLOT);
     const head = await this.deps.store.peekQueued(window);
+    if (head.length === 0) return;
+    const free = registry.free();
     for (const job of head) {
       if (free.length === 0) return;
-      const eligible = free.filter(
-        (w) =>
-          (job.engine === null || (w.engines as ReadonlySet<string>).has(job.engine)) &&
-          !this.deps.declines.has(w.id, job.id) &&
-          isFree(w, this.deps.registry),
-      );
-      if (eligible.length === 0) continue;
-      const chosen = this.#choose(job, eligible);
+      const chosen = this.#choose(job, free);
+      if (!chosen) continue;
       await this.#offer(chosen, job.id);
       // The list is this round's view: a worker that filled up leaves it.
-      if (!isFree(chosen, this.deps.registry)) free.splice(free.indexOf(chosen), 1);
+      if (!registry.isFree(chosen)) free.splice(free.indexOf(chosen), 1);
     }
     if (head.length < window) return;
-    for (const w of this.deps.registry.free()) while (isFree(w, this.deps.registry) && (await this.#offer(w)));
+    for (const w of registry.free()) while (registry.isFree(w) && (await this.#offer(w)));
   }
 
-  #choose(job: QueuedJob, eligible: WorkerEntry[]): WorkerEntry {
+  /**
+   * The worker for a job, in one pass over the free workers: among those that can serve
+   * it (engine, no recent decline, still free), one whose cache holds all its files if
+   * any does; then the one with the most free slots; then the one offered to longest ago.
+   */
+  #choose(job: QueuedJob, free: WorkerEntry[]): WorkerEntry | undefined {
+    const { registry, declines } = this.deps;
     const files = this.#filesOf(job);
-    if (files.length > 0) {
-      const warm = eligible.filter((w) => files.every((f) => holds(w, f)));
-      if (warm.length > 0) eligible = warm;
+    let best: WorkerEntry | undefined;
+    let bestWarm = false;
+    for (const w of free) {
+      if (job.engine !== null && !(w.engines as ReadonlySet<string>).has(job.engine)) continue;
+      if (!registry.isFree(w) || declines.has(w.id, job.id)) continue;
+      const warm = files.length > 0 && files.every((f) => holds(w, f));
+      if (best === undefined || (warm && !bestWarm) || (warm === bestWarm && roomier(w, best))) {
+        best = w;
+        bestWarm = warm;
+      }
     }
-    return eligible.reduce((best, w) => {
-      const freeBest = best.slots - best.leases.size;
-      const freeW = w.slots - w.leases.size;
-      if (freeW !== freeBest) return freeW > freeBest ? w : best;
-      return w.lastOfferAt < best.lastOfferAt ? w : best;
-    });
+    return best;
   }
 
   #filesOf(job: QueuedJob): FileKey[] {

@@ -44,8 +44,10 @@ export interface WorkerEntry {
 export class WorkerRegistry {
   readonly #workers = new Map<string, WorkerEntry>();
   readonly #byLease = new Map<string, WorkerEntry>();
-  /** Workers with leases.size < slots (draining ones included: free() leaves them out). */
-  readonly #withRoom = new Set<WorkerEntry>();
+  /** Workers with leases.size < slots (draining ones included: free() leaves them out), with their free slots. */
+  readonly #withRoom = new Map<WorkerEntry, number>();
+  /** The sum of #withRoom's free slots. */
+  #roomSlots = 0;
 
   /** A fresh worker id. */
   static newId(): string {
@@ -63,6 +65,7 @@ export class WorkerRegistry {
     const w = this.#workers.get(workerId);
     if (!w) return undefined;
     this.#workers.delete(workerId);
+    this.#roomSlots -= this.#withRoom.get(w) ?? 0;
     this.#withRoom.delete(w);
     for (const leaseId of w.leases.keys()) if (this.#byLease.get(leaseId) === w) this.#byLease.delete(leaseId);
     return w;
@@ -104,19 +107,31 @@ export class WorkerRegistry {
 
   /** Whether some worker may take another offer (cheap: placement asks it on every wake). */
   hasFree(): boolean {
-    for (const w of this.#withRoom) if (!w.draining) return true;
+    for (const w of this.#withRoom.keys()) if (!w.draining) return true;
     return false;
+  }
+
+  /** Free slots over the workers with room (draining ones included): an upper bound, in O(1). */
+  freeSlots(): number {
+    return this.#roomSlots;
+  }
+
+  /** Whether this worker may take another offer now: connected, not draining, a slot free. */
+  isFree(w: WorkerEntry): boolean {
+    return !w.draining && this.#withRoom.has(w);
   }
 
   /** Workers that may take another offer: not draining, a slot free. */
   free(): WorkerEntry[] {
     const out: WorkerEntry[] = [];
-    for (const w of this.#withRoom) if (!w.draining) out.push(w);
+    for (const w of this.#withRoom.keys()) if (!w.draining) out.push(w);
     return out;
   }
 
   #refresh(w: WorkerEntry) {
-    if (w.leases.size < w.slots && this.#workers.get(w.id) === w) this.#withRoom.add(w);
+    const room = this.#workers.get(w.id) === w ? Math.max(0, w.slots - w.leases.size) : 0;
+    this.#roomSlots += room - (this.#withRoom.get(w) ?? 0);
+    if (room > 0) this.#withRoom.set(w, room);
     else this.#withRoom.delete(w);
   }
 
