@@ -1,6 +1,8 @@
 import type { StudioContext, StudioModule } from "../context.js";
 import { outputHttpRoute } from "../outputs/output-http-route.js";
+import { OutputStaging } from "../outputs/output-staging.js";
 import { OutputStore } from "../outputs/output-store.js";
+import { isOutputReferenced, sweepUnreferencedOutputs } from "../outputs/output-sweep.js";
 import { DeclineMemory } from "./decline-memory.js";
 import { Dispatcher } from "./dispatcher.js";
 import { LeaseOwners } from "./lease-owner.js";
@@ -27,6 +29,7 @@ export interface DispatchModule extends StudioModule {
   dispatcher: Dispatcher;
   reaper: LeaseReaper;
   outputs: OutputStore;
+  staging: OutputStaging;
   actions: QueueActions;
 }
 
@@ -36,9 +39,14 @@ export interface DispatchModule extends StudioModule {
  */
 export function createDispatchModule(ctx: StudioContext): DispatchModule {
   const store = createSqliteQueueStore(ctx.db);
-  const registry = new WorkerRegistry();
+  // A silent session (no message for a lease TTL) gets no offers until it speaks again.
+  const registry = new WorkerRegistry({ now: ctx.now, silentAfterMs: ctx.config.leaseTtlMs });
   const declines = new DeclineMemory(DECLINE_MEMORY_MS, ctx.now);
   const outputs = new OutputStore(ctx.config.dataDir, ctx.config.maxOutputBytes);
+  // Before serving: outputs moved into the store by a complete whose row a crash then lost.
+  const swept = sweepUnreferencedOutputs(ctx.db, outputs);
+  if (swept.length > 0) ctx.logger.warn({ count: swept.length }, "removed stored outputs no job references");
+  const staging = new OutputStaging(outputs, (sha) => isOutputReferenced(ctx.db, sha));
   const throttle = new ProgressThrottle();
   let dispatcher: Dispatcher | undefined;
   const actions = new QueueActions({
@@ -47,6 +55,7 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
     registry,
     owners: new LeaseOwners(),
     throttle,
+    staging,
     wake: () => dispatcher?.wake(),
   });
   dispatcher = new Dispatcher({ ctx, store, registry, declines, actions });
@@ -60,8 +69,10 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
     dispatcher: d,
     reaper,
     outputs,
+    staging,
     actions,
-    routes: (router) => registerDispatchRoutes(router, { ctx, store, registry, actions, dispatcher: d, declines, outputs, poll, db: ctx.db }),
+    routes: (router) =>
+      registerDispatchRoutes(router, { ctx, store, registry, actions, dispatcher: d, declines, outputs, staging, poll, db: ctx.db }),
     httpRoutes: [outputHttpRoute(ctx.db, outputs)],
     start() {
       d.start();
@@ -76,6 +87,7 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
       await reaper.stop();
       throttle.clear();
       await d.idle();
+      staging.clear();
     },
   };
 }

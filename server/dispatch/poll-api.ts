@@ -3,7 +3,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { createHash } from "node:crypto";
 import { engineName } from "../../contract/names.js";
-import { JobClaimSchema, JobOutputSchema, JobProgressSchema, type JobOutput } from "../../gen/studio/v1/job_pb.js";
+import { JobClaimSchema, JobOutputSchema, JobProgressSchema } from "../../gen/studio/v1/job_pb.js";
 import {
   ClaimJobResponseSchema,
   type ClaimJobRequest,
@@ -19,6 +19,7 @@ import { jobFromRow, taskFromJson } from "../jobs/job-row.js";
 import { expectedOutputCount } from "../../contract/task.js";
 import { checkMimeType } from "../outputs/mime-type.js";
 import type { OutputStore } from "../outputs/output-store.js";
+import type { StagedOutput } from "../outputs/output-staging.js";
 import { QueueActions } from "./queue-actions.js";
 import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
 
@@ -87,21 +88,24 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
       return {};
     },
 
-    /** Outputs inline: each bounded by maxOutputBytes, its digest checked, stored before the job commits. */
+    /** Outputs inline: each bounded by maxOutputBytes, its digest checked; stored by the complete's commit only. */
     async completeJob(req: CompleteJobRequest, hctx: HandlerContext) {
       const caller = callerOf(hctx);
       const current = await actions.current(req, caller);
       const expected = expectedOutputCount(taskFromJson(current.task));
       if (req.outputs.length !== expected) throw bad(`outputs holds ${req.outputs.length} outputs, the task asks for ${expected}`);
-      const received = new Map<number, JobOutput>();
+      const received = new Map<number, StagedOutput>();
       for (const o of req.outputs) {
         if (o.index >= expected) throw bad(`output index ${o.index} is out of range: the task asks for ${expected}`);
         if (received.has(o.index)) throw bad(`output index ${o.index} is sent twice`);
         checkMimeType(o.mimeType);
         const actual = createHash("sha256").update(o.data).digest("hex");
         if (o.sha256 !== actual) throw bad(`outputs[${o.index}].sha256 is ${JSON.stringify(o.sha256)}, the bytes hash to ${actual}`);
-        outputs.put(o.data, actual);
-        received.set(o.index, create(JobOutputSchema, { index: o.index, mimeType: o.mimeType, sizeBytes: BigInt(o.data.byteLength), sha256: actual }));
+        const verified = outputs.verify(o.data, actual);
+        received.set(o.index, {
+          meta: create(JobOutputSchema, { index: o.index, mimeType: o.mimeType, sizeBytes: BigInt(o.data.byteLength), sha256: actual }),
+          verified,
+        });
       }
       const row = await actions.complete(req, received, req.outputs.length, caller);
       return { job: jobFromRow(row) };

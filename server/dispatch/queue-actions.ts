@@ -4,6 +4,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { parseModelSourceJson } from "../../contract/model-source.js";
 import { expectedOutputCount } from "../../contract/task.js";
 import { OfferSchema, type JobOutput, type JobProgress, type Offer } from "../../gen/studio/v1/job_pb.js";
+import type { OutputStaging, StagedOutput } from "../outputs/output-staging.js";
 import type { Caller } from "../auth/caller.js";
 import type { StudioContext } from "../context.js";
 import { outputsToJson, progressToJson, taskFromJson, type JobRow } from "../jobs/job-row.js";
@@ -20,8 +21,20 @@ export interface QueueActionsDeps {
   registry: WorkerRegistry;
   owners: LeaseOwners;
   throttle: ProgressThrottle;
+  /** Outputs verified under a lease and waiting for its complete; dropped when the lease ends otherwise. */
+  staging: OutputStaging;
   /** Called when a lease ends, so placement can fill the freed slot. */
   wake(): void;
+}
+
+/** Options of the calls that end a lease from the worker's side. */
+export interface EndOptions {
+  /**
+   * Runs once the change committed, after the worker's slot is freed and before
+   * placement is woken: a session posts its Receipt here, so the worker always hears
+   * the outcome before an offer for the freed slot, whatever the scheduling.
+   */
+  beforeWake?: () => void;
 }
 
 /**
@@ -124,10 +137,10 @@ export class QueueActions {
     return row;
   }
 
-  async decline(lease: LeaseRef, caller: Caller): Promise<JobRow> {
+  async decline(lease: LeaseRef, caller: Caller, opts: EndOptions = {}): Promise<JobRow> {
     await this.#mayAct(lease, caller);
     const row = await this.deps.store.decline(lease, this.#now());
-    this.#ended(lease);
+    this.#ended(lease, opts);
     this.publish(row, lease.leaseId);
     return row;
   }
@@ -151,43 +164,57 @@ export class QueueActions {
   /**
    * Commits a job's outputs under its current lease, exactly once: the lease is
    * checked first (a stale lease is failed_precondition whatever it carries), then
-   * the count against the task and that indexes 0..n-1 are each present.
+   * the count against the task and that indexes 0..n-1 are each present. The staged
+   * bytes enter the output store only here (OutputStaging.commit: moved, then the row).
    */
-  async complete(lease: LeaseRef, outputs: ReadonlyMap<number, JobOutput>, outputCount: number, caller: Caller): Promise<JobRow> {
+  async complete(
+    lease: LeaseRef,
+    outputs: ReadonlyMap<number, StagedOutput>,
+    outputCount: number,
+    caller: Caller,
+    opts: EndOptions = {},
+  ): Promise<JobRow> {
     const current = await this.current(lease, caller);
     const expected = expectedOutputCount(taskFromJson(current.task));
     if (outputCount !== expected)
       throw new DispatchError("invalid_argument", `output_count is ${outputCount}, the task asks for ${expected}`);
-    const list: JobOutput[] = [];
+    const staged: StagedOutput[] = [];
     for (let i = 0; i < expected; i++) {
       const o = outputs.get(i);
       if (!o) throw new DispatchError("failed_precondition", `output ${i} was not received in full before complete`);
-      list.push(o);
+      staged.push(o);
     }
-    const row = await this.deps.store.complete(lease, outputsToJson(list), this.#now());
-    this.#ended(lease);
+    const list: JobOutput[] = staged.map((o) => o.meta);
+    const row = await this.deps.staging.commit(staged, () => this.deps.store.complete(lease, outputsToJson(list), this.#now()));
+    this.#ended(lease, opts);
     this.publish(row, lease.leaseId);
     return row;
   }
 
-  async fail(lease: LeaseRef, error: string, retryable: boolean, caller: Caller): Promise<JobRow> {
+  async fail(lease: LeaseRef, error: string, retryable: boolean, caller: Caller, opts: EndOptions = {}): Promise<JobRow> {
     await this.#mayAct(lease, caller);
     const row = await this.deps.store.fail(lease, error, retryable, this.#now());
-    this.#ended(lease);
+    this.#ended(lease, opts);
     this.publish(row, lease.leaseId);
     return row;
   }
 
-  /** Forgets what is kept in memory about a lease that ended elsewhere (cancel, expiry). */
+  /** Forgets what is kept about a lease that ended (here or elsewhere: cancel, expiry), its staged outputs included. */
   leaseGone(jobId: string, leaseId: string): void {
     this.deps.throttle.drop(jobId);
     this.deps.owners.forget(leaseId);
+    this.deps.staging.drop(leaseId);
   }
 
-  /** The lease ended by the worker's own message: free its slot before anyone hears of the change. */
-  #ended(lease: LeaseRef) {
+  /**
+   * The lease ended by the worker's own message: free its slot, let the caller post
+   * its answer (beforeWake), and only then wake placement, so an offer for the freed
+   * slot is queued behind that answer.
+   */
+  #ended(lease: LeaseRef, opts: EndOptions) {
     this.leaseGone(lease.jobId, lease.leaseId);
     this.deps.registry.release(lease.leaseId);
+    opts.beforeWake?.();
     this.deps.wake();
   }
 }

@@ -1,10 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { expectedOutputCount } from "../../contract/task.js";
-import { JobOutputSchema, type JobOutput } from "../../gen/studio/v1/job_pb.js";
+import { JobOutputSchema } from "../../gen/studio/v1/job_pb.js";
 import type { OutputChunk } from "../../gen/studio/v1/worker_service_pb.js";
 import type { Caller } from "../auth/caller.js";
 import { taskFromJson } from "../jobs/job-row.js";
 import type { OutputStore, OutputUpload } from "../outputs/output-store.js";
+import type { OutputStaging, StagedOutput } from "../outputs/output-staging.js";
 import { OutputError } from "../outputs/output-error.js";
 import { checkMimeType } from "../outputs/mime-type.js";
 import type { QueueActions } from "./queue-actions.js";
@@ -22,18 +23,19 @@ interface Active {
 
 /**
  * The outputs a streaming worker is sending: chunks of each (job, index) arrive
- * in order and go straight to a temp file; a finished, verified output waits
- * here, keyed by lease, until the worker's complete commits the job. A refused
+ * in order and go straight to a temp file (or memory); a finished, verified output
+ * is staged under its lease in the shared OutputStaging, where it waits for the
+ * worker's complete (and survives a reconnect that keeps the lease). A refused
  * output is dropped at once (temp file removed) and its later chunks ignored.
  */
 export class SessionUploads {
   readonly #active = new Map<string, Active>();
   readonly #refused = new Set<string>();
-  readonly #received = new Map<string, Map<number, JobOutput>>();
 
   constructor(
     readonly outputs: OutputStore,
     readonly actions: QueueActions,
+    readonly staging: OutputStaging,
   ) {}
 
   /** Takes one chunk; throws OutputError/DispatchError for a refused output (the session sends the Receipt). */
@@ -60,23 +62,29 @@ export class SessionUploads {
         throw new OutputError("invalid_argument", `output ${chunk.index}: total_size, sha256 and mime_type must not change between chunks`);
       active.upload.write(offset, chunk.data);
       if (!active.upload.complete) return;
-      const stored = active.upload.finish();
+      const verified = active.upload.finish();
       this.#active.delete(key);
-      let outputs = this.#received.get(active.leaseId);
-      if (!outputs) this.#received.set(active.leaseId, (outputs = new Map()));
-      outputs.set(
-        active.index,
-        create(JobOutputSchema, {
+      this.staging.add(active.leaseId, {
+        meta: create(JobOutputSchema, {
           index: active.index,
           mimeType: active.mimeType,
-          sizeBytes: BigInt(stored.size),
-          sha256: stored.sha256,
+          sizeBytes: BigInt(verified.size),
+          sha256: verified.sha256,
         }),
-      );
+        verified,
+      });
     } catch (err) {
       active.upload.abort();
       this.#active.delete(key);
       this.#refused.add(key);
+      throw err;
+    }
+    // Staged first, checked second: a lease that ended before the check fails it here, one
+    // that ends after it is dropped by the lease's end; either way nothing stays staged.
+    try {
+      await this.actions.current({ jobId: chunk.jobId, leaseId: chunk.leaseId }, caller);
+    } catch (err) {
+      this.staging.drop(chunk.leaseId);
       throw err;
     }
   }
@@ -94,24 +102,26 @@ export class SessionUploads {
     this.#active.set(key, { upload, mimeType: chunk.mimeType, jobId: chunk.jobId, leaseId: chunk.leaseId, index: chunk.index });
   }
 
-  /** The verified outputs received under a lease (complete reads them); in-flight uploads of it are dropped. */
-  take(leaseId: string): Map<number, JobOutput> {
+  /** The verified outputs staged under a lease (complete commits them); in-flight uploads of it are dropped. */
+  take(leaseId: string): ReadonlyMap<number, StagedOutput> {
     this.drop(leaseId, false);
-    return this.#received.get(leaseId) ?? new Map();
+    return this.staging.of(leaseId);
   }
 
-  /** Forgets a lease's uploads (its job ended); `received` too unless keepReceived. */
-  drop(leaseId: string, forgetReceived = true): void {
+  /** Forgets a lease's uploads (its job ended); its staged outputs too unless keepStaged. */
+  drop(leaseId: string, forgetStaged = true): void {
     for (const [key, a] of this.#active) if (a.leaseId === leaseId) this.#abort(key);
     for (const key of this.#refused) if (key.startsWith(`${leaseId}\u0000`)) this.#refused.delete(key);
-    if (forgetReceived) this.#received.delete(leaseId);
+    if (forgetStaged) this.staging.drop(leaseId);
   }
 
-  /** Drops everything (the session ended). */
+  /**
+   * Drops the uploads in flight (the session ended). Staged outputs stay with their
+   * lease: a reconnect that keeps it may still complete; its end (expiry) drops them.
+   */
   clear(): void {
     for (const key of [...this.#active.keys()]) this.#abort(key);
     this.#refused.clear();
-    this.#received.clear();
   }
 
   #abort(key: string) {

@@ -9,6 +9,7 @@ import { JobProgressSchema } from "../../gen/studio/v1/job_pb.js";
 import { callerOf, type Caller } from "../auth/caller.js";
 import type { StudioContext } from "../context.js";
 import type { OutputStore } from "../outputs/output-store.js";
+import type { OutputStaging } from "../outputs/output-staging.js";
 import { AsyncQueue } from "./async-queue.js";
 import type { DeclineMemory } from "./decline-memory.js";
 import type { Dispatcher } from "./dispatcher.js";
@@ -29,6 +30,7 @@ export interface SessionDeps {
   dispatcher: Dispatcher;
   declines: DeclineMemory;
   outputs: OutputStore;
+  staging: OutputStaging;
 }
 
 const respond = (message: MessageInitShape<typeof SessionResponseSchema>["message"]) =>
@@ -90,7 +92,7 @@ export async function* runSession(
   deps.ctx.logger.info({ worker: worker.name, workerId: worker.id, kept: kept.length }, "worker connected");
   deps.dispatcher.wake();
 
-  const uploads = new SessionUploads(deps.outputs, deps.actions);
+  const uploads = new SessionUploads(deps.outputs, deps.actions, deps.staging);
   const reader = (async () => {
     for (let next = await it.next(); !next.done; next = await it.next())
       await handle(deps, worker, uploads, caller, next.value);
@@ -113,13 +115,32 @@ export async function* runSession(
 
 async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUploads, caller: Caller, req: SessionRequest) {
   const msg = req.message;
-  const receipt = async (jobId: string, leaseId: string, act: () => Promise<unknown>) => {
-    try {
-      await act();
+  // Any message shows the worker is alive: a silent one (no offers) becomes eligible again.
+  const wasSilent = deps.registry.isSilent(worker);
+  worker.lastHeartbeat = deps.ctx.now();
+  if (wasSilent) deps.dispatcher.wake();
+  /**
+   * Runs an act and answers with a Receipt. The act is handed `posted`, which it runs
+   * once its change committed and before it wakes placement (EndOptions.beforeWake):
+   * the Receipt is queued on the stream before any offer for the slot it freed.
+   */
+  const receipt = async (jobId: string, leaseId: string, act: (posted: () => void) => Promise<unknown>) => {
+    let sent = false;
+    const ok = () => {
+      if (sent) return;
+      sent = true;
       worker.send(respond({ case: "receipt", value: { jobId, leaseId, ok: true } }));
+    };
+    try {
+      await act(ok);
+      ok();
     } catch (err) {
       const refusal = refusalOf(err);
       if (!refusal) throw err;
+      if (sent) {
+        deps.ctx.logger.warn({ jobId, leaseId, err }, "refusal after the receipt was sent");
+        return;
+      }
       worker.send(respond({ case: "receipt", value: { jobId, leaseId, ok: false, ...refusal } }));
     }
   };
@@ -127,7 +148,6 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
     case "hello":
       throw new ConnectError("hello may only be the first message of a session", Code.InvalidArgument);
     case "heartbeat": {
-      worker.lastHeartbeat = deps.ctx.now();
       const listed = msg.value.leaseIds.slice(0, MAX_LEASES_PER_CALL);
       const held = listed.filter((id) => worker.leases.has(id));
       const { lost } = await deps.actions.renew(held, caller);
@@ -141,10 +161,10 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
     case "accept":
       return receipt(msg.value.jobId, msg.value.leaseId, () => deps.actions.accept(msg.value, caller));
     case "decline":
-      return receipt(msg.value.jobId, msg.value.leaseId, async () => {
+      return receipt(msg.value.jobId, msg.value.leaseId, async (posted) => {
         // Remembered first: the decline's QUEUED event starts a placement round that must already skip this worker.
         if (worker.leases.has(msg.value.leaseId)) deps.declines.add(worker.id, msg.value.jobId);
-        await deps.actions.decline(msg.value, caller);
+        await deps.actions.decline(msg.value, caller, { beforeWake: posted });
         uploads.drop(msg.value.leaseId);
       });
     case "progress":
@@ -166,13 +186,13 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
       }
       return;
     case "complete":
-      return receipt(msg.value.jobId, msg.value.leaseId, async () => {
-        await deps.actions.complete(msg.value, uploads.take(msg.value.leaseId), msg.value.outputCount, caller);
+      return receipt(msg.value.jobId, msg.value.leaseId, async (posted) => {
+        await deps.actions.complete(msg.value, uploads.take(msg.value.leaseId), msg.value.outputCount, caller, { beforeWake: posted });
         uploads.drop(msg.value.leaseId);
       });
     case "fail":
-      return receipt(msg.value.jobId, msg.value.leaseId, async () => {
-        await deps.actions.fail(msg.value, msg.value.error, msg.value.retryable, caller);
+      return receipt(msg.value.jobId, msg.value.leaseId, async (posted) => {
+        await deps.actions.fail(msg.value, msg.value.error, msg.value.retryable, caller, { beforeWake: posted });
         uploads.drop(msg.value.leaseId);
       });
     case "drain":

@@ -25,6 +25,7 @@ export interface WorkerEntry {
   labels: Record<string, string>;
   tokenId: string;
   connectTime: number;
+  /** When the worker last sent anything (hello, heartbeat or any other message), on the studio's clock. */
   lastHeartbeat: number;
   lastOfferAt: number;
   draining: boolean;
@@ -32,6 +33,18 @@ export interface WorkerEntry {
   send(message: SessionResponse): boolean;
   /** Ends the worker's stream from the studio's side (shutdown); its leases stay for a reconnect. */
   end(): void;
+}
+
+/** Options of the registry. */
+export interface WorkerRegistryOptions {
+  /** The studio's clock (the one lastHeartbeat is stamped with). */
+  now?: () => number;
+  /**
+   * A worker whose last message is older than this is silent: it gets no offers
+   * (a stopped, half-open or hung session would take every job and let each lease
+   * expire) until it sends something again. The studio passes the lease TTL.
+   */
+  silentAfterMs?: number;
 }
 
 /**
@@ -44,10 +57,27 @@ export interface WorkerEntry {
 export class WorkerRegistry {
   readonly #workers = new Map<string, WorkerEntry>();
   readonly #byLease = new Map<string, WorkerEntry>();
-  /** Workers with leases.size < slots (draining ones included: free() leaves them out), with their free slots. */
+  /** Workers with leases.size < slots (draining and silent ones included: free() leaves them out), with their free slots. */
   readonly #withRoom = new Map<WorkerEntry, number>();
   /** The sum of #withRoom's free slots. */
   #roomSlots = 0;
+  readonly #now: () => number;
+  readonly #silentAfterMs: number;
+
+  constructor({ now = Date.now, silentAfterMs = Number.POSITIVE_INFINITY }: WorkerRegistryOptions = {}) {
+    this.#now = now;
+    this.#silentAfterMs = silentAfterMs;
+  }
+
+  /** Whether a worker has sent nothing for longer than silentAfterMs (it gets no offers until it does). */
+  isSilent(w: WorkerEntry): boolean {
+    return this.#now() - w.lastHeartbeat > this.#silentAfterMs;
+  }
+
+  /** Whether placement may offer to a worker with room: not draining, not silent. */
+  #eligible(w: WorkerEntry): boolean {
+    return !w.draining && !this.isSilent(w);
+  }
 
   /** A fresh worker id. */
   static newId(): string {
@@ -107,24 +137,24 @@ export class WorkerRegistry {
 
   /** Whether some worker may take another offer (cheap: placement asks it on every wake). */
   hasFree(): boolean {
-    for (const w of this.#withRoom.keys()) if (!w.draining) return true;
+    for (const w of this.#withRoom.keys()) if (this.#eligible(w)) return true;
     return false;
   }
 
-  /** Free slots over the workers with room (draining ones included): an upper bound, in O(1). */
+  /** Free slots over the workers with room (draining and silent ones included): an upper bound, in O(1). */
   freeSlots(): number {
     return this.#roomSlots;
   }
 
-  /** Whether this worker may take another offer now: connected, not draining, a slot free. */
+  /** Whether this worker may take another offer now: connected, not draining, not silent, a slot free. */
   isFree(w: WorkerEntry): boolean {
-    return !w.draining && this.#withRoom.has(w);
+    return this.#withRoom.has(w) && this.#eligible(w);
   }
 
-  /** Workers that may take another offer: not draining, a slot free. */
+  /** Workers that may take another offer: not draining, not silent, a slot free. */
   free(): WorkerEntry[] {
     const out: WorkerEntry[] = [];
-    for (const w of this.#withRoom.keys()) if (!w.draining) out.push(w);
+    for (const w of this.#withRoom.keys()) if (this.#eligible(w)) out.push(w);
     return out;
   }
 

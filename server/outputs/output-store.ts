@@ -7,6 +7,7 @@ import {
   openSync,
   renameSync,
   rmSync,
+  readdirSync,
   statSync,
   writeFileSync,
   writeSync,
@@ -26,10 +27,27 @@ export const OUTPUT_CHUNK_BYTES = 1024 * 1024;
 export const IN_MEMORY_OUTPUT_BYTES = 1024 * 1024;
 
 /**
+ * Output bytes that passed their size and digest check but are not in the store yet:
+ * held in memory (small ones) or in a closed temp file under `outputs/.tmp`. They
+ * enter the store only through `promote`, which the job's complete calls; anything
+ * else ends with `discard`.
+ */
+export interface VerifiedOutput {
+  readonly sha256: string;
+  readonly size: number;
+  /** The bytes, for outputs small enough to hold in memory. */
+  readonly bytes?: Uint8Array;
+  /** The closed temp file holding the bytes, for larger ones. */
+  readonly file?: string;
+}
+
+/**
  * A content-addressed store of job outputs under `<dataDir>/outputs/<sha[0:2]>/<sha>`.
- * Bytes arrive in a temp file under `<dataDir>/outputs/.tmp`, are checked against the
- * size and sha256 the worker announced, and only then renamed into place, so a
- * reader never sees a partial or unverified file and equal outputs are kept once.
+ * Bytes arrive in a temp file under `<dataDir>/outputs/.tmp` (or memory), are checked
+ * against the size and sha256 the worker announced, and wait there until the job
+ * completes; only then are they renamed into place, so a reader never sees a partial
+ * or unverified file, equal outputs are kept once, and a job that never completes
+ * leaves nothing in the store.
  */
 export class OutputStore {
   readonly root: string;
@@ -83,39 +101,64 @@ export class OutputStore {
     return new OutputUpload(this, tmp, size, sha256.toLowerCase());
   }
 
-  /** Stores a whole output held in memory (the polling API's inline outputs), checking its digest. */
-  put(data: Uint8Array, sha256: string): void {
+  /** Checks a whole output held in memory (the polling API's inline outputs); nothing is stored yet. */
+  verify(data: Uint8Array, sha256: string): VerifiedOutput {
     const upload = this.begin(data.byteLength, sha256);
     try {
       upload.write(0, data);
-      upload.finish();
+      return upload.finish();
     } catch (err) {
       upload.abort();
       throw err;
     }
   }
 
-  /** @internal Moves a verified temp file into place (a duplicate digest keeps the file already there). */
-  commitTemp(tmp: string, sha256: string): void {
-    const dest = this.#destOf(sha256);
-    if (existsSync(dest)) rmSync(tmp, { force: true });
-    else renameSync(tmp, dest);
+  /** Verifies and stores at once (tools and tests; dispatch stages and promotes on complete). */
+  put(data: Uint8Array, sha256: string): void {
+    this.promote(this.verify(data, sha256));
   }
 
   /**
-   * @internal Stores verified bytes held in memory: written whole to a temp file and
-   * renamed into place, so readers still never see a partial file; nothing is written
-   * when the digest is already stored.
+   * Moves verified bytes into place: a temp file is renamed, bytes in memory are written
+   * whole to a temp file and renamed, so readers never see a partial file. A digest
+   * already stored keeps its file. True when this call created the stored file.
    */
-  commitBytes(tmp: string, sha256: string, data: Uint8Array): void {
-    const dest = this.#destOf(sha256);
-    if (existsSync(dest)) return;
-    writeFileSync(tmp, data, { flag: "wx", mode: 0o600 });
+  promote(v: VerifiedOutput): boolean {
+    const dest = this.#destOf(v.sha256);
+    if (existsSync(dest)) {
+      this.discard(v);
+      return false;
+    }
+    if (v.file !== undefined) {
+      renameSync(v.file, dest);
+      return true;
+    }
+    const tmp = join(this.#tmp, `${randomBytes(12).toString("hex")}.part`);
+    writeFileSync(tmp, v.bytes ?? new Uint8Array(), { flag: "wx", mode: 0o600 });
     try {
       renameSync(tmp, dest);
     } catch (err) {
       rmSync(tmp, { force: true });
       throw err;
+    }
+    return true;
+  }
+
+  /** Forgets verified bytes that will not be stored (their temp file, if any, is removed). */
+  discard(v: VerifiedOutput): void {
+    if (v.file !== undefined) rmSync(v.file, { force: true });
+  }
+
+  /** Removes a stored output (a promote whose commit failed, or one no job references). */
+  remove(sha256: string): void {
+    rmSync(this.pathOf(sha256), { force: true });
+  }
+
+  /** Every stored digest (the startup sweep walks them). */
+  *storedDigests(): Generator<string> {
+    for (const shard of readdirSync(this.root)) {
+      if (!/^[0-9a-f]{2}$/.test(shard)) continue;
+      for (const name of readdirSync(join(this.root, shard))) if (isSha256Hex(name)) yield name;
     }
   }
 
@@ -133,7 +176,8 @@ export class OutputStore {
 /**
  * One output being received: chunks must come in order (each offset equal to the
  * bytes received so far) and never past the announced size. `finish` checks size
- * and digest and moves the file into the store; every failure removes the temp file.
+ * and digest and hands back the verified bytes (not yet stored); every failure
+ * removes the temp file.
  */
 export class OutputUpload {
   readonly #hash = createHash("sha256");
@@ -188,8 +232,8 @@ export class OutputUpload {
     }
   }
 
-  /** Verifies size and digest and stores the output. */
-  finish(): { sha256: string; size: number } {
+  /** Verifies size and digest; the result goes to the store only through OutputStore.promote. */
+  finish(): VerifiedOutput {
     try {
       if (this.#done) throw new OutputError("failed_precondition", "output upload already finished");
       if (this.#received !== this.size)
@@ -197,17 +241,19 @@ export class OutputUpload {
       const actual = this.#hash.digest("hex");
       if (actual !== this.sha256)
         throw new OutputError("invalid_argument", `sha256 of the bytes is ${actual}, the worker said ${this.sha256}`);
+      let verified: VerifiedOutput;
       if (this.#chunks) {
-        this.store.commitBytes(this.tmpPath, this.sha256, this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks));
+        const bytes = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
         this.#chunks.length = 0;
+        verified = { sha256: this.sha256, size: this.size, bytes };
       } else {
         this.#fd ??= openSync(this.tmpPath, "wx", 0o600);
         closeSync(this.#fd);
         this.#fd = undefined;
-        this.store.commitTemp(this.tmpPath, this.sha256);
+        verified = { sha256: this.sha256, size: this.size, file: this.tmpPath };
       }
       this.#done = true;
-      return { sha256: this.sha256, size: this.size };
+      return verified;
     } catch (err) {
       this.abort();
       throw err;

@@ -40,7 +40,13 @@ describe("leases", () => {
     await dispatchOf(t).reaper.runOnce();
     const cancel = await w.nextCancel();
     expect(cancel).toMatchObject({ jobId: job.id, leaseId: first.leaseId });
+    expect(rowOf(t, job.id).status).toBe("QUEUED");
 
+    // Silent for a whole TTL: no offer until it speaks again. The barrier's message is its first word: an offer
+    // made before it would be queued ahead of the barrier's receipt; after it, the worker is eligible and dispatch wakes.
+    await dispatchOf(t).dispatcher.idle();
+    await barrier(w);
+    expect(w.pending().filter((m) => m.case === "offer")).toEqual([]);
     const second = await w.nextOffer();
     expect(second.attempt).toBe(2);
     expect(second.leaseId).not.toBe(first.leaseId);
@@ -50,6 +56,28 @@ describe("leases", () => {
     expect(row.status).toBe("FAILED");
     expect(row.error).toContain('worker "flaky" was lost');
     expect(row.leaseId).toBeNull();
+  });
+
+  test("a job whose lease expired on a silent worker is re-offered to a live one, never back to the silent one", async () => {
+    const silent = await connect({ name: "silent", slots: 4 });
+    const job = await createJob(jobs, "synthetic", { maxAttempts: 3 });
+    const first = await silent.nextOffer();
+    const live = await connect({ name: "live" });
+    clock.advance(TTL / 2 + 1);
+    live.send({ case: "heartbeat", value: { leaseIds: [] } });
+    await barrier(live);
+    clock.advance(TTL / 2 + 1);
+    await dispatchOf(t).reaper.runOnce();
+    const second = await live.nextOffer();
+    expect(second).toMatchObject({ jobId: job.id, attempt: 2 });
+    expect(second.leaseId).not.toBe(first.leaseId);
+    expect(silent.pending().filter((m) => m.case === "offer")).toEqual([]);
+    // The live worker finishes it; the silent one's own lease is gone and it is never offered the job again.
+    live.upload(second, 0, new Uint8Array([1, 2, 3]));
+    expect((await live.complete(second)).ok).toBe(true);
+    expect(rowOf(t, job.id).status).toBe("SUCCEEDED");
+    const workers = await listWorkers();
+    expect(workers.find((x) => x.name === "silent")?.slotsInUse).toBe(0);
   });
 
   test("heartbeats keep a lease alive past its TTL; a stale lease cannot complete or fail", async () => {

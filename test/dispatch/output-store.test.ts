@@ -17,13 +17,16 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-test("stores verified bytes at outputs/<sha[0:2]>/<sha>, once per digest", () => {
+test("verified bytes are stored at outputs/<sha[0:2]>/<sha> only when promoted, once per digest", () => {
   const data = new TextEncoder().encode("hello outputs");
   const sha = digest(data);
   const up = store.begin(data.byteLength, sha);
   up.write(0, data.subarray(0, 5));
   up.write(5, data.subarray(5));
-  expect(up.finish()).toEqual({ sha256: sha, size: data.byteLength });
+  const verified = up.finish();
+  expect(verified).toMatchObject({ sha256: sha, size: data.byteLength });
+  expect(store.has(sha)).toBe(false);
+  expect(store.promote(verified)).toBe(true);
   expect(readFileSync(join(dir, "outputs", sha.slice(0, 2), sha), "utf8")).toBe("hello outputs");
   store.put(data, sha);
   expect(store.sizeOf(sha)).toBe(data.byteLength);
@@ -55,4 +58,26 @@ test("refuses bad digests, sizes and offsets and leaves no temp file", () => {
   refuse(() => short.finish(), "invalid_argument");
   expect(tmpFiles()).toEqual([]);
   expect(readdirSync(join(dir, "outputs")).filter((d) => d !== ".tmp")).toEqual([]);
+});
+
+test("a large verified output waits in a temp file: discard removes it, promote renames it into place", () => {
+  store = new OutputStore(dir, 4 * 1024 * 1024);
+  const data = new Uint8Array(2 * 1024 * 1024 + 3).map((_, i) => (i * 13) & 0xff);
+  const sha = digest(data);
+  const upload = () => {
+    const up = store.begin(data.byteLength, sha);
+    for (let off = 0; off < data.byteLength; off += 1024 * 1024) up.write(off, data.subarray(off, off + 1024 * 1024));
+    return up.finish();
+  };
+  const dropped = upload();
+  expect(dropped.file).toBeDefined();
+  expect(tmpFiles()).toHaveLength(1);
+  store.discard(dropped);
+  expect(tmpFiles()).toEqual([]);
+  expect(store.has(sha)).toBe(false);
+  expect(store.promote(upload())).toBe(true);
+  expect(store.promote(upload())).toBe(false);
+  expect(tmpFiles()).toEqual([]);
+  expect([...store.storedDigests()]).toEqual([sha]);
+  expect(readFileSync(store.pathOf(sha)).equals(Buffer.from(data))).toBe(true);
 });
