@@ -139,12 +139,11 @@ describe("a half-open session", () => {
     }
   }, TEST_TIMEOUT_MS);
 
-  // Found by this suite (reported, not fixed: it changes dispatch semantics a leases test relies on).
-  // Placement offers to any connected session with a free slot, even one that has not heartbeated for a
-  // whole lease TTL; a silent session with more free slots than the real workers takes every offer,
-  // each lease expires, and every job fails after max_attempts without ever running. Remove
-  // `.failing` once placement skips sessions whose last heartbeat is older than the lease TTL.
-  test.failing("a silent session that claims the jobs' engine does not starve the queue", async () => {
+  // Found by this suite: placement used to offer to any connected session with a free slot, so a silent
+  // session with more free slots than the real workers took every offer, each lease expired, and every
+  // job failed after max_attempts without running. A session that has sent nothing for a lease TTL now
+  // gets no offers until it speaks again.
+  test("a silent session that claims the jobs' engine does not starve the queue", async () => {
     // Sixteen free slots against the honest worker's one: placement picks the silent session nearly always.
     const ghost = await ghostSession("half-open-synth", [ModelEngine.SYNTHETIC], 16);
     try {

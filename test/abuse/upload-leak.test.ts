@@ -23,12 +23,12 @@ afterAll(async () => {
 
 const stored = () => filesUnder(join(t.dataDir, "outputs")).filter((p) => !p.startsWith(".tmp/"));
 
-// Found by the chaos run (orphan files in the output store) and reproduced here. The store keeps each
-// output as soon as its upload is verified, before JobComplete; when the job then fails, is cancelled
-// or loses its lease, nothing removes the file. A worker token can so fill the studio's disk by
-// uploading full-size outputs and failing its jobs. Remove `.failing` once uncommitted uploads are
-// removed (or kept in the temp area until complete).
-test.failing("outputs uploaded for a job that then fails are not kept in the store", async () => {
+// Found by the chaos run (orphan files in the output store): the store used to keep each output as soon
+// as its upload was verified, before JobComplete, so a worker token could fill the studio's disk by
+// uploading full-size outputs and failing its jobs. Verified uploads now wait staged per lease and enter
+// the store only in the complete's commit (test/dispatch/output-staging.test.ts covers expiry, cancel,
+// decline and the startup sweep).
+test("outputs uploaded for a job that then fails are not kept in the store", async () => {
   const job = await createJob(t.client(JobService));
   const offer = await w.nextOffer();
   expect(offer.jobId).toBe(job.id);

@@ -40,13 +40,13 @@ describe("leases", () => {
     await dispatchOf(t).reaper.runOnce();
     const cancel = await w.nextCancel();
     expect(cancel).toMatchObject({ jobId: job.id, leaseId: first.leaseId });
-    expect(rowOf(t, job.id).status).toBe("QUEUED");
 
-    // Silent for a whole TTL: no offer until it speaks again. The barrier's message is its first word: an offer
-    // made before it would be queued ahead of the barrier's receipt; after it, the worker is eligible and dispatch wakes.
+    // Silent for a whole TTL: the placement round the requeue started offers it nothing (the job stays
+    // QUEUED); its heartbeat makes it eligible again and wakes dispatch.
     await dispatchOf(t).dispatcher.idle();
-    await barrier(w);
+    expect(rowOf(t, job.id).status).toBe("QUEUED");
     expect(w.pending().filter((m) => m.case === "offer")).toEqual([]);
+    w.send({ case: "heartbeat", value: { leaseIds: [] } });
     const second = await w.nextOffer();
     expect(second.attempt).toBe(2);
     expect(second.leaseId).not.toBe(first.leaseId);
@@ -68,6 +68,7 @@ describe("leases", () => {
     await barrier(live);
     clock.advance(TTL / 2 + 1);
     await dispatchOf(t).reaper.runOnce();
+    await dispatchOf(t).dispatcher.idle();
     const second = await live.nextOffer();
     expect(second).toMatchObject({ jobId: job.id, attempt: 2 });
     expect(second.leaseId).not.toBe(first.leaseId);
