@@ -118,22 +118,32 @@ export class ChaosCluster {
     });
   }
 
-  /** Starts one more worker of a kind; sd workers share one model cache (so they race for its locks). */
-  startWorker(kind: "synthetic" | "sd"): WorkerChild {
+  /**
+   * Starts one more worker of a kind; sd workers share one model cache (so they race for its locks).
+   * `home` names its --work-dir (and a synthetic worker's cache): a fresh one by default, or that of a
+   * killed worker, so the replacement's start-up crash recovery meets what the kill left behind.
+   */
+  startWorker(kind: "synthetic" | "sd", home?: string): WorkerChild {
     this.seq += 1;
     const name = `${kind}-${this.seq}`;
+    const dirName = home ?? name;
     const args = [
       "--server", this.studio.url,
-      "--cache-dir", join(this.opts.dir, kind === "sd" ? "cache-sd" : `cache-${name}`),
-      "--work-dir", join(this.opts.dir, "work", name),
+      "--cache-dir", join(this.opts.dir, kind === "sd" ? "cache-sd" : `cache-${dirName}`),
+      "--work-dir", this.workDirOf(dirName),
       "--drain-grace-seconds", "3",
       "--job-timeout", "60",
       ...(kind === "sd" ? ["--engines", "sd-cpp", "--sd-cli", this.shim] : ["--engines", "synthetic"]),
     ];
     const env = { CHAOS_SD_PIDS: this.pidFile(name), FAKE_SD_STEP_MS: String(this.opts.sdStepMs) };
-    const w = new WorkerChild(name, kind, this.binary, args, join(this.opts.dir, "logs", `${name}.log`), env);
+    const w = new WorkerChild(name, kind, this.binary, args, join(this.opts.dir, "logs", `${name}.log`), env, dirName);
     this.workers.push(w);
     return w;
+  }
+
+  /** The --work-dir of a worker home (see startWorker). */
+  workDirOf(home: string): string {
+    return join(this.opts.dir, "work", home);
   }
 
   pidFile(workerName: string): string {

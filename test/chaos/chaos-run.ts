@@ -46,6 +46,12 @@ export interface ChaosFigures {
   settleMs: number;
   elapsedMs: number;
   workDirsLeftByKilledWorkers: number;
+  /** Replacements started on the --work-dir of the worker killed just before. */
+  workDirsReused: number;
+  /** Job dirs and warm-server records of killed workers that a replacement's start-up crash recovery removed. */
+  recoveredEntries: number;
+  /** Engine process groups of killed workers that a replacement's crash recovery killed. */
+  recoveredGroups: number;
   sdFileGets: number;
 }
 
@@ -91,7 +97,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
 async function drive(c: ChaosCluster, s: Settings, dir: string, start: number): Promise<ChaosResult> {
   const figures: ChaosFigures = {
     jobsCreated: 0, createRetries: 0, workerKills: 0, orphanedEngines: 0, studioKills: 0, stops: 0, leaseExpiries: 0,
-    jobRetries: 0, offers: 0, restarts: [], settleMs: 0, elapsedMs: 0, workDirsLeftByKilledWorkers: 0, sdFileGets: 0,
+    jobRetries: 0, offers: 0, restarts: [], settleMs: 0, elapsedMs: 0, workDirsLeftByKilledWorkers: 0, workDirsReused: 0,
+    recoveredEntries: 0, recoveredGroups: 0, sdFileGets: 0,
   };
   const violations: string[] = [];
   const metrics = new MetricsTally(c.studio.url);
@@ -134,8 +141,18 @@ async function drive(c: ChaosCluster, s: Settings, dir: string, start: number): 
     return undefined;
   });
   violations.push(...report.violations);
-  violations.push(...checkWorkerDirs(dir, c.workers.filter((w) => !killed.has(w.name)).map((w) => w.name)));
-  figures.workDirsLeftByKilledWorkers = [...killed].reduce((n, name) => n + countEntries(join(dir, "work", name)), 0);
+  // Each --work-dir's last holder decides what may be left in it: nothing after a graceful stop (its own
+  // jobs and, through crash recovery, those of the killed workers it replaced), anything after a kill.
+  const lastHolder = new Map(c.workers.map((w) => [w.home, w] as const));
+  const graceful = [...lastHolder.values()].filter((w) => !killed.has(w.name));
+  violations.push(...checkWorkerDirs(dir, graceful.map((w) => w.home)));
+  figures.workDirsLeftByKilledWorkers = [...lastHolder.values()]
+    .filter((w) => killed.has(w.name))
+    .reduce((n, w) => n + countEntries(c.workDirOf(w.home)), 0);
+  const recovery = recoveryOf(c.workers.map((w) => w.child.logFile));
+  figures.recoveredEntries = recovery.removed;
+  figures.recoveredGroups = recovery.killedGroups;
+  violations.push(...recovery.problems);
   figures.elapsedMs = Date.now() - start;
   if (!s.keepDir && violations.length === 0) rmSync(dir, { recursive: true, force: true });
   return { figures, report, violations, dir };
@@ -196,8 +213,10 @@ async function chaosPhase(
       figures.workerKills += 1;
       const orphans = survivorsOf(new Set(), new Set(recordedPids(c.pidFile(victim.name))));
       if (orphans.length > 0) figures.orphanedEngines += 1;
-      c.startWorker(victim.kind);
-      s.log(`killed ${victim.name}${orphans.length ? ` (its sd-cli ${orphans.map((p) => p.pid).join(",")} outlives it)` : ""}`);
+      // The replacement starts on the victim's --work-dir, so its crash recovery meets what the kill left.
+      const next = c.startWorker(victim.kind, victim.home);
+      figures.workDirsReused += 1;
+      s.log(`killed ${victim.name}${orphans.length ? ` (its sd-cli ${orphans.map((p) => p.pid).join(",")} outlives it)` : ""}; ${next.name} takes over its work dir`);
     }
   }
 }
@@ -235,6 +254,31 @@ async function survivingProcesses(c: ChaosCluster): Promise<string[]> {
   return survivors.map((p) => `process ${p.pid} (${p.comm}) of a worker survived`);
 }
 
+/** What the workers' start-up crash recovery logged: entries removed, groups killed, and what it could not do. */
+function recoveryOf(logFiles: string[]): { removed: number; killedGroups: number; problems: string[] } {
+  const out = { removed: 0, killedGroups: 0, problems: [] as string[] };
+  for (const file of logFiles) {
+    if (!existsSync(file)) continue;
+    for (const line of readFileSync(file, "utf8").split("\n")) {
+      if (!line.includes("crash recovery")) continue;
+      let entry: { msg?: string; killedGroups?: unknown; path?: string };
+      try {
+        entry = JSON.parse(line) as typeof entry;
+      } catch {
+        continue;
+      }
+      const msg = entry.msg ?? "";
+      if (msg.startsWith("crash recovery: removed")) {
+        out.removed += 1;
+        if (Array.isArray(entry.killedGroups)) out.killedGroups += entry.killedGroups.length;
+      } else if (msg.startsWith("crash recovery: a dead worker's engine processes could not be killed") || msg.startsWith("crash recovery: cannot remove")) {
+        out.problems.push(`${file}: ${msg} (${entry.path ?? "?"})`);
+      }
+    }
+  }
+  return out;
+}
+
 function countEntries(path: string): number {
   return existsSync(path) ? readdirSync(path).length : 0;
 }
@@ -243,11 +287,11 @@ function countEntries(path: string): number {
  * Workers that were stopped gracefully leave no job dirs behind, and every complete file in any
  * model cache hashes to its name (a corrupt blob would poison later jobs).
  */
-function checkWorkerDirs(dir: string, graceful: string[]): string[] {
+function checkWorkerDirs(dir: string, gracefulHomes: string[]): string[] {
   const out: string[] = [];
-  for (const name of graceful) {
-    const left = countEntries(join(dir, "work", name));
-    if (left > 0) out.push(`worker ${name} stopped gracefully but left ${left} entries in its work dir`);
+  for (const home of gracefulHomes) {
+    const left = countEntries(join(dir, "work", home));
+    if (left > 0) out.push(`work dir ${home}: its last worker stopped gracefully but ${left} entries are left in it`);
   }
   for (const entry of readdirSync(dir).filter((e) => e.startsWith("cache-"))) {
     const blobs = join(dir, entry, "blobs", "sha256");

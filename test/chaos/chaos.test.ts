@@ -5,7 +5,8 @@ import { runChaos } from "./chaos-run.js";
 /**
  * The bounded chaos run for CI (about a minute): a studio child process, three synthetic and two
  * fake-sd-cli compiled workers and a client creating jobs, while a random worker is killed with
- * SIGKILL every 1.5-3.5 s and replaced, the studio is killed twice and restarted on the same data
+ * SIGKILL every 1.5-3.5 s and replaced by a worker on its --work-dir (whose crash recovery cleans up
+ * after it), the studio is killed twice and restarted on the same data
  * dir, and one worker is frozen with SIGSTOP past its lease TTL. `bun bench/chaos.ts --minutes N`
  * is the long soak of the same run.
  */
@@ -21,6 +22,10 @@ test(
     expect(f.workerKills).toBeGreaterThanOrEqual(8);
     expect(f.studioKills).toBe(2);
     expect(f.stops).toBe(1);
+    expect(f.workDirsReused).toBe(f.workerKills);
+    // An sd-cli that outlived its worker's kill had a job dir (its owner record lists the group): the
+    // replacement's recovery removed it (and the work dir of every gracefully stopped worker is empty).
+    if (f.orphanedEngines > 0) expect(f.recoveredEntries).toBeGreaterThan(0);
     expect(f.restarts.every((r) => r.firstCompletionMs !== undefined)).toBe(true);
     expect(result.report.byStatus.SUCCEEDED ?? 0).toBeGreaterThan(50);
     expect(result.report.byStatus.FAILED ?? 0).toBeGreaterThan(0);

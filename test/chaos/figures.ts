@@ -7,12 +7,13 @@ export function formatFigures({ figures: f, report: r }: ChaosResult): string {
     .join("; ");
   const lines = [
     `jobs            ${r.jobs} (${Object.entries(r.byStatus).map(([k, v]) => `${k.toLowerCase()} ${v}`).join(", ")}), created over ${f.createRetries} create retries`,
-    `outputs         ${r.outputsChecked} checked byte for byte; ${r.storeFiles} files in the store, ${r.orphanFiles.length} referenced by no job (uploads of jobs cancelled or failed before they completed)`,
+    `outputs         ${r.outputsChecked} checked byte for byte; ${r.storeFiles} files in the store, ${r.orphanFiles.length} referenced by no job`,
     `worker kills    ${f.workerKills} (kill -9; sd-cli still running right after in ${f.orphanedEngines}), SIGSTOP past the TTL ${f.stops}`,
     `studio kills    ${f.studioKills} (${restarts || "none"})`,
     `leases          ${f.offers} offers, ${f.leaseExpiries} lease expiries, ${f.jobRetries} retries (metrics); ${r.extraAttempts} extra attempts (database)`,
     `settle          ${f.settleMs} ms after the chaos stopped; whole run ${(f.elapsedMs / 1000).toFixed(1)} s`,
-    `leftovers       ${f.workDirsLeftByKilledWorkers} job dirs left by killed workers; sd file GETs ${f.sdFileGets}`,
+    `recovery        ${f.workDirsReused} replacements on a killed worker's work dir: ${f.recoveredEntries} leftovers removed, ${f.recoveredGroups} engine groups killed`,
+    `leftovers       ${f.workDirsLeftByKilledWorkers} job dirs left by killed workers that were never replaced; sd file GETs ${f.sdFileGets}`,
   ];
   return lines.join("\n");
 }

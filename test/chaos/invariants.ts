@@ -150,8 +150,14 @@ export function checkInvariants(
     if (!sha || !/^[0-9a-f]{64}$/.test(sha) || sha.slice(0, 2) !== prefix) violations.push(`unexpected file in the output store: ${p}`);
   }
   const orphanFiles = blobs.map((p) => p.split("/")[1] ?? p).filter((sha) => !referenced.has(sha));
+  // Outputs enter the store only in their job's complete (and the studio sweeps, at start-up, any a
+  // crash left between the move and the commit), so every stored file is some job's output.
   for (const sha of orphanFiles)
-    if (!unreferencedButExplained.has(sha)) violations.push(`output store file ${sha} is no output any job could have made`);
+    violations.push(
+      unreferencedButExplained.has(sha)
+        ? `output store file ${sha} is referenced by no job (an upload kept for a job that did not complete)`
+        : `output store file ${sha} is no output any job could have made`,
+    );
   return { violations, jobs: rows.length, byStatus, outputsChecked, extraAttempts, storeFiles: blobs.length, orphanFiles };
 }
 

@@ -131,6 +131,8 @@ export class WorkerChild {
     args: string[],
     logFile: string,
     env: Record<string, string>,
+    /** Names its --work-dir (shared with the killed worker it replaced, if any). */
+    readonly home: string = name,
   ) {
     this.child = spawnLogged([binary, "--name", name, "--progress", "log", "--log-level", "info", ...args], logFile, env);
   }
