@@ -1,6 +1,6 @@
 import { create, fromJson, fromJsonString, toJson, toJsonString, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { parseModelSourceJson } from "../../contract/model-source.js";
+import { checkModelSourceJson, modelSourceFromJson, type ModelSourceJson } from "../../contract/model-source.js";
 import {
   JobOutputSchema,
   JobProgressSchema,
@@ -12,6 +12,7 @@ import {
   type JobProgress,
   type Task,
 } from "../../gen/studio/v1/job_pb.js";
+import type { ModelSource } from "../../gen/studio/v1/model_pb.js";
 import type { graphicsJobs } from "../db/schema.js";
 
 /** One `graphicsJobs` row as drizzle reads it. */
@@ -72,7 +73,7 @@ export function outputsToJson(outputs: readonly JobOutput[]): string {
 
 /** Reads stored outputs; skips entries that do not parse, [] for malformed text; never throws. */
 export function outputsFromJson(text: string | null | undefined): JobOutput[] {
-  if (typeof text !== "string" || text === "") return [];
+  if (typeof text !== "string" || text === "" || text === "[]") return [];
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -108,19 +109,54 @@ export function progressFromJson(text: string | null | undefined): JobProgress |
 
 const clampUint32 = (n: number) => (Number.isFinite(n) ? Math.min(Math.max(Math.trunc(n), 0), 0xffffffff) : 0);
 
+/** Most distinct stored source texts whose validation is remembered (one per model version in use). */
+const MAX_CHECKED_SOURCES = 1024;
+/**
+ * Validated wire JSON by stored `modelSource` text (null: the text does not validate). Every job of
+ * a model version stores the same text, and its zod check was a large part of each job read, so
+ * the check runs once per text. A memo of a pure function: what it holds is never handed out, each
+ * read still gets a fresh message.
+ */
+const checkedSources = new Map<string, ModelSourceJson | null>();
+
+/**
+ * Reads a stored `modelSource` column, as parseModelSourceJson does (undefined, never a throw, for
+ * NULL, empty, legacy or malformed text), validating each distinct text once.
+ */
+export function modelSourceFromStored(text: string | null | undefined): ModelSource | undefined {
+  if (typeof text !== "string") return undefined;
+  let checked = checkedSources.get(text);
+  if (checked === undefined) {
+    checked = null;
+    if (text.trim() !== "") {
+      try {
+        const result = checkModelSourceJson(JSON.parse(text));
+        if (result.ok) checked = result.value;
+      } catch {
+        // Malformed text reads back with no source.
+      }
+    }
+    if (checkedSources.size >= MAX_CHECKED_SOURCES) checkedSources.clear();
+    checkedSources.set(text, checked);
+  }
+  return checked === null ? undefined : modelSourceFromJson(checked);
+}
+
 /**
  * The proto Job for a row. Defensive on every stored JSON column: a NULL or
  * malformed `modelSource` (a legacy row) reads back with no model_source, and
- * nothing here throws on stored data.
+ * nothing here throws on stored data. A caller that has just written the row
+ * passes the task it stored (`known.task`, whose protobuf JSON is `row.task`)
+ * so that the text is not parsed straight back.
  */
-export function jobFromRow(row: JobRow): Job {
+export function jobFromRow(row: JobRow, known?: { task?: Task }): Job {
   return create(JobSchema, {
     id: row.id,
     model: row.model,
     status: statusFromRow(row.status),
     priority: Math.trunc(row.priority) | 0,
-    task: taskFromJson(row.task),
-    modelSource: parseModelSourceJson(row.modelSource),
+    task: known?.task ?? taskFromJson(row.task),
+    modelSource: modelSourceFromStored(row.modelSource),
     attempts: clampUint32(row.attempts),
     maxAttempts: clampUint32(row.maxAttempts),
     error: row.error ?? "",

@@ -46,8 +46,10 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
   return {
     createJob: (req: CreateJobRequest) =>
       atJobEdge(() => {
-        const { row, created } = store.create(newJobFromRequest(req, { defaultMaxAttempts }));
-        return create(CreateJobResponseSchema, { job: jobFromRow(row), created });
+        const input = newJobFromRequest(req, { defaultMaxAttempts });
+        const { row, created } = store.create(input);
+        // A new row stores input.task as written: no need to parse it back (an existing one may differ).
+        return create(CreateJobResponseSchema, { job: jobFromRow(row, created ? { task: input.task } : undefined), created });
       }),
 
     promoteJob: (req: PromoteJobRequest) =>
@@ -92,7 +94,7 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
         const after = req.pageToken === "" ? undefined : decodeCursor(req.pageToken);
         const page = store.list({ statuses, model: req.model }, { pageSize, after });
         return create(ListJobsResponseSchema, {
-          jobs: page.rows.map(jobFromRow),
+          jobs: page.rows.map((row) => jobFromRow(row)),
           nextPageToken: page.next ? encodeCursor(page.next) : "",
         });
       }),
