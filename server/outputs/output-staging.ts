@@ -1,6 +1,12 @@
 import type { JobOutput } from "../../gen/studio/v1/job_pb.js";
 import type { OutputStore, VerifiedOutput } from "./output-store.js";
 
+/**
+ * The most bytes of staged outputs held in memory, over all leases; past it, small outputs
+ * wait in temp files like large ones (a worker holds up to 64 slots × 16 outputs).
+ */
+export const STAGED_MEMORY_BYTES = 64 * 1024 * 1024;
+
 /** A verified output waiting for its job's complete: what the job row will say, and the bytes. */
 export interface StagedOutput {
   meta: JobOutput;
@@ -14,7 +20,8 @@ export interface StagedOutput {
  * are dropped when the lease ends, and temp files are swept at startup), so a
  * worker token cannot fill the disk with outputs no job keeps. What one lease may
  * stage is bounded: one output per index below the task's output count (checked
- * before an upload starts), each at most the store's maxOutputBytes.
+ * before an upload starts), each at most the store's maxOutputBytes; bytes held in
+ * memory are bounded over all leases by STAGED_MEMORY_BYTES.
  *
  * Commit order (see `commit`): the bytes are moved into the store first, then the
  * job row is committed. A crash between the two leaves a stored file no job
@@ -25,20 +32,38 @@ export class OutputStaging {
   readonly #byLease = new Map<string, Map<number, StagedOutput>>();
   /** Digests a commit in progress moved into the store (or found there), so a failed commit elsewhere does not remove them. */
   readonly #pins = new Map<string, number>();
+  /** Bytes of staged outputs held in memory. */
+  #memoryBytes = 0;
 
   constructor(
     readonly store: OutputStore,
     /** Whether some job row names this digest (a failed commit removes only files nobody references). */
     readonly referenced: (sha256: string) => boolean,
+    readonly memoryBudget = STAGED_MEMORY_BYTES,
   ) {}
+
+  /** Bytes of staged outputs held in memory now. */
+  get memoryBytes(): number {
+    return this.#memoryBytes;
+  }
 
   /** Stages an output under a lease; a second upload of the same index replaces the first. */
   add(leaseId: string, staged: StagedOutput): void {
     let outputs = this.#byLease.get(leaseId);
     if (!outputs) this.#byLease.set(leaseId, (outputs = new Map()));
     const old = outputs.get(staged.meta.index);
-    if (old && old.verified !== staged.verified) this.store.discard(old.verified);
-    outputs.set(staged.meta.index, staged);
+    if (old) this.#forget(old);
+    let verified = staged.verified;
+    if (verified.bytes !== undefined) {
+      if (this.#memoryBytes + verified.size > this.memoryBudget) verified = this.store.spill(verified);
+      else this.#memoryBytes += verified.size;
+    }
+    outputs.set(staged.meta.index, { meta: staged.meta, verified });
+  }
+
+  #forget(o: StagedOutput) {
+    if (o.verified.bytes !== undefined) this.#memoryBytes -= o.verified.size;
+    this.store.discard(o.verified);
   }
 
   /** The outputs staged under a lease, by index. */
@@ -63,7 +88,7 @@ export class OutputStaging {
     const outputs = this.#byLease.get(leaseId);
     if (!outputs) return;
     this.#byLease.delete(leaseId);
-    for (const o of outputs.values()) this.store.discard(o.verified);
+    for (const o of outputs.values()) this.#forget(o);
   }
 
   /** Drops everything (the studio stops; temp files left by a crash are swept at startup). */

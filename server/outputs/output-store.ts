@@ -144,6 +144,14 @@ export class OutputStore {
     return true;
   }
 
+  /** Moves verified bytes held in memory to a temp file (staging past its memory budget); files pass through. */
+  spill(v: VerifiedOutput): VerifiedOutput {
+    if (v.file !== undefined) return v;
+    const file = join(this.#tmp, `${randomBytes(12).toString("hex")}.part`);
+    writeFileSync(file, v.bytes ?? new Uint8Array(), { flag: "wx", mode: 0o600 });
+    return { sha256: v.sha256, size: v.size, file };
+  }
+
   /** Forgets verified bytes that will not be stored (their temp file, if any, is removed). */
   discard(v: VerifiedOutput): void {
     if (v.file !== undefined) rmSync(v.file, { force: true });

@@ -1,10 +1,13 @@
-import { afterEach, beforeEach, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { create } from "@bufbuild/protobuf";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OutputError } from "../../server/outputs/output-error.js";
 import { OutputStore } from "../../server/outputs/output-store.js";
+import { OutputStaging } from "../../server/outputs/output-staging.js";
+import { JobOutputSchema } from "../../gen/studio/v1/job_pb.js";
 
 let dir: string;
 let store: OutputStore;
@@ -80,4 +83,50 @@ test("a large verified output waits in a temp file: discard removes it, promote 
   expect(tmpFiles()).toEqual([]);
   expect([...store.storedDigests()]).toEqual([sha]);
   expect(readFileSync(store.pathOf(sha)).equals(Buffer.from(data))).toBe(true);
+});
+
+describe("OutputStaging", () => {
+  const staged = (data: Uint8Array, index = 0) => ({
+    meta: create(JobOutputSchema, { index, sha256: digest(data), sizeBytes: BigInt(data.byteLength) }),
+    verified: store.verify(data, digest(data)),
+  });
+
+  test("holds small outputs in memory up to its budget, then in temp files; drop frees both", () => {
+    const staging = new OutputStaging(store, () => false, 10);
+    staging.add("lease-a", staged(new Uint8Array(8).fill(1), 0));
+    staging.add("lease-a", staged(new Uint8Array(8).fill(2), 1));
+    expect(staging.memoryBytes).toBe(8);
+    expect(tmpFiles()).toHaveLength(1);
+    expect(staging.stagedBytes("lease-a")).toBe(16);
+    // A second upload of an index replaces the first (its file or memory is freed).
+    staging.add("lease-a", staged(new Uint8Array(8).fill(3), 1));
+    expect(tmpFiles()).toHaveLength(1);
+    staging.drop("lease-a");
+    expect(staging.memoryBytes).toBe(0);
+    expect(tmpFiles()).toEqual([]);
+    expect(staging.leaseCount).toBe(0);
+  });
+
+  test("commit moves the outputs into the store before the row; a failed row removes the files it created", async () => {
+    const referenced = new Set<string>();
+    const staging = new OutputStaging(store, (sha) => referenced.has(sha));
+    const a = new Uint8Array([1, 1]);
+    const b = new Uint8Array([2, 2]);
+    const seen: boolean[] = [];
+    await expect(
+      staging.commit([staged(a)], async () => {
+        seen.push(store.has(digest(a)));
+        throw new Error("lease lost");
+      }),
+    ).rejects.toThrow("lease lost");
+    expect(seen).toEqual([true]);
+    expect(store.has(digest(a))).toBe(false);
+    // A digest some job references stays, even when this commit created its file.
+    referenced.add(digest(b));
+    await expect(staging.commit([staged(b)], async () => Promise.reject(new Error("lost")))).rejects.toThrow("lost");
+    expect(store.has(digest(b))).toBe(true);
+    expect(await staging.commit([staged(a)], async () => "row")).toBe("row");
+    expect(store.has(digest(a))).toBe(true);
+    expect(tmpFiles()).toEqual([]);
+  });
 });
