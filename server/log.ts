@@ -58,6 +58,8 @@ export interface LoggerOptions {
  * JSON lines by default; pretty when stdout is a terminal. Secrets are redacted wherever they
  * appear: top-level fields by pino's per-key redaction, fields one level down by
  * redactNestedSecrets (on each line's fields, the base bindings and every child's bindings).
+ * Lines to stdout are written asynchronously: under load they leave in batches instead of one
+ * write per line, and pino flushes what is pending when the process exits.
  */
 export function createLogger(level: string, { pretty = process.stdout.isTTY === true, destination }: LoggerOptions = {}): Logger {
   const options: pino.LoggerOptions = {
@@ -70,7 +72,7 @@ export function createLogger(level: string, { pretty = process.stdout.isTTY === 
     ? pino(options, destination)
     : pretty
       ? pino({ ...options, transport: { target: "pino-pretty", options: { colorize: true, ignore: "pid,hostname,service" } } })
-      : pino(options);
+      : pino(options, pino.destination({ dest: 1, sync: false }));
   // pino gives a child's bindings no formatter: censor them on the way in (children of children inherit this).
   const child = logger.child as unknown as (this: Logger, bindings: pino.Bindings, childOptions?: pino.ChildLoggerOptions) => Logger;
   logger.child = function redactedChild(this: Logger, bindings: pino.Bindings, childOptions?: pino.ChildLoggerOptions) {
