@@ -41,14 +41,16 @@ export function createRequestLogInterceptor(logger: Logger): Interceptor {
     }
     return info;
   };
+  const newRequestId = requestIds();
   return (next) =>
     async function requestLog(req) {
       const given = req.header.get(REQUEST_ID_HEADER);
-      const requestId = given && ACCEPTABLE_ID.test(given) ? given : randomBytes(6).toString("base64url");
+      const requestId = given && ACCEPTABLE_ID.test(given) ? given : newRequestId();
       const started = performance.now();
       const info = infoOf(req);
       const done = (err?: unknown) => {
-        if (err === undefined && info.chatty && !logger.isLevelEnabled("debug")) return;
+        // Nothing is built for a line below the logger's level (a success is debug when chatty, else info).
+        if (err === undefined && !logger.isLevelEnabled(info.chatty ? "debug" : "info")) return;
         const connectErr = err === undefined ? undefined : ConnectError.from(err);
         const code = connectErr === undefined ? "ok" : codeName(connectErr.code);
         // An unauthenticated call has no caller (the context still holds the default).
@@ -84,6 +86,16 @@ export function createRequestLogInterceptor(logger: Logger): Interceptor {
       }
       return { ...res, message: whenEnded(res.message, done) };
     };
+}
+
+/**
+ * Request ids for calls that bring none: a random per-process prefix and a counter, unique within
+ * the process and unlikely to repeat across restarts, without reading random bytes on every call.
+ */
+export function requestIds(): () => string {
+  const prefix = randomBytes(6).toString("base64url");
+  let n = 0;
+  return () => `${prefix}-${(++n).toString(36)}`;
 }
 
 /**
