@@ -1,12 +1,20 @@
 import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
 import type { AuthEvents } from "./auth-events.js";
 import { AuthError, type AuthGate } from "./auth-gate.js";
-import { callerKey, type Caller } from "./caller.js";
+import { callerKey, type Caller, type Role } from "./caller.js";
 import { PUBLIC_RPCS, rolesFor } from "./access-policy.js";
 import type { StreamLimiter } from "./stream-limiter.js";
 
 /** RPCs whose open streams count against a token's stream limit. */
 export const LIMITED_STREAMS: ReadonlySet<string> = new Set(["studio.v1.JobService/WatchJobs"]);
+
+/** The access policy of one method: its "service/method" name, whether it is public, who may call it, whether its streams count. */
+interface MethodPolicy {
+  rpc: string;
+  public: boolean;
+  roles: readonly Role[];
+  limited: boolean;
+}
 
 /** AuthError → ConnectError, at the RPC edge. */
 export function authErrorToConnect(err: AuthError): ConnectError {
@@ -20,22 +28,33 @@ export function authErrorToConnect(err: AuthError): ConnectError {
  * end with UNAUTHENTICATED when their token is revoked while they are open.
  */
 export function createAuthInterceptor(gate: AuthGate, events: AuthEvents, limiter: StreamLimiter): Interceptor {
+  // What the policy says about a method depends on the method only: worked out once per method.
+  const policies = new WeakMap<object, MethodPolicy>();
+  const policyOf = (req: { service: { typeName: string }; method: { name: string } }): MethodPolicy => {
+    let policy = policies.get(req.method);
+    if (!policy) {
+      const rpc = `${req.service.typeName}/${req.method.name}`;
+      policy = { rpc, public: PUBLIC_RPCS.has(rpc), roles: rolesFor(req.service.typeName, req.method.name), limited: LIMITED_STREAMS.has(rpc) };
+      policies.set(req.method, policy);
+    }
+    return policy;
+  };
   return (next) =>
     async function authInterceptor(req) {
-      const rpc = `${req.service.typeName}/${req.method.name}`;
-      if (PUBLIC_RPCS.has(rpc)) return publicCall(req, next, limiter);
+      const policy = policyOf(req);
+      if (policy.public) return publicCall(req, next, limiter);
       let caller: Caller;
       try {
         caller = gate.authenticate(req.header.get("authorization"));
         // Set before the role check so that the request log names who was refused.
         req.contextValues.set(callerKey, caller);
-        gate.authorize(caller, rolesFor(req.service.typeName, req.method.name), rpc);
+        gate.authorize(caller, policy.roles, policy.rpc);
       } catch (err) {
         throw err instanceof AuthError ? authErrorToConnect(err) : err;
       }
       if (!req.stream) return next(req);
 
-      const release = LIMITED_STREAMS.has(rpc) ? limiter.acquire(caller.tokenId, req.method.name) : () => {};
+      const release = policy.limited ? limiter.acquire(caller.tokenId, req.method.name) : () => {};
       // Also free the slot when the call is cancelled before its stream is first read (release is idempotent).
       req.signal.addEventListener("abort", release, { once: true });
       let res: StreamResponse;
