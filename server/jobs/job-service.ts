@@ -17,6 +17,7 @@ import {
 } from "../../gen/studio/v1/job_service_pb.js";
 import type { JobEvents } from "../events/job-events.js";
 import { formatIssues } from "../../contract/issues.js";
+import { CreateBatcher } from "./create-batcher.js";
 import { JobError, jobNotFound } from "./job-errors.js";
 import { jobFromRow } from "./job-row.js";
 import { modelIssues, newJobFromRequest, promotedPriority, requireId, statusFilter } from "./job-requests.js";
@@ -40,14 +41,16 @@ export interface JobServiceDeps {
 
 /**
  * JobService without GetJobOutput (dispatch registers that one with router.rpc):
- * the handlers validate, call the store, and map domain errors at the edge.
+ * the handlers validate, call the store, and map domain errors at the edge. Creates
+ * that arrive together are committed together (CreateBatcher).
  */
 export function createJobService({ store, events, defaultMaxAttempts, watchMaxPending, shutdown }: JobServiceDeps) {
+  const creates = new CreateBatcher(store);
   return {
     createJob: (req: CreateJobRequest) =>
-      atJobEdge(() => {
+      atJobEdge(async () => {
         const input = newJobFromRequest(req, { defaultMaxAttempts });
-        const { row, created } = store.create(input);
+        const { row, created } = await creates.create(input);
         // A new row stores input.task as written: no need to parse it back (an existing one may differ).
         return create(CreateJobResponseSchema, { job: jobFromRow(row, created ? { task: input.task } : undefined), created });
       }),

@@ -29,6 +29,9 @@ export interface JobPage {
   next?: ListCursor;
 }
 
+/** One create of a batch: the job (as create returns it) or why it was refused. */
+export type CreateOutcome = { row: JobRow; created: boolean } | { error: unknown };
+
 /** The job a cancel moved, with the lease it took away (dispatch tells that worker). */
 export interface CancelResult {
   row: JobRow;
@@ -49,6 +52,11 @@ export interface JobStore {
   list(filter: JobFilter, page: { pageSize: number; after?: ListCursor }): JobPage;
   /** A new QUEUED job, or the existing one when idempotencyKey matches (created false). */
   create(input: NewJob): { row: JobRow; created: boolean };
+  /**
+   * Several creates committed together, each as create would do it (in order, a later one seeing an
+   * earlier one's idempotency key), each refused alone: one outcome per input, in input order.
+   */
+  createBatch(inputs: readonly NewJob[]): CreateOutcome[];
   /** A new QUEUED job with jobId's task under model; the original is untouched. */
   promote(jobId: string, model: string, priority: number): JobRow;
   /** FAILED or CANCELLED back to QUEUED with attempts 0, the model resolved again. */

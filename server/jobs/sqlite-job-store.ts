@@ -6,7 +6,7 @@ import { RegistryError } from "../registry/registry-errors.js";
 import type { ResolvedModel } from "../registry/model-registry.js";
 import { JobError, jobNotFound, wrongState } from "./job-errors.js";
 import { taskFromJson, taskToJson, type JobRow, type JobStatusName } from "./job-row.js";
-import type { CancelResult, JobFilter, JobPage, JobStore, NewJob } from "./job-store.js";
+import type { CancelResult, CreateOutcome, JobFilter, JobPage, JobStore, NewJob } from "./job-store.js";
 import type { ListCursor } from "./list-cursor.js";
 import type { Task } from "../../gen/studio/v1/job_pb.js";
 
@@ -61,23 +61,44 @@ export class SqliteJobStore implements JobStore {
   }
 
   create(input: NewJob): { row: JobRow; created: boolean } {
-    const key = input.idempotencyKey || null;
-    const result = immediate(this.#d.db, () => {
-      if (key) {
-        const existing = this.#d.db.sqlite
-          .query<JobRow, [string]>("SELECT * FROM graphicsJobs WHERE idempotencyKey = ?")
-          .get(key);
-        if (existing) {
-          checkSameRequest(existing, input, key);
-          return { row: existing, created: false };
-        }
-      }
-      const resolved = this.#resolve(input.model);
-      checkTaskFitsEngine(resolved, input.task, "task");
-      return { row: this.#insert(input.model, resolved, taskToJson(input.task), input.priority, input.maxAttempts, key, null), created: true };
-    });
+    const result = immediate(this.#d.db, () => this.#createInTransaction(input));
     if (result.created) this.#publish(result.row);
     return result;
+  }
+
+  /**
+   * Several creates in one transaction (one commit): each runs in its own savepoint, so a refused
+   * one (a JobError or any other error) is rolled back alone and reported in its place. Changes are
+   * published after the commit; if the commit fails, the whole call throws and nothing is published.
+   */
+  createBatch(inputs: readonly NewJob[]): CreateOutcome[] {
+    // Called inside the immediate transaction, bun:sqlite runs each as a SAVEPOINT.
+    const inSavepoint = this.#d.db.sqlite.transaction((input: NewJob) => this.#createInTransaction(input));
+    const outcomes = immediate(this.#d.db, () =>
+      inputs.map((input): CreateOutcome => {
+        try {
+          return inSavepoint(input);
+        } catch (error) {
+          return { error };
+        }
+      }),
+    );
+    for (const o of outcomes) if ("row" in o && o.created) this.#publish(o.row);
+    return outcomes;
+  }
+
+  #createInTransaction(input: NewJob): { row: JobRow; created: boolean } {
+    const key = input.idempotencyKey || null;
+    if (key) {
+      const existing = this.#d.db.sqlite.query<JobRow, [string]>("SELECT * FROM graphicsJobs WHERE idempotencyKey = ?").get(key);
+      if (existing) {
+        checkSameRequest(existing, input, key);
+        return { row: existing, created: false };
+      }
+    }
+    const resolved = this.#resolve(input.model);
+    checkTaskFitsEngine(resolved, input.task, "task");
+    return { row: this.#insert(input.model, resolved, taskToJson(input.task), input.priority, input.maxAttempts, key, null), created: true };
   }
 
   promote(jobId: string, model: string, priority: number): JobRow {

@@ -44,6 +44,28 @@ beforeEach(async () => {
 afterEach(() => t.stop());
 
 describe("CreateJob", () => {
+  test("creates sent together are committed together yet answered one by one: a refused one fails alone, a repeated key names one job", async () => {
+    const calls = [
+      ...Array.from({ length: 20 }, (_, i) => jobs.createJob({ model: "synthetic", task: imageTask(`fox ${i}`) })),
+      jobs.createJob({ model: "ghost", task: imageTask() }),
+      jobs.createJob({ model: "synthetic", task: imageTask("same"), idempotencyKey: "twice" }),
+      jobs.createJob({ model: "synthetic", task: imageTask("same"), idempotencyKey: "twice" }),
+    ];
+    const settled = await Promise.allSettled(calls);
+    const ok = settled.slice(0, 20).map((r) => (r.status === "fulfilled" ? r.value : undefined));
+    expect(ok.every((r) => r?.created === true && r.job?.status === JobStatus.QUEUED)).toBe(true);
+    expect(new Set(ok.map((r) => r!.job!.id)).size).toBe(20);
+    expect(ok.map((r) => r!.job!.task?.kind.value?.prompt)).toEqual(Array.from({ length: 20 }, (_, i) => `fox ${i}`));
+    const ghost = settled[20]!;
+    expect(ghost.status === "rejected" && ConnectError.from(ghost.reason).code).toBe(Code.InvalidArgument);
+    const [first, second] = settled.slice(21).map((r) => (r.status === "fulfilled" ? r.value : undefined));
+    expect(first!.job!.id).toBe(second!.job!.id);
+    expect([first!.created, second!.created].sort()).toEqual([false, true]);
+    expect(rowCount()).toBe(21);
+    // Every answered job is readable afterwards, as stored.
+    for (const r of ok) expect((await jobs.getJob({ jobId: r!.job!.id })).job).toEqual(r!.job!);
+  });
+
   test("queues a job with the resolved source, a recorded seed and default attempts", async () => {
     const { job, created } = await jobs.createJob({ model: "synthetic", task: imageTask(), priority: 3 });
     expect(created).toBe(true);

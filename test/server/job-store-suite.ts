@@ -4,6 +4,7 @@ import { TaskSchema } from "../../gen/studio/v1/job_pb.js";
 import type { JobChange, JobEvents } from "../../server/events/job-events.js";
 import { JobError } from "../../server/jobs/job-errors.js";
 import type { JobStore } from "../../server/jobs/job-store.js";
+import type { JobRow } from "../../server/jobs/job-row.js";
 
 /** What the shared suite needs from one storage implementation. */
 export interface JobStoreHarness {
@@ -64,6 +65,37 @@ export function exerciseJobStore(name: string, open: () => Promise<JobStoreHarne
         expect(row.engine).toBe("synthetic");
         expect(JSON.parse(row.modelSource!).engine).toBe("synthetic");
         expect(seen).toEqual([{ jobId: row.id, status: "QUEUED", model: "synthetic", visible: true }]);
+      }),
+    );
+
+    test(
+      "createBatch writes several creates together, refuses each bad one alone, and publishes once all are written",
+      withStore((h) => {
+        const seen: { jobId: string; rows: number }[] = [];
+        const off = h.events.subscribe((c) => seen.push({ jobId: c.jobId, rows: h.count() }));
+        const outcomes = h.store.createBatch([
+          newJob({ task: task("a"), idempotencyKey: "k1" }),
+          newJob({ model: "ghost" }),
+          newJob({ task: task("b") }),
+          newJob({ task: task("a"), idempotencyKey: "k1" }),
+          newJob({ task: task("other"), idempotencyKey: "k1" }),
+        ]);
+        off();
+        type Made = { row: JobRow; created: boolean };
+        const [a, b, again] = [outcomes[0], outcomes[2], outcomes[3]] as [Made, Made, Made];
+        const refusal = (i: number) => ((outcomes[i] as { error: unknown }).error as JobError).code;
+        expect(a.created).toBe(true);
+        expect(b.created).toBe(true);
+        expect(refusal(1)).toBe("model_unavailable");
+        expect(again).toEqual({ row: a.row, created: false });
+        expect(refusal(4)).toBe("idempotency_conflict");
+        // Both changes come after both rows were written (one commit), in input order.
+        expect(seen).toEqual([
+          { jobId: a.row.id, rows: 2 },
+          { jobId: b.row.id, rows: 2 },
+        ]);
+        expect(h.count()).toBe(2);
+        expect(h.store.createBatch([])).toEqual([]);
       }),
     );
 
