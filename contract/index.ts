@@ -8,3 +8,5 @@ export * from "./model-source.js";
 export * from "./cli-defaults.js";
 export * from "./task.js";
 export * from "./hex.js";
+export * from "./model-name.js";
+export * from "./worker-limits.js";

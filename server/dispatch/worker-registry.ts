@@ -6,8 +6,7 @@ import { WorkerInfoSchema, type SessionResponse, type WorkerInfo } from "../../g
 
 /** Most cached digests the studio remembers per worker. */
 export const MAX_CACHED_DIGESTS = 4096;
-/** Most cached URLs (files downloaded without a digest) the studio remembers per worker. */
-export const MAX_CACHED_URLS = 1024;
+export { MAX_CACHED_URLS } from "../../contract/worker-limits.js";
 
 /** One connected streaming worker, as dispatch sees it. */
 export interface WorkerEntry {

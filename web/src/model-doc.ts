@@ -3,7 +3,7 @@ import type { Model } from "../../gen/studio/v1/model_pb.js";
 import { issuesFromZod, type ValidationIssue } from "../../contract/issues.js";
 import { checkModelSourceJson, modelSourceToJsonValue, type ModelSourceJson } from "../../contract/model-source.js";
 // The registry's own name rule (it has no Node dependencies), so the page and the server agree.
-import { modelNameProblem } from "../../server/registry/model-name.js";
+import { modelNameProblem } from "../../contract/model-name.js";
 
 /**
  * The import/export document for one model: its name, description, enabled flag

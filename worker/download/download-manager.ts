@@ -15,8 +15,7 @@ import { ProgressMeter, type DownloadProgress } from "./progress.js";
 import { linkWorkDir, type WorkDirLinks } from "./work-dir.js";
 import { aggregateProgress } from "./aggregate-progress.js";
 
-/** Most cached URLs reported to the studio (its limit per worker; a longer hello list is refused). */
-export const MAX_REPORTED_URLS = 1024;
+import { MAX_CACHED_URLS } from "../../contract/worker-limits.js";
 
 /** A complete file in the cache, pinned against eviction until release(). */
 export interface CachedFile {
@@ -146,11 +145,11 @@ export class DownloadManager {
 
   /**
    * URLs of the complete files cached without a digest (ModelFiles with no sha256), at most
-   * MAX_REPORTED_URLS: the worker lists them in hello and cache_update so that the studio can
+   * MAX_CACHED_URLS: the worker lists them in hello and cache_update so that the studio can
    * place jobs of sha-less models on a worker that already holds their files.
    */
   async cachedUrls(): Promise<string[]> {
-    return (await listUrlBlobs(this.layout)).filter((u) => urlProblem(u) === undefined).slice(0, MAX_REPORTED_URLS);
+    return (await listUrlBlobs(this.layout)).filter((u) => urlProblem(u) === undefined).slice(0, MAX_CACHED_URLS);
   }
 
   /** Evicts least recently used, unpinned files until the cache fits cacheMaxBytes (no-op without a budget). */
