@@ -61,6 +61,7 @@ export class QueueActions {
       model: row.model,
       leaseId: leaseId ?? row.leaseId,
       leaseWorker: leaseWorker ?? row.leaseWorker,
+      job: row,
     });
   }
 

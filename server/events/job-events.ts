@@ -9,6 +9,21 @@ export interface JobChange {
   /** The worker that held the lease before the change, when one did (cancel orders go to it). */
   leaseWorker?: string | null;
   leaseId?: string | null;
+  /**
+   * The row's facts after the change, as the write returned them, so listeners (job
+   * metrics) need no query per event. Every store publisher sets it; a change without
+   * it (a hand-made one) leaves listeners to read what they need.
+   */
+  job?: JobFacts;
+}
+
+/** The stored facts of a job that event listeners use: attempts, times, outputs and progress JSON. */
+export interface JobFacts {
+  attempts: number;
+  createdAt: number;
+  finishedAt: number | null;
+  outputs: string;
+  progress: string | null;
 }
 
 /**

@@ -173,6 +173,7 @@ export class SqliteJobStore implements JobStore {
       model: result.row.model,
       leaseWorker: result.previousLeaseWorker,
       leaseId: result.previousLeaseId,
+      job: result.row,
     });
     return result;
   }
@@ -207,7 +208,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   #publish(row: JobRow): void {
-    this.#d.events.publish({ jobId: row.id, status: row.status, model: row.model });
+    this.#d.events.publish({ jobId: row.id, status: row.status, model: row.model, job: row });
   }
 }
 

@@ -1,16 +1,8 @@
 import type { StudioDb } from "../db/open.js";
-import type { JobChange, JobEvents } from "../events/job-events.js";
+import type { JobChange, JobEvents, JobFacts } from "../events/job-events.js";
 import type { StudioMetrics } from "./studio-metrics.js";
 
 const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
-
-interface JobFacts {
-  attempts: number;
-  createdAt: number;
-  finishedAt: number | null;
-  outputs: string;
-  progress: string | null;
-}
 
 /** Where a running job was at its last stored progress, to time phases and count downloaded bytes. */
 interface PhaseState {
@@ -52,7 +44,8 @@ export function storedOutputBytes(outputs: string): number {
  * the stored (throttled) progress, whose phase changes time the phases and whose
  * bytesDone while downloading adds to the download bytes; a QUEUED change of a job
  * that already used attempts is a retry; a final status observes the job's duration,
- * and SUCCEEDED adds its output bytes. Returns the unsubscribe function.
+ * and SUCCEEDED adds its output bytes. The facts come with the change (JobChange.job);
+ * only a change without them costs a query. Returns the unsubscribe function.
  */
 export function feedJobMetrics(
   events: JobEvents,
@@ -83,7 +76,7 @@ export function feedJobMetrics(
       metrics.offers.inc();
       return;
     }
-    const job = facts.get(change.jobId);
+    const job = change.job ?? facts.get(change.jobId);
     if (!job) return;
     if (change.status === "RUNNING") {
       const at = storedPhase(job.progress);
