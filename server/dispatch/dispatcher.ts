@@ -3,7 +3,7 @@ import { SessionResponseSchema } from "../../gen/studio/v1/worker_service_pb.js"
 import type { StudioContext } from "../context.js";
 import type { JobChange } from "../events/job-events.js";
 import type { DeclineMemory } from "./decline-memory.js";
-import { QueueActions } from "./queue-actions.js";
+import type { QueueActions } from "./queue-actions.js";
 import type { QueueStore, QueuedJob } from "./queue-store.js";
 import type { WorkerEntry, WorkerRegistry } from "./worker-registry.js";
 
@@ -158,7 +158,7 @@ export class Dispatcher {
 
   /** Claims (a given job, or the next the worker can serve) and sends the Offer; false when nothing was claimed. */
   async #offer(worker: WorkerEntry, jobId?: string): Promise<boolean> {
-    const row = await this.deps.actions.claim(
+    const claimed = await this.deps.actions.claim(
       {
         workerName: worker.name,
         engines: [...worker.engines],
@@ -167,10 +167,11 @@ export class Dispatcher {
       },
       worker.tokenId,
     );
-    if (!row) return false;
+    if (!claimed) return false;
+    const { row, offer } = claimed;
     this.deps.registry.hold(worker, row.leaseId!, row.id);
     worker.lastOfferAt = performance.now();
-    const sent = worker.send(create(SessionResponseSchema, { message: { case: "offer", value: QueueActions.offerOf(row) } }));
+    const sent = worker.send(create(SessionResponseSchema, { message: { case: "offer", value: offer } }));
     // A stream that closed in between leaves the lease to expire (or to a reconnect that names it).
     if (!sent) this.deps.registry.drop(worker, row.leaseId!);
     return true;

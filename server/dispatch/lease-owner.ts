@@ -5,20 +5,27 @@ import { DispatchError } from "./dispatch-error.js";
  * Which token took each live lease (the session's or the poller's caller), kept
  * in memory beside the lease rows. A lease id is a 128-bit secret, so knowing it
  * is what lets a worker act on a job today; the auth issue tightens that here.
+ * Beside the token it keeps how many outputs the job's task asks for, worked out
+ * once when the lease is taken, so uploads and complete need not parse the task again.
  */
 export class LeaseOwners {
-  readonly #tokens = new Map<string, string>();
+  readonly #leases = new Map<string, { tokenId: string; expectedOutputs: number }>();
 
-  record(leaseId: string, tokenId: string): void {
-    this.#tokens.set(leaseId, tokenId);
+  record(leaseId: string, tokenId: string, expectedOutputs: number): void {
+    this.#leases.set(leaseId, { tokenId, expectedOutputs });
   }
 
   forget(leaseId: string): void {
-    this.#tokens.delete(leaseId);
+    this.#leases.delete(leaseId);
   }
 
   tokenOf(leaseId: string): string | undefined {
-    return this.#tokens.get(leaseId);
+    return this.#leases.get(leaseId)?.tokenId;
+  }
+
+  /** The output count recorded with the lease, or undefined for a lease not recorded here (taken before a restart). */
+  expectedOutputsOf(leaseId: string): number | undefined {
+    return this.#leases.get(leaseId)?.expectedOutputs;
   }
 }
 

@@ -15,12 +15,11 @@ import {
 } from "../../gen/studio/v1/worker_service_pb.js";
 import { callerOf } from "../auth/caller.js";
 import type { StudioContext } from "../context.js";
-import { jobFromRow, taskFromJson } from "../jobs/job-row.js";
-import { expectedOutputCount } from "../../contract/task.js";
+import { jobFromRow } from "../jobs/job-row.js";
 import { checkMimeType } from "../outputs/mime-type.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import type { StagedOutput } from "../outputs/output-staging.js";
-import { QueueActions } from "./queue-actions.js";
+import type { QueueActions } from "./queue-actions.js";
 import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
 
 /** The longest a ClaimJob may wait for a job. */
@@ -50,9 +49,9 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
       const woken = new Promise<void>((r) => (wake = r));
       const unsubscribe = ctx.events.subscribe((c) => c.status === "QUEUED" && wake());
       try {
-        const row = await actions.claim({ workerName: name, engines }, caller.tokenId);
-        if (row) {
-          const { $typeName: _, $unknown: __, ...fields } = QueueActions.offerOf(row);
+        const claimed = await actions.claim({ workerName: name, engines }, caller.tokenId);
+        if (claimed) {
+          const { $typeName: _, $unknown: __, ...fields } = claimed.offer;
           return create(ClaimJobResponseSchema, { claim: create(JobClaimSchema, fields) });
         }
         const remaining = deadline - Date.now();
@@ -92,7 +91,7 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
     async completeJob(req: CompleteJobRequest, hctx: HandlerContext) {
       const caller = callerOf(hctx);
       const current = await actions.current(req, caller);
-      const expected = expectedOutputCount(taskFromJson(current.task));
+      const expected = actions.expectedOutputs(req.leaseId, current);
       if (req.outputs.length !== expected) throw bad(`outputs holds ${req.outputs.length} outputs, the task asks for ${expected}`);
       const received = new Map<number, StagedOutput>();
       for (const o of req.outputs) {

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { parseModelSourceJson } from "../../contract/model-source.js";
 import { expectedOutputCount } from "../../contract/task.js";
-import { OfferSchema, type JobOutput, type JobProgress, type Offer } from "../../gen/studio/v1/job_pb.js";
+import { OfferSchema, type JobOutput, type JobProgress, type Offer, type Task } from "../../gen/studio/v1/job_pb.js";
 import type { OutputStaging, StagedOutput } from "../outputs/output-staging.js";
 import type { Caller } from "../auth/caller.js";
 import type { StudioContext } from "../context.js";
@@ -25,6 +25,12 @@ export interface QueueActionsDeps {
   staging: OutputStaging;
   /** Called when a lease ends, so placement can fill the freed slot. */
   wake(): void;
+}
+
+/** A job just leased, and the Offer (also the fields of a JobClaim) that tells its worker. */
+export interface Claimed {
+  row: JobRow;
+  offer: Offer;
 }
 
 /** Options of the calls that end a lease from the worker's side. */
@@ -65,13 +71,18 @@ export class QueueActions {
     });
   }
 
-  /** Leases the next job the filter allows to `tokenId`'s caller, or undefined. */
-  async claim(filter: ClaimFilter, tokenId: string): Promise<JobRow | undefined> {
+  /**
+   * Leases the next job the filter allows to `tokenId`'s caller, or undefined; with the
+   * row comes its Offer. The stored task is parsed here once per lease: the offer carries
+   * it and the lease record keeps its output count for the uploads and the complete.
+   */
+  async claim(filter: ClaimFilter, tokenId: string): Promise<Claimed | undefined> {
     const row = await this.deps.store.claim(filter, this.#now(), this.#ttl);
     if (!row) return undefined;
-    this.deps.owners.record(row.leaseId!, tokenId);
+    const task = taskFromJson(row.task);
+    this.deps.owners.record(row.leaseId!, tokenId, expectedOutputCount(task));
     this.publish(row);
-    return row;
+    return { row, offer: QueueActions.offerOf(row, task) };
   }
 
   /**
@@ -92,24 +103,32 @@ export class QueueActions {
     }
     const { kept, lost } = await this.deps.store.keep(mine, workerName, this.#now(), this.#ttl);
     for (const row of kept) {
-      this.deps.owners.record(row.leaseId!, caller.tokenId);
+      this.deps.owners.record(row.leaseId!, caller.tokenId, expectedOutputCount(taskFromJson(row.task)));
       this.deps.registry.release(row.leaseId!);
     }
     return { kept, lost: [...lost, ...foreign] };
   }
 
-  /** The Offer (also the fields of a JobClaim) for a freshly claimed row. */
-  static offerOf(row: JobRow): Offer {
+  /** The Offer (also the fields of a JobClaim) for a freshly claimed row; `task` when already parsed from it. */
+  static offerOf(row: JobRow, task: Task = taskFromJson(row.task)): Offer {
     return create(OfferSchema, {
       offerId: randomUUID(),
       jobId: row.id,
       leaseId: row.leaseId ?? "",
       leaseExpiresAt: timestampFromMs(row.leaseExpiresAt ?? 0),
       model: row.model,
-      task: taskFromJson(row.task),
+      task,
       modelSource: parseModelSourceJson(row.modelSource),
       attempt: row.attempts,
     });
+  }
+
+  /**
+   * How many outputs the task of `row`, a job under `leaseId`, asks for: recorded when
+   * the lease was taken or kept, parsed from the row only for a lease not recorded.
+   */
+  expectedOutputs(leaseId: string, row: JobRow): number {
+    return this.deps.owners.expectedOutputsOf(leaseId) ?? expectedOutputCount(taskFromJson(row.task));
   }
 
   /** The row under a current lease the caller may act on. */
@@ -176,7 +195,7 @@ export class QueueActions {
     opts: EndOptions = {},
   ): Promise<JobRow> {
     const current = await this.current(lease, caller);
-    const expected = expectedOutputCount(taskFromJson(current.task));
+    const expected = this.expectedOutputs(lease.leaseId, current);
     if (outputCount !== expected)
       throw new DispatchError("invalid_argument", `output_count is ${outputCount}, the task asks for ${expected}`);
     const staged: StagedOutput[] = [];

@@ -1,9 +1,7 @@
 import { create } from "@bufbuild/protobuf";
-import { expectedOutputCount } from "../../contract/task.js";
 import { JobOutputSchema } from "../../gen/studio/v1/job_pb.js";
 import type { OutputChunk } from "../../gen/studio/v1/worker_service_pb.js";
 import type { Caller } from "../auth/caller.js";
-import { taskFromJson } from "../jobs/job-row.js";
 import type { OutputStore, OutputUpload } from "../outputs/output-store.js";
 import type { OutputStaging, StagedOutput } from "../outputs/output-staging.js";
 import { OutputError } from "../outputs/output-error.js";
@@ -91,7 +89,7 @@ export class SessionUploads {
 
   async #begin(key: string, chunk: OutputChunk, caller: Caller) {
     const row = await this.actions.current({ jobId: chunk.jobId, leaseId: chunk.leaseId }, caller);
-    const expected = expectedOutputCount(taskFromJson(row.task));
+    const expected = this.actions.expectedOutputs(chunk.leaseId, row);
     if (chunk.index >= expected)
       throw new OutputError("invalid_argument", `output index ${chunk.index} is out of range: the task asks for ${expected}`);
     checkMimeType(chunk.mimeType);
