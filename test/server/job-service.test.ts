@@ -226,7 +226,14 @@ describe("state changes", () => {
       expect(cancelled.leaseExpireTime).toBeUndefined();
       expect(cancelled.finishTime).toBeDefined();
       if (status !== "QUEUED")
-        expect(changes.at(-1)).toEqual({ jobId: job!.id, status: "CANCELLED", model: "synthetic", leaseWorker: "w1", leaseId: "L1" });
+        expect(changes.at(-1)).toEqual({
+          jobId: job!.id,
+          status: "CANCELLED",
+          model: "synthetic",
+          leaseWorker: "w1",
+          leaseId: "L1",
+          job: expect.objectContaining({ status: "CANCELLED", leaseId: null, finishedAt: expect.any(Number) }),
+        });
     }
     off();
   });

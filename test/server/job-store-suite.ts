@@ -64,7 +64,7 @@ export function exerciseJobStore(name: string, open: () => Promise<JobStoreHarne
         expect(row.status).toBe("QUEUED");
         expect(row.engine).toBe("synthetic");
         expect(JSON.parse(row.modelSource!).engine).toBe("synthetic");
-        expect(seen).toEqual([{ jobId: row.id, status: "QUEUED", model: "synthetic", visible: true }]);
+        expect(seen).toEqual([{ jobId: row.id, status: "QUEUED", model: "synthetic", job: row, visible: true }]);
       }),
     );
 
