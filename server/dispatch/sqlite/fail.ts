@@ -1,7 +1,7 @@
 import { immediate, type StudioDb } from "../../db/open.js";
 import type { JobRow } from "../../jobs/job-row.js";
 import type { LeaseRef } from "../queue-store.js";
-import { requireCurrentLease, selectJob, updateOne } from "./lease-sql.js";
+import { requireCurrentLease, updateOne } from "./lease-sql.js";
 
 /** Longest error text stored on a job. */
 export const MAX_ERROR_CHARS = 4000;
@@ -15,16 +15,15 @@ export function fail(db: StudioDb, lease: LeaseRef, error: string, retryable: bo
   return immediate(db, () => {
     const row = requireCurrentLease(db, lease, now);
     const requeue = retryable && row.attempts < row.maxAttempts;
-    updateOne(
+    return updateOne(
       db,
       lease,
       requeue
         ? `UPDATE graphicsJobs SET status = 'QUEUED', error = ?, leaseId = NULL, leaseWorker = NULL, leaseExpiresAt = NULL,
-             progress = NULL, updatedAt = ? WHERE id = ? AND leaseId = ? AND status IN ('OFFERED','RUNNING')`
+             progress = NULL, updatedAt = ? WHERE id = ? AND leaseId = ? AND status IN ('OFFERED','RUNNING') RETURNING *`
         : `UPDATE graphicsJobs SET status = 'FAILED', error = ?, leaseId = NULL, leaseExpiresAt = NULL,
-             updatedAt = ?, finishedAt = ? WHERE id = ? AND leaseId = ? AND status IN ('OFFERED','RUNNING')`,
+             updatedAt = ?, finishedAt = ? WHERE id = ? AND leaseId = ? AND status IN ('OFFERED','RUNNING') RETURNING *`,
       requeue ? [text, now, lease.jobId, lease.leaseId] : [text, now, now, lease.jobId, lease.leaseId],
     );
-    return selectJob(db, lease.jobId)!;
   });
 }

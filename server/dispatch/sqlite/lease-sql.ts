@@ -26,10 +26,14 @@ export function requireCurrentLease(db: StudioDb, lease: LeaseRef, now: number):
   return row;
 }
 
-/** Runs a conditional UPDATE and insists that it changed exactly one row (the fencing check). */
-export function updateOne(db: StudioDb, lease: LeaseRef, sql: string, params: (string | number | null)[]): void {
-  const result = db.sqlite.query(sql).run(...params);
-  if (result.changes !== 1) throw new LeaseLostError(lease.jobId, lease.leaseId, "the job changed under the update");
+/**
+ * Runs a conditional UPDATE ending in RETURNING * and insists that it changed exactly
+ * one row (the fencing check); returns that row, so nothing reads it again.
+ */
+export function updateOne(db: StudioDb, lease: LeaseRef, sql: string, params: (string | number | null)[]): JobRow {
+  const rows = db.sqlite.query<JobRow, (string | number | null)[]>(sql).all(...params);
+  if (rows.length !== 1) throw new LeaseLostError(lease.jobId, lease.leaseId, "the job changed under the update");
+  return rows[0]!;
 }
 
 /**

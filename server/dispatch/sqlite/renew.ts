@@ -1,7 +1,6 @@
 import { immediate, type StudioDb } from "../../db/open.js";
 import type { JobRow } from "../../jobs/job-row.js";
 import type { RenewResult } from "../queue-store.js";
-import { selectJob } from "./lease-sql.js";
 
 /** Most leases one heartbeat or hello may name; more is a client bug, not a reason to scan the table. */
 export const MAX_LEASES_PER_CALL = 1024;
@@ -52,10 +51,13 @@ export function keep(
         lost.push(leaseId);
         continue;
       }
-      db.sqlite
-        .query(`UPDATE graphicsJobs SET leaseExpiresAt = ?, leaseWorker = ?, updatedAt = ? WHERE id = ? AND leaseId = ?`)
-        .run(now + ttlMs, holder, now, row.id, leaseId);
-      kept.push(selectJob(db, row.id)!);
+      const updated = db.sqlite
+        .query<JobRow, [number, string, number, string, string]>(
+          `UPDATE graphicsJobs SET leaseExpiresAt = ?, leaseWorker = ?, updatedAt = ? WHERE id = ? AND leaseId = ? RETURNING *`,
+        )
+        .get(now + ttlMs, holder, now, row.id, leaseId);
+      if (updated) kept.push(updated);
+      else lost.push(leaseId);
     }
     return { kept, lost };
   });
