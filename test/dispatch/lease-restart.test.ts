@@ -37,7 +37,7 @@ describe("a lease taken before a restart", () => {
     await first.stop({ keepDataDir: true });
     started.pop();
 
-    const second = await startTestStudio({ dataDir: first.dataDir });
+    const second = await startTestStudio({ dataDir: first.dataDir }, { ownsDataDir: true });
     started.push(second);
     const poller = createClient(WorkerService, second.connectTransport());
     const lease = { jobId: job.id, leaseId: claim!.leaseId };

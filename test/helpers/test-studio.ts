@@ -30,7 +30,17 @@ export interface TestStudio {
  * Starts a studio for a test on 127.0.0.1:0 in a new temp data dir (or overrides.dataDir),
  * with a silent logger. Always `await t.stop()` in afterEach/afterAll.
  */
-export async function startTestStudio(overrides: Partial<ServerConfigInput> = {}, { now }: { now?: () => number } = {}): Promise<TestStudio> {
+export async function startTestStudio(
+  overrides: Partial<ServerConfigInput> = {},
+  {
+    now,
+    ownsDataDir = overrides.dataDir === undefined,
+  }: {
+    now?: () => number;
+    /** Remove the data dir on stop; default only when this call made it. A restart on a kept dir passes true. */
+    ownsDataDir?: boolean;
+  } = {},
+): Promise<TestStudio> {
   const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), "studio-test-"));
   const studio = await startStudio(
     { host: "127.0.0.1", port: 0, logLevel: "silent", ...overrides, dataDir },
@@ -63,7 +73,7 @@ export async function startTestStudio(overrides: Partial<ServerConfigInput> = {}
     stop({ keepDataDir = false } = {}) {
       stopped ??= (async () => {
         await studio.stop(1000);
-        if (!keepDataDir && overrides.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
+        if (!keepDataDir && ownsDataDir) rmSync(dataDir, { recursive: true, force: true });
       })();
       return stopped;
     },

@@ -304,7 +304,7 @@ describe("WorkerRuntime with a real studio", () => {
     const port = t.studio.port;
     const dataDir = t.dataDir;
     await t.stop({ keepDataDir: true });
-    t = await startTestStudio({ port, dataDir, heartbeatIntervalMs: 200, leaseTtlMs: 4000 });
+    t = await startTestStudio({ port, dataDir, heartbeatIntervalMs: 200, leaseTtlMs: 4000 }, { ownsDataDir: true });
     jobs = t.client(JobService);
     const end = await view.ended(job!.id);
     expect(end.outcome).toBe("succeeded");
