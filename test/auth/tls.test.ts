@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { TokenRole, TokenService } from "../../gen/studio/v1/token_service_pb.js";
 import { startAuthStudio, transportFor, type Protocol } from "./support.js";
+import { makeTestCert } from "../helpers/test-cert.js";
 
 const CLI = join(import.meta.dir, "../../cli/main.ts");
 const ADMIN = `tls-admin-${"t".repeat(32)}`;
@@ -13,22 +14,10 @@ let dir: string;
 let ca: string;
 let studio: Awaited<ReturnType<typeof startAuthStudio>>;
 
-/** A self-signed P-256 certificate for localhost and 127.0.0.1, made by openssl for this test only. */
-async function makeCert(into: string) {
-  const proc = Bun.spawn(
-    [
-      "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-      "-days", "2", "-keyout", join(into, "key.pem"), "-out", join(into, "cert.pem"),
-    ],
-    { stdout: "ignore", stderr: "pipe" },
-  );
-  if ((await proc.exited) !== 0) throw new Error(`openssl failed: ${await new Response(proc.stderr).text()}`);
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "studio-tls-"));
-  await makeCert(dir);
+  await makeTestCert(dir);
   ca = readFileSync(join(dir, "cert.pem"), "utf8");
   studio = await startAuthStudio({ adminToken: ADMIN, tlsCert: join(dir, "cert.pem"), tlsKey: join(dir, "key.pem") });
 });

@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import type { Client } from "@connectrpc/connect";
 import { JobStatus, type Job } from "../../gen/studio/v1/job_pb.js";
 import type { JobService } from "../../gen/studio/v1/job_service_pb.js";
+import { readLines } from "../helpers/read-lines.js";
 
 export const REPO = resolve(import.meta.dir, "../..");
 let privateDir: string | undefined;
@@ -137,17 +138,7 @@ export class WorkerProcess {
   }
 
   private async read(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void) {
-    const decoder = new TextDecoder();
-    let buf = "";
-    for await (const chunk of stream) {
-      buf += decoder.decode(chunk, { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        onLine(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-      }
-    }
-    if (buf) onLine(buf);
+    for await (const line of readLines(stream)) onLine(line);
   }
 }
 

@@ -9,6 +9,7 @@ import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { TokenRole, TokenService } from "../../gen/studio/v1/token_service_pb.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { WorkerProcess, buildWorkerBinary, removeWorkerBinary, watchJob } from "./worker-harness.js";
+import { makeTestCert } from "../helpers/test-cert.js";
 
 /** Explicit: real processes on a loaded 2-core machine can take longer than bun's 5 s default. */
 const TEST_TIMEOUT_MS = 30_000;
@@ -19,22 +20,11 @@ const ADMIN = "admin-token-for-the-worker-tls-e2e-test-0123";
 let dir: string;
 let t: TestStudio;
 
-async function makeCert(into: string) {
-  const proc = Bun.spawn(
-    [
-      "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-      "-days", "2", "-keyout", join(into, "key.pem"), "-out", join(into, "cert.pem"),
-    ],
-    { stdout: "ignore", stderr: "pipe" },
-  );
-  if ((await proc.exited) !== 0) throw new Error(`openssl failed: ${await new Response(proc.stderr).text()}`);
-}
 
 beforeAll(async () => {
   buildWorkerBinary();
   dir = mkdtempSync(join(tmpdir(), "worker-tls-"));
-  await makeCert(dir);
+  await makeTestCert(dir);
   t = await startTestStudio({ adminToken: ADMIN, tlsCert: join(dir, "cert.pem"), tlsKey: join(dir, "key.pem") });
 }, HOOK_TIMEOUT_MS);
 

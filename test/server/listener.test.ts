@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { Duplex } from "node:stream";
 import { listen, type DualHandler, type Listener } from "../../server/http/listener.js";
 import { H2_PREFACE, sniffPreface } from "../../server/http/preface-sniffer.js";
+import { makeTestCert } from "../helpers/test-cert.js";
 
 /** Answers every request with the HTTP version it came over, so a test can see where a socket was routed. */
 const handler: DualHandler = (req, res) => {
@@ -96,13 +97,8 @@ describe("listener: TLS", () => {
   test("a connection that never starts the TLS handshake is closed after firstBytesTimeoutMs", async () => {
     const dir = mkdtempSync(join(tmpdir(), "studio-listener-tls-"));
     try {
-      const openssl = Bun.spawn(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost",
-          "-days", "1", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")],
-        { stdout: "ignore", stderr: "ignore" },
-      );
-      expect(await openssl.exited).toBe(0);
-      const l = await start({ firstBytesTimeoutMs: 300, tls: { cert: readFileSync(join(dir, "cert.pem")), key: readFileSync(join(dir, "key.pem")) } });
+      const pem = await makeTestCert(dir);
+      const l = await start({ firstBytesTimeoutMs: 300, tls: { cert: readFileSync(pem.cert), key: readFileSync(pem.key) } });
       const secure = tls.connect({ port: l.port, host: "127.0.0.1", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] });
       sockets.push(secure);
       await new Promise<void>((ok, fail) => secure.once("secureConnect", ok).once("error", fail));

@@ -6,6 +6,7 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
+import { readLines } from "../helpers/read-lines.js";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const dirs: string[] = [];
@@ -44,19 +45,6 @@ async function startServer(dataDir: string) {
   }
 }
 
-async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buffered = "";
-  for await (const chunk of stream) {
-    buffered += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buffered.indexOf("\n")) >= 0) {
-      yield buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-    }
-  }
-  if (buffered) yield buffered;
-}
 
 describe("bun run server", () => {
   test("starts seeded, shuts down cleanly on SIGTERM, and keeps its jobs across a restart", async () => {
