@@ -17,6 +17,7 @@ export class OrderedHasher {
   private readonly hash: Hash = createHash("sha256");
   private cursor = 0;
   private reading = false;
+  private running: Promise<void> | undefined;
   private buffer: Buffer | undefined;
 
   constructor(
@@ -36,9 +37,21 @@ export class OrderedHasher {
     this.cursor += chunk.byteLength;
   }
 
-  /** Reads back and hashes whatever is written and contiguous from the cursor. */
+  /**
+   * Reads back and hashes whatever is written and contiguous from the cursor. A call made while a
+   * read-back runs waits for it and then reads on, so that when it resolves every byte written
+   * before the call is hashed (a caller about to check `position` must not see an earlier run's
+   * cursor).
+   */
   async catchUp(): Promise<void> {
-    if (this.reading) return;
+    while (this.running) await this.running;
+    this.running = this.readBack().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async readBack(): Promise<void> {
     this.reading = true;
     try {
       for (;;) {
