@@ -1,6 +1,5 @@
 import { realpathSync } from "node:fs";
 import { realpath } from "node:fs/promises";
-import { basename } from "node:path";
 import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
 import { EngineError } from "./engine-error.js";
 import { streamText } from "./llama-client.js";
@@ -70,7 +69,8 @@ export class LlamaServerEngine implements Engine {
     } catch {
       throw new EngineError("failed", `the model file ${model.filename} is missing from the work dir (${model.path})`);
     }
-    const server = this.serverFor(modelPath);
+    const label = `model "${req.model}" (file ${model.filename})`;
+    const server = this.serverFor(modelPath, label, model.filename);
     const task = req.task.kind.value;
     const controller = new AbortController();
     let why: "cancelled" | "timeout" | "died" | undefined;
@@ -94,7 +94,7 @@ export class LlamaServerEngine implements Engine {
       );
       return [textOutput(result)];
     } catch (err) {
-      throw await this.explain(err, why, server, req.timeoutMs, basename(model.path));
+      throw await this.explain(err, why, server, req.timeoutMs, label);
     } finally {
       unwatch();
       clearTimeout(timer);
@@ -109,12 +109,15 @@ export class LlamaServerEngine implements Engine {
     await Promise.all([...this.servers.values()].map((s) => s.stop()));
   }
 
-  private serverFor(modelPath: string): LlamaProcess {
+  /** The server for a blob; `label` and `filename` name it in messages (the first job's model names a shared blob). */
+  private serverFor(modelPath: string, label: string, filename: string): LlamaProcess {
     let server = this.servers.get(modelPath);
     if (!server) {
       server = new LlamaProcess({
         binary: this.opts.binary,
         modelPath,
+        label,
+        filename,
         ctxSize: this.opts.ctxSize,
         gpuLayers: this.opts.gpuLayers,
         healthTimeoutMs: this.opts.healthTimeoutMs ?? 120_000,
