@@ -17,6 +17,7 @@ import { callerOf } from "../auth/caller.js";
 import type { StudioContext } from "../context.js";
 import { jobFromRow } from "../jobs/job-row.js";
 import { checkMimeType } from "../outputs/mime-type.js";
+import { imageSize } from "../outputs/image-size.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import type { StagedOutput } from "../outputs/output-staging.js";
 import type { QueueActions } from "./queue-actions.js";
@@ -102,7 +103,7 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
         if (o.sha256 !== actual) throw bad(`outputs[${o.index}].sha256 is ${JSON.stringify(o.sha256)}, the bytes hash to ${actual}`);
         const verified = outputs.verify(o.data, actual);
         received.set(o.index, {
-          meta: create(JobOutputSchema, { index: o.index, mimeType: o.mimeType, sizeBytes: BigInt(o.data.byteLength), sha256: actual }),
+          meta: create(JobOutputSchema, { index: o.index, mimeType: o.mimeType, sizeBytes: BigInt(o.data.byteLength), sha256: actual, ...imageSize(o.mimeType, o.data) }),
           verified,
         });
       }

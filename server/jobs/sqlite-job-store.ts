@@ -1,3 +1,5 @@
+import { formatIssues } from "../../contract/issues.js";
+import { loraTagIssues } from "../../contract/lora-tags.js";
 import { and, desc, eq, inArray, lt, or, type SQL } from "drizzle-orm";
 import type { JobEvents } from "../events/job-events.js";
 import { immediate, type StudioDb } from "../db/open.js";
@@ -246,9 +248,14 @@ function sameTaskButSeed(stored: string, input: NewJob): boolean {
 function checkTaskFitsEngine(resolved: ResolvedModel, task: Task, path: "task" | "model"): void {
   const wants = resolved.engine === "sd-cpp" ? "image" : resolved.engine === "llama-cpp" ? "text" : undefined;
   const kind = task.kind.case;
-  if (wants === undefined || kind === undefined || kind === wants) return;
-  throw new JobError(
-    "invalid_request",
-    `${path}: model ${JSON.stringify(resolved.name)} runs ${resolved.engine}, which takes ${wants} tasks (got ${kind === "image" ? "an" : "a"} ${kind} task)`,
-  );
+  if (wants !== undefined && kind !== undefined && kind !== wants)
+    throw new JobError(
+      "invalid_request",
+      `${path}: model ${JSON.stringify(resolved.name)} runs ${resolved.engine}, which takes ${wants} tasks (got ${kind === "image" ? "an" : "a"} ${kind} task)`,
+    );
+  // LoRA tags may only name the model's own LoRA files: refused here rather than on a worker.
+  if (task.kind.case === "image" && resolved.engine === "sd-cpp") {
+    const issues = loraTagIssues(task.kind.value, resolved.source);
+    if (issues.length) throw new JobError("invalid_request", `${formatIssues(issues)} (model ${JSON.stringify(resolved.name)})`);
+  }
 }

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { inflateSync } from "node:zlib";
 import type { Client } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { JobPhase, TaskSchema, type Job, type Task } from "../../gen/studio/v1/job_pb.js";
@@ -41,14 +41,23 @@ export function startModelServer(files: ModelFileOnDisk[]) {
 
 export type ModelServer = ReturnType<typeof startModelServer>;
 
-/** The sd-cpp source of the tiny Z-Image set (optionally with another diffusion model file). */
-export function zimageSource(engines: RealEngines, files: ModelServer, dit: RealModelName = "tiny-zimage-dit.gguf") {
+/**
+ * The sd-cpp source of the tiny Z-Image set (optionally with another diffusion model file, and
+ * LoRA files: each served file under the file name given, with an optional lora_weight).
+ */
+export function zimageSource(
+  engines: RealEngines,
+  files: ModelServer,
+  dit: RealModelName = "tiny-zimage-dit.gguf",
+  loras: Array<{ model: RealModelName; filename: string; loraWeight?: number }> = [],
+) {
   return {
     engine: ModelEngine.SD_CPP,
     files: [
       files.file(ModelFileRole.DIFFUSION_MODEL, engines.model(dit)),
       files.file(ModelFileRole.TEXT_ENCODER, engines.model("tiny-zimage-qwen3.gguf")),
       files.file(ModelFileRole.VAE, engines.model("tiny-zimage-vae.safetensors")),
+      ...loras.map((l) => ({ ...files.file(ModelFileRole.LORA, engines.model(l.model), l.filename), loraWeight: l.loraWeight })),
     ],
     cliDefaults: { cfgScale: 1, steps: 2, width: 64, height: 64, samplingMethod: "euler" },
   };
@@ -79,7 +88,9 @@ export const imageTask = (prompt: string, fields: { seed?: bigint; batchCount?: 
   });
 
 export const textTask = (fields: { prompt?: string; messages?: Array<{ role: string; content: string }>; maxTokens?: number; seed?: bigint; thinking?: boolean }): Task =>
-  create(TaskSchema, { kind: { case: "text", value: { prompt: fields.prompt ?? "", messages: fields.messages ?? [], maxTokens: fields.maxTokens, seed: fields.seed } } });
+  create(TaskSchema, {
+    kind: { case: "text", value: { prompt: fields.prompt ?? "", messages: fields.messages ?? [], maxTokens: fields.maxTokens, seed: fields.seed, thinking: fields.thinking } },
+  });
 
 /** Follows a job to its end, collecting the phases it passed through (in order, without repeats) and the steps. */
 export async function followJob(jobs: Client<typeof JobService>, jobId: string, until?: (j: Job) => boolean) {
@@ -129,6 +140,15 @@ export function pngSize(data: Uint8Array): { width: number; height: number } {
   return { width: view.getUint32(16), height: view.getUint32(20) };
 }
 
-export function fileExists(path: string): boolean {
-  return existsSync(path);
+/** A PNG's decoded pixel rows (the IDAT data inflated): compares images apart from their metadata chunks. */
+export function pngPixels(data: Uint8Array): Buffer {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const idat: Uint8Array[] = [];
+  for (let at = 8; at + 8 <= data.byteLength; ) {
+    const length = view.getUint32(at);
+    const type = String.fromCharCode(...data.subarray(at + 4, at + 8));
+    if (type === "IDAT") idat.push(data.subarray(at + 8, at + 8 + length));
+    at += 12 + length;
+  }
+  return inflateSync(Buffer.concat(idat));
 }

@@ -16,6 +16,7 @@ import {
   imageTask,
   llamaSource,
   loggedEnginePid,
+  pngPixels,
   pngSize,
   registerModels,
   startModelServer,
@@ -82,11 +83,15 @@ describe.skipIf(!engines)("the compiled worker with the real sd-cli and llama-se
     jobs = t.client(JobService);
     files = startModelServer(
       (["tiny-zimage-dit.gguf", "tiny-zimage-dit-truncated.gguf", "tiny-zimage-qwen3.gguf", "tiny-zimage-vae.safetensors",
+        "tiny-zimage-lora.safetensors", "tiny-zimage-lora-broken.safetensors",
         "tiny-llama.gguf", "tiny-llama-r1.gguf", "tiny-llama-long.gguf", "tiny-llama-raw-bytes.gguf", "tiny-llama-truncated.gguf"] as const).map((n) => e.model(n)),
     );
     await registerModels(t.client(RegistryService), {
       "tiny-zimage": zimageSource(e, files),
       "tiny-zimage-broken": zimageSource(e, files, "tiny-zimage-dit-truncated.gguf"),
+      "tiny-zimage-lora": zimageSource(e, files, "tiny-zimage-dit.gguf", [{ model: "tiny-zimage-lora.safetensors", filename: "style.safetensors" }]),
+      "tiny-zimage-lora-off": zimageSource(e, files, "tiny-zimage-dit.gguf", [{ model: "tiny-zimage-lora.safetensors", filename: "style.safetensors", loraWeight: 0 }]),
+      "tiny-zimage-lora-broken": zimageSource(e, files, "tiny-zimage-dit.gguf", [{ model: "tiny-zimage-lora-broken.safetensors", filename: "broken.safetensors" }]),
       "tiny-llama": llamaSource(e, files, "tiny-llama.gguf"),
       "tiny-llama-r1": llamaSource(e, files, "tiny-llama-r1.gguf"),
       "tiny-llama-long": llamaSource(e, files, "tiny-llama-long.gguf"),
@@ -119,6 +124,8 @@ describe.skipIf(!engines)("the compiled worker with the real sd-cli and llama-se
       expect(phases.indexOf(JobPhase.DOWNLOADING)).toBeLessThan(phases.lastIndexOf(JobPhase.RUNNING));
       expect(progress.some((p) => p.phase === JobPhase.RUNNING && p.steps === 2 && p.step >= 1)).toBe(true);
       expect(done.outputs.map((o) => o.mimeType)).toEqual(["image/png", "image/png"]);
+      // The studio reports each image's real size, read from the image.
+      expect(done.outputs.map((o) => [o.width, o.height])).toEqual([[64, 64], [64, 64]]);
       const a = await readOutput(jobs, job.id, 0);
       const b = await readOutput(jobs, job.id, 1);
       expect(pngSize(a.data)).toEqual({ width: 64, height: 64 });
@@ -169,8 +176,47 @@ describe.skipIf(!engines)("the compiled worker with the real sd-cli and llama-se
       const job = await create("tiny-zimage-broken", imageTask("broken"));
       const { job: done } = await followJob(jobs, job.id);
       expect(done.status).toBe(JobStatus.FAILED);
-      expect(done.error).toContain("tiny-zimage-dit-truncated.gguf");
-      expect(done.error).toContain("read tensor data failed");
+      expect(done.error).toStartWith(`sd-cli could not load the diffusion-model file tiny-zimage-dit-truncated.gguf of model "tiny-zimage-broken" (read tensor data failed)`);
+    }, TEST_TIMEOUT_MS);
+
+    test("the source's LoRA is applied with its weight; a prompt tag's weight replaces it; weight 0 leaves it off", async () => {
+      const pixels = async (model: string, prompt: string) => {
+        const job = await create(model, imageTask(prompt, { seed: 5n }));
+        const { job: done } = await followJob(jobs, job.id);
+        expect(done.error).toBe("");
+        expect(done.status).toBe(JobStatus.SUCCEEDED);
+        return pngPixels((await readOutput(jobs, job.id, 0)).data);
+      };
+      const plain = await pixels("tiny-zimage", "a fox");
+      const withLora = await pixels("tiny-zimage-lora", "a fox");
+      const half = await pixels("tiny-zimage-lora", "a fox <lora:style:0.5>");
+      const off = await pixels("tiny-zimage-lora-off", "a fox");
+      const optedIn = await pixels("tiny-zimage-lora-off", "a fox <lora:style.safetensors:1>");
+      expect(withLora.equals(plain)).toBe(false);
+      expect(half.equals(withLora)).toBe(false);
+      expect(half.equals(plain)).toBe(false);
+      expect(off.equals(plain)).toBe(true);
+      expect(optedIn.equals(withLora)).toBe(true);
+      expect(w.lines.some((l) => l.msg === "job ended")).toBe(true);
+    }, TEST_TIMEOUT_MS);
+
+    test("a LoRA sd-cli cannot load fails the job (sd-cli itself would go on and exit 0)", async () => {
+      const job = await create("tiny-zimage-lora-broken", imageTask("a fox"));
+      const { job: done } = await followJob(jobs, job.id);
+      expect(done.status).toBe(JobStatus.FAILED);
+      expect(done.error).toContain(`sd-cli could not load the LoRA file broken.safetensors of model "tiny-zimage-lora-broken"`);
+      expect(done.outputs).toEqual([]);
+    }, TEST_TIMEOUT_MS);
+
+    test("a prompt or negative prompt naming any other LoRA is refused before it reaches sd-cli", async () => {
+      for (const task of [imageTask("a fox <lora:../../x:1>"), imageTask("a fox", { negativePrompt: "<lora:../../x:1>" }), imageTask("a fox <lora:/etc/passwd:1>")]) {
+        const refused = await jobs.createJob({ model: "tiny-zimage-lora", task }).then(
+          () => undefined,
+          (err: Error) => err.message,
+        );
+        expect(refused).toStartWith("[invalid_argument] task.image.");
+        expect(refused).toContain("lora");
+      }
     }, TEST_TIMEOUT_MS);
   });
 
@@ -182,16 +228,16 @@ describe.skipIf(!engines)("the compiled worker with the real sd-cli and llama-se
     }, HOOK_TIMEOUT_MS);
     afterAll(() => stopWorker(w), HOOK_TIMEOUT_MS);
 
-    test("a prompt (/completion): text, usage and token progress; a second job reuses the warm server", async () => {
+    test("a prompt (/completion): text and usage; the same seed gives the same text from the warm server", async () => {
       const job = await create("tiny-llama", textTask({ prompt: "hello", maxTokens: 24, seed: 5n }));
-      const { job: done, progress } = await followJob(jobs, job.id);
+      const { job: done } = await followJob(jobs, job.id);
       expect(done.error).toBe("");
       expect(done.status).toBe(JobStatus.SUCCEEDED);
       const out = await textOf(job.id);
       expect(out.text.length).toBeGreaterThan(0);
       expect(out.finishReason).toBe("length");
       expect(out.usage.completionTokens).toBe(24);
-      expect(progress.some((p) => p.phase === JobPhase.RUNNING && p.step > 0)).toBe(true);
+      expect(out.reasoning).toBeUndefined();
 
       const again = await create("tiny-llama", textTask({ prompt: "hello", maxTokens: 24, seed: 5n }));
       expect((await followJob(jobs, again.id)).job.status).toBe(JobStatus.SUCCEEDED);
@@ -208,6 +254,40 @@ describe.skipIf(!engines)("the compiled worker with the real sd-cli and llama-se
       expect(out.text.length).toBeGreaterThan(0);
       expect(out.usage.completionTokens).toBe(16);
       expect(out.usage.promptTokens).toBeGreaterThan(0);
+    }, TEST_TIMEOUT_MS);
+
+    test("a thinking model's reasoning is kept apart from its answer; thinking off makes it answer", async () => {
+      const messages = [{ role: "user", content: "why is the sky blue?" }];
+      const job = await create("tiny-llama-r1", textTask({ messages, maxTokens: 40, seed: 3n }));
+      const { job: done } = await followJob(jobs, job.id);
+      expect(done.error).toBe("");
+      expect(done.status).toBe(JobStatus.SUCCEEDED);
+      const thought = await textOf(job.id);
+      // The tiny R1-template model reasons for all 40 tokens: before, the job "succeeded" with {"text": ""}.
+      expect(thought.reasoning!.length).toBeGreaterThan(0);
+      expect(thought.usage.completionTokens).toBe(40);
+
+      const off = await create("tiny-llama-r1", textTask({ messages, maxTokens: 40, seed: 3n, thinking: false }));
+      expect((await followJob(jobs, off.id)).job.status).toBe(JobStatus.SUCCEEDED);
+      const answered = await textOf(off.id);
+      expect(answered.reasoning).toBeUndefined();
+      expect(answered.text.length).toBeGreaterThan(0);
+      expect(answered.usage.completionTokens).toBe(40);
+    }, TEST_TIMEOUT_MS);
+
+    test("text seeds: past llama-server's 32 bits is refused; the largest it keeps is deterministic", async () => {
+      const refused = await jobs.createJob({ model: "tiny-llama", task: textTask({ prompt: "hello", maxTokens: 8, seed: 4_294_967_301n }) }).then(
+        () => "created",
+        (err: Error) => err.message,
+      );
+      expect(refused).toBe("[invalid_argument] task.text.seed: must be from 0 to 4294967294 (got 4294967301)");
+      const texts: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const job = await create("tiny-llama", textTask({ prompt: "hello", maxTokens: 16, seed: 4_294_967_294n }));
+        expect((await followJob(jobs, job.id)).job.status).toBe(JobStatus.SUCCEEDED);
+        texts.push((await textOf(job.id)).text);
+      }
+      expect(texts[0]).toBe(texts[1]!);
     }, TEST_TIMEOUT_MS);
 
     test("cancel mid-generation: CANCELLED, the server stops generating and serves the next job", async () => {

@@ -4,6 +4,7 @@ import { tmpdir, userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { GgufType, f32Tensor, readGguf, writeGguf } from "./gguf.js";
+import { writeSafetensors } from "./safetensors.js";
 
 /**
  * The real engines for tests: llama.cpp's `llama-server` and stable-diffusion.cpp's `sd-cli`, built
@@ -38,7 +39,11 @@ export type RealModelName =
   /** The first 100,000 bytes of the Z-Image DiT: sd-cli fails to read its tensors. */
   | "tiny-zimage-dit-truncated.gguf"
   | "tiny-zimage-qwen3.gguf"
-  | "tiny-zimage-vae.safetensors";
+  | "tiny-zimage-vae.safetensors"
+  /** A rank-4 LoRA for the tiny Z-Image DiT (two linear layers): applied, it changes the image. */
+  | "tiny-zimage-lora.safetensors"
+  /** 4 KiB that are no model format: sd-cli logs that it cannot load it and goes on (exit 0). */
+  | "tiny-zimage-lora-broken.safetensors";
 
 export interface RealEngines {
   dir: string;
@@ -137,6 +142,12 @@ function materialize(dir: string, cacheDir: string, name: RealModelName): ModelF
       writeCached(path, bytes);
       return { name, path, sha256: digest, size: bytes.byteLength };
     }
+    case "tiny-zimage-lora.safetensors":
+    case "tiny-zimage-lora-broken.safetensors": {
+      const path = join(cacheDir, `v1-${name}`);
+      if (!existsSync(path)) writeCached(path, name === "tiny-zimage-lora.safetensors" ? zimageLora() : deterministicBytes(4096));
+      return onDisk(name, path);
+    }
     case "tiny-llama-raw-bytes.gguf":
     case "tiny-llama-long.gguf":
     case "tiny-llama-truncated.gguf":
@@ -172,4 +183,35 @@ function derive(name: RealModelName, input: Uint8Array): Uint8Array {
     }
   if (changed === 0) throw new Error("tiny-llama.gguf has no suppressed tokens: is it the generator's default output?");
   return writeGguf(file);
+}
+
+/** A fixed pseudo-random sequence (an LCG), so the derived files are the same bytes on every machine. */
+function lcg(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+function deterministicBytes(n: number): Uint8Array {
+  const next = lcg(7);
+  return Uint8Array.from({ length: n }, () => Math.floor(next() * 256));
+}
+
+/**
+ * A LoRA in the kohya/ComfyUI naming sd-cli reads for Z-Image (`diffusion_model.<layer>.lora_down`
+ * and `.lora_up`), rank 4, on the DiT's `layers.0.attention.out` (256 -> 256) and
+ * `final_layer.linear` (256 -> 64). sd-cli logs "(4 / 4) LoRA tensors have been applied".
+ */
+function zimageLora(): Uint8Array {
+  const next = lcg(11);
+  const rank = 4;
+  const fill = (n: number) => Float32Array.from({ length: n }, () => (next() - 0.5) * 2);
+  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const [layer, out] of [["layers.0.attention.out", 256], ["final_layer.linear", 64]] as const) {
+    tensors[`diffusion_model.${layer}.lora_down.weight`] = { shape: [rank, 256], data: fill(rank * 256) };
+    tensors[`diffusion_model.${layer}.lora_up.weight`] = { shape: [out, rank], data: fill(out * rank) };
+  }
+  return writeSafetensors(tensors);
 }

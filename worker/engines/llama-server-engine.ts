@@ -35,8 +35,8 @@ export interface LlamaServerEngineOptions {
  * differs from job to job and vanishes with it, while the blob stays. Messages go to /v1/chat/completions, a prompt to /completion, both
  * streamed; progress is the number of tokens so far.
  *
- * The job's one output has mime `application/json`:
- * `{"text": "...", "finishReason": "...", "usage": {"promptTokens": n, "completionTokens": n}}`.
+ * The job's one output has mime `application/json`, shaped as contract/text-output.ts says:
+ * `{"text": "...", "reasoning": "...", "finishReason": "...", "usage": {"promptTokens": n, "completionTokens": n}}`.
  */
 export class LlamaServerEngine implements Engine {
   readonly kind = ModelEngine.LLAMA_CPP;
@@ -89,8 +89,12 @@ export class LlamaServerEngine implements Engine {
       await untilAborted(server.ensureReady(), controller.signal);
       unwatch = server.onExit(() => abort("died"));
       req.onProgress({ phase: "running", step: 0, message: "0 tokens" });
-      const result = await streamText(server.baseUrl, task, controller.signal, (tokens) =>
-        req.onProgress({ phase: "running", step: tokens, message: `${tokens} tokens` }),
+      const result = await streamText(server.baseUrl, task, controller.signal, ({ tokens, reasoningTokens }) =>
+        req.onProgress({
+          phase: "running",
+          step: tokens,
+          message: reasoningTokens === 0 ? `${tokens} tokens` : `${tokens} tokens (${reasoningTokens} reasoning)`,
+        }),
       );
       return [textOutput(result)];
     } catch (err) {

@@ -13,14 +13,24 @@ export interface SdLogLine {
 }
 
 const BAR = /\|\s*(\d+)\/(\d+)\s*-\s*([0-9]+(?:\.[0-9]+)?)(s\/it|it\/s)/;
+/** The weight-loading bar: `  |#####     | 5/52 - 158.20MB/s` (tensors loaded, not steps). */
+const LOAD_BAR = /\|[#\s]*\|\s*(\d+)\/(\d+)\s*-\s*[0-9.]+\s*[KMG]?B\/s/;
 const LOG = /^\[(DEBUG|INFO|WARN|ERROR)\s*\]\s+(\S+?:\d+)\s+-\s?(.*)$/;
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 
-/** Reads one segment of sd-cli output (a line or a bar redraw) as a bar update, a log line, or plain text. */
-export function parseSdSegment(segment: string): { bar: SdBarUpdate } | { log: SdLogLine } | { text: string } | undefined {
+/** One redraw of the bar sd-cli draws while it loads tensors: how many of how many. */
+export interface SdLoadBar {
+  done: number;
+  total: number;
+}
+
+/** Reads one segment of sd-cli output (a line or a bar redraw) as a sampling bar, a loading bar, a log line, or plain text. */
+export function parseSdSegment(segment: string): { bar: SdBarUpdate } | { load: SdLoadBar } | { log: SdLogLine } | { text: string } | undefined {
   const clean = segment.replace(ANSI, "").trimEnd();
   if (clean.trim() === "") return undefined;
+  const load = LOAD_BAR.exec(clean);
+  if (load) return { load: { done: Number(load[1]), total: Number(load[2]) } };
   const bar = BAR.exec(clean);
   if (bar) {
     const value = Number(bar[3]);
