@@ -24,6 +24,7 @@ import { checkPortFree, describeListenError } from "../server/http/port-check.js
 import { JobPhase, JobStatus, type Job } from "../gen/studio/v1/job_pb.js";
 import { JobService } from "../gen/studio/v1/job_service_pb.js";
 import { WorkerService } from "../gen/studio/v1/worker_service_pb.js";
+import { outputFileName } from "../contract/output-files.js";
 import { startDemoWorker, type DemoWorker } from "./demo-worker.js";
 
 const PROMPTS = [
@@ -206,8 +207,7 @@ async function saveOutputs(job: Job): Promise<void> {
   for (const output of job.outputs) {
     const parts: Uint8Array[] = [];
     for await (const res of jobs.getJobOutput({ jobId: job.id, index: output.index })) if (res.chunk.length > 0) parts.push(res.chunk);
-    const ext = output.mimeType === "image/png" ? "png" : output.mimeType === "application/json" ? "json" : "bin";
-    const file = join(outDir, `${job.id}-${output.index}.${ext}`);
+    const file = join(outDir, outputFileName(job.id, output.index, output.mimeType));
     writeFileSync(file, Buffer.concat(parts));
     console.log(`saved   ${file}`);
   }
