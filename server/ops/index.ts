@@ -34,6 +34,7 @@ export function createOpsModule(ctx: StudioContext): OpsModule {
     httpRoutes: opsRoutes(ctx.db, metrics),
     routes: grpcHealthRoutes(() => readinessProblem(ctx.db) === undefined, STUDIO_SERVICES),
     interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" }))],
+    onConnectionRefused: (why) => metrics.connectionsClosed.inc({ reason: why }),
     start() {
       unsubscribe = feedJobMetrics(ctx.events, ctx.db, metrics, ctx.now, (err) =>
         ctx.logger.error({ err }, "metrics: a job change could not be observed"),
