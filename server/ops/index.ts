@@ -1,6 +1,6 @@
 import type { StudioContext, StudioModule } from "../context.js";
 import { feedJobMetrics } from "./job-metrics.js";
-import { opsRoutes, readinessProblem } from "./health.js";
+import { opsRoutes } from "./health.js";
 import { grpcHealthRoutes } from "./grpc-health.js";
 import { logJobEvents } from "./job-log.js";
 import { createRequestLogInterceptor } from "./request-log.js";
@@ -8,7 +8,6 @@ import { StudioMetrics } from "./studio-metrics.js";
 
 export { StudioMetrics, type WorkerLoad } from "./studio-metrics.js";
 export { SERVICE_READ_MAX_BYTES, withRequestLimits, limitRouter } from "./request-limits.js";
-export { readinessProblem } from "./health.js";
 export { meterDispatch } from "./dispatch-metrics.js";
 export { REQUEST_ID_HEADER } from "./request-log.js";
 
@@ -27,17 +26,20 @@ export interface OpsModule extends StudioModule {
  * job-event feed of the metrics and the job-event log lines.
  */
 export function createOpsModule(ctx: StudioContext): OpsModule {
-  const metrics = new StudioMetrics(ctx.db, ctx.now);
+  const metrics = new StudioMetrics(ctx.storage.stats, ctx.now);
   const unsubscribe: Array<() => void> = [];
   return {
     name: "ops",
     metrics,
-    httpRoutes: opsRoutes(ctx.db, metrics),
-    routes: grpcHealthRoutes(() => readinessProblem(ctx.db) === undefined, STUDIO_SERVICES),
+    httpRoutes: opsRoutes(ctx.storage, metrics),
+    routes: grpcHealthRoutes(async () => (await ctx.storage.readiness()) === undefined, STUDIO_SERVICES),
     interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" }))],
+    onConnectionRefused: (why) => metrics.connectionsClosed.inc({ reason: why }),
     start() {
       unsubscribe.push(
-        feedJobMetrics(ctx.events, ctx.db, metrics, ctx.now, (err) => ctx.logger.error({ err }, "metrics: a job change could not be observed")),
+        feedJobMetrics(ctx.events, (id) => ctx.storage.jobs.get(id), metrics, ctx.now, (err) =>
+          ctx.logger.error({ err }, "metrics: a job change could not be observed"),
+        ),
         logJobEvents(ctx.events, ctx.logger.child({ module: "jobs" }), ctx.now),
       );
     },
