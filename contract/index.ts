@@ -12,3 +12,4 @@ export * from "./model-name.js";
 export * from "./worker-limits.js";
 export * from "./lora-tags.js";
 export * from "./text-output.js";
+export * from "./output-files.js";
