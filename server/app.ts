@@ -5,6 +5,7 @@ import type { StudioContext, StudioModule } from "./context.js";
 import { openStudioDb } from "./db/open.js";
 import { JobEvents } from "./events/job-events.js";
 import { createHttpFallback } from "./http/http-routes.js";
+import { checkJsonEnumNames } from "./http/json-enum-names.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createLogger, type Logger } from "./log.js";
 import { createModules } from "./modules.js";
@@ -40,7 +41,8 @@ export async function startStudio(input: ServerConfigInput, options: StartOption
 
   const handler = connectNodeAdapter({
     routes: (router) => {
-      for (const m of modules) m.routes?.(router);
+      const checked = checkJsonEnumNames(router);
+      for (const m of modules) m.routes?.(checked);
     },
     interceptors: modules.flatMap((m) => m.interceptors ?? []),
     readMaxBytes: MAX_RPC_MESSAGE_BYTES,
