@@ -124,6 +124,10 @@ export class SqliteJobStore implements JobStore {
       if (!RETRYABLE.includes(current.status as JobStatusName))
         throw wrongState(jobId, current.status, "only FAILED or CANCELLED jobs can be retried");
       const resolved = this.#resolve(current.model);
+      // The model may run another engine since the job was written: a retry keeps the task, so it must still fit.
+      const mismatch = taskEngineMismatch(resolved, taskFromJson(current.task));
+      if (mismatch)
+        throw new JobError("wrong_state", `model: ${mismatch}; a retry keeps the task: promote job ${JSON.stringify(jobId)} to a model that takes it`);
       const updated = this.#d.db.orm
         .update(graphicsJobs)
         .set({
@@ -244,11 +248,14 @@ function sameTaskButSeed(stored: string, input: NewJob): boolean {
  * other kind could never succeed, so it is refused at the edge instead of failing on a worker.
  */
 function checkTaskFitsEngine(resolved: ResolvedModel, task: Task, path: "task" | "model"): void {
+  const mismatch = taskEngineMismatch(resolved, task);
+  if (mismatch) throw new JobError("invalid_request", `${path}: ${mismatch}`);
+}
+
+/** Why the model's engine cannot run the task, or undefined when it can. */
+function taskEngineMismatch(resolved: ResolvedModel, task: Task): string | undefined {
   const wants = resolved.engine === "sd-cpp" ? "image" : resolved.engine === "llama-cpp" ? "text" : undefined;
   const kind = task.kind.case;
-  if (wants === undefined || kind === undefined || kind === wants) return;
-  throw new JobError(
-    "invalid_request",
-    `${path}: model ${JSON.stringify(resolved.name)} runs ${resolved.engine}, which takes ${wants} tasks (got ${kind === "image" ? "an" : "a"} ${kind} task)`,
-  );
+  if (wants === undefined || kind === undefined || kind === wants) return undefined;
+  return `model ${JSON.stringify(resolved.name)} runs ${resolved.engine}, which takes ${wants} tasks (got ${kind === "image" ? "an" : "a"} ${kind} task)`;
 }
