@@ -34,7 +34,10 @@ export async function startStudio(input: ServerConfigInput, options: StartOption
   const config = ServerConfigSchema.parse(input);
   const logger = options.logger ?? createLogger(config.logLevel);
   const db = openStudioDb(config.dataDir);
-  const ctx: StudioContext = { config, db, events: new JobEvents(), logger, now: options.now ?? Date.now };
+  const events = new JobEvents((err, change) =>
+    logger.error({ err, jobId: change.jobId, status: change.status }, "a job event listener threw; the others still ran"),
+  );
+  const ctx: StudioContext = { config, db, events, logger, now: options.now ?? Date.now };
   const modules = createModules(ctx);
 
   for (const m of modules) await m.start?.();
