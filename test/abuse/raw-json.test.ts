@@ -77,7 +77,7 @@ const RAW: Array<[method: string, body: string, mentions: string[]]> = [
 ];
 
 /** One enveloped message (gRPC-Web and Connect streaming frame it alike): flags 0, length, JSON. */
-function grpcWebFrame(json: string): Uint8Array {
+function grpcWebFrame(json: string): Uint8Array<ArrayBuffer> {
   const body = new TextEncoder().encode(json);
   const frame = new Uint8Array(5 + body.length);
   new DataView(frame.buffer).setUint32(1, body.length);

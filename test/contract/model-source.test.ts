@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { create, equals } from "@bufbuild/protobuf";
-import { ModelSourceSchema } from "../../gen/studio/v1/model_pb.js";
+import { ModelSourceSchema, type ModelFileRole } from "../../gen/studio/v1/model_pb.js";
 import {
   ENGINE_NAMES,
   ROLE_NAMES,
@@ -169,7 +169,7 @@ describe("ModelSource validation rules", () => {
   test("a proto source with an unspecified engine or role is refused by validateModelSource, naming the proto values to send", () => {
     const source = create(ModelSourceSchema, {
       engine: 0,
-      files: [{ role: 99, filename: "a.gguf", url: "http://127.0.0.1:9/a" }],
+      files: [{ role: 99 as ModelFileRole, filename: "a.gguf", url: "http://127.0.0.1:9/a" }],
     });
     expect(() => validateModelSource(source)).toThrow(InvalidModelSourceError);
     try {
