@@ -158,6 +158,19 @@ export function checkModelSourceJson(
  * Reads a stored `modelSource` column. Returns undefined, never throws, for NULL,
  * empty, legacy or malformed text: a reader must treat those rows as having no source.
  */
+/** Why stored text is not a valid source (the validation errors, one line), or undefined when it is one. */
+export function modelSourceProblem(text: string | null | undefined): string | undefined {
+  if (typeof text !== "string" || text.trim() === "") return "no source is stored";
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    return `not valid JSON: ${(err as Error).message}`;
+  }
+  const checked = checkModelSourceJson(raw);
+  return checked.ok ? undefined : checked.issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+}
+
 export function parseModelSourceJson(text: string | null | undefined): ModelSource | undefined {
   if (typeof text !== "string" || text.trim() === "") return undefined;
   let raw: unknown;
