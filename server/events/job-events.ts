@@ -13,6 +13,8 @@ export interface JobChange {
    * it (a hand-made one) leaves listeners to read what they need.
    */
   job?: JobFacts;
+  /** Set when another studio replica made the change (it reached this one through the database's notifications). */
+  remote?: boolean;
 }
 
 /** The stored facts of a job that event listeners use: attempts, times, outputs and progress JSON. */

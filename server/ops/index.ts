@@ -1,13 +1,12 @@
 import type { StudioContext, StudioModule } from "../context.js";
 import { feedJobMetrics } from "./job-metrics.js";
-import { opsRoutes, readinessProblem } from "./health.js";
+import { opsRoutes } from "./health.js";
 import { grpcHealthRoutes } from "./grpc-health.js";
 import { createRequestLogInterceptor } from "./request-log.js";
 import { StudioMetrics } from "./studio-metrics.js";
 
 export { StudioMetrics, type WorkerLoad } from "./studio-metrics.js";
 export { SERVICE_READ_MAX_BYTES, withRequestLimits, limitRouter } from "./request-limits.js";
-export { readinessProblem } from "./health.js";
 export { meterDispatch } from "./dispatch-metrics.js";
 export { REQUEST_ID_HEADER } from "./request-log.js";
 
@@ -26,16 +25,17 @@ export interface OpsModule extends StudioModule {
  * job-event feed of the metrics.
  */
 export function createOpsModule(ctx: StudioContext): OpsModule {
-  const metrics = new StudioMetrics(ctx.db, ctx.now);
+  const metrics = new StudioMetrics(ctx.storage.stats, ctx.now);
   let unsubscribe: (() => void) | undefined;
   return {
     name: "ops",
     metrics,
-    httpRoutes: opsRoutes(ctx.db, metrics),
-    routes: grpcHealthRoutes(() => readinessProblem(ctx.db) === undefined, STUDIO_SERVICES),
+    httpRoutes: opsRoutes(ctx.storage, metrics),
+    routes: grpcHealthRoutes(async () => (await ctx.storage.readiness()) === undefined, STUDIO_SERVICES),
     interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" }))],
+    onConnectionRefused: (why) => metrics.connectionsClosed.inc({ reason: why }),
     start() {
-      unsubscribe = feedJobMetrics(ctx.events, ctx.db, metrics, ctx.now, (err) =>
+      unsubscribe = feedJobMetrics(ctx.events, (id) => ctx.storage.jobs.get(id), metrics, ctx.now, (err) =>
         ctx.logger.error({ err }, "metrics: a job change could not be observed"),
       );
     },

@@ -4,7 +4,7 @@ import type { Client } from "@connectrpc/connect";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { TokenRole, TokenService } from "../../gen/studio/v1/token_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
-import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
+import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { launchBrowser, screenshot, type TestBrowser } from "./browser.js";
 import { startSlowSyntheticWorker, type WorkerProcess } from "./worker-process.js";
 
@@ -201,8 +201,8 @@ describe("the web admin page in headless Chromium", () => {
   test("opens a model whose stored source is unreadable as stored, refuses to save it, and saves the admin's fix", async () => {
     const stored = '{"engine":"sd-cpp","files":[{"role":"diffusion-model","url":"ftp://files.example/z.gguf","filename":"z.gguf"}]}';
     const rowSource = () =>
-      (t.studio.ctx.db.sqlite.query("SELECT source FROM studioModels WHERE name = 'web-stored-bad'").get() as { source: string }).source;
-    t.studio.ctx.db.sqlite.run(
+      (sqliteOf(t.studio).query("SELECT source FROM studioModels WHERE name = 'web-stored-bad'").get() as { source: string }).source;
+    sqliteOf(t.studio).run(
       "INSERT INTO studioModels (name, enabled, engine, source, description, createdAt, updatedAt) VALUES ('web-stored-bad', 1, 'sd-cpp', ?, '', 1, 1)",
       [stored],
     );

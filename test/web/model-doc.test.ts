@@ -4,7 +4,7 @@ import { formatIssues } from "../../contract/issues.js";
 import { modelSourceFromJson, type ModelSourceJson } from "../../contract/model-source.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { checkModelDoc, modelToDoc, parseModelDocs } from "../../web/src/model-doc.js";
-import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
+import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 
 /** Bad documents and the one rule each breaks; the page must say what the server says. */
 const BAD: Array<{ what: string; doc: Record<string, unknown> }> = [
@@ -89,11 +89,11 @@ describe("the page's model document checks", () => {
 
   test("an unreadable stored source is carried as stored, never replaced by a stand-in", async () => {
     const stored = '{"engine":"sd-cpp","files":[{"role":"model","url":"ftp://h/m.gguf","filename":"m.gguf"}]}';
-    t.studio.ctx.db.sqlite.run(
+    sqliteOf(t.studio).run(
       "INSERT INTO studioModels (name, enabled, engine, source, description, createdAt, updatedAt) VALUES (?, 1, 'sd-cpp', ?, '', 1, 1)",
       ["stored-bad", stored],
     );
-    t.studio.ctx.db.sqlite.run(
+    sqliteOf(t.studio).run(
       "INSERT INTO studioModels (name, enabled, engine, source, description, createdAt, updatedAt) VALUES (?, 1, 'sd-cpp', ?, '', 1, 1)",
       ["stored-garbled", "{engine: sd-cpp"],
     );
