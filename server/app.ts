@@ -2,12 +2,12 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { readFileSync } from "node:fs";
 import { ServerConfigSchema, type ServerConfigInput } from "./config.js";
 import type { StudioContext, StudioModule } from "./context.js";
-import { openStudioDb } from "./db/open.js";
 import { JobEvents } from "./events/job-events.js";
 import { createHttpFallback } from "./http/http-routes.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createLogger, type Logger } from "./log.js";
 import { createModules } from "./modules.js";
+import { openStorage } from "./storage/open-storage.js";
 
 /** A running studio. */
 export interface Studio {
@@ -32,11 +32,19 @@ export const MAX_RPC_MESSAGE_BYTES = 8 * 1024 * 1024;
 export async function startStudio(input: ServerConfigInput, options: StartOptions = {}): Promise<Studio> {
   const config = ServerConfigSchema.parse(input);
   const logger = options.logger ?? createLogger(config.logLevel);
-  const db = openStudioDb(config.dataDir);
-  const ctx: StudioContext = { config, db, events: new JobEvents(), logger, now: options.now ?? Date.now };
-  const modules = createModules(ctx);
-
-  for (const m of modules) await m.start?.();
+  const events = new JobEvents();
+  const now = options.now ?? Date.now;
+  const storage = await openStorage(config, { events, now });
+  const ctx: StudioContext = { config, storage, events, logger, now };
+  let modules: StudioModule[] = [];
+  try {
+    modules = createModules(ctx);
+    for (const m of modules) await m.start?.();
+  } catch (err) {
+    for (const m of [...modules].reverse()) await m.stop?.();
+    await storage.close();
+    throw err;
+  }
 
   const handler = connectNodeAdapter({
     routes: (router) => {
@@ -53,6 +61,12 @@ export async function startStudio(input: ServerConfigInput, options: StartOption
       host: config.host,
       port: config.port,
       handler,
+      headersTimeoutMs: config.headersTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+      onRefused: (why) => {
+        for (const m of modules) m.onConnectionRefused?.(why);
+      },
       tls:
         config.tlsCert && config.tlsKey
           ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }
@@ -60,7 +74,7 @@ export async function startStudio(input: ServerConfigInput, options: StartOption
     });
   } catch (err) {
     for (const m of [...modules].reverse()) await m.stop?.();
-    db.close();
+    await storage.close();
     throw err;
   }
 
@@ -80,7 +94,7 @@ export async function startStudio(input: ServerConfigInput, options: StartOption
         // Loops stop first so that no new offers go out while connections drain.
         for (const m of [...modules].reverse()) await m.stop?.();
         await listener.close(graceMs);
-        db.close();
+        await storage.close();
         logger.info("studio stopped");
       })();
       return stopping;

@@ -1,7 +1,7 @@
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
-import type { StudioDb } from "../db/open.js";
+import type { JobRow } from "../jobs/job-row.js";
 import { getJobOutput } from "../outputs/get-job-output.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { toConnectError } from "./dispatch-error.js";
@@ -31,7 +31,7 @@ async function* edgeStream<T>(gen: AsyncGenerator<T>): AsyncGenerator<T> {
 /** Registers WorkerService and JobService.GetJobOutput on the router. */
 export function registerDispatchRoutes(
   router: ConnectRouter,
-  deps: SessionDeps & { poll: ReturnType<typeof createPollApi>; db: StudioDb; outputs: OutputStore },
+  deps: SessionDeps & { poll: ReturnType<typeof createPollApi>; getJob: (id: string) => Promise<JobRow | undefined>; outputs: OutputStore },
 ): void {
   const { poll } = deps;
   router.service(WorkerService, {
@@ -47,6 +47,6 @@ export function registerDispatchRoutes(
   // or none); connect-node's adapter keeps the LAST handler registered for a path,
   // and app.ts composes dispatch after jobs, so this one serves the output bytes.
   router.rpc(JobService.method.getJobOutput, (req, ctx) =>
-    edgeStream(getJobOutput(deps.db, deps.outputs, req, ctx.signal)),
+    edgeStream(getJobOutput(deps.getJob, deps.outputs, req, ctx.signal)),
   );
 }

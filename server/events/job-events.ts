@@ -15,15 +15,19 @@ export interface JobChange {
    * it (a hand-made one) leaves listeners to read what they need.
    */
   job?: JobFacts;
+  /** Set when another studio replica made the change (it reached this one through the database's notifications). */
+  remote?: boolean;
 }
 
-/** The stored facts of a job that event listeners use: attempts, times, outputs and progress JSON. */
+/** The stored facts of a job that event listeners use: attempts, times, outputs and progress JSON, the error. */
 export interface JobFacts {
   attempts: number;
   createdAt: number;
   finishedAt: number | null;
   outputs: string;
   progress: string | null;
+  /** The stored error text ("" when none); the store publishers pass whole rows, so it is there. */
+  error?: string;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Database } from "bun:sqlite";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -78,4 +79,11 @@ export async function startTestStudio(
       return stopped;
     },
   };
+}
+
+/** The raw bun:sqlite handle of a studio on SQLite, for tests that read or poke the file directly. */
+export function sqliteOf(studio: Studio): Database {
+  const db = studio.ctx.storage.sqlite;
+  if (!db) throw new Error("this studio runs on PostgreSQL, not SQLite");
+  return db.sqlite;
 }

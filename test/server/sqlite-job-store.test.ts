@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { openStudioDb } from "../../server/db/open.js";
 import { JobEvents } from "../../server/events/job-events.js";
 import { SqliteJobStore } from "../../server/jobs/sqlite-job-store.js";
-import { ModelRegistry } from "../../server/registry/model-registry.js";
+import { SqliteModelRegistry } from "../../server/registry/sqlite-model-registry.js";
 import { exerciseJobStore } from "./job-store-suite.js";
 
 exerciseJobStore("SQLite", async () => {
@@ -13,17 +13,17 @@ exerciseJobStore("SQLite", async () => {
   let tick = 0;
   const now = () => 1_800_000_000_000 + ++tick;
   const events = new JobEvents();
-  const registry = new ModelRegistry(db, now);
+  const registry = new SqliteModelRegistry(db, now);
   return {
-    store: new SqliteJobStore({ db, events, now, resolveModel: (n) => registry.resolve(n) }),
+    store: new SqliteJobStore({ db, events, now, resolveModel: (n) => registry.resolveSync(n) }),
     events,
-    setState: (id, s) =>
-      db.sqlite.run(
+    setState: async (id, s) =>
+      void db.sqlite.run(
         "UPDATE graphicsJobs SET status = ?, leaseId = ?, leaseWorker = ?, error = ? WHERE id = ?",
         [s.status, s.leaseId ?? null, s.leaseWorker ?? null, s.error ?? "", id],
       ),
-    setModelEnabled: (name, enabled) => registry.setEnabled(name, enabled),
-    count: () => (db.sqlite.query("SELECT count(*) AS n FROM graphicsJobs").get() as { n: number }).n,
+    setModelEnabled: async (name, enabled) => void (await registry.setEnabled(name, enabled)),
+    count: async () => (db.sqlite.query("SELECT count(*) AS n FROM graphicsJobs").get() as { n: number }).n,
     close: () => {
       db.close();
       rmSync(dir, { recursive: true, force: true });
