@@ -3,6 +3,7 @@ import { feedJobMetrics } from "./job-metrics.js";
 import { opsRoutes } from "./health.js";
 import { grpcHealthRoutes } from "./grpc-health.js";
 import { createRequestLogInterceptor } from "./request-log.js";
+import { createUnavailableInterceptor } from "./unavailable.js";
 import { StudioMetrics } from "./studio-metrics.js";
 
 export { StudioMetrics, type WorkerLoad } from "./studio-metrics.js";
@@ -32,7 +33,7 @@ export function createOpsModule(ctx: StudioContext): OpsModule {
     metrics,
     httpRoutes: opsRoutes(ctx.storage, metrics),
     routes: grpcHealthRoutes(async () => (await ctx.storage.readiness()) === undefined, STUDIO_SERVICES),
-    interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" }))],
+    interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" })), createUnavailableInterceptor()],
     start() {
       unsubscribe = feedJobMetrics(ctx.events, (id) => ctx.storage.jobs.get(id), metrics, ctx.now, (err) =>
         ctx.logger.error({ err }, "metrics: a job change could not be observed"),
