@@ -64,6 +64,12 @@ export async function startStudio(input: ServerConfigInput, options: StartOption
       host: config.host,
       port: config.port,
       handler,
+      headersTimeoutMs: config.headersTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+      onRefused: (why) => {
+        for (const m of modules) m.onConnectionRefused?.(why);
+      },
       tls:
         config.tlsCert && config.tlsKey
           ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }

@@ -2,6 +2,7 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { ServerConfig } from "./config.js";
 import type { JobEvents } from "./events/job-events.js";
 import type { HttpRoute } from "./http/http-routes.js";
+import type { ConnectionRefusal } from "./http/listener.js";
 import type { Logger } from "./log.js";
 import type { Storage } from "./storage/storage.js";
 
@@ -36,6 +37,8 @@ export interface StudioModule {
   /** Interceptors run for every RPC, in module order. */
   interceptors?: Interceptor[];
   start?(): void | Promise<void>;
+  /** Told whenever the listener closes a connection itself (a deadline passed, its address is at its cap). */
+  onConnectionRefused?(why: ConnectionRefusal): void;
   /** Stops background work; called in reverse module order on shutdown. */
   stop?(): void | Promise<void>;
 }

@@ -29,6 +29,9 @@ async function main(argv: string[]) {
     .addOption(new Option("--tls-key <file>", "PEM private key for --tls-cert").env(SERVER_ENV.tlsKey))
     .addOption(new Option("--admin-token <token>", "an admin bearer token to accept (at least 32 characters); visible in ps, prefer STUDIO_ADMIN_TOKEN (default: none)").env(SERVER_ENV.adminToken))
     .addOption(new Option("--max-watch-streams-per-token <n>", help("open WatchJobs streams one token may hold", "maxWatchStreamsPerToken")).env(SERVER_ENV.maxWatchStreamsPerToken))
+    .addOption(new Option("--headers-timeout-ms <ms>", help("how long a new connection may take to send a complete request head (HTTP/1.1) or first stream (HTTP/2), TLS handshake included", "headersTimeoutMs", `${SERVER_DEFAULTS.headersTimeoutMs} ms`)).env(SERVER_ENV.headersTimeoutMs))
+    .addOption(new Option("--idle-timeout-ms <ms>", help("how long a connection may stay open with no request or stream in progress", "idleTimeoutMs", `${SERVER_DEFAULTS.idleTimeoutMs} ms`)).env(SERVER_ENV.idleTimeoutMs))
+    .addOption(new Option("--max-connections-per-address <n>", help("open connections one client address (IPv4, or IPv6 /64) may hold; raise it behind a reverse proxy or a NAT with many workers", "maxConnectionsPerAddress")).env(SERVER_ENV.maxConnectionsPerAddress))
     .showHelpAfterError();
   program.parse(argv);
   const opts = program.opts<Record<string, string | undefined>>();

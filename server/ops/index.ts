@@ -34,6 +34,7 @@ export function createOpsModule(ctx: StudioContext): OpsModule {
     httpRoutes: opsRoutes(ctx.storage, metrics),
     routes: grpcHealthRoutes(async () => (await ctx.storage.readiness()) === undefined, STUDIO_SERVICES),
     interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" })), createUnavailableInterceptor()],
+    onConnectionRefused: (why) => metrics.connectionsClosed.inc({ reason: why }),
     start() {
       unsubscribe = feedJobMetrics(ctx.events, (id) => ctx.storage.jobs.get(id), metrics, ctx.now, (err) =>
         ctx.logger.error({ err }, "metrics: a job change could not be observed"),

@@ -32,6 +32,8 @@ export class StudioMetrics {
   readonly outputBytes: Counter;
   /** Model bytes workers reported downloading. */
   readonly downloadBytes: Counter;
+  /** Connections the listener closed itself: a deadline passed, or the peer address was at its cap. */
+  readonly connectionsClosed: Counter<"reason">;
   #workers: () => WorkerLoad[] = () => [];
 
   constructor(stats: QueueStats, now: () => number) {
@@ -111,6 +113,12 @@ export class StudioMetrics {
     this.downloadBytes = new Counter({
       name: `${p}worker_download_bytes_total`,
       help: "Model bytes workers reported downloading",
+      registers,
+    });
+    this.connectionsClosed = new Counter({
+      name: `${p}connections_closed_total`,
+      help: "Connections the studio closed itself: headers (no request in time), idle, max-connections-per-address",
+      labelNames: ["reason"],
       registers,
     });
   }
