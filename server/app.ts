@@ -4,6 +4,7 @@ import { ServerConfigSchema, type ServerConfigInput } from "./config.js";
 import type { StudioContext, StudioModule, StudioTuning } from "./context.js";
 import { JobEvents } from "./events/job-events.js";
 import { createHttpFallback } from "./http/http-routes.js";
+import { checkJsonEnumNames } from "./http/json-enum-names.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createLogger, type Logger } from "./log.js";
 import { createModules } from "./modules.js";
@@ -33,7 +34,9 @@ export const MAX_RPC_MESSAGE_BYTES = 8 * 1024 * 1024;
 export async function startStudio(input: ServerConfigInput, options: StartOptions = {}): Promise<Studio> {
   const config = ServerConfigSchema.parse(input);
   const logger = options.logger ?? createLogger(config.logLevel);
-  const events = new JobEvents();
+  const events = new JobEvents((err, change) =>
+    logger.error({ err, jobId: change.jobId, status: change.status }, "a job event listener threw; the others still ran"),
+  );
   const now = options.now ?? Date.now;
   const storage = await openStorage(config, { events, now, logger });
   const ctx: StudioContext = { config, storage, events, logger, now, tuning: options.tuning };
@@ -51,7 +54,8 @@ export async function startStudio(input: ServerConfigInput, options: StartOption
 
   const handler = connectNodeAdapter({
     routes: (router) => {
-      for (const m of modules) m.routes?.(router);
+      const checked = checkJsonEnumNames(router);
+      for (const m of modules) m.routes?.(checked);
     },
     interceptors: modules.flatMap((m) => m.interceptors ?? []),
     readMaxBytes: MAX_RPC_MESSAGE_BYTES,
