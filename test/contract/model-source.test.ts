@@ -183,7 +183,7 @@ describe("ModelSource validation rules", () => {
         {
           path: "source.files[0].role",
           message:
-            'must be one of MODEL_FILE_ROLE_DIFFUSION_MODEL ("diffusion-model"), MODEL_FILE_ROLE_TEXT_ENCODER ("text-encoder"), MODEL_FILE_ROLE_VAE ("vae"), MODEL_FILE_ROLE_LORA ("lora"), MODEL_FILE_ROLE_MODEL ("model"); got 99',
+            'must be one of MODEL_FILE_ROLE_DIFFUSION_MODEL ("diffusion-model"), MODEL_FILE_ROLE_TEXT_ENCODER ("text-encoder"), MODEL_FILE_ROLE_VAE ("vae"), MODEL_FILE_ROLE_LORA ("lora"), MODEL_FILE_ROLE_MODEL ("model"), MODEL_FILE_ROLE_CLIP_L ("clip-l"), MODEL_FILE_ROLE_CLIP_G ("clip-g"), MODEL_FILE_ROLE_T5XXL ("t5xxl"), MODEL_FILE_ROLE_LLM_VISION ("llm-vision"), MODEL_FILE_ROLE_TAESD ("taesd"), MODEL_FILE_ROLE_HIGH_NOISE_DIFFUSION_MODEL ("high-noise-diffusion-model"); got 99',
         },
       ]);
     }

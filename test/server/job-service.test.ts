@@ -182,6 +182,13 @@ describe("CreateJob", () => {
     expect(promoted.code).toBe(Code.InvalidArgument);
     expect(promoted.message).toContain("(the model has no lora files)");
     expect(rowCount()).toBe(1);
+    // A retry resolves the model again: once its LoRA is gone, the task no longer fits it.
+    await registry.updateModel({ name: "with-lora", source: sdSource("http://127.0.0.1:9/a.gguf") });
+    setStatus(ok.id, "FAILED");
+    const retried = await codeOf(jobs.retryJob({ jobId: ok.id }));
+    expect(retried.code).toBe(Code.FailedPrecondition);
+    expect(retried.message).toContain(`"<lora:style:0.5>" names "style"`);
+    expect(retried.message).toContain("promote job");
   });
 });
 
