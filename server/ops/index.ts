@@ -4,6 +4,7 @@ import { opsRoutes } from "./health.js";
 import { grpcHealthRoutes } from "./grpc-health.js";
 import { logJobEvents } from "./job-log.js";
 import { createRequestLogInterceptor } from "./request-log.js";
+import { createUnavailableInterceptor } from "./unavailable.js";
 import { StudioMetrics } from "./studio-metrics.js";
 
 export { StudioMetrics, type WorkerLoad } from "./studio-metrics.js";
@@ -33,7 +34,7 @@ export function createOpsModule(ctx: StudioContext): OpsModule {
     metrics,
     httpRoutes: opsRoutes(ctx.storage, metrics),
     routes: grpcHealthRoutes(async () => (await ctx.storage.readiness()) === undefined, STUDIO_SERVICES),
-    interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" }))],
+    interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" })), createUnavailableInterceptor()],
     onConnectionRefused: (why) => metrics.connectionsClosed.inc({ reason: why }),
     start() {
       unsubscribe.push(
