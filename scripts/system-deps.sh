@@ -18,7 +18,7 @@ DEPS=(
   "file:/usr/sbin/nginx                     nginx-light             bench/download's file server (test/bench)"
   "cmd:openssl                              openssl                 test certificates; bench/download's hashing baseline"
   "cmd:curl                                 curl                    bench/download's curl | openssl baseline"
-  "file:/usr/lib/postgresql/15/bin/initdb   postgresql              PostgreSQL storage tests (private clusters)"
+  "file:/usr/lib/postgresql/15/bin/initdb   postgresql              PostgreSQL 15: storage suites, replica tests, chaos on PostgreSQL (test/helpers/test-pg.ts)"
   "cmd:protoc                               protobuf-compiler       examples/python: stubs from the proto (protoc >= 3.21)"
   "cmd:grpc_python_plugin                   protobuf-compiler-grpc  examples/python: gRPC stubs"
   "py:grpc                                  python3-grpcio          examples/python: the workers' runtime"
