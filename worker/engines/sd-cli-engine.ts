@@ -96,8 +96,8 @@ export class SdCliEngine implements Engine {
       void killGroup(group, this.killGraceMs);
     };
     const run = new SdRun(req, tail, () => stop("lora"));
-    const out = new SdOutputSplitter((segment) => run.segment(segment));
-    const err = new SdOutputSplitter((segment) => run.segment(segment));
+    const out = new SdOutputSplitter((segment) => run.segment(segment, "stdout"));
+    const err = new SdOutputSplitter((segment) => run.segment(segment, "stderr"));
     group.child.stdout!.setEncoding("utf8").on("data", (text: string) => out.push(text));
     group.child.stderr!.setEncoding("utf8").on("data", (text: string) => err.push(text));
     const onAbort = () => stop("cancelled");
@@ -152,7 +152,8 @@ class SdRun {
     private readonly onLoraFailure: () => void,
   ) {}
 
-  segment(segment: string): void {
+  /** One segment of sd-cli's output; stderr carries only ERROR lines (its tags may be lost to interleaving). */
+  segment(segment: string, stream: "stdout" | "stderr"): void {
     const parsed = parseSdSegment(segment);
     if (!parsed) return;
     const { onProgress } = this.req;
@@ -169,10 +170,15 @@ class SdRun {
     }
     const line = "log" in parsed ? `[${parsed.log.level}] ${parsed.log.location} - ${parsed.log.message}` : parsed.text;
     this.tail.push(`${line}\n`);
+    if (stream === "stderr") {
+      const message = "log" in parsed ? parsed.log.message : parsed.text;
+      this.errors.push(message);
+      this.checkLora("ERROR", message);
+      if (!("log" in parsed)) return;
+    }
     if (!("log" in parsed) || parsed.log.level === "DEBUG") return;
     const { level, message } = parsed.log;
-    if (level === "ERROR") this.errors.push(message);
-    this.checkLora(level, message);
+    if (stream === "stdout") this.checkLora(level, message);
     const image = /generating image: (\d+)\/(\d+)/.exec(message);
     if (image) this.image = `image ${image[1]}/${image[2]}: `;
     if (/^decoding \d+ latents/.test(message)) this.phase = "running";
@@ -192,7 +198,7 @@ class SdRun {
   }
 
   private checkLora(level: string, message: string): void {
-    if (this.loraFailure || (level !== "WARN" && level !== "ERROR")) return;
+    if (this.loraFailure || level === "INFO" || level === "DEBUG") return;
     const failed =
       /^load lora tensors from (.+) failed$/.exec(message) ??
       /^init lora model loader from file failed: '(.+)'$/.exec(message) ??
