@@ -10,7 +10,6 @@
  * reports them over IPC (see worker-messages.ts).
  */
 import { create } from "@bufbuild/protobuf";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import type { Transport } from "@connectrpc/connect";
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -25,6 +24,7 @@ import {
 } from "../../gen/studio/v1/worker_service_pb.js";
 import type { Offer } from "../../gen/studio/v1/job_pb.js";
 import { SessionClient, type LiveSession } from "../../worker/session/session-client.js";
+import { createWorkerTransport } from "../../worker/session/transport.js";
 import { OUTPUT_BYTES, paddedPng } from "./payload.js";
 import { epochMs } from "./stats.js";
 import { ReceiptLog, toParent } from "./worker-messages.js";
@@ -127,7 +127,7 @@ let welcomed = 0;
 const workers: BenchWorker[] = [];
 const allWelcomed = Promise.withResolvers<void>();
 for (let i = 0; i < sessions; i++) {
-  if (i % perConnection === 0) transport = createConnectTransport({ baseUrl: args.url, httpVersion: "2" });
+  if (i % perConnection === 0) transport = createWorkerTransport(args.url);
   const w = new BenchWorker(transport!, `${args.name}-${i}`, () => {
     if (++welcomed === sessions) allWelcomed.resolve();
   });
