@@ -3,8 +3,9 @@
  * A process of simulated Studio workers for the benchmarks: `--sessions` WorkerService.Session
  * streams over HTTP/2, each kept by the real worker's SessionClient (hello, welcome, heartbeats
  * on the studio's interval), each with one slot. An offer is answered the way the real runtime
- * answers it (accept, the output in chunks, complete) but with a fixed 1 KiB PNG instead of
- * running an engine, so that what is measured is dispatch, not image making.
+ * answers it (no accept; the output inline in the complete, or in chunks before it to a studio
+ * that takes none inline) but with a fixed 1 KiB PNG instead of running an engine, so that what
+ * is measured is dispatch, not image making.
  *
  * Records when each offer arrived and when the studio's receipt confirmed the completion, and
  * reports them over IPC (see worker-messages.ts).
@@ -16,10 +17,10 @@ import { parseArgs } from "node:util";
 import pino from "pino";
 import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
 import {
-  JobAcceptSchema,
   JobCompleteSchema,
   JobDeclineSchema,
   OutputChunkSchema,
+  OutputDataSchema,
   WorkerHelloSchema,
 } from "../../gen/studio/v1/worker_service_pb.js";
 import type { Offer } from "../../gen/studio/v1/job_pb.js";
@@ -57,7 +58,6 @@ const silent = pino({ level: "silent" });
 class BenchWorker {
   readonly client: SessionClient;
   private held: Offer | undefined;
-  private receipts = 0;
   welcomed = false;
 
   constructor(
@@ -80,7 +80,8 @@ class BenchWorker {
           if (m.case === "offer") this.offer(m.value, session);
           else if (m.case === "receipt") {
             if (!m.value.ok) toParent({ type: "error", message: `${name}: ${m.value.code} ${m.value.message} (job ${m.value.jobId})` });
-            if (this.held && m.value.jobId === this.held.jobId && ++this.receipts === 2) {
+            // The one receipt a job gets answers its complete (a refused chunk's comes first and is reported above).
+            if (this.held && m.value.jobId === this.held.jobId) {
               log.complete(this.held.jobId, epochMs());
               this.held = undefined;
             }
@@ -103,9 +104,14 @@ class BenchWorker {
     }
     log.receive(offer.jobId, epochMs());
     this.held = offer;
-    this.receipts = 0;
     const ids = { jobId: offer.jobId, leaseId: offer.leaseId };
-    session.post({ case: "accept", value: create(JobAcceptSchema, ids) });
+    // As the real runtime does: no accept (the offer is the lease), the output inline in the
+    // complete when the studio takes it inline, else one chunk and then the complete.
+    if (OUTPUT_BYTES <= session.welcome.maxInlineOutputBytes) {
+      const inline = create(OutputDataSchema, { index: 0, mimeType: "image/png", data: output, sha256: outputSha });
+      session.post({ case: "complete", value: create(JobCompleteSchema, { ...ids, outputCount: 1, outputs: [inline] }) });
+      return;
+    }
     session.post({
       case: "outputChunk",
       value: create(OutputChunkSchema, {
