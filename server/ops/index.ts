@@ -5,6 +5,7 @@ import { grpcHealthRoutes } from "./grpc-health.js";
 import { grpcReflectionRoutes } from "./grpc-reflection.js";
 import { logJobEvents } from "./job-log.js";
 import { createRequestLogInterceptor } from "./request-log.js";
+import { createUnavailableInterceptor } from "./unavailable.js";
 import { StudioMetrics } from "./studio-metrics.js";
 
 export { StudioMetrics, type WorkerLoad } from "./studio-metrics.js";
@@ -38,7 +39,7 @@ export function createOpsModule(ctx: StudioContext): OpsModule {
       grpcHealthRoutes(async () => (await ctx.storage.readiness()) === undefined, STUDIO_SERVICES)(router);
       grpcReflectionRoutes()(router);
     },
-    interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" }))],
+    interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" })), createUnavailableInterceptor()],
     onConnectionRefused: (why) => metrics.connectionsClosed.inc({ reason: why }),
     start() {
       unsubscribe.push(
