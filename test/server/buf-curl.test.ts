@@ -113,7 +113,10 @@ describe("server reflection", () => {
   test("the README's buf curl commands work as written, without the proto files", async () => {
     const commands = readmeBufCurlCommands();
     expect(commands.length).toBe(3);
-    const [list, createJob, listJobs] = await Promise.all(commands.map((c) => asWritten(c, t.url)));
+    // One after another, as a reader runs them: the list must see the job just created.
+    const runs = [];
+    for (const c of commands) runs.push(await asWritten(c, t.url));
+    const [list, createJob, listJobs] = runs;
     for (const run of [list, createJob, listJobs]) expect(run).toMatchObject({ exitCode: 0, stderr: "" });
     expect(list!.stdout.trim().split("\n")).toEqual([
       "grpc.health.v1.Health",
