@@ -1,18 +1,28 @@
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { ServerConfig } from "./config.js";
-import type { StudioDb } from "./db/open.js";
 import type { JobEvents } from "./events/job-events.js";
 import type { HttpRoute } from "./http/http-routes.js";
+import type { ConnectionRefusal } from "./http/listener.js";
 import type { Logger } from "./log.js";
+import type { Storage } from "./storage/storage.js";
 
 /** What every part of the studio is given: passed in, never reached for through globals. */
 export interface StudioContext {
   config: ServerConfig;
-  db: StudioDb;
+  /** Every store, on SQLite or PostgreSQL. */
+  storage: Storage;
   events: JobEvents;
   logger: Logger;
   /** Milliseconds since the epoch; tests may pass a controllable clock. */
   now(): number;
+  /** Intervals tests shorten or stretch; production uses the defaults. */
+  tuning?: StudioTuning;
+}
+
+/** Background intervals a test may change (StartOptions.tuning). */
+export interface StudioTuning {
+  /** Placement's safety sweep beside other replicas (default 2 s); tests stretch it to prove notifications did the work. */
+  replicaSweepMs?: number;
 }
 
 /**
@@ -27,6 +37,8 @@ export interface StudioModule {
   /** Interceptors run for every RPC, in module order. */
   interceptors?: Interceptor[];
   start?(): void | Promise<void>;
+  /** Told whenever the listener closes a connection itself (a deadline passed, its address is at its cap). */
+  onConnectionRefused?(why: ConnectionRefusal): void;
   /** Stops background work; called in reverse module order on shutdown. */
   stop?(): void | Promise<void>;
 }

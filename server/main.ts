@@ -1,7 +1,9 @@
 #!/usr/bin/env bun
 import { Command, Option } from "commander";
 import { parseServerConfig, SERVER_DEFAULTS, SERVER_ENV, ServerConfigError, type ServerConfig } from "./config.js";
-import { startStudio } from "./app.js";
+import { startStudio, type Studio } from "./app.js";
+import { checkPortFree, describeListenError } from "./http/port-check.js";
+import { StorageOpenError } from "./storage/storage.js";
 
 const MIB = 1024 ** 2;
 
@@ -16,7 +18,8 @@ async function main(argv: string[]) {
     .description("Studio: the registry and job queue that GPU workers take work from.")
     .addOption(new Option("--host <host>", help("address to listen on", "host")).env(SERVER_ENV.host))
     .addOption(new Option("--port <port>", help("port to listen on (0: any free port)", "port")).env(SERVER_ENV.port))
-    .addOption(new Option("--data-dir <dir>", help("where the SQLite database and outputs live", "dataDir")).env(SERVER_ENV.dataDir))
+    .addOption(new Option("--data-dir <dir>", help("where the SQLite database and outputs live (with --database-url: local scratch only)", "dataDir")).env(SERVER_ENV.dataDir))
+    .addOption(new Option("--database-url <url>", "PostgreSQL shared by several replicas, postgres://user:password@host:5432/db; prefer the variable, flags show in ps (default: SQLite under --data-dir)").env(SERVER_ENV.databaseUrl))
     .addOption(new Option("--log-level <level>", help("fatal, error, warn, info, debug, trace or silent", "logLevel")).env(SERVER_ENV.logLevel))
     .addOption(new Option("--lease-ttl-ms <ms>", help("how long a lease lasts without a heartbeat, 500..3600000", "leaseTtlMs", `${SERVER_DEFAULTS.leaseTtlMs} ms`)).env(SERVER_ENV.leaseTtlMs))
     .addOption(new Option("--heartbeat-interval-ms <ms>", help("how often workers heartbeat, at most half the lease TTL", "heartbeatIntervalMs", `${SERVER_DEFAULTS.heartbeatIntervalMs} ms`)).env(SERVER_ENV.heartbeatIntervalMs))
@@ -27,6 +30,9 @@ async function main(argv: string[]) {
     .addOption(new Option("--tls-key <file>", "PEM private key for --tls-cert").env(SERVER_ENV.tlsKey))
     .addOption(new Option("--admin-token <token>", "an admin bearer token to accept (at least 32 characters); visible in ps, prefer STUDIO_ADMIN_TOKEN (default: none)").env(SERVER_ENV.adminToken))
     .addOption(new Option("--max-watch-streams-per-token <n>", help("open WatchJobs streams one token may hold", "maxWatchStreamsPerToken")).env(SERVER_ENV.maxWatchStreamsPerToken))
+    .addOption(new Option("--headers-timeout-ms <ms>", help("how long a new connection may take to send a complete request head (HTTP/1.1) or first stream (HTTP/2), TLS handshake included", "headersTimeoutMs", `${SERVER_DEFAULTS.headersTimeoutMs} ms`)).env(SERVER_ENV.headersTimeoutMs))
+    .addOption(new Option("--idle-timeout-ms <ms>", help("how long a connection may stay open with no request or stream in progress", "idleTimeoutMs", `${SERVER_DEFAULTS.idleTimeoutMs} ms`)).env(SERVER_ENV.idleTimeoutMs))
+    .addOption(new Option("--max-connections-per-address <n>", help("open connections one client address (IPv4, or IPv6 /64) may hold; raise it behind a reverse proxy or a NAT with many workers", "maxConnectionsPerAddress")).env(SERVER_ENV.maxConnectionsPerAddress))
     .showHelpAfterError();
   program.parse(argv);
   const opts = program.opts<Record<string, string | undefined>>();
@@ -43,7 +49,17 @@ async function main(argv: string[]) {
     console.error("studio-server: bad configuration: --tls-cert and --tls-key go together");
     process.exit(2);
   }
-  const studio = await startStudio(config);
+  // The port first: a busy one is one line naming it, before the data dir is opened or auth announced.
+  let studio: Studio;
+  try {
+    await checkPortFree(config.host, config.port);
+    studio = await startStudio(config);
+  } catch (err) {
+    const problem = err instanceof StorageOpenError ? err.message : describeListenError(err, config.host, config.port);
+    if (problem === undefined) throw err;
+    console.error(`studio-server: ${problem}`);
+    process.exit(1);
+  }
   let signals = 0;
   const shutdown = (signal: string) => {
     signals += 1;

@@ -1,4 +1,6 @@
 #!/usr/bin/env bun
+// First: from here on SIGTERM and SIGINT are held for main(), never the default action mid start-up.
+import { onShutdownSignal } from "./shutdown-signals.js";
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { engineName } from "../contract/names.js";
 import { WorkerConfigError, resolveEngines, type WorkerConfig } from "./config.js";
@@ -64,8 +66,17 @@ function buildEngines(config: WorkerConfig, logger: ReturnType<typeof createWork
   return new MultiEngine(engines);
 }
 
-/** `studio-worker`: parse the flags, connect, run jobs; SIGTERM drains, a second signal stops at once. */
+/**
+ * `studio-worker`: parse the flags, connect, run jobs; SIGTERM drains, a second signal stops at once.
+ * A signal during start-up (before the session runs) stops it at the next step: what was started is
+ * closed and the worker exits 0 (a second signal then exits 130 at once).
+ */
 async function main(argv: string[]): Promise<number> {
+  let startupSignal: NodeJS.Signals | undefined;
+  onShutdownSignal((signal) => {
+    if (startupSignal) process.exit(130);
+    startupSignal = signal;
+  });
   let config: WorkerConfig;
   try {
     config = parseWorkerArgs(argv, { version: WORKER_VERSION });
@@ -97,8 +108,17 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
+  const stoppedDuringStartup = async (stage: string): Promise<number> => {
+    await engines.close().catch((err) => logger.warn({ err }, "an engine did not close cleanly"));
+    barView?.stop();
+    logger.info({ signal: startupSignal, stage }, "stopped during start-up");
+    return 0;
+  };
+  if (startupSignal) return stoppedDuringStartup("configuration");
+
   // Before the session opens: a worker killed on this --work-dir may have left engines running.
   await recoverWorkDir(config.workDir, { logger: logger.child({ part: "recovery" }) });
+  if (startupSignal) return stoppedDuringStartup("crash recovery");
 
   const downloads = new DownloadManager({
     cacheDir: config.cacheDir,
@@ -125,6 +145,7 @@ async function main(argv: string[]): Promise<number> {
   const client = new SessionClient({ transport, handlers: runtime, logger, token: config.token });
   runtime.attach(client);
   await runtime.loadCache();
+  if (startupSignal) return stoppedDuringStartup("reading the cache");
   logger.info(
     {
       server: config.server,
@@ -157,8 +178,7 @@ async function main(argv: string[]): Promise<number> {
     runtime.stopNow();
     shutdown = finish();
   };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  onShutdownSignal(onSignal);
 
   try {
     await client.run();
@@ -174,4 +194,5 @@ async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
-process.exit(await main(process.argv));
+// No top-level await: the binary is compiled with --bytecode (see package.json), which needs none.
+void main(process.argv).then((code) => process.exit(code));

@@ -17,6 +17,17 @@ export class AuthEvents {
     this.#emitter.emit("revoked", tokenId);
   }
 
+  /** Publish after a token was created (the first one turns auth on for good). */
+  created(tokenId: string): void {
+    this.#emitter.emit("created", tokenId);
+  }
+
+  /** Calls listener with the id of every token created from now on; returns the unsubscribe function. */
+  onCreate(listener: (tokenId: string) => void): () => void {
+    this.#emitter.on("created", listener);
+    return () => this.#emitter.off("created", listener);
+  }
+
   /** Calls listener with the id of every token revoked from now on; returns the unsubscribe function. */
   onRevoke(listener: (tokenId: string) => void): () => void {
     this.#emitter.on("revoked", listener);

@@ -30,28 +30,45 @@ const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
  */
 export class AuthGate {
   readonly #store: TokenStore;
-  #open: boolean;
+  readonly #loopback: boolean;
+  /** Undefined until init(); once false it stays false (the first token switches auth on for good). */
+  #open: boolean | undefined;
 
   constructor(store: TokenStore, { loopback }: { loopback: boolean }) {
     this.#store = store;
-    this.#open = loopback && store.count() === 0;
+    this.#loopback = loopback;
   }
 
-  /** Whether callers without a token are let in right now. */
+  /** Decides the mode from the token table (after the bootstrap ran); until then nobody is let in open. */
+  async init(): Promise<void> {
+    this.#open = this.#loopback && (await this.#store.count()) === 0;
+  }
+
+  /** Whether callers without a token were let in at the last check (cheap; isOpen() checks again). */
   get open(): boolean {
-    if (this.#open && this.#store.count() > 0) this.#open = false;
-    return this.#open;
+    return this.#open === true;
+  }
+
+  /** Whether callers without a token are let in right now: while open, any token in the table (made here or on another replica) closes it. */
+  async isOpen(): Promise<boolean> {
+    if (this.#open && (await this.#store.count()) > 0) this.#open = false;
+    return this.#open === true;
+  }
+
+  /** Auth is on for good (a token was created here or, with a shared database, on another replica). */
+  close(): void {
+    this.#open = false;
   }
 
   /** The caller behind a header value, or AuthError("unauthenticated"). */
-  authenticate(authorization: string | null | undefined): Caller {
-    if (this.open) return OPEN_CALLER;
+  async authenticate(authorization: string | null | undefined): Promise<Caller> {
+    if (this.#open && (await this.isOpen())) return OPEN_CALLER;
     if (!authorization) {
       throw new AuthError("unauthenticated", "this studio needs a bearer token: send `Authorization: Bearer <token>`");
     }
     const m = BEARER.exec(authorization);
     if (!m) throw new AuthError("unauthenticated", "the Authorization header must be `Bearer <token>`");
-    const token = this.#store.authenticate(m[1]!);
+    const token = await this.#store.authenticate(m[1]!);
     if (!token) throw new AuthError("unauthenticated", "unknown token: ask an admin for a token (`studio tokens create`)");
     if (token.revokedAt !== null) throw new AuthError("unauthenticated", `token ${token.id} (${token.name}) was revoked`);
     return { tokenId: token.id, name: token.name, role: token.role };

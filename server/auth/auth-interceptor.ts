@@ -45,7 +45,7 @@ export function createAuthInterceptor(gate: AuthGate, events: AuthEvents, limite
       if (policy.public) return publicCall(req, next, limiter);
       let caller: Caller;
       try {
-        caller = gate.authenticate(req.header.get("authorization"));
+        caller = await gate.authenticate(req.header.get("authorization"));
         // Set before the role check so that the request log names who was refused.
         req.contextValues.set(callerKey, caller);
         gate.authorize(caller, policy.roles, policy.rpc);

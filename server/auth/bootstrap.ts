@@ -20,15 +20,16 @@ export interface BootstrapOptions {
  * loopback runs open and says so loudly, and any other address gets a fresh
  * admin token printed once to stderr (never to the log) instead of running open.
  */
-export function bootstrapAuth({ store, config, logger, printSecret = writeStderr }: BootstrapOptions): AuthMode {
+export async function bootstrapAuth({ store, config, logger, printSecret = writeStderr }: BootstrapOptions): Promise<AuthMode> {
   if (config.adminToken) {
-    const token = store.ensureSecret(config.adminToken, "admin (--admin-token)", "admin");
+    const token = await store.ensureSecret(config.adminToken, "admin (--admin-token)", "admin");
     if (token.revokedAt !== null) {
       logger.warn({ tokenId: token.id }, "the --admin-token given was revoked earlier and is refused; pass another");
     }
   }
-  if (store.count() > 0) {
-    logger.info({ tokens: store.count() }, "auth: bearer tokens enforced");
+  const tokens = await store.count();
+  if (tokens > 0) {
+    logger.info({ tokens }, "auth: bearer tokens enforced");
     return "enforced";
   }
   if (isLoopbackHost(config.host)) {
@@ -39,7 +40,7 @@ export function bootstrapAuth({ store, config, logger, printSecret = writeStderr
     );
     return "open";
   }
-  const { token, secret } = store.create("bootstrap admin", "admin");
+  const { token, secret } = await store.create("bootstrap admin", "admin");
   printSecret(
     `\nstudio: bound to ${config.host} with no tokens, so an admin token was created (shown only this once):\n\n` +
       `    ${secret}\n\n` +

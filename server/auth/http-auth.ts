@@ -6,9 +6,9 @@ import { AuthError, type AuthGate } from "./auth-gate.js";
 import type { Caller, Role } from "./caller.js";
 
 /** Authenticates a plain HTTP request the way the interceptor does an RPC; throws AuthError. */
-export function authenticateHttp(gate: AuthGate, req: HttpRequest, roles: readonly Role[] = HTTP_READER_ROLES): Caller {
+export async function authenticateHttp(gate: AuthGate, req: HttpRequest, roles: readonly Role[] = HTTP_READER_ROLES): Promise<Caller> {
   const header = req.headers.authorization;
-  const caller = gate.authenticate(Array.isArray(header) ? header[0] : header);
+  const caller = await gate.authenticate(Array.isArray(header) ? header[0] : header);
   gate.authorize(caller, roles, `${req.method} ${new URL(req.url ?? "/", "http://x").pathname}`);
   return caller;
 }
@@ -21,9 +21,9 @@ export function authenticateHttp(gate: AuthGate, req: HttpRequest, roles: readon
 export function protectHttpRoutes(gate: AuthGate, routes: HttpRoute[], roles: readonly Role[] = HTTP_READER_ROLES): HttpRoute[] {
   return routes.map((route) => ({
     ...route,
-    handle(req: HttpRequest, res: HttpResponse, params: Record<string, string>, url: URL) {
+    async handle(req: HttpRequest, res: HttpResponse, params: Record<string, string>, url: URL) {
       try {
-        authenticateHttp(gate, req, roles);
+        await authenticateHttp(gate, req, roles);
       } catch (err) {
         if (!(err instanceof AuthError)) throw err;
         const status = err.code === "unauthenticated" ? 401 : 403;

@@ -8,14 +8,14 @@ import { bootstrapAuth, type AuthMode } from "./bootstrap.js";
 import type { Caller, Role } from "./caller.js";
 import { authenticateHttp, protectHttpRoutes, protectModuleRoutes } from "./http-auth.js";
 import { StreamLimiter } from "./stream-limiter.js";
-import { TokenStore } from "./token-store.js";
 import { tokenRoutes } from "./token-service.js";
+import type { TokenStore } from "./token-store.js";
 
 export { AuthEvents } from "./auth-events.js";
 export { AuthError, AuthGate, isLoopbackHost } from "./auth-gate.js";
 export { RPC_ROLES, rolesFor, HTTP_READER_ROLES } from "./access-policy.js";
 export { callerKey, callerOf, OPEN_CALLER, type Caller, type Role } from "./caller.js";
-export { TokenStore, TOKEN_PREFIX, hashSecret } from "./token-store.js";
+export { TOKEN_PREFIX, hashSecret, type TokenStore } from "./token-store.js";
 export { StreamLimiter } from "./stream-limiter.js";
 export { OPEN_HTTP_MODULES } from "./http-auth.js";
 
@@ -29,7 +29,7 @@ export interface AuthModule extends StudioModule {
   /** Open or enforced, as decided at start (it becomes enforced once a token is created). */
   readonly mode: AuthMode;
   /** For plain HTTP routes: the caller, or AuthError (401/403). Default roles: admin and client. */
-  authenticateHttp(req: HttpRequest, roles?: readonly Role[]): Caller;
+  authenticateHttp(req: HttpRequest, roles?: readonly Role[]): Promise<Caller>;
   /** Wraps routes so that they need a token (admin or client by default) when auth is on. */
   protect(routes: HttpRoute[], roles?: readonly Role[]): HttpRoute[];
   /** Protects the plain routes of every module not in OPEN_HTTP_MODULES, in place. */
@@ -47,12 +47,14 @@ export interface AuthModuleOptions {
  * It must be the first module so that no other interceptor or handler runs for a refused caller.
  */
 export function createAuthModule(ctx: StudioContext, options: AuthModuleOptions = {}): AuthModule {
-  const store = new TokenStore(ctx.db, ctx.now);
+  const store = ctx.storage.tokens;
   const events = new AuthEvents();
   const logger = ctx.logger.child({ module: "auth" });
-  // Bootstrap runs now, before any module starts or the port opens, so that no request sees a half-decided mode.
-  bootstrapAuth({ store, config: ctx.config, logger, printSecret: options.printSecret });
   const gate = new AuthGate(store, { loopback: isLoopbackHost(ctx.config.host) });
+  // The first token turns auth on for good, wherever it was made.
+  events.onCreate(() => gate.close());
+  // Tokens created or revoked on another replica sharing the database: the same as here.
+  ctx.storage.cluster?.onTokenChange((c) => (c.kind === "revoked" ? events.revoked(c.tokenId) : events.created(c.tokenId)));
   const limiter = new StreamLimiter(ctx.config.maxWatchStreamsPerToken);
   return {
     name: "auth",
@@ -62,7 +64,12 @@ export function createAuthModule(ctx: StudioContext, options: AuthModuleOptions 
     get mode(): AuthMode {
       return gate.open ? "open" : "enforced";
     },
-    routes: tokenRoutes(store, events, logger, () => gate.open),
+    routes: tokenRoutes(store, events, logger, () => gate.isOpen()),
+    // Auth starts first of all modules and before the port opens, so that no request sees a half-decided mode.
+    async start() {
+      await bootstrapAuth({ store, config: ctx.config, logger, printSecret: options.printSecret });
+      await gate.init();
+    },
     interceptors: [createAuthInterceptor(gate, events, limiter)],
     authenticateHttp: (req, roles) => authenticateHttp(gate, req, roles),
     protect: (routes, roles) => protectHttpRoutes(gate, routes, roles),

@@ -64,29 +64,30 @@ export const FIRST_TOKEN_MUST_BE_ADMIN =
   "(STUDIO_TOKEN=<admin secret>)";
 
 /** Registers TokenService (admin only, by RPC_ROLES); isOpen says whether the studio still runs without tokens. */
-export function tokenRoutes(store: TokenStore, events: AuthEvents, logger: Logger, isOpen: () => boolean) {
+export function tokenRoutes(store: TokenStore, events: AuthEvents, logger: Logger, isOpen: () => Promise<boolean>) {
   return (router: ConnectRouter) =>
     router.service(TokenService, {
-      createToken(req, ctx) {
+      async createToken(req, ctx) {
         const role = roleFromProto(req.role);
         if (!role) throw new ConnectError("role: choose admin, client or worker", Code.InvalidArgument);
         try {
           checkTokenName(req.name);
-          if (role !== "admin" && isOpen()) throw new ConnectError(`role: ${FIRST_TOKEN_MUST_BE_ADMIN}`, Code.FailedPrecondition);
-          const { token, secret } = store.create(req.name, role);
+          if (role !== "admin" && (await isOpen())) throw new ConnectError(`role: ${FIRST_TOKEN_MUST_BE_ADMIN}`, Code.FailedPrecondition);
+          const { token, secret } = await store.create(req.name, role);
+          events.created(token.id);
           logger.info({ tokenId: token.id, tokenName: token.name, role, by: callerOf(ctx).name }, "token created");
           return create(CreateTokenResponseSchema, { token: tokenToProto(token), secret });
         } catch (err) {
           throw toConnect(err);
         }
       },
-      listTokens() {
-        return create(ListTokensResponseSchema, { tokens: store.list().map(tokenToProto) });
+      async listTokens() {
+        return create(ListTokensResponseSchema, { tokens: (await store.list()).map(tokenToProto) });
       },
-      revokeToken(req, ctx) {
+      async revokeToken(req, ctx) {
         if (!req.id) throw new ConnectError("id: which token to revoke (see `studio tokens list`)", Code.InvalidArgument);
         try {
-          const token = store.revoke(req.id);
+          const token = await store.revoke(req.id);
           logger.info({ tokenId: token.id, tokenName: token.name, by: callerOf(ctx).name }, "token revoked");
           events.revoked(token.id);
           return create(RevokeTokenResponseSchema, { token: tokenToProto(token) });

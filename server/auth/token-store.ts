@@ -1,7 +1,4 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { desc, eq } from "drizzle-orm";
-import type { StudioDb } from "../db/open.js";
-import { apiTokens } from "../db/schema.js";
 import type { Role } from "./caller.js";
 
 /** Every secret starts with this, so a leaked one is recognisable (and secret scanners can match it). */
@@ -46,7 +43,8 @@ export function newSecret(): string {
 
 const ROLES: readonly Role[] = ["admin", "client", "worker"];
 
-function toRecord(row: typeof apiTokens.$inferSelect): TokenRecord {
+/** The record of a stored row; a role this build does not know reads as revoked. */
+export function toRecord(row: TokenRow): TokenRecord {
   const role = ROLES.includes(row.role as Role) ? (row.role as Role) : undefined;
   // A row with a role this build does not know grants nothing: treat it as revoked.
   return {
@@ -68,99 +66,60 @@ export function checkTokenName(name: string): string {
   return trimmed;
 }
 
+/** An apiTokens row as both stores read it. */
+export interface TokenRow {
+  id: string;
+  name: string;
+  role: string;
+  secretHash: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
+/** A new token's row: a fresh id, the checked name, the hash of its secret. */
+export function newTokenRow(name: string, role: Role, secretHash: string, at: number): TokenRow {
+  return {
+    id: `tok_${randomBytes(9).toString("base64url")}`,
+    name: checkTokenName(name),
+    role,
+    secretHash,
+    createdAt: at,
+    lastUsedAt: null,
+    revokedAt: null,
+  };
+}
+
+/** The stored hash equals the hash of the presented secret, compared in constant time. */
+export function sameHash(stored: string, presented: string): boolean {
+  const a = Buffer.from(stored, "hex");
+  const b = Buffer.from(presented, "hex");
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** What goes wrong when the table is full. */
+export const tooManyTokens = () =>
+  new TokenError("resource_exhausted", `at most ${TOKEN_COUNT_MAX} tokens may exist; revoked ones count too`);
+
 /**
  * The apiTokens table: create (secret returned once), list, revoke, and look a
  * secret up by its hash. lastUsedAt is written at most once per touchIntervalMs
- * per token so that busy workers do not turn every RPC into a write.
+ * per token so that busy workers do not turn every RPC into a write. SQLite
+ * (sqlite-token-store.ts) and PostgreSQL (pg-token-store.ts) implement it and run
+ * the same suite (test/auth/token-store-suite.ts).
  */
-export class TokenStore {
-  readonly #db: StudioDb;
-  readonly #now: () => number;
-  readonly #touchIntervalMs: number;
-
-  constructor(db: StudioDb, now: () => number, { touchIntervalMs = 60_000 }: { touchIntervalMs?: number } = {}) {
-    this.#db = db;
-    this.#now = now;
-    this.#touchIntervalMs = touchIntervalMs;
-  }
-
+export interface TokenStore {
   /** Creates a token; the secret is in the result and nowhere else. */
-  create(name: string, role: Role): { token: TokenRecord; secret: string } {
-    const secret = newSecret();
-    return { token: this.#insert(name, role, hashSecret(secret)), secret };
-  }
-
+  create(name: string, role: Role): Promise<{ token: TokenRecord; secret: string }>;
   /** Stores a secret chosen by the operator (--admin-token) unless its hash is already there. */
-  ensureSecret(secret: string, name: string, role: Role): TokenRecord {
-    const hash = hashSecret(secret);
-    const row = this.#db.orm.select().from(apiTokens).where(eq(apiTokens.secretHash, hash)).get();
-    return row ? toRecord(row) : this.#insert(name, role, hash);
-  }
-
-  #insert(name: string, role: Role, secretHash: string): TokenRecord {
-    const trimmed = checkTokenName(name);
-    if (this.count() >= TOKEN_COUNT_MAX) {
-      throw new TokenError("resource_exhausted", `at most ${TOKEN_COUNT_MAX} tokens may exist; revoked ones count too`);
-    }
-    const row = {
-      id: `tok_${randomBytes(9).toString("base64url")}`,
-      name: trimmed,
-      role,
-      secretHash,
-      createdAt: this.#now(),
-      lastUsedAt: null,
-      revokedAt: null,
-    };
-    this.#db.orm.insert(apiTokens).values(row).run();
-    return toRecord(row);
-  }
-
+  ensureSecret(secret: string, name: string, role: Role): Promise<TokenRecord>;
   /** Every token, newest first. */
-  list(): TokenRecord[] {
-    return this.#db.orm.select().from(apiTokens).orderBy(desc(apiTokens.createdAt), desc(apiTokens.id)).all().map(toRecord);
-  }
-
-  get(id: string): TokenRecord | undefined {
-    const row = this.#db.orm.select().from(apiTokens).where(eq(apiTokens.id, id)).get();
-    return row ? toRecord(row) : undefined;
-  }
-
+  list(): Promise<TokenRecord[]>;
+  get(id: string): Promise<TokenRecord | undefined>;
   /** How many tokens exist, revoked included: any row at all means auth is enforced. */
-  count(): number {
-    return this.#db.sqlite.query<{ n: number }, []>("SELECT count(*) AS n FROM apiTokens").get()?.n ?? 0;
-  }
-
+  count(): Promise<number>;
   /** Marks a token revoked; revoking twice is an error so that scripts notice typos in ids. */
-  revoke(id: string): TokenRecord {
-    const changed = this.#db.sqlite
-      .query("UPDATE apiTokens SET revokedAt = ? WHERE id = ? AND revokedAt IS NULL")
-      .run(this.#now(), id);
-    const token = this.get(id);
-    if (!token) throw new TokenError("not_found", `no token with id ${JSON.stringify(id)}`);
-    if (changed.changes === 0) throw new TokenError("already_revoked", `token ${id} was already revoked`);
-    return token;
-  }
-
-  /**
-   * The token whose hash matches the secret, or undefined. The lookup goes through
-   * the unique index; the found hash is then compared in constant time.
-   */
-  authenticate(secret: string): TokenRecord | undefined {
-    const hash = hashSecret(secret);
-    // On every RPC: a statement bun:sqlite prepares once and caches, not a query built each time.
-    const row = this.#db.sqlite
-      .query<typeof apiTokens.$inferSelect, [string]>("SELECT * FROM apiTokens WHERE secretHash = ?")
-      .get(hash);
-    if (!row) return undefined;
-    const a = Buffer.from(row.secretHash, "hex");
-    const b = Buffer.from(hash, "hex");
-    if (a.length !== b.length || !timingSafeEqual(a, b)) return undefined;
-    const token = toRecord(row);
-    const now = this.#now();
-    if (token.revokedAt === null && (token.lastUsedAt === null || now - token.lastUsedAt >= this.#touchIntervalMs)) {
-      this.#db.sqlite.query("UPDATE apiTokens SET lastUsedAt = ? WHERE id = ?").run(now, token.id);
-      token.lastUsedAt = now;
-    }
-    return token;
-  }
+  revoke(id: string): Promise<TokenRecord>;
+  /** The token whose hash matches the secret (compared in constant time), or undefined. */
+  authenticate(secret: string): Promise<TokenRecord | undefined>;
 }

@@ -2,7 +2,6 @@ import type { StudioContext, StudioModule } from "../context.js";
 import { outputHttpRoute } from "../outputs/output-http-route.js";
 import { OutputStaging } from "../outputs/output-staging.js";
 import { OutputStore } from "../outputs/output-store.js";
-import { isOutputReferenced, sweepUnreferencedOutputs } from "../outputs/output-sweep.js";
 import { DeclineMemory } from "./decline-memory.js";
 import { Dispatcher } from "./dispatcher.js";
 import { LeaseOwners } from "./lease-owner.js";
@@ -11,7 +10,7 @@ import { ProgressThrottle } from "./progress-throttle.js";
 import { QueueActions } from "./queue-actions.js";
 import type { QueueStore } from "./queue-store.js";
 import { LeaseReaper } from "./reaper.js";
-import { createSqliteQueueStore } from "./sqlite/sqlite-queue-store.js";
+import { ReplicaSync } from "./replica-sync.js";
 import { WorkerRegistry } from "./worker-registry.js";
 import { registerDispatchRoutes } from "./worker-service.js";
 
@@ -38,15 +37,12 @@ export interface DispatchModule extends StudioModule {
  * the lease reaper, the output store with GetJobOutput and GET /jobs/{id}/outputs/{index}.
  */
 export function createDispatchModule(ctx: StudioContext): DispatchModule {
-  const store = createSqliteQueueStore(ctx.db);
+  const store = ctx.storage.queue;
   // A silent session (no message for a lease TTL) gets no offers until it speaks again.
   const registry = new WorkerRegistry({ now: ctx.now, silentAfterMs: ctx.config.leaseTtlMs });
   const declines = new DeclineMemory(DECLINE_MEMORY_MS, ctx.now);
-  const outputs = new OutputStore(ctx.config.dataDir, ctx.config.maxOutputBytes);
-  // Before serving: outputs moved into the store by a complete whose row a crash then lost.
-  const swept = sweepUnreferencedOutputs(ctx.db, outputs);
-  if (swept.length > 0) ctx.logger.warn({ count: swept.length }, "removed stored outputs no job references");
-  const staging = new OutputStaging(outputs, (sha) => isOutputReferenced(ctx.db, sha));
+  const outputs = new OutputStore(ctx.config.dataDir, ctx.config.maxOutputBytes, ctx.storage.blobs);
+  const staging = new OutputStaging(outputs);
   const throttle = new ProgressThrottle();
   let dispatcher: Dispatcher | undefined;
   const actions = new QueueActions({
@@ -62,6 +58,10 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
   const reaper = new LeaseReaper({ store, actions, now: ctx.now, logger: ctx.logger }, ctx.config.leaseTtlMs);
   const poll = createPollApi({ ctx, actions, outputs });
   const d = dispatcher;
+  const getJob = (id: string) => store.get(id);
+  const cluster = ctx.storage.cluster;
+  const replicas =
+    cluster && new ReplicaSync({ cluster, registry, dispatcher: d, logger: ctx.logger }, { sweepIntervalMs: ctx.tuning?.replicaSweepMs });
   return {
     name: "dispatch",
     store,
@@ -72,15 +72,32 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
     staging,
     actions,
     routes: (router) =>
-      registerDispatchRoutes(router, { ctx, store, registry, actions, dispatcher: d, declines, outputs, staging, poll, db: ctx.db }),
-    httpRoutes: [outputHttpRoute(ctx.db, outputs)],
-    start() {
+      registerDispatchRoutes(router, {
+        ctx,
+        store,
+        registry,
+        actions,
+        dispatcher: d,
+        declines,
+        outputs,
+        staging,
+        poll,
+        getJob,
+        listWorkers: replicas ? () => replicas.listWorkers() : async () => registry.all().map(WorkerRegistry.info),
+      }),
+    httpRoutes: [outputHttpRoute(getJob, outputs)],
+    async start() {
+      // Before serving: outputs moved into the store by a complete whose row a crash then lost.
+      const swept = await outputs.blobs.sweep();
+      if (swept.length > 0) ctx.logger.warn({ count: swept.length }, "removed stored outputs no job references");
       d.start();
       reaper.start();
+      replicas?.start();
       d.wake();
     },
     async stop() {
       d.stop();
+      replicas?.stop();
       poll.close();
       // Workers see their stream end and reconnect (to this studio when it is back, keeping their leases).
       for (const w of registry.all()) w.end();

@@ -10,10 +10,10 @@ export type SniffResult = "h2" | "http1" | "silent";
  * Reads a cleartext socket's first bytes until they decide the protocol: the HTTP/2 preface
  * (which may come in pieces, so a matching prefix waits for more) or anything else (HTTP/1.1).
  * Whatever was read is pushed back onto the socket for the server that takes it. A socket that
- * ends, or sends nothing decisive within timeoutMs, is "silent": the caller destroys it, so an
- * idle connect cannot hold a file descriptor forever.
+ * ends, or (when timeoutMs is given) sends nothing decisive within it, is "silent": the caller
+ * destroys it. The listener passes no timeout: its connection guard's deadline covers sniffing.
  */
-export function sniffPreface(socket: net.Socket, timeoutMs: number): Promise<SniffResult> {
+export function sniffPreface(socket: net.Socket, timeoutMs?: number): Promise<SniffResult> {
   return new Promise((resolve) => {
     let buffered = Buffer.alloc(0);
     const finish = (result: SniffResult) => {
@@ -33,7 +33,7 @@ export function sniffPreface(socket: net.Socket, timeoutMs: number): Promise<Sni
       else if (n === H2_PREFACE.length) finish("h2");
     };
     const onGone = () => finish("silent");
-    const timer = setTimeout(onGone, timeoutMs);
+    const timer = timeoutMs === undefined ? undefined : setTimeout(onGone, timeoutMs);
     socket.on("readable", onReadable);
     socket.once("end", onGone);
     socket.once("close", onGone);

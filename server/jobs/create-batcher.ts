@@ -22,6 +22,7 @@ export class CreateBatcher {
   readonly #maxBatch: number;
   #pending: Pending[] = [];
   #scheduled = false;
+  #inFlight = false;
 
   constructor(store: JobStore, { maxBatch = MAX_CREATE_BATCH }: { maxBatch?: number } = {}) {
     this.#store = store;
@@ -32,29 +33,42 @@ export class CreateBatcher {
   create(input: NewJob): Promise<{ row: JobRow; created: boolean }> {
     return new Promise((resolve, reject) => {
       this.#pending.push({ input, resolve, reject });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#flush());
-      }
+      this.#schedule();
     });
   }
 
+  #schedule(): void {
+    if (this.#scheduled || this.#inFlight || this.#pending.length === 0) return;
+    this.#scheduled = true;
+    setImmediate(() => this.#flush());
+  }
+
+  /**
+   * Commits what is pending, one batch at a time: creates that arrive while a commit is in
+   * flight (a store that waits on the network) join the next batch instead of a commit of
+   * their own. A store that commits synchronously (SQLite) has answered by the next turn.
+   */
   #flush(): void {
     this.#scheduled = false;
-    while (this.#pending.length > 0) {
-      const batch = this.#pending.splice(0, this.#maxBatch);
-      let outcomes: CreateOutcome[];
-      try {
-        outcomes = this.#store.createBatch(batch.map((p) => p.input));
-      } catch (err) {
-        for (const p of batch) p.reject(err);
-        continue;
-      }
-      batch.forEach((p, i) => {
-        const o = outcomes[i]!;
-        if ("error" in o) p.reject(o.error);
-        else p.resolve(o);
+    const batch = this.#pending.splice(0, this.#maxBatch);
+    if (batch.length === 0) return;
+    this.#inFlight = true;
+    this.#store
+      .createBatch(batch.map((p) => p.input))
+      .then(
+        (outcomes: CreateOutcome[]) =>
+          batch.forEach((p, i) => {
+            const o = outcomes[i]!;
+            if ("error" in o) p.reject(o.error);
+            else p.resolve(o);
+          }),
+        (err: unknown) => {
+          for (const p of batch) p.reject(err);
+        },
+      )
+      .finally(() => {
+        this.#inFlight = false;
+        this.#schedule();
       });
-    }
   }
 }

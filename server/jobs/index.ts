@@ -1,9 +1,7 @@
 import type { StudioContext, StudioModule } from "../context.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
-import { ModelRegistry } from "../registry/model-registry.js";
 import { createJobService } from "./job-service.js";
 import type { JobStore } from "./job-store.js";
-import { SqliteJobStore } from "./sqlite-job-store.js";
 
 export type { JobStore } from "./job-store.js";
 export { jobFromRow, statusFromRow, statusToRow, type JobRow, type JobStatusName } from "./job-row.js";
@@ -13,17 +11,9 @@ export interface JobsModule extends StudioModule {
   store: JobStore;
 }
 
-/**
- * The jobs module; it resolves model names at write time through the registry
- * (a ModelRegistry holds no state of its own beyond the database, so its own instance is the same registry).
- */
-export function createJobsModule(ctx: StudioContext, registry = new ModelRegistry(ctx.db, ctx.now)): JobsModule {
-  const store = new SqliteJobStore({
-    db: ctx.db,
-    events: ctx.events,
-    now: ctx.now,
-    resolveModel: (name) => registry.resolve(name),
-  });
+/** The jobs module; its store resolves model names at write time against the registry, in the write's transaction. */
+export function createJobsModule(ctx: StudioContext): JobsModule {
+  const store = ctx.storage.jobs;
   const shutdown = new AbortController();
   const service = createJobService({
     store,

@@ -56,38 +56,38 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
       }),
 
     promoteJob: (req: PromoteJobRequest) =>
-      atJobEdge(() => {
+      atJobEdge(async () => {
         requireId(req.jobId, "job_id");
         const issues = modelIssues(req.model);
         if (issues.length) throw new JobError("invalid_request", formatIssues(issues));
-        const original = store.get(req.jobId);
+        const original = await store.get(req.jobId);
         if (!original) throw jobNotFound(req.jobId);
-        const row = store.promote(req.jobId, req.model, promotedPriority(original.priority));
+        const row = await store.promote(req.jobId, req.model, promotedPriority(original.priority));
         return create(PromoteJobResponseSchema, { job: jobFromRow(row) });
       }),
 
     retryJob: (req: RetryJobRequest) =>
-      atJobEdge(() => {
+      atJobEdge(async () => {
         requireId(req.jobId, "job_id");
-        return create(RetryJobResponseSchema, { job: jobFromRow(store.retry(req.jobId)) });
+        return create(RetryJobResponseSchema, { job: jobFromRow(await store.retry(req.jobId)) });
       }),
 
     cancelJob: (req: CancelJobRequest) =>
-      atJobEdge(() => {
+      atJobEdge(async () => {
         requireId(req.jobId, "job_id");
-        return create(CancelJobResponseSchema, { job: jobFromRow(store.cancel(req.jobId).row) });
+        return create(CancelJobResponseSchema, { job: jobFromRow((await store.cancel(req.jobId)).row) });
       }),
 
     getJob: (req: GetJobRequest) =>
-      atJobEdge(() => {
+      atJobEdge(async () => {
         requireId(req.jobId, "job_id");
-        const row = store.get(req.jobId);
+        const row = await store.get(req.jobId);
         if (!row) throw jobNotFound(req.jobId);
         return create(GetJobResponseSchema, { job: jobFromRow(row) });
       }),
 
     listJobs: (req: ListJobsRequest) =>
-      atJobEdge(() => {
+      atJobEdge(async () => {
         const statuses = statusFilter(req.statuses);
         if (req.model !== "") {
           const issues = modelIssues(req.model);
@@ -95,7 +95,7 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
         }
         const pageSize = Math.min(req.pageSize || LIST_PAGE_SIZE.default, LIST_PAGE_SIZE.max);
         const after = req.pageToken === "" ? undefined : decodeCursor(req.pageToken);
-        const page = store.list({ statuses, model: req.model }, { pageSize, after });
+        const page = await store.list({ statuses, model: req.model }, { pageSize, after });
         return create(ListJobsResponseSchema, {
           jobs: page.rows.map((row) => jobFromRow(row)),
           nextPageToken: page.next ? encodeCursor(page.next) : "",

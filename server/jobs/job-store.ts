@@ -44,23 +44,24 @@ export interface CancelResult {
  * Each write resolves the model against the registry inside its own transaction,
  * is conditional on the state it expects, and publishes a JobChange after commit.
  * Errors are JobErrors. The worker side (claim, lease, complete, requeue) is
- * dispatch's, in its own module. A PostgreSQL store would implement this same interface.
+ * dispatch's, in its own module. SQLite (sqlite-job-store.ts) and PostgreSQL (pg-job-store.ts)
+ * implement it and run the same suite (test/server/job-store-suite.ts).
  */
 export interface JobStore {
-  get(id: string): JobRow | undefined;
+  get(id: string): Promise<JobRow | undefined>;
   /** Newest first, on (createdAt, id). */
-  list(filter: JobFilter, page: { pageSize: number; after?: ListCursor }): JobPage;
+  list(filter: JobFilter, page: { pageSize: number; after?: ListCursor }): Promise<JobPage>;
   /** A new QUEUED job, or the existing one when idempotencyKey matches (created false). */
-  create(input: NewJob): { row: JobRow; created: boolean };
+  create(input: NewJob): Promise<{ row: JobRow; created: boolean }>;
   /**
    * Several creates committed together, each as create would do it (in order, a later one seeing an
    * earlier one's idempotency key), each refused alone: one outcome per input, in input order.
    */
-  createBatch(inputs: readonly NewJob[]): CreateOutcome[];
+  createBatch(inputs: readonly NewJob[]): Promise<CreateOutcome[]>;
   /** A new QUEUED job with jobId's task under model; the original is untouched. */
-  promote(jobId: string, model: string, priority: number): JobRow;
+  promote(jobId: string, model: string, priority: number): Promise<JobRow>;
   /** FAILED or CANCELLED back to QUEUED with attempts 0, the model resolved again. */
-  retry(jobId: string): JobRow;
+  retry(jobId: string): Promise<JobRow>;
   /** QUEUED, OFFERED or RUNNING to CANCELLED, the lease cleared. */
-  cancel(jobId: string): CancelResult;
+  cancel(jobId: string): Promise<CancelResult>;
 }

@@ -5,10 +5,10 @@ import { graphicsJobs } from "../db/schema.js";
 import { RegistryError } from "../registry/registry-errors.js";
 import type { ResolvedModel } from "../registry/model-registry.js";
 import { JobError, jobNotFound, wrongState } from "./job-errors.js";
+import { checkRetryFitsEngine, checkSameRequest, checkTaskFitsEngine } from "./job-write-rules.js";
 import { taskFromJson, taskToJson, type JobRow, type JobStatusName } from "./job-row.js";
 import type { CancelResult, CreateOutcome, JobFilter, JobPage, JobStore, NewJob } from "./job-store.js";
 import type { ListCursor } from "./list-cursor.js";
-import type { Task } from "../../gen/studio/v1/job_pb.js";
 
 export interface SqliteJobStoreDeps {
   db: StudioDb;
@@ -32,11 +32,15 @@ export class SqliteJobStore implements JobStore {
     this.#newId = deps.newId ?? (() => Bun.randomUUIDv7());
   }
 
-  get(id: string): JobRow | undefined {
+  async get(id: string): Promise<JobRow | undefined> {
+    return this.#get(id);
+  }
+
+  #get(id: string): JobRow | undefined {
     return this.#d.db.sqlite.query<JobRow, [string]>("SELECT * FROM graphicsJobs WHERE id = ?").get(id) ?? undefined;
   }
 
-  list(filter: JobFilter, { pageSize, after }: { pageSize: number; after?: ListCursor }): JobPage {
+  async list(filter: JobFilter, { pageSize, after }: { pageSize: number; after?: ListCursor }): Promise<JobPage> {
     const where: SQL[] = [];
     if (filter.statuses?.length) where.push(inArray(graphicsJobs.status, [...filter.statuses]));
     if (filter.model) where.push(eq(graphicsJobs.model, filter.model));
@@ -60,7 +64,7 @@ export class SqliteJobStore implements JobStore {
     return { rows: page, next: { createdAt: last.createdAt, id: last.id } };
   }
 
-  create(input: NewJob): { row: JobRow; created: boolean } {
+  async create(input: NewJob): Promise<{ row: JobRow; created: boolean }> {
     const result = immediate(this.#d.db, () => this.#createInTransaction(input));
     if (result.created) this.#publish(result.row);
     return result;
@@ -71,7 +75,7 @@ export class SqliteJobStore implements JobStore {
    * one (a JobError or any other error) is rolled back alone and reported in its place. Changes are
    * published after the commit; if the commit fails, the whole call throws and nothing is published.
    */
-  createBatch(inputs: readonly NewJob[]): CreateOutcome[] {
+  async createBatch(inputs: readonly NewJob[]): Promise<CreateOutcome[]> {
     // Called inside the immediate transaction, bun:sqlite runs each as a SAVEPOINT.
     const inSavepoint = this.#d.db.sqlite.transaction((input: NewJob) => this.#createInTransaction(input));
     const outcomes = immediate(this.#d.db, () =>
@@ -101,9 +105,9 @@ export class SqliteJobStore implements JobStore {
     return { row: this.#insert(input.model, resolved, taskToJson(input.task), input.priority, input.maxAttempts, key, null), created: true };
   }
 
-  promote(jobId: string, model: string, priority: number): JobRow {
+  async promote(jobId: string, model: string, priority: number): Promise<JobRow> {
     const row = immediate(this.#d.db, () => {
-      const original = this.get(jobId);
+      const original = this.#get(jobId);
       if (!original) throw jobNotFound(jobId);
       const resolved = this.#resolve(model);
       // The stored task is re-serialised so that a legacy row's unparsable task is refused, not copied.
@@ -117,13 +121,14 @@ export class SqliteJobStore implements JobStore {
     return row;
   }
 
-  retry(jobId: string): JobRow {
+  async retry(jobId: string): Promise<JobRow> {
     const row = immediate(this.#d.db, () => {
-      const current = this.get(jobId);
+      const current = this.#get(jobId);
       if (!current) throw jobNotFound(jobId);
       if (!RETRYABLE.includes(current.status as JobStatusName))
         throw wrongState(jobId, current.status, "only FAILED or CANCELLED jobs can be retried");
       const resolved = this.#resolve(current.model);
+      checkRetryFitsEngine(resolved, current);
       const updated = this.#d.db.orm
         .update(graphicsJobs)
         .set({
@@ -150,9 +155,9 @@ export class SqliteJobStore implements JobStore {
     return row;
   }
 
-  cancel(jobId: string): CancelResult {
+  async cancel(jobId: string): Promise<CancelResult> {
     const result = immediate(this.#d.db, () => {
-      const current = this.get(jobId);
+      const current = this.#get(jobId);
       if (!current) throw jobNotFound(jobId);
       if (!CANCELLABLE.includes(current.status as JobStatusName))
         throw wrongState(jobId, current.status, "only QUEUED, OFFERED or RUNNING jobs can be cancelled");
@@ -210,45 +215,4 @@ export class SqliteJobStore implements JobStore {
   #publish(row: JobRow): void {
     this.#d.events.publish({ jobId: row.id, status: row.status, model: row.model, job: row });
   }
-}
-
-/**
- * A retried CreateJob with the same key must be the same request: returning the old job for a
- * different one would tell the caller its new request was queued when it was not.
- */
-function checkSameRequest(existing: JobRow, input: NewJob, key: string): void {
-  const differs: string[] = [];
-  if (existing.model !== input.model) differs.push(`model (${JSON.stringify(existing.model)}, now ${JSON.stringify(input.model)})`);
-  if (existing.task !== taskToJson(input.task) && !sameTaskButSeed(existing.task, input)) differs.push("task");
-  if (existing.priority !== input.priority) differs.push(`priority (${existing.priority}, now ${input.priority})`);
-  if (existing.maxAttempts !== input.maxAttempts) differs.push(`max_attempts (${existing.maxAttempts}, now ${input.maxAttempts})`);
-  if (differs.length === 0) return;
-  throw new JobError(
-    "idempotency_conflict",
-    `idempotency_key: ${JSON.stringify(key)} already names job ${JSON.stringify(existing.id)}, made from a different request: ` +
-      `its ${differs.join(", ")} differ${differs.length === 1 ? "s" : ""}; use a new key for a new request`,
-  );
-}
-
-/** The stored task equals the requested one once the studio-chosen seed is put aside. */
-function sameTaskButSeed(stored: string, input: NewJob): boolean {
-  if (!input.seedChosen || input.task.kind.case !== "image") return false;
-  const task = taskFromJson(stored);
-  if (task.kind.case !== "image") return false;
-  task.kind.value.seed = input.task.kind.value.seed;
-  return taskToJson(task) === taskToJson(input.task);
-}
-
-/**
- * An sd-cpp model makes images and a llama-cpp model text (synthetic does both): a task of the
- * other kind could never succeed, so it is refused at the edge instead of failing on a worker.
- */
-function checkTaskFitsEngine(resolved: ResolvedModel, task: Task, path: "task" | "model"): void {
-  const wants = resolved.engine === "sd-cpp" ? "image" : resolved.engine === "llama-cpp" ? "text" : undefined;
-  const kind = task.kind.case;
-  if (wants === undefined || kind === undefined || kind === wants) return;
-  throw new JobError(
-    "invalid_request",
-    `${path}: model ${JSON.stringify(resolved.name)} runs ${resolved.engine}, which takes ${wants} tasks (got ${kind === "image" ? "an" : "a"} ${kind} task)`,
-  );
 }

@@ -59,13 +59,13 @@ export async function* watchJobs(
     if (req.includeSnapshot) {
       if (ids.size > 0) {
         for (const id of ids) {
-          const row = store.get(id);
+          const row = await store.get(id);
           if (row && matches(row)) yield create(WatchJobsResponseSchema, { job: jobFromRow(row), snapshot: true });
         }
       } else {
         let after: ListCursor | undefined;
         do {
-          const page = store.list({ statuses, model: req.model }, { pageSize: snapshotPageSize, after });
+          const page = await store.list({ statuses, model: req.model }, { pageSize: snapshotPageSize, after });
           for (const row of page.rows) yield create(WatchJobsResponseSchema, { job: jobFromRow(row), snapshot: true });
           after = page.next;
         } while (after && !signal.aborted);
@@ -81,7 +81,7 @@ export async function* watchJobs(
         continue;
       }
       pending.delete(next.value);
-      const row = store.get(next.value);
+      const row = await store.get(next.value);
       if (row && matches(row)) yield create(WatchJobsResponseSchema, { job: jobFromRow(row), snapshot: false });
     }
   } finally {

@@ -68,11 +68,11 @@ type HealthRequest = { service: string };
  * writable, migrations applied) and NOT_SERVING otherwise, for "" (the server) and
  * each studio service; Watch sends the status now and again whenever it changes.
  */
-export function grpcHealthRoutes(ready: () => boolean, services: readonly string[], { watchIntervalMs = 5000 } = {}) {
+export function grpcHealthRoutes(ready: () => Promise<boolean>, services: readonly string[], { watchIntervalMs = 5000 } = {}) {
   const known = new Set(["", ...services]);
-  const status = (req: HealthRequest): MessageShape<DescMessage> => {
+  const status = async (req: HealthRequest): Promise<MessageShape<DescMessage>> => {
     if (!known.has(req.service)) throw new ConnectError(`unknown service ${JSON.stringify(req.service)}`, Code.NotFound);
-    return create(ResponseSchema, { status: ready() ? SERVING : NOT_SERVING } as never);
+    return create(ResponseSchema, { status: (await ready()) ? SERVING : NOT_SERVING } as never);
   };
   return (router: ConnectRouter) =>
     router.service(HealthService, {
@@ -80,7 +80,7 @@ export function grpcHealthRoutes(ready: () => boolean, services: readonly string
       async *watch(req: HealthRequest, ctx: HandlerContext) {
         let last: number | undefined;
         while (!ctx.signal.aborted) {
-          const now = status(req) as unknown as { status: number };
+          const now = (await status(req)) as unknown as { status: number };
           if (now.status !== last) {
             last = now.status;
             yield now as never;

@@ -1,13 +1,15 @@
 import type { StudioContext, StudioModule } from "../context.js";
 import { feedJobMetrics } from "./job-metrics.js";
-import { opsRoutes, readinessProblem } from "./health.js";
+import { opsRoutes } from "./health.js";
 import { grpcHealthRoutes } from "./grpc-health.js";
+import { grpcReflectionRoutes } from "./grpc-reflection.js";
+import { logJobEvents } from "./job-log.js";
 import { createRequestLogInterceptor } from "./request-log.js";
+import { createUnavailableInterceptor } from "./unavailable.js";
 import { StudioMetrics } from "./studio-metrics.js";
 
 export { StudioMetrics, type WorkerLoad } from "./studio-metrics.js";
 export { SERVICE_READ_MAX_BYTES, withRequestLimits, limitRouter } from "./request-limits.js";
-export { readinessProblem } from "./health.js";
 export { meterDispatch } from "./dispatch-metrics.js";
 export { REQUEST_ID_HEADER } from "./request-log.js";
 
@@ -21,26 +23,34 @@ export interface OpsModule extends StudioModule {
 }
 
 /**
- * Observability: /healthz, /readyz, /metrics (open routes), grpc.health.v1.Health, the request log
- * interceptor (placed before auth so refused calls are logged too) and the
- * job-event feed of the metrics.
+ * Observability: /healthz, /readyz, /metrics (open routes), grpc.health.v1.Health, gRPC server
+ * reflection (v1 and v1alpha), the request log
+ * interceptor (placed before auth so refused calls are logged too), the
+ * job-event feed of the metrics and the job-event log lines.
  */
 export function createOpsModule(ctx: StudioContext): OpsModule {
-  const metrics = new StudioMetrics(ctx.db, ctx.now);
-  let unsubscribe: (() => void) | undefined;
+  const metrics = new StudioMetrics(ctx.storage.stats, ctx.now);
+  const unsubscribe: Array<() => void> = [];
   return {
     name: "ops",
     metrics,
-    httpRoutes: opsRoutes(ctx.db, metrics),
-    routes: grpcHealthRoutes(() => readinessProblem(ctx.db) === undefined, STUDIO_SERVICES),
-    interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" }))],
+    httpRoutes: opsRoutes(ctx.storage, metrics),
+    routes: (router) => {
+      grpcHealthRoutes(async () => (await ctx.storage.readiness()) === undefined, STUDIO_SERVICES)(router);
+      grpcReflectionRoutes()(router);
+    },
+    interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" })), createUnavailableInterceptor()],
+    onConnectionRefused: (why) => metrics.connectionsClosed.inc({ reason: why }),
     start() {
-      unsubscribe = feedJobMetrics(ctx.events, ctx.db, metrics, ctx.now, (err) =>
-        ctx.logger.error({ err }, "metrics: a job change could not be observed"),
+      unsubscribe.push(
+        feedJobMetrics(ctx.events, (id) => ctx.storage.jobs.get(id), metrics, ctx.now, (err) =>
+          ctx.logger.error({ err }, "metrics: a job change could not be observed"),
+        ),
+        logJobEvents(ctx.events, ctx.logger.child({ module: "jobs" }), ctx.now),
       );
     },
     stop() {
-      unsubscribe?.();
+      for (const off of unsubscribe.splice(0)) off();
     },
   };
 }

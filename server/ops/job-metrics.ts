@@ -1,4 +1,3 @@
-import type { StudioDb } from "../db/open.js";
 import type { JobChange, JobEvents, JobFacts } from "../events/job-events.js";
 import type { StudioMetrics } from "./studio-metrics.js";
 
@@ -45,18 +44,17 @@ export function storedOutputBytes(outputs: string): number {
  * bytesDone while downloading adds to the download bytes; a QUEUED change of a job
  * that already used attempts is a retry; a final status observes the job's duration,
  * and SUCCEEDED adds its output bytes. The facts come with the change (JobChange.job);
- * only a change without them costs a query. Returns the unsubscribe function.
+ * only a change without them costs a query. Changes that
+ * another replica made (JobChange.remote) are that replica's to count. Returns the unsubscribe function.
  */
 export function feedJobMetrics(
   events: JobEvents,
-  db: StudioDb,
+  /** Reads a job's facts for a change that came without them. */
+  readFacts: (jobId: string) => Promise<JobFacts | undefined>,
   metrics: StudioMetrics,
   now: () => number,
   onError: (err: unknown) => void = () => {},
 ): () => void {
-  const facts = db.sqlite.query<JobFacts, [string]>(
-    "SELECT attempts, createdAt, finishedAt, outputs, progress FROM graphicsJobs WHERE id = ?",
-  );
   const phases = new Map<string, PhaseState>();
   const endPhase = (jobId: string, at: number) => {
     const state = phases.get(jobId);
@@ -65,19 +63,22 @@ export function feedJobMetrics(
   };
   // A listener that threw would stop the bus for every later listener (watchers, dispatch): never let it.
   const safe = (change: JobChange) => {
+    // Another replica's change is counted by that replica's metrics, never twice.
+    if (change.remote) return;
     try {
-      observe(change);
+      if (change.status === "OFFERED") metrics.offers.inc();
+      else if (change.job) observe(change, change.job);
+      else
+        void readFacts(change.jobId).then(
+          (job) => job && observe(change, job),
+          (err: unknown) => onError(err),
+        );
     } catch (err) {
       onError(err);
     }
   };
-  const observe = (change: JobChange) => {
-    if (change.status === "OFFERED") {
-      metrics.offers.inc();
-      return;
-    }
-    const job = change.job ?? facts.get(change.jobId);
-    if (!job) return;
+  const observe = (change: JobChange, job: JobFacts) => {
+    if (change.status === "OFFERED") return;
     if (change.status === "RUNNING") {
       const at = storedPhase(job.progress);
       if (!at) return;

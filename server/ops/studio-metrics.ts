@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { StudioDb } from "../db/open.js";
+import type { QueueStats } from "../storage/storage.js";
 
 /** What dispatch knows about one connected worker, for the worker gauges. */
 export interface WorkerLoad {
@@ -32,9 +32,11 @@ export class StudioMetrics {
   readonly outputBytes: Counter;
   /** Model bytes workers reported downloading. */
   readonly downloadBytes: Counter;
+  /** Connections the listener closed itself: a deadline passed, or the peer address was at its cap. */
+  readonly connectionsClosed: Counter<"reason">;
   #workers: () => WorkerLoad[] = () => [];
 
-  constructor(db: StudioDb, now: () => number) {
+  constructor(stats: QueueStats, now: () => number) {
     const registers = [this.registry];
     const p = "studio_";
     new Gauge({
@@ -42,29 +44,23 @@ export class StudioMetrics {
       help: "Jobs by status, as stored",
       labelNames: ["status"],
       registers,
-      collect() {
+      async collect() {
+        const rows = await stats.jobCounts();
         this.reset();
         for (const s of STATUSES) this.set({ status: s }, 0);
-        const rows = db.sqlite.query<{ status: string; n: number }, []>(
-          `SELECT status, count(*) AS n FROM graphicsJobs GROUP BY status`,
-        );
-        for (const r of rows.all()) this.set({ status: r.status }, r.n);
+        for (const r of rows) this.set({ status: r.status }, r.n);
       },
     });
-    const queued = () =>
-      db.sqlite
-        .query<{ model: string; n: number; oldest: number }, []>(
-          `SELECT model, count(*) AS n, min(createdAt) AS oldest FROM graphicsJobs WHERE status = 'QUEUED' GROUP BY model`,
-        )
-        .all();
+    const queued = () => stats.queuedByModel();
     new Gauge({
       name: `${p}queue_depth`,
       help: "Queued jobs per model",
       labelNames: ["model"],
       registers,
-      collect() {
+      async collect() {
+        const rows = await queued();
         this.reset();
-        for (const r of queued()) this.set({ model: r.model }, r.n);
+        for (const r of rows) this.set({ model: r.model }, r.n);
       },
     });
     new Gauge({
@@ -72,10 +68,11 @@ export class StudioMetrics {
       help: "Age of the oldest queued job per model",
       labelNames: ["model"],
       registers,
-      collect() {
+      async collect() {
+        const rows = await queued();
         this.reset();
         const t = now();
-        for (const r of queued()) this.set({ model: r.model }, Math.max(0, (t - r.oldest) / 1000));
+        for (const r of rows) this.set({ model: r.model }, Math.max(0, (t - r.oldest) / 1000));
       },
     });
     const workers = () => this.#workers();
@@ -116,6 +113,12 @@ export class StudioMetrics {
     this.downloadBytes = new Counter({
       name: `${p}worker_download_bytes_total`,
       help: "Model bytes workers reported downloading",
+      registers,
+    });
+    this.connectionsClosed = new Counter({
+      name: `${p}connections_closed_total`,
+      help: "Connections the studio closed itself: headers (no request in time), idle, max-connections-per-address",
+      labelNames: ["reason"],
       registers,
     });
   }

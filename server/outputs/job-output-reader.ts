@@ -1,8 +1,5 @@
-import { eq } from "drizzle-orm";
 import type { JobOutput } from "../../gen/studio/v1/job_pb.js";
-import type { StudioDb } from "../db/open.js";
-import { graphicsJobs } from "../db/schema.js";
-import { outputsFromJson } from "../jobs/job-row.js";
+import { outputsFromJson, type JobRow } from "../jobs/job-row.js";
 import { OutputError } from "./output-error.js";
 import type { OutputStore } from "./output-store.js";
 
@@ -14,19 +11,20 @@ const MAX_INDEX = 1_000_000;
  * in the content-addressed store. NOT_FOUND names what is missing: the job, the
  * index, or (never expected) the stored bytes.
  */
-export function findJobOutput(db: StudioDb, outputs: OutputStore, jobId: string, index: number): JobOutput {
+export async function findJobOutput(
+  getJob: (id: string) => Promise<JobRow | undefined>,
+  outputs: OutputStore,
+  jobId: string,
+  index: number,
+): Promise<JobOutput> {
   if (jobId === "" || jobId.length > 200) throw new OutputError("invalid_argument", "job_id must be 1 to 200 characters");
   if (!Number.isInteger(index) || index < 0 || index > MAX_INDEX)
     throw new OutputError("invalid_argument", `index must be a non-negative integer (got ${index})`);
-  const row = db.orm
-    .select({ outputs: graphicsJobs.outputs, status: graphicsJobs.status })
-    .from(graphicsJobs)
-    .where(eq(graphicsJobs.id, jobId))
-    .get();
+  const row = await getJob(jobId);
   if (!row) throw new OutputError("not_found", `job ${JSON.stringify(jobId)} not found`);
   const output = outputsFromJson(row.outputs).find((o) => o.index === index);
   if (!output) throw new OutputError("not_found", `job ${JSON.stringify(jobId)} (${row.status}) has no output ${index}`);
-  if (!outputs.has(output.sha256))
+  if (!(await outputs.has(output.sha256)))
     throw new OutputError("not_found", `output ${index} of job ${JSON.stringify(jobId)} is missing from the output store`);
   return output;
 }

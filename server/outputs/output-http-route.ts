@@ -1,5 +1,6 @@
 import type * as http from "node:http";
-import type { StudioDb } from "../db/open.js";
+import { Readable } from "node:stream";
+import type { JobRow } from "../jobs/job-row.js";
 import { sendText, type HttpRoute } from "../http/http-routes.js";
 import { OutputError } from "./output-error.js";
 import { findJobOutput } from "./job-output-reader.js";
@@ -10,11 +11,11 @@ import type { OutputStore } from "./output-store.js";
  * the output's Content-Type, Content-Length, and its sha256 as a strong ETag
  * (answering If-None-Match with 304). HEAD gets the headers only.
  */
-export function outputHttpRoute(db: StudioDb, outputs: OutputStore): HttpRoute {
+export function outputHttpRoute(getJob: (id: string) => Promise<JobRow | undefined>, outputs: OutputStore): HttpRoute {
   return {
     method: "GET",
     path: /^\/jobs\/(?<id>[^/]{1,200})\/outputs\/(?<index>\d{1,7})$/,
-    handle(req, res, params) {
+    async handle(req, res, params) {
       let jobId: string;
       try {
         jobId = decodeURIComponent(params.id!);
@@ -23,7 +24,7 @@ export function outputHttpRoute(db: StudioDb, outputs: OutputStore): HttpRoute {
       }
       let output;
       try {
-        output = findJobOutput(db, outputs, jobId, Number(params.index));
+        output = await findJobOutput(getJob, outputs, jobId, Number(params.index));
       } catch (err) {
         if (err instanceof OutputError) return sendText(res, err.code === "not_found" ? 404 : 400, `${err.message}\n`);
         throw err;
@@ -43,8 +44,9 @@ export function outputHttpRoute(db: StudioDb, outputs: OutputStore): HttpRoute {
       }
       w.writeHead(200, headers);
       if (req.method === "HEAD") return void w.end();
-      const stream = outputs.openRead(output.sha256);
+      const stream = Readable.from(outputs.openRead(output.sha256), { objectMode: false });
       stream.on("error", () => w.destroy());
+      w.on("close", () => stream.destroy());
       stream.pipe(w);
     },
   };

@@ -25,7 +25,7 @@ export interface StagedOutput {
  *
  * Commit order (see `commit`): the bytes are moved into the store first, then the
  * job row is committed. A crash between the two leaves a stored file no job
- * references, which the startup sweep (sweepUnreferencedOutputs) deletes; the
+ * references, which the blob store's sweep deletes; the
  * other order could commit a row naming bytes that a crash then lost.
  */
 export class OutputStaging {
@@ -37,8 +37,6 @@ export class OutputStaging {
 
   constructor(
     readonly store: OutputStore,
-    /** Whether some job row names this digest (a failed commit removes only files nobody references). */
-    readonly referenced: (sha256: string) => boolean,
     readonly memoryBudget = STAGED_MEMORY_BYTES,
   ) {}
 
@@ -100,18 +98,18 @@ export class OutputStaging {
    * Moves `outputs` into the store, then runs `commitRow` (the job's complete
    * transaction). Move first: a crash after the move and before the row leaves only
    * an unreferenced file, swept at startup; never a row naming missing bytes. When
-   * `commitRow` fails (the lease was lost meanwhile), the files this call created are
-   * removed unless another commit holds them or a job row references them.
+   * `commitRow` fails (the lease was lost meanwhile), the bytes this call stored are
+   * removed unless another commit here holds them or a job row references them.
    */
   async commit<T>(outputs: readonly StagedOutput[], commitRow: () => Promise<T>): Promise<T> {
     const shas = outputs.map((o) => o.verified.sha256);
     for (const s of shas) this.#pins.set(s, (this.#pins.get(s) ?? 0) + 1);
     const created: string[] = [];
     try {
-      for (const o of outputs) if (this.store.promote(o.verified)) created.push(o.verified.sha256);
+      for (const o of outputs) if (await this.store.promote(o.verified)) created.push(o.verified.sha256);
       return await commitRow();
     } catch (err) {
-      for (const s of created) if (this.#pins.get(s) === 1 && !this.referenced(s)) this.store.remove(s);
+      for (const s of created) if (this.#pins.get(s) === 1) await this.store.blobs.removeIfUnreferenced(s);
       throw err;
     } finally {
       for (const s of shas) {

@@ -1,24 +1,12 @@
 import { createHash, randomBytes } from "node:crypto";
-import {
-  closeSync,
-  createReadStream,
-  existsSync,
-  mkdirSync,
-  openSync,
-  renameSync,
-  rmSync,
-  readdirSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
-import type { ReadStream } from "node:fs";
+import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { isSha256Hex } from "../../contract/hex.js";
+import { FileBlobs, type OutputReferences } from "./file-blobs.js";
+import { OUTPUT_CHUNK_BYTES, type OutputBlobs, type VerifiedOutput } from "./output-blobs.js";
 import { OutputError } from "./output-error.js";
 
-/** The largest piece of an output one message may carry (OutputChunk.data, GetJobOutput chunks). */
-export const OUTPUT_CHUNK_BYTES = 1024 * 1024;
+export { OUTPUT_CHUNK_BYTES, type VerifiedOutput } from "./output-blobs.js";
 /**
  * Outputs up to this size are held in memory while they arrive and written in one go
  * once verified (none at all when the digest is already stored), instead of a temp file
@@ -26,64 +14,48 @@ export const OUTPUT_CHUNK_BYTES = 1024 * 1024;
  */
 export const IN_MEMORY_OUTPUT_BYTES = 1024 * 1024;
 
-/**
- * Output bytes that passed their size and digest check but are not in the store yet:
- * held in memory (small ones) or in a closed temp file under `outputs/.tmp`. They
- * enter the store only through `promote`, which the job's complete calls; anything
- * else ends with `discard`.
- */
-export interface VerifiedOutput {
-  readonly sha256: string;
-  readonly size: number;
-  /** The bytes, for outputs small enough to hold in memory. */
-  readonly bytes?: Uint8Array;
-  /** The closed temp file holding the bytes, for larger ones. */
-  readonly file?: string;
-}
+const NO_REFERENCES: OutputReferences = { isReferenced: () => false, referencedDigests: () => new Set() };
 
 /**
- * A content-addressed store of job outputs under `<dataDir>/outputs/<sha[0:2]>/<sha>`.
- * Bytes arrive in a temp file under `<dataDir>/outputs/.tmp` (or memory), are checked
- * against the size and sha256 the worker announced, and wait there until the job
- * completes; only then are they renamed into place, so a reader never sees a partial
- * or unverified file, equal outputs are kept once, and a job that never completes
- * leaves nothing in the store.
+ * Job outputs on their way in and out. Bytes arrive in a temp file under
+ * `<dataDir>/outputs/.tmp` (or memory), are checked against the size and sha256 the
+ * worker announced, and wait there until the job completes; only then do they enter
+ * the content-addressed blob store (files beside SQLite, rows in PostgreSQL), so a
+ * reader never sees a partial or unverified output, equal outputs are kept once, and
+ * a job that never completes leaves nothing in the store.
  */
 export class OutputStore {
   readonly root: string;
   readonly #tmp: string;
-  /** Shard directories known to exist, so a commit does not ask the filesystem each time. */
-  readonly #shards = new Set<string>();
+  readonly blobs: OutputBlobs;
 
-  constructor(dataDir: string, readonly maxOutputBytes: number) {
+  constructor(
+    dataDir: string,
+    readonly maxOutputBytes: number,
+    blobs?: OutputBlobs,
+  ) {
     this.root = join(dataDir, "outputs");
     this.#tmp = join(this.root, ".tmp");
     // Nothing is in flight before the studio serves, so what is left here is from a crash.
     rmSync(this.#tmp, { recursive: true, force: true });
     mkdirSync(this.#tmp, { recursive: true });
-  }
-
-  /** Where the bytes of a digest live (whether or not they are stored). */
-  pathOf(sha256: string): string {
-    if (!isSha256Hex(sha256)) throw new OutputError("invalid_argument", `sha256 must be 64 hex digits (got ${JSON.stringify(sha256)})`);
-    const sha = sha256.toLowerCase();
-    return join(this.root, sha.slice(0, 2), sha);
+    this.blobs = blobs ?? new FileBlobs(this.root, NO_REFERENCES, this.#tmp);
   }
 
   /** Whether an output with this digest is stored. */
-  has(sha256: string): boolean {
-    return isSha256Hex(sha256) && existsSync(this.pathOf(sha256));
+  async has(sha256: string): Promise<boolean> {
+    return isSha256Hex(sha256) && (await this.blobs.sizeOf(sha256.toLowerCase())) !== undefined;
   }
 
   /** The stored size of a digest, or undefined. */
-  sizeOf(sha256: string): number | undefined {
-    if (!this.has(sha256)) return undefined;
-    return statSync(this.pathOf(sha256)).size;
+  sizeOf(sha256: string): Promise<number | undefined> {
+    return this.blobs.sizeOf(sha256.toLowerCase());
   }
 
-  /** Opens a stored output for reading, in chunks of at most OUTPUT_CHUNK_BYTES. */
-  openRead(sha256: string): ReadStream {
-    return createReadStream(this.pathOf(sha256), { highWaterMark: OUTPUT_CHUNK_BYTES });
+  /** A stored output's bytes, in chunks of at most OUTPUT_CHUNK_BYTES. */
+  openRead(sha256: string): AsyncIterable<Uint8Array> {
+    if (!isSha256Hex(sha256)) throw new OutputError("invalid_argument", `sha256 must be 64 hex digits (got ${JSON.stringify(sha256)})`);
+    return this.blobs.read(sha256.toLowerCase());
   }
 
   /** Starts an upload of `size` bytes whose digest must be `sha256`; refuses sizes over the limit up front. */
@@ -114,34 +86,16 @@ export class OutputStore {
   }
 
   /** Verifies and stores at once (tools and tests; dispatch stages and promotes on complete). */
-  put(data: Uint8Array, sha256: string): void {
-    this.promote(this.verify(data, sha256));
+  async put(data: Uint8Array, sha256: string): Promise<void> {
+    await this.promote(this.verify(data, sha256));
   }
 
   /**
-   * Moves verified bytes into place: a temp file is renamed, bytes in memory are written
-   * whole to a temp file and renamed, so readers never see a partial file. A digest
-   * already stored keeps its file. True when this call created the stored file.
+   * Moves verified bytes into the blob store; a digest already stored keeps its bytes
+   * (a temp file is removed either way). True when this call stored them.
    */
-  promote(v: VerifiedOutput): boolean {
-    const dest = this.#destOf(v.sha256);
-    if (existsSync(dest)) {
-      this.discard(v);
-      return false;
-    }
-    if (v.file !== undefined) {
-      renameSync(v.file, dest);
-      return true;
-    }
-    const tmp = join(this.#tmp, `${randomBytes(12).toString("hex")}.part`);
-    writeFileSync(tmp, v.bytes ?? new Uint8Array(), { flag: "wx", mode: 0o600 });
-    try {
-      renameSync(tmp, dest);
-    } catch (err) {
-      rmSync(tmp, { force: true });
-      throw err;
-    }
-    return true;
+  promote(v: VerifiedOutput): Promise<boolean> {
+    return this.blobs.put(v);
   }
 
   /** Moves verified bytes held in memory to a temp file (staging past its memory budget); files pass through. */
@@ -155,29 +109,6 @@ export class OutputStore {
   /** Forgets verified bytes that will not be stored (their temp file, if any, is removed). */
   discard(v: VerifiedOutput): void {
     if (v.file !== undefined) rmSync(v.file, { force: true });
-  }
-
-  /** Removes a stored output (a promote whose commit failed, or one no job references). */
-  remove(sha256: string): void {
-    rmSync(this.pathOf(sha256), { force: true });
-  }
-
-  /** Every stored digest (the startup sweep walks them). */
-  *storedDigests(): Generator<string> {
-    for (const shard of readdirSync(this.root)) {
-      if (!/^[0-9a-f]{2}$/.test(shard)) continue;
-      for (const name of readdirSync(join(this.root, shard))) if (isSha256Hex(name)) yield name;
-    }
-  }
-
-  #destOf(sha256: string): string {
-    const dest = this.pathOf(sha256);
-    const shard = sha256.slice(0, 2);
-    if (!this.#shards.has(shard)) {
-      mkdirSync(join(this.root, shard), { recursive: true });
-      this.#shards.add(shard);
-    }
-    return dest;
   }
 }
 

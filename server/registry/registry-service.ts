@@ -31,14 +31,14 @@ export function createRegistryService({
 }: RegistryServiceDeps): ServiceImpl<typeof RegistryService> {
   return {
     listModels: (req) =>
-      atRegistryEdge(() => create(ListModelsResponseSchema, { models: registry.list({ enabledOnly: req.enabledOnly }) })),
+      atRegistryEdge(async () => create(ListModelsResponseSchema, { models: await registry.list({ enabledOnly: req.enabledOnly }) })),
 
-    getModel: (req) => atRegistryEdge(() => create(GetModelResponseSchema, { model: registry.get(req.name) })),
+    getModel: (req) => atRegistryEdge(async () => create(GetModelResponseSchema, { model: await registry.get(req.name) })),
 
     createModel: (req) =>
-      atRegistryEdge(() =>
+      atRegistryEdge(async () =>
         create(CreateModelResponseSchema, {
-          model: registry.create({
+          model: await registry.create({
             name: req.name,
             source: req.source,
             description: req.description,
@@ -48,29 +48,29 @@ export function createRegistryService({
       ),
 
     updateModel: (req) =>
-      atRegistryEdge(() => {
+      atRegistryEdge(async () => {
         if (req.source === undefined && req.description === undefined)
           throw new ConnectError("UpdateModel needs source or description to change", Code.InvalidArgument);
         return create(UpdateModelResponseSchema, {
-          model: registry.update(req.name, { source: req.source, description: req.description }),
+          model: await registry.update(req.name, { source: req.source, description: req.description }),
         });
       }),
 
     deleteModel: (req) =>
-      atRegistryEdge(() => {
-        registry.delete(req.name);
+      atRegistryEdge(async () => {
+        await registry.delete(req.name);
         return create(DeleteModelResponseSchema);
       }),
 
     setModelEnabled: (req) =>
-      atRegistryEdge(() => create(SetModelEnabledResponseSchema, { model: registry.setEnabled(req.name, req.enabled) })),
+      atRegistryEdge(async () => create(SetModelEnabledResponseSchema, { model: await registry.setEnabled(req.name, req.enabled) })),
 
     verifyModel: (req) =>
       atRegistryEdge(async () => {
         let source;
         if (req.target.case === "name") {
           checkModelName(req.target.value);
-          source = registry.get(req.target.value).source;
+          source = (await registry.get(req.target.value)).source;
           if (!source) throw modelSourceInvalid(req.target.value);
         } else if (req.target.case === "source") {
           source = validateModelSource(req.target.value, "source");

@@ -9,7 +9,7 @@ import { AuthEvents } from "../../server/auth/auth-events.js";
 import { AuthGate } from "../../server/auth/auth-gate.js";
 import { RPC_ROLES } from "../../server/auth/access-policy.js";
 import { StreamLimiter } from "../../server/auth/stream-limiter.js";
-import { TokenStore } from "../../server/auth/token-store.js";
+import { SqliteTokenStore } from "../../server/auth/sqlite-token-store.js";
 import type { Role } from "../../server/auth/caller.js";
 import { callAny, contractServices, probeTransport } from "./probe.js";
 
@@ -39,13 +39,14 @@ let transport: ReturnType<typeof probeTransport>;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "studio-matrix-"));
   db = openStudioDb(dir);
-  const store = new TokenStore(db, Date.now);
-  for (const role of ["admin", "client", "worker"] as const) secrets[role] = store.create(`${role} one`, role).secret;
-  const revoked = store.create("gone", "client");
-  store.revoke(revoked.token.id);
+  const store = new SqliteTokenStore(db, Date.now);
+  for (const role of ["admin", "client", "worker"] as const) secrets[role] = (await store.create(`${role} one`, role)).secret;
+  const revoked = await store.create("gone", "client");
+  await store.revoke(revoked.token.id);
   secrets.revoked = revoked.secret;
   services = (await contractServices()).filter((s) => s.typeName.startsWith("studio.v1."));
   const gate = new AuthGate(store, { loopback: true });
+  await gate.init();
   transport = probeTransport(services, { gate, events: new AuthEvents(), limiter: new StreamLimiter(4) });
 });
 

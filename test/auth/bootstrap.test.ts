@@ -1,3 +1,4 @@
+import { sqliteOf } from "../helpers/test-studio.js";
 import { afterEach, describe, expect, test } from "bun:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -102,7 +103,7 @@ describe("bootstrap", () => {
         expect((err as ConnectError).message).toContain("tokens create <name> --role admin");
       }
       // Nothing was written and the studio is still open.
-      expect(studio.ctx.db.sqlite.query("SELECT count(*) AS n FROM apiTokens").get()).toEqual({ n: 0 });
+      expect(sqliteOf(studio).query("SELECT count(*) AS n FROM apiTokens").get()).toEqual({ n: 0 });
       expect((await clientFor(JobService, studio.url).listJobs({})).jobs).toEqual([]);
       // A bad name is still INVALID_ARGUMENT, whatever the role.
       const badName = await anon.createToken({ name: " ", role: TokenRole.CLIENT }).catch((e) => ConnectError.from(e).code);
@@ -156,7 +157,7 @@ describe("bootstrap", () => {
     const studio = await startAuthStudio({ dataDir });
     try {
       expect((await clientFor(TokenService, studio.url, admin).listTokens({})).tokens.length).toBe(1);
-      const dump = JSON.stringify(studio.ctx.db.sqlite.query("SELECT * FROM apiTokens").all());
+      const dump = JSON.stringify(sqliteOf(studio).query("SELECT * FROM apiTokens").all());
       expect(dump).not.toContain(admin);
     } finally {
       await studio.stop();

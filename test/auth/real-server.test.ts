@@ -1,3 +1,4 @@
+import { sqliteOf } from "../helpers/test-studio.js";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -44,9 +45,9 @@ describe("auth on a real studio", () => {
     const created = await admin.createToken({ name: "render farm", role: TokenRole.WORKER });
     expect(created.secret.startsWith(TOKEN_PREFIX)).toBe(true);
     expect(Buffer.from(created.secret.slice(TOKEN_PREFIX.length), "base64url").length).toBe(32);
-    const row = studio.ctx.db.sqlite.query<{ secretHash: string }, [string]>("SELECT secretHash FROM apiTokens WHERE id = ?").get(created.token!.id)!;
+    const row = sqliteOf(studio).query<{ secretHash: string }, [string]>("SELECT secretHash FROM apiTokens WHERE id = ?").get(created.token!.id)!;
     expect(row.secretHash).toBe(hashSecret(created.secret));
-    const dump = JSON.stringify(studio.ctx.db.sqlite.query("SELECT * FROM apiTokens").all());
+    const dump = JSON.stringify(sqliteOf(studio).query("SELECT * FROM apiTokens").all());
     expect(dump).not.toContain(created.secret);
     expect(dump).not.toContain(ADMIN);
 

@@ -4,18 +4,18 @@ import { JobOutputSchema, JobStatus, type Task } from "../../gen/studio/v1/job_p
 import type { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { BROKEN_MODEL, FAIL_MARKER, SD_MODEL, SYNTH_MODEL } from "./chaos-cluster.js";
 import type { StoredOutput } from "./invariants.js";
+import type { SeededRandom } from "./random.js";
 
-const rand = (min: number, max: number) => min + Math.random() * (max - min);
 
 /**
  * The job mix: synthetic images (batches of 1-3, some with size overrides) and text, fake sd-cli
  * images (batches of 1-2), and a few jobs made to fail (sd-cli exits 1; a model whose file is 404).
  */
-export function randomJob(n: number): { model: string; task: Task; maxAttempts?: number } {
-  const seed = BigInt(Math.floor(Math.random() * 2 ** 31));
+export function randomJob(n: number, random: SeededRandom): { model: string; task: Task; maxAttempts?: number } {
+  const seed = BigInt(random.below(2 ** 31));
   const image = (prompt: string, batchCount: number, overrides?: { width: number; height: number }) =>
     ({ kind: { case: "image", value: { prompt, seed, batchCount, negativePrompt: "", overrides } } }) as unknown as Task;
-  const r = Math.random();
+  const r = random.next();
   if (r < 0.5) return { model: SYNTH_MODEL, task: image(`synthetic ${n}`, 1 + (n % 3)) };
   if (r < 0.6) return { model: SYNTH_MODEL, task: image(`small ${n}`, 1, { width: 24, height: 16 }) };
   if (r < 0.7) return { model: SYNTH_MODEL, task: { kind: { case: "text", value: { prompt: `say ${n}`, seed, messages: [], stop: [] } } } as unknown as Task };
@@ -89,18 +89,20 @@ export class JobCreator {
     private readonly jobs: Client<typeof JobService>,
     private readonly intervalMs: number,
     private readonly keyPrefix: string,
+    private readonly random: SeededRandom,
   ) {
     this.done = this.loop();
   }
 
   private async loop(): Promise<void> {
     for (let n = 1; this.running; n++) {
-      const job = randomJob(n);
+      const job = randomJob(n, this.random);
+      const cancelAfterMs = this.random.between(0, 800);
       for (;;) {
         try {
           const res = await this.jobs.createJob({ ...job, idempotencyKey: `${this.keyPrefix}-${n}` }, { timeoutMs: 5000 });
           this.created += 1;
-          if (n % 23 === 0) setTimeout(() => void this.jobs.cancelJob({ jobId: res.job!.id }).catch(() => {}), rand(0, 800));
+          if (n % 23 === 0) setTimeout(() => void this.jobs.cancelJob({ jobId: res.job!.id }).catch(() => {}), cancelAfterMs);
           break;
         } catch (err) {
           if (!(err instanceof ConnectError)) throw err;

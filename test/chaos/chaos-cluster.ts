@@ -6,7 +6,8 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
-import { REPO, StudioProcess, WorkerChild, compileWorker, freePort, recordedPids } from "./processes.js";
+import { DRAIN_REPORT_MS } from "../../worker/runtime/worker-runtime.js";
+import { REPO, StudioProcess, WorkerChild, compileWorker, freePort, gracefulStopProblem, recordedPids } from "./processes.js";
 
 /** The model files the sd-cpp model names, served by the cluster's file server. */
 const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 131 + seed * 17 + (i >> 9)) & 0xff);
@@ -17,6 +18,18 @@ export const SD_MODEL = "chaos-sd";
 export const BROKEN_MODEL = "chaos-broken";
 /** An sd job whose prompt contains this makes the fixture fail (the shim switches it to FAKE_SD_MODE=fail). */
 export const FAIL_MARKER = "chaos-must-fail";
+
+/** The workers' --drain-grace-seconds. */
+const DRAIN_GRACE_SECONDS = 3;
+/**
+ * How long a worker's graceful stop may take before the harness SIGKILLs it (and calls that a
+ * violation): the drain grace, then the report window of jobs stopped when it ran out, then closing
+ * the session (2 s) and stopping engine groups (SIGTERM grace up to 5 s, then 2 s for them to be
+ * gone), with room for a loaded machine.
+ */
+export const WORKER_STOP_BUDGET_MS = DRAIN_GRACE_SECONDS * 1000 + DRAIN_REPORT_MS + 15_000;
+/** The studio's graceful stop (it closes sessions and the database). */
+const STUDIO_STOP_BUDGET_MS = 15_000;
 
 export interface ClusterOptions {
   dir: string;
@@ -131,7 +144,7 @@ export class ChaosCluster {
       "--server", this.studio.url,
       "--cache-dir", join(this.opts.dir, kind === "sd" ? "cache-sd" : `cache-${dirName}`),
       "--work-dir", this.workDirOf(dirName),
-      "--drain-grace-seconds", "3",
+      "--drain-grace-seconds", String(DRAIN_GRACE_SECONDS),
       "--job-timeout", "60",
       ...(kind === "sd" ? ["--engines", "sd-cpp", "--sd-cli", this.shim] : ["--engines", "synthetic"]),
     ];
@@ -159,11 +172,17 @@ export class ChaosCluster {
     return this.workers.filter((w) => w.alive && !w.stopped && (kind === undefined || w.kind === kind));
   }
 
-  /** Stops every worker (drain, then kill) and the studio (graceful), and the file server. */
-  async stopAll(): Promise<void> {
-    await Promise.all(this.workers.filter((w) => w.alive).map((w) => w.stop(8000)));
-    await this.studio.stop();
+  /**
+   * Stops every worker (drain; SIGKILL only past its budget) and the studio (graceful), and the file
+   * server. Returns what was wrong with those stops: each must exit 0 by itself within its budget.
+   */
+  async stopAll(): Promise<string[]> {
+    const stops = await Promise.all(this.workers.filter((w) => w.alive).map((w) => w.stop(WORKER_STOP_BUDGET_MS)));
+    const problems = stops.map((s) => gracefulStopProblem(s, WORKER_STOP_BUDGET_MS)).filter((p): p is string => p !== undefined);
+    const studio = await this.studio.stop(STUDIO_STOP_BUDGET_MS);
+    if (studio !== 0) problems.push(`the studio: a graceful stop ended with ${studio === null ? "no exit status" : `exit status ${studio}`}, not 0`);
     this.fileServer?.stop(true);
+    return problems;
   }
 
   /** Kills everything at once (the run broke): workers, studio, file server. */

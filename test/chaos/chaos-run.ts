@@ -7,6 +7,7 @@ import { BROKEN_MODEL, ChaosCluster, FAIL_MARKER } from "./chaos-cluster.js";
 import { JobCreator, SuccessWatcher } from "./chaos-client.js";
 import { checkInvariants, filesUnder, type InvariantReport } from "./invariants.js";
 import { MetricsTally } from "./metrics-tally.js";
+import { SeededRandom, chaosSeed } from "./random.js";
 import { recordedPids, survivorsOf } from "./processes.js";
 
 export interface ChaosOptions {
@@ -27,6 +28,8 @@ export interface ChaosOptions {
   log?: (line: string) => void;
   /** Keep the temp dir (logs, data dir) for a look afterwards (it is always kept when an invariant broke). */
   keepDir?: boolean;
+  /** Seeds every random choice (kill schedule and victims, job mix, cancels); random when absent. */
+  seed?: number;
 }
 
 /** What happened during a run, for the printed figures. */
@@ -56,6 +59,8 @@ export interface ChaosFigures {
 }
 
 export interface ChaosResult {
+  /** The seed of this run's random choices: the same seed replays them (timings still vary). */
+  seed: number;
   figures: ChaosFigures;
   report: InvariantReport;
   /** Every broken invariant (from the database, the store, the caches and /proc). */
@@ -63,11 +68,9 @@ export interface ChaosResult {
   dir: string;
 }
 
-const rand = (min: number, max: number) => min + Math.random() * (max - min);
-const pick = <T>(xs: T[]): T | undefined => xs[Math.floor(Math.random() * xs.length)];
 const TERMINAL = new Set([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED]);
 
-type Settings = Required<Omit<ChaosOptions, "log">> & { log: (line: string) => void };
+type Settings = Required<Omit<ChaosOptions, "log" | "seed">> & { log: (line: string) => void; seed: number; random: SeededRandom };
 
 /**
  * The chaos run: a studio child process, compiled workers and a client creating jobs, while workers
@@ -77,12 +80,16 @@ type Settings = Required<Omit<ChaosOptions, "log">> & { log: (line: string) => v
  * If the run itself breaks, every process it started is killed before the error propagates.
  */
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
+  const seed = o.seed ?? chaosSeed(undefined, "seed");
   const s: Settings = {
     syntheticWorkers: 3, sdWorkers: 2, killMinMs: 1500, killMaxMs: 3500, studioKills: 2, leaseTtlMs: 2000,
     heartbeatIntervalMs: 300, jobIntervalMs: 150, settleDeadlineMs: 60_000, sdStepMs: 60, keepDir: false,
     ...o,
     log: o.log ?? (() => {}),
+    seed,
+    random: new SeededRandom(seed),
   };
+  s.log(`seed ${seed}`);
   const dir = mkdtempSync(join(tmpdir(), "chaos-"));
   const start = Date.now();
   const c = await ChaosCluster.start({ dir, leaseTtlMs: s.leaseTtlMs, heartbeatIntervalMs: s.heartbeatIntervalMs, maxAttempts: 25, sdStepMs: s.sdStepMs });
@@ -106,7 +113,7 @@ async function drive(c: ChaosCluster, s: Settings, dir: string, start: number): 
   for (let i = 0; i < s.syntheticWorkers; i++) c.startWorker("synthetic");
   for (let i = 0; i < s.sdWorkers; i++) c.startWorker("sd");
   const watcher = new SuccessWatcher(c.jobs);
-  const creator = new JobCreator(c.jobs, s.jobIntervalMs, `chaos-${start}`);
+  const creator = new JobCreator(c.jobs, s.jobIntervalMs, `chaos-${start}`, s.random.fork(1));
   const scraper = setInterval(() => void metrics.scrape(), 1000);
   try {
     await chaosPhase(c, s, start, figures, metrics, watcher, killed);
@@ -129,7 +136,7 @@ async function drive(c: ChaosCluster, s: Settings, dir: string, start: number): 
   clearInterval(scraper);
   await watcher.stop();
   Object.assign(figures, metrics.totals());
-  await c.stopAll();
+  violations.push(...(await c.stopAll()));
   figures.sdFileGets = c.fileGets.count;
 
   violations.push(...(await survivingProcesses(c)));
@@ -155,7 +162,7 @@ async function drive(c: ChaosCluster, s: Settings, dir: string, start: number): 
   violations.push(...recovery.problems);
   figures.elapsedMs = Date.now() - start;
   if (!s.keepDir && violations.length === 0) rmSync(dir, { recursive: true, force: true });
-  return { figures, report, violations, dir };
+  return { seed: s.seed, figures, report, violations, dir };
 }
 
 /** The schedule: worker kills every killMin..killMax ms, studio kills spread over the run, one SIGSTOP near the middle. */
@@ -172,7 +179,8 @@ async function chaosPhase(
   const stopAt = start + s.durationMs * 0.45;
   const stopForMs = 2 * s.leaseTtlMs + 500;
   let stopped = false;
-  let nextKill = Date.now() + rand(s.killMinMs, s.killMaxMs);
+  const schedule = s.random.fork(2);
+  let nextKill = Date.now() + schedule.between(s.killMinMs, s.killMaxMs);
   while (Date.now() - start < s.durationMs) {
     await Bun.sleep(100);
     if (studioKillAt.length > 0 && Date.now() >= studioKillAt[0]!) {
@@ -192,7 +200,7 @@ async function chaosPhase(
     }
     if (!stopped && Date.now() >= stopAt) {
       stopped = true;
-      const victim = pick(c.alive("sd")) ?? pick(c.alive());
+      const victim = schedule.pick(c.alive("sd")) ?? schedule.pick(c.alive());
       if (victim) {
         victim.signal("SIGSTOP");
         victim.stopped = true;
@@ -205,8 +213,8 @@ async function chaosPhase(
       }
     }
     if (Date.now() >= nextKill) {
-      nextKill = Date.now() + rand(s.killMinMs, s.killMaxMs);
-      const victim = pick(c.alive());
+      nextKill = Date.now() + schedule.between(s.killMinMs, s.killMaxMs);
+      const victim = schedule.pick(c.alive());
       if (!victim) continue;
       await victim.kill9();
       killed.add(victim.name);

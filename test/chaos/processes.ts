@@ -21,7 +21,7 @@ export async function freePort(): Promise<number> {
  * dist/studio-worker at the same time cannot swap the binary under a running test).
  */
 export function compileWorker(outfile: string): void {
-  const r = Bun.spawnSync(["bun", "build", "--compile", join(REPO, "worker/main.ts"), "--outfile", outfile], {
+  const r = Bun.spawnSync(["bun", "build", "--compile", "--bytecode", join(REPO, "worker/main.ts"), "--outfile", outfile], {
     cwd: REPO,
     stdout: "pipe",
     stderr: "pipe",
@@ -119,6 +119,22 @@ export class StudioProcess {
   }
 }
 
+/** How a graceful stop (SIGTERM) ended: a clean one exits 0 by itself within its budget. */
+export interface GracefulStop {
+  name: string;
+  code: number | null;
+  signal: string | null;
+  killedAfterBudget: boolean;
+  ms: number;
+}
+
+/** The problem with a graceful stop, or undefined when it was clean. */
+export function gracefulStopProblem(s: GracefulStop, budgetMs: number): string | undefined {
+  if (s.killedAfterBudget) return `${s.name}: SIGTERM did not stop it within its drain budget of ${budgetMs} ms (SIGKILLed)`;
+  if (s.code !== 0 || s.signal !== null) return `${s.name}: a graceful stop ended with ${s.signal ? `signal ${s.signal}` : `exit status ${s.code}`}, not 0`;
+  return undefined;
+}
+
 /** One compiled worker process. */
 export class WorkerChild {
   readonly child: LoggedProcess;
@@ -154,13 +170,18 @@ export class WorkerChild {
     this.child.proc.kill(sig);
   }
 
-  /** SIGTERM (drain), then SIGKILL after `graceMs`. */
-  async stop(graceMs: number): Promise<number | null> {
+  /** SIGTERM (drain), then SIGKILL if it is still running after `budgetMs`; says how it ended. */
+  async stop(budgetMs: number): Promise<GracefulStop> {
     this.signal("SIGTERM");
-    const timer = setTimeout(() => this.child.proc.kill("SIGKILL"), graceMs);
+    const started = Date.now();
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      this.child.proc.kill("SIGKILL");
+    }, budgetMs);
     const code = await this.child.proc.exited;
     clearTimeout(timer);
-    return code;
+    return { name: this.name, code, signal: this.child.proc.signalCode === null ? null : String(this.child.proc.signalCode), killedAfterBudget: killed, ms: Date.now() - started };
   }
 }
 

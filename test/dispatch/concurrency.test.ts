@@ -5,7 +5,7 @@ import type { Offer } from "../../gen/studio/v1/job_pb.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
-import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
+import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { createJob } from "./fixtures.js";
 import { h2Transport, SimWorker } from "./sim-worker.js";
 
@@ -89,7 +89,7 @@ test(`${WORKERS} streaming workers and ${POLLERS} pollers share ${JOBS} jobs: ea
   expect(doubles).toEqual([]);
   expect(offers).toHaveLength(JOBS);
   expect(new Set(offers).size).toBe(JOBS);
-  const rows = t.studio.ctx.db.sqlite
+  const rows = sqliteOf(t.studio)
     .query("SELECT status, attempts, count(*) AS n FROM graphicsJobs GROUP BY status, attempts")
     .all();
   expect(rows).toEqual([{ status: "SUCCEEDED", attempts: 1, n: JOBS }]);

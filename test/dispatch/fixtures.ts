@@ -7,7 +7,7 @@ import { ModelEngine, ModelFileRole, ModelSourceSchema } from "../../gen/studio/
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import type { DispatchModule } from "../../server/dispatch/index.js";
 import type { JobRow } from "../../server/jobs/job-row.js";
-import type { TestStudio } from "../helpers/test-studio.js";
+import { sqliteOf, type TestStudio } from "../helpers/test-studio.js";
 
 export const imageTask = (prompt = "a red fox", batchCount = 1): Task =>
   create(TaskSchema, { kind: { case: "image", value: { prompt, batchCount } } });
@@ -33,7 +33,7 @@ export function dispatchOf(t: TestStudio): DispatchModule {
 }
 
 export function rowOf(t: TestStudio, id: string): JobRow {
-  return t.studio.ctx.db.sqlite.query("SELECT * FROM graphicsJobs WHERE id = ?").get(id) as JobRow;
+  return sqliteOf(t.studio).query("SELECT * FROM graphicsJobs WHERE id = ?").get(id) as JobRow;
 }
 
 export async function createJob(jobs: Client<typeof JobService>, model = "synthetic", opts: { priority?: number; batchCount?: number; maxAttempts?: number } = {}): Promise<Job> {

@@ -121,7 +121,7 @@ describe("staged outputs", () => {
     w.upload(offer, 0, kept);
     expect((await w.complete(offer)).ok).toBe(true);
     const orphan = new Uint8Array([9, 9, 9, 9]);
-    dispatchOf(t).outputs.put(orphan, digest(orphan));
+    await dispatchOf(t).outputs.put(orphan, digest(orphan));
     writeFileSync(join(dataDir, "outputs", ".tmp", "left-by-a-crash.part"), "x");
     for (const x of workers.splice(0)) await x.close().catch(() => {});
     await t.stop({ keepDataDir: true });

@@ -8,7 +8,7 @@ import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
-import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
+import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { createJob, createSdModel, dispatchOf, rowOf, sha } from "./fixtures.js";
 import { barrier, h2Transport, SimWorker } from "./sim-worker.js";
 
@@ -174,7 +174,7 @@ describe("session", () => {
 
   test("a legacy row without a source reaches a worker without one", async () => {
     const now = Date.now();
-    t.studio.ctx.db.sqlite.run(
+    sqliteOf(t.studio).run(
       `INSERT INTO graphicsJobs (id, model, status, task, createdAt, updatedAt) VALUES ('legacy-1', 'old-model', 'QUEUED', ?, ?, ?)`,
       [JSON.stringify({ image: { prompt: "old" } }), now, now],
     );
@@ -219,6 +219,6 @@ describe("session", () => {
     const stored = readdirSync(join(t.dataDir, "outputs")).filter((d) => d !== ".tmp");
     expect(stored).toEqual([]);
     expect(readdirSync(join(t.dataDir, "outputs", ".tmp"))).toEqual([]);
-    expect(dispatchOf(t).outputs.has(createHash("sha256").update(data).digest("hex"))).toBe(false);
+    expect(await dispatchOf(t).outputs.has(createHash("sha256").update(data).digest("hex"))).toBe(false);
   });
 });

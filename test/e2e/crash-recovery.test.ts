@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Client } from "@connectrpc/connect";
@@ -7,6 +7,7 @@ import type { Task } from "../../gen/studio/v1/job_pb.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
+import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
 import { readProcStat } from "../../worker/recovery/proc-stat.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { REPO, WorkerProcess, buildWorkerBinary, removeWorkerBinary, sha256Hex, startFileServer } from "./worker-harness.js";
@@ -153,4 +154,75 @@ describe("crash recovery of a worker killed with kill -9", () => {
     expect(running(liveJob.child)).toBe(true);
     expect(jobDirs()).toEqual([{ name: liveDir, owner: live.proc.pid }]);
   }, TEST_TIMEOUT_MS);
+});
+
+describe("signals during the worker's start-up", () => {
+  const SIGTERM_BIT = 1n << 14n;
+  /** True once the process has a SIGTERM handler (SigCgt in /proc/<pid>/status). */
+  const catchesSigterm = (pid: number) => {
+    try {
+      const line = readFileSync(`/proc/${pid}/status`, "utf8").match(/^SigCgt:\s*([0-9a-f]+)$/m);
+      return line ? (BigInt(`0x${line[1]}`) & SIGTERM_BIT) !== 0n : false;
+    } catch {
+      return false;
+    }
+  };
+
+  /** A worker on a fresh --work-dir holding a dead worker's job dir, so that start-up has crash recovery to do. */
+  function startupWorker(name: string): { w: WorkerProcess; leftBehind: string } {
+    const work = join(dir, `work-${name}`);
+    const leftBehind = join(work, "job-left-behind");
+    mkdirSync(leftBehind, { recursive: true });
+    const w = new WorkerProcess([
+      "--server", t.url, "--name", name, "--cache-dir", join(dir, "cache"), "--work-dir", work,
+      "--engines", "synthetic", "--progress", "log",
+    ]);
+    workers.push(w);
+    return { w, leftBehind };
+  }
+
+  /** Its session (if it opened one) is gone: the studio notices the stream's end a moment after the exit at most. */
+  async function notListed(name: string): Promise<boolean> {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const listed = (await t.client(WorkerService).listWorkers({})).workers.some((x) => x.name === name);
+      if (!listed) return true;
+      if (Date.now() > deadline) return false;
+      await Bun.sleep(50);
+    }
+  }
+
+  test("the SIGTERM handler is installed before start-up does anything: SIGTERM then stops it there, exit 0", async () => {
+    const { w } = startupWorker("startup-first");
+    // Polling: the kernel gives no event for a handler being installed.
+    while (!catchesSigterm(w.proc.pid) && w.proc.exitCode === null) await Bun.sleep(1);
+    w.proc.kill("SIGTERM");
+    expect(await w.exited).toBe(0);
+    expect(w.stderr.join("\n")).toBe("");
+    // Handled at the next step of start-up (configuration or crash recovery), before it connected.
+    expect(w.lines.at(-1)).toMatchObject({ msg: "stopped during start-up", signal: "SIGTERM" });
+    expect(w.lines.some((l) => l.msg === "connected to the studio")).toBe(false);
+  }, TEST_TIMEOUT_MS);
+
+  // At fixed moments after exec and at log lines: wherever start-up is, SIGTERM stops it cleanly with exit 0.
+  // Only a signal in the runtime's own first milliseconds, before any of the worker's code runs, meets
+  // the default action: then nothing may have happened (no output, the work dir untouched).
+  const moments: Array<number | string> = [0, 10, 25, 50, 100, 200, 400, "crash recovery done", "studio-worker starting", "connected to the studio"];
+  for (const [i, when] of moments.entries())
+    test(`SIGTERM ${typeof when === "number" ? `${when} ms after exec` : `at "${when}"`}: exit 0 and nothing left running`, async () => {
+      const name = `startup-${i}`;
+      const { w, leftBehind } = startupWorker(name);
+      if (typeof when === "number") await Bun.sleep(when);
+      else await w.waitForLine((l) => l.msg === when);
+      w.proc.kill("SIGTERM");
+      const code = await w.exited;
+      if (code !== 0) {
+        expect({ code, signal: w.proc.signalCode, lines: w.lines, stderr: w.stderr, leftBehind: existsSync(leftBehind) })
+          .toEqual({ code: 143, signal: "SIGTERM", lines: [], stderr: [], leftBehind: true });
+        return;
+      }
+      expect(w.stderr.join("\n")).toBe("");
+      expect(["stopped during start-up", "studio-worker stopped"]).toContain(String(w.lines.at(-1)?.msg));
+      expect(await notListed(name)).toBe(true);
+    }, TEST_TIMEOUT_MS);
 });

@@ -8,7 +8,7 @@ import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
-import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
+import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { fakeSdImage } from "../fixtures/fake-image.js";
 import { fakeLlamaTokens } from "../fixtures/fake-llama-text.js";
 import { syntheticImage } from "../../worker/engines/synthetic.js";
@@ -273,7 +273,7 @@ describe("the compiled worker against a real studio", () => {
 
   test("a legacy job without a model source fails with the registry message", async () => {
     const now = Date.now();
-    t.studio.ctx.db.sqlite.run(
+    sqliteOf(t.studio).run(
       `INSERT INTO graphicsJobs (id, model, status, task, createdAt, updatedAt) VALUES ('legacy-e2e', 'old-model', 'QUEUED', ?, ?, ?)`,
       [JSON.stringify({ image: { prompt: "old" } }), now, now],
     );

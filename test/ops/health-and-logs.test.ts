@@ -1,3 +1,4 @@
+import { sqliteOf } from "../helpers/test-studio.js";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
@@ -31,7 +32,7 @@ function transport(secret?: string) {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "studio-ops-"));
   const logger = pino(
-    { level: "info", redact: { paths: ["token", "secret", "authorization", "*.authorization"], censor: "[redacted]" } },
+    { level: "debug", redact: { paths: ["token", "secret", "authorization", "*.authorization"], censor: "[redacted]" } },
     { write: (s: string) => (logText.push(s), logLines.push(JSON.parse(s))) },
   );
   studio = await startStudio({ host: "127.0.0.1", port: 0, dataDir: dir, adminToken: ADMIN }, { logger });
@@ -51,17 +52,17 @@ describe("health", () => {
   });
 
   test("/readyz is 503 with the reason when the database refuses writes, and recovers", async () => {
-    studio.ctx.db.sqlite.exec("PRAGMA query_only = ON");
+    sqliteOf(studio).exec("PRAGMA query_only = ON");
     try {
       const res = await fetch(`${studio.url}/readyz`);
       expect(res.status).toBe(503);
       expect(((await res.json()) as { problem: string }).problem).toContain("database");
       expect((await fetch(`${studio.url}/healthz`)).status).toBe(200);
     } finally {
-      studio.ctx.db.sqlite.exec("PRAGMA query_only = OFF");
+      sqliteOf(studio).exec("PRAGMA query_only = OFF");
     }
     expect((await fetch(`${studio.url}/readyz`)).status).toBe(200);
-    const probes = studio.ctx.db.sqlite.query("SELECT count(*) AS n FROM apiTokens WHERE id = 'readyz-probe'").get() as { n: number };
+    const probes = sqliteOf(studio).query("SELECT count(*) AS n FROM apiTokens WHERE id = 'readyz-probe'").get() as { n: number };
     expect(probes.n).toBe(0);
   });
 });
@@ -76,11 +77,11 @@ describe("grpc.health.v1", () => {
     expect((await health.check({ service: "studio.v1.JobService" })).status).toBe(SERVING);
     const unknown = await health.check({ service: "nope.v1.Nothing" }).catch((e) => ConnectError.from(e).code);
     expect(unknown).toBe(Code.NotFound);
-    studio.ctx.db.sqlite.exec("PRAGMA query_only = ON");
+    sqliteOf(studio).exec("PRAGMA query_only = ON");
     try {
       expect((await health.check({ service: "" })).status).toBe(NOT_SERVING);
     } finally {
-      studio.ctx.db.sqlite.exec("PRAGMA query_only = OFF");
+      sqliteOf(studio).exec("PRAGMA query_only = OFF");
     }
     const abort = new AbortController();
     let first: number | undefined;

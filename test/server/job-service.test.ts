@@ -5,7 +5,7 @@ import { JobStatus, TaskSchema, type Task } from "../../gen/studio/v1/job_pb.js"
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine, ModelFileRole, ModelSourceSchema } from "../../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
-import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
+import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 
 const imageTask = (prompt = "a red fox", extra: Record<string, unknown> = {}): Task =>
   create(TaskSchema, { kind: { case: "image", value: { prompt, ...extra } } });
@@ -30,9 +30,9 @@ async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: strin
 let t: TestStudio;
 let jobs: Client<typeof JobService>;
 let registry: Client<typeof RegistryService>;
-const rowCount = () => (t.studio.ctx.db.sqlite.query("SELECT count(*) AS n FROM graphicsJobs").get() as { n: number }).n;
+const rowCount = () => (sqliteOf(t.studio).query("SELECT count(*) AS n FROM graphicsJobs").get() as { n: number }).n;
 const setStatus = (id: string, status: string) =>
-  t.studio.ctx.db.sqlite.run("UPDATE graphicsJobs SET status = ?, error = 'boom', attempts = 3, outputs = '[{\"index\":0}]' WHERE id = ?", [status, id]);
+  sqliteOf(t.studio).run("UPDATE graphicsJobs SET status = ?, error = 'boom', attempts = 3, outputs = '[{\"index\":0}]' WHERE id = ?", [status, id]);
 
 beforeEach(async () => {
   // A clock that moves one millisecond per reading, so that creation order is total and deterministic.
@@ -76,7 +76,7 @@ describe("CreateJob", () => {
     const seed = job!.task!.kind.case === "image" ? job!.task!.kind.value.seed : undefined;
     expect(seed).toBeDefined();
     expect(seed! >= 0n && seed! < 2n ** 31n).toBe(true);
-    const row = t.studio.ctx.db.sqlite.query("SELECT engine, modelSource FROM graphicsJobs WHERE id = ?").get(job!.id) as {
+    const row = sqliteOf(t.studio).query("SELECT engine, modelSource FROM graphicsJobs WHERE id = ?").get(job!.id) as {
       engine: string;
       modelSource: string;
     };
@@ -209,6 +209,27 @@ describe("resolve at write time", () => {
   });
 });
 
+describe("retry re-checks the task against the model's engine", () => {
+  test("after the model moved to an engine that cannot run the task, RetryJob is refused (FAILED_PRECONDITION) and writes nothing", async () => {
+    await registry.createModel({ name: "m-switch", source: sdSource("http://127.0.0.1:9/s.gguf") });
+    const { job } = await jobs.createJob({ model: "m-switch", task: imageTask("fox") });
+    setStatus(job!.id, "FAILED");
+    await registry.updateModel({
+      name: "m-switch",
+      source: { engine: ModelEngine.LLAMA_CPP, files: [{ role: ModelFileRole.MODEL, filename: "t.gguf", url: "http://127.0.0.1:9/t.gguf" }] },
+    });
+    const before = (await jobs.getJob({ jobId: job!.id })).job!;
+    const r = await codeOf(jobs.retryJob({ jobId: job!.id }));
+    expect(r.code).toBe(Code.FailedPrecondition);
+    expect(r.message).toContain('model "m-switch" runs llama-cpp, which takes text tasks (got an image task)');
+    expect(r.message).toContain(`promote job "${job!.id}"`);
+    expect((await jobs.getJob({ jobId: job!.id })).job!).toEqual(before);
+    // Promoting to a model that takes image tasks is the way out.
+    const promoted = (await jobs.promoteJob({ jobId: job!.id, model: "synthetic" })).job!;
+    expect(promoted.status).toBe(JobStatus.QUEUED);
+  });
+});
+
 describe("state changes", () => {
   test("cancel moves QUEUED/OFFERED/RUNNING to CANCELLED, clears the lease, publishes the old lease", async () => {
     const changes: unknown[] = [];
@@ -216,7 +237,7 @@ describe("state changes", () => {
     for (const status of ["QUEUED", "OFFERED", "RUNNING"]) {
       const { job } = await jobs.createJob({ model: "synthetic", task: imageTask() });
       if (status !== "QUEUED")
-        t.studio.ctx.db.sqlite.run(
+        sqliteOf(t.studio).run(
           "UPDATE graphicsJobs SET status = ?, leaseId = 'L1', leaseWorker = 'w1', leaseExpiresAt = 1 WHERE id = ?",
           [status, job!.id],
         );
@@ -291,7 +312,7 @@ describe("ListJobs", () => {
 describe("legacy rows", () => {
   test("NULL and malformed modelSource read back without a source and never crash", async () => {
     const { job } = await jobs.createJob({ model: "synthetic", task: imageTask() });
-    const insert = t.studio.ctx.db.sqlite.prepare(
+    const insert = sqliteOf(t.studio).prepare(
       "INSERT INTO graphicsJobs (id, model, status, priority, task, modelSource, createdAt, updatedAt) VALUES (?, 'old', 'QUEUED', 0, ?, ?, ?, ?)",
     );
     insert.run("legacy-null", '{"image":{"prompt":"old"}}', null, 1, 1);
@@ -314,7 +335,7 @@ describe("legacy rows", () => {
 
 describe("hand-edited registry rows", () => {
   test("a stored source that no longer validates resolves to nothing and reads back without a source", async () => {
-    t.studio.ctx.db.sqlite.run(
+    sqliteOf(t.studio).run(
       "INSERT INTO studioModels (name, enabled, engine, source, createdAt, updatedAt) VALUES ('broken', 1, 'sd-cpp', '{\"engine\":\"sd-cpp\",\"files\":[]}', 1, 1)",
     );
     const create = await codeOf(jobs.createJob({ model: "broken", task: imageTask() }));

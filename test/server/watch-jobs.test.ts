@@ -4,10 +4,8 @@ import type { Client } from "@connectrpc/connect";
 import { JobStatus, TaskSchema } from "../../gen/studio/v1/job_pb.js";
 import { JobService, WatchJobsRequestSchema, type WatchJobsResponse } from "../../gen/studio/v1/job_service_pb.js";
 import { JobError } from "../../server/jobs/job-errors.js";
-import { SqliteJobStore } from "../../server/jobs/sqlite-job-store.js";
 import { watchJobs } from "../../server/jobs/watch-jobs.js";
-import { ModelRegistry } from "../../server/registry/model-registry.js";
-import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
+import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 
 const task = create(TaskSchema, { kind: { case: "image", value: { prompt: "owl", seed: 1n } } });
 
@@ -33,7 +31,7 @@ describe("WatchJobs", () => {
   test("sends the snapshot, then each matching change, and unsubscribes when the client goes away", async () => {
     const a = (await jobs.createJob({ model: "synthetic", task })).job!;
     const b = (await jobs.createJob({ model: "synthetic", task })).job!;
-    t.studio.ctx.db.sqlite.run(
+    sqliteOf(t.studio).run(
       "INSERT INTO graphicsJobs (id, model, status, priority, task, modelSource, createdAt, updatedAt) VALUES ('legacy', 'synthetic', 'QUEUED', 0, '{}', '{broken', 0, 0)",
     );
     const baseline = t.studio.ctx.events.listenerCount;
@@ -91,14 +89,14 @@ describe("WatchJobs", () => {
   });
 
   test("a reader that falls too far behind is ended with watch_overflow", async () => {
-    const { db, events, now } = t.studio.ctx;
-    const registry = new ModelRegistry(db, now);
-    const store = new SqliteJobStore({ db, events, now, resolveModel: (n) => registry.resolve(n) });
+    const { storage, events } = t.studio.ctx;
+    const store = storage.jobs;
     const abort = new AbortController();
     const gen = watchJobs(create(WatchJobsRequestSchema, {}), abort.signal, { store, events, maxPending: 2 });
     const first = gen.next();
     // Three distinct jobs change before the reader takes anything: more than the two it may hold.
-    for (let i = 0; i < 3; i++) store.create({ model: "synthetic", task, priority: 0, maxAttempts: 1 });
+    // Started together: each create publishes before the reader's turn comes.
+    await Promise.all([0, 1, 2].map(() => store.create({ model: "synthetic", task, priority: 0, maxAttempts: 1 })));
     const err = await first.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(JobError);
     expect((err as JobError).code).toBe("watch_overflow");
@@ -106,7 +104,7 @@ describe("WatchJobs", () => {
     // At the limit nothing is lost: two changed jobs, both delivered.
     const gen2 = watchJobs(create(WatchJobsRequestSchema, {}), abort.signal, { store, events, maxPending: 2 });
     const firstOf2 = gen2.next();
-    const made = [0, 1].map(() => store.create({ model: "synthetic", task, priority: 0, maxAttempts: 1 }).row.id);
+    const made = (await Promise.all([0, 1].map(() => store.create({ model: "synthetic", task, priority: 0, maxAttempts: 1 })))).map((r) => r.row.id);
     const got = [((await firstOf2).value as WatchJobsResponse).job!.id, ((await gen2.next()).value as WatchJobsResponse).job!.id];
     expect(got).toEqual(made);
     await gen2.return(undefined);

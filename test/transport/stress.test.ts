@@ -4,7 +4,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { Offer } from "../../gen/studio/v1/job_pb.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
-import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
+import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { createJob } from "../dispatch/fixtures.js";
 import { h2Transport, SimWorker, type Protocol } from "../dispatch/sim-worker.js";
 
@@ -61,7 +61,7 @@ describe.each(["connect", "grpc"] as Protocol[])("stress over %s", (protocol) =>
     await Promise.all(runs);
     for (const w of workers) expect(w.error).toBeUndefined();
 
-    const rows = t.studio.ctx.db.sqlite.query("SELECT id, status, attempts, outputs FROM graphicsJobs").all() as {
+    const rows = sqliteOf(t.studio).query("SELECT id, status, attempts, outputs FROM graphicsJobs").all() as {
       id: string;
       status: string;
       attempts: number;

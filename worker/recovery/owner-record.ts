@@ -6,11 +6,18 @@ import { processStartTime } from "./proc-stat.js";
 
 /** The file in each job dir that names the worker owning it and the engine process groups it started. */
 export const OWNER_FILE = "owner.json";
-/** Job dirs are `job-*` under --work-dir; `.job-*` while their owner record is being written. */
+/**
+ * Job dirs are `job-*` under --work-dir; `.job-<creator>-*` while their owner record is being written.
+ * The staging name carries its creator's identity (see identityTag), so a worker killed between the
+ * mkdtemp and the rename leaves a dir that recovery can attribute even without a readable record.
+ */
 export const JOB_DIR_PREFIX = "job-";
 export const NEW_JOB_DIR_PREFIX = ".job-";
 /** Warm llama-servers outlive jobs, so each has its own record: `llama-<pgid>.json` under --work-dir. */
 export const LLAMA_RECORD = /^llama-(\d+)\.json$/;
+/** A record being written (writeRecordSync): `<record>.<writer's identityTag>.tmp`. */
+export const RECORD_TMP = /\.(\d+(?:\.\d+)?)\.tmp$/;
+const STAGING_NAME = /^\.job-(\d+(?:\.\d+)?)-[A-Za-z0-9]+$/;
 
 const tick = z.string().regex(/^\d+$/).max(24);
 const pid = z.number().int().positive().max(2 ** 31);
@@ -29,15 +36,50 @@ export const ownerRecordSchema = z.strictObject({
 export type OwnerRecord = z.output<typeof ownerRecordSchema>;
 export type RecordedGroup = OwnerRecord["groups"][number];
 
+export type ProcessIdentity = OwnerRecord["worker"];
+
 /** This worker process as an owner record names it. */
-export function selfIdentity(): OwnerRecord["worker"] {
-  const startTime = processStartTime(process.pid);
-  return startTime === undefined ? { pid: process.pid } : { pid: process.pid, startTime };
+export function selfIdentity(): ProcessIdentity {
+  if (self?.pid !== process.pid) {
+    const startTime = processStartTime(process.pid);
+    self = startTime === undefined ? { pid: process.pid } : { pid: process.pid, startTime };
+  }
+  return { ...self };
+}
+let self: ProcessIdentity | undefined;
+
+/** A process identity as a file name part: `<pid>.<startTime>`, or `<pid>` where /proc gives no start time. */
+export function identityTag({ pid, startTime }: ProcessIdentity): string {
+  return startTime === undefined ? String(pid) : `${pid}.${startTime}`;
 }
 
-/** Writes a record whole or not at all (temp file, then rename), synchronously so a kill -9 right after a spawn still finds it. */
+/** The identity an identityTag names; undefined when `tag` is not one. */
+export function parseIdentityTag(tag: string): ProcessIdentity | undefined {
+  const m = /^(\d{1,10})(?:\.(\d{1,24}))?$/.exec(tag);
+  if (!m) return undefined;
+  const pid = Number(m[1]);
+  if (pid <= 0 || pid > 2 ** 31) return undefined;
+  return m[2] === undefined ? { pid } : { pid, startTime: m[2] };
+}
+
+/** The worker that was creating the staging dir `name` (`.job-<identityTag>-XXXXXX`); undefined for any other name. */
+export function stagingCreator(name: string): ProcessIdentity | undefined {
+  const m = STAGING_NAME.exec(name);
+  return m ? parseIdentityTag(m[1]!) : undefined;
+}
+
+/** The worker that was writing the record temp file `name` (`<record>.<identityTag>.tmp`); undefined for any other name. */
+export function recordTmpWriter(name: string): ProcessIdentity | undefined {
+  const m = RECORD_TMP.exec(name);
+  return m ? parseIdentityTag(m[1]!) : undefined;
+}
+
+/**
+ * Writes a record whole or not at all (temp file, then rename), synchronously so a kill -9 right after a
+ * spawn still finds it. The temp file names its writer, so recovery can remove one a killed writer left.
+ */
 export function writeRecordSync(path: string, record: OwnerRecord): void {
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = `${path}.${identityTag(selfIdentity())}.tmp`;
   writeFileSync(tmp, JSON.stringify(record));
   renameSync(tmp, path);
 }
@@ -71,8 +113,8 @@ export class JobDirRecord {
   /** Creates `<workRoot>/job-XXXXXX` holding an owner.json that names this worker. */
   static async create(workRoot: string): Promise<JobDirRecord> {
     await mkdir(workRoot, { recursive: true });
-    const staging = await mkdtemp(join(workRoot, NEW_JOB_DIR_PREFIX));
     const record: OwnerRecord = { version: 1, worker: selfIdentity(), groups: [] };
+    const staging = await mkdtemp(join(workRoot, `${NEW_JOB_DIR_PREFIX}${identityTag(record.worker)}-`));
     try {
       writeRecordSync(join(staging, OWNER_FILE), record);
       const dir = join(workRoot, JOB_DIR_PREFIX + basename(staging).slice(NEW_JOB_DIR_PREFIX.length));

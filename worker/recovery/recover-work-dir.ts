@@ -1,7 +1,18 @@
-import { readdir, rm } from "node:fs/promises";
+import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { processAlive } from "../download/process-alive.js";
-import { JOB_DIR_PREFIX, LLAMA_RECORD, NEW_JOB_DIR_PREFIX, OWNER_FILE, readRecord, type OwnerRecord, type RecordedGroup } from "./owner-record.js";
+import {
+  JOB_DIR_PREFIX,
+  LLAMA_RECORD,
+  NEW_JOB_DIR_PREFIX,
+  OWNER_FILE,
+  RECORD_TMP,
+  readRecord,
+  recordTmpWriter,
+  stagingCreator,
+  type ProcessIdentity,
+  type RecordedGroup,
+} from "./owner-record.js";
 import { groupMembers, processStartTime, readProcStat } from "./proc-stat.js";
 
 /** Minimal structured logger (pino's shape). */
@@ -24,7 +35,12 @@ export interface RecoverySummary {
 export interface RecoveryOptions {
   logger?: RecoveryLogger;
   killWaitMs?: number;
+  /** Age past which a staging dir that names no creator (made by a worker before creators were named) is removed. */
+  unnamedStagingMaxAgeMs?: number;
 }
+
+/** Creating a job dir takes milliseconds; a staging dir with no creator in its name this old was abandoned. */
+const UNNAMED_STAGING_MAX_AGE_MS = 10 * 60_000;
 
 /**
  * Crash recovery at worker start (before the session opens): for every job dir and warm
@@ -32,9 +48,14 @@ export interface RecoveryOptions {
  * process with another start time), kills the recorded engine process groups still running and
  * removes the entry. A group is killed only when it is provably the recorded one (the leader's pid
  * and start time match, or the leader is gone and the group's members started after it), so a
- * reused pid is never signalled. Entries of live workers sharing the dir are left alone.
+ * reused pid is never signalled. Entries of live workers sharing the dir are left alone. Staging dirs
+ * (`.job-*`) and record temp files name the worker writing them, so those of a worker killed mid-write
+ * go too.
  */
-export async function recoverWorkDir(workRoot: string, { logger, killWaitMs = 5000 }: RecoveryOptions = {}): Promise<RecoverySummary> {
+export async function recoverWorkDir(
+  workRoot: string,
+  { logger, killWaitMs = 5000, unnamedStagingMaxAgeMs = UNNAMED_STAGING_MAX_AGE_MS }: RecoveryOptions = {},
+): Promise<RecoverySummary> {
   const summary: RecoverySummary = { removed: [], killedGroups: [], kept: [] };
   let names: string[];
   try {
@@ -42,15 +63,33 @@ export async function recoverWorkDir(workRoot: string, { logger, killWaitMs = 50
   } catch {
     return summary;
   }
+  const remove = async (path: string, fields: object, msg: string): Promise<boolean> => {
+    try {
+      await rm(path, { recursive: true, force: true });
+    } catch (err) {
+      logger?.warn({ path, err: (err as Error).message }, "crash recovery: cannot remove a dead worker's leftovers");
+      return false;
+    }
+    summary.removed.push(path);
+    logger?.info({ path, ...fields }, msg);
+    return true;
+  };
   for (const name of names) {
-    const isJob = name.startsWith(JOB_DIR_PREFIX);
-    const isStaging = name.startsWith(NEW_JOB_DIR_PREFIX);
-    const isLlama = LLAMA_RECORD.test(name);
-    if (!isJob && !isStaging && !isLlama) continue;
     const path = join(workRoot, name);
+    if (name.startsWith(NEW_JOB_DIR_PREFIX)) {
+      await recoverStaging(path, name, unnamedStagingMaxAgeMs, summary, remove);
+      continue;
+    }
+    if (name.startsWith("llama-") && RECORD_TMP.test(name)) {
+      // A llama record's temp file: its writer was killed between the write and the rename.
+      const writer = recordTmpWriter(name)!;
+      if (ownerAlive(writer)) summary.kept.push(path);
+      else await remove(path, { ownerPid: writer.pid }, "crash recovery: removed a record a dead worker was writing");
+      continue;
+    }
+    const isLlama = LLAMA_RECORD.test(name);
+    if (!name.startsWith(JOB_DIR_PREFIX) && !isLlama) continue;
     const record = await readRecord(isLlama ? path : join(path, OWNER_FILE));
-    // A staging dir without its record yet may belong to a worker creating it right now.
-    if (!record && isStaging) continue;
     if (record && ownerAlive(record.worker)) {
       summary.kept.push(path);
       continue;
@@ -67,15 +106,9 @@ export async function recoverWorkDir(workRoot: string, { logger, killWaitMs = 50
       logger?.warn({ path, survivors }, "crash recovery: a dead worker's engine processes could not be killed; keeping its record");
       continue;
     }
-    try {
-      await rm(path, { recursive: true, force: true });
-    } catch (err) {
-      logger?.warn({ path, err: (err as Error).message }, "crash recovery: cannot remove a dead worker's leftovers");
-      continue;
-    }
-    summary.removed.push(path);
-    logger?.info(
-      { path, ownerPid: record?.worker.pid, killedGroups: killed, binaries: record?.groups.map((g) => g.binary) ?? [] },
+    await remove(
+      path,
+      { ownerPid: record?.worker.pid, killedGroups: killed, binaries: record?.groups.map((g) => g.binary) ?? [] },
       record ? "crash recovery: removed a dead worker's leftovers" : "crash recovery: removed a job dir without an owner record",
     );
   }
@@ -84,8 +117,32 @@ export async function recoverWorkDir(workRoot: string, { logger, killWaitMs = 50
   return summary;
 }
 
+/**
+ * A staging dir (`.job-<creator>-*`): its creator was killed between the mkdtemp and the rename when
+ * that creator is dead. No engine ran in it yet (groups are added after the rename), so removing it is all.
+ * A live creator may be making it right now: left alone. A dir that names no creator (an older worker's)
+ * and has no readable record is removed once it is clearly abandoned.
+ */
+async function recoverStaging(
+  path: string,
+  name: string,
+  unnamedMaxAgeMs: number,
+  summary: RecoverySummary,
+  remove: (path: string, fields: object, msg: string) => Promise<boolean>,
+): Promise<void> {
+  const creator: ProcessIdentity | undefined = stagingCreator(name) ?? (await readRecord(join(path, OWNER_FILE)))?.worker;
+  if (creator) {
+    if (ownerAlive(creator)) summary.kept.push(path);
+    else await remove(path, { ownerPid: creator.pid }, "crash recovery: removed a job dir a dead worker was creating");
+    return;
+  }
+  const age = await stat(path).then((s) => Date.now() - s.mtimeMs, () => 0);
+  if (age >= unnamedMaxAgeMs) await remove(path, { ageMs: Math.round(age) }, "crash recovery: removed an abandoned job dir that names no creator");
+  else summary.kept.push(path);
+}
+
 /** True while the recorded worker runs: same pid and, where /proc tells, the same start time. */
-export function ownerAlive(owner: OwnerRecord["worker"]): boolean {
+export function ownerAlive(owner: ProcessIdentity): boolean {
   if (owner.startTime === undefined) return processAlive(owner.pid);
   const now = processStartTime(owner.pid);
   if (now !== undefined) return now === owner.startTime;

@@ -15,6 +15,9 @@ import { JobRun } from "./job-run.js";
 import { JobStop } from "./job-stop.js";
 import type { Downloads, EngineRouter, JobView, SessionSource } from "./ports.js";
 
+/** After the drain grace runs out, how long the jobs stopped then get to report their retryable failure. */
+export const DRAIN_REPORT_MS = 10_000;
+
 export interface WorkerRuntimeOptions {
   name: string;
   version: string;
@@ -225,7 +228,7 @@ export class WorkerRuntime implements SessionHandlers {
    * Takes no new offers and tells the studio so; waits up to graceMs for in-flight jobs, then
    * stops what is left (each reports a retryable failure) and waits up to reportMs for that.
    */
-  async drain(graceMs: number, reportMs = 10_000): Promise<void> {
+  async drain(graceMs: number, reportMs = DRAIN_REPORT_MS): Promise<void> {
     if (!this.draining) {
       this.draining = true;
       this.sessions?.session?.post({ case: "drain", value: create(WorkerDrainSchema) });

@@ -3,7 +3,17 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { killGroup, spawnGroup, type GroupChild } from "../../../worker/engines/process-group.js";
-import { JobDirRecord, OWNER_FILE, WarmServerRecords, readRecord, selfIdentity, writeRecordSync, type OwnerRecord } from "../../../worker/recovery/owner-record.js";
+import {
+  JobDirRecord,
+  OWNER_FILE,
+  WarmServerRecords,
+  identityTag,
+  readRecord,
+  selfIdentity,
+  writeRecordSync,
+  type OwnerRecord,
+} from "../../../worker/recovery/owner-record.js";
+import { readLines } from "../../helpers/read-lines.js";
 import { processStartTime, readProcStat } from "../../../worker/recovery/proc-stat.js";
 import { ownerAlive, recoverWorkDir } from "../../../worker/recovery/recover-work-dir.js";
 
@@ -107,14 +117,67 @@ describe("crash recovery of --work-dir", () => {
     expect(readdirSync(root)).toEqual([]);
   }, TEST_TIMEOUT_MS);
 
-  test("a job dir without an owner record is removed; a staging dir without one is left to its maker", async () => {
+  test("a job dir without an owner record is removed", async () => {
     root = mkdtempSync(join(tmpdir(), "recovery-"));
     jobDir("job-unowned", undefined);
-    jobDir(".job-staging", undefined);
     writeFileSync(join(root, "unrelated.txt"), "x");
     await recoverWorkDir(root);
-    expect(readdirSync(root).sort()).toEqual([".job-staging", "unrelated.txt"]);
+    expect(readdirSync(root)).toEqual(["unrelated.txt"]);
   }, TEST_TIMEOUT_MS);
+
+  test("a staging dir names its creator: a dead creator's is removed (record or not), a live creator's is left to it", async () => {
+    root = mkdtempSync(join(tmpdir(), "recovery-"));
+    const dead = await deadWorker();
+    const deadBare = jobDir(`.job-${identityTag(dead)}-aB3dE9`, undefined);
+    const deadWithRecord = jobDir(`.job-${identityTag(dead)}-Zz0011`, { version: 1, worker: dead, groups: [] });
+    const live = jobDir(`.job-${identityTag(selfIdentity())}-q1w2e3`, undefined);
+
+    const summary = await recoverWorkDir(root);
+
+    expect(summary.removed.sort()).toEqual([deadBare, deadWithRecord].sort());
+    expect(summary.kept).toEqual([live]);
+    expect(readdirSync(root)).toEqual([`.job-${identityTag(selfIdentity())}-q1w2e3`]);
+  }, TEST_TIMEOUT_MS);
+
+  test("a staging dir that names no creator (an older worker's) is kept while young, removed once abandoned", async () => {
+    root = mkdtempSync(join(tmpdir(), "recovery-"));
+    const dir = jobDir(".job-Ab12Cd", undefined);
+    expect((await recoverWorkDir(root)).kept).toEqual([dir]);
+    expect((await recoverWorkDir(root, { unnamedStagingMaxAgeMs: 0 })).removed).toEqual([dir]);
+    expect(readdirSync(root)).toEqual([]);
+  }, TEST_TIMEOUT_MS);
+
+  test("a warm-server record's temp file is removed when its writer is dead, kept while it lives", async () => {
+    root = mkdtempSync(join(tmpdir(), "recovery-"));
+    const dead = await deadWorker();
+    writeFileSync(join(root, `llama-123.json.${identityTag(dead)}.tmp`), "{");
+    const mine = `llama-456.json.${identityTag(selfIdentity())}.tmp`;
+    writeFileSync(join(root, mine), "{");
+    await recoverWorkDir(root);
+    expect(readdirSync(root)).toEqual([mine]);
+  }, TEST_TIMEOUT_MS);
+
+  test("a process creating job dirs and records, killed with SIGKILL at random moments, leaves nothing recovery keeps", async () => {
+    root = mkdtempSync(join(tmpdir(), "recovery-"));
+    const work = join(root, "work");
+    const churn = join(import.meta.dir, "../../fixtures/job-dir-churn.ts");
+    const kills = 30;
+    let leftBeforeRecovery = 0;
+    for (let i = 0; i < kills; i++) {
+      const child = Bun.spawn(["bun", churn, work], { stdout: "pipe", stderr: "inherit" });
+      const first = await readLines(child.stdout).next();
+      expect(first.value).toBe("ready");
+      // Spread the kills over a few creation rounds (each takes about a millisecond).
+      await Bun.sleep((i * 7) % 11);
+      child.kill("SIGKILL");
+      await child.exited;
+      leftBeforeRecovery += readdirSync(work).length;
+      const summary = await recoverWorkDir(work);
+      expect(summary.kept).toEqual([]);
+      expect(readdirSync(work)).toEqual([]);
+    }
+    console.log(`${kills} kills during job dir creation: ${leftBeforeRecovery} entries left by them, all recovered`);
+  }, 120_000);
 
   test("JobDirRecord: the job dir appears with its owner record, and each engine group is added to it", async () => {
     root = mkdtempSync(join(tmpdir(), "recovery-"));
