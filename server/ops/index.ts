@@ -2,7 +2,7 @@ import type { StudioContext, StudioModule } from "../context.js";
 import { feedJobMetrics } from "./job-metrics.js";
 import { opsRoutes } from "./health.js";
 import { grpcHealthRoutes } from "./grpc-health.js";
-import { createRequestLogInterceptor } from "./request-log.js";
+import { createRequestLog } from "./request-log.js";
 import { StudioMetrics } from "./studio-metrics.js";
 
 export { StudioMetrics, type WorkerLoad } from "./studio-metrics.js";
@@ -25,6 +25,7 @@ export interface OpsModule extends StudioModule {
  * job-event feed of the metrics.
  */
 export function createOpsModule(ctx: StudioContext): OpsModule {
+  const requestLog = createRequestLog(ctx.logger.child({ module: "rpc" }));
   const metrics = new StudioMetrics(ctx.storage.stats, ctx.now);
   let unsubscribe: (() => void) | undefined;
   return {
@@ -32,7 +33,8 @@ export function createOpsModule(ctx: StudioContext): OpsModule {
     metrics,
     httpRoutes: opsRoutes(ctx.storage, metrics),
     routes: grpcHealthRoutes(async () => (await ctx.storage.readiness()) === undefined, STUDIO_SERVICES),
-    interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" }))],
+    interceptors: [requestLog.interceptor],
+    requestGate: requestLog.gate,
     onConnectionRefused: (why) => metrics.connectionsClosed.inc({ reason: why }),
     start() {
       unsubscribe = feedJobMetrics(ctx.events, (id) => ctx.storage.jobs.get(id), metrics, ctx.now, (err) =>
