@@ -7,11 +7,13 @@ import { registerJobs } from "./commands/jobs.js";
 import { registerModels } from "./commands/models.js";
 import { createRunner } from "./commands/runner.js";
 import { registerTokens, registerWorkers } from "./commands/workers-tokens.js";
+import pkg from "../package.json" with { type: "json" };
 
 /** Builds the `studio` program; `exit` receives the code a verb finished with. */
 export function buildProgram(output: Output, setExit: (code: ExitCode) => void): Command {
   const program = new Command("studio")
     .description("Operate a Studio: its model registry, job queue, workers and tokens.")
+    .version(pkg.version, "-V, --version", "print the CLI's version")
     .addOption(new Option("--server <url>", "the studio's URL (http:// or https://)").env("STUDIO_SERVER").default(DEFAULT_SERVER))
     .addOption(new Option("--token <token>", "bearer token (admin, client or worker)").env("STUDIO_TOKEN"))
     .addOption(new Option("--ca-file <file>", "PEM CA certificate to trust for an https:// studio").env("STUDIO_CA_FILE"))

@@ -10,3 +10,4 @@ export * from "./task.js";
 export * from "./hex.js";
 export * from "./model-name.js";
 export * from "./worker-limits.js";
+export * from "./output-files.js";

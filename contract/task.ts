@@ -107,3 +107,22 @@ export function expectedOutputCount(task: Task | undefined): number {
   if (task?.kind.case === "image") return Math.max(1, task.kind.value.batchCount);
   return 1;
 }
+
+/**
+ * The words a person recognises a task by, for lists (web Jobs, `studio jobs list`): an image or text
+ * task's prompt, else a chat's last user message (else its last message); "" when there are none.
+ */
+export function taskPrompt(task: Task | undefined): string {
+  const kind = task?.kind;
+  if (kind?.case === "image") return kind.value.prompt;
+  if (kind?.case !== "text") return "";
+  if (kind.value.prompt) return kind.value.prompt;
+  const messages = kind.value.messages;
+  return (messages.findLast((m) => m.role === "user") ?? messages.at(-1))?.content ?? "";
+}
+
+/** Text squeezed to one line of at most `max` characters, with an ellipsis where it was cut. */
+export function oneLine(text: string, max: number): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length <= max ? flat : `${flat.slice(0, Math.max(0, max - 1)).trimEnd()}…`;
+}

@@ -7,6 +7,9 @@
  * stops the worker (drain), then the studio, and removes the temporary database unless --keep.
  *
  *   bun run demo [--jobs 4] [--out DIR] [--port 8080] [--keep] [--exit-when-done]
+ *
+ * Without --port it prefers STUDIO_PORT or 8080 and, when that port is taken, moves to a free one
+ * and says so; --port P means P or nothing.
  */
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
@@ -17,9 +20,11 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startStudio, type Studio } from "../server/app.js";
 import { createLogger } from "../server/log.js";
+import { checkPortFree, describeListenError } from "../server/http/port-check.js";
 import { JobPhase, JobStatus, type Job } from "../gen/studio/v1/job_pb.js";
 import { JobService } from "../gen/studio/v1/job_service_pb.js";
 import { WorkerService } from "../gen/studio/v1/worker_service_pb.js";
+import { outputFileName } from "../contract/output-files.js";
 import { startDemoWorker, type DemoWorker } from "./demo-worker.js";
 
 const PROMPTS = [
@@ -45,6 +50,7 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   console.log("usage: bun run demo [--jobs N] [--out DIR] [--port P] [--keep] [--exit-when-done]");
+  console.log("  without --port the studio takes STUDIO_PORT or 8080, or any free port when that one is in use");
   process.exit(0);
 }
 const jobCount = Number(args.jobs);
@@ -54,29 +60,44 @@ if (!Number.isInteger(jobCount) || jobCount < 1 || jobCount > 100) {
 }
 
 const port = args.port === undefined ? undefined : Number(args.port);
-if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
+if (port !== undefined && !isPort(port)) {
   console.error(`demo: --port must be a port number from 0 to 65535 (got ${JSON.stringify(args.port)})`);
   process.exit(2);
+}
+const preferredPort = process.env.STUDIO_PORT ? Number(process.env.STUDIO_PORT) : 8080;
+if (port === undefined && !isPort(preferredPort)) {
+  console.error(`demo: STUDIO_PORT must be a port number from 0 to 65535 (got ${JSON.stringify(process.env.STUDIO_PORT)})`);
+  process.exit(2);
+}
+
+function isPort(n: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= 65535;
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), "studio-demo-db-"));
 
-/** Port 8080 when free (or --port), else any free port. */
+/**
+ * --port exactly; else the preferred port (STUDIO_PORT or 8080) when it is free, or any free port,
+ * saying why it moved: a person who opens :8080 out of habit would otherwise find something else there.
+ */
 async function startDemoStudio(): Promise<Studio> {
   const logger = createLogger("warn");
   const base = { host: "127.0.0.1", dataDir, logLevel: "warn" as const };
   if (port !== undefined) return startStudio({ ...base, port }, { logger });
-  try {
-    return await startStudio({ ...base, port: 8080 }, { logger });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
-    return startStudio({ ...base, port: 0 }, { logger });
-  }
+  const busy = await checkPortFree(base.host, preferredPort).then(
+    () => undefined,
+    (err: unknown) => describeListenError(err, base.host, preferredPort) ?? String(err),
+  );
+  if (busy === undefined) return startStudio({ ...base, port: preferredPort }, { logger });
+  const studio = await startStudio({ ...base, port: 0 }, { logger });
+  console.log(`note    ${busy.split(";")[0]}, so the demo took port ${studio.port} instead (--port P picks one)`);
+  return studio;
 }
 
 const studio = await startDemoStudio().catch((err: unknown) => {
   rmSync(dataDir, { recursive: true, force: true });
-  console.error(`demo: the studio did not start: ${err instanceof Error ? err.message : String(err)}`);
+  const problem = port === undefined ? undefined : describeListenError(err, "127.0.0.1", port);
+  console.error(`demo: the studio did not start: ${problem ?? (err instanceof Error ? err.message : String(err))}`);
   process.exit(1);
 });
 const outDir = resolve(args.out ?? mkdtempSync(join(tmpdir(), "studio-demo-output-")));
@@ -186,8 +207,7 @@ async function saveOutputs(job: Job): Promise<void> {
   for (const output of job.outputs) {
     const parts: Uint8Array[] = [];
     for await (const res of jobs.getJobOutput({ jobId: job.id, index: output.index })) if (res.chunk.length > 0) parts.push(res.chunk);
-    const ext = output.mimeType === "image/png" ? "png" : output.mimeType === "application/json" ? "json" : "bin";
-    const file = join(outDir, `${job.id}-${output.index}.${ext}`);
+    const file = join(outDir, outputFileName(job.id, output.index, output.mimeType));
     writeFileSync(file, Buffer.concat(parts));
     console.log(`saved   ${file}`);
   }

@@ -55,7 +55,7 @@ export interface LoggerOptions {
 }
 
 /**
- * JSON lines by default; pretty when stdout is a terminal. Secrets are redacted wherever they
+ * JSON lines by default; pretty when stdout is a terminal (one line per entry, its fields inline). Secrets are redacted wherever they
  * appear: top-level fields by pino's per-key redaction, fields one level down by
  * redactNestedSecrets (on each line's fields, the base bindings and every child's bindings).
  * Lines to stdout are written asynchronously: under load they leave in batches instead of one
@@ -71,7 +71,7 @@ export function createLogger(level: string, { pretty = process.stdout.isTTY === 
   const logger = destination
     ? pino(options, destination)
     : pretty
-      ? pino({ ...options, transport: { target: "pino-pretty", options: { colorize: true, ignore: "pid,hostname,service" } } })
+      ? pino({ ...options, transport: { target: "pino-pretty", options: { colorize: true, ignore: "pid,hostname,service", singleLine: true } } })
       : pino(options, pino.destination({ dest: 1, sync: false }));
   // pino gives a child's bindings no formatter: censor them on the way in (children of children inherit this).
   const child = logger.child as unknown as (this: Logger, bindings: pino.Bindings, childOptions?: pino.ChildLoggerOptions) => Logger;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
 import { Command, Option } from "commander";
 import { parseServerConfig, SERVER_DEFAULTS, SERVER_ENV, ServerConfigError, type ServerConfig } from "./config.js";
-import { startStudio } from "./app.js";
+import { startStudio, type Studio } from "./app.js";
+import { checkPortFree, describeListenError } from "./http/port-check.js";
 
 const MIB = 1024 ** 2;
 
@@ -46,7 +47,17 @@ async function main(argv: string[]) {
     console.error("studio-server: bad configuration: --tls-cert and --tls-key go together");
     process.exit(2);
   }
-  const studio = await startStudio(config);
+  // The port first: a busy one is one line naming it, before the data dir is opened or auth announced.
+  let studio: Studio;
+  try {
+    await checkPortFree(config.host, config.port);
+    studio = await startStudio(config);
+  } catch (err) {
+    const problem = describeListenError(err, config.host, config.port);
+    if (problem === undefined) throw err;
+    console.error(`studio-server: ${problem}`);
+    process.exit(1);
+  }
   let signals = 0;
   const shutdown = (signal: string) => {
     signals += 1;

@@ -1,7 +1,8 @@
 import type { Command } from "commander";
 import { createHash } from "node:crypto";
-import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import { engineName } from "../../contract/index.js";
+import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { engineName, oneLine, outputFileName, taskPrompt } from "../../contract/index.js";
 import { JobSchema, JobStatus, type Job } from "../../gen/studio/v1/job_pb.js";
 import { JobService, ListJobsResponseSchema } from "../../gen/studio/v1/job_service_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
@@ -11,6 +12,10 @@ import { enumName, formatTime, printJson, printValue, renderTable, type Output }
 import { addTaskOptions, buildTask, type TaskFlags } from "../task-options.js";
 import { FINAL_STATUSES, WatchView } from "../watch-view.js";
 import type { Runner } from "./runner.js";
+
+/** `jobs list`'s prompt and error columns are cut to these many characters; `jobs get` shows them whole. */
+const LIST_PROMPT_CHARS = 40;
+const LIST_ERROR_CHARS = 60;
 
 const STATUS_NAMES = ["queued", "offered", "running", "succeeded", "failed", "cancelled"] as const;
 
@@ -29,6 +34,7 @@ function printJob(o: Output, g: GlobalOptions, job: Job) {
     [
       `id:        ${job.id}`,
       `model:     ${job.model}`,
+      `prompt:    ${oneLine(taskPrompt(job.task), 2000) || "-"}`,
       `status:    ${statusName(job.status)}${job.error ? ` (${job.error})` : ""}`,
       `priority:  ${job.priority}`,
       `attempts:  ${job.attempts}/${job.maxAttempts}`,
@@ -41,11 +47,20 @@ function printJob(o: Output, g: GlobalOptions, job: Job) {
   );
 }
 
-/** Follows WatchJobs; with ids, returns when all of them are final (1 if any did not succeed). */
-async function watch(g: GlobalOptions, o: Output, ids: string[], filter: { statuses: JobStatus[]; model: string }) {
+/** Most hint lines printed after a watch: past that, --output says it better. */
+const MAX_SAVE_HINTS = 8;
+
+/**
+ * Follows WatchJobs; with ids, returns when all of them are final (1 if any did not succeed). With
+ * `outputDir`, each job's outputs are saved there as it succeeds; without, the commands that save
+ * them are printed (stderr) once the watched jobs are done.
+ */
+async function watch(g: GlobalOptions, o: Output, ids: string[], filter: { statuses: JobStatus[]; model: string }, outputDir?: string) {
   const view = new WatchView(o, { json: g.json === true });
   const open = new Set(ids);
   const failed = new Set<string>();
+  const succeeded = new Map<string, Job>();
+  if (outputDir !== undefined) mkdirSync(outputDir, { recursive: true });
   for await (const res of studioClient(JobService, g).watchJobs({ jobIds: ids, includeSnapshot: true, ...filter })) {
     const job = res.job;
     if (!job) continue;
@@ -53,11 +68,36 @@ async function watch(g: GlobalOptions, o: Output, ids: string[], filter: { statu
     if (FINAL_STATUSES.has(job.status)) {
       open.delete(job.id);
       if (job.status !== JobStatus.SUCCEEDED) failed.add(job.id);
-      else failed.delete(job.id);
+      else {
+        failed.delete(job.id);
+        if (outputDir !== undefined && !succeeded.has(job.id)) await saveOutputs(g, o, job, outputDir);
+        succeeded.set(job.id, job);
+      }
       if (ids.length > 0 && open.size === 0) break;
     }
   }
+  if (outputDir === undefined) printSaveHints(o, [...succeeded.values()]);
   return failed.size > 0 ? EXIT.failed : EXIT.ok;
+}
+
+/** Downloads every output of a succeeded job into dir, checked like `jobs output`, and says where each went. */
+async function saveOutputs(g: GlobalOptions, o: Output, job: Job, dir: string) {
+  for (const out of job.outputs) {
+    const file = join(dir, outputFileName(job.id, out.index, out.mimeType));
+    const saved = await download(g, job.id, out.index, file);
+    o.err(`saved ${file} (${saved.sizeBytes} bytes, ${saved.mimeType})\n`);
+  }
+}
+
+/** The commands that save what the watched jobs produced: a watch that ends should not leave the operator guessing. */
+function printSaveHints(o: Output, jobs: Job[]) {
+  const lines = jobs.flatMap((job) =>
+    job.outputs.map((out) => `  studio jobs output ${job.id} --index ${out.index} -o ${outputFileName(job.id, out.index, out.mimeType)}`),
+  );
+  if (lines.length === 0) return;
+  const shown = lines.slice(0, MAX_SAVE_HINTS);
+  const more = lines.length - shown.length;
+  o.err(`save the outputs with:\n${shown.join("\n")}\n${more > 0 ? `  (${more} more; or watch with --output DIR to save them all)\n` : ""}`);
 }
 
 /** `studio jobs ...`: the queue, as a client. */
@@ -71,9 +111,10 @@ export function registerJobs(program: Command, run: Runner) {
       .option("--priority <n>", "higher runs first", "0")
       .option("--idempotency-key <key>", "the same key and request returns the same job; another request under it is refused")
       .option("--max-attempts <n>", "attempts before the job fails (default: the studio's)")
-      .option("--watch", "follow the job until it ends (exit 1 unless it succeeds)"),
+      .option("--watch", "follow the job until it ends (exit 1 unless it succeeds)")
+      .option("--output <dir>", "follow the job (as --watch) and save its outputs in this folder as <job id>-<index>.<ext>"),
   ).action(
-    run(async (g, o, opts: TaskFlags & { priority: string; idempotencyKey?: string; maxAttempts?: string; watch?: boolean }, model: string, prompt: string) => {
+    run(async (g, o, opts: TaskFlags & { priority: string; idempotencyKey?: string; maxAttempts?: string; watch?: boolean; output?: string }, model: string, prompt: string) => {
       let kind = opts.kind;
       if (!kind) {
         const m = (await studioClient(RegistryService, g).getModel({ name: model })).model;
@@ -85,7 +126,7 @@ export function registerJobs(program: Command, run: Runner) {
       const maxAttempts = opts.maxAttempts === undefined ? 0 : Number(opts.maxAttempts);
       if (!Number.isInteger(maxAttempts) || maxAttempts < 0) throw new CliError("--max-attempts: expected a positive whole number", EXIT.usage);
       const res = await studioClient(JobService, g).createJob({ model, task, priority, idempotencyKey: opts.idempotencyKey ?? "", maxAttempts });
-      if (opts.watch) return watch(g, o, [res.job!.id], { statuses: [], model: "" });
+      if (opts.watch || opts.output !== undefined) return watch(g, o, [res.job!.id], { statuses: [], model: "" }, opts.output);
       if (g.json) return printJson(o, JobSchema, res.job!);
       o.out(`${res.created ? "queued" : "exists"} ${res.job!.id}\n`);
     }),
@@ -109,8 +150,17 @@ export function registerJobs(program: Command, run: Runner) {
           pageToken: opts.pageToken ?? "",
         });
         if (g.json) return printJson(o, ListJobsResponseSchema, res);
-        const rows = res.jobs.map((j) => [j.id, j.model, statusName(j.status), `${j.attempts}/${j.maxAttempts}`, j.workerName || "-", formatTime(j.createTime)]);
-        o.out(renderTable(["ID", "MODEL", "STATUS", "ATTEMPTS", "WORKER", "CREATED"], rows, { tty: o.isTTY }));
+        const rows = res.jobs.map((j) => [
+          j.id,
+          j.model,
+          statusName(j.status),
+          `${j.attempts}/${j.maxAttempts}`,
+          j.workerName || "-",
+          formatTime(j.createTime),
+          oneLine(taskPrompt(j.task), LIST_PROMPT_CHARS) || "-",
+          oneLine(j.error, LIST_ERROR_CHARS) || "-",
+        ]);
+        o.out(renderTable(["ID", "MODEL", "STATUS", "ATTEMPTS", "WORKER", "CREATED", "PROMPT", "ERROR"], rows, { tty: o.isTTY }));
         if (res.nextPageToken) o.out(`more: --page-token ${res.nextPageToken}\n`);
       }),
     );
@@ -125,9 +175,10 @@ export function registerJobs(program: Command, run: Runner) {
     .description("follow jobs live (progress bars on a terminal, JSON lines otherwise); with ids, ends when they all end")
     .option("--status <status...>", "only these statuses")
     .option("--model <name>", "only this model")
+    .option("--output <dir>", "save the outputs of each job that succeeds in this folder as <job id>-<index>.<ext>")
     .action(
-      run(async (g, o, opts: { status?: string[]; model?: string }, ids: string[]) =>
-        watch(g, o, ids, { statuses: (opts.status ?? []).map(statusFromName), model: opts.model ?? "" }),
+      run(async (g, o, opts: { status?: string[]; model?: string; output?: string }, ids: string[]) =>
+        watch(g, o, ids, { statuses: (opts.status ?? []).map(statusFromName), model: opts.model ?? "" }, opts.output),
       ),
     );
 

@@ -19,13 +19,15 @@ export interface JobChange {
   remote?: boolean;
 }
 
-/** The stored facts of a job that event listeners use: attempts, times, outputs and progress JSON. */
+/** The stored facts of a job that event listeners use: attempts, times, outputs and progress JSON, the error. */
 export interface JobFacts {
   attempts: number;
   createdAt: number;
   finishedAt: number | null;
   outputs: string;
   progress: string | null;
+  /** The stored error text ("" when none); the store publishers pass whole rows, so it is there. */
+  error?: string;
 }
 
 /**

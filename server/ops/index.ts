@@ -2,6 +2,7 @@ import type { StudioContext, StudioModule } from "../context.js";
 import { feedJobMetrics } from "./job-metrics.js";
 import { opsRoutes } from "./health.js";
 import { grpcHealthRoutes } from "./grpc-health.js";
+import { logJobEvents } from "./job-log.js";
 import { createRequestLog } from "./request-log.js";
 import { StudioMetrics } from "./studio-metrics.js";
 
@@ -21,13 +22,13 @@ export interface OpsModule extends StudioModule {
 
 /**
  * Observability: /healthz, /readyz, /metrics (open routes), grpc.health.v1.Health, the request log
- * interceptor (placed before auth so refused calls are logged too) and the
- * job-event feed of the metrics.
+ * interceptor (placed before auth so refused calls are logged too), the
+ * job-event feed of the metrics and the job-event log lines.
  */
 export function createOpsModule(ctx: StudioContext): OpsModule {
   const requestLog = createRequestLog(ctx.logger.child({ module: "rpc" }));
   const metrics = new StudioMetrics(ctx.storage.stats, ctx.now);
-  let unsubscribe: (() => void) | undefined;
+  const unsubscribe: Array<() => void> = [];
   return {
     name: "ops",
     metrics,
@@ -37,12 +38,15 @@ export function createOpsModule(ctx: StudioContext): OpsModule {
     requestGate: requestLog.gate,
     onConnectionRefused: (why) => metrics.connectionsClosed.inc({ reason: why }),
     start() {
-      unsubscribe = feedJobMetrics(ctx.events, (id) => ctx.storage.jobs.get(id), metrics, ctx.now, (err) =>
-        ctx.logger.error({ err }, "metrics: a job change could not be observed"),
+      unsubscribe.push(
+        feedJobMetrics(ctx.events, (id) => ctx.storage.jobs.get(id), metrics, ctx.now, (err) =>
+          ctx.logger.error({ err }, "metrics: a job change could not be observed"),
+        ),
+        logJobEvents(ctx.events, ctx.logger.child({ module: "jobs" }), ctx.now),
       );
     },
     stop() {
-      unsubscribe?.();
+      for (const off of unsubscribe.splice(0)) off();
     },
   };
 }

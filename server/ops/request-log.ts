@@ -8,29 +8,27 @@ import type { Logger } from "../log.js";
 /** The header a caller may send to correlate its request id; the studio echoes it back. */
 export const REQUEST_ID_HEADER = "x-request-id";
 const ACCEPTABLE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
-/** Calls a busy worker makes every few seconds: logged at debug when they succeed. */
-const CHATTY: ReadonlySet<string> = new Set([
-  "WorkerService/Heartbeat",
-  "WorkerService/ReportProgress",
-  "WorkerService/ClaimJob",
-  "grpc.health.v1.Health/Check",
-]);
+/**
+ * Refusals that say something about who is calling (a missing, bad or under-privileged token):
+ * logged at info. Every other call is a debug line (an operator's info log is the job events,
+ * not one line per RPC), and a server-side failure an error line.
+ */
+const NOTABLE_REFUSALS: ReadonlySet<Code> = new Set([Code.Unauthenticated, Code.PermissionDenied]);
 
 /** What the request log needs to know about a method, worked out once per method. */
 interface MethodInfo {
   rpc: string;
-  chatty: boolean;
   anonymous: boolean;
 }
 
 /**
  * Logs every RPC once it ends: request id, method, Connect code, duration and the
- * caller's token name (never the token). Streams are logged when their last message
- * has gone. It runs outside auth (the interceptor before auth's, the gate around auth's
- * request gate) so that refused calls are logged too, those refused before their body was
- * read included. It sits on every call, so per call it does little: a method's names are
- * worked out once, the fields are built only for a line that will be written (a chatty
- * call's success is a debug line), and a stream is passed through a plain iterator, not a generator.
+ * caller's token name (never the token): at debug, except auth refusals (info) and server
+ * failures (error). Streams are logged when their last message has gone. It runs outside auth
+ * (the interceptor before auth's, the gate around auth's request gate) so that refused calls are
+ * logged too, those refused before their body was read included. It sits on every call, so per
+ * call it does little: a method's names are worked out once, the fields are built only for a line
+ * that will be written, and a stream is passed through a plain iterator, not a generator.
  */
 export function createRequestLog(logger: Logger): { interceptor: Interceptor; gate: (next: RequestGate) => RequestGate } {
   const methods = new WeakMap<object, MethodInfo>();
@@ -38,7 +36,7 @@ export function createRequestLog(logger: Logger): { interceptor: Interceptor; ga
     let info = methods.get(req.method);
     if (!info) {
       const rpc = `${req.service.typeName.replace(/^studio\.v1\./, "")}/${req.method.name}`;
-      info = { rpc, chatty: CHATTY.has(rpc), anonymous: PUBLIC_RPCS.has(`${req.service.typeName}/${req.method.name}`) };
+      info = { rpc, anonymous: PUBLIC_RPCS.has(`${req.service.typeName}/${req.method.name}`) };
       methods.set(req.method, info);
     }
     return info;
@@ -57,9 +55,9 @@ export function createRequestLog(logger: Logger): { interceptor: Interceptor; ga
     named: { jobId?: unknown; workerName?: unknown } | undefined,
     err?: unknown,
   ) => {
+    // Nothing is built for a line below the logger's level (a success is a debug line).
+    if (err === undefined && !logger.isLevelEnabled("debug")) return;
     const info = infoOf(call);
-    // Nothing is built for a line below the logger's level (a success is debug when chatty, else info).
-    if (err === undefined && !logger.isLevelEnabled(info.chatty ? "debug" : "info")) return;
     const connectErr = err === undefined ? undefined : ConnectError.from(err);
     const code = connectErr === undefined ? "ok" : codeName(connectErr.code);
     // An unauthenticated call has no caller (the context still holds the default).
@@ -75,10 +73,10 @@ export function createRequestLog(logger: Logger): { interceptor: Interceptor; ga
     };
     if (typeof named?.jobId === "string" && named.jobId) fields.jobId = named.jobId;
     if (typeof named?.workerName === "string" && named.workerName) fields.worker = named.workerName;
-    if (connectErr === undefined) logger[info.chatty ? "debug" : "info"](fields, "rpc");
+    if (connectErr === undefined) logger.debug(fields, "rpc");
     else if (connectErr.code === Code.Internal || connectErr.code === Code.Unknown) {
       logger.error({ ...fields, err: connectErr.message }, "rpc failed");
-    } else logger.info({ ...fields, err: connectErr.rawMessage }, "rpc refused");
+    } else logger[NOTABLE_REFUSALS.has(connectErr.code) ? "info" : "debug"]({ ...fields, err: connectErr.rawMessage }, "rpc refused");
   };
 
   const interceptor: Interceptor = (next) =>

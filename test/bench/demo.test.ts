@@ -1,5 +1,6 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pngProblem } from "../../worker/engines/png.js";
@@ -34,6 +35,31 @@ test("bun run demo runs jobs through a real studio and worker, writes PNGs and c
   const db = /temporary database in (\S+)\)/.exec(stdout)?.[1];
   expect(db).toBeDefined();
   expect(existsSync(db!)).toBe(false);
+}, 60_000);
+
+test("when its port is taken the demo says so and which port it took instead", async () => {
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+  const taken = (holder.address() as AddressInfo).port;
+  const out = mkdtempSync(join(tmpdir(), "demo-test-out-"));
+  dirs.push(out);
+  try {
+    const proc = Bun.spawn([process.execPath, join(ROOT, "scripts", "demo.ts"), "--jobs", "1", "--exit-when-done", "--out", out], {
+      cwd: ROOT,
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, STUDIO_PORT: String(taken) },
+    });
+    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    if (code !== 0) console.error(stdout, stderr);
+    expect(code).toBe(0);
+    const moved = /^note {4}port (\d+) on 127\.0\.0\.1 is already in use, so the demo took port (\d+) instead \(--port P picks one\)$/m.exec(stdout);
+    expect(moved?.[1]).toBe(String(taken));
+    expect(stdout).toContain(`studio  http://127.0.0.1:${moved![2]}`);
+    expect(stdout).toContain("1 of 1 jobs succeeded");
+  } finally {
+    await new Promise((resolve) => holder.close(resolve));
+  }
 }, 60_000);
 
 test.each([

@@ -200,6 +200,78 @@ describe("studio jobs and workers", () => {
   });
 });
 
+describe("what a new operator needs from the CLI", () => {
+  const PNG = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]);
+
+  /** A worker that declines every offer but the one whose prompt is `prompt`, and hands that one to `run`. */
+  async function serve(w: SimWorker, prompt: string, run: (lease: { jobId: string; leaseId: string }) => Promise<unknown>) {
+    for (;;) {
+      const offer = await w.nextOffer();
+      const lease = { jobId: offer.jobId, leaseId: offer.leaseId };
+      if (offer.task?.kind.case === "image" && offer.task.kind.value.prompt === prompt) return run(lease);
+      w.send({ case: "decline", value: { ...lease, reason: "not this test's job" } });
+    }
+  }
+
+  test("--version prints the CLI's version", async () => {
+    const run = await runCli(["--version"], {});
+    expect(run.exit).toBe(0);
+    expect(run.stdout.trim()).toBe((await import("../../package.json")).version);
+  });
+
+  test("--output DIR saves the outputs; --watch alone ends with the commands that save them; list shows prompt and error", async () => {
+    const auth: Interceptor = (next) => async (req) => {
+      req.header.set("authorization", `Bearer ${workerSecret}`);
+      return next(req);
+    };
+    const w = await SimWorker.connect(createConnectTransport({ baseUrl: t.url, httpVersion: "2", interceptors: [auth] }), {
+      name: "cli-output-sim",
+      engines: [ModelEngine.SYNTHETIC],
+    });
+    const finish = async (lease: { jobId: string; leaseId: string }) => {
+      w.send({ case: "accept", value: lease });
+      w.upload(lease, 0, PNG, { mimeType: "image/png" });
+      expect(await w.complete(lease)).toMatchObject({ ok: true });
+    };
+    try {
+      const outDir = join(dir, "saved", "here");
+      const saving = runCli(["jobs", "create", "synthetic", "a kite to save", "--output", outDir], client);
+      await serve(w, "a kite to save", finish);
+      const saved = await saving;
+      expect(saved.exit).toBe(0);
+      const id = JSON.parse(saved.stdout.trim().split("\n")[0]!).id as string;
+      const file = join(outDir, `${id}-0.png`);
+      expect(saved.stderr).toContain(`saved ${file} (11 bytes, image/png)`);
+      expect(new Uint8Array(readFileSync(file))).toEqual(PNG);
+
+      const watching = runCli(["jobs", "create", "synthetic", "a kite to watch", "--watch"], client);
+      await serve(w, "a kite to watch", finish);
+      const watched = await watching;
+      expect(watched.exit).toBe(0);
+      const watchedId = JSON.parse(watched.stdout.trim().split("\n")[0]!).id as string;
+      expect(watched.stderr).toBe(`save the outputs with:\n  studio jobs output ${watchedId} --index 0 -o ${watchedId}-0.png\n`);
+
+      const longPrompt = `a kite that fails ${"and fails again ".repeat(10)}`;
+      const failing = runCli(["jobs", "create", "synthetic", longPrompt, "--watch"], client);
+      await serve(w, longPrompt, async (lease) => {
+        w.send({ case: "accept", value: lease });
+        await w.fail(lease, "engine crashed: out of memory\n  at layer 7", false);
+      });
+      expect((await failing).exit).toBe(1);
+
+      const list = await runCli(["jobs", "list", "--limit", "3"], client);
+      expect(list.exit).toBe(0);
+      const [head, ...rows] = list.stdout.trimEnd().split("\n");
+      expect(head).toMatch(/^ID\s+MODEL\s+STATUS\s+ATTEMPTS\s+WORKER\s+CREATED\s+PROMPT\s+ERROR$/);
+      expect(rows[0]).toContain("a kite that fails and fails again and f…");
+      expect(rows[0]).toContain("engine crashed: out of memory at layer 7");
+      expect(rows[1]).toMatch(/a kite to watch\s+-$/);
+    } finally {
+      await w.close();
+    }
+  }, 30_000);
+});
+
 describe("exit codes and errors that say what to do", () => {
   test("not found 3, no token 4, wrong role 4, unreachable 5, usage 2, help 0", async () => {
     const [notFound, noToken, wrongRole, unreachable, usage, help, badUrl, noVerb] = await Promise.all([

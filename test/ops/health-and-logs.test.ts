@@ -32,7 +32,7 @@ function transport(secret?: string) {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "studio-ops-"));
   const logger = pino(
-    { level: "info", redact: { paths: ["token", "secret", "authorization", "*.authorization"], censor: "[redacted]" } },
+    { level: "debug", redact: { paths: ["token", "secret", "authorization", "*.authorization"], censor: "[redacted]" } },
     { write: (s: string) => (logText.push(s), logLines.push(JSON.parse(s))) },
   );
   studio = await startStudio({ host: "127.0.0.1", port: 0, dataDir: dir, adminToken: ADMIN }, { logger });

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -100,6 +101,26 @@ describe("bun run server", () => {
     const hb = await runToExit(["--lease-ttl-ms", "1000", "--heartbeat-interval-ms", "600", "--data-dir", "/nonexistent-unused"]);
     expect(hb.exit).toBe(2);
     expect(hb.stderr).toContain("--heartbeat-interval-ms (600) must be at most half of --lease-ttl-ms (1000)");
+  });
+
+  test("a busy port is one line naming the port and --port, before the data dir is touched", async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    const port = (holder.address() as AddressInfo).port;
+    const parent = mkdtempSync(join(tmpdir(), "studio-busy-"));
+    dirs.push(parent);
+    const dataDir = join(parent, "data");
+    try {
+      const { exit, stdout, stderr } = await runToExit(["--port", String(port), "--data-dir", dataDir]);
+      expect(exit).toBe(1);
+      expect(stdout).toBe("");
+      expect(stderr.trimEnd().split("\n")).toEqual([
+        `studio-server: port ${port} on 127.0.0.1 is already in use; stop what holds it or choose another port with --port (or STUDIO_PORT)`,
+      ]);
+      expect(existsSync(dataDir)).toBe(false);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
   });
 
   test("--help shows every default", async () => {

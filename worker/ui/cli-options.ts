@@ -11,11 +11,11 @@ import {
 
 const FLAGS: Array<[keyof WorkerConfig, string, string]> = [
   ["server", "--server <url>", "the studio's URL, http:// or https:// (required)"],
-  ["token", "--token <token>", "bearer token the studio gave this worker"],
+  ["token", "--token <token>", "bearer token the studio gave this worker; prefer the variable (a flag shows in ps)"],
   ["name", "--name <name>", "name shown to operators (default: the host name)"],
-  ["cacheDir", "--cache-dir <dir>", "where downloaded model files are kept"],
-  ["cacheMaxBytes", "--cache-max-bytes <size>", "model cache budget, like 200G (least recently used files go first)"],
-  ["workDir", "--work-dir <dir>", "parent of the per-job work directories, private to this user (default: <cache dir>/work, made 0700; each removed after its job; at start, those of a dead worker are removed and its engine processes killed)"],
+  ["cacheDir", "--cache-dir <dir>", "where downloaded model files are kept (default: {cacheDir})"],
+  ["cacheMaxBytes", "--cache-max-bytes <size>", "model cache budget, like 200G (least recently used files go first; default 100G)"],
+  ["workDir", "--work-dir <dir>", "parent of the per-job work directories, private to this user (made 0700; each removed after its job; at start, those of a dead worker are removed and its engine processes killed; default: {workDir}, under --cache-dir)"],
   ["slots", "--slots <n>", "jobs run at once (default 1)"],
   ["sdCli", "--sd-cli <path>", "stable-diffusion.cpp's sd-cli (default: sd-cli on PATH)"],
   ["llamaServer", "--llama-server <path>", "llama.cpp's llama-server (default: llama-server on PATH)"],
@@ -36,8 +36,12 @@ const FLAGS: Array<[keyof WorkerConfig, string, string]> = [
   ["progress", "--progress <mode>", "auto (bars on a terminal, else JSON log lines), bars or log"],
 ];
 
-/** The command-line program: flags with their environment variables, readable --help. */
-export function workerCommand(version: string): Command {
+/**
+ * The command-line program: flags with their environment variables, readable --help. The default
+ * directories shown are the ones this environment gives (XDG_CACHE_HOME, the temp dir).
+ */
+export function workerCommand(version: string, env: Record<string, string | undefined> = process.env): Command {
+  const dirs = defaultDirs(env);
   const program = new Command("studio-worker")
     .description(
       "Studio worker: keeps a session to the studio, downloads the model files each job names (verified, " +
@@ -46,7 +50,10 @@ export function workerCommand(version: string): Command {
     .version(version)
     .showHelpAfterError()
     .allowExcessArguments(false);
-  for (const [key, flags, help] of FLAGS) program.addOption(new Option(flags, `${help} [env ${WORKER_ENV[key]}]`));
+  for (const [key, flags, help] of FLAGS) {
+    const text = help.replace("{cacheDir}", dirs.cacheDir).replace("{workDir}", dirs.workDir);
+    program.addOption(new Option(flags, `${text} [env ${WORKER_ENV[key]}]`));
+  }
   return program;
 }
 
@@ -58,7 +65,7 @@ export function parseWorkerArgs(
   argv: string[],
   { version = "0.0.0", env = process.env }: { version?: string; env?: Record<string, string | undefined> } = {},
 ): WorkerConfig {
-  const program = workerCommand(version);
+  const program = workerCommand(version, env);
   program.parse(argv);
   const opts = program.opts<Record<string, string | undefined>>();
   const input: Record<string, string> = {};

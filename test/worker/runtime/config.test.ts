@@ -166,6 +166,16 @@ describe("the program", () => {
     expect(help).toContain("[env STUDIO_STALL_TIMEOUT]");
   }, TEST_TIMEOUT_MS);
 
+  test("--help shows the cache and work dirs this environment gives", () => {
+    const flat = (r: ReturnType<typeof run>) => r.stdout.toString().replace(/\s+/g, " ");
+    const plain = flat(run(["--help"]));
+    expect(plain).toContain(`default: ${join(tmpdir(), ".cache", "studio-worker")}) [env STUDIO_CACHE_DIR]`);
+    expect(plain).toContain(`default: ${join(tmpdir(), "studio-worker-jobs")}) [env STUDIO_WORK_DIR]`);
+    expect(plain).toContain("default 100G) [env STUDIO_CACHE_MAX_BYTES]");
+    const xdg = flat(run(["--help"], { XDG_CACHE_HOME: "/srv/cache" }));
+    expect(xdg).toContain("default: /srv/cache/studio-worker) [env STUDIO_CACHE_DIR]");
+  }, TEST_TIMEOUT_MS);
+
   test("a bad value exits 2 naming it; an unknown flag is refused", () => {
     const bad = run(["--server", "http://127.0.0.1:1", "--slots", "-4"]);
     expect(bad.exitCode).toBe(2);

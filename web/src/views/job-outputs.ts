@@ -1,4 +1,5 @@
 import type { Job, JobOutput } from "../../../gen/studio/v1/job_pb.js";
+import { outputFileName } from "../../../contract/output-files.js";
 import type { App } from "../app.js";
 import { h, replace } from "../dom.js";
 import { saveBlob } from "../download.js";
@@ -18,8 +19,7 @@ export function renderOutputs(app: App, job: Job, box: HTMLElement, objectUrls: 
 
 function outputItem(app: App, job: Job, out: JobOutput, objectUrls: string[]): HTMLElement {
   const path = `/jobs/${encodeURIComponent(job.id)}/outputs/${out.index}`;
-  const ext = out.mimeType.split("/")[1]?.split(/[;+]/)[0] ?? "bin";
-  const filename = `${job.id}-${out.index}.${ext}`;
+  const filename = outputFileName(job.id, out.index, out.mimeType);
   const preview = h("div", { class: "preview" }, h("span", { class: "muted" }, "Loading…"));
   const link = h(
     "a",
