@@ -54,7 +54,10 @@ export async function startStudio(input: ServerConfigInput, options: StartOption
       for (const m of modules) m.routes?.(router);
     },
     interceptors: modules.flatMap((m) => m.interceptors ?? []),
-    requestGate: answerRefusalsAtOnce(modules.reduceRight<RequestGate>((next, m) => (m.requestGate ? m.requestGate(next) : next), () => {})),
+    requestGate: answerRefusalsAtOnce(
+      modules.reduceRight<RequestGate>((next, m) => (m.requestGate ? m.requestGate(next) : next), () => {}),
+      { drainGraceMs: config.headersTimeoutMs },
+    ),
     // The node request rides along so that a handler can find the peer's address (peerOf) when it needs it.
     contextValues: (req) => createContextValues().set(nodeRequestKey, req),
     readMaxBytes: MAX_RPC_MESSAGE_BYTES,

@@ -28,7 +28,7 @@ const logLines: Array<Record<string, unknown>> = [];
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "studio-body-"));
   const logger = pino({ level: "info" }, { write: (line: string) => void logLines.push(JSON.parse(line)) });
-  studio = await startStudio({ host: "127.0.0.1", port: 0, dataDir: dir, adminToken: ADMIN }, { logger });
+  studio = await startStudio({ host: "127.0.0.1", port: 0, dataDir: dir, adminToken: ADMIN, headersTimeoutMs: 1000 }, { logger });
   const admin = createClient(TokenService, transportFor(studio.url, ADMIN));
   workerToken = (await admin.createToken({ name: "a worker", role: TokenRole.WORKER })).secret;
 });
@@ -128,6 +128,38 @@ describe("auth before the body", () => {
     expect(lines).toHaveLength(8);
     expect(lines[0]).toMatchObject({ code: "unauthenticated", caller: null, msg: "rpc refused" });
     expect(typeof lines[0]!.requestId).toBe("string");
+  });
+
+  test("a small or chunked body is drained (nothing parsed) and the connection kept; one left unfinished is cut after the grace", async () => {
+    const s = net.connect(studio.port, "127.0.0.1");
+    const replies: string[] = [];
+    let buffered = "";
+    s.on("data", (b: Buffer) => {
+      buffered += b.toString("latin1");
+      for (let m; (m = /^HTTP\/1\.1 (\d{3})[^]*?\r\n\r\n/.exec(buffered)); ) {
+        const length = Number(/content-length: (\d+)/i.exec(m[0])?.[1] ?? 0);
+        if (buffered.length < m[0].length + length) break;
+        replies.push(m[1]!);
+        buffered = buffered.slice(m[0].length + length);
+      }
+    });
+    const closed = new Promise<void>((r) => s.once("close", () => r()));
+    const post = (body: string) =>
+      s.write(
+        `POST /studio.v1.JobService/ListJobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+          `Connect-Protocol-Version: 1\r\nTransfer-Encoding: chunked\r\n\r\n${body}`,
+      );
+    const answered = async (n: number) => {
+      while (replies.length < n) await new Promise<void>((r) => s.once("data", () => r()));
+    };
+    post("2\r\n{}\r\n0\r\n\r\n");
+    await answered(1);
+    // Same connection, a second refused call whose chunked body never ends: cut after the grace (1 s here).
+    post("1\r\n{\r\n");
+    const t0 = performance.now();
+    await closed;
+    expect(replies).toEqual(["401"]);
+    expect(performance.now() - t0).toBeLessThan(10_000);
   });
 
   test("the studio still answers a token holder's full request after all that", async () => {
