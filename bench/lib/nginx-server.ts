@@ -6,16 +6,25 @@ import { freeLoopbackPort, waitForPort } from "./free-port.js";
 export interface NginxServer {
   /** http://127.0.0.1:port — files at /<name>, and rate-limited per connection at /limited/<name>. */
   origin: string;
+  /** https://127.0.0.1:port — the same files over TLS (a self-signed certificate, `certFile`). */
+  tlsOrigin: string;
+  /** The PEM certificate the HTTPS listener presents (trust it with NODE_EXTRA_CA_CERTS, or curl --cacert). */
+  certFile: string;
   stop(): Promise<void>;
 }
 
 /**
  * Starts Debian's nginx on a free loopback port with a temp config (daemon off,
- * master_process off: one process to reap). /limited/ applies `limit_rate` to
- * each connection, which is what parallel ranges are measured against.
+ * master_process off: one process to reap), plain HTTP on one port and HTTPS on
+ * another (a self-signed P-256 certificate for 127.0.0.1 made here with openssl;
+ * nginx's default TLS settings, so TLS 1.3 with AES-GCM as a model host would
+ * negotiate). /limited/ applies `limit_rate` to each connection, which is what
+ * parallel ranges are measured against.
  */
 export async function startNginx(root: string, workDir: string, { limitRate = "20m", binary = "/usr/sbin/nginx" } = {}): Promise<NginxServer> {
   const port = await freeLoopbackPort();
+  const tlsPort = await freeLoopbackPort();
+  const { cert, key } = await selfSignedCert(workDir);
   await fs.mkdir(path.join(workDir, "tmp"), { recursive: true });
   const conf = path.join(workDir, "nginx.conf");
   const t = path.join(workDir, "tmp");
@@ -36,6 +45,9 @@ http {
   uwsgi_temp_path ${t}/uwsgi; scgi_temp_path ${t}/scgi;
   server {
     listen 127.0.0.1:${port};
+    listen 127.0.0.1:${tlsPort} ssl;
+    ssl_certificate ${cert};
+    ssl_certificate_key ${key};
     root ${root};
     location /limited/ { alias ${root}/; limit_rate ${limitRate}; }
   }
@@ -45,6 +57,7 @@ http {
   const proc = Bun.spawn([binary, "-p", workDir, "-c", conf, "-e", path.join(workDir, "error.log")], { stdout: "ignore", stderr: "inherit" });
   try {
     await waitForPort(port);
+    await waitForPort(tlsPort);
   } catch (err) {
     proc.kill("SIGKILL");
     await proc.exited;
@@ -52,6 +65,8 @@ http {
   }
   return {
     origin: `http://127.0.0.1:${port}`,
+    tlsOrigin: `https://127.0.0.1:${tlsPort}`,
+    certFile: cert,
     async stop() {
       proc.kill("SIGTERM");
       const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
@@ -59,4 +74,20 @@ http {
       clearTimeout(timer);
     },
   };
+}
+
+/** A self-signed P-256 certificate for 127.0.0.1 (openssl, argv, no shell). */
+async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
+  const cert = path.join(dir, "cert.pem");
+  const key = path.join(dir, "key.pem");
+  const proc = Bun.spawn(
+    [
+      "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+      "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-days", "2", "-keyout", key, "-out", cert,
+    ],
+    { stdout: "ignore", stderr: "pipe" },
+  );
+  if ((await proc.exited) !== 0) throw new Error(`openssl could not make the benchmark's certificate: ${await new Response(proc.stderr).text()}`);
+  return { cert, key };
 }

@@ -12,6 +12,7 @@ import { listUrlBlobs, lookupBlob, publishBlob, type CacheEntry } from "./blob-s
 import { resolveOptions, type DownloadManagerOptions, type ResolvedOptions } from "./options.js";
 import { PinRegistry } from "./pins.js";
 import { ProgressMeter, type DownloadProgress } from "./progress.js";
+import { directFlags } from "./partial-file.js";
 import { linkWorkDir, type WorkDirLinks } from "./work-dir.js";
 import { aggregateProgress } from "./aggregate-progress.js";
 
@@ -57,7 +58,7 @@ export class DownloadManager {
 
   constructor(options: DownloadManagerOptions) {
     this.opts = resolveOptions(options, {
-      openFile: (p, flags) => fsp.open(p, flags),
+      openFile: (p, flags) => fsp.open(p, flags === "direct" ? directFlags(fs.constants) : flags),
       freeBytes: async (dir) => {
         const st = await fsp.statfs(dir);
         return st.bavail * st.bsize;
@@ -201,6 +202,7 @@ export class DownloadManager {
             statePath: this.layout.partialState(key),
             policy: { hfToken: this.opts.hfToken, isTokenHost: this.opts.isTokenHost, maxRedirects: this.opts.maxRedirects },
             openFile: this.opts.openFile,
+            directIo: this.opts.directIo,
             stallTimeoutMs: this.opts.stallTimeoutMs,
             maxRetries: this.opts.maxRetries,
             retryBaseDelayMs: this.opts.retryBaseDelayMs,

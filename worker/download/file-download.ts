@@ -4,7 +4,9 @@ import { sleep } from "./file-lock.js";
 import { ifRangeValidator, type FetchPolicy } from "./http-fetch.js";
 import { OrderedHasher } from "./ordered-hasher.js";
 import type { LengthCap } from "./length-cap.js";
-import type { DownloadLogger, WritableFile, OpenFile } from "./options.js";
+import { blockPair } from "./block-writer.js";
+import type { DownloadLogger, OpenFile } from "./options.js";
+import { PartialFile } from "./partial-file.js";
 import { streamPart } from "./part-stream.js";
 import { bytesDone, readPartialState, writePartialState, type PartState, type PartialState } from "./partial-state.js";
 import { RestartFromZero, openFresh, openRange } from "./range-requests.js";
@@ -21,6 +23,8 @@ export interface FileDownloadPlan {
   statePath: string;
   policy: FetchPolicy;
   openFile: OpenFile;
+  /** Aligned blocks bypass the page cache where the filesystem allows (PartialFile). */
+  directIo: boolean;
   stallTimeoutMs: number;
   maxRetries: number;
   retryBaseDelayMs: number;
@@ -116,7 +120,7 @@ interface AttemptContext {
   hasher: OrderedHasher;
 }
 
-async function startOver(plan: FileDownloadPlan, file: WritableFile, ctx: AttemptContext): Promise<void> {
+async function startOver(plan: FileDownloadPlan, file: PartialFile, ctx: AttemptContext): Promise<void> {
   ctx.state = undefined;
   await fs.rm(plan.statePath, { force: true });
   await file.truncate(0);
@@ -129,19 +133,20 @@ function canResume(state: PartialState, plan: FileDownloadPlan): boolean {
   return ifRangeValidator(state.etag, state.lastModified) !== undefined || plan.expectedSha256 !== undefined;
 }
 
-async function openPartial(plan: FileDownloadPlan, resume: boolean): Promise<WritableFile> {
+async function openPartial(plan: FileDownloadPlan, resume: boolean): Promise<PartialFile> {
+  const options = { directIo: plan.directIo, logger: plan.logger };
   if (resume) {
     try {
-      return await plan.openFile(plan.partialPath, "r+");
+      return await PartialFile.open(plan.openFile, plan.partialPath, "r+", options);
     } catch {
       await fs.rm(plan.statePath, { force: true });
     }
   }
-  return plan.openFile(plan.partialPath, "w+");
+  return PartialFile.open(plan.openFile, plan.partialPath, "w+", options);
 }
 
 /** One pass: starts (or resumes) every unfinished part concurrently; returns the state once all are complete. */
-async function runAttempt(plan: FileDownloadPlan, file: WritableFile, ctx: AttemptContext, outer: AbortSignal): Promise<PartialState> {
+async function runAttempt(plan: FileDownloadPlan, file: PartialFile, ctx: AttemptContext, outer: AbortSignal): Promise<PartialState> {
   const controller = new AbortController();
   const onOuterAbort = () => controller.abort(outer.reason);
   outer.addEventListener("abort", onOuterAbort, { once: true });
@@ -199,16 +204,17 @@ async function runAttempt(plan: FileDownloadPlan, file: WritableFile, ctx: Attem
         if (hasher.position < bytesDone(state)) void hasher.catchUp().catch(fail);
       },
     };
-    const run = async (part: PartState, body?: ReadableStream<Uint8Array>) => {
+    const run = async (part: PartState, buffers: [Uint8Array, Uint8Array], body?: ReadableStream<Uint8Array>) => {
       lastByteAt.set(part, Date.now());
       const stream = body ?? (await openRange(plan, state, part, signal));
-      await streamPart(stream, part, sink, () => lastByteAt.set(part, Date.now()));
+      await streamPart(stream, part, sink, () => lastByteAt.set(part, Date.now()), buffers);
       lastByteAt.delete(part);
     };
-    // `plan.parts` connections take the pending pieces in file order, one at a time.
+    // `plan.parts` connections take the pending pieces in file order, one at a time, each through its own pair of block buffers.
     const connection = async (firstPiece?: { part: PartState; body: ReadableStream<Uint8Array> }) => {
-      if (firstPiece) await run(firstPiece.part, firstPiece.body);
-      for (let part = pending.shift(); part && !signal.aborted; part = pending.shift()) await run(part);
+      const buffers = blockPair(state.totalBytes);
+      if (firstPiece) await run(firstPiece.part, buffers, firstPiece.body);
+      for (let part = pending.shift(); part && !signal.aborted; part = pending.shift()) await run(part, buffers);
     };
     const connections = Math.max(1, Math.min(plan.parts, pending.length + (first ? 1 : 0)));
     for (let i = 0; i < connections; i++) running.push(connection(i === 0 ? first : undefined).catch(fail));
@@ -228,7 +234,7 @@ async function runAttempt(plan: FileDownloadPlan, file: WritableFile, ctx: Attem
   }
 }
 
-async function finish(plan: FileDownloadPlan, file: WritableFile, state: PartialState, hasher: OrderedHasher): Promise<FinishedDownload> {
+async function finish(plan: FileDownloadPlan, file: PartialFile, state: PartialState, hasher: OrderedHasher): Promise<FinishedDownload> {
   const size = state.totalBytes!;
   if (hasher.position !== size)
     throw new TransferFailure({ kind: "network", retryable: true, message: `hashed ${hasher.position} of ${size} bytes` });

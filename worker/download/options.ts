@@ -16,8 +16,11 @@ export interface WritableFile {
   close(): Promise<void>;
 }
 
-/** Opens a partial file for reading and writing (flags "r+" or "w+"). */
-export type OpenFile = (path: string, flags: "r+" | "w+") => Promise<WritableFile>;
+/**
+ * Opens a partial file for reading and writing ("r+" or "w+"), or an existing one write-only with
+ * O_DIRECT ("direct": aligned block writes that bypass the page cache; throws where that is not supported).
+ */
+export type OpenFile = (path: string, flags: "r+" | "w+" | "direct") => Promise<WritableFile>;
 
 export interface DownloadManagerOptions {
   /** Shared by worker processes on one host; layout: blobs/, partial/, locks/, pins/. */
@@ -52,6 +55,11 @@ export interface DownloadManagerOptions {
   logger?: DownloadLogger;
   /** Write layer; defaults to node:fs/promises open. */
   openFile?: OpenFile;
+  /**
+   * Write aligned blocks with O_DIRECT where the filesystem takes it (default true): far less CPU per GiB
+   * than the page cache, and no dirty gigabytes for the final fsync; falls back on its own where refused.
+   */
+  directIo?: boolean;
   /** Free bytes available to the cache dir; defaults to fs.statfs (bavail * bsize). */
   freeBytes?: (dir: string) => Promise<number>;
 }
@@ -89,6 +97,7 @@ export function resolveOptions(
     lengthlessSlackBytes = 64 * 1024 * 1024,
     logger = noopLogger,
     openFile = defaults.openFile,
+    directIo = true,
     freeBytes = defaults.freeBytes,
   } = options;
   if (!cacheDir) throw new RangeError("cacheDir must be set");
@@ -116,6 +125,7 @@ export function resolveOptions(
     lengthlessSlackBytes,
     logger,
     openFile,
+    directIo,
     freeBytes,
   };
 }

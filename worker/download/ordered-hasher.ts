@@ -1,8 +1,8 @@
 import { createHash, type Hash } from "node:crypto";
-import type { WritableFile } from "./options.js";
+import type { PartialFile } from "./partial-file.js";
 import type { PartState } from "./partial-state.js";
 
-const READ_BACK_CHUNK = 1024 * 1024;
+const READ_BACK_CHUNK = 4 * 1024 * 1024;
 
 /**
  * Hashes a file in byte order while its ranges arrive out of order. Bytes that
@@ -20,7 +20,7 @@ export class OrderedHasher {
   private buffer: Buffer | undefined;
 
   constructor(
-    private readonly file: WritableFile,
+    private readonly file: Pick<PartialFile, "read">,
     private readonly parts: PartState[],
   ) {}
 

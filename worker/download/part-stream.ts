@@ -1,29 +1,31 @@
-import { TransferFailure, diskFailure } from "./errors.js";
+import { BlockWriter } from "./block-writer.js";
+import { TransferFailure } from "./errors.js";
 import { networkFailure } from "./http-fetch.js";
 import type { LengthCap } from "./length-cap.js";
 import type { OrderedHasher } from "./ordered-hasher.js";
-import type { WritableFile } from "./options.js";
+import type { PartialFile } from "./partial-file.js";
 import type { PartState } from "./partial-state.js";
 
 /** What a part writer reports to the download it belongs to. */
 export interface PartSink {
-  file: WritableFile;
+  file: PartialFile;
   hasher: OrderedHasher;
   signal: AbortSignal;
   /** How far a part without an end (no Content-Length) may run before it fails for good. */
   lengthCap: LengthCap;
-  /** Called after each chunk is on disk (part.next already advanced). */
+  /** Called after each block is on disk (part.next already advanced). */
   onWritten(bytes: number): void;
 }
 
 /**
  * Streams one response body into the file from part.next on, up to part.end
- * (extra bytes are not read). Each chunk is offered to the hasher before its
- * write so in-order bytes are hashed while the write runs; part.next moves only
- * after the write completes, so the state sidecar never runs ahead of the disk.
- * A body that ends before part.end is a dropped connection (retryable); a
- * body with no end (no Content-Length) that runs past sink.lengthCap fails for
- * good (the caller deletes the partial);
+ * (extra bytes are not read), through a BlockWriter (large writes, one in
+ * flight while the next block fills, each block hashed when it is next in
+ * order). When the body fails or is cancelled, what was received is still
+ * written before the error goes up, so a resume starts where the bytes
+ * stopped. A body that ends before part.end is a dropped connection
+ * (retryable); a body with no end (no Content-Length) that runs past
+ * sink.lengthCap fails for good (the caller deletes the partial);
  * `touch` is called per chunk received (the stall watchdog's clock).
  */
 export async function streamPart(
@@ -31,8 +33,10 @@ export async function streamPart(
   part: PartState,
   sink: PartSink,
   touch: () => void,
+  buffers: [Uint8Array, Uint8Array],
 ): Promise<void> {
   const reader = body.getReader();
+  const writer = new BlockWriter(sink.file, part, sink.hasher, sink.onWritten, buffers);
   try {
     for (;;) {
       let result: Awaited<ReturnType<typeof reader.read>>;
@@ -44,21 +48,24 @@ export async function streamPart(
       if (result.done) break;
       touch();
       let chunk = result.value;
+      const at = writer.received;
       if (part.end !== undefined) {
-        const room = part.end - part.next;
+        const room = part.end - at;
         if (room <= 0) break;
         if (chunk.byteLength > room) chunk = chunk.subarray(0, room);
-      } else if (part.next + chunk.byteLength > sink.lengthCap.bytes) {
+      } else if (at + chunk.byteLength > sink.lengthCap.bytes) {
         throw overCap(sink.lengthCap);
       }
       if (chunk.byteLength === 0) continue;
-      const position = part.next;
-      sink.hasher.offer(position, chunk);
-      await writeFully(sink.file, chunk, position);
-      part.next += chunk.byteLength;
-      sink.onWritten(chunk.byteLength);
-      if (part.end !== undefined && part.next >= part.end) break;
+      await writer.push(chunk);
+      if (part.end !== undefined && writer.received >= part.end) break;
     }
+    await writer.close();
+  } catch (err) {
+    // Keep what arrived for the resume, unless the disk is what failed or the file is about to be deleted.
+    const permanent = err instanceof TransferFailure && !err.init.retryable && err.init.kind !== "cancelled";
+    if (!permanent) await writer.close().catch(() => {});
+    throw err;
   } finally {
     reader.cancel().catch(() => {});
   }
@@ -75,18 +82,4 @@ export async function streamPart(
 function overCap(cap: LengthCap): TransferFailure {
   const what = `the server sent no Content-Length and the body ran past ${cap.bytes} bytes, the cap for this file (${cap.basis}); the partial file was deleted`;
   return new TransferFailure({ kind: cap.kind, retryable: false, message: cap.kind === "disk" ? `disk full: ${what}` : `too large: ${what}` });
-}
-
-async function writeFully(file: WritableFile, chunk: Uint8Array, position: number): Promise<void> {
-  let offset = 0;
-  while (offset < chunk.byteLength) {
-    let written: number;
-    try {
-      ({ bytesWritten: written } = await file.write(chunk, offset, chunk.byteLength - offset, position + offset));
-    } catch (err) {
-      throw new TransferFailure(diskFailure(err, `writing at byte ${position + offset}`) ?? { kind: "disk", retryable: false, message: `cannot write the partial file: ${(err as Error).message}`, cause: err });
-    }
-    if (written <= 0) throw new TransferFailure({ kind: "disk", retryable: false, message: "write made no progress" });
-    offset += written;
-  }
 }

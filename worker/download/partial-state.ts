@@ -53,6 +53,8 @@ export async function writePartialState(path: string, state: PartialState): Prom
   }
 }
 
+const PIECE_ALIGNMENT = 4096;
+
 /** Bytes already on disk according to the state. */
 export function bytesDone(state: PartialState): number {
   return state.parts.reduce((sum, p) => sum + (p.next - p.start), 0);
@@ -64,10 +66,13 @@ export function bytesDone(state: PartialState): number {
  * leaves fewer pieces than connections), fetched in file order: the hash
  * cursor, which must go in order, then trails the downloads by a few pieces
  * instead of waiting for whole quarters of the file to be read back at the end.
+ * Pieces start on multiples of 4 KiB, so their blocks can be written directly
+ * (PartialFile).
  */
 export function splitParts(total: number, connections: number): PartState[] {
   const minPiece = 32 * 1024 * 1024;
-  const size = Math.max(1, Math.ceil(total / (connections * 8)), Math.min(minPiece, Math.ceil(total / connections)));
+  const exact = Math.max(1, Math.ceil(total / (connections * 8)), Math.min(minPiece, Math.ceil(total / connections)));
+  const size = Math.ceil(exact / PIECE_ALIGNMENT) * PIECE_ALIGNMENT;
   const parts: PartState[] = [];
   for (let start = 0; start < total; start += size) parts.push({ start, end: Math.min(total, start + size), next: start });
   return parts.length > 0 ? parts : [{ start: 0, end: 0, next: 0 }];

@@ -1,14 +1,14 @@
 import { TransferFailure } from "./errors.js";
 import type { FileDownloadPlan } from "./file-download.js";
 import { contentLength, fetchFollowing, ifRangeValidator, parseContentRange } from "./http-fetch.js";
-import type { WritableFile } from "./options.js";
+import type { PartialFile } from "./partial-file.js";
 import { splitParts, type PartState, type PartialState } from "./partial-state.js";
 
 /** Thrown inside an attempt when the server cannot continue the partial (200 to a Range, changed size). */
 export class RestartFromZero extends Error {}
 
 /** First request: `Range: bytes=0-` tells in one round trip whether ranges work and how big the file is. */
-export async function openFresh(plan: FileDownloadPlan, file: WritableFile, signal: AbortSignal) {
+export async function openFresh(plan: FileDownloadPlan, file: PartialFile, signal: AbortSignal) {
   let response: Response;
   try {
     ({ response } = await fetchFollowing(plan.url, { range: "bytes=0-" }, plan.policy, signal));

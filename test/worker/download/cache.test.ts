@@ -196,13 +196,13 @@ describe("full disk", () => {
     return { dir, cleanup: async () => void Bun.spawnSync(["umount", dir]) };
   }
 
-  /** A 1 MiB disk simulated at the write layer and in statfs, for machines where tmpfs cannot be mounted. */
+  /** A 1 MiB disk simulated at the write layer (both the ordinary and the direct handle) and in statfs, for machines where tmpfs cannot be mounted. */
   function simulatedDisk(): Partial<DownloadManagerOptions> {
     let written = 0;
     return {
       freeBytes: async () => limit - written,
       openFile: async (p, flags) => {
-        const h = await fs.open(p, flags);
+        const h = await fs.open(p, flags === "direct" ? "r+" : flags);
         return {
           write: async (buf, off, len, pos) => {
             if (written + len > limit) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
