@@ -13,9 +13,10 @@ export interface Figure {
   note?: string;
 }
 
-/** A goal of the form "at least" or "below" a bound. */
-export function goal(kind: ">=" | "<", bound: number, value: number): { goal: string; met: boolean } {
-  return { goal: `${kind} ${bound}`, met: kind === ">=" ? value >= bound : value < bound };
+/** A goal of the form "at least", "at most" or "below" a bound. */
+export function goal(kind: ">=" | "<=" | "<", bound: number, value: number): { goal: string; met: boolean } {
+  const met = kind === ">=" ? value >= bound : kind === "<=" ? value <= bound : value < bound;
+  return { goal: `${kind} ${bound}`, met };
 }
 
 /** Formats a number for a table: integers with thousands separators, small values with 2 decimals. */
@@ -27,9 +28,9 @@ export function fmt(value: number): string {
   return value.toFixed(2);
 }
 
-/** A Markdown table (as the README holds it). */
+/** A Markdown table (as the README holds it); a "|" inside a cell is escaped so that it stays in its cell. */
 export function markdownTable(header: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  const line = (cells: string[]) => `| ${cells.map((c) => c.replace(/(?<!\\)\|/g, "\\|")).join(" | ")} |`;
   return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
 }
 

@@ -50,11 +50,12 @@ export class OrderedHasher {
     if (this.reading) return;
     this.reading = true;
     try {
-      this.readBuffers ??= [sharedBytes(READ_BACK_BYTES), sharedBytes(READ_BACK_BYTES)];
       let hashing: Promise<void> = Promise.resolve();
       for (let turn = 0; ; turn ^= 1) {
         const available = this.writtenFrom(this.cursor);
         if (available <= 0) break;
+        // Only resumes and parallel parts read back; a single stream never allocates these.
+        this.readBuffers ??= [sharedBytes(READ_BACK_BYTES), sharedBytes(READ_BACK_BYTES)];
         const buffer = this.readBuffers[turn]!;
         const want = Math.min(available, buffer.byteLength);
         const { bytesRead } = await this.file.read(buffer, 0, want, this.cursor);
