@@ -12,11 +12,14 @@ const MIN_BUFFER_BYTES = 64 * 1024;
 
 /**
  * Two block buffers: one filling while the other is being written. A connection keeps its pair
- * for every piece it fetches; a file known to be smaller than a block gets smaller buffers.
+ * for every piece it fetches; a file known to be smaller than a block gets smaller buffers, and
+ * so does each of several connections (a quarter of a block each: parallel parts are for servers
+ * that limit each connection, and the memory stays near one stream's).
  */
-export function blockPair(fileBytes: number | undefined): [SharedBytes, SharedBytes] {
-  const wanted = fileBytes === undefined ? BLOCK_BYTES : Math.ceil(fileBytes / MIN_BUFFER_BYTES) * MIN_BUFFER_BYTES;
-  const size = Math.min(BLOCK_BYTES, Math.max(MIN_BUFFER_BYTES, wanted));
+export function blockPair(fileBytes: number | undefined, connections: number): [SharedBytes, SharedBytes] {
+  const largest = connections > 1 ? BLOCK_BYTES / 4 : BLOCK_BYTES;
+  const wanted = fileBytes === undefined ? largest : Math.ceil(fileBytes / MIN_BUFFER_BYTES) * MIN_BUFFER_BYTES;
+  const size = Math.min(largest, Math.max(MIN_BUFFER_BYTES, wanted));
   return [sharedBytes(size), sharedBytes(size)];
 }
 

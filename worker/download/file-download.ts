@@ -217,12 +217,12 @@ async function runAttempt(plan: FileDownloadPlan, file: PartialFile, ctx: Attemp
       lastByteAt.delete(part);
     };
     // `plan.parts` connections take the pending pieces in file order, one at a time, each through its own pair of block buffers.
+    const connections = Math.max(1, Math.min(plan.parts, pending.length + (first ? 1 : 0)));
     const connection = async (firstPiece?: { part: PartState; body: ReadableStream<Uint8Array> }) => {
-      const buffers = blockPair(state.totalBytes);
+      const buffers = blockPair(state.totalBytes, connections);
       if (firstPiece) await run(firstPiece.part, buffers, firstPiece.body);
       for (let part = pending.shift(); part && !signal.aborted; part = pending.shift()) await run(part, buffers);
     };
-    const connections = Math.max(1, Math.min(plan.parts, pending.length + (first ? 1 : 0)));
     for (let i = 0; i < connections; i++) running.push(connection(i === 0 ? first : undefined).catch(fail));
     await Promise.all(running);
     if (firstError !== undefined) throw firstError;

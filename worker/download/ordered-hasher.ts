@@ -3,7 +3,7 @@ import { sharedBytes } from "./hash-thread.js";
 import type { PartialFile } from "./partial-file.js";
 import type { PartState } from "./partial-state.js";
 
-const READ_BACK_BYTES = 4 * 1024 * 1024;
+const READ_BACK_BYTES = 1024 * 1024;
 
 /**
  * Hashes a file in byte order while its ranges arrive out of order, on a
