@@ -1,7 +1,10 @@
 import { z } from "zod";
 import { create } from "@bufbuild/protobuf";
+import type { DescEnum } from "@bufbuild/protobuf";
 import {
   ModelCliDefaultsSchema,
+  ModelEngineSchema,
+  ModelFileRoleSchema,
   ModelFileSchema,
   ModelSourceSchema,
   type ModelCliDefaults,
@@ -155,6 +158,19 @@ export function checkModelSourceJson(
  * Reads a stored `modelSource` column. Returns undefined, never throws, for NULL,
  * empty, legacy or malformed text: a reader must treat those rows as having no source.
  */
+/** Why stored text is not a valid source (the validation errors, one line), or undefined when it is one. */
+export function modelSourceProblem(text: string | null | undefined): string | undefined {
+  if (typeof text !== "string" || text.trim() === "") return "no source is stored";
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    return `not valid JSON: ${(err as Error).message}`;
+  }
+  const checked = checkModelSourceJson(raw);
+  return checked.ok ? undefined : checked.issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+}
+
 export function parseModelSourceJson(text: string | null | undefined): ModelSource | undefined {
   if (typeof text !== "string" || text.trim() === "") return undefined;
   let raw: unknown;
@@ -231,8 +247,30 @@ function safeNumber(v: bigint): number {
 export function validateModelSource(source: ModelSource | undefined, pathPrefix = "source"): ModelSource {
   if (!source) throw new InvalidModelSourceError([{ path: pathPrefix, message: "is required" }]);
   const checked = checkModelSourceJson(modelSourceToJsonValue(source), pathPrefix);
-  if (!checked.ok) throw new InvalidModelSourceError(checked.issues);
+  if (!checked.ok) throw new InvalidModelSourceError(checked.issues.map((issue) => protoEnumIssue(issue, source, pathPrefix)));
   return modelSourceFromJson(checked.value);
+}
+
+/**
+ * A proto caller sends enum values, not the wire names the JSON rules list: an engine or role this
+ * build does not know is described with the proto names to send (and the wire names they stand for).
+ */
+function protoEnumIssue(issue: ValidationIssue, source: ModelSource, prefix: string): ValidationIssue {
+  if (issue.path === `${prefix}.engine` && engineName(source.engine) === undefined) {
+    const accepted = ENGINE_NAMES.map((n) => `${protoName(ModelEngineSchema, engineFromName(n))} ("${n}")`).join(", ");
+    return { path: issue.path, message: `must be one of ${accepted}; got ${protoName(ModelEngineSchema, source.engine)}` };
+  }
+  const index = issue.path.startsWith(`${prefix}.files[`) ? /^\.files\[(\d+)\]\.role$/.exec(issue.path.slice(prefix.length)) : null;
+  const file = index ? source.files[Number(index[1])] : undefined;
+  if (file && roleName(file.role) === undefined) {
+    const accepted = ROLE_NAMES.map((n) => `${protoName(ModelFileRoleSchema, roleFromName(n))} ("${n}")`).join(", ");
+    return { path: issue.path, message: `must be one of ${accepted}; got ${protoName(ModelFileRoleSchema, file.role)}` };
+  }
+  return issue;
+}
+
+function protoName(e: DescEnum, n: number): string {
+  return e.value[n]?.name ?? String(n);
 }
 
 /** The stored text of a valid source: the design note's wire JSON. */

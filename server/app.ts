@@ -1,9 +1,10 @@
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { readFileSync } from "node:fs";
 import { ServerConfigSchema, type ServerConfigInput } from "./config.js";
-import type { StudioContext, StudioModule } from "./context.js";
+import type { StudioContext, StudioModule, StudioTuning } from "./context.js";
 import { JobEvents } from "./events/job-events.js";
 import { createHttpFallback } from "./http/http-routes.js";
+import { checkJsonEnumNames } from "./http/json-enum-names.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createLogger, type Logger } from "./log.js";
 import { createModules } from "./modules.js";
@@ -23,6 +24,7 @@ export interface Studio {
 export interface StartOptions {
   logger?: Logger;
   now?: () => number;
+  tuning?: StudioTuning;
 }
 
 /** The largest single RPC message the studio reads; per-RPC limits are tighter where they matter. */
@@ -32,10 +34,14 @@ export const MAX_RPC_MESSAGE_BYTES = 8 * 1024 * 1024;
 export async function startStudio(input: ServerConfigInput, options: StartOptions = {}): Promise<Studio> {
   const config = ServerConfigSchema.parse(input);
   const logger = options.logger ?? createLogger(config.logLevel);
-  const events = new JobEvents();
+  const events = new JobEvents((err, change) =>
+    logger.error({ err, jobId: change.jobId, status: change.status }, "a job event listener threw; the others still ran"),
+  );
   const now = options.now ?? Date.now;
-  const storage = await openStorage(config, { events, now });
-  const ctx: StudioContext = { config, storage, events, logger, now };
+  const storage = await openStorage(config, { events, now, logger });
+  const ctx: StudioContext = { config, storage, events, logger, now, tuning: options.tuning };
+  // Other replicas' job changes join this one's bus (marked remote): watchers, placement and cancels see every replica.
+  storage.cluster?.onJobChange((change) => events.publish(change));
   let modules: StudioModule[] = [];
   try {
     modules = createModules(ctx);
@@ -48,7 +54,8 @@ export async function startStudio(input: ServerConfigInput, options: StartOption
 
   const handler = connectNodeAdapter({
     routes: (router) => {
-      for (const m of modules) m.routes?.(router);
+      const checked = checkJsonEnumNames(router);
+      for (const m of modules) m.routes?.(checked);
     },
     interceptors: modules.flatMap((m) => m.interceptors ?? []),
     readMaxBytes: MAX_RPC_MESSAGE_BYTES,
@@ -81,7 +88,10 @@ export async function startStudio(input: ServerConfigInput, options: StartOption
   const scheme = config.tlsCert ? "https" : "http";
   const urlHost = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `${scheme}://${urlHost}:${listener.port}`;
-  logger.info({ url, dataDir: config.dataDir }, "studio listening");
+  logger.info(
+    { url, dataDir: config.dataDir, database: storage.pg ? storage.pg.redactedUrl : "sqlite", replica: storage.cluster?.replicaId },
+    "studio listening",
+  );
 
   let stopping: Promise<void> | undefined;
   return {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { describeValue } from "../contract/issues.js";
+import { databaseUrlProblem, redactDatabaseUrl } from "./db/pg/database-url.js";
 import { LISTENER_DEFAULTS } from "./http/listener.js";
 
 /** Every setting of the studio server, validated at start-up; flags win over env, env over defaults. */
@@ -7,6 +8,17 @@ export const ServerConfigSchema = z.strictObject({
   host: z.string().min(1).default("127.0.0.1"),
   port: z.coerce.number().int().min(0).max(65535).default(8080),
   dataDir: z.string().min(1).default("./data"),
+  /**
+   * PostgreSQL shared by every replica (postgres:// or postgresql://); unset: the embedded
+   * SQLite file under dataDir. With it, dataDir holds only local scratch (uploads in flight).
+   */
+  databaseUrl: z
+    .string()
+    .optional()
+    .superRefine((url, ctx) => {
+      const problem = url === undefined ? undefined : databaseUrlProblem(url);
+      if (problem) ctx.addIssue({ code: "custom", message: `--database-url (STUDIO_DATABASE_URL): ${problem} (got ${redactDatabaseUrl(url!)})` });
+    }),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** How long a lease lasts without a heartbeat. */
   leaseTtlMs: z.coerce.number().int().min(500).max(3_600_000).default(30_000),
@@ -46,6 +58,7 @@ export const SERVER_ENV: Record<keyof ServerConfig, string> = {
   host: "STUDIO_HOST",
   port: "STUDIO_PORT",
   dataDir: "STUDIO_DATA_DIR",
+  databaseUrl: "STUDIO_DATABASE_URL",
   logLevel: "STUDIO_LOG_LEVEL",
   leaseTtlMs: "STUDIO_LEASE_TTL_MS",
   heartbeatIntervalMs: "STUDIO_HEARTBEAT_INTERVAL_MS",
@@ -70,7 +83,7 @@ export function flagFor(key: keyof ServerConfig): string {
 }
 
 /** Settings whose value must never be echoed in an error message. */
-const SECRET_SETTINGS = new Set<string>(["adminToken"]);
+const SECRET_SETTINGS = new Set<string>(["adminToken", "databaseUrl"]);
 
 /** Start-up configuration that breaks a rule; the message names each flag and the value as given. */
 export class ServerConfigError extends Error {

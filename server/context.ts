@@ -15,6 +15,14 @@ export interface StudioContext {
   logger: Logger;
   /** Milliseconds since the epoch; tests may pass a controllable clock. */
   now(): number;
+  /** Intervals tests shorten or stretch; production uses the defaults. */
+  tuning?: StudioTuning;
+}
+
+/** Background intervals a test may change (StartOptions.tuning). */
+export interface StudioTuning {
+  /** Placement's safety sweep beside other replicas (default 2 s); tests stretch it to prove notifications did the work. */
+  replicaSweepMs?: number;
 }
 
 /**

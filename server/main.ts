@@ -3,6 +3,7 @@ import { Command, Option } from "commander";
 import { parseServerConfig, SERVER_DEFAULTS, SERVER_ENV, ServerConfigError, type ServerConfig } from "./config.js";
 import { startStudio, type Studio } from "./app.js";
 import { checkPortFree, describeListenError } from "./http/port-check.js";
+import { StorageOpenError } from "./storage/storage.js";
 
 const MIB = 1024 ** 2;
 
@@ -17,7 +18,8 @@ async function main(argv: string[]) {
     .description("Studio: the registry and job queue that GPU workers take work from.")
     .addOption(new Option("--host <host>", help("address to listen on", "host")).env(SERVER_ENV.host))
     .addOption(new Option("--port <port>", help("port to listen on (0: any free port)", "port")).env(SERVER_ENV.port))
-    .addOption(new Option("--data-dir <dir>", help("where the SQLite database and outputs live", "dataDir")).env(SERVER_ENV.dataDir))
+    .addOption(new Option("--data-dir <dir>", help("where the SQLite database and outputs live (with --database-url: local scratch only)", "dataDir")).env(SERVER_ENV.dataDir))
+    .addOption(new Option("--database-url <url>", "PostgreSQL shared by several replicas, postgres://user:password@host:5432/db; prefer the variable, flags show in ps (default: SQLite under --data-dir)").env(SERVER_ENV.databaseUrl))
     .addOption(new Option("--log-level <level>", help("fatal, error, warn, info, debug, trace or silent", "logLevel")).env(SERVER_ENV.logLevel))
     .addOption(new Option("--lease-ttl-ms <ms>", help("how long a lease lasts without a heartbeat, 500..3600000", "leaseTtlMs", `${SERVER_DEFAULTS.leaseTtlMs} ms`)).env(SERVER_ENV.leaseTtlMs))
     .addOption(new Option("--heartbeat-interval-ms <ms>", help("how often workers heartbeat, at most half the lease TTL", "heartbeatIntervalMs", `${SERVER_DEFAULTS.heartbeatIntervalMs} ms`)).env(SERVER_ENV.heartbeatIntervalMs))
@@ -53,7 +55,7 @@ async function main(argv: string[]) {
     await checkPortFree(config.host, config.port);
     studio = await startStudio(config);
   } catch (err) {
-    const problem = describeListenError(err, config.host, config.port);
+    const problem = err instanceof StorageOpenError ? err.message : describeListenError(err, config.host, config.port);
     if (problem === undefined) throw err;
     console.error(`studio-server: ${problem}`);
     process.exit(1);

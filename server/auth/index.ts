@@ -53,6 +53,8 @@ export function createAuthModule(ctx: StudioContext, options: AuthModuleOptions 
   const gate = new AuthGate(store, { loopback: isLoopbackHost(ctx.config.host) });
   // The first token turns auth on for good, wherever it was made.
   events.onCreate(() => gate.close());
+  // Tokens created or revoked on another replica sharing the database: the same as here.
+  ctx.storage.cluster?.onTokenChange((c) => (c.kind === "revoked" ? events.revoked(c.tokenId) : events.created(c.tokenId)));
   const limiter = new StreamLimiter(ctx.config.maxWatchStreamsPerToken);
   return {
     name: "auth",

@@ -10,6 +10,7 @@ import { ProgressThrottle } from "./progress-throttle.js";
 import { QueueActions } from "./queue-actions.js";
 import type { QueueStore } from "./queue-store.js";
 import { LeaseReaper } from "./reaper.js";
+import { ReplicaSync } from "./replica-sync.js";
 import { WorkerRegistry } from "./worker-registry.js";
 import { registerDispatchRoutes } from "./worker-service.js";
 
@@ -58,6 +59,9 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
   const poll = createPollApi({ ctx, actions, outputs });
   const d = dispatcher;
   const getJob = (id: string) => store.get(id);
+  const cluster = ctx.storage.cluster;
+  const replicas =
+    cluster && new ReplicaSync({ cluster, registry, dispatcher: d, logger: ctx.logger }, { sweepIntervalMs: ctx.tuning?.replicaSweepMs });
   return {
     name: "dispatch",
     store,
@@ -68,7 +72,19 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
     staging,
     actions,
     routes: (router) =>
-      registerDispatchRoutes(router, { ctx, store, registry, actions, dispatcher: d, declines, outputs, staging, poll, getJob }),
+      registerDispatchRoutes(router, {
+        ctx,
+        store,
+        registry,
+        actions,
+        dispatcher: d,
+        declines,
+        outputs,
+        staging,
+        poll,
+        getJob,
+        listWorkers: replicas ? () => replicas.listWorkers() : async () => registry.all().map(WorkerRegistry.info),
+      }),
     httpRoutes: [outputHttpRoute(getJob, outputs)],
     async start() {
       // Before serving: outputs moved into the store by a complete whose row a crash then lost.
@@ -76,10 +92,12 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
       if (swept.length > 0) ctx.logger.warn({ count: swept.length }, "removed stored outputs no job references");
       d.start();
       reaper.start();
+      replicas?.start();
       d.wake();
     },
     async stop() {
       d.stop();
+      replicas?.stop();
       poll.close();
       // Workers see their stream end and reconnect (to this studio when it is back, keeping their leases).
       for (const w of registry.all()) w.end();

@@ -1,13 +1,12 @@
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
-import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
+import { WorkerService, type WorkerInfo } from "../../gen/studio/v1/worker_service_pb.js";
 import type { JobRow } from "../jobs/job-row.js";
 import { getJobOutput } from "../outputs/get-job-output.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { toConnectError } from "./dispatch-error.js";
 import type { createPollApi } from "./poll-api.js";
 import { runSession, type SessionDeps } from "./session.js";
-import { WorkerRegistry } from "./worker-registry.js";
 
 /** Maps domain errors (DispatchError, OutputError) to ConnectErrors at the edge. */
 function edge<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
@@ -31,7 +30,13 @@ async function* edgeStream<T>(gen: AsyncGenerator<T>): AsyncGenerator<T> {
 /** Registers WorkerService and JobService.GetJobOutput on the router. */
 export function registerDispatchRoutes(
   router: ConnectRouter,
-  deps: SessionDeps & { poll: ReturnType<typeof createPollApi>; getJob: (id: string) => Promise<JobRow | undefined>; outputs: OutputStore },
+  deps: SessionDeps & {
+    poll: ReturnType<typeof createPollApi>;
+    getJob: (id: string) => Promise<JobRow | undefined>;
+    outputs: OutputStore;
+    /** Every replica's workers (this one's alone on SQLite). */
+    listWorkers: () => Promise<WorkerInfo[]>;
+  },
 ): void {
   const { poll } = deps;
   router.service(WorkerService, {
@@ -41,7 +46,7 @@ export function registerDispatchRoutes(
     reportProgress: edge(poll.reportProgress),
     completeJob: edge(poll.completeJob),
     failJob: edge(poll.failJob),
-    listWorkers: async () => ({ workers: deps.registry.all().map(WorkerRegistry.info) }),
+    listWorkers: async () => ({ workers: await deps.listWorkers() }),
   });
   // The jobs module registers JobService first (with an unimplemented GetJobOutput
   // or none); connect-node's adapter keeps the LAST handler registered for a path,

@@ -1,5 +1,3 @@
-import { EventEmitter } from "node:events";
-
 /** What changed about a job, for watchers and the dispatcher. */
 export interface JobChange {
   jobId: string;
@@ -30,30 +28,43 @@ export interface JobFacts {
   error?: string;
 }
 
+/** Where a listener's exception goes: the write it was told about has committed, so it cannot fail that. */
+export type ListenerErrorHandler = (err: unknown, change: JobChange) => void;
+
 /**
  * The in-process bus every job write publishes to after its transaction commits:
  * WatchJobs streams, the dispatcher (a QUEUED job is a reason to offer; a
- * CANCELLED one a reason to tell its worker) and metrics listen to it.
+ * CANCELLED one a reason to tell its worker) and metrics listen to it. Listeners are
+ * isolated: one that throws is reported to `onListenerError` and the others still run,
+ * and the publisher (whose write already committed) never sees the exception.
  */
 export class JobEvents {
-  readonly #emitter = new EventEmitter();
+  readonly #listeners = new Set<(change: JobChange) => void>();
+  readonly #onListenerError: ListenerErrorHandler;
 
-  constructor() {
-    this.#emitter.setMaxListeners(0);
+  constructor(onListenerError: ListenerErrorHandler = (err, change) => console.error(`a job event listener threw on job ${change.jobId}:`, err)) {
+    this.#onListenerError = onListenerError;
   }
 
   /** Publish after the write has committed, never inside the transaction. */
   publish(change: JobChange): void {
-    this.#emitter.emit("change", change);
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(change);
+      } catch (err) {
+        this.#onListenerError(err, change);
+      }
+    }
   }
 
-  /** Subscribes; returns the function that unsubscribes. */
+  /** Subscribes; returns the function that unsubscribes (each subscription is its own, as with an EventEmitter). */
   subscribe(listener: (change: JobChange) => void): () => void {
-    this.#emitter.on("change", listener);
-    return () => this.#emitter.off("change", listener);
+    const own = (change: JobChange) => listener(change);
+    this.#listeners.add(own);
+    return () => this.#listeners.delete(own);
   }
 
   get listenerCount(): number {
-    return this.#emitter.listenerCount("change");
+    return this.#listeners.size;
   }
 }

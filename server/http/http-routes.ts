@@ -1,5 +1,6 @@
 import type * as http from "node:http";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { isDatabaseUnavailable } from "../db/pg/pg-errors.js";
 
 type NodeHandler = ReturnType<typeof connectNodeAdapter>;
 export type HttpRequest = Parameters<NodeHandler>[0];
@@ -25,8 +26,9 @@ export function createHttpFallback(routes: HttpRoute[]) {
       const method = req.method === "HEAD" && route.method === "GET" ? "GET" : req.method;
       if (method !== route.method) continue;
       Promise.resolve(route.handle(req, res, { ...m.groups }, url)).catch((err: unknown) => {
-        if (!res.headersSent) sendText(res, 500, `internal error: ${err instanceof Error ? err.message : String(err)}\n`);
-        else res.end();
+        if (res.headersSent) res.end();
+        else if (isDatabaseUnavailable(err)) sendText(res, 503, "the database is unavailable; try again\n");
+        else sendText(res, 500, `internal error: ${err instanceof Error ? err.message : String(err)}\n`);
       });
       return;
     }

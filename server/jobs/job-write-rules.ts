@@ -36,11 +36,24 @@ export function sameTaskButSeed(stored: string, input: NewJob): boolean {
  * other kind could never succeed, so it is refused at the edge instead of failing on a worker.
  */
 export function checkTaskFitsEngine(resolved: ResolvedModel, task: Task, path: "task" | "model"): void {
+  const mismatch = taskEngineMismatch(resolved, task);
+  if (mismatch) throw new JobError("invalid_request", `${path}: ${mismatch}`);
+}
+
+/**
+ * The model may run another engine since the job was written, and a retry keeps the task: one
+ * that no longer fits is refused (FAILED_PRECONDITION), pointing to PromoteJob instead.
+ */
+export function checkRetryFitsEngine(resolved: ResolvedModel, current: JobRow): void {
+  const mismatch = taskEngineMismatch(resolved, taskFromJson(current.task));
+  if (mismatch)
+    throw new JobError("wrong_state", `model: ${mismatch}; a retry keeps the task: promote job ${JSON.stringify(current.id)} to a model that takes it`);
+}
+
+/** Why the model's engine cannot run the task, or undefined when it can. */
+function taskEngineMismatch(resolved: ResolvedModel, task: Task): string | undefined {
   const wants = resolved.engine === "sd-cpp" ? "image" : resolved.engine === "llama-cpp" ? "text" : undefined;
   const kind = task.kind.case;
-  if (wants === undefined || kind === undefined || kind === wants) return;
-  throw new JobError(
-    "invalid_request",
-    `${path}: model ${JSON.stringify(resolved.name)} runs ${resolved.engine}, which takes ${wants} tasks (got ${kind === "image" ? "an" : "a"} ${kind} task)`,
-  );
+  if (wants === undefined || kind === undefined || kind === wants) return undefined;
+  return `model ${JSON.stringify(resolved.name)} runs ${resolved.engine}, which takes ${wants} tasks (got ${kind === "image" ? "an" : "a"} ${kind} task)`;
 }

@@ -5,7 +5,7 @@ import { graphicsJobs } from "../db/schema.js";
 import { RegistryError } from "../registry/registry-errors.js";
 import type { ResolvedModel } from "../registry/model-registry.js";
 import { JobError, jobNotFound, wrongState } from "./job-errors.js";
-import { checkSameRequest, checkTaskFitsEngine } from "./job-write-rules.js";
+import { checkRetryFitsEngine, checkSameRequest, checkTaskFitsEngine } from "./job-write-rules.js";
 import { taskFromJson, taskToJson, type JobRow, type JobStatusName } from "./job-row.js";
 import type { CancelResult, CreateOutcome, JobFilter, JobPage, JobStore, NewJob } from "./job-store.js";
 import type { ListCursor } from "./list-cursor.js";
@@ -128,6 +128,7 @@ export class SqliteJobStore implements JobStore {
       if (!RETRYABLE.includes(current.status as JobStatusName))
         throw wrongState(jobId, current.status, "only FAILED or CANCELLED jobs can be retried");
       const resolved = this.#resolve(current.model);
+      checkRetryFitsEngine(resolved, current);
       const updated = this.#d.db.orm
         .update(graphicsJobs)
         .set({

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { parseModelSourceJson, validateModelSource, modelSourceToJsonText } from "../../contract/model-source.js";
+import { modelSourceProblem, parseModelSourceJson, validateModelSource, modelSourceToJsonText } from "../../contract/model-source.js";
 import { engineName, type EngineName } from "../../contract/names.js";
 import { ModelSchema, type Model, type ModelSource } from "../../gen/studio/v1/model_pb.js";
 import { checkModelName } from "./model-name.js";
@@ -129,12 +129,17 @@ function checkDescription(description: string): string {
   return description;
 }
 
-/** The proto Model for a row; a source that no longer parses reads back unset rather than throwing. */
+/**
+ * The proto Model for a row. A source that no longer parses reads back unset rather than throwing,
+ * with its stored text and what is wrong with it, so that an editor shows it instead of a stand-in.
+ */
 export function modelFromRow(row: ModelRow): Model {
+  const source = parseModelSourceJson(row.source);
   return create(ModelSchema, {
     name: row.name,
     enabled: row.enabled,
-    source: parseModelSourceJson(row.source),
+    source,
+    ...(source ? {} : { unreadableSourceText: row.source, unreadableSourceError: modelSourceProblem(row.source) ?? "" }),
     description: row.description,
     createTime: timestampFromMs(row.createdAt),
     updateTime: timestampFromMs(row.updatedAt),

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { create, equals } from "@bufbuild/protobuf";
-import { ModelSourceSchema } from "../../gen/studio/v1/model_pb.js";
+import { ModelSourceSchema, type ModelFileRole } from "../../gen/studio/v1/model_pb.js";
 import {
   ENGINE_NAMES,
   ROLE_NAMES,
@@ -166,14 +166,26 @@ describe("ModelSource validation rules", () => {
     });
   });
 
-  test("a proto source with an unspecified engine or role is refused by validateModelSource", () => {
-    const source = create(ModelSourceSchema, { engine: 0, files: [] });
+  test("a proto source with an unspecified engine or role is refused by validateModelSource, naming the proto values to send", () => {
+    const source = create(ModelSourceSchema, {
+      engine: 0,
+      files: [{ role: 99 as ModelFileRole, filename: "a.gguf", url: "http://127.0.0.1:9/a" }],
+    });
     expect(() => validateModelSource(source)).toThrow(InvalidModelSourceError);
     try {
       validateModelSource(source);
     } catch (e) {
-      expect((e as InvalidModelSourceError).issues[0]!.path).toBe("source.engine");
-      expect((e as InvalidModelSourceError).message).toContain("unspecified(0)");
+      expect((e as InvalidModelSourceError).issues).toEqual([
+        {
+          path: "source.engine",
+          message: 'must be one of MODEL_ENGINE_SD_CPP ("sd-cpp"), MODEL_ENGINE_LLAMA_CPP ("llama-cpp"), MODEL_ENGINE_SYNTHETIC ("synthetic"); got MODEL_ENGINE_UNSPECIFIED',
+        },
+        {
+          path: "source.files[0].role",
+          message:
+            'must be one of MODEL_FILE_ROLE_DIFFUSION_MODEL ("diffusion-model"), MODEL_FILE_ROLE_TEXT_ENCODER ("text-encoder"), MODEL_FILE_ROLE_VAE ("vae"), MODEL_FILE_ROLE_LORA ("lora"), MODEL_FILE_ROLE_MODEL ("model"); got 99',
+        },
+      ]);
     }
     expect(() => validateModelSource(undefined)).toThrow("source: is required");
   });

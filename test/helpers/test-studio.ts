@@ -7,6 +7,7 @@ import { createClient, type Client, type Interceptor, type Transport } from "@co
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { startStudio, type Studio } from "../../server/app.js";
 import type { ServerConfigInput } from "../../server/config.js";
+import type { StudioTuning } from "../../server/context.js";
 import { createLogger } from "../../server/log.js";
 
 /** A studio started for one test: port 0, a fresh temp data dir, a silent log. */
@@ -35,9 +36,11 @@ export async function startTestStudio(
   overrides: Partial<ServerConfigInput> = {},
   {
     now,
+    tuning,
     ownsDataDir = overrides.dataDir === undefined,
   }: {
     now?: () => number;
+    tuning?: StudioTuning;
     /** Remove the data dir on stop; default only when this call made it. A restart on a kept dir passes true. */
     ownsDataDir?: boolean;
   } = {},
@@ -45,7 +48,7 @@ export async function startTestStudio(
   const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), "studio-test-"));
   const studio = await startStudio(
     { host: "127.0.0.1", port: 0, logLevel: "silent", ...overrides, dataDir },
-    { logger: createLogger("silent", { pretty: false }), now },
+    { logger: createLogger("silent", { pretty: false }), now, tuning },
   );
   const withHeaders = (headers?: Record<string, string>): Interceptor[] =>
     headers

@@ -5,6 +5,9 @@ import { openStudioDb } from "../../server/db/open.js";
 import { createSqliteQueueStore } from "../../server/dispatch/sqlite/sqlite-queue-store.js";
 import { FileBlobs } from "../../server/outputs/file-blobs.js";
 import { sqliteOutputReferences } from "../../server/storage/sqlite-storage.js";
+import { sql } from "drizzle-orm";
+import { PgBlobs } from "../../server/outputs/pg-blobs.js";
+import { openTestPgStorage } from "../helpers/pg-storage.js";
 import { exerciseOutputBlobs } from "./output-blobs-suite.js";
 
 exerciseOutputBlobs("files beside SQLite", async () => {
@@ -27,6 +30,26 @@ exerciseOutputBlobs("files beside SQLite", async () => {
     close: () => {
       db.close();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+exerciseOutputBlobs("rows in PostgreSQL", async () => {
+  const { storage } = await openTestPgStorage();
+  const tmpDir = mkdtempSync(join(tmpdir(), "studio-pg-blobs-"));
+  const blobs = storage.blobs as PgBlobs;
+  return {
+    blobs,
+    tmpDir,
+    queue: storage.queue,
+    insertJob: async (id) =>
+      void (await storage.pg!.rows(
+        sql`INSERT INTO "graphicsJobs" ("id", "model", "engine", "status", "task", "createdAt", "updatedAt") VALUES (${id}, 'synthetic', 'synthetic', 'QUEUED', '{}', 1, 1)`,
+      )),
+    sweepNow: () => blobs.sweepOlderThan(Number.MAX_SAFE_INTEGER),
+    close: async () => {
+      await storage.close();
+      rmSync(tmpDir, { recursive: true, force: true });
     },
   };
 });

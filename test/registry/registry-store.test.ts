@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStudioDb } from "../../server/db/open.js";
 import { SqliteModelRegistry } from "../../server/registry/sqlite-model-registry.js";
+import { openTestPgStorage } from "../helpers/pg-storage.js";
 import { exerciseRegistry } from "./registry-store-suite.js";
 
 exerciseRegistry("SQLite", async () => {
@@ -15,4 +16,9 @@ exerciseRegistry("SQLite", async () => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+});
+
+exerciseRegistry("PostgreSQL", async () => {
+  const { storage } = await openTestPgStorage();
+  return { registry: storage.registry, close: () => storage.close() };
 });

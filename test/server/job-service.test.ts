@@ -209,6 +209,27 @@ describe("resolve at write time", () => {
   });
 });
 
+describe("retry re-checks the task against the model's engine", () => {
+  test("after the model moved to an engine that cannot run the task, RetryJob is refused (FAILED_PRECONDITION) and writes nothing", async () => {
+    await registry.createModel({ name: "m-switch", source: sdSource("http://127.0.0.1:9/s.gguf") });
+    const { job } = await jobs.createJob({ model: "m-switch", task: imageTask("fox") });
+    setStatus(job!.id, "FAILED");
+    await registry.updateModel({
+      name: "m-switch",
+      source: { engine: ModelEngine.LLAMA_CPP, files: [{ role: ModelFileRole.MODEL, filename: "t.gguf", url: "http://127.0.0.1:9/t.gguf" }] },
+    });
+    const before = (await jobs.getJob({ jobId: job!.id })).job!;
+    const r = await codeOf(jobs.retryJob({ jobId: job!.id }));
+    expect(r.code).toBe(Code.FailedPrecondition);
+    expect(r.message).toContain('model "m-switch" runs llama-cpp, which takes text tasks (got an image task)');
+    expect(r.message).toContain(`promote job "${job!.id}"`);
+    expect((await jobs.getJob({ jobId: job!.id })).job!).toEqual(before);
+    // Promoting to a model that takes image tasks is the way out.
+    const promoted = (await jobs.promoteJob({ jobId: job!.id, model: "synthetic" })).job!;
+    expect(promoted.status).toBe(JobStatus.QUEUED);
+  });
+});
+
 describe("state changes", () => {
   test("cancel moves QUEUED/OFFERED/RUNNING to CANCELLED, clears the lease, publishes the old lease", async () => {
     const changes: unknown[] = [];

@@ -4,7 +4,7 @@ import type { Client } from "@connectrpc/connect";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { TokenRole, TokenService } from "../../gen/studio/v1/token_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
-import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
+import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { launchBrowser, screenshot, type TestBrowser } from "./browser.js";
 import { startSlowSyntheticWorker, type WorkerProcess } from "./worker-process.js";
 
@@ -196,6 +196,35 @@ describe("the web admin page in headless Chromium", () => {
     });
     await expectText(page.locator("#status"), /Imported 1 model: web-synth-copy/);
     await expectText(page.locator('tr[data-model="web-synth-copy"] .badge'), /^disabled$/);
+  }, 30_000);
+
+  test("opens a model whose stored source is unreadable as stored, refuses to save it, and saves the admin's fix", async () => {
+    const stored = '{"engine":"sd-cpp","files":[{"role":"diffusion-model","url":"ftp://files.example/z.gguf","filename":"z.gguf"}]}';
+    const rowSource = () =>
+      (sqliteOf(t.studio).query("SELECT source FROM studioModels WHERE name = 'web-stored-bad'").get() as { source: string }).source;
+    sqliteOf(t.studio).run(
+      "INSERT INTO studioModels (name, enabled, engine, source, description, createdAt, updatedAt) VALUES ('web-stored-bad', 1, 'sd-cpp', ?, '', 1, 1)",
+      [stored],
+    );
+    // The list is read again when the view opens (the row was written behind the page's back).
+    await nav(page, "Jobs").click();
+    await nav(page, "Models").click();
+    await page.getByRole("link", { name: "Edit web-stored-bad" }).click();
+    const notice = page.locator(".unreadable-source");
+    await expectText(notice, /cannot be read: files\[0\]\.url: /);
+    expect(await notice.locator("pre").textContent()).toBe(stored);
+    const json = page.getByLabel("Model JSON");
+    // As stored (the form only adds the empty defaults object it edits).
+    expect(JSON.parse(await json.inputValue()).source).toEqual({ ...JSON.parse(stored), cliDefaults: {} });
+    expect(await page.getByLabel("Engine").inputValue()).toBe("sd-cpp");
+    await page.getByRole("button", { name: "Save model" }).click();
+    await expectText(page.locator("#status"), /Not saved: 1 problem/);
+    expect(rowSource()).toBe(stored);
+
+    await json.fill(JSON.stringify({ name: "web-stored-bad", source: JSON.parse(stored.replace("ftp://", "http://")) }));
+    await page.getByRole("button", { name: "Save model" }).click();
+    await page.locator('tr[data-model="web-stored-bad"]').waitFor();
+    expect(JSON.parse(rowSource()).files[0].url).toBe("http://files.example/z.gguf");
   }, 30_000);
 
   test("creates a job and watches its progress bar move until it succeeds, without reloading", async () => {

@@ -3,8 +3,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { formatIssues } from "../../contract/issues.js";
 import { modelSourceFromJson, type ModelSourceJson } from "../../contract/model-source.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
-import { checkModelDoc, parseModelDocs } from "../../web/src/model-doc.js";
-import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
+import { checkModelDoc, modelToDoc, parseModelDocs } from "../../web/src/model-doc.js";
+import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 
 /** Bad documents and the one rule each breaks; the page must say what the server says. */
 const BAD: Array<{ what: string; doc: Record<string, unknown> }> = [
@@ -85,5 +85,31 @@ describe("the page's model document checks", () => {
     expect(issues.map((i) => i.path)).toEqual(["[1]", "[1].source.cliDefaults.steps"]);
     expect(parseModelDocs("{not json").issues[0]!.message).toMatch(/^not valid JSON/);
     expect(parseModelDocs(JSON.stringify({ name: "x" })).issues).toEqual([{ path: "source", message: "is required" }]);
+  });
+
+  test("an unreadable stored source is carried as stored, never replaced by a stand-in", async () => {
+    const stored = '{"engine":"sd-cpp","files":[{"role":"model","url":"ftp://h/m.gguf","filename":"m.gguf"}]}';
+    sqliteOf(t.studio).run(
+      "INSERT INTO studioModels (name, enabled, engine, source, description, createdAt, updatedAt) VALUES (?, 1, 'sd-cpp', ?, '', 1, 1)",
+      ["stored-bad", stored],
+    );
+    sqliteOf(t.studio).run(
+      "INSERT INTO studioModels (name, enabled, engine, source, description, createdAt, updatedAt) VALUES (?, 1, 'sd-cpp', ?, '', 1, 1)",
+      ["stored-garbled", "{engine: sd-cpp"],
+    );
+    const registry = t.client(RegistryService);
+    const { model: bad } = await registry.getModel({ name: "stored-bad" });
+    expect(bad!.source).toBeUndefined();
+    expect(bad!.unreadableSourceText).toBe(stored);
+    expect(bad!.unreadableSourceError).toContain("files[0].url");
+    const doc = modelToDoc(bad!);
+    expect(doc.source).toEqual(JSON.parse(stored));
+    const checked = checkModelDoc(doc);
+    expect(checked.ok).toBe(false);
+
+    const { model: garbled } = await registry.getModel({ name: "stored-garbled" });
+    expect(garbled!.unreadableSourceError).toMatch(/^not valid JSON/);
+    expect(modelToDoc(garbled!).source).toBe("{engine: sd-cpp");
+    expect(checkModelDoc(modelToDoc(garbled!)).ok).toBe(false);
   });
 });

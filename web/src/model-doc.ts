@@ -68,12 +68,24 @@ export function parseModelDocs(text: string): { docs: ModelDoc[]; issues: Valida
   return { docs, issues };
 }
 
-/** The document of a registry row, for export and for the edit form. */
+/**
+ * The document of a registry row, for export and for the edit form. A stored source the studio
+ * cannot read is carried as stored (its JSON, or its text where it is not JSON), never replaced by a
+ * stand-in: validation then names what is wrong, and saving or importing it is refused until fixed.
+ */
 export function modelToDoc(model: Model): Record<string, unknown> {
   return {
     name: model.name,
     description: model.description,
     enabled: model.enabled,
-    source: model.source ? modelSourceToJsonValue(model.source) : { engine: "synthetic", files: [], cliDefaults: {} },
+    source: model.source ? modelSourceToJsonValue(model.source) : storedSource(model.unreadableSourceText),
   };
+}
+
+function storedSource(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }

@@ -178,8 +178,15 @@ export class JobRun {
       return this.end("failed", message);
     } finally {
       this.throttle.stop();
-      for (const f of held) await Promise.resolve(f.release()).catch(() => {});
-      if (workDir) await rm(workDir, { recursive: true, force: true }).catch(() => {});
+      for (const f of held)
+        await Promise.resolve(f.release()).catch((err) =>
+          deps.logger.warn({ jobId: this.jobId, err: (err as Error).message }, "cannot release a cached model file after the job"),
+        );
+      // What is left stays until this worker's next start-up (crash recovery removes a dead owner's dirs).
+      if (workDir)
+        await rm(workDir, { recursive: true, force: true }).catch((err) =>
+          deps.logger.warn({ jobId: this.jobId, path: workDir, err: (err as Error).message }, "cannot remove the job dir"),
+        );
     }
   }
 

@@ -13,7 +13,9 @@ import { DownloadManager } from "../../../worker/download/index.js";
 import { MultiEngine } from "../../../worker/engines/multi-engine.js";
 import { SyntheticEngine } from "../../../worker/engines/synthetic-engine.js";
 import { SdCliEngine } from "../../../worker/engines/sd-cli-engine.js";
+import type { Engine } from "../../../worker/engines/types.js";
 import type { Downloads, JobOutcome, JobView } from "../../../worker/runtime/ports.js";
+import { tryMountTmpfs, unmount } from "../../faults/tmpfs.js";
 import { WorkerRuntime } from "../../../worker/runtime/worker-runtime.js";
 import { Backoff } from "../../../worker/session/backoff.js";
 import { SessionClient } from "../../../worker/session/session-client.js";
@@ -55,10 +57,18 @@ const workers: Array<{ client: SessionClient; runtime: WorkerRuntime }> = [];
 const silent = pino({ level: "silent" });
 
 function startWorker(
-  opts: { claims?: ModelEngine[]; stepDelayMs?: number; url?: string; downloads?: Downloads; sdCli?: SdCliEngine } = {},
+  opts: {
+    claims?: ModelEngine[];
+    stepDelayMs?: number;
+    url?: string;
+    downloads?: Downloads;
+    sdCli?: SdCliEngine;
+    synthetic?: Engine;
+    logger?: pino.Logger;
+  } = {},
 ) {
   const engines = new MultiEngine([
-    new SyntheticEngine({ stepDelayMs: opts.stepDelayMs ?? 0 }),
+    opts.synthetic ?? new SyntheticEngine({ stepDelayMs: opts.stepDelayMs ?? 0 }),
     opts.sdCli ?? new SdCliEngine({ binary: join(import.meta.dir, "../../fixtures/sd-cli") }),
   ]);
   const view = new RecordingView();
@@ -69,7 +79,7 @@ function startWorker(
     engines: { kinds: opts.claims ?? engines.kinds, route: (m, s) => engines.route(m, s) },
     downloads: opts.downloads ?? new DownloadManager({ cacheDir: join(dir, "cache"), maxRetries: 0 }),
     view,
-    logger: silent,
+    logger: opts.logger ?? silent,
     workRoot: join(dir, "work"),
     jobTimeoutMs: 30_000,
   });
@@ -118,6 +128,42 @@ async function sdModel(name: string, url: string, sha256?: string) {
     },
   });
 }
+
+const tmpfsProbe = tryMountTmpfs(join(tmpdir(), `runtime-tmpfs-probe-${process.pid}`), "64k");
+
+describe("job dir clean-up", () => {
+  if (!tmpfsProbe.ok) console.warn(`worker-runtime: job dir removal failure test skipped: ${tmpfsProbe.reason}`);
+  test.skipIf(!tmpfsProbe.ok)("a job dir that cannot be removed (a mount inside it: EBUSY) is logged with its path, and the job still succeeds", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const mounts: string[] = [];
+    const inner = new SyntheticEngine({ stepDelayMs: 0 });
+    const pinning: Engine = {
+      kind: ModelEngine.SYNTHETIC,
+      async run(req) {
+        const mnt = join(req.workDir, "busy");
+        const mounted = tryMountTmpfs(mnt, "16k");
+        if (!mounted.ok) throw new Error(mounted.reason);
+        mounts.push(mnt);
+        return inner.run(req);
+      },
+      close: () => inner.close(),
+    };
+    try {
+      const { view, runtime } = startWorker({ synthetic: pinning, logger });
+      const { job } = await jobs.createJob({ model: "rt-synth", task: synthTask("busy dir") });
+      expect(await view.ended(job!.id)).toMatchObject({ outcome: "succeeded" });
+      // The job dir goes after the outcome is reported; the run is over once the runtime is idle.
+      await runtime.whenIdle();
+      const warned = lines.find((l) => l.msg === "cannot remove the job dir");
+      expect(warned).toMatchObject({ jobId: job!.id, level: 40 });
+      expect(String(warned!.path)).toBe(join(mounts[0]!, ".."));
+      expect(String(warned!.err)).toContain("EBUSY");
+    } finally {
+      for (const m of mounts) unmount(m);
+    }
+  }, TEST_TIMEOUT_MS);
+});
 
 describe("WorkerRuntime with a real studio", () => {
   test("a download that gets 404 fails the job for good, naming the file and the status", async () => {

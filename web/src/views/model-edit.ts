@@ -57,8 +57,14 @@ export const modelEditView: View = (app, main, route) => {
   const summary = h("div", { class: "summary", "aria-live": "polite" });
   const serverError = h("p", { class: "server-error", role: "alert" });
   const verifyBox = h("div", { class: "verify", "aria-live": "polite" });
+  /** While the form is drawn, a source that is not an object (an unreadable stored one) is read, never replaced. */
+  let drawing = false;
   const source = () =>
-    doc.source && typeof doc.source === "object" ? (doc.source as Json) : ((doc.source = {}) as Json);
+    doc.source && typeof doc.source === "object" && !Array.isArray(doc.source)
+      ? (doc.source as Json)
+      : drawing
+        ? ({} as Json)
+        : ((doc.source = {}) as Json);
   const files = () => (Array.isArray(source().files) ? (source().files as Json[]) : ((source().files = []) as Json[]));
   const cli = () => {
     const s = source();
@@ -93,6 +99,15 @@ export const modelEditView: View = (app, main, route) => {
   };
 
   const renderForm = () => {
+    drawing = true;
+    try {
+      drawForm();
+    } finally {
+      drawing = false;
+    }
+  };
+
+  const drawForm = () => {
     controls.clear();
     const filesError = h("p", { class: "field-error", id: "files-error", "aria-live": "polite" });
     const filesBox = h("fieldset", { class: "files", "aria-describedby": "files-error" }, h("legend", {}, "Files"));
@@ -343,7 +358,7 @@ export const modelEditView: View = (app, main, route) => {
     replace(verifyBox, res ? verifyReport(res) : null);
   };
 
-  const render = () => {
+  const render = (unreadable?: { text: string; error: string }) => {
     renderForm();
     json.control.value = JSON.stringify(doc, null, 2);
     replace(
@@ -354,6 +369,15 @@ export const modelEditView: View = (app, main, route) => {
         h("h1", {}, isNew ? "New model" : `Edit ${name}`),
         h("a", { href: "#/models" }, "Back to models"),
       ),
+      unreadable
+        ? h(
+            "div",
+            { class: "unreadable-source", role: "alert" },
+            h("p", { class: "error-text" }, `The stored source of ${name} cannot be read: ${unreadable.error}`),
+            h("p", {}, "This is the stored text. It is in the JSON editor as it is: fix it there (or in the form) and save."),
+            h("pre", { class: "code" }, unreadable.text),
+          )
+        : null,
       h(
         "form",
         { class: "model-edit", novalidate: true, onsubmit: save, "aria-label": isNew ? "New model" : `Edit ${name}` },
@@ -389,6 +413,9 @@ export const modelEditView: View = (app, main, route) => {
         );
       doc = modelToDoc(res.model);
       original = { ...doc };
-      render();
+      if (res.model.source) return render();
+      render({ text: res.model.unreadableSourceText, error: res.model.unreadableSourceError });
+      const v = validate();
+      showIssues(v.ok ? [] : v.issues);
     });
 };

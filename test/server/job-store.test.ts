@@ -5,6 +5,8 @@ import { openStudioDb } from "../../server/db/open.js";
 import { JobEvents } from "../../server/events/job-events.js";
 import { SqliteJobStore } from "../../server/jobs/sqlite-job-store.js";
 import { SqliteModelRegistry } from "../../server/registry/sqlite-model-registry.js";
+import { sql } from "drizzle-orm";
+import { openTestPgStorage } from "../helpers/pg-storage.js";
 import { exerciseJobStore } from "./job-store-suite.js";
 
 exerciseJobStore("SQLite", async () => {
@@ -28,5 +30,25 @@ exerciseJobStore("SQLite", async () => {
       db.close();
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+});
+
+exerciseJobStore("PostgreSQL", async () => {
+  let tick = 0;
+  const now = () => 1_800_000_000_000 + ++tick;
+  const events = new JobEvents();
+  const { storage } = await openTestPgStorage({ events, now });
+  const db = storage.pg!;
+  return {
+    store: storage.jobs,
+    events,
+    setState: async (id, s) =>
+      void (await db.rows(
+        sql`UPDATE "graphicsJobs" SET "status" = ${s.status}, "leaseId" = ${s.leaseId ?? null}, "leaseWorker" = ${s.leaseWorker ?? null},
+            "error" = ${s.error ?? ""} WHERE "id" = ${id}`,
+      )),
+    setModelEnabled: async (name, enabled) => void (await storage.registry.setEnabled(name, enabled)),
+    count: async () => Number((await db.rows<{ n: string }>(sql`SELECT count(*) AS n FROM "graphicsJobs"`))[0]!.n),
+    close: () => storage.close(),
   };
 });

@@ -1,0 +1,47 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync } from "node:fs";
+import fs from "node:fs/promises";
+import { CacheLayout } from "../../../worker/download/cache-layout.js";
+import { PinRegistry } from "../../../worker/download/pins.js";
+import { removeTempDirs, tempDir } from "./helpers.js";
+
+afterAll(async () => {
+  await removeTempDirs();
+});
+
+/** Lets the file system finish what was started before (a few round trips through its thread pool). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 4; i++) await fs.stat("/");
+}
+
+describe("pin files (what other processes sharing the cache see)", () => {
+  test("unpin then re-pin at once: the pin file is there afterwards (the removal cannot land after the write)", async () => {
+    const layout = new CacheLayout(await tempDir());
+    mkdirSync(layout.pinsDir(), { recursive: true });
+    const pins = new PinRegistry(layout);
+    const key = CacheLayout.keyFor("ab".repeat(32), "http://127.0.0.1:9/m.gguf");
+    const file = layout.pin(key, process.pid);
+    let unpin = await pins.pin(key);
+    let missing = 0;
+    for (let i = 0; i < 200; i++) {
+      unpin();
+      unpin = await pins.pin(key);
+      await settle();
+      if (!existsSync(file)) missing += 1;
+    }
+    expect(missing).toBe(0);
+    unpin();
+    await settle();
+    await pins.idle();
+    expect(existsSync(file)).toBe(false);
+  });
+
+  test("a pin whose file cannot be written throws and leaves nothing pinned", async () => {
+    const layout = new CacheLayout(await tempDir());
+    // No pins dir: the write fails.
+    const pins = new PinRegistry(layout);
+    const key = CacheLayout.keyFor("cd".repeat(32), "http://127.0.0.1:9/n.gguf");
+    await expect(pins.pin(key)).rejects.toThrow();
+    expect(await pins.pinned(key)).toBe(false);
+  });
+});
