@@ -1,29 +1,19 @@
 import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import type { Stats } from "node:fs";
+import { HashThread, sharedBytes } from "../../../worker/download/hash-thread.js";
 import { OrderedHasher } from "../../../worker/download/ordered-hasher.js";
-import type { WritableFile } from "../../../worker/download/options.js";
 import type { PartState } from "../../../worker/download/partial-state.js";
 
 /** An in-memory file whose reads wait until the test releases them, so a read-back can be caught mid-way. */
 function heldFile(bytes: Uint8Array) {
   const waiting: Array<() => void> = [];
-  const file: WritableFile = {
-    async write() {
-      return { bytesWritten: 0 };
-    },
-    async read(buffer, offset, length, position) {
+  const file = {
+    async read(buffer: Uint8Array, offset: number, length: number, position: number) {
       await new Promise<void>((resolve) => waiting.push(resolve));
       const slice = bytes.subarray(position, position + length);
       buffer.set(slice, offset);
       return { bytesRead: slice.byteLength };
     },
-    async truncate() {},
-    async datasync() {},
-    async stat() {
-      return { size: bytes.byteLength } as Stats;
-    },
-    async close() {},
   };
   return { file, releaseAll: () => waiting.splice(0).forEach((r) => r()), pending: () => waiting.length };
 }
@@ -37,9 +27,12 @@ describe("OrderedHasher", () => {
       { start: 0, end: 1000, next: 0 },
       { start: 1000, end: 3000, next: 3000 },
     ];
-    const hasher = new OrderedHasher(file, parts);
+    const thread = new HashThread();
+    const hasher = new OrderedHasher(file, parts, thread);
     // The first part streams past the cursor and is hashed from memory.
-    hasher.offer(0, bytes.subarray(0, 1000));
+    const first = sharedBytes(1000);
+    first.set(bytes.subarray(0, 1000));
+    await hasher.offer(0, first);
     parts[0]!.next = 1000;
     // A write of the first part started a read-back (as the download's onWritten does)...
     const background = hasher.catchUp();
@@ -57,6 +50,7 @@ describe("OrderedHasher", () => {
     }
     await Promise.all([background, last]);
     expect(hasher.position).toBe(3000);
-    expect(hasher.digest()).toBe(createHash("sha256").update(bytes).digest("hex"));
+    expect(await hasher.digest()).toBe(createHash("sha256").update(bytes).digest("hex"));
+    thread.close();
   });
 });
