@@ -5,6 +5,7 @@ import type { StudioContext, StudioModule, StudioTuning } from "./context.js";
 import { JobEvents } from "./events/job-events.js";
 import { createHttpFallback } from "./http/http-routes.js";
 import { checkJsonEnumNames } from "./http/json-enum-names.js";
+import { requestContextValues } from "./http/request-context.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createLogger, type Logger } from "./log.js";
 import { createModules } from "./modules.js";
@@ -58,6 +59,7 @@ export async function startStudio(input: ServerConfigInput, options: StartOption
       for (const m of modules) m.routes?.(checked);
     },
     interceptors: modules.flatMap((m) => m.interceptors ?? []),
+    contextValues: requestContextValues,
     readMaxBytes: MAX_RPC_MESSAGE_BYTES,
     fallback: createHttpFallback(modules.flatMap((m) => m.httpRoutes ?? [])),
   });
