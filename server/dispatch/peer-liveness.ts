@@ -1,6 +1,6 @@
-import type { Http2Session } from "node:http2";
+import type { Http2ServerRequest, Http2Session } from "node:http2";
 import type { HandlerContext } from "@connectrpc/connect";
-import { http2SessionKey } from "../http/request-context.js";
+import { nodeRequestKey } from "../http/peer-context.js";
 import type { Dispatcher } from "./dispatcher.js";
 import type { WorkerEntry, WorkerRegistry } from "./worker-registry.js";
 
@@ -27,7 +27,9 @@ const pings = new WeakMap<Http2Session, ConnectionPing>();
  * its answer after that wakes placement. Returns the function that stops the probe.
  */
 export function probePeer(deps: PeerLivenessDeps, worker: WorkerEntry, handlerCtx: HandlerContext): () => void {
-  const session = handlerCtx.values.get(http2SessionKey);
+  // Over HTTP/2 (every Session is: it is a bidi stream) the Node request holds its connection.
+  const req = handlerCtx.values.get(nodeRequestKey) as Partial<Http2ServerRequest> | undefined;
+  const session = req?.stream?.session;
   if (!session) return () => {};
   const answered = () => {
     const wasSilent = deps.registry.isSilent(worker);
