@@ -11,6 +11,11 @@ export interface QueueUnderTest {
   workers: Child<ToWorker, FromWorker>[];
   /** The queue's server process (the studio, redis-server), whose CPU use a throughput phase reports. */
   serverPid?: number;
+  /**
+   * Every server-side process by label (each studio replica, the database's processes), read at
+   * the start and end of a throughput phase: its CPU seconds over the phase are reported per label.
+   */
+  processes?: () => Record<string, number[]>;
 }
 
 /** What a throughput phase measured. */
@@ -22,6 +27,8 @@ export interface ThroughputResult {
   offerLatencyMs: LatencySummary;
   /** The server process's CPU over the phase, in % of one core (NaN without serverPid). */
   serverCpuPercent: number;
+  /** CPU seconds over the phase of each labelled server-side process group (QueueUnderTest.processes). */
+  cpuSecondsBy: Record<string, number>;
   /** Worker holding a job → its completion confirmed by the queue: the commit round trip. */
   serviceMs: LatencySummary;
   /**
@@ -142,6 +149,7 @@ export async function throughputPhase(
   const created = new Map<string, number>();
   const completions = new Completions(q);
   const cpu0 = q.serverPid ? cpuSeconds(q.serverPid) : Number.NaN;
+  const groups0 = groupCpu(q);
   const start = epochMs();
   let next = 0;
   const lane = async () => {
@@ -157,12 +165,47 @@ export async function throughputPhase(
   } finally {
     completions.close();
   }
-  return finishPhase(q, jobs, start, cpu0, created);
+  return finishPhase(q, jobs, start, cpu0, created, groups0);
 }
 
-async function finishPhase(q: QueueUnderTest, jobs: number, start: number, cpu0: number, created: Map<string, number>): Promise<ThroughputResult> {
+/** CPU seconds so far of every pid of each labelled process group. */
+function groupCpu(q: QueueUnderTest): Map<string, Map<number, number>> {
+  const out = new Map<string, Map<number, number>>();
+  for (const [label, pids] of Object.entries(q.processes?.() ?? {})) {
+    const byPid = new Map<number, number>();
+    for (const pid of pids)
+      try {
+        byPid.set(pid, cpuSeconds(pid));
+      } catch {
+        // Gone already.
+      }
+    out.set(label, byPid);
+  }
+  return out;
+}
+
+/** CPU seconds each group used since `before` (a process that appeared meanwhile counts whole). */
+function groupCpuSince(q: QueueUnderTest, before: Map<string, Map<number, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [label, now] of groupCpu(q)) {
+    let sum = 0;
+    for (const [pid, cpu] of now) sum += cpu - (before.get(label)?.get(pid) ?? 0);
+    out[label] = sum;
+  }
+  return out;
+}
+
+async function finishPhase(
+  q: QueueUnderTest,
+  jobs: number,
+  start: number,
+  cpu0: number,
+  created: Map<string, number>,
+  groups0: Map<string, Map<number, number>> = new Map(),
+): Promise<ThroughputResult> {
   const cpuWall = (epochMs() - start) / 1000;
   const serverCpuPercent = q.serverPid ? ((cpuSeconds(q.serverPid) - cpu0) / cpuWall) * 100 : Number.NaN;
+  const cpuSecondsBy = groupCpuSince(q, groups0);
   const reports = await collect(q);
   const lastCompletion = Math.max(...reports.flatMap((r) => r.completedMs.filter((t) => !Number.isNaN(t))));
   const seconds = (lastCompletion - start) / 1000;
@@ -173,6 +216,7 @@ async function finishPhase(q: QueueUnderTest, jobs: number, start: number, cpu0:
     jobsPerSecond: jobs / seconds,
     offerLatencyMs: summarize(latencies(created, reports)),
     serverCpuPercent,
+    cpuSecondsBy,
     serviceMs: summarize(service),
     handoffMs: summarize(handoff),
   };
@@ -216,6 +260,7 @@ export async function pacedPhase(
   const created = new Map<string, number>();
   const completions = new Completions(q);
   const cpu0 = q.serverPid ? cpuSeconds(q.serverPid) : Number.NaN;
+  const groups0 = groupCpu(q);
   const start = epochMs();
   const creates: Promise<void>[] = [];
   try {
@@ -231,5 +276,5 @@ export async function pacedPhase(
   } finally {
     completions.close();
   }
-  return finishPhase(q, jobs, start, cpu0, created);
+  return finishPhase(q, jobs, start, cpu0, created, groups0);
 }
