@@ -94,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     engines = buildEngines(config, logger);
     if (config.caFile) {
-      if (!config.server.every((s) => s.startsWith("https:"))) throw new WorkerConfigError("--ca-file is only for https:// --server URLs");
+      if (!config.server.every((s) => s.startsWith("https:"))) throw new WorkerConfigError("--ca-file is only for an https:// --server (every URL given)");
       try {
         ca = readFileSync(config.caFile);
       } catch (err) {
