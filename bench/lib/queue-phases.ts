@@ -27,6 +27,12 @@ export interface ThroughputResult {
   offerLatencyMs: LatencySummary;
   /** The server process's CPU over the phase, in % of one core (NaN without serverPid). */
   serverCpuPercent: number;
+  /** The server process's CPU time over the phase divided by the jobs (NaN without serverPid). */
+  serverCpuMsPerJob: number;
+  /** The worker processes' CPU time over the phase, all together, divided by the jobs. */
+  workersCpuMsPerJob: number;
+  /** This (creating) process's CPU time over the phase divided by the jobs. */
+  creatorCpuMsPerJob: number;
   /** CPU seconds over the phase of each labelled server-side process group (QueueUnderTest.processes). */
   cpuSecondsBy: Record<string, number>;
   /** Worker holding a job → its completion confirmed by the queue: the commit round trip. */
@@ -148,8 +154,7 @@ export async function throughputPhase(
   await resetWorkers(q, false);
   const created = new Map<string, number>();
   const completions = new Completions(q);
-  const cpu0 = q.serverPid ? cpuSeconds(q.serverPid) : Number.NaN;
-  const groups0 = groupCpu(q);
+  const cpu0 = cpuSnapshot(q);
   const start = epochMs();
   let next = 0;
   const lane = async () => {
@@ -165,7 +170,18 @@ export async function throughputPhase(
   } finally {
     completions.close();
   }
-  return finishPhase(q, jobs, start, cpu0, created, groups0);
+  return finishPhase(q, jobs, start, cpu0, created);
+}
+
+/** CPU seconds so far of the server, the workers (together) and this process. */
+function cpuSnapshot(q: QueueUnderTest): { server: number; workers: number; creator: number; groups: Map<string, Map<number, number>> } {
+  const self = process.cpuUsage();
+  return {
+    server: q.serverPid ? cpuSeconds(q.serverPid) : Number.NaN,
+    workers: q.workers.reduce((s, w) => s + cpuSeconds(w.pid), 0),
+    creator: (self.user + self.system) / 1e6,
+    groups: groupCpu(q),
+  };
 }
 
 /** CPU seconds so far of every pid of each labelled process group. */
@@ -184,12 +200,12 @@ function groupCpu(q: QueueUnderTest): Map<string, Map<number, number>> {
   return out;
 }
 
-/** CPU seconds each group used since `before` (a process that appeared meanwhile counts whole). */
-function groupCpuSince(q: QueueUnderTest, before: Map<string, Map<number, number>>): Record<string, number> {
+/** CPU seconds each group used between two readings (a process that appeared meanwhile counts whole). */
+function groupCpuSince(now: Map<string, Map<number, number>>, before: Map<string, Map<number, number>>): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const [label, now] of groupCpu(q)) {
+  for (const [label, pids] of now) {
     let sum = 0;
-    for (const [pid, cpu] of now) sum += cpu - (before.get(label)?.get(pid) ?? 0);
+    for (const [pid, cpu] of pids) sum += cpu - (before.get(label)?.get(pid) ?? 0);
     out[label] = sum;
   }
   return out;
@@ -199,13 +215,13 @@ async function finishPhase(
   q: QueueUnderTest,
   jobs: number,
   start: number,
-  cpu0: number,
+  cpu0: ReturnType<typeof cpuSnapshot>,
   created: Map<string, number>,
-  groups0: Map<string, Map<number, number>> = new Map(),
 ): Promise<ThroughputResult> {
   const cpuWall = (epochMs() - start) / 1000;
-  const serverCpuPercent = q.serverPid ? ((cpuSeconds(q.serverPid) - cpu0) / cpuWall) * 100 : Number.NaN;
-  const cpuSecondsBy = groupCpuSince(q, groups0);
+  const cpu1 = cpuSnapshot(q);
+  const cpuUsed = cpu1.server - cpu0.server;
+  const serverCpuPercent = (cpuUsed / cpuWall) * 100;
   const reports = await collect(q);
   const lastCompletion = Math.max(...reports.flatMap((r) => r.completedMs.filter((t) => !Number.isNaN(t))));
   const seconds = (lastCompletion - start) / 1000;
@@ -216,7 +232,10 @@ async function finishPhase(
     jobsPerSecond: jobs / seconds,
     offerLatencyMs: summarize(latencies(created, reports)),
     serverCpuPercent,
-    cpuSecondsBy,
+    serverCpuMsPerJob: (cpuUsed * 1000) / jobs,
+    workersCpuMsPerJob: ((cpu1.workers - cpu0.workers) * 1000) / jobs,
+    creatorCpuMsPerJob: ((cpu1.creator - cpu0.creator) * 1000) / jobs,
+    cpuSecondsBy: groupCpuSince(cpu1.groups, cpu0.groups),
     serviceMs: summarize(service),
     handoffMs: summarize(handoff),
   };
@@ -259,8 +278,7 @@ export async function pacedPhase(
   await resetWorkers(q, false);
   const created = new Map<string, number>();
   const completions = new Completions(q);
-  const cpu0 = q.serverPid ? cpuSeconds(q.serverPid) : Number.NaN;
-  const groups0 = groupCpu(q);
+  const cpu0 = cpuSnapshot(q);
   const start = epochMs();
   const creates: Promise<void>[] = [];
   try {
@@ -276,5 +294,5 @@ export async function pacedPhase(
   } finally {
     completions.close();
   }
-  return finishPhase(q, jobs, start, cpu0, created, groups0);
+  return finishPhase(q, jobs, start, cpu0, created);
 }

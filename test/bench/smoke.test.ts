@@ -47,7 +47,7 @@ describe("benchmarks run small with --smoke and print their figures", () => {
     expect(names).toContain("dispatch: Studio / BullMQ | throughput ratio");
     expect(names).toContain("dispatch: Studio PG x2 / PG x1 | throughput scaling, one replica to two");
     expect(names).toContain("dispatch: Studio PG x2 | offer latency p99, created on A, idle worker on B");
-    for (const cpu of ["Studio | CPU per job, studio", "Studio PG x2 | CPU per job, studio A", "Studio PG x2 | CPU per job, studio B", "Studio PG x2 | CPU per job, postgres"])
+    for (const cpu of ["Studio | studio CPU per job", "Studio PG x2 | CPU per job, studio A", "Studio PG x2 | CPU per job, studio B", "Studio PG x2 | CPU per job, postgres"])
       expect(names).toContain(`dispatch: ${cpu}`);
   }, 120_000);
 
