@@ -8,6 +8,7 @@ import { DownloadManager } from "./download/index.js";
 import { findOnPath } from "./engines/find-on-path.js";
 import { LlamaServerEngine } from "./engines/llama-server-engine.js";
 import { MultiEngine } from "./engines/multi-engine.js";
+import { ensureSafeDir, UnsafeDirError } from "./private-dir.js";
 import { WarmServerRecords } from "./recovery/owner-record.js";
 import { recoverWorkDir } from "./recovery/recover-work-dir.js";
 import { SdCliEngine } from "./engines/sd-cli-engine.js";
@@ -78,16 +79,23 @@ async function main(argv: string[]): Promise<number> {
     startupSignal = signal;
   });
   let config: WorkerConfig;
+  let dirNotes: string[];
   try {
     config = parseWorkerArgs(argv, { version: WORKER_VERSION });
+    // Before anything reads them: another user's (or a world-writable) dir could hold planted records.
+    dirNotes = [
+      ensureSafeDir(config.cacheDir, "--cache-dir", { private: false }),
+      ensureSafeDir(config.workDir, "--work-dir", { private: true }),
+    ].filter((n): n is string => n !== undefined);
   } catch (err) {
-    if (!(err instanceof WorkerConfigError)) throw err;
+    if (!(err instanceof WorkerConfigError) && !(err instanceof UnsafeDirError)) throw err;
     process.stderr.write(`studio-worker: bad configuration: ${err.message}\n`);
     return 2;
   }
   const bars = config.progress === "bars" || (config.progress === "auto" && process.stderr.isTTY === true);
   const barView = bars ? new BarView() : undefined;
   const logger = createWorkerLogger(config.logLevel, barView ? (line) => barView.log(line) : undefined);
+  for (const note of dirNotes) logger.warn({}, note);
 
   let engines: MultiEngine;
   let ca: Buffer | undefined;

@@ -15,7 +15,7 @@ const FLAGS: Array<[keyof WorkerConfig, string, string]> = [
   ["name", "--name <name>", "name shown to operators (default: the host name)"],
   ["cacheDir", "--cache-dir <dir>", "where downloaded model files are kept (default: {cacheDir})"],
   ["cacheMaxBytes", "--cache-max-bytes <size>", "model cache budget, like 200G (least recently used files go first; default 100G)"],
-  ["workDir", "--work-dir <dir>", "parent of the per-job work directories (each removed after its job; at start, those of a dead worker are removed and its engine processes killed; default: {workDir})"],
+  ["workDir", "--work-dir <dir>", "parent of the per-job work directories, private to this user (made 0700; each removed after its job; at start, those of a dead worker are removed and its engine processes killed; default: {workDir}, under --cache-dir)"],
   ["slots", "--slots <n>", "jobs run at once (default 1)"],
   ["sdCli", "--sd-cli <path>", "stable-diffusion.cpp's sd-cli (default: sd-cli on PATH)"],
   ["llamaServer", "--llama-server <path>", "llama.cpp's llama-server (default: llama-server on PATH)"],

@@ -170,7 +170,8 @@ describe("the program", () => {
     const flat = (r: ReturnType<typeof run>) => r.stdout.toString().replace(/\s+/g, " ");
     const plain = flat(run(["--help"]));
     expect(plain).toContain(`default: ${join(tmpdir(), ".cache", "studio-worker")}) [env STUDIO_CACHE_DIR]`);
-    expect(plain).toContain(`default: ${join(tmpdir(), "studio-worker-jobs")}) [env STUDIO_WORK_DIR]`);
+    // Private to the user, under the cache dir; never the shared temp dir (issue 16, item 5).
+    expect(plain).toContain(`default: ${join(tmpdir(), ".cache", "studio-worker", "work")}, under --cache-dir) [env STUDIO_WORK_DIR]`);
     expect(plain).toContain("default 100G) [env STUDIO_CACHE_MAX_BYTES]");
     const xdg = flat(run(["--help"], { XDG_CACHE_HOME: "/srv/cache" }));
     expect(xdg).toContain("default: /srv/cache/studio-worker) [env STUDIO_CACHE_DIR]");
