@@ -6,7 +6,7 @@ import { PUBLIC_RPCS, rolesFor } from "./access-policy.js";
 import type { StreamLimiter } from "./stream-limiter.js";
 
 /** RPCs whose open streams count against a token's stream limit. */
-export const LIMITED_STREAMS: ReadonlySet<string> = new Set(["studio.v1.JobService/WatchJobs"]);
+export const LIMITED_STREAMS: ReadonlySet<string> = new Set(["studio.v1.JobService/WatchJobs", "studio.v1.WorkerService/WatchWorkers"]);
 
 /** The access policy of one method: its "service/method" name, whether it is public, who may call it, whether its streams count. */
 interface MethodPolicy {
