@@ -402,14 +402,15 @@ describe("the web admin page in headless Chromium", () => {
           ids.push((await admin.createJob({ model: "web-text", task: { kind: { case: "text", value: { prompt } } }, maxAttempts: 1 })).job!.id);
         for (let i = 0; i < ids.length; i++) {
           const offer = await textWorker.nextOffer();
-          await textWorker.fail(offer, "llama-server exited: CUDA error 2: out of memory (HTTP 404 from the model host before that)");
+          await textWorker.fail(offer, "CUDA error 2: out of memory while loading tiny.gguf (llama-server exited with 1)");
         }
         await nav(page, "Jobs").click();
         for (const id of ids) await page.locator(`tr[data-job="${id}"] [data-status="failed"]`).waitFor();
         const row = page.locator(`tr[data-job="${ids[0]}"]`);
         await expectText(row.locator("td.prompt"), /^a harbour at night under a sky full of…$/);
         expect(await row.locator("td.prompt").getAttribute("title")).toContain("drifting slowly upwards");
-        await expectText(row.locator("td.error-text"), /CUDA error 2: out of memory/);
+        await expectText(row.locator("td.error-text"), /^CUDA error 2: out of memory while loading tiny\.…$/);
+        expect(await row.locator("td.error-text").getAttribute("title")).toContain("llama-server exited with 1");
         const failedCount = Number(await page.locator('[data-count="failed"] strong').innerText());
         expect(failedCount).toBeGreaterThanOrEqual(2);
         await screenshot(page, "jobs-failed-laptop");
