@@ -11,6 +11,11 @@ export interface QueueUnderTest {
   workers: Child<ToWorker, FromWorker>[];
   /** The queue's server process (the studio, redis-server), whose CPU use a throughput phase reports. */
   serverPid?: number;
+  /**
+   * Every server-side process by label (each studio replica, the database's processes), read at
+   * the start and end of a throughput phase: its CPU seconds over the phase are reported per label.
+   */
+  processes?: () => Record<string, number[]>;
 }
 
 /** What a throughput phase measured. */
@@ -22,6 +27,14 @@ export interface ThroughputResult {
   offerLatencyMs: LatencySummary;
   /** The server process's CPU over the phase, in % of one core (NaN without serverPid). */
   serverCpuPercent: number;
+  /** The server process's CPU time over the phase divided by the jobs (NaN without serverPid). */
+  serverCpuMsPerJob: number;
+  /** The worker processes' CPU time over the phase, all together, divided by the jobs. */
+  workersCpuMsPerJob: number;
+  /** This (creating) process's CPU time over the phase divided by the jobs. */
+  creatorCpuMsPerJob: number;
+  /** CPU seconds over the phase of each labelled server-side process group (QueueUnderTest.processes). */
+  cpuSecondsBy: Record<string, number>;
   /** Worker holding a job → its completion confirmed by the queue: the commit round trip. */
   serviceMs: LatencySummary;
   /**
@@ -141,7 +154,7 @@ export async function throughputPhase(
   await resetWorkers(q, false);
   const created = new Map<string, number>();
   const completions = new Completions(q);
-  const cpu0 = q.serverPid ? cpuSeconds(q.serverPid) : Number.NaN;
+  const cpu0 = cpuSnapshot(q);
   const start = epochMs();
   let next = 0;
   const lane = async () => {
@@ -160,9 +173,55 @@ export async function throughputPhase(
   return finishPhase(q, jobs, start, cpu0, created);
 }
 
-async function finishPhase(q: QueueUnderTest, jobs: number, start: number, cpu0: number, created: Map<string, number>): Promise<ThroughputResult> {
+/** CPU seconds so far of the server, the workers (together) and this process. */
+function cpuSnapshot(q: QueueUnderTest): { server: number; workers: number; creator: number; groups: Map<string, Map<number, number>> } {
+  const self = process.cpuUsage();
+  return {
+    server: q.serverPid ? cpuSeconds(q.serverPid) : Number.NaN,
+    workers: q.workers.reduce((s, w) => s + cpuSeconds(w.pid), 0),
+    creator: (self.user + self.system) / 1e6,
+    groups: groupCpu(q),
+  };
+}
+
+/** CPU seconds so far of every pid of each labelled process group. */
+function groupCpu(q: QueueUnderTest): Map<string, Map<number, number>> {
+  const out = new Map<string, Map<number, number>>();
+  for (const [label, pids] of Object.entries(q.processes?.() ?? {})) {
+    const byPid = new Map<number, number>();
+    for (const pid of pids)
+      try {
+        byPid.set(pid, cpuSeconds(pid));
+      } catch {
+        // Gone already.
+      }
+    out.set(label, byPid);
+  }
+  return out;
+}
+
+/** CPU seconds each group used between two readings (a process that appeared meanwhile counts whole). */
+function groupCpuSince(now: Map<string, Map<number, number>>, before: Map<string, Map<number, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [label, pids] of now) {
+    let sum = 0;
+    for (const [pid, cpu] of pids) sum += cpu - (before.get(label)?.get(pid) ?? 0);
+    out[label] = sum;
+  }
+  return out;
+}
+
+async function finishPhase(
+  q: QueueUnderTest,
+  jobs: number,
+  start: number,
+  cpu0: ReturnType<typeof cpuSnapshot>,
+  created: Map<string, number>,
+): Promise<ThroughputResult> {
   const cpuWall = (epochMs() - start) / 1000;
-  const serverCpuPercent = q.serverPid ? ((cpuSeconds(q.serverPid) - cpu0) / cpuWall) * 100 : Number.NaN;
+  const cpu1 = cpuSnapshot(q);
+  const cpuUsed = cpu1.server - cpu0.server;
+  const serverCpuPercent = (cpuUsed / cpuWall) * 100;
   const reports = await collect(q);
   const lastCompletion = Math.max(...reports.flatMap((r) => r.completedMs.filter((t) => !Number.isNaN(t))));
   const seconds = (lastCompletion - start) / 1000;
@@ -173,6 +232,10 @@ async function finishPhase(q: QueueUnderTest, jobs: number, start: number, cpu0:
     jobsPerSecond: jobs / seconds,
     offerLatencyMs: summarize(latencies(created, reports)),
     serverCpuPercent,
+    serverCpuMsPerJob: (cpuUsed * 1000) / jobs,
+    workersCpuMsPerJob: ((cpu1.workers - cpu0.workers) * 1000) / jobs,
+    creatorCpuMsPerJob: ((cpu1.creator - cpu0.creator) * 1000) / jobs,
+    cpuSecondsBy: groupCpuSince(cpu1.groups, cpu0.groups),
     serviceMs: summarize(service),
     handoffMs: summarize(handoff),
   };
@@ -215,7 +278,7 @@ export async function pacedPhase(
   await resetWorkers(q, false);
   const created = new Map<string, number>();
   const completions = new Completions(q);
-  const cpu0 = q.serverPid ? cpuSeconds(q.serverPid) : Number.NaN;
+  const cpu0 = cpuSnapshot(q);
   const start = epochMs();
   const creates: Promise<void>[] = [];
   try {

@@ -1,9 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { createHash } from "node:crypto";
 import { engineName } from "../../contract/names.js";
-import { JobClaimSchema, JobOutputSchema, JobProgressSchema } from "../../gen/studio/v1/job_pb.js";
+import { JobClaimSchema, JobProgressSchema } from "../../gen/studio/v1/job_pb.js";
 import {
   ClaimJobResponseSchema,
   type ClaimJobRequest,
@@ -16,9 +15,8 @@ import {
 import { callerOf } from "../auth/caller.js";
 import type { StudioContext } from "../context.js";
 import { jobFromRow } from "../jobs/job-row.js";
-import { checkMimeType } from "../outputs/mime-type.js";
 import type { OutputStore } from "../outputs/output-store.js";
-import type { StagedOutput } from "../outputs/output-staging.js";
+import { verifyInlineOutputs } from "../outputs/inline-outputs.js";
 import type { QueueActions } from "./queue-actions.js";
 import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
 
@@ -35,6 +33,13 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
   const { ctx, actions, outputs } = deps;
   // Fired on shutdown so that long-polls answer "no job" at once instead of holding the listener open.
   const closing = new AbortController();
+  /** Waiting long-polls by the token that made them: a revoked token's polls end at once (UNAUTHENTICATED). */
+  const waiting = new Map<string, Set<() => void>>();
+  /**
+   * Tokens revoked since start (ids are never reused): a poll authenticated just before its
+   * token's revocation arrived, but registered just after, is refused here instead of waiting.
+   */
+  const revokedTokens = new Set<string>();
 
   async function claimJob(req: ClaimJobRequest, hctx: HandlerContext): Promise<ClaimJobResponse> {
     const name = req.workerName.trim();
@@ -44,29 +49,43 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
     if (req.waitMs > MAX_CLAIM_WAIT_MS) throw bad(`wait_ms must be at most ${MAX_CLAIM_WAIT_MS} (got ${req.waitMs})`);
     const caller = callerOf(hctx);
     const deadline = Date.now() + req.waitMs;
-    for (;;) {
-      let wake!: () => void;
-      const woken = new Promise<void>((r) => (wake = r));
-      const unsubscribe = ctx.events.subscribe((c) => c.status === "QUEUED" && wake());
-      try {
-        const claimed = await actions.claim({ workerName: name, engines }, caller.tokenId);
-        if (claimed) {
-          const { $typeName: _, $unknown: __, ...fields } = claimed.offer;
-          return create(ClaimJobResponseSchema, { claim: create(JobClaimSchema, fields) });
+    let revoked = false;
+    let onRevoke!: () => void;
+    const revocation = new Promise<void>((r) => (onRevoke = () => ((revoked = true), r())));
+    const mine = waiting.get(caller.tokenId) ?? new Set();
+    waiting.set(caller.tokenId, mine.add(onRevoke));
+    if (revokedTokens.has(caller.tokenId)) onRevoke();
+    try {
+      for (;;) {
+        let wake!: () => void;
+        const woken = new Promise<void>((r) => (wake = r));
+        const unsubscribe = ctx.events.subscribe((c) => c.status === "QUEUED" && wake());
+        try {
+          if (revoked) throw new ConnectError(`token ${caller.tokenId} (${caller.name}) was revoked`, Code.Unauthenticated);
+          const claimed = await actions.claim({ workerName: name, engines }, caller.tokenId);
+          if (claimed) {
+            const { $typeName: _, $unknown: __, ...fields } = claimed.offer;
+            return create(ClaimJobResponseSchema, { claim: create(JobClaimSchema, fields) });
+          }
+          const remaining = deadline - Date.now();
+          if (remaining <= 0 || hctx.signal.aborted || closing.signal.aborted) return create(ClaimJobResponseSchema);
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          await Promise.race([
+            woken,
+            revocation,
+            new Promise<void>((r) => (timer = setTimeout(r, remaining))),
+            new Promise<void>((r) => hctx.signal.addEventListener("abort", () => r(), { once: true })),
+            new Promise<void>((r) => closing.signal.addEventListener("abort", () => r(), { once: true })),
+          ]);
+          clearTimeout(timer);
+          if (revoked) throw new ConnectError(`token ${caller.tokenId} (${caller.name}) was revoked`, Code.Unauthenticated);
+        } finally {
+          unsubscribe();
         }
-        const remaining = deadline - Date.now();
-        if (remaining <= 0 || hctx.signal.aborted || closing.signal.aborted) return create(ClaimJobResponseSchema);
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          woken,
-          new Promise<void>((r) => (timer = setTimeout(r, remaining))),
-          new Promise<void>((r) => hctx.signal.addEventListener("abort", () => r(), { once: true })),
-          new Promise<void>((r) => closing.signal.addEventListener("abort", () => r(), { once: true })),
-        ]);
-        clearTimeout(timer);
-      } finally {
-        unsubscribe();
       }
+    } finally {
+      mine.delete(onRevoke);
+      if (mine.size === 0) waiting.delete(caller.tokenId);
     }
   }
 
@@ -75,6 +94,13 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
 
     /** Ends every waiting long-poll (shutdown). */
     close: () => closing.abort(),
+
+    /** Ends the waiting long-polls of a revoked token (made here; another replica's revocation arrives as a notification). */
+    revoked(tokenId: string): void {
+      if (revokedTokens.size >= 100_000) revokedTokens.clear();
+      revokedTokens.add(tokenId);
+      for (const end of waiting.get(tokenId) ?? []) end();
+    },
 
     async heartbeat(req: HeartbeatRequest, hctx: HandlerContext) {
       if (req.leaseIds.length > MAX_LEASES_PER_CALL) throw bad(`lease_ids may list at most ${MAX_LEASES_PER_CALL} leases`);
@@ -90,23 +116,17 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
     /** Outputs inline: each bounded by maxOutputBytes, its digest checked; stored by the complete's commit only. */
     async completeJob(req: CompleteJobRequest, hctx: HandlerContext) {
       const caller = callerOf(hctx);
-      const current = await actions.current(req, caller);
-      const expected = actions.expectedOutputs(req.leaseId, current);
-      if (req.outputs.length !== expected) throw bad(`outputs holds ${req.outputs.length} outputs, the task asks for ${expected}`);
-      const received = new Map<number, StagedOutput>();
-      for (const o of req.outputs) {
-        if (o.index >= expected) throw bad(`output index ${o.index} is out of range: the task asks for ${expected}`);
-        if (received.has(o.index)) throw bad(`output index ${o.index} is sent twice`);
-        checkMimeType(o.mimeType);
-        const actual = createHash("sha256").update(o.data).digest("hex");
-        if (o.sha256 !== actual) throw bad(`outputs[${o.index}].sha256 is ${JSON.stringify(o.sha256)}, the bytes hash to ${actual}`);
-        const verified = outputs.verify(o.data, actual);
-        received.set(o.index, {
-          meta: create(JobOutputSchema, { index: o.index, mimeType: o.mimeType, sizeBytes: BigInt(o.data.byteLength), sha256: actual }),
-          verified,
-        });
+      let received;
+      try {
+        received = verifyInlineOutputs(req.outputs, req.outputs.length, outputs);
+      } catch (err) {
+        // A stale lease is failed_precondition whatever the outputs are.
+        await actions.current(req, caller);
+        throw err;
       }
-      const row = await actions.complete(req, received, req.outputs.length, caller);
+      const row = await actions.complete(req, received, req.outputs.length, caller, {
+        countMessage: (n, expected) => `outputs holds ${n} outputs, the task asks for ${expected}`,
+      });
       return { job: jobFromRow(row) };
     },
 

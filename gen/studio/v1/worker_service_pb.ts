@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/worker_service.proto.
  */
 export const file_studio_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSLSAwoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAQgkKB21lc3NhZ2UitwEKD1Nlc3Npb25SZXNwb25zZRIlCgd3ZWxjb21lGAEgASgLMhIuc3R1ZGlvLnYxLldlbGNvbWVIABIhCgVvZmZlchgCIAEoCzIQLnN0dWRpby52MS5PZmZlckgAEigKBmNhbmNlbBgDIAEoCzIWLnN0dWRpby52MS5DYW5jZWxPcmRlckgAEiUKB3JlY2VpcHQYBCABKAsyEi5zdHVkaW8udjEuUmVjZWlwdEgAQgkKB21lc3NhZ2UihgIKC1dvcmtlckhlbGxvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRInCgdlbmdpbmVzGAMgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAQgASgNEhUKDWNhY2hlZF9zaGEyNTYYBSADKAkSMgoGbGFiZWxzGAYgAygLMiIuc3R1ZGlvLnYxLldvcmtlckhlbGxvLkxhYmVsc0VudHJ5EhEKCWxlYXNlX2lkcxgHIAMoCRITCgtjYWNoZWRfdXJscxgIIAMoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIoEBCgdXZWxjb21lEhEKCXdvcmtlcl9pZBgBIAEoCRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAiABKA0SFAoMbGVhc2VfdHRsX21zGAMgASgNEhYKDmtlcHRfbGVhc2VfaWRzGAQgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAUgAygJIiQKD1dvcmtlckhlYXJ0YmVhdBIRCglsZWFzZV9pZHMYASADKAkiLQoJSm9iQWNjZXB0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCSI+CgpKb2JEZWNsaW5lEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiXwoRSm9iUHJvZ3Jlc3NSZXBvcnQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEigKCHByb2dyZXNzGAMgASgLMhYuc3R1ZGlvLnYxLkpvYlByb2dyZXNzIpMBCgtPdXRwdXRDaHVuaxIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFaW5kZXgYAyABKA0SEQoJbWltZV90eXBlGAQgASgJEhIKCnRvdGFsX3NpemUYBSABKAQSDgoGc2hhMjU2GAYgASgJEg4KBm9mZnNldBgHIAEoBBIMCgRkYXRhGAggASgMIkUKC0pvYkNvbXBsZXRlEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIUCgxvdXRwdXRfY291bnQYAyABKA0iTQoHSm9iRmFpbBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFZXJyb3IYAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIIg0KC1dvcmtlckRyYWluImUKC0NhY2hlVXBkYXRlEhQKDGFkZGVkX3NoYTI1NhgBIAMoCRIWCg5yZW1vdmVkX3NoYTI1NhgCIAMoCRISCgphZGRlZF91cmxzGAMgAygJEhQKDHJlbW92ZWRfdXJscxgEIAMoCSI/CgtDYW5jZWxPcmRlchIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIlYKB1JlY2VpcHQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEgoKAm9rGAMgASgIEgwKBGNvZGUYBCABKAkSDwoHbWVzc2FnZRgFIAEoCSJ3Cg9DbGFpbUpvYlJlcXVlc3QSEwoLd29ya2VyX25hbWUYASABKAkSJwoHZW5naW5lcxgCIAMoDjIWLnN0dWRpby52MS5Nb2RlbEVuZ2luZRIVCg1jYWNoZWRfc2hhMjU2GAMgAygJEg8KB3dhaXRfbXMYBCABKA0iRQoQQ2xhaW1Kb2JSZXNwb25zZRInCgVjbGFpbRgBIAEoCzITLnN0dWRpby52MS5Kb2JDbGFpbUgAiAEBQggKBl9jbGFpbSIlChBIZWFydGJlYXRSZXF1ZXN0EhEKCWxlYXNlX2lkcxgBIAMoCSJ8ChFIZWFydGJlYXRSZXNwb25zZRIZChFyZW5ld2VkX2xlYXNlX2lkcxgBIAMoCRIWCg5sb3N0X2xlYXNlX2lkcxgCIAMoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJjChVSZXBvcnRQcm9ncmVzc1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEigKCHByb2dyZXNzGAMgASgLMhYuc3R1ZGlvLnYxLkpvYlByb2dyZXNzIhgKFlJlcG9ydFByb2dyZXNzUmVzcG9uc2UiTAoKT3V0cHV0RGF0YRINCgVpbmRleBgBIAEoDRIRCgltaW1lX3R5cGUYAiABKAkSDAoEZGF0YRgDIAEoDBIOCgZzaGEyNTYYBCABKAkiXgoSQ29tcGxldGVKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRImCgdvdXRwdXRzGAMgAygLMhUuc3R1ZGlvLnYxLk91dHB1dERhdGEiMgoTQ29tcGxldGVKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIlQKDkZhaWxKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiLgoPRmFpbEpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiFAoSTGlzdFdvcmtlcnNSZXF1ZXN0IpMDCgpXb3JrZXJJbmZvEhEKCXdvcmtlcl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSJwoHZW5naW5lcxgEIAMoDjIWLnN0dWRpby52MS5Nb2RlbEVuZ2luZRINCgVzbG90cxgFIAEoDRIUCgxzbG90c19pbl91c2UYBiABKA0SDwoHam9iX2lkcxgHIAMoCRIVCg1jYWNoZWRfc2hhMjU2GAggAygJEjcKE2xhc3RfaGVhcnRiZWF0X3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbm5lY3RfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZHJhaW5pbmcYCyABKAgSMQoGbGFiZWxzGAwgAygLMiEuc3R1ZGlvLnYxLldvcmtlckluZm8uTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9ChNMaXN0V29ya2Vyc1Jlc3BvbnNlEiYKB3dvcmtlcnMYASADKAsyFS5zdHVkaW8udjEuV29ya2VySW5mbyIVChNXYXRjaFdvcmtlcnNSZXF1ZXN0ImwKFFdhdGNoV29ya2Vyc1Jlc3BvbnNlEiYKB3dvcmtlcnMYASADKAsyFS5zdHVkaW8udjEuV29ya2VySW5mbxIaChJyZW1vdmVkX3dvcmtlcl9pZHMYAiADKAkSEAoIc25hcHNob3QYAyABKAgy+gQKDVdvcmtlclNlcnZpY2USRgoHU2Vzc2lvbhIZLnN0dWRpby52MS5TZXNzaW9uUmVxdWVzdBoaLnN0dWRpby52MS5TZXNzaW9uUmVzcG9uc2UiACgBMAESRQoIQ2xhaW1Kb2ISGi5zdHVkaW8udjEuQ2xhaW1Kb2JSZXF1ZXN0Ghsuc3R1ZGlvLnYxLkNsYWltSm9iUmVzcG9uc2UiABJICglIZWFydGJlYXQSGy5zdHVkaW8udjEuSGVhcnRiZWF0UmVxdWVzdBocLnN0dWRpby52MS5IZWFydGJlYXRSZXNwb25zZSIAElcKDlJlcG9ydFByb2dyZXNzEiAuc3R1ZGlvLnYxLlJlcG9ydFByb2dyZXNzUmVxdWVzdBohLnN0dWRpby52MS5SZXBvcnRQcm9ncmVzc1Jlc3BvbnNlIgASTgoLQ29tcGxldGVKb2ISHS5zdHVkaW8udjEuQ29tcGxldGVKb2JSZXF1ZXN0Gh4uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVzcG9uc2UiABJCCgdGYWlsSm9iEhkuc3R1ZGlvLnYxLkZhaWxKb2JSZXF1ZXN0Ghouc3R1ZGlvLnYxLkZhaWxKb2JSZXNwb25zZSIAEk4KC0xpc3RXb3JrZXJzEh0uc3R1ZGlvLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBoeLnN0dWRpby52MS5MaXN0V29ya2Vyc1Jlc3BvbnNlIgASUwoMV2F0Y2hXb3JrZXJzEh4uc3R1ZGlvLnYxLldhdGNoV29ya2Vyc1JlcXVlc3QaHy5zdHVkaW8udjEuV2F0Y2hXb3JrZXJzUmVzcG9uc2UiADABYgZwcm90bzM", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
+  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSLSAwoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAQgkKB21lc3NhZ2Ui6QEKD1Nlc3Npb25SZXNwb25zZRIlCgd3ZWxjb21lGAEgASgLMhIuc3R1ZGlvLnYxLldlbGNvbWVIABIhCgVvZmZlchgCIAEoCzIQLnN0dWRpby52MS5PZmZlckgAEigKBmNhbmNlbBgDIAEoCzIWLnN0dWRpby52MS5DYW5jZWxPcmRlckgAEiUKB3JlY2VpcHQYBCABKAsyEi5zdHVkaW8udjEuUmVjZWlwdEgAEjAKBWJhdGNoGAUgASgLMh8uc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZUJhdGNoSABCCQoHbWVzc2FnZSJEChRTZXNzaW9uUmVzcG9uc2VCYXRjaBIsCghtZXNzYWdlcxgBIAMoCzIaLnN0dWRpby52MS5TZXNzaW9uUmVzcG9uc2UinwIKC1dvcmtlckhlbGxvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRInCgdlbmdpbmVzGAMgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAQgASgNEhUKDWNhY2hlZF9zaGEyNTYYBSADKAkSMgoGbGFiZWxzGAYgAygLMiIuc3R1ZGlvLnYxLldvcmtlckhlbGxvLkxhYmVsc0VudHJ5EhEKCWxlYXNlX2lkcxgHIAMoCRITCgtjYWNoZWRfdXJscxgIIAMoCRIXCg9hY2NlcHRzX2JhdGNoZXMYCSABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKiAQoHV2VsY29tZRIRCgl3b3JrZXJfaWQYASABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgNEhQKDGxlYXNlX3R0bF9tcxgDIAEoDRIWCg5rZXB0X2xlYXNlX2lkcxgEIAMoCRIWCg5sb3N0X2xlYXNlX2lkcxgFIAMoCRIfChdtYXhfaW5saW5lX291dHB1dF9ieXRlcxgGIAEoDSIkCg9Xb3JrZXJIZWFydGJlYXQSEQoJbGVhc2VfaWRzGAEgAygJIi0KCUpvYkFjY2VwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkiPgoKSm9iRGVjbGluZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIl8KEUpvYlByb2dyZXNzUmVwb3J0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIoCghwcm9ncmVzcxgDIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcyKTAQoLT3V0cHV0Q2h1bmsSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWluZGV4GAMgASgNEhEKCW1pbWVfdHlwZRgEIAEoCRISCgp0b3RhbF9zaXplGAUgASgEEg4KBnNoYTI1NhgGIAEoCRIOCgZvZmZzZXQYByABKAQSDAoEZGF0YRgIIAEoDCJtCgtKb2JDb21wbGV0ZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSFAoMb3V0cHV0X2NvdW50GAMgASgNEiYKB291dHB1dHMYBCADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSJNCgdKb2JGYWlsEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiDQoLV29ya2VyRHJhaW4iZQoLQ2FjaGVVcGRhdGUSFAoMYWRkZWRfc2hhMjU2GAEgAygJEhYKDnJlbW92ZWRfc2hhMjU2GAIgAygJEhIKCmFkZGVkX3VybHMYAyADKAkSFAoMcmVtb3ZlZF91cmxzGAQgAygJIj8KC0NhbmNlbE9yZGVyEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiVgoHUmVjZWlwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSCgoCb2sYAyABKAgSDAoEY29kZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgJIncKD0NsYWltSm9iUmVxdWVzdBITCgt3b3JrZXJfbmFtZRgBIAEoCRInCgdlbmdpbmVzGAIgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEhUKDWNhY2hlZF9zaGEyNTYYAyADKAkSDwoHd2FpdF9tcxgEIAEoDSJFChBDbGFpbUpvYlJlc3BvbnNlEicKBWNsYWltGAEgASgLMhMuc3R1ZGlvLnYxLkpvYkNsYWltSACIAQFCCAoGX2NsYWltIiUKEEhlYXJ0YmVhdFJlcXVlc3QSEQoJbGVhc2VfaWRzGAEgAygJInwKEUhlYXJ0YmVhdFJlc3BvbnNlEhkKEXJlbmV3ZWRfbGVhc2VfaWRzGAEgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAIgAygJEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKFVJlcG9ydFByb2dyZXNzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MiGAoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSJMCgpPdXRwdXREYXRhEg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMEg4KBnNoYTI1NhgEIAEoCSJeChJDb21wbGV0ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEiYKB291dHB1dHMYAyADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSIyChNDb21wbGV0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiVAoORmFpbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWVycm9yGAMgASgJEhEKCXJldHJ5YWJsZRgEIAEoCCIuCg9GYWlsSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiIUChJMaXN0V29ya2Vyc1JlcXVlc3QikwMKCldvcmtlckluZm8SEQoJd29ya2VyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRInCgdlbmdpbmVzGAQgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAUgASgNEhQKDHNsb3RzX2luX3VzZRgGIAEoDRIPCgdqb2JfaWRzGAcgAygJEhUKDWNhY2hlZF9zaGEyNTYYCCADKAkSNwoTbGFzdF9oZWFydGJlYXRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29ubmVjdF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghkcmFpbmluZxgLIAEoCBIxCgZsYWJlbHMYDCADKAsyIS5zdHVkaW8udjEuV29ya2VySW5mby5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj0KE0xpc3RXb3JrZXJzUmVzcG9uc2USJgoHd29ya2VycxgBIAMoCzIVLnN0dWRpby52MS5Xb3JrZXJJbmZvIhUKE1dhdGNoV29ya2Vyc1JlcXVlc3QibAoUV2F0Y2hXb3JrZXJzUmVzcG9uc2USJgoHd29ya2VycxgBIAMoCzIVLnN0dWRpby52MS5Xb3JrZXJJbmZvEhoKEnJlbW92ZWRfd29ya2VyX2lkcxgCIAMoCRIQCghzbmFwc2hvdBgDIAEoCDL6BAoNV29ya2VyU2VydmljZRJGCgdTZXNzaW9uEhkuc3R1ZGlvLnYxLlNlc3Npb25SZXF1ZXN0Ghouc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZSIAKAEwARJFCghDbGFpbUpvYhIaLnN0dWRpby52MS5DbGFpbUpvYlJlcXVlc3QaGy5zdHVkaW8udjEuQ2xhaW1Kb2JSZXNwb25zZSIAEkgKCUhlYXJ0YmVhdBIbLnN0dWRpby52MS5IZWFydGJlYXRSZXF1ZXN0Ghwuc3R1ZGlvLnYxLkhlYXJ0YmVhdFJlc3BvbnNlIgASVwoOUmVwb3J0UHJvZ3Jlc3MSIC5zdHVkaW8udjEuUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0GiEuc3R1ZGlvLnYxLlJlcG9ydFByb2dyZXNzUmVzcG9uc2UiABJOCgtDb21wbGV0ZUpvYhIdLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlcXVlc3QaHi5zdHVkaW8udjEuQ29tcGxldGVKb2JSZXNwb25zZSIAEkIKB0ZhaWxKb2ISGS5zdHVkaW8udjEuRmFpbEpvYlJlcXVlc3QaGi5zdHVkaW8udjEuRmFpbEpvYlJlc3BvbnNlIgASTgoLTGlzdFdvcmtlcnMSHS5zdHVkaW8udjEuTGlzdFdvcmtlcnNSZXF1ZXN0Gh4uc3R1ZGlvLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2UiABJTCgxXYXRjaFdvcmtlcnMSHi5zdHVkaW8udjEuV2F0Y2hXb3JrZXJzUmVxdWVzdBofLnN0dWRpby52MS5XYXRjaFdvcmtlcnNSZXNwb25zZSIAMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
 
 /**
  * SessionRequest is one message from a streaming worker.
@@ -130,6 +130,14 @@ export type SessionResponse = Message<"studio.v1.SessionResponse"> & {
      */
     value: Receipt;
     case: "receipt";
+  } | {
+    /**
+     * Several messages in one, to a worker whose hello set accepts_batches.
+     *
+     * @generated from field: studio.v1.SessionResponseBatch batch = 5;
+     */
+    value: SessionResponseBatch;
+    case: "batch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -139,6 +147,27 @@ export type SessionResponse = Message<"studio.v1.SessionResponse"> & {
  */
 export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 1);
+
+/**
+ * SessionResponseBatch carries messages the studio had ready at the same time
+ * (a receipt and the offer for the slot it freed, several offers), to be read
+ * in order as if each had come alone. A batch never holds a batch or a welcome.
+ *
+ * @generated from message studio.v1.SessionResponseBatch
+ */
+export type SessionResponseBatch = Message<"studio.v1.SessionResponseBatch"> & {
+  /**
+   * @generated from field: repeated studio.v1.SessionResponse messages = 1;
+   */
+  messages: SessionResponse[];
+};
+
+/**
+ * Describes the message studio.v1.SessionResponseBatch.
+ * Use `create(SessionResponseBatchSchema)` to create a new message.
+ */
+export const SessionResponseBatchSchema: GenMessage<SessionResponseBatch> = /*@__PURE__*/
+  messageDesc(file_studio_v1_worker_service, 2);
 
 /**
  * WorkerHello opens a session.
@@ -198,6 +227,13 @@ export type WorkerHello = Message<"studio.v1.WorkerHello"> & {
    * @generated from field: repeated string cached_urls = 8;
    */
   cachedUrls: string[];
+
+  /**
+   * The worker reads SessionResponse.batch; without it every message comes alone.
+   *
+   * @generated from field: bool accepts_batches = 9;
+   */
+  acceptsBatches: boolean;
 };
 
 /**
@@ -205,7 +241,7 @@ export type WorkerHello = Message<"studio.v1.WorkerHello"> & {
  * Use `create(WorkerHelloSchema)` to create a new message.
  */
 export const WorkerHelloSchema: GenMessage<WorkerHello> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 2);
+  messageDesc(file_studio_v1_worker_service, 3);
 
 /**
  * @generated from message studio.v1.Welcome
@@ -235,6 +271,15 @@ export type Welcome = Message<"studio.v1.Welcome"> & {
    * @generated from field: repeated string lost_lease_ids = 5;
    */
   lostLeaseIds: string[];
+
+  /**
+   * The most output bytes, all outputs together, one JobComplete may carry
+   * inline (JobComplete.outputs); larger outputs go as OutputChunks. 0 (studios
+   * before inline outputs) means OutputChunks only.
+   *
+   * @generated from field: uint32 max_inline_output_bytes = 6;
+   */
+  maxInlineOutputBytes: number;
 };
 
 /**
@@ -242,7 +287,7 @@ export type Welcome = Message<"studio.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 3);
+  messageDesc(file_studio_v1_worker_service, 4);
 
 /**
  * WorkerHeartbeat renews the listed leases.
@@ -261,10 +306,13 @@ export type WorkerHeartbeat = Message<"studio.v1.WorkerHeartbeat"> & {
  * Use `create(WorkerHeartbeatSchema)` to create a new message.
  */
 export const WorkerHeartbeatSchema: GenMessage<WorkerHeartbeat> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 4);
+  messageDesc(file_studio_v1_worker_service, 5);
 
 /**
- * JobAccept moves an offered job to RUNNING.
+ * JobAccept moves an offered job to RUNNING at once. It is optional: the offer
+ * is the lease, and the job turns RUNNING with the worker's first progress
+ * report (or ends with its complete or fail) without one. A worker that sends
+ * it gets a Receipt for it.
  *
  * @generated from message studio.v1.JobAccept
  */
@@ -285,7 +333,7 @@ export type JobAccept = Message<"studio.v1.JobAccept"> & {
  * Use `create(JobAcceptSchema)` to create a new message.
  */
 export const JobAcceptSchema: GenMessage<JobAccept> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 5);
+  messageDesc(file_studio_v1_worker_service, 6);
 
 /**
  * JobDecline hands an offer back without counting the attempt.
@@ -314,7 +362,7 @@ export type JobDecline = Message<"studio.v1.JobDecline"> & {
  * Use `create(JobDeclineSchema)` to create a new message.
  */
 export const JobDeclineSchema: GenMessage<JobDecline> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 6);
+  messageDesc(file_studio_v1_worker_service, 7);
 
 /**
  * @generated from message studio.v1.JobProgressReport
@@ -341,7 +389,7 @@ export type JobProgressReport = Message<"studio.v1.JobProgressReport"> & {
  * Use `create(JobProgressReportSchema)` to create a new message.
  */
 export const JobProgressReportSchema: GenMessage<JobProgressReport> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 7);
+  messageDesc(file_studio_v1_worker_service, 8);
 
 /**
  * OutputChunk carries up to 1 MiB of one output. The chunks of an output come
@@ -396,10 +444,11 @@ export type OutputChunk = Message<"studio.v1.OutputChunk"> & {
  * Use `create(OutputChunkSchema)` to create a new message.
  */
 export const OutputChunkSchema: GenMessage<OutputChunk> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 8);
+  messageDesc(file_studio_v1_worker_service, 9);
 
 /**
- * JobComplete commits the outputs sent before it.
+ * JobComplete commits the job's outputs: those sent as OutputChunks before it
+ * and those it carries inline, each index one way or the other.
  *
  * @generated from message studio.v1.JobComplete
  */
@@ -418,6 +467,14 @@ export type JobComplete = Message<"studio.v1.JobComplete"> & {
    * @generated from field: uint32 output_count = 3;
    */
   outputCount: number;
+
+  /**
+   * Whole outputs carried inline, up to Welcome.max_inline_output_bytes in all:
+   * one message per job instead of chunks and a complete.
+   *
+   * @generated from field: repeated studio.v1.OutputData outputs = 4;
+   */
+  outputs: OutputData[];
 };
 
 /**
@@ -425,7 +482,7 @@ export type JobComplete = Message<"studio.v1.JobComplete"> & {
  * Use `create(JobCompleteSchema)` to create a new message.
  */
 export const JobCompleteSchema: GenMessage<JobComplete> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 9);
+  messageDesc(file_studio_v1_worker_service, 10);
 
 /**
  * @generated from message studio.v1.JobFail
@@ -459,7 +516,7 @@ export type JobFail = Message<"studio.v1.JobFail"> & {
  * Use `create(JobFailSchema)` to create a new message.
  */
 export const JobFailSchema: GenMessage<JobFail> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 10);
+  messageDesc(file_studio_v1_worker_service, 11);
 
 /**
  * WorkerDrain: send no more offers; the session ends when the worker is done.
@@ -474,7 +531,7 @@ export type WorkerDrain = Message<"studio.v1.WorkerDrain"> & {
  * Use `create(WorkerDrainSchema)` to create a new message.
  */
 export const WorkerDrainSchema: GenMessage<WorkerDrain> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 11);
+  messageDesc(file_studio_v1_worker_service, 12);
 
 /**
  * @generated from message studio.v1.CacheUpdate
@@ -509,7 +566,7 @@ export type CacheUpdate = Message<"studio.v1.CacheUpdate"> & {
  * Use `create(CacheUpdateSchema)` to create a new message.
  */
 export const CacheUpdateSchema: GenMessage<CacheUpdate> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 12);
+  messageDesc(file_studio_v1_worker_service, 13);
 
 /**
  * CancelOrder tells a worker to stop a job and drop its lease.
@@ -538,7 +595,7 @@ export type CancelOrder = Message<"studio.v1.CancelOrder"> & {
  * Use `create(CancelOrderSchema)` to create a new message.
  */
 export const CancelOrderSchema: GenMessage<CancelOrder> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 13);
+  messageDesc(file_studio_v1_worker_service, 14);
 
 /**
  * Receipt answers accept, decline, complete and fail: ok, or the Connect error
@@ -578,7 +635,7 @@ export type Receipt = Message<"studio.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 14);
+  messageDesc(file_studio_v1_worker_service, 15);
 
 /**
  * @generated from message studio.v1.ClaimJobRequest
@@ -612,7 +669,7 @@ export type ClaimJobRequest = Message<"studio.v1.ClaimJobRequest"> & {
  * Use `create(ClaimJobRequestSchema)` to create a new message.
  */
 export const ClaimJobRequestSchema: GenMessage<ClaimJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 15);
+  messageDesc(file_studio_v1_worker_service, 16);
 
 /**
  * @generated from message studio.v1.ClaimJobResponse
@@ -631,7 +688,7 @@ export type ClaimJobResponse = Message<"studio.v1.ClaimJobResponse"> & {
  * Use `create(ClaimJobResponseSchema)` to create a new message.
  */
 export const ClaimJobResponseSchema: GenMessage<ClaimJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 16);
+  messageDesc(file_studio_v1_worker_service, 17);
 
 /**
  * @generated from message studio.v1.HeartbeatRequest
@@ -648,7 +705,7 @@ export type HeartbeatRequest = Message<"studio.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 17);
+  messageDesc(file_studio_v1_worker_service, 18);
 
 /**
  * @generated from message studio.v1.HeartbeatResponse
@@ -675,7 +732,7 @@ export type HeartbeatResponse = Message<"studio.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 18);
+  messageDesc(file_studio_v1_worker_service, 19);
 
 /**
  * @generated from message studio.v1.ReportProgressRequest
@@ -702,7 +759,7 @@ export type ReportProgressRequest = Message<"studio.v1.ReportProgressRequest"> &
  * Use `create(ReportProgressRequestSchema)` to create a new message.
  */
 export const ReportProgressRequestSchema: GenMessage<ReportProgressRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 19);
+  messageDesc(file_studio_v1_worker_service, 20);
 
 /**
  * @generated from message studio.v1.ReportProgressResponse
@@ -715,10 +772,10 @@ export type ReportProgressResponse = Message<"studio.v1.ReportProgressResponse">
  * Use `create(ReportProgressResponseSchema)` to create a new message.
  */
 export const ReportProgressResponseSchema: GenMessage<ReportProgressResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 20);
+  messageDesc(file_studio_v1_worker_service, 21);
 
 /**
- * OutputData is a whole output sent inline by a polling worker.
+ * OutputData is a whole output sent inline (CompleteJob, JobComplete).
  *
  * @generated from message studio.v1.OutputData
  */
@@ -749,7 +806,7 @@ export type OutputData = Message<"studio.v1.OutputData"> & {
  * Use `create(OutputDataSchema)` to create a new message.
  */
 export const OutputDataSchema: GenMessage<OutputData> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 21);
+  messageDesc(file_studio_v1_worker_service, 22);
 
 /**
  * @generated from message studio.v1.CompleteJobRequest
@@ -776,7 +833,7 @@ export type CompleteJobRequest = Message<"studio.v1.CompleteJobRequest"> & {
  * Use `create(CompleteJobRequestSchema)` to create a new message.
  */
 export const CompleteJobRequestSchema: GenMessage<CompleteJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 22);
+  messageDesc(file_studio_v1_worker_service, 23);
 
 /**
  * @generated from message studio.v1.CompleteJobResponse
@@ -793,7 +850,7 @@ export type CompleteJobResponse = Message<"studio.v1.CompleteJobResponse"> & {
  * Use `create(CompleteJobResponseSchema)` to create a new message.
  */
 export const CompleteJobResponseSchema: GenMessage<CompleteJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 23);
+  messageDesc(file_studio_v1_worker_service, 24);
 
 /**
  * @generated from message studio.v1.FailJobRequest
@@ -825,7 +882,7 @@ export type FailJobRequest = Message<"studio.v1.FailJobRequest"> & {
  * Use `create(FailJobRequestSchema)` to create a new message.
  */
 export const FailJobRequestSchema: GenMessage<FailJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 24);
+  messageDesc(file_studio_v1_worker_service, 25);
 
 /**
  * @generated from message studio.v1.FailJobResponse
@@ -842,7 +899,7 @@ export type FailJobResponse = Message<"studio.v1.FailJobResponse"> & {
  * Use `create(FailJobResponseSchema)` to create a new message.
  */
 export const FailJobResponseSchema: GenMessage<FailJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 25);
+  messageDesc(file_studio_v1_worker_service, 26);
 
 /**
  * @generated from message studio.v1.ListWorkersRequest
@@ -855,7 +912,7 @@ export type ListWorkersRequest = Message<"studio.v1.ListWorkersRequest"> & {
  * Use `create(ListWorkersRequestSchema)` to create a new message.
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 26);
+  messageDesc(file_studio_v1_worker_service, 27);
 
 /**
  * WorkerInfo describes one connected worker.
@@ -929,7 +986,7 @@ export type WorkerInfo = Message<"studio.v1.WorkerInfo"> & {
  * Use `create(WorkerInfoSchema)` to create a new message.
  */
 export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 27);
+  messageDesc(file_studio_v1_worker_service, 28);
 
 /**
  * @generated from message studio.v1.ListWorkersResponse
@@ -946,7 +1003,7 @@ export type ListWorkersResponse = Message<"studio.v1.ListWorkersResponse"> & {
  * Use `create(ListWorkersResponseSchema)` to create a new message.
  */
 export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 28);
+  messageDesc(file_studio_v1_worker_service, 29);
 
 /**
  * @generated from message studio.v1.WatchWorkersRequest
@@ -959,7 +1016,7 @@ export type WatchWorkersRequest = Message<"studio.v1.WatchWorkersRequest"> & {
  * Use `create(WatchWorkersRequestSchema)` to create a new message.
  */
 export const WatchWorkersRequestSchema: GenMessage<WatchWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 29);
+  messageDesc(file_studio_v1_worker_service, 30);
 
 /**
  * WatchWorkersResponse is one batch of changes to the connected workers.
@@ -996,7 +1053,7 @@ export type WatchWorkersResponse = Message<"studio.v1.WatchWorkersResponse"> & {
  * Use `create(WatchWorkersResponseSchema)` to create a new message.
  */
 export const WatchWorkersResponseSchema: GenMessage<WatchWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 30);
+  messageDesc(file_studio_v1_worker_service, 31);
 
 /**
  * WorkerService is the workers' side of the queue: a bidi Session for
