@@ -45,6 +45,7 @@ export function registerDispatchRoutes(
     heartbeat: edge(poll.heartbeat),
     reportProgress: edge(poll.reportProgress),
     completeJob: edge(poll.completeJob),
+    completeJobStream: edge(poll.completeJobStream),
     failJob: edge(poll.failJob),
     listWorkers: async () => ({ workers: await deps.listWorkers() }),
   });
