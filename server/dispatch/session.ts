@@ -203,7 +203,9 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
       } catch (err) {
         const refusal = refusalOf(err);
         if (!refusal) throw err;
-        worker.send(respond({ case: "receipt", value: { jobId: msg.value.jobId, leaseId: msg.value.leaseId, ok: false, ...refusal } }));
+        worker.send(
+          respond({ case: "receipt", value: { jobId: msg.value.jobId, leaseId: msg.value.leaseId, ok: false, ...refusal, outputIndex: msg.value.index } }),
+        );
       }
       return;
     case "complete":
