@@ -25,64 +25,86 @@ export const file_studio_v1_worker_service: GenFile = /*@__PURE__*/
  */
 export type SessionRequest = Message<"studio.v1.SessionRequest"> & {
   /**
+   * Required: exactly one.
+   *
    * @generated from oneof studio.v1.SessionRequest.message
    */
   message: {
     /**
+     * First, and only first.
+     *
      * @generated from field: studio.v1.WorkerHello hello = 1;
      */
     value: WorkerHello;
     case: "hello";
   } | {
     /**
+     * The leases held, every Welcome.heartbeat_interval_ms while any are.
+     *
      * @generated from field: studio.v1.WorkerHeartbeat heartbeat = 2;
      */
     value: WorkerHeartbeat;
     case: "heartbeat";
   } | {
     /**
+     * Optional start of an offered job (answered by a Receipt).
+     *
      * @generated from field: studio.v1.JobAccept accept = 3;
      */
     value: JobAccept;
     case: "accept";
   } | {
     /**
+     * Hands an offer back (answered by a Receipt).
+     *
      * @generated from field: studio.v1.JobDecline decline = 4;
      */
     value: JobDecline;
     case: "decline";
   } | {
     /**
+     * A job's progress.
+     *
      * @generated from field: studio.v1.JobProgressReport progress = 5;
      */
     value: JobProgressReport;
     case: "progress";
   } | {
     /**
+     * A piece of an output.
+     *
      * @generated from field: studio.v1.OutputChunk output_chunk = 6;
      */
     value: OutputChunk;
     case: "outputChunk";
   } | {
     /**
+     * Commits a job (answered by a Receipt).
+     *
      * @generated from field: studio.v1.JobComplete complete = 7;
      */
     value: JobComplete;
     case: "complete";
   } | {
     /**
+     * Fails a job's attempt (answered by a Receipt).
+     *
      * @generated from field: studio.v1.JobFail fail = 8;
      */
     value: JobFail;
     case: "fail";
   } | {
     /**
+     * No more offers; finish what is held.
+     *
      * @generated from field: studio.v1.WorkerDrain drain = 9;
      */
     value: WorkerDrain;
     case: "drain";
   } | {
     /**
+     * The cache changed.
+     *
      * @generated from field: studio.v1.CacheUpdate cache_update = 10;
      */
     value: CacheUpdate;
@@ -104,28 +126,38 @@ export const SessionRequestSchema: GenMessage<SessionRequest> = /*@__PURE__*/
  */
 export type SessionResponse = Message<"studio.v1.SessionResponse"> & {
   /**
+   * Exactly one.
+   *
    * @generated from oneof studio.v1.SessionResponse.message
    */
   message: {
     /**
+     * First, answering hello.
+     *
      * @generated from field: studio.v1.Welcome welcome = 1;
      */
     value: Welcome;
     case: "welcome";
   } | {
     /**
+     * A job leased to this worker.
+     *
      * @generated from field: studio.v1.Offer offer = 2;
      */
     value: Offer;
     case: "offer";
   } | {
     /**
+     * Stop a job.
+     *
      * @generated from field: studio.v1.CancelOrder cancel = 3;
      */
     value: CancelOrder;
     case: "cancel";
   } | {
     /**
+     * The answer to an accept, decline, complete or fail, or a refused output.
+     *
      * @generated from field: studio.v1.Receipt receipt = 4;
      */
     value: Receipt;
@@ -157,6 +189,8 @@ export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
  */
 export type SessionResponseBatch = Message<"studio.v1.SessionResponseBatch"> & {
   /**
+   * In order; at most 64.
+   *
    * @generated from field: repeated studio.v1.SessionResponse messages = 1;
    */
   messages: SessionResponse[];
@@ -170,50 +204,60 @@ export const SessionResponseBatchSchema: GenMessage<SessionResponseBatch> = /*@_
   messageDesc(file_studio_v1_worker_service, 2);
 
 /**
- * WorkerHello opens a session.
+ * WorkerHello opens a session. A bad field ends the stream with
+ * INVALID_ARGUMENT naming it.
  *
  * @generated from message studio.v1.WorkerHello
  */
 export type WorkerHello = Message<"studio.v1.WorkerHello"> & {
   /**
+   * Required: 1 to 128 characters; ListWorkers and jobs show it.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * The worker's version, at most 64 characters.
+   *
    * @generated from field: string version = 2;
    */
   version: string;
 
   /**
-   * The engines whose programs this worker found.
+   * Required: the engines whose programs this worker found (at least one,
+   * not UNSPECIFIED). Only jobs of these engines are offered.
    *
    * @generated from field: repeated studio.v1.ModelEngine engines = 3;
    */
   engines: ModelEngine[];
 
   /**
-   * How many jobs it runs at once; 0 means 1.
+   * How many jobs it runs at once; 0 means 1; at most 64.
    *
    * @generated from field: uint32 slots = 4;
    */
   slots: number;
 
   /**
-   * Digests of the model files in its cache, for cache-aware placement.
+   * Digests of the model files in its cache (64 hex digits, lower case; at
+   * most 4096), for cache-aware placement.
    *
    * @generated from field: repeated string cached_sha256 = 5;
    */
   cachedSha256: string[];
 
   /**
+   * Free labels for operators: at most 32, keys up to 64 and values up to 256
+   * characters.
+   *
    * @generated from field: map<string, string> labels = 6;
    */
   labels: { [key: string]: string };
 
   /**
-   * Leases it still holds after a reconnect; the studio keeps those that are
-   * still current and lists the rest as lost in welcome.
+   * Leases it still holds after a reconnect (at most 1024); the studio keeps
+   * those that are still current and lists the rest as lost in welcome.
    *
    * @generated from field: repeated string lease_ids = 7;
    */
@@ -222,7 +266,7 @@ export type WorkerHello = Message<"studio.v1.WorkerHello"> & {
   /**
    * URLs of complete model files in its cache that were downloaded without a
    * digest to check (sources with no sha256), for cache-aware placement of
-   * such models. Bounded like cached_sha256; http(s) URLs only.
+   * such models. At most 1024; http(s) URLs only.
    *
    * @generated from field: repeated string cached_urls = 8;
    */
@@ -244,30 +288,44 @@ export const WorkerHelloSchema: GenMessage<WorkerHello> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 3);
 
 /**
+ * Welcome answers hello: the session's parameters.
+ *
  * @generated from message studio.v1.Welcome
  */
 export type Welcome = Message<"studio.v1.Welcome"> & {
   /**
+   * The studio's id for this session (ListWorkers shows it).
+   *
    * @generated from field: string worker_id = 1;
    */
   workerId: string;
 
   /**
+   * How often to send a heartbeat while holding leases, in milliseconds (at
+   * most half the lease TTL).
+   *
    * @generated from field: uint32 heartbeat_interval_ms = 2;
    */
   heartbeatIntervalMs: number;
 
   /**
+   * How long a lease lasts without a heartbeat, in milliseconds.
+   *
    * @generated from field: uint32 lease_ttl_ms = 3;
    */
   leaseTtlMs: number;
 
   /**
+   * Of hello.lease_ids, those still current: keep working on them.
+   *
    * @generated from field: repeated string kept_lease_ids = 4;
    */
   keptLeaseIds: string[];
 
   /**
+   * Of hello.lease_ids, those gone (expired, cancelled, someone else's): stop
+   * those jobs and send nothing more about them.
+   *
    * @generated from field: repeated string lost_lease_ids = 5;
    */
   lostLeaseIds: string[];
@@ -290,12 +348,15 @@ export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 4);
 
 /**
- * WorkerHeartbeat renews the listed leases.
+ * WorkerHeartbeat renews the listed leases. A listed lease that is no longer
+ * current (or not this worker's) is answered with a CancelOrder for it.
  *
  * @generated from message studio.v1.WorkerHeartbeat
  */
 export type WorkerHeartbeat = Message<"studio.v1.WorkerHeartbeat"> & {
   /**
+   * The leases held; at most 1024 per heartbeat.
+   *
    * @generated from field: repeated string lease_ids = 1;
    */
   leaseIds: string[];
@@ -318,11 +379,15 @@ export const WorkerHeartbeatSchema: GenMessage<WorkerHeartbeat> = /*@__PURE__*/
  */
 export type JobAccept = Message<"studio.v1.JobAccept"> & {
   /**
+   * Required: the offer's job_id.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: the offer's lease_id.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
@@ -336,22 +401,29 @@ export const JobAcceptSchema: GenMessage<JobAccept> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 6);
 
 /**
- * JobDecline hands an offer back without counting the attempt.
+ * JobDecline hands an offer back without counting the attempt; the job is
+ * not offered to this worker again for a while.
  *
  * @generated from message studio.v1.JobDecline
  */
 export type JobDecline = Message<"studio.v1.JobDecline"> & {
   /**
+   * Required: the offer's job_id.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: the offer's lease_id.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * Why, for logs (no free slot, no such engine, ...).
+   *
    * @generated from field: string reason = 3;
    */
   reason: string;
@@ -365,20 +437,29 @@ export const JobDeclineSchema: GenMessage<JobDecline> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 7);
 
 /**
+ * JobProgressReport is a job's progress. Reports may be sent as often as the
+ * worker likes; the studio stores and publishes at most a few per second.
+ *
  * @generated from message studio.v1.JobProgressReport
  */
 export type JobProgressReport = Message<"studio.v1.JobProgressReport"> & {
   /**
+   * Required: the job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: its current lease; a stale one is answered with a CancelOrder.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * The progress (update_time is set by the studio).
+   *
    * @generated from field: studio.v1.JobProgress progress = 3;
    */
   progress?: JobProgress | undefined;
@@ -392,48 +473,74 @@ export const JobProgressReportSchema: GenMessage<JobProgressReport> = /*@__PURE_
   messageDesc(file_studio_v1_worker_service, 8);
 
 /**
- * OutputChunk carries up to 1 MiB of one output. The chunks of an output come
- * in order; the first carries offset 0.
+ * OutputChunk carries a piece of one output. The chunks of an output come in
+ * order, the first at offset 0, each carrying the same job_id, lease_id,
+ * index, mime_type, total_size and sha256. A session may have at most 64
+ * outputs half sent at once. An output the studio refuses (over
+ * --max-output-bytes, a wrong digest, a bad field, a stale lease) is answered
+ * at once with a Receipt (ok false, output_index set) and its later chunks are
+ * ignored: send it again from offset 0, or fail the job. A complete without
+ * it is refused, and the job stays RUNNING until the worker fails it or the
+ * lease expires.
  *
  * @generated from message studio.v1.OutputChunk
  */
 export type OutputChunk = Message<"studio.v1.OutputChunk"> & {
   /**
+   * Required: the job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: its current lease.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * The output's index: 0 .. output_count - 1.
+   *
    * @generated from field: uint32 index = 3;
    */
   index: number;
 
   /**
+   * Required: the output's media type, a bare type/subtype (image/png,
+   * application/json), no parameters.
+   *
    * @generated from field: string mime_type = 4;
    */
   mimeType: string;
 
   /**
+   * Required: the whole output's size in bytes, at most --max-output-bytes
+   * (512 MiB by default).
+   *
    * @generated from field: uint64 total_size = 5;
    */
   totalSize: bigint;
 
   /**
+   * Required: the whole output's sha256, 64 hex digits; checked when the last
+   * byte arrives.
+   *
    * @generated from field: string sha256 = 6;
    */
   sha256: string;
 
   /**
+   * Bytes of this output sent before this chunk.
+   *
    * @generated from field: uint64 offset = 7;
    */
   offset: bigint;
 
   /**
+   * At most 1 MiB (1,048,576 bytes).
+   *
    * @generated from field: bytes data = 8;
    */
   data: Uint8Array;
@@ -454,16 +561,23 @@ export const OutputChunkSchema: GenMessage<OutputChunk> = /*@__PURE__*/
  */
 export type JobComplete = Message<"studio.v1.JobComplete"> & {
   /**
+   * Required: the job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: its current lease.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * Required: the task's output count (an image task's batch_count, 1 for a
+   * text task); every index 0 .. output_count - 1 must have arrived whole.
+   *
    * @generated from field: uint32 output_count = 3;
    */
   outputCount: number;
@@ -485,20 +599,28 @@ export const JobCompleteSchema: GenMessage<JobComplete> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 10);
 
 /**
+ * JobFail ends a job's attempt with an error.
+ *
  * @generated from message studio.v1.JobFail
  */
 export type JobFail = Message<"studio.v1.JobFail"> & {
   /**
+   * Required: the job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: its current lease.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * What went wrong, for people; the first 4000 characters are kept.
+   *
    * @generated from field: string error = 3;
    */
   error: string;
@@ -534,15 +656,21 @@ export const WorkerDrainSchema: GenMessage<WorkerDrain> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 12);
 
 /**
+ * CacheUpdate reports what entered and left the worker's cache since hello.
+ *
  * @generated from message studio.v1.CacheUpdate
  */
 export type CacheUpdate = Message<"studio.v1.CacheUpdate"> & {
   /**
+   * sha256 digests now cached (the studio keeps at most 4096 per worker).
+   *
    * @generated from field: repeated string added_sha256 = 1;
    */
   addedSha256: string[];
 
   /**
+   * sha256 digests evicted.
+   *
    * @generated from field: repeated string removed_sha256 = 2;
    */
   removedSha256: string[];
@@ -556,6 +684,8 @@ export type CacheUpdate = Message<"studio.v1.CacheUpdate"> & {
   addedUrls: string[];
 
   /**
+   * URLs of such files evicted.
+   *
    * @generated from field: repeated string removed_urls = 4;
    */
   removedUrls: string[];
@@ -569,22 +699,29 @@ export const CacheUpdateSchema: GenMessage<CacheUpdate> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 13);
 
 /**
- * CancelOrder tells a worker to stop a job and drop its lease.
+ * CancelOrder tells a worker to stop a job and drop its lease: send nothing
+ * more about it.
  *
  * @generated from message studio.v1.CancelOrder
  */
 export type CancelOrder = Message<"studio.v1.CancelOrder"> & {
   /**
+   * The job to stop.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * The lease that ended.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * Why (cancelled by a client, lease lost, ...).
+   *
    * @generated from field: string reason = 3;
    */
   reason: string;
@@ -598,33 +735,45 @@ export const CancelOrderSchema: GenMessage<CancelOrder> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 14);
 
 /**
- * Receipt answers accept, decline, complete and fail: ok, or the Connect error
- * code name (for example "failed_precondition") and a message.
+ * Receipt answers accept, decline, complete and fail (and a refused output):
+ * ok, or the Connect error code name (for example "failed_precondition") and
+ * a message. Receipts come in the order of the messages they answer.
  *
  * @generated from message studio.v1.Receipt
  */
 export type Receipt = Message<"studio.v1.Receipt"> & {
   /**
+   * The job of the message answered.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * The lease of the message answered.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * True when the message took effect.
+   *
    * @generated from field: bool ok = 3;
    */
   ok: boolean;
 
   /**
+   * When not ok: the Connect code name (invalid_argument, failed_precondition,
+   * resource_exhausted, permission_denied, ...).
+   *
    * @generated from field: string code = 4;
    */
   code: string;
 
   /**
+   * When not ok: what was wrong.
+   *
    * @generated from field: string message = 5;
    */
   message: string;
@@ -645,26 +794,35 @@ export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 15);
 
 /**
+ * ClaimJobRequest asks for the next job the caller can serve.
+ *
  * @generated from message studio.v1.ClaimJobRequest
  */
 export type ClaimJobRequest = Message<"studio.v1.ClaimJobRequest"> & {
   /**
+   * Required: 1 to 128 characters; jobs show it as their worker.
+   *
    * @generated from field: string worker_name = 1;
    */
   workerName: string;
 
   /**
+   * Required: the engines the caller can run (at least one, not UNSPECIFIED).
+   *
    * @generated from field: repeated studio.v1.ModelEngine engines = 2;
    */
   engines: ModelEngine[];
 
   /**
+   * Digests of cached model files, for cache-aware placement.
+   *
    * @generated from field: repeated string cached_sha256 = 3;
    */
   cachedSha256: string[];
 
   /**
-   * Long-poll: wait up to this long for a job; at most 30000.
+   * Long-poll: wait up to this long for a job, in milliseconds; at most
+   * 30000; 0 answers at once.
    *
    * @generated from field: uint32 wait_ms = 4;
    */
@@ -679,6 +837,8 @@ export const ClaimJobRequestSchema: GenMessage<ClaimJobRequest> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 16);
 
 /**
+ * ClaimJobResponse is the job leased, if any.
+ *
  * @generated from message studio.v1.ClaimJobResponse
  */
 export type ClaimJobResponse = Message<"studio.v1.ClaimJobResponse"> & {
@@ -698,10 +858,14 @@ export const ClaimJobResponseSchema: GenMessage<ClaimJobResponse> = /*@__PURE__*
   messageDesc(file_studio_v1_worker_service, 17);
 
 /**
+ * HeartbeatRequest lists the leases to renew.
+ *
  * @generated from message studio.v1.HeartbeatRequest
  */
 export type HeartbeatRequest = Message<"studio.v1.HeartbeatRequest"> & {
   /**
+   * At most 1024.
+   *
    * @generated from field: repeated string lease_ids = 1;
    */
   leaseIds: string[];
@@ -715,20 +879,28 @@ export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*
   messageDesc(file_studio_v1_worker_service, 18);
 
 /**
+ * HeartbeatResponse says which leases were renewed.
+ *
  * @generated from message studio.v1.HeartbeatResponse
  */
 export type HeartbeatResponse = Message<"studio.v1.HeartbeatResponse"> & {
   /**
+   * Renewed until lease_expires_at.
+   *
    * @generated from field: repeated string renewed_lease_ids = 1;
    */
   renewedLeaseIds: string[];
 
   /**
+   * Gone (expired, cancelled, someone else's): stop those jobs.
+   *
    * @generated from field: repeated string lost_lease_ids = 2;
    */
   lostLeaseIds: string[];
 
   /**
+   * When the renewed leases expire unless renewed again.
+   *
    * @generated from field: google.protobuf.Timestamp lease_expires_at = 3;
    */
   leaseExpiresAt?: Timestamp | undefined;
@@ -742,20 +914,28 @@ export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE_
   messageDesc(file_studio_v1_worker_service, 19);
 
 /**
+ * ReportProgressRequest is a polling worker's progress report.
+ *
  * @generated from message studio.v1.ReportProgressRequest
  */
 export type ReportProgressRequest = Message<"studio.v1.ReportProgressRequest"> & {
   /**
+   * Required: the job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: its current lease (FAILED_PRECONDITION when stale).
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * The progress (update_time is set by the studio).
+   *
    * @generated from field: studio.v1.JobProgress progress = 3;
    */
   progress?: JobProgress | undefined;
@@ -769,6 +949,8 @@ export const ReportProgressRequestSchema: GenMessage<ReportProgressRequest> = /*
   messageDesc(file_studio_v1_worker_service, 20);
 
 /**
+ * ReportProgressResponse is empty: the report was taken.
+ *
  * @generated from message studio.v1.ReportProgressResponse
  */
 export type ReportProgressResponse = Message<"studio.v1.ReportProgressResponse"> & {
@@ -788,21 +970,29 @@ export const ReportProgressResponseSchema: GenMessage<ReportProgressResponse> = 
  */
 export type OutputData = Message<"studio.v1.OutputData"> & {
   /**
+   * The output's index: 0 .. outputs - 1, each once.
+   *
    * @generated from field: uint32 index = 1;
    */
   index: number;
 
   /**
+   * Required: a bare type/subtype (image/png, application/json).
+   *
    * @generated from field: string mime_type = 2;
    */
   mimeType: string;
 
   /**
+   * The whole output.
+   *
    * @generated from field: bytes data = 3;
    */
   data: Uint8Array;
 
   /**
+   * Required: the data's sha256, 64 lower-case hex digits (checked).
+   *
    * @generated from field: string sha256 = 4;
    */
   sha256: string;
@@ -816,20 +1006,29 @@ export const OutputDataSchema: GenMessage<OutputData> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 22);
 
 /**
+ * CompleteJobRequest commits a job with its outputs inline.
+ *
  * @generated from message studio.v1.CompleteJobRequest
  */
 export type CompleteJobRequest = Message<"studio.v1.CompleteJobRequest"> & {
   /**
+   * Required: the job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: its current lease (FAILED_PRECONDITION when stale).
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * Every output, as many as the task asks for (batch_count images, one text
+   * document). In CompleteJobStream: those not sent as chunks.
+   *
    * @generated from field: repeated studio.v1.OutputData outputs = 3;
    */
   outputs: OutputData[];
@@ -843,10 +1042,14 @@ export const CompleteJobRequestSchema: GenMessage<CompleteJobRequest> = /*@__PUR
   messageDesc(file_studio_v1_worker_service, 23);
 
 /**
+ * CompleteJobResponse is the job committed.
+ *
  * @generated from message studio.v1.CompleteJobResponse
  */
 export type CompleteJobResponse = Message<"studio.v1.CompleteJobResponse"> & {
   /**
+   * The job, SUCCEEDED, its outputs listed.
+   *
    * @generated from field: studio.v1.Job job = 1;
    */
   job?: Job | undefined;
@@ -869,16 +1072,22 @@ export const CompleteJobResponseSchema: GenMessage<CompleteJobResponse> = /*@__P
  */
 export type CompleteJobStreamRequest = Message<"studio.v1.CompleteJobStreamRequest"> & {
   /**
+   * Required: exactly one.
+   *
    * @generated from oneof studio.v1.CompleteJobStreamRequest.message
    */
   message: {
     /**
+     * A piece of an output (the OutputChunk rules; one job and lease per stream).
+     *
      * @generated from field: studio.v1.OutputChunk output_chunk = 1;
      */
     value: OutputChunk;
     case: "outputChunk";
   } | {
     /**
+     * The complete, last.
+     *
      * @generated from field: studio.v1.CompleteJobRequest complete = 2;
      */
     value: CompleteJobRequest;
@@ -894,10 +1103,14 @@ export const CompleteJobStreamRequestSchema: GenMessage<CompleteJobStreamRequest
   messageDesc(file_studio_v1_worker_service, 25);
 
 /**
+ * CompleteJobStreamResponse is the job committed.
+ *
  * @generated from message studio.v1.CompleteJobStreamResponse
  */
 export type CompleteJobStreamResponse = Message<"studio.v1.CompleteJobStreamResponse"> & {
   /**
+   * The job, SUCCEEDED, its outputs listed.
+   *
    * @generated from field: studio.v1.Job job = 1;
    */
   job?: Job | undefined;
@@ -911,25 +1124,35 @@ export const CompleteJobStreamResponseSchema: GenMessage<CompleteJobStreamRespon
   messageDesc(file_studio_v1_worker_service, 26);
 
 /**
+ * FailJobRequest ends a job's attempt with an error.
+ *
  * @generated from message studio.v1.FailJobRequest
  */
 export type FailJobRequest = Message<"studio.v1.FailJobRequest"> & {
   /**
+   * Required: the job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: its current lease (FAILED_PRECONDITION when stale).
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * What went wrong, for people; the first 4000 characters are kept.
+   *
    * @generated from field: string error = 3;
    */
   error: string;
 
   /**
+   * Retryable failures go back to the queue until max attempts.
+   *
    * @generated from field: bool retryable = 4;
    */
   retryable: boolean;
@@ -943,10 +1166,14 @@ export const FailJobRequestSchema: GenMessage<FailJobRequest> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 27);
 
 /**
+ * FailJobResponse is the job after the failure.
+ *
  * @generated from message studio.v1.FailJobResponse
  */
 export type FailJobResponse = Message<"studio.v1.FailJobResponse"> & {
   /**
+   * QUEUED again (retryable, attempts left) or FAILED.
+   *
    * @generated from field: studio.v1.Job job = 1;
    */
   job?: Job | undefined;
@@ -960,6 +1187,8 @@ export const FailJobResponseSchema: GenMessage<FailJobResponse> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 28);
 
 /**
+ * ListWorkersRequest takes no parameters.
+ *
  * @generated from message studio.v1.ListWorkersRequest
  */
 export type ListWorkersRequest = Message<"studio.v1.ListWorkersRequest"> & {
@@ -973,67 +1202,91 @@ export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PUR
   messageDesc(file_studio_v1_worker_service, 29);
 
 /**
- * WorkerInfo describes one connected worker.
+ * WorkerInfo describes one connected streaming worker.
  *
  * @generated from message studio.v1.WorkerInfo
  */
 export type WorkerInfo = Message<"studio.v1.WorkerInfo"> & {
   /**
+   * The session's id (Welcome.worker_id).
+   *
    * @generated from field: string worker_id = 1;
    */
   workerId: string;
 
   /**
+   * Its hello's name.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
 
   /**
+   * Its hello's version.
+   *
    * @generated from field: string version = 3;
    */
   version: string;
 
   /**
+   * The engines it runs.
+   *
    * @generated from field: repeated studio.v1.ModelEngine engines = 4;
    */
   engines: ModelEngine[];
 
   /**
+   * Jobs it runs at once.
+   *
    * @generated from field: uint32 slots = 5;
    */
   slots: number;
 
   /**
+   * Slots holding a lease now.
+   *
    * @generated from field: uint32 slots_in_use = 6;
    */
   slotsInUse: number;
 
   /**
+   * The jobs it holds.
+   *
    * @generated from field: repeated string job_ids = 7;
    */
   jobIds: string[];
 
   /**
+   * Digests of its cached model files.
+   *
    * @generated from field: repeated string cached_sha256 = 8;
    */
   cachedSha256: string[];
 
   /**
+   * When it last sent a message.
+   *
    * @generated from field: google.protobuf.Timestamp last_heartbeat_time = 9;
    */
   lastHeartbeatTime?: Timestamp | undefined;
 
   /**
+   * When its session opened.
+   *
    * @generated from field: google.protobuf.Timestamp connect_time = 10;
    */
   connectTime?: Timestamp | undefined;
 
   /**
+   * True once it asked for no more offers.
+   *
    * @generated from field: bool draining = 11;
    */
   draining: boolean;
 
   /**
+   * Its hello's labels.
+   *
    * @generated from field: map<string, string> labels = 12;
    */
   labels: { [key: string]: string };
@@ -1047,10 +1300,14 @@ export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 30);
 
 /**
+ * ListWorkersResponse is every connected streaming worker (of every replica).
+ *
  * @generated from message studio.v1.ListWorkersResponse
  */
 export type ListWorkersResponse = Message<"studio.v1.ListWorkersResponse"> & {
   /**
+   * The workers.
+   *
    * @generated from field: repeated studio.v1.WorkerInfo workers = 1;
    */
   workers: WorkerInfo[];
@@ -1064,6 +1321,8 @@ export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__P
   messageDesc(file_studio_v1_worker_service, 31);
 
 /**
+ * WatchWorkersRequest takes no parameters.
+ *
  * @generated from message studio.v1.WatchWorkersRequest
  */
 export type WatchWorkersRequest = Message<"studio.v1.WatchWorkersRequest"> & {
@@ -1116,7 +1375,13 @@ export const WatchWorkersResponseSchema: GenMessage<WatchWorkersResponse> = /*@_
 /**
  * WorkerService is the workers' side of the queue: a bidi Session for
  * streaming workers, and unary calls for polling workers and other languages.
- * Both share one queue and one set of lease rules.
+ * Both share one queue and one set of lease rules: a job is leased to one
+ * worker at a time, every message about it carries the lease_id, a lease not
+ * renewed for the lease TTL (--lease-ttl-ms, default 30 s) expires and the job
+ * goes back to the queue (or fails once its attempts are used), and a message
+ * naming a lease that is no longer current is refused with FAILED_PRECONDITION.
+ * Once the studio has tokens every call needs a worker or admin token
+ * (`authorization: Bearer <secret>`; ListWorkers: client or admin).
  *
  * @generated from service studio.v1.WorkerService
  */
@@ -1132,6 +1397,9 @@ export const WorkerService: GenService<{
    * unanswered that long) loses those leases and gets no offers until it sends
    * its next message. A stopped or hung process answers no PING and gets no
    * offers after one lease TTL.
+   * Errors in a message (a hello that is not first, a bad field) end the
+   * stream with INVALID_ARGUMENT; refusals about one job come as Receipts.
+   * Role: worker.
    *
    * @generated from rpc studio.v1.WorkerService.Session
    */
@@ -1141,7 +1409,8 @@ export const WorkerService: GenService<{
     output: typeof SessionResponseSchema;
   },
   /**
-   * ClaimJob leases the next job the caller can serve, waiting up to wait_ms.
+   * ClaimJob leases the next job the caller can serve, waiting up to wait_ms
+   * (a long-poll). Role: worker.
    *
    * @generated from rpc studio.v1.WorkerService.ClaimJob
    */
@@ -1151,6 +1420,9 @@ export const WorkerService: GenService<{
     output: typeof ClaimJobResponseSchema;
   },
   /**
+   * Heartbeat renews the caller's leases; send it every third of the lease
+   * TTL or so while a job runs. Role: worker.
+   *
    * @generated from rpc studio.v1.WorkerService.Heartbeat
    */
   heartbeat: {
@@ -1159,6 +1431,9 @@ export const WorkerService: GenService<{
     output: typeof HeartbeatResponseSchema;
   },
   /**
+   * ReportProgress records a job's progress; the first one moves it from
+   * OFFERED to RUNNING. Role: worker.
+   *
    * @generated from rpc studio.v1.WorkerService.ReportProgress
    */
   reportProgress: {
@@ -1167,6 +1442,9 @@ export const WorkerService: GenService<{
     output: typeof ReportProgressResponseSchema;
   },
   /**
+   * CompleteJob commits a job with its outputs inline: the whole request is at
+   * most 8 MiB, so larger outputs go through CompleteJobStream. Role: worker.
+   *
    * @generated from rpc studio.v1.WorkerService.CompleteJob
    */
   completeJob: {
@@ -1177,7 +1455,10 @@ export const WorkerService: GenService<{
   /**
    * CompleteJobStream is CompleteJob for outputs of any size up to the studio's
    * --max-output-bytes: the worker streams each output as OutputChunks, then
-   * sends the complete last; the job is committed when the stream ends.
+   * sends the complete last; the job is committed when the stream ends. A
+   * stream that ends without a complete, or is refused, commits nothing (the
+   * lease stays: send it again, or FailJob). Keep heartbeating meanwhile.
+   * Role: worker.
    *
    * @generated from rpc studio.v1.WorkerService.CompleteJobStream
    */
@@ -1187,6 +1468,8 @@ export const WorkerService: GenService<{
     output: typeof CompleteJobStreamResponseSchema;
   },
   /**
+   * FailJob ends a job's attempt with an error. Role: worker.
+   *
    * @generated from rpc studio.v1.WorkerService.FailJob
    */
   failJob: {
@@ -1195,7 +1478,7 @@ export const WorkerService: GenService<{
     output: typeof FailJobResponseSchema;
   },
   /**
-   * ListWorkers describes the connected workers, for operators.
+   * ListWorkers describes the connected workers, for operators. Role: client.
    *
    * @generated from rpc studio.v1.WorkerService.ListWorkers
    */
@@ -1207,6 +1490,7 @@ export const WorkerService: GenService<{
   /**
    * WatchWorkers streams the connected workers: all of them first, then the
    * workers that connected, changed or left, within about a second.
+   * Role: client.
    *
    * @generated from rpc studio.v1.WorkerService.WatchWorkers
    */
