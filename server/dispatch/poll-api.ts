@@ -8,6 +8,7 @@ import {
   type ClaimJobRequest,
   type ClaimJobResponse,
   type CompleteJobRequest,
+  type CompleteJobStreamRequest,
   type FailJobRequest,
   type HeartbeatRequest,
   type ReportProgressRequest,
@@ -17,6 +18,8 @@ import type { StudioContext } from "../context.js";
 import { jobFromRow } from "../jobs/job-row.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { verifyInlineOutputs } from "../outputs/inline-outputs.js";
+import type { OutputStaging, StagedOutput } from "../outputs/output-staging.js";
+import { SessionUploads } from "./session-uploads.js";
 import type { QueueActions } from "./queue-actions.js";
 import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
 
@@ -29,10 +32,17 @@ const bad = (message: string) => new ConnectError(message, Code.InvalidArgument)
  * The polling API: unary twins of the session messages for older workers and
  * other languages, on the same queue and the same QueueActions rules.
  */
-export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions; outputs: OutputStore }) {
-  const { ctx, actions, outputs } = deps;
+export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions; outputs: OutputStore; staging: OutputStaging }) {
+  const { ctx, actions, outputs, staging } = deps;
   // Fired on shutdown so that long-polls answer "no job" at once instead of holding the listener open.
   const closing = new AbortController();
+  /** Waiting long-polls by the token that made them: a revoked token's polls end at once (UNAUTHENTICATED). */
+  const waiting = new Map<string, Set<() => void>>();
+  /**
+   * Tokens revoked since start (ids are never reused): a poll authenticated just before its
+   * token's revocation arrived, but registered just after, is refused here instead of waiting.
+   */
+  const revokedTokens = new Set<string>();
 
   async function claimJob(req: ClaimJobRequest, hctx: HandlerContext): Promise<ClaimJobResponse> {
     const name = req.workerName.trim();
@@ -42,29 +52,43 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
     if (req.waitMs > MAX_CLAIM_WAIT_MS) throw bad(`wait_ms must be at most ${MAX_CLAIM_WAIT_MS} (got ${req.waitMs})`);
     const caller = callerOf(hctx);
     const deadline = Date.now() + req.waitMs;
-    for (;;) {
-      let wake!: () => void;
-      const woken = new Promise<void>((r) => (wake = r));
-      const unsubscribe = ctx.events.subscribe((c) => c.status === "QUEUED" && wake());
-      try {
-        const claimed = await actions.claim({ workerName: name, engines }, caller.tokenId);
-        if (claimed) {
-          const { $typeName: _, $unknown: __, ...fields } = claimed.offer;
-          return create(ClaimJobResponseSchema, { claim: create(JobClaimSchema, fields) });
+    let revoked = false;
+    let onRevoke!: () => void;
+    const revocation = new Promise<void>((r) => (onRevoke = () => ((revoked = true), r())));
+    const mine = waiting.get(caller.tokenId) ?? new Set();
+    waiting.set(caller.tokenId, mine.add(onRevoke));
+    if (revokedTokens.has(caller.tokenId)) onRevoke();
+    try {
+      for (;;) {
+        let wake!: () => void;
+        const woken = new Promise<void>((r) => (wake = r));
+        const unsubscribe = ctx.events.subscribe((c) => c.status === "QUEUED" && wake());
+        try {
+          if (revoked) throw new ConnectError(`token ${caller.tokenId} (${caller.name}) was revoked`, Code.Unauthenticated);
+          const claimed = await actions.claim({ workerName: name, engines }, caller.tokenId);
+          if (claimed) {
+            const { $typeName: _, $unknown: __, ...fields } = claimed.offer;
+            return create(ClaimJobResponseSchema, { claim: create(JobClaimSchema, fields) });
+          }
+          const remaining = deadline - Date.now();
+          if (remaining <= 0 || hctx.signal.aborted || closing.signal.aborted) return create(ClaimJobResponseSchema);
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          await Promise.race([
+            woken,
+            revocation,
+            new Promise<void>((r) => (timer = setTimeout(r, remaining))),
+            new Promise<void>((r) => hctx.signal.addEventListener("abort", () => r(), { once: true })),
+            new Promise<void>((r) => closing.signal.addEventListener("abort", () => r(), { once: true })),
+          ]);
+          clearTimeout(timer);
+          if (revoked) throw new ConnectError(`token ${caller.tokenId} (${caller.name}) was revoked`, Code.Unauthenticated);
+        } finally {
+          unsubscribe();
         }
-        const remaining = deadline - Date.now();
-        if (remaining <= 0 || hctx.signal.aborted || closing.signal.aborted) return create(ClaimJobResponseSchema);
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          woken,
-          new Promise<void>((r) => (timer = setTimeout(r, remaining))),
-          new Promise<void>((r) => hctx.signal.addEventListener("abort", () => r(), { once: true })),
-          new Promise<void>((r) => closing.signal.addEventListener("abort", () => r(), { once: true })),
-        ]);
-        clearTimeout(timer);
-      } finally {
-        unsubscribe();
       }
+    } finally {
+      mine.delete(onRevoke);
+      if (mine.size === 0) waiting.delete(caller.tokenId);
     }
   }
 
@@ -73,6 +97,13 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
 
     /** Ends every waiting long-poll (shutdown). */
     close: () => closing.abort(),
+
+    /** Ends the waiting long-polls of a revoked token (made here; another replica's revocation arrives as a notification). */
+    revoked(tokenId: string): void {
+      if (revokedTokens.size >= 100_000) revokedTokens.clear();
+      revokedTokens.add(tokenId);
+      for (const end of waiting.get(tokenId) ?? []) end();
+    },
 
     async heartbeat(req: HeartbeatRequest, hctx: HandlerContext) {
       if (req.leaseIds.length > MAX_LEASES_PER_CALL) throw bad(`lease_ids may list at most ${MAX_LEASES_PER_CALL} leases`);
@@ -100,6 +131,62 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
         countMessage: (n, expected) => `outputs holds ${n} outputs, the task asks for ${expected}`,
       });
       return { job: jobFromRow(row) };
+    },
+
+    /**
+     * CompleteJob for outputs of any size: OutputChunks (each output in order, up to
+     * OUTPUT_CHUNK_BYTES each) staged as a session stages them, then the complete, which may
+     * carry small outputs inline too. Everything lives in this one call, so it needs no state
+     * between calls (nor the same replica twice); a stream that ends without a complete, or
+     * fails, commits nothing and leaves nothing staged.
+     */
+    async completeJobStream(requests: AsyncIterable<CompleteJobStreamRequest>, hctx: HandlerContext) {
+      const caller = callerOf(hctx);
+      const uploads = new SessionUploads(outputs, actions, staging);
+      let lease: { jobId: string; leaseId: string } | undefined;
+      const sameLease = (l: { jobId: string; leaseId: string }, what: string) => {
+        lease ??= { jobId: l.jobId, leaseId: l.leaseId };
+        if (l.jobId !== lease.jobId || l.leaseId !== lease.leaseId)
+          throw bad(`${what} names job ${l.jobId} lease ${l.leaseId}, but this stream is for job ${lease.jobId} lease ${lease.leaseId}`);
+      };
+      try {
+        let complete: CompleteJobRequest | undefined;
+        for await (const m of requests) {
+          if (complete) throw bad("complete must be the last message of the stream");
+          switch (m.message.case) {
+            case "outputChunk":
+              sameLease(m.message.value, "an output_chunk");
+              await uploads.receive(m.message.value, caller);
+              break;
+            case "complete":
+              complete = m.message.value;
+              sameLease(complete, "the complete");
+              break;
+            default:
+              throw bad("a stream message must set output_chunk or complete");
+          }
+        }
+        if (!complete) throw bad("the stream ended without a complete: nothing was committed");
+        const chunked = uploads.take(complete.leaseId);
+        const count = chunked.size + complete.outputs.length;
+        let received: Map<number, StagedOutput>;
+        try {
+          received = verifyInlineOutputs(complete.outputs, count, outputs);
+          for (const [i, o] of chunked) {
+            if (received.has(i)) throw bad(`output ${i} was sent both as chunks and inline`);
+            received.set(i, o);
+          }
+        } catch (err) {
+          await actions.current(complete, caller);
+          throw err;
+        }
+        const row = await actions.complete(complete, received, count, caller, {
+          countMessage: (n, expected) => `the stream carries ${n} outputs, the task asks for ${expected}`,
+        });
+        return { job: jobFromRow(row) };
+      } finally {
+        if (lease) uploads.drop(lease.leaseId);
+      }
     },
 
     async failJob(req: FailJobRequest, hctx: HandlerContext) {

@@ -113,7 +113,7 @@ describe("crash recovery of --work-dir", () => {
     expect((await orphan.exited).signal).toBe("SIGKILL");
     expect(readdirSync(root)).toEqual([`llama-${live.pid}.json`]);
     expect(running(live.pid)).toBe(true);
-    await new WarmServerRecords(root).reaped(live.pid);
+    new WarmServerRecords(root).reaped(live.pid);
     expect(readdirSync(root)).toEqual([]);
   }, TEST_TIMEOUT_MS);
 
@@ -191,6 +191,6 @@ describe("crash recovery of --work-dir", () => {
   }, TEST_TIMEOUT_MS);
 
   test("a missing work dir is nothing to recover", async () => {
-    expect(await recoverWorkDir(join(tmpdir(), "no-such-work-dir-for-recovery"))).toEqual({ removed: [], killedGroups: [], kept: [] });
+    expect(await recoverWorkDir(join(tmpdir(), "no-such-work-dir-for-recovery"))).toEqual({ removed: [], killedGroups: [], kept: [], foreign: [] });
   }, TEST_TIMEOUT_MS);
 });
