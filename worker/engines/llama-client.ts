@@ -10,6 +10,9 @@ export type TokenListener = (tokens: number) => void;
 export function llamaRequest(task: TextTask): { path: string; body: Record<string, unknown> } {
   const common: Record<string, unknown> = { stream: true };
   if (task.temperature !== undefined) common.temperature = task.temperature;
+  if (task.topP !== undefined) common.top_p = task.topP;
+  if (task.frequencyPenalty !== undefined) common.frequency_penalty = task.frequencyPenalty;
+  if (task.presencePenalty !== undefined) common.presence_penalty = task.presencePenalty;
   if (task.stop.length > 0) common.stop = [...task.stop];
   if (task.seed !== undefined) common.seed = Number(task.seed);
   if (task.messages.length > 0) {

@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Job, JobClaim, JobProgress, Offer } from "./job_pb.js";
+import type { Job, JobClaim, JobProgress, Offer, TextDelta } from "./job_pb.js";
 import { file_studio_v1_job } from "./job_pb.js";
 import type { ModelEngine } from "./model_pb.js";
 import { file_studio_v1_model } from "./model_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/worker_service.proto.
  */
 export const file_studio_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSLSAwoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAQgkKB21lc3NhZ2UitwEKD1Nlc3Npb25SZXNwb25zZRIlCgd3ZWxjb21lGAEgASgLMhIuc3R1ZGlvLnYxLldlbGNvbWVIABIhCgVvZmZlchgCIAEoCzIQLnN0dWRpby52MS5PZmZlckgAEigKBmNhbmNlbBgDIAEoCzIWLnN0dWRpby52MS5DYW5jZWxPcmRlckgAEiUKB3JlY2VpcHQYBCABKAsyEi5zdHVkaW8udjEuUmVjZWlwdEgAQgkKB21lc3NhZ2UihgIKC1dvcmtlckhlbGxvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRInCgdlbmdpbmVzGAMgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAQgASgNEhUKDWNhY2hlZF9zaGEyNTYYBSADKAkSMgoGbGFiZWxzGAYgAygLMiIuc3R1ZGlvLnYxLldvcmtlckhlbGxvLkxhYmVsc0VudHJ5EhEKCWxlYXNlX2lkcxgHIAMoCRITCgtjYWNoZWRfdXJscxgIIAMoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIoEBCgdXZWxjb21lEhEKCXdvcmtlcl9pZBgBIAEoCRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAiABKA0SFAoMbGVhc2VfdHRsX21zGAMgASgNEhYKDmtlcHRfbGVhc2VfaWRzGAQgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAUgAygJIiQKD1dvcmtlckhlYXJ0YmVhdBIRCglsZWFzZV9pZHMYASADKAkiLQoJSm9iQWNjZXB0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCSI+CgpKb2JEZWNsaW5lEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiXwoRSm9iUHJvZ3Jlc3NSZXBvcnQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEigKCHByb2dyZXNzGAMgASgLMhYuc3R1ZGlvLnYxLkpvYlByb2dyZXNzIpMBCgtPdXRwdXRDaHVuaxIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFaW5kZXgYAyABKA0SEQoJbWltZV90eXBlGAQgASgJEhIKCnRvdGFsX3NpemUYBSABKAQSDgoGc2hhMjU2GAYgASgJEg4KBm9mZnNldBgHIAEoBBIMCgRkYXRhGAggASgMIkUKC0pvYkNvbXBsZXRlEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIUCgxvdXRwdXRfY291bnQYAyABKA0iTQoHSm9iRmFpbBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFZXJyb3IYAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIIg0KC1dvcmtlckRyYWluImUKC0NhY2hlVXBkYXRlEhQKDGFkZGVkX3NoYTI1NhgBIAMoCRIWCg5yZW1vdmVkX3NoYTI1NhgCIAMoCRISCgphZGRlZF91cmxzGAMgAygJEhQKDHJlbW92ZWRfdXJscxgEIAMoCSI/CgtDYW5jZWxPcmRlchIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIlYKB1JlY2VpcHQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEgoKAm9rGAMgASgIEgwKBGNvZGUYBCABKAkSDwoHbWVzc2FnZRgFIAEoCSJ3Cg9DbGFpbUpvYlJlcXVlc3QSEwoLd29ya2VyX25hbWUYASABKAkSJwoHZW5naW5lcxgCIAMoDjIWLnN0dWRpby52MS5Nb2RlbEVuZ2luZRIVCg1jYWNoZWRfc2hhMjU2GAMgAygJEg8KB3dhaXRfbXMYBCABKA0iRQoQQ2xhaW1Kb2JSZXNwb25zZRInCgVjbGFpbRgBIAEoCzITLnN0dWRpby52MS5Kb2JDbGFpbUgAiAEBQggKBl9jbGFpbSIlChBIZWFydGJlYXRSZXF1ZXN0EhEKCWxlYXNlX2lkcxgBIAMoCSJ8ChFIZWFydGJlYXRSZXNwb25zZRIZChFyZW5ld2VkX2xlYXNlX2lkcxgBIAMoCRIWCg5sb3N0X2xlYXNlX2lkcxgCIAMoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJjChVSZXBvcnRQcm9ncmVzc1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEigKCHByb2dyZXNzGAMgASgLMhYuc3R1ZGlvLnYxLkpvYlByb2dyZXNzIhgKFlJlcG9ydFByb2dyZXNzUmVzcG9uc2UiTAoKT3V0cHV0RGF0YRINCgVpbmRleBgBIAEoDRIRCgltaW1lX3R5cGUYAiABKAkSDAoEZGF0YRgDIAEoDBIOCgZzaGEyNTYYBCABKAkiXgoSQ29tcGxldGVKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRImCgdvdXRwdXRzGAMgAygLMhUuc3R1ZGlvLnYxLk91dHB1dERhdGEiMgoTQ29tcGxldGVKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIlQKDkZhaWxKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiLgoPRmFpbEpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiFAoSTGlzdFdvcmtlcnNSZXF1ZXN0IpMDCgpXb3JrZXJJbmZvEhEKCXdvcmtlcl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSJwoHZW5naW5lcxgEIAMoDjIWLnN0dWRpby52MS5Nb2RlbEVuZ2luZRINCgVzbG90cxgFIAEoDRIUCgxzbG90c19pbl91c2UYBiABKA0SDwoHam9iX2lkcxgHIAMoCRIVCg1jYWNoZWRfc2hhMjU2GAggAygJEjcKE2xhc3RfaGVhcnRiZWF0X3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbm5lY3RfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZHJhaW5pbmcYCyABKAgSMQoGbGFiZWxzGAwgAygLMiEuc3R1ZGlvLnYxLldvcmtlckluZm8uTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9ChNMaXN0V29ya2Vyc1Jlc3BvbnNlEiYKB3dvcmtlcnMYASADKAsyFS5zdHVkaW8udjEuV29ya2VySW5mbzKlBAoNV29ya2VyU2VydmljZRJGCgdTZXNzaW9uEhkuc3R1ZGlvLnYxLlNlc3Npb25SZXF1ZXN0Ghouc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZSIAKAEwARJFCghDbGFpbUpvYhIaLnN0dWRpby52MS5DbGFpbUpvYlJlcXVlc3QaGy5zdHVkaW8udjEuQ2xhaW1Kb2JSZXNwb25zZSIAEkgKCUhlYXJ0YmVhdBIbLnN0dWRpby52MS5IZWFydGJlYXRSZXF1ZXN0Ghwuc3R1ZGlvLnYxLkhlYXJ0YmVhdFJlc3BvbnNlIgASVwoOUmVwb3J0UHJvZ3Jlc3MSIC5zdHVkaW8udjEuUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0GiEuc3R1ZGlvLnYxLlJlcG9ydFByb2dyZXNzUmVzcG9uc2UiABJOCgtDb21wbGV0ZUpvYhIdLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlcXVlc3QaHi5zdHVkaW8udjEuQ29tcGxldGVKb2JSZXNwb25zZSIAEkIKB0ZhaWxKb2ISGS5zdHVkaW8udjEuRmFpbEpvYlJlcXVlc3QaGi5zdHVkaW8udjEuRmFpbEpvYlJlc3BvbnNlIgASTgoLTGlzdFdvcmtlcnMSHS5zdHVkaW8udjEuTGlzdFdvcmtlcnNSZXF1ZXN0Gh4uc3R1ZGlvLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2UiAGIGcHJvdG8z", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
+  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSKBBAoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAEi0KCnRleHRfZGVsdGEYCyABKAsyFy5zdHVkaW8udjEuSm9iVGV4dERlbHRhSABCCQoHbWVzc2FnZSK3AQoPU2Vzc2lvblJlc3BvbnNlEiUKB3dlbGNvbWUYASABKAsyEi5zdHVkaW8udjEuV2VsY29tZUgAEiEKBW9mZmVyGAIgASgLMhAuc3R1ZGlvLnYxLk9mZmVySAASKAoGY2FuY2VsGAMgASgLMhYuc3R1ZGlvLnYxLkNhbmNlbE9yZGVySAASJQoHcmVjZWlwdBgEIAEoCzISLnN0dWRpby52MS5SZWNlaXB0SABCCQoHbWVzc2FnZSKGAgoLV29ya2VySGVsbG8SDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEicKB2VuZ2luZXMYAyADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBCABKA0SFQoNY2FjaGVkX3NoYTI1NhgFIAMoCRIyCgZsYWJlbHMYBiADKAsyIi5zdHVkaW8udjEuV29ya2VySGVsbG8uTGFiZWxzRW50cnkSEQoJbGVhc2VfaWRzGAcgAygJEhMKC2NhY2hlZF91cmxzGAggAygJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEigQEKB1dlbGNvbWUSEQoJd29ya2VyX2lkGAEgASgJEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgCIAEoDRIUCgxsZWFzZV90dGxfbXMYAyABKA0SFgoOa2VwdF9sZWFzZV9pZHMYBCADKAkSFgoObG9zdF9sZWFzZV9pZHMYBSADKAkiJAoPV29ya2VySGVhcnRiZWF0EhEKCWxlYXNlX2lkcxgBIAMoCSItCglKb2JBY2NlcHQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJIj4KCkpvYkRlY2xpbmUSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJfChFKb2JQcm9ncmVzc1JlcG9ydBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MikwEKC091dHB1dENodW5rEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVpbmRleBgDIAEoDRIRCgltaW1lX3R5cGUYBCABKAkSEgoKdG90YWxfc2l6ZRgFIAEoBBIOCgZzaGEyNTYYBiABKAkSDgoGb2Zmc2V0GAcgASgEEgwKBGRhdGEYCCABKAwiVQoMSm9iVGV4dERlbHRhEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIjCgVkZWx0YRgDIAEoCzIULnN0dWRpby52MS5UZXh0RGVsdGEiRQoLSm9iQ29tcGxldGUSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEhQKDG91dHB1dF9jb3VudBgDIAEoDSJNCgdKb2JGYWlsEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiDQoLV29ya2VyRHJhaW4iZQoLQ2FjaGVVcGRhdGUSFAoMYWRkZWRfc2hhMjU2GAEgAygJEhYKDnJlbW92ZWRfc2hhMjU2GAIgAygJEhIKCmFkZGVkX3VybHMYAyADKAkSFAoMcmVtb3ZlZF91cmxzGAQgAygJIj8KC0NhbmNlbE9yZGVyEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiVgoHUmVjZWlwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSCgoCb2sYAyABKAgSDAoEY29kZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgJIncKD0NsYWltSm9iUmVxdWVzdBITCgt3b3JrZXJfbmFtZRgBIAEoCRInCgdlbmdpbmVzGAIgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEhUKDWNhY2hlZF9zaGEyNTYYAyADKAkSDwoHd2FpdF9tcxgEIAEoDSJFChBDbGFpbUpvYlJlc3BvbnNlEicKBWNsYWltGAEgASgLMhMuc3R1ZGlvLnYxLkpvYkNsYWltSACIAQFCCAoGX2NsYWltIiUKEEhlYXJ0YmVhdFJlcXVlc3QSEQoJbGVhc2VfaWRzGAEgAygJInwKEUhlYXJ0YmVhdFJlc3BvbnNlEhkKEXJlbmV3ZWRfbGVhc2VfaWRzGAEgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAIgAygJEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKFVJlcG9ydFByb2dyZXNzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MiGAoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSJMCgpPdXRwdXREYXRhEg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMEg4KBnNoYTI1NhgEIAEoCSJeChJDb21wbGV0ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEiYKB291dHB1dHMYAyADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSIyChNDb21wbGV0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiVAoORmFpbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWVycm9yGAMgASgJEhEKCXJldHJ5YWJsZRgEIAEoCCIuCg9GYWlsSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiIUChJMaXN0V29ya2Vyc1JlcXVlc3QikwMKCldvcmtlckluZm8SEQoJd29ya2VyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRInCgdlbmdpbmVzGAQgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAUgASgNEhQKDHNsb3RzX2luX3VzZRgGIAEoDRIPCgdqb2JfaWRzGAcgAygJEhUKDWNhY2hlZF9zaGEyNTYYCCADKAkSNwoTbGFzdF9oZWFydGJlYXRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29ubmVjdF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghkcmFpbmluZxgLIAEoCBIxCgZsYWJlbHMYDCADKAsyIS5zdHVkaW8udjEuV29ya2VySW5mby5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj0KE0xpc3RXb3JrZXJzUmVzcG9uc2USJgoHd29ya2VycxgBIAMoCzIVLnN0dWRpby52MS5Xb3JrZXJJbmZvMqUECg1Xb3JrZXJTZXJ2aWNlEkYKB1Nlc3Npb24SGS5zdHVkaW8udjEuU2Vzc2lvblJlcXVlc3QaGi5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlIgAoATABEkUKCENsYWltSm9iEhouc3R1ZGlvLnYxLkNsYWltSm9iUmVxdWVzdBobLnN0dWRpby52MS5DbGFpbUpvYlJlc3BvbnNlIgASSAoJSGVhcnRiZWF0Ehsuc3R1ZGlvLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHC5zdHVkaW8udjEuSGVhcnRiZWF0UmVzcG9uc2UiABJXCg5SZXBvcnRQcm9ncmVzcxIgLnN0dWRpby52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaIS5zdHVkaW8udjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSIAEk4KC0NvbXBsZXRlSm9iEh0uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVxdWVzdBoeLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlc3BvbnNlIgASQgoHRmFpbEpvYhIZLnN0dWRpby52MS5GYWlsSm9iUmVxdWVzdBoaLnN0dWRpby52MS5GYWlsSm9iUmVzcG9uc2UiABJOCgtMaXN0V29ya2VycxIdLnN0dWRpby52MS5MaXN0V29ya2Vyc1JlcXVlc3QaHi5zdHVkaW8udjEuTGlzdFdvcmtlcnNSZXNwb25zZSIAYgZwcm90bzM", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
 
 /**
  * SessionRequest is one message from a streaming worker.
@@ -87,6 +87,12 @@ export type SessionRequest = Message<"studio.v1.SessionRequest"> & {
      */
     value: CacheUpdate;
     case: "cacheUpdate";
+  } | {
+    /**
+     * @generated from field: studio.v1.JobTextDelta text_delta = 11;
+     */
+    value: JobTextDelta;
+    case: "textDelta";
   } | { case: undefined; value?: undefined };
 };
 
@@ -399,6 +405,39 @@ export const OutputChunkSchema: GenMessage<OutputChunk> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 8);
 
 /**
+ * JobTextDelta streams a text job's output as the engine produces it: the
+ * answer and reasoning that follow what was sent before under this lease,
+ * several tokens in one message when they come close together. The outputs
+ * and JobComplete still carry the whole result; a studio relays the pieces to
+ * the job's watchers and keeps them with the job.
+ *
+ * @generated from message studio.v1.JobTextDelta
+ */
+export type JobTextDelta = Message<"studio.v1.JobTextDelta"> & {
+  /**
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * @generated from field: string lease_id = 2;
+   */
+  leaseId: string;
+
+  /**
+   * @generated from field: studio.v1.TextDelta delta = 3;
+   */
+  delta?: TextDelta | undefined;
+};
+
+/**
+ * Describes the message studio.v1.JobTextDelta.
+ * Use `create(JobTextDeltaSchema)` to create a new message.
+ */
+export const JobTextDeltaSchema: GenMessage<JobTextDelta> = /*@__PURE__*/
+  messageDesc(file_studio_v1_worker_service, 9);
+
+/**
  * JobComplete commits the outputs sent before it.
  *
  * @generated from message studio.v1.JobComplete
@@ -425,7 +464,7 @@ export type JobComplete = Message<"studio.v1.JobComplete"> & {
  * Use `create(JobCompleteSchema)` to create a new message.
  */
 export const JobCompleteSchema: GenMessage<JobComplete> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 9);
+  messageDesc(file_studio_v1_worker_service, 10);
 
 /**
  * @generated from message studio.v1.JobFail
@@ -459,7 +498,7 @@ export type JobFail = Message<"studio.v1.JobFail"> & {
  * Use `create(JobFailSchema)` to create a new message.
  */
 export const JobFailSchema: GenMessage<JobFail> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 10);
+  messageDesc(file_studio_v1_worker_service, 11);
 
 /**
  * WorkerDrain: send no more offers; the session ends when the worker is done.
@@ -474,7 +513,7 @@ export type WorkerDrain = Message<"studio.v1.WorkerDrain"> & {
  * Use `create(WorkerDrainSchema)` to create a new message.
  */
 export const WorkerDrainSchema: GenMessage<WorkerDrain> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 11);
+  messageDesc(file_studio_v1_worker_service, 12);
 
 /**
  * @generated from message studio.v1.CacheUpdate
@@ -509,7 +548,7 @@ export type CacheUpdate = Message<"studio.v1.CacheUpdate"> & {
  * Use `create(CacheUpdateSchema)` to create a new message.
  */
 export const CacheUpdateSchema: GenMessage<CacheUpdate> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 12);
+  messageDesc(file_studio_v1_worker_service, 13);
 
 /**
  * CancelOrder tells a worker to stop a job and drop its lease.
@@ -538,7 +577,7 @@ export type CancelOrder = Message<"studio.v1.CancelOrder"> & {
  * Use `create(CancelOrderSchema)` to create a new message.
  */
 export const CancelOrderSchema: GenMessage<CancelOrder> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 13);
+  messageDesc(file_studio_v1_worker_service, 14);
 
 /**
  * Receipt answers accept, decline, complete and fail: ok, or the Connect error
@@ -578,7 +617,7 @@ export type Receipt = Message<"studio.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 14);
+  messageDesc(file_studio_v1_worker_service, 15);
 
 /**
  * @generated from message studio.v1.ClaimJobRequest
@@ -612,7 +651,7 @@ export type ClaimJobRequest = Message<"studio.v1.ClaimJobRequest"> & {
  * Use `create(ClaimJobRequestSchema)` to create a new message.
  */
 export const ClaimJobRequestSchema: GenMessage<ClaimJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 15);
+  messageDesc(file_studio_v1_worker_service, 16);
 
 /**
  * @generated from message studio.v1.ClaimJobResponse
@@ -631,7 +670,7 @@ export type ClaimJobResponse = Message<"studio.v1.ClaimJobResponse"> & {
  * Use `create(ClaimJobResponseSchema)` to create a new message.
  */
 export const ClaimJobResponseSchema: GenMessage<ClaimJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 16);
+  messageDesc(file_studio_v1_worker_service, 17);
 
 /**
  * @generated from message studio.v1.HeartbeatRequest
@@ -648,7 +687,7 @@ export type HeartbeatRequest = Message<"studio.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 17);
+  messageDesc(file_studio_v1_worker_service, 18);
 
 /**
  * @generated from message studio.v1.HeartbeatResponse
@@ -675,7 +714,7 @@ export type HeartbeatResponse = Message<"studio.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 18);
+  messageDesc(file_studio_v1_worker_service, 19);
 
 /**
  * @generated from message studio.v1.ReportProgressRequest
@@ -702,7 +741,7 @@ export type ReportProgressRequest = Message<"studio.v1.ReportProgressRequest"> &
  * Use `create(ReportProgressRequestSchema)` to create a new message.
  */
 export const ReportProgressRequestSchema: GenMessage<ReportProgressRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 19);
+  messageDesc(file_studio_v1_worker_service, 20);
 
 /**
  * @generated from message studio.v1.ReportProgressResponse
@@ -715,7 +754,7 @@ export type ReportProgressResponse = Message<"studio.v1.ReportProgressResponse">
  * Use `create(ReportProgressResponseSchema)` to create a new message.
  */
 export const ReportProgressResponseSchema: GenMessage<ReportProgressResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 20);
+  messageDesc(file_studio_v1_worker_service, 21);
 
 /**
  * OutputData is a whole output sent inline by a polling worker.
@@ -749,7 +788,7 @@ export type OutputData = Message<"studio.v1.OutputData"> & {
  * Use `create(OutputDataSchema)` to create a new message.
  */
 export const OutputDataSchema: GenMessage<OutputData> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 21);
+  messageDesc(file_studio_v1_worker_service, 22);
 
 /**
  * @generated from message studio.v1.CompleteJobRequest
@@ -776,7 +815,7 @@ export type CompleteJobRequest = Message<"studio.v1.CompleteJobRequest"> & {
  * Use `create(CompleteJobRequestSchema)` to create a new message.
  */
 export const CompleteJobRequestSchema: GenMessage<CompleteJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 22);
+  messageDesc(file_studio_v1_worker_service, 23);
 
 /**
  * @generated from message studio.v1.CompleteJobResponse
@@ -793,7 +832,7 @@ export type CompleteJobResponse = Message<"studio.v1.CompleteJobResponse"> & {
  * Use `create(CompleteJobResponseSchema)` to create a new message.
  */
 export const CompleteJobResponseSchema: GenMessage<CompleteJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 23);
+  messageDesc(file_studio_v1_worker_service, 24);
 
 /**
  * @generated from message studio.v1.FailJobRequest
@@ -825,7 +864,7 @@ export type FailJobRequest = Message<"studio.v1.FailJobRequest"> & {
  * Use `create(FailJobRequestSchema)` to create a new message.
  */
 export const FailJobRequestSchema: GenMessage<FailJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 24);
+  messageDesc(file_studio_v1_worker_service, 25);
 
 /**
  * @generated from message studio.v1.FailJobResponse
@@ -842,7 +881,7 @@ export type FailJobResponse = Message<"studio.v1.FailJobResponse"> & {
  * Use `create(FailJobResponseSchema)` to create a new message.
  */
 export const FailJobResponseSchema: GenMessage<FailJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 25);
+  messageDesc(file_studio_v1_worker_service, 26);
 
 /**
  * @generated from message studio.v1.ListWorkersRequest
@@ -855,7 +894,7 @@ export type ListWorkersRequest = Message<"studio.v1.ListWorkersRequest"> & {
  * Use `create(ListWorkersRequestSchema)` to create a new message.
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 26);
+  messageDesc(file_studio_v1_worker_service, 27);
 
 /**
  * WorkerInfo describes one connected worker.
@@ -929,7 +968,7 @@ export type WorkerInfo = Message<"studio.v1.WorkerInfo"> & {
  * Use `create(WorkerInfoSchema)` to create a new message.
  */
 export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 27);
+  messageDesc(file_studio_v1_worker_service, 28);
 
 /**
  * @generated from message studio.v1.ListWorkersResponse
@@ -946,7 +985,7 @@ export type ListWorkersResponse = Message<"studio.v1.ListWorkersResponse"> & {
  * Use `create(ListWorkersResponseSchema)` to create a new message.
  */
 export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 28);
+  messageDesc(file_studio_v1_worker_service, 29);
 
 /**
  * WorkerService is the workers' side of the queue: a bidi Session for
