@@ -94,7 +94,7 @@ export function jobEndedError(row: JobRow): OpenAiError {
 }
 
 function formatWait(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+  return ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${ms} ms`;
 }
 
 /**
