@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The README's test command: static checks, then the whole bun test suite.
-# The last line is "N passed, N failed" (a failed static check counts as one failure).
+# The README's test command: the system packages the suite drives (installed here when root with
+# apt-get, else one line says what to install and nothing runs), static checks, then the whole bun
+# test suite. The last line is "N passed, N failed" (a failed static check counts as one failure).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+deps=$(bash scripts/system-deps.sh) || { echo "bun run test: ${deps##*$'\n'}"; exit 1; }
+[ -n "$deps" ] && echo "$deps"
 check_failed=0
 bash scripts/check.sh || check_failed=1
 

@@ -4,7 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** Debian's PostgreSQL 15 server binaries (scripts/ci-system-deps.sh installs the package). */
+/** Debian's PostgreSQL 15 server binaries (`bun run test` installs the package: scripts/system-deps.sh). */
 export const PG_BIN = process.env.STUDIO_TEST_PG_BIN ?? "/usr/lib/postgresql/15/bin";
 
 /** A private PostgreSQL cluster for tests: a temp dir, trust auth, loopback on a free port. */
@@ -53,7 +53,7 @@ let sequence = 0;
  */
 export async function startTestPg({ durable = false }: { durable?: boolean } = {}): Promise<TestPg> {
   if (!testPgAvailable())
-    throw new Error(`PostgreSQL 15 server binaries are missing in ${PG_BIN}: install Debian's postgresql (scripts/ci-system-deps.sh)`);
+    throw new Error(`PostgreSQL 15 server binaries are missing in ${PG_BIN}: install Debian's postgresql (scripts/system-deps.sh)`);
   const dir = mkdtempSync(join(tmpdir(), "studio-pg-"));
   const data = join(dir, "data");
   if (process.getuid?.() === 0) {

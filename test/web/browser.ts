@@ -6,7 +6,7 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 /** Where browser tests write screenshots; CI keeps this folder as an artifact. */
 export const SCREENSHOT_DIR = join(import.meta.dir, "..", "..", "artifacts", "screenshots");
 
-/** Debian's chromium (CI installs it with scripts/ci-system-deps.sh). */
+/** Debian's chromium (`bun run test` installs it: scripts/system-deps.sh). */
 export const CHROMIUM_PATH = process.env.STUDIO_CHROMIUM ?? "/usr/bin/chromium";
 
 const ARGS = [
