@@ -6,13 +6,18 @@
  * Studio: jobs created through JobService (Connect over HTTP/2) on a studio child process with a
  * fresh SQLite file, offered over Session streams to bench/lib/session-worker.ts processes, the
  * 1 KiB PNG committed to the store. BullMQ: queue.add on a private redis-server, one Worker per
- * process, the 1 KiB string as the job's return value.
+ * process, the 1 KiB string as the job's return value. Redis runs durably (`appendonly yes`,
+ * `appendfsync everysec`, its documented production setting), as the studio's SQLite commits are
+ * durable; the settings Redis reports are printed with the results.
  *
  * Phases per side: a warm-up, throughput (N jobs, `--window` creates in flight), then idle offer
  * latency (jobs created one at a time, each after the previous completed, so workers are idle).
  *
  *   bun bench/dispatch.ts [--jobs 10000] [--workers 4] [--window 64] [--latency-jobs 500] [--smoke]
- *                         [--only studio|bullmq] [--studio-log-level info] [--cpu-prof DIR]
+ *                         [--only studio|bullmq] [--studio-log-level info] [--cpu-prof DIR] [--callgrind FILE]
+ *
+ * `--callgrind FILE` runs the studio under valgrind's callgrind, counting the instructions of its
+ * throughput phase only (an exact A/B on a shared machine; its times mean nothing then).
  */
 import { parseArgs } from "node:util";
 import { startBullmqSide } from "./lib/bullmq-side.js";
@@ -22,6 +27,7 @@ import { startRedis } from "./lib/redis-server.js";
 import { emitFigures, fmt, goal, markdownTable, type Figure } from "./lib/report.js";
 import { startStudioProcess } from "./lib/studio-process.js";
 import { startStudioSide } from "./lib/studio-side.js";
+import { callgrindInstrument, callgrindTotal, callgrindWrapper } from "./lib/callgrind.js";
 
 exitOnSignals();
 const { values: args } = parseArgs({
@@ -34,6 +40,7 @@ const { values: args } = parseArgs({
     only: { type: "string" },
     "studio-log-level": { type: "string", default: "info" },
     "cpu-prof": { type: "string" },
+    callgrind: { type: "string" },
   },
 });
 const smoke = args.smoke!;
@@ -49,27 +56,33 @@ interface SideResult {
   latency: LatencyResult;
 }
 
-async function measure(q: QueueUnderTest): Promise<SideResult> {
+async function measure(q: QueueUnderTest, around?: (on: boolean) => Promise<void>): Promise<SideResult> {
   console.error(`${q.name}: warm-up (${warmupJobs} jobs)`);
   await throughputPhase(q, { jobs: warmupJobs, window });
   console.error(`${q.name}: throughput (${jobs} jobs, ${workers} workers, ${window} creates in flight)`);
-  const throughput = await throughputPhase(q, { jobs, window });
+  await around?.(true);
+  const throughput = await throughputPhase(q, { jobs, window, stallMs: around ? 600_000 : undefined });
+  await around?.(false);
   console.error(`${q.name}: ${fmt(throughput.jobsPerSecond)} jobs/s; idle latency (${latencyJobs} jobs one at a time)`);
   const latency = await idleLatencyPhase(q, { jobs: latencyJobs });
   return { name: q.name, throughput, latency };
 }
 
+let studioInstructions: number | undefined;
+
 async function runStudio(): Promise<SideResult> {
   const extraArgs: string[] = [];
+  const callgrind = args.callgrind;
   const studio = await startStudioProcess({
     logLevel: args["studio-log-level"],
     extraArgs,
     ...(args["cpu-prof"] ? { bunArgs: ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`, "--cpu-prof-md"] } : {}),
+    ...(callgrind ? { wrapper: callgrindWrapper(callgrind), timeoutMs: 300_000 } : {}),
   });
   try {
     const side = await startStudioSide(studio.url, { workers, studioPid: studio.pid });
     try {
-      return await measure(side);
+      return await measure(side, callgrind ? (on) => callgrindInstrument(studio.pid, on) : undefined);
     } finally {
       await side.stop();
     }
@@ -77,12 +90,17 @@ async function runStudio(): Promise<SideResult> {
     console.error(studio.tail().join("\n"));
     throw err;
   } finally {
-    await studio.stop();
+    await studio.stop({ graceMs: callgrind ? 120_000 : undefined });
+    if (callgrind) studioInstructions = callgrindTotal(callgrind);
   }
 }
 
+let redisSettings: Record<string, string> | undefined;
+
 async function runBullmq(): Promise<SideResult> {
   const redis = await startRedis();
+  redisSettings = redis.settings;
+  console.error(`BullMQ: redis-server ${Object.entries(redis.settings).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ")}`);
   try {
     const side = await startBullmqSide(redis, { workers });
     try {
@@ -113,6 +131,12 @@ console.log(
   ),
 );
 
+if (redisSettings)
+  console.log(`\nBullMQ's Redis: ${Object.entries(redisSettings).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(", ")} (as CONFIG GET reports them)`);
+
+if (studioInstructions !== undefined)
+  console.log(`\nStudio under callgrind: ${fmt(studioInstructions / jobs)} instructions per job over the throughput phase (${fmt(studioInstructions)} for ${jobs} jobs)`);
+
 const ours = results.find((r) => r.name === "Studio");
 const theirs = results.find((r) => r.name === "BullMQ");
 const figures: Figure[] = [];
@@ -133,6 +157,20 @@ for (const r of results) {
     value: r.throughput.serverCpuPercent,
     unit: "% of a core",
   });
+  figures.push({
+    bench: `dispatch: ${r.name}`,
+    metric: `${r.name === "BullMQ" ? "redis-server" : "studio"} CPU per job`,
+    value: r.throughput.serverCpuMsPerJob,
+    unit: "ms",
+    ...(isOurs ? goal("<=", 0.4, r.throughput.serverCpuMsPerJob) : {}),
+  });
+  figures.push({
+    bench: `dispatch: ${r.name}`,
+    metric: "worker processes' CPU per job (together)",
+    value: r.throughput.workersCpuMsPerJob,
+    unit: "ms",
+  });
+  figures.push({ bench: `dispatch: ${r.name}`, metric: "creating client's CPU per job", value: r.throughput.creatorCpuMsPerJob, unit: "ms" });
   figures.push({ bench: `dispatch: ${r.name}`, metric: "offer latency p50, idle workers", value: r.latency.offerLatencyMs.p50, unit: "ms" });
   figures.push({
     bench: `dispatch: ${r.name}`,
@@ -159,12 +197,16 @@ for (const r of results) {
 if (ours && theirs) {
   const ratio = ours.throughput.jobsPerSecond / theirs.throughput.jobsPerSecond;
   figures.push({ bench: "dispatch: Studio / BullMQ", metric: "throughput ratio", value: ratio, unit: "x", ...goal(">=", 1, ratio) });
+  const idleRatio = ours.latency.offerLatencyMs.p99 / theirs.latency.offerLatencyMs.p99;
   figures.push({
     bench: "dispatch: Studio / BullMQ",
     metric: "idle offer latency p99 ratio",
-    value: ours.latency.offerLatencyMs.p99 / theirs.latency.offerLatencyMs.p99,
+    value: idleRatio,
     unit: "x",
+    ...goal("<=", 1, idleRatio),
   });
 }
-emitFigures("dispatch", figures, { jobs, workers, window, latencyJobs, smoke, results });
+if (studioInstructions !== undefined)
+  figures.push({ bench: "dispatch: Studio", metric: "studio instructions per job (callgrind)", value: studioInstructions / jobs, unit: "" });
+emitFigures("dispatch", figures, { jobs, workers, window, latencyJobs, smoke, results, redisSettings });
 process.exit(0);

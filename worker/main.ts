@@ -2,7 +2,6 @@
 // First: from here on SIGTERM and SIGINT are held for main(), never the default action mid start-up.
 import { onShutdownSignal } from "./shutdown-signals.js";
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { engineName } from "../contract/names.js";
 import { WorkerConfigError, resolveEngines, type WorkerConfig } from "./config.js";
 import { DownloadManager } from "./download/index.js";
@@ -16,6 +15,7 @@ import { SyntheticEngine } from "./engines/synthetic-engine.js";
 import type { Engine } from "./engines/types.js";
 import { WorkerRuntime } from "./runtime/worker-runtime.js";
 import { SessionClient, SessionRefusedError } from "./session/session-client.js";
+import { createWorkerTransport } from "./session/transport.js";
 import { BarView } from "./ui/bar-view.js";
 import { parseWorkerArgs } from "./ui/cli-options.js";
 import { LogView } from "./ui/log-view.js";
@@ -141,13 +141,7 @@ async function main(argv: string[]): Promise<number> {
     workRoot: config.workDir,
     jobTimeoutMs: config.jobTimeout * 1000,
   });
-  const transport = createConnectTransport({
-    baseUrl: config.server,
-    httpVersion: "2",
-    useBinaryFormat: true,
-    pingIntervalMs: 15_000,
-    ...(ca ? { nodeOptions: { ca } } : {}),
-  });
+  const transport = createWorkerTransport(config.server, { ca });
   const client = new SessionClient({ transport, handlers: runtime, logger, token: config.token });
   runtime.attach(client);
   await runtime.loadCache();

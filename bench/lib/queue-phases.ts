@@ -22,6 +22,12 @@ export interface ThroughputResult {
   offerLatencyMs: LatencySummary;
   /** The server process's CPU over the phase, in % of one core (NaN without serverPid). */
   serverCpuPercent: number;
+  /** The server process's CPU time over the phase divided by the jobs (NaN without serverPid). */
+  serverCpuMsPerJob: number;
+  /** The worker processes' CPU time over the phase, all together, divided by the jobs. */
+  workersCpuMsPerJob: number;
+  /** This (creating) process's CPU time over the phase divided by the jobs. */
+  creatorCpuMsPerJob: number;
   /** Worker holding a job → its completion confirmed by the queue: the commit round trip. */
   serviceMs: LatencySummary;
   /**
@@ -141,7 +147,7 @@ export async function throughputPhase(
   await resetWorkers(q, false);
   const created = new Map<string, number>();
   const completions = new Completions(q);
-  const cpu0 = q.serverPid ? cpuSeconds(q.serverPid) : Number.NaN;
+  const cpu0 = cpuSnapshot(q);
   const start = epochMs();
   let next = 0;
   const lane = async () => {
@@ -160,9 +166,27 @@ export async function throughputPhase(
   return finishPhase(q, jobs, start, cpu0, created);
 }
 
-async function finishPhase(q: QueueUnderTest, jobs: number, start: number, cpu0: number, created: Map<string, number>): Promise<ThroughputResult> {
+/** CPU seconds so far of the server, the workers (together) and this process. */
+function cpuSnapshot(q: QueueUnderTest): { server: number; workers: number; creator: number } {
+  const self = process.cpuUsage();
+  return {
+    server: q.serverPid ? cpuSeconds(q.serverPid) : Number.NaN,
+    workers: q.workers.reduce((s, w) => s + cpuSeconds(w.pid), 0),
+    creator: (self.user + self.system) / 1e6,
+  };
+}
+
+async function finishPhase(
+  q: QueueUnderTest,
+  jobs: number,
+  start: number,
+  cpu0: ReturnType<typeof cpuSnapshot>,
+  created: Map<string, number>,
+): Promise<ThroughputResult> {
   const cpuWall = (epochMs() - start) / 1000;
-  const serverCpuPercent = q.serverPid ? ((cpuSeconds(q.serverPid) - cpu0) / cpuWall) * 100 : Number.NaN;
+  const cpu1 = cpuSnapshot(q);
+  const cpuUsed = cpu1.server - cpu0.server;
+  const serverCpuPercent = (cpuUsed / cpuWall) * 100;
   const reports = await collect(q);
   const lastCompletion = Math.max(...reports.flatMap((r) => r.completedMs.filter((t) => !Number.isNaN(t))));
   const seconds = (lastCompletion - start) / 1000;
@@ -173,6 +197,9 @@ async function finishPhase(q: QueueUnderTest, jobs: number, start: number, cpu0:
     jobsPerSecond: jobs / seconds,
     offerLatencyMs: summarize(latencies(created, reports)),
     serverCpuPercent,
+    serverCpuMsPerJob: (cpuUsed * 1000) / jobs,
+    workersCpuMsPerJob: ((cpu1.workers - cpu0.workers) * 1000) / jobs,
+    creatorCpuMsPerJob: ((cpu1.creator - cpu0.creator) * 1000) / jobs,
     serviceMs: summarize(service),
     handoffMs: summarize(handoff),
   };
@@ -215,7 +242,7 @@ export async function pacedPhase(
   await resetWorkers(q, false);
   const created = new Map<string, number>();
   const completions = new Completions(q);
-  const cpu0 = q.serverPid ? cpuSeconds(q.serverPid) : Number.NaN;
+  const cpu0 = cpuSnapshot(q);
   const start = epochMs();
   const creates: Promise<void>[] = [];
   try {

@@ -13,9 +13,10 @@ export interface Figure {
   note?: string;
 }
 
-/** A goal of the form "at least" or "below" a bound. */
-export function goal(kind: ">=" | "<", bound: number, value: number): { goal: string; met: boolean } {
-  return { goal: `${kind} ${bound}`, met: kind === ">=" ? value >= bound : value < bound };
+/** A goal of the form "at least", "at most" or "below" a bound. */
+export function goal(kind: ">=" | "<" | "<=", bound: number, value: number): { goal: string; met: boolean } {
+  const met = kind === ">=" ? value >= bound : kind === "<=" ? value <= bound : value < bound;
+  return { goal: `${kind} ${bound}`, met };
 }
 
 /** Formats a number for a table: integers with thousands separators, small values with 2 decimals. */

@@ -3,28 +3,29 @@
  * A process of simulated Studio workers for the benchmarks: `--sessions` WorkerService.Session
  * streams over HTTP/2, each kept by the real worker's SessionClient (hello, welcome, heartbeats
  * on the studio's interval), each with one slot. An offer is answered the way the real runtime
- * answers it (accept, the output in chunks, complete) but with a fixed 1 KiB PNG instead of
- * running an engine, so that what is measured is dispatch, not image making.
+ * answers it (no accept; the output inline in the complete, or in chunks before it to a studio
+ * that takes none inline) but with a fixed 1 KiB PNG instead of running an engine, so that what
+ * is measured is dispatch, not image making.
  *
  * Records when each offer arrived and when the studio's receipt confirmed the completion, and
  * reports them over IPC (see worker-messages.ts).
  */
 import { create } from "@bufbuild/protobuf";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import type { Transport } from "@connectrpc/connect";
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
 import pino from "pino";
 import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
 import {
-  JobAcceptSchema,
   JobCompleteSchema,
   JobDeclineSchema,
   OutputChunkSchema,
+  OutputDataSchema,
   WorkerHelloSchema,
 } from "../../gen/studio/v1/worker_service_pb.js";
 import type { Offer } from "../../gen/studio/v1/job_pb.js";
 import { SessionClient, type LiveSession } from "../../worker/session/session-client.js";
+import { createWorkerTransport } from "../../worker/session/transport.js";
 import { OUTPUT_BYTES, paddedPng } from "./payload.js";
 import { epochMs } from "./stats.js";
 import { ReceiptLog, toParent } from "./worker-messages.js";
@@ -57,7 +58,6 @@ const silent = pino({ level: "silent" });
 class BenchWorker {
   readonly client: SessionClient;
   private held: Offer | undefined;
-  private receipts = 0;
   welcomed = false;
 
   constructor(
@@ -80,7 +80,8 @@ class BenchWorker {
           if (m.case === "offer") this.offer(m.value, session);
           else if (m.case === "receipt") {
             if (!m.value.ok) toParent({ type: "error", message: `${name}: ${m.value.code} ${m.value.message} (job ${m.value.jobId})` });
-            if (this.held && m.value.jobId === this.held.jobId && ++this.receipts === 2) {
+            // The one receipt a job gets answers its complete (a refused chunk's comes first and is reported above).
+            if (this.held && m.value.jobId === this.held.jobId) {
               log.complete(this.held.jobId, epochMs());
               this.held = undefined;
             }
@@ -103,9 +104,14 @@ class BenchWorker {
     }
     log.receive(offer.jobId, epochMs());
     this.held = offer;
-    this.receipts = 0;
     const ids = { jobId: offer.jobId, leaseId: offer.leaseId };
-    session.post({ case: "accept", value: create(JobAcceptSchema, ids) });
+    // As the real runtime does: no accept (the offer is the lease), the output inline in the
+    // complete when the studio takes it inline, else one chunk and then the complete.
+    if (OUTPUT_BYTES <= session.welcome.maxInlineOutputBytes) {
+      const inline = create(OutputDataSchema, { index: 0, mimeType: "image/png", data: output, sha256: outputSha });
+      session.post({ case: "complete", value: create(JobCompleteSchema, { ...ids, outputCount: 1, outputs: [inline] }) });
+      return;
+    }
     session.post({
       case: "outputChunk",
       value: create(OutputChunkSchema, {
@@ -127,7 +133,7 @@ let welcomed = 0;
 const workers: BenchWorker[] = [];
 const allWelcomed = Promise.withResolvers<void>();
 for (let i = 0; i < sessions; i++) {
-  if (i % perConnection === 0) transport = createConnectTransport({ baseUrl: args.url, httpVersion: "2" });
+  if (i % perConnection === 0) transport = createWorkerTransport(args.url);
   const w = new BenchWorker(transport!, `${args.name}-${i}`, () => {
     if (++welcomed === sessions) allWelcomed.resolve();
   });

@@ -30,6 +30,7 @@ export async function startStudioProcess({
   port = 0,
   timeoutMs = 30_000,
   bunArgs = [],
+  wrapper = [],
 }: {
   logLevel?: string;
   extraArgs?: string[];
@@ -38,11 +39,13 @@ export async function startStudioProcess({
   timeoutMs?: number;
   /** Flags for bun itself, before the script (e.g. --cpu-prof). */
   bunArgs?: string[];
+  /** A program that runs bun (e.g. valgrind and its flags); it must exec bun in its own process so that the pid is the studio's. */
+  wrapper?: string[];
 } = {}): Promise<StudioProcess> {
   const logsUrl = ["info", "debug", "trace"].includes(logLevel);
   if (!logsUrl && port === 0) port = await freeLoopbackPort();
   const proc: Subprocess<"ignore", "pipe", "pipe"> = Bun.spawn(
-    [process.execPath, ...bunArgs, SERVER_MAIN, "--port", String(port), "--data-dir", dataDir, "--log-level", logLevel, ...extraArgs],
+    [...wrapper, process.execPath, ...bunArgs, SERVER_MAIN, "--port", String(port), "--data-dir", dataDir, "--log-level", logLevel, ...extraArgs],
     { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
   );
   const onExit = () => proc.kill("SIGKILL");

@@ -53,7 +53,7 @@ export async function startSessionWorkers(
 
 /** A JobService client over HTTP/2, creating the benchmark's small image task on BENCH_MODEL. */
 export function jobCreator(url: string): (i: number) => Promise<string> {
-  const jobs = createClient(JobService, createConnectTransport({ baseUrl: url, httpVersion: "2" }));
+  const jobs = createClient(JobService, createConnectTransport({ baseUrl: url, httpVersion: "2", useBinaryFormat: true }));
   return async (i) => {
     const res = await jobs.createJob(
       create(CreateJobRequestSchema, {

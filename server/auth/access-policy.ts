@@ -51,9 +51,17 @@ export const RPC_ROLES: Readonly<Record<string, Readonly<Record<string, readonly
 
 /**
  * RPCs anyone may call without a token: the standard gRPC health service, which
- * probes call without credentials and which says nothing but "serving" or not.
+ * probes call without credentials and which says nothing but "serving" or not, and
+ * server reflection, which describes the contract that proto/ already publishes (so that
+ * grpcurl, `buf curl` and Postman can list and describe the services before a token is
+ * at hand; every call they then make is checked as usual).
  */
-export const PUBLIC_RPCS: ReadonlySet<string> = new Set(["grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch"]);
+export const PUBLIC_RPCS: ReadonlySet<string> = new Set([
+  "grpc.health.v1.Health/Check",
+  "grpc.health.v1.Health/Watch",
+  "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+  "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+]);
 
 /** The roles that may call service/method (typeName and method name as in the descriptors). */
 export function rolesFor(serviceTypeName: string, methodName: string): readonly Role[] {

@@ -100,10 +100,18 @@ export class Dispatcher {
   async #round() {
     const { registry } = this.deps;
     if (!registry.hasFree()) return;
+    const free = registry.free();
+    if (free.length === 1) {
+      // One worker to fill leaves no choice to make: its own claims take the oldest jobs it can
+      // serve, as the round would, without reading the queue head first (the common case under
+      // load: a completion frees one slot while every other worker is busy).
+      const w = free[0]!;
+      while (registry.isFree(w) && (await this.#offer(w)));
+      return;
+    }
     const window = Math.min(PLACEMENT_WINDOW, registry.freeSlots() * JOBS_PER_FREE_SLOT);
     const head = await this.deps.store.peekQueued(window);
     if (head.length === 0) return;
-    const free = registry.free();
     for (const job of head) {
       if (free.length === 0) return;
       const chosen = this.#choose(job, free);

@@ -1,9 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { createHash } from "node:crypto";
 import { engineName } from "../../contract/names.js";
-import { JobClaimSchema, JobOutputSchema, JobProgressSchema } from "../../gen/studio/v1/job_pb.js";
+import { JobClaimSchema, JobProgressSchema } from "../../gen/studio/v1/job_pb.js";
 import {
   ClaimJobResponseSchema,
   type ClaimJobRequest,
@@ -16,9 +15,8 @@ import {
 import { callerOf } from "../auth/caller.js";
 import type { StudioContext } from "../context.js";
 import { jobFromRow } from "../jobs/job-row.js";
-import { checkMimeType } from "../outputs/mime-type.js";
 import type { OutputStore } from "../outputs/output-store.js";
-import type { StagedOutput } from "../outputs/output-staging.js";
+import { verifyInlineOutputs } from "../outputs/inline-outputs.js";
 import type { QueueActions } from "./queue-actions.js";
 import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
 
@@ -90,23 +88,17 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
     /** Outputs inline: each bounded by maxOutputBytes, its digest checked; stored by the complete's commit only. */
     async completeJob(req: CompleteJobRequest, hctx: HandlerContext) {
       const caller = callerOf(hctx);
-      const current = await actions.current(req, caller);
-      const expected = actions.expectedOutputs(req.leaseId, current);
-      if (req.outputs.length !== expected) throw bad(`outputs holds ${req.outputs.length} outputs, the task asks for ${expected}`);
-      const received = new Map<number, StagedOutput>();
-      for (const o of req.outputs) {
-        if (o.index >= expected) throw bad(`output index ${o.index} is out of range: the task asks for ${expected}`);
-        if (received.has(o.index)) throw bad(`output index ${o.index} is sent twice`);
-        checkMimeType(o.mimeType);
-        const actual = createHash("sha256").update(o.data).digest("hex");
-        if (o.sha256 !== actual) throw bad(`outputs[${o.index}].sha256 is ${JSON.stringify(o.sha256)}, the bytes hash to ${actual}`);
-        const verified = outputs.verify(o.data, actual);
-        received.set(o.index, {
-          meta: create(JobOutputSchema, { index: o.index, mimeType: o.mimeType, sizeBytes: BigInt(o.data.byteLength), sha256: actual }),
-          verified,
-        });
+      let received;
+      try {
+        received = verifyInlineOutputs(req.outputs, req.outputs.length, outputs);
+      } catch (err) {
+        // A stale lease is failed_precondition whatever the outputs are.
+        await actions.current(req, caller);
+        throw err;
       }
-      const row = await actions.complete(req, received, req.outputs.length, caller);
+      const row = await actions.complete(req, received, req.outputs.length, caller, {
+        countMessage: (n, expected) => `outputs holds ${n} outputs, the task asks for ${expected}`,
+      });
       return { job: jobFromRow(row) };
     },
 

@@ -1,13 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import { randomUUID } from "node:crypto";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { parseModelSourceJson } from "../../contract/model-source.js";
 import { expectedOutputCount } from "../../contract/task.js";
 import { OfferSchema, type JobOutput, type JobProgress, type Offer, type Task } from "../../gen/studio/v1/job_pb.js";
 import type { OutputStaging, StagedOutput } from "../outputs/output-staging.js";
 import type { Caller } from "../auth/caller.js";
 import type { StudioContext } from "../context.js";
-import { outputsToJson, progressToJson, taskFromJson, type JobRow } from "../jobs/job-row.js";
+import { outputsToJson, progressToJson, sharedModelSourceFromStored, taskFromJson, type JobRow } from "../jobs/job-row.js";
 import { DispatchError } from "./dispatch-error.js";
 import { assertLeaseOwner, LeaseOwners } from "./lease-owner.js";
 import type { ProgressThrottle } from "./progress-throttle.js";
@@ -41,6 +40,12 @@ export interface EndOptions {
    * the outcome before an offer for the freed slot, whatever the scheduling.
    */
   beforeWake?: () => void;
+}
+
+/** Options of a complete. */
+export interface CompleteOptions extends EndOptions {
+  /** The refusal's text for a wrong output count (the polling API names its own field). */
+  countMessage?: (count: number, expected: number) => string;
 }
 
 /**
@@ -109,7 +114,10 @@ export class QueueActions {
     return { kept, lost: [...lost, ...foreign] };
   }
 
-  /** The Offer (also the fields of a JobClaim) for a freshly claimed row; `task` when already parsed from it. */
+  /**
+   * The Offer (also the fields of a JobClaim) for a freshly claimed row; `task` when already parsed
+   * from it. Its model_source is the shared message for the row's text: an Offer is serialised, never changed.
+   */
   static offerOf(row: JobRow, task: Task = taskFromJson(row.task)): Offer {
     return create(OfferSchema, {
       offerId: randomUUID(),
@@ -118,7 +126,7 @@ export class QueueActions {
       leaseExpiresAt: timestampFromMs(row.leaseExpiresAt ?? 0),
       model: row.model,
       task,
-      modelSource: parseModelSourceJson(row.modelSource),
+      modelSource: sharedModelSourceFromStored(row.modelSource),
       attempt: row.attempts,
     });
   }
@@ -182,33 +190,54 @@ export class QueueActions {
   }
 
   /**
-   * Commits a job's outputs under its current lease, exactly once: the lease is
-   * checked first (a stale lease is failed_precondition whatever it carries), then
-   * the count against the task and that indexes 0..n-1 are each present. The staged
-   * bytes enter the output store only here (OutputStaging.commit: moved, then the row).
+   * Commits a job's outputs under its current lease, exactly once: the count must be what
+   * the task asks for and indexes 0..n-1 each present (and no other). A lease recorded here
+   * for the caller's token is checked by the store's conditional UPDATE alone (fencing), so
+   * nothing is read before it; a lease from before a restart, or another token's, is read
+   * first. Either way a stale lease is failed_precondition whatever the message carries.
+   * The staged bytes enter the output store only here (OutputStaging.commit: moved, then the row).
    */
   async complete(
     lease: LeaseRef,
     outputs: ReadonlyMap<number, StagedOutput>,
     outputCount: number,
     caller: Caller,
-    opts: EndOptions = {},
+    opts: CompleteOptions = {},
   ): Promise<JobRow> {
-    const current = await this.current(lease, caller);
-    const expected = this.expectedOutputs(lease.leaseId, current);
-    if (outputCount !== expected)
-      throw new DispatchError("invalid_argument", `output_count is ${outputCount}, the task asks for ${expected}`);
+    let expected = this.deps.owners.expectedOutputsOf(lease.leaseId);
+    const known = expected !== undefined && this.deps.owners.tokenOf(lease.leaseId) === caller.tokenId;
+    if (!known) expected = this.expectedOutputs(lease.leaseId, await this.current(lease, caller));
     const staged: StagedOutput[] = [];
-    for (let i = 0; i < expected; i++) {
-      const o = outputs.get(i);
-      if (!o) throw new DispatchError("failed_precondition", `output ${i} was not received in full before complete`);
-      staged.push(o);
+    try {
+      QueueActions.#collect(outputs, outputCount, expected!, staged, opts.countMessage);
+    } catch (err) {
+      // The lease's state comes first: a stale lease is failed_precondition, whatever the outputs are.
+      if (known) await this.current(lease, caller);
+      throw err;
     }
     const list: JobOutput[] = staged.map((o) => o.meta);
     const row = await this.deps.staging.commit(staged, () => this.deps.store.complete(lease, outputsToJson(list), this.#now()));
     this.#ended(lease, opts);
     this.publish(row, lease.leaseId);
     return row;
+  }
+
+  /** Puts outputs 0..expected-1 in order into `staged`, refusing a wrong count, a missing index or one out of range. */
+  static #collect(
+    outputs: ReadonlyMap<number, StagedOutput>,
+    outputCount: number,
+    expected: number,
+    staged: StagedOutput[],
+    countMessage = (n: number, e: number) => `output_count is ${n}, the task asks for ${e}`,
+  ): void {
+    if (outputCount !== expected) throw new DispatchError("invalid_argument", countMessage(outputCount, expected));
+    for (const i of outputs.keys())
+      if (i >= expected) throw new DispatchError("invalid_argument", `output index ${i} is out of range: the task asks for ${expected}`);
+    for (let i = 0; i < expected; i++) {
+      const o = outputs.get(i);
+      if (!o) throw new DispatchError("failed_precondition", `output ${i} was not received in full before complete`);
+      staged.push(o);
+    }
   }
 
   async fail(lease: LeaseRef, error: string, retryable: boolean, caller: Caller, opts: EndOptions = {}): Promise<JobRow> {

@@ -2,6 +2,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import {
   SessionResponseSchema,
+  type JobComplete,
   type SessionRequest,
   type SessionResponse,
 } from "../../gen/studio/v1/worker_service_pb.js";
@@ -10,7 +11,11 @@ import { callerOf, type Caller } from "../auth/caller.js";
 import type { StudioContext } from "../context.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import type { OutputStaging } from "../outputs/output-staging.js";
-import { AsyncQueue } from "./async-queue.js";
+import { verifyInlineOutputs } from "../outputs/inline-outputs.js";
+import { OUTPUT_CHUNK_BYTES } from "../outputs/output-store.js";
+import type { StagedOutput } from "../outputs/output-staging.js";
+import { DispatchError } from "./dispatch-error.js";
+import { SessionOutbox } from "./session-outbox.js";
 import type { DeclineMemory } from "./decline-memory.js";
 import type { Dispatcher } from "./dispatcher.js";
 import { refusalOf } from "./dispatch-error.js";
@@ -33,6 +38,12 @@ export interface SessionDeps {
   staging: OutputStaging;
 }
 
+/**
+ * The most output bytes, all outputs together, a JobComplete may carry inline (no more than one
+ * OutputChunk carries): small outputs (text, thumbnails) then cost one message, larger ones stream as chunks.
+ */
+export const MAX_INLINE_OUTPUT_BYTES = OUTPUT_CHUNK_BYTES;
+
 const respond = (message: MessageInitShape<typeof SessionResponseSchema>["message"]) =>
   create(SessionResponseSchema, { message });
 
@@ -41,6 +52,7 @@ const respond = (message: MessageInitShape<typeof SessionResponseSchema>["messag
  * requests are read in order while offers, cancels and receipts are pushed
  * through a per-session queue at any time. When the stream ends the worker is
  * gone: its leases are left to expire, or to be kept by a reconnect that names them.
+ * A worker whose hello sets accepts_batches gets what is ready at once in one message.
  */
 export async function* runSession(
   deps: SessionDeps,
@@ -54,7 +66,7 @@ export async function* runSession(
     throw new ConnectError("the first message of a session must be hello", Code.InvalidArgument);
   const hello = checkHello(first.value.message.value);
 
-  const out = new AsyncQueue<SessionResponse>();
+  const out = new SessionOutbox(first.value.message.value.acceptsBatches);
   const now = deps.ctx.now();
   const worker: WorkerEntry = {
     id: WorkerRegistry.newId(),
@@ -77,18 +89,18 @@ export async function* runSession(
   const { kept, lost } = await deps.actions.keep(hello.leaseIds, worker.name, caller);
   for (const row of kept) worker.leases.set(row.leaseId!, row.id);
   deps.registry.add(worker);
-  out.push(
-    respond({
-      case: "welcome",
-      value: {
-        workerId: worker.id,
-        heartbeatIntervalMs: deps.ctx.config.heartbeatIntervalMs,
-        leaseTtlMs: deps.ctx.config.leaseTtlMs,
-        keptLeaseIds: kept.map((r) => r.leaseId!),
-        lostLeaseIds: lost,
-      },
-    }),
-  );
+  // Alone and first: what is pushed from here on (offers) follows it, batched or not.
+  const welcome = respond({
+    case: "welcome",
+    value: {
+      workerId: worker.id,
+      heartbeatIntervalMs: deps.ctx.config.heartbeatIntervalMs,
+      leaseTtlMs: deps.ctx.config.leaseTtlMs,
+      keptLeaseIds: kept.map((r) => r.leaseId!),
+      lostLeaseIds: lost,
+      maxInlineOutputBytes: Math.min(MAX_INLINE_OUTPUT_BYTES, deps.outputs.maxOutputBytes),
+    },
+  });
   deps.ctx.logger.info({ worker: worker.name, workerId: worker.id, kept: kept.length }, "worker connected");
   deps.dispatcher.wake();
 
@@ -103,6 +115,7 @@ export async function* runSession(
     (err: unknown) => out.close(err),
   );
   try {
+    yield welcome;
     yield* out;
   } finally {
     deps.registry.remove(worker.id);
@@ -187,7 +200,8 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
       return;
     case "complete":
       return receipt(msg.value.jobId, msg.value.leaseId, async (posted) => {
-        await deps.actions.complete(msg.value, uploads.take(msg.value.leaseId), msg.value.outputCount, caller, { beforeWake: posted });
+        const outputs = await withInline(deps, caller, msg.value, uploads.take(msg.value.leaseId));
+        await deps.actions.complete(msg.value, outputs, msg.value.outputCount, caller, { beforeWake: posted });
         uploads.drop(msg.value.leaseId);
       });
     case "fail":
@@ -209,5 +223,37 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
     }
     default:
       throw new ConnectError("a session message must set one of its fields", Code.InvalidArgument);
+  }
+}
+
+/**
+ * The outputs a complete commits: those staged from OutputChunks and those it carries inline
+ * (checked here: within MAX_INLINE_OUTPUT_BYTES in all, each digest verified), one way per index.
+ * A refusal checks the lease first, so a stale lease is failed_precondition whatever it carries.
+ */
+async function withInline(
+  deps: SessionDeps,
+  caller: Caller,
+  complete: JobComplete,
+  staged: ReadonlyMap<number, StagedOutput>,
+): Promise<ReadonlyMap<number, StagedOutput>> {
+  if (complete.outputs.length === 0) return staged;
+  try {
+    let bytes = 0;
+    for (const o of complete.outputs) bytes += o.data.byteLength;
+    const limit = Math.min(MAX_INLINE_OUTPUT_BYTES, deps.outputs.maxOutputBytes);
+    if (bytes > limit)
+      throw new DispatchError(
+        "resource_exhausted",
+        `complete carries ${bytes} bytes of outputs inline, more than the ${limit} the studio takes inline (send them as output chunks)`,
+      );
+    const inline = verifyInlineOutputs(complete.outputs, complete.outputCount, deps.outputs);
+    if (staged.size === 0) return inline;
+    for (const i of inline.keys())
+      if (staged.has(i)) throw new DispatchError("invalid_argument", `output ${i} was sent both as chunks and inline`);
+    return new Map([...staged, ...inline]);
+  } catch (err) {
+    await deps.actions.current(complete, caller);
+    throw err;
   }
 }

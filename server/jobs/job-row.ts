@@ -143,6 +143,25 @@ export function modelSourceFromStored(text: string | null | undefined): ModelSou
 }
 
 /**
+ * Source messages by stored `modelSource` text, shared: the same message object for every read of
+ * a text. Only for messages serialised at once and never changed (an Offer on its way out), where
+ * building a fresh message per offer was measurable in the dispatch profile.
+ */
+const sharedSources = new Map<string, ModelSource | null>();
+
+/** As modelSourceFromStored, but one shared message per distinct text: the caller must not change it. */
+export function sharedModelSourceFromStored(text: string | null | undefined): ModelSource | undefined {
+  if (typeof text !== "string") return undefined;
+  let source = sharedSources.get(text);
+  if (source === undefined) {
+    source = modelSourceFromStored(text) ?? null;
+    if (sharedSources.size >= MAX_CHECKED_SOURCES) sharedSources.clear();
+    sharedSources.set(text, source);
+  }
+  return source ?? undefined;
+}
+
+/**
  * The proto Job for a row. Defensive on every stored JSON column: a NULL or
  * malformed `modelSource` (a legacy row) reads back with no model_source, and
  * nothing here throws on stored data. A caller that has just written the row

@@ -2,6 +2,7 @@ import type { StudioContext, StudioModule } from "../context.js";
 import { feedJobMetrics } from "./job-metrics.js";
 import { opsRoutes } from "./health.js";
 import { grpcHealthRoutes } from "./grpc-health.js";
+import { grpcReflectionRoutes } from "./grpc-reflection.js";
 import { logJobEvents } from "./job-log.js";
 import { createRequestLogInterceptor } from "./request-log.js";
 import { createUnavailableInterceptor } from "./unavailable.js";
@@ -22,7 +23,8 @@ export interface OpsModule extends StudioModule {
 }
 
 /**
- * Observability: /healthz, /readyz, /metrics (open routes), grpc.health.v1.Health, the request log
+ * Observability: /healthz, /readyz, /metrics (open routes), grpc.health.v1.Health, gRPC server
+ * reflection (v1 and v1alpha), the request log
  * interceptor (placed before auth so refused calls are logged too), the
  * job-event feed of the metrics and the job-event log lines.
  */
@@ -33,7 +35,10 @@ export function createOpsModule(ctx: StudioContext): OpsModule {
     name: "ops",
     metrics,
     httpRoutes: opsRoutes(ctx.storage, metrics),
-    routes: grpcHealthRoutes(async () => (await ctx.storage.readiness()) === undefined, STUDIO_SERVICES),
+    routes: (router) => {
+      grpcHealthRoutes(async () => (await ctx.storage.readiness()) === undefined, STUDIO_SERVICES)(router);
+      grpcReflectionRoutes()(router);
+    },
     interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" })), createUnavailableInterceptor()],
     onConnectionRefused: (why) => metrics.connectionsClosed.inc({ reason: why }),
     start() {

@@ -16,6 +16,9 @@ export const SERVICE_READ_MAX_BYTES: Readonly<Record<string, number>> = {
   "studio.v1.RegistryService": 512 * KiB,
   "studio.v1.JobService": 2 * MiB,
   "studio.v1.WorkerService": 8 * MiB,
+  // A reflection request names one file or symbol.
+  "grpc.reflection.v1.ServerReflection": 16 * KiB,
+  "grpc.reflection.v1alpha.ServerReflection": 16 * KiB,
 };
 
 /**

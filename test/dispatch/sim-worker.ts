@@ -34,6 +34,7 @@ type Msg = SessionResponse["message"];
 export class SimWorker {
   readonly #out = new AsyncQueue<SessionRequest>();
   readonly #inbox: Msg[] = [];
+  readonly #frames: Msg[] = [];
   #waiters: (() => void)[] = [];
   #ended = false;
   #error: unknown;
@@ -66,8 +67,16 @@ export class SimWorker {
   }
 
   #deliver(m: Msg) {
-    this.#inbox.push(m);
+    this.#frames.push(m);
+    // A batch's messages join the inbox one by one, as the real worker's SessionClient reads them.
+    if (m.case === "batch") for (const inner of m.value.messages) this.#inbox.push(inner.message);
+    else this.#inbox.push(m);
     this.#notify();
+  }
+
+  /** Every message as it came on the wire (a batch as one), from welcome on. */
+  get frames(): readonly Msg[] {
+    return this.#frames;
   }
 
   #notify() {
@@ -149,6 +158,29 @@ export class SimWorker {
   /** Sends complete and waits for its receipt. */
   async complete(offer: Pick<Offer, "jobId" | "leaseId">, outputCount = 1): Promise<Receipt> {
     this.send({ case: "complete", value: { jobId: offer.jobId, leaseId: offer.leaseId, outputCount } });
+    return this.receipt(offer.jobId, offer.leaseId);
+  }
+
+  /** Sends complete with the outputs inline (index by position unless given) and waits for its receipt. */
+  async completeInline(
+    offer: Pick<Offer, "jobId" | "leaseId">,
+    outputs: { data: Uint8Array; index?: number; mimeType?: string; sha256?: string }[],
+    outputCount = outputs.length,
+  ): Promise<Receipt> {
+    this.send({
+      case: "complete",
+      value: {
+        jobId: offer.jobId,
+        leaseId: offer.leaseId,
+        outputCount,
+        outputs: outputs.map((o, i) => ({
+          index: o.index ?? i,
+          mimeType: o.mimeType ?? "image/png",
+          data: o.data,
+          sha256: o.sha256 ?? createHash("sha256").update(o.data).digest("hex"),
+        })),
+      },
+    });
     return this.receipt(offer.jobId, offer.leaseId);
   }
 

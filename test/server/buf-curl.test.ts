@@ -1,7 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ReflectionServices, reflectionMessages } from "../../server/ops/grpc-reflection.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 
 /**
@@ -84,5 +88,97 @@ describe("buf curl", () => {
       const invalid = await bufCurl(protocol, extra, "JobService/CreateJob", { model: "synthetic", task: { image: { prompt: "" } } });
       expect(invalid.stderr).toContain("invalid_argument");
       expect(invalid.stderr).toContain("task.image.prompt");
+  }, 30_000);
+});
+
+/** The README's `bunx buf curl` lines (continuations joined), as a reader would paste them. */
+function readmeBufCurlCommands(): string[] {
+  const text = readFileSync(join(ROOT, "README.md"), "utf8").replace(/\\\n\s*/g, "");
+  return text.split("\n").filter((line) => line.startsWith("bunx buf curl "));
+}
+
+/** Runs a command line through bash, as a person's terminal would; `url` replaces the README's default address. */
+async function asWritten(command: string, url: string) {
+  const proc = Bun.spawn(["bash", "-c", command.replaceAll("http://127.0.0.1:8080", url)], {
+    cwd: ROOT,
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { stdout, stderr, exitCode };
+}
+
+describe("server reflection", () => {
+  test("the README's buf curl commands work as written, without the proto files", async () => {
+    const commands = readmeBufCurlCommands();
+    expect(commands.length).toBe(3);
+    // One after another, as a reader runs them: the list must see the job just created.
+    const runs = [];
+    for (const c of commands) runs.push(await asWritten(c, t.url));
+    const [list, createJob, listJobs] = runs;
+    for (const run of [list, createJob, listJobs]) expect(run).toMatchObject({ exitCode: 0, stderr: "" });
+    expect(list!.stdout.trim().split("\n")).toEqual([
+      "grpc.health.v1.Health",
+      "grpc.reflection.v1.ServerReflection",
+      "grpc.reflection.v1alpha.ServerReflection",
+      "studio.v1.JobService",
+      "studio.v1.RegistryService",
+      "studio.v1.TokenService",
+      "studio.v1.WorkerService",
+    ]);
+    const job = JSON.parse(createJob!.stdout).job;
+    expect(job).toMatchObject({ model: "synthetic", status: "JOB_STATUS_QUEUED", task: { image: { prompt: "a fox" } } });
+    expect(JSON.parse(listJobs!.stdout).jobs.map((j: { id: string }) => j.id)).toContain(job.id);
+  }, 30_000);
+
+  test("v1alpha answers too, every method is listed, and with tokens on reflection is open while the calls are not", async () => {
+    const locked = await startTestStudio({ adminToken: `reflect-admin-${"r".repeat(32)}` });
+    try {
+      const alpha = await asWritten(`${BUF} curl --reflect-protocol grpc-v1alpha --list-methods ${locked.url}`, locked.url);
+      expect(alpha.exitCode).toBe(0);
+      const methods = alpha.stdout.trim().split("\n");
+      for (const m of ["studio.v1.JobService/WatchJobs", "studio.v1.WorkerService/Session", "studio.v1.TokenService/CreateToken", "grpc.health.v1.Health/Check"])
+        expect(methods).toContain(m);
+      const refused = await asWritten(`${BUF} curl --protocol grpc --http2-prior-knowledge -d '{}' ${locked.url}/studio.v1.JobService/ListJobs`, locked.url);
+      expect(refused.exitCode).not.toBe(0);
+      expect(refused.stderr).toContain("unauthenticated");
+      const allowed = await asWritten(
+        `${BUF} curl -H 'Authorization: Bearer reflect-admin-${"r".repeat(32)}' -d '{"name":"synthetic"}' ${locked.url}/studio.v1.RegistryService/GetModel`,
+        locked.url,
+      );
+      expect(allowed.exitCode).toBe(0);
+      expect(JSON.parse(allowed.stdout).model.name).toBe("synthetic");
+    } finally {
+      await locked.stop();
+    }
+  }, 30_000);
+
+  test("files by name and by symbol come with their imports; unknown names are an error_response on a stream that goes on", async () => {
+    for (const service of ReflectionServices) {
+      const { request } = reflectionMessages(service);
+      const client = createClient(service, t.grpcTransport()) as unknown as {
+        serverReflectionInfo(reqs: AsyncIterable<unknown>): AsyncIterable<Record<string, any>>;
+      };
+      const ask = (messageRequest: { case: string; value: unknown }) => create(request, { host: "", messageRequest } as never);
+      async function* requests() {
+        yield ask({ case: "fileContainingSymbol", value: "studio.v1.JobService.CreateJob" });
+        yield ask({ case: "fileContainingSymbol", value: "studio.v1.NoSuchThing" });
+        yield ask({ case: "fileByFilename", value: "studio/v1/job.proto" });
+        yield ask({ case: "allExtensionNumbersOfType", value: "studio.v1.Job" });
+      }
+      const answers: Array<Record<string, any>> = [];
+      for await (const res of client.serverReflectionInfo(requests())) answers.push(res.messageResponse);
+      const names = (a: Record<string, any>) =>
+        (a.value.fileDescriptorProto as Uint8Array[]).map((b) => fromBinary(FileDescriptorProtoSchema, b).name);
+      expect(answers.map((a) => a.case)).toEqual(["fileDescriptorResponse", "errorResponse", "fileDescriptorResponse", "allExtensionNumbersResponse"]);
+      const forMethod = names(answers[0]!);
+      expect(forMethod[0]).toBe("studio/v1/job_service.proto");
+      expect(forMethod).toEqual(expect.arrayContaining(["studio/v1/job.proto", "studio/v1/model.proto", "google/protobuf/timestamp.proto"]));
+      expect(new Set(forMethod).size).toBe(forMethod.length);
+      expect(answers[1]!.value).toMatchObject({ errorCode: 5, errorMessage: 'symbol "studio.v1.NoSuchThing" is not served here' });
+      expect(names(answers[2]!)[0]).toBe("studio/v1/job.proto");
+      expect(answers[3]!.value).toMatchObject({ baseTypeName: "studio.v1.Job", extensionNumber: [] });
+    }
   }, 30_000);
 });

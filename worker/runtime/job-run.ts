@@ -3,12 +3,13 @@ import { rm } from "node:fs/promises";
 import type { Logger } from "pino";
 import { engineName } from "../../contract/names.js";
 import { JobPhase, JobProgressSchema, type Offer } from "../../gen/studio/v1/job_pb.js";
+import { createHash } from "node:crypto";
 import {
-  JobAcceptSchema,
   JobCompleteSchema,
   JobDeclineSchema,
   JobFailSchema,
   JobProgressReportSchema,
+  OutputDataSchema,
   type Receipt,
 } from "../../gen/studio/v1/worker_service_pb.js";
 import { EngineError } from "../engines/engine-error.js";
@@ -112,8 +113,8 @@ export class JobRun {
       await this.finish("fail", this.failMessage(message, false));
       return this.end("failed", message);
     }
+    // No JobAccept: the offer is the lease, and the studio marks the job RUNNING on its first progress report.
     deps.view.started(this.jobId, offer.model, engineName(engine.kind) ?? String(engine.kind));
-    this.post({ case: "accept", value: create(JobAcceptSchema, this.ids()) }, "accept");
 
     const held: HeldFile[] = [];
     let workDir: string | undefined;
@@ -204,6 +205,14 @@ export class JobRun {
     this.uploading = true;
     this.throttle.flush();
     const receipt = await this.deliver("complete", async (session) => {
+      const inline = session.welcome.maxInlineOutputBytes;
+      if (inline > 0 && total <= inline) {
+        // Small enough to ride in the complete itself: one message instead of chunks and a complete.
+        const data = outputs.map((o, index) =>
+          create(OutputDataSchema, { index, mimeType: o.mimeType, data: o.data, sha256: createHash("sha256").update(o.data).digest("hex") }),
+        );
+        return { case: "complete", value: create(JobCompleteSchema, { ...this.ids(), outputCount: outputs.length, outputs: data }) };
+      }
       let done = 0;
       for (const [index, output] of outputs.entries()) {
         for (const chunk of outputChunks(this.ids(), index, output.mimeType, output.data)) {
@@ -272,13 +281,6 @@ export class JobRun {
         throw err;
       }
     }
-  }
-
-  private post(message: SessionMessage, kind?: ReceiptKind) {
-    const session = this.deps.sessions.session;
-    if (!session) return;
-    if (kind) this.receipts.expect(session.id, kind).catch(() => {});
-    session.post(message);
   }
 
   private progress(update: ProgressUpdate) {

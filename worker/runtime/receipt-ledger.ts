@@ -2,7 +2,7 @@ import type { Receipt } from "../../gen/studio/v1/worker_service_pb.js";
 import { SessionClosedError } from "../session/outbox.js";
 
 /** The messages the studio answers with a receipt. */
-export type ReceiptKind = "accept" | "decline" | "complete" | "fail";
+export type ReceiptKind = "decline" | "complete" | "fail";
 
 interface Awaited {
   sessionId: number;

@@ -163,6 +163,12 @@ export class SessionClient {
     }
   }
 
+  /** Hands one message of a batch to the handlers; a batch never holds a welcome or another batch. */
+  private deliver(msg: SessionResponse["message"], session: LiveSession): void {
+    if (msg.case === "welcome" || msg.case === "batch") throw new Error(`the studio sent ${msg.case} inside a batch`);
+    this.options.handlers.message(msg, session);
+  }
+
   /** One connection, from hello to the end of the response stream. */
   private async connectOnce(onWelcome: (at: number) => void): Promise<number | undefined> {
     const { handlers, logger, token } = this.options;
@@ -170,7 +176,9 @@ export class SessionClient {
     const abort = new AbortController();
     this.current = { outbox, abort };
     const id = ++this.connections;
+    // Batches are unpacked here, so the handlers see each message alone either way.
     const hello = handlers.hello();
+    hello.acceptsBatches = true;
     const wrap = (message: SessionMessage) => create(SessionRequestSchema, { message });
     outbox.post(wrap({ case: "hello", value: hello }));
     const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
@@ -217,7 +225,8 @@ export class SessionClient {
           for (const w of this.waiters.splice(0)) w.resolve(session);
           continue;
         }
-        handlers.message(msg, this.live);
+        if (msg.case === "batch") for (const inner of msg.value.messages) this.deliver(inner.message, this.live);
+        else handlers.message(msg, this.live);
       }
       if (welcomedAt === undefined) throw new Error("the studio ended the session before welcome");
       return welcomedAt;

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/worker_service.proto.
  */
 export const file_studio_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSKBBAoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAEi0KCnRleHRfZGVsdGEYCyABKAsyFy5zdHVkaW8udjEuSm9iVGV4dERlbHRhSABCCQoHbWVzc2FnZSK3AQoPU2Vzc2lvblJlc3BvbnNlEiUKB3dlbGNvbWUYASABKAsyEi5zdHVkaW8udjEuV2VsY29tZUgAEiEKBW9mZmVyGAIgASgLMhAuc3R1ZGlvLnYxLk9mZmVySAASKAoGY2FuY2VsGAMgASgLMhYuc3R1ZGlvLnYxLkNhbmNlbE9yZGVySAASJQoHcmVjZWlwdBgEIAEoCzISLnN0dWRpby52MS5SZWNlaXB0SABCCQoHbWVzc2FnZSKGAgoLV29ya2VySGVsbG8SDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEicKB2VuZ2luZXMYAyADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBCABKA0SFQoNY2FjaGVkX3NoYTI1NhgFIAMoCRIyCgZsYWJlbHMYBiADKAsyIi5zdHVkaW8udjEuV29ya2VySGVsbG8uTGFiZWxzRW50cnkSEQoJbGVhc2VfaWRzGAcgAygJEhMKC2NhY2hlZF91cmxzGAggAygJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEigQEKB1dlbGNvbWUSEQoJd29ya2VyX2lkGAEgASgJEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgCIAEoDRIUCgxsZWFzZV90dGxfbXMYAyABKA0SFgoOa2VwdF9sZWFzZV9pZHMYBCADKAkSFgoObG9zdF9sZWFzZV9pZHMYBSADKAkiJAoPV29ya2VySGVhcnRiZWF0EhEKCWxlYXNlX2lkcxgBIAMoCSItCglKb2JBY2NlcHQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJIj4KCkpvYkRlY2xpbmUSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJfChFKb2JQcm9ncmVzc1JlcG9ydBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MikwEKC091dHB1dENodW5rEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVpbmRleBgDIAEoDRIRCgltaW1lX3R5cGUYBCABKAkSEgoKdG90YWxfc2l6ZRgFIAEoBBIOCgZzaGEyNTYYBiABKAkSDgoGb2Zmc2V0GAcgASgEEgwKBGRhdGEYCCABKAwiVQoMSm9iVGV4dERlbHRhEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIjCgVkZWx0YRgDIAEoCzIULnN0dWRpby52MS5UZXh0RGVsdGEiRQoLSm9iQ29tcGxldGUSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEhQKDG91dHB1dF9jb3VudBgDIAEoDSJNCgdKb2JGYWlsEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiDQoLV29ya2VyRHJhaW4iZQoLQ2FjaGVVcGRhdGUSFAoMYWRkZWRfc2hhMjU2GAEgAygJEhYKDnJlbW92ZWRfc2hhMjU2GAIgAygJEhIKCmFkZGVkX3VybHMYAyADKAkSFAoMcmVtb3ZlZF91cmxzGAQgAygJIj8KC0NhbmNlbE9yZGVyEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiVgoHUmVjZWlwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSCgoCb2sYAyABKAgSDAoEY29kZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgJIncKD0NsYWltSm9iUmVxdWVzdBITCgt3b3JrZXJfbmFtZRgBIAEoCRInCgdlbmdpbmVzGAIgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEhUKDWNhY2hlZF9zaGEyNTYYAyADKAkSDwoHd2FpdF9tcxgEIAEoDSJFChBDbGFpbUpvYlJlc3BvbnNlEicKBWNsYWltGAEgASgLMhMuc3R1ZGlvLnYxLkpvYkNsYWltSACIAQFCCAoGX2NsYWltIiUKEEhlYXJ0YmVhdFJlcXVlc3QSEQoJbGVhc2VfaWRzGAEgAygJInwKEUhlYXJ0YmVhdFJlc3BvbnNlEhkKEXJlbmV3ZWRfbGVhc2VfaWRzGAEgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAIgAygJEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKFVJlcG9ydFByb2dyZXNzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MiGAoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSJMCgpPdXRwdXREYXRhEg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMEg4KBnNoYTI1NhgEIAEoCSJeChJDb21wbGV0ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEiYKB291dHB1dHMYAyADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSIyChNDb21wbGV0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiVAoORmFpbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWVycm9yGAMgASgJEhEKCXJldHJ5YWJsZRgEIAEoCCIuCg9GYWlsSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiIUChJMaXN0V29ya2Vyc1JlcXVlc3QikwMKCldvcmtlckluZm8SEQoJd29ya2VyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRInCgdlbmdpbmVzGAQgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAUgASgNEhQKDHNsb3RzX2luX3VzZRgGIAEoDRIPCgdqb2JfaWRzGAcgAygJEhUKDWNhY2hlZF9zaGEyNTYYCCADKAkSNwoTbGFzdF9oZWFydGJlYXRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29ubmVjdF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghkcmFpbmluZxgLIAEoCBIxCgZsYWJlbHMYDCADKAsyIS5zdHVkaW8udjEuV29ya2VySW5mby5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj0KE0xpc3RXb3JrZXJzUmVzcG9uc2USJgoHd29ya2VycxgBIAMoCzIVLnN0dWRpby52MS5Xb3JrZXJJbmZvMqUECg1Xb3JrZXJTZXJ2aWNlEkYKB1Nlc3Npb24SGS5zdHVkaW8udjEuU2Vzc2lvblJlcXVlc3QaGi5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlIgAoATABEkUKCENsYWltSm9iEhouc3R1ZGlvLnYxLkNsYWltSm9iUmVxdWVzdBobLnN0dWRpby52MS5DbGFpbUpvYlJlc3BvbnNlIgASSAoJSGVhcnRiZWF0Ehsuc3R1ZGlvLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHC5zdHVkaW8udjEuSGVhcnRiZWF0UmVzcG9uc2UiABJXCg5SZXBvcnRQcm9ncmVzcxIgLnN0dWRpby52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaIS5zdHVkaW8udjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSIAEk4KC0NvbXBsZXRlSm9iEh0uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVxdWVzdBoeLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlc3BvbnNlIgASQgoHRmFpbEpvYhIZLnN0dWRpby52MS5GYWlsSm9iUmVxdWVzdBoaLnN0dWRpby52MS5GYWlsSm9iUmVzcG9uc2UiABJOCgtMaXN0V29ya2VycxIdLnN0dWRpby52MS5MaXN0V29ya2Vyc1JlcXVlc3QaHi5zdHVkaW8udjEuTGlzdFdvcmtlcnNSZXNwb25zZSIAYgZwcm90bzM", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
+  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSKBBAoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAEi0KCnRleHRfZGVsdGEYCyABKAsyFy5zdHVkaW8udjEuSm9iVGV4dERlbHRhSABCCQoHbWVzc2FnZSLpAQoPU2Vzc2lvblJlc3BvbnNlEiUKB3dlbGNvbWUYASABKAsyEi5zdHVkaW8udjEuV2VsY29tZUgAEiEKBW9mZmVyGAIgASgLMhAuc3R1ZGlvLnYxLk9mZmVySAASKAoGY2FuY2VsGAMgASgLMhYuc3R1ZGlvLnYxLkNhbmNlbE9yZGVySAASJQoHcmVjZWlwdBgEIAEoCzISLnN0dWRpby52MS5SZWNlaXB0SAASMAoFYmF0Y2gYBSABKAsyHy5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlQmF0Y2hIAEIJCgdtZXNzYWdlIkQKFFNlc3Npb25SZXNwb25zZUJhdGNoEiwKCG1lc3NhZ2VzGAEgAygLMhouc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZSKfAgoLV29ya2VySGVsbG8SDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEicKB2VuZ2luZXMYAyADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBCABKA0SFQoNY2FjaGVkX3NoYTI1NhgFIAMoCRIyCgZsYWJlbHMYBiADKAsyIi5zdHVkaW8udjEuV29ya2VySGVsbG8uTGFiZWxzRW50cnkSEQoJbGVhc2VfaWRzGAcgAygJEhMKC2NhY2hlZF91cmxzGAggAygJEhcKD2FjY2VwdHNfYmF0Y2hlcxgJIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqIBCgdXZWxjb21lEhEKCXdvcmtlcl9pZBgBIAEoCRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAiABKA0SFAoMbGVhc2VfdHRsX21zGAMgASgNEhYKDmtlcHRfbGVhc2VfaWRzGAQgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAUgAygJEh8KF21heF9pbmxpbmVfb3V0cHV0X2J5dGVzGAYgASgNIiQKD1dvcmtlckhlYXJ0YmVhdBIRCglsZWFzZV9pZHMYASADKAkiLQoJSm9iQWNjZXB0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCSI+CgpKb2JEZWNsaW5lEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiXwoRSm9iUHJvZ3Jlc3NSZXBvcnQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEigKCHByb2dyZXNzGAMgASgLMhYuc3R1ZGlvLnYxLkpvYlByb2dyZXNzIpMBCgtPdXRwdXRDaHVuaxIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFaW5kZXgYAyABKA0SEQoJbWltZV90eXBlGAQgASgJEhIKCnRvdGFsX3NpemUYBSABKAQSDgoGc2hhMjU2GAYgASgJEg4KBm9mZnNldBgHIAEoBBIMCgRkYXRhGAggASgMIlUKDEpvYlRleHREZWx0YRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSIwoFZGVsdGEYAyABKAsyFC5zdHVkaW8udjEuVGV4dERlbHRhIm0KC0pvYkNvbXBsZXRlEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIUCgxvdXRwdXRfY291bnQYAyABKA0SJgoHb3V0cHV0cxgEIAMoCzIVLnN0dWRpby52MS5PdXRwdXREYXRhIk0KB0pvYkZhaWwSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWVycm9yGAMgASgJEhEKCXJldHJ5YWJsZRgEIAEoCCINCgtXb3JrZXJEcmFpbiJlCgtDYWNoZVVwZGF0ZRIUCgxhZGRlZF9zaGEyNTYYASADKAkSFgoOcmVtb3ZlZF9zaGEyNTYYAiADKAkSEgoKYWRkZWRfdXJscxgDIAMoCRIUCgxyZW1vdmVkX3VybHMYBCADKAkiPwoLQ2FuY2VsT3JkZXISDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJWCgdSZWNlaXB0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIKCgJvaxgDIAEoCBIMCgRjb2RlGAQgASgJEg8KB21lc3NhZ2UYBSABKAkidwoPQ2xhaW1Kb2JSZXF1ZXN0EhMKC3dvcmtlcl9uYW1lGAEgASgJEicKB2VuZ2luZXMYAiADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSFQoNY2FjaGVkX3NoYTI1NhgDIAMoCRIPCgd3YWl0X21zGAQgASgNIkUKEENsYWltSm9iUmVzcG9uc2USJwoFY2xhaW0YASABKAsyEy5zdHVkaW8udjEuSm9iQ2xhaW1IAIgBAUIICgZfY2xhaW0iJQoQSGVhcnRiZWF0UmVxdWVzdBIRCglsZWFzZV9pZHMYASADKAkifAoRSGVhcnRiZWF0UmVzcG9uc2USGQoRcmVuZXdlZF9sZWFzZV9pZHMYASADKAkSFgoObG9zdF9sZWFzZV9pZHMYAiADKAkSNAoQbGVhc2VfZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYwoVUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIoCghwcm9ncmVzcxgDIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcyIYChZSZXBvcnRQcm9ncmVzc1Jlc3BvbnNlIkwKCk91dHB1dERhdGESDQoFaW5kZXgYASABKA0SEQoJbWltZV90eXBlGAIgASgJEgwKBGRhdGEYAyABKAwSDgoGc2hhMjU2GAQgASgJIl4KEkNvbXBsZXRlSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSJgoHb3V0cHV0cxgDIAMoCzIVLnN0dWRpby52MS5PdXRwdXREYXRhIjIKE0NvbXBsZXRlSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiJUCg5GYWlsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFZXJyb3IYAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIIi4KD0ZhaWxKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIhQKEkxpc3RXb3JrZXJzUmVxdWVzdCKTAwoKV29ya2VySW5mbxIRCgl3b3JrZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEicKB2VuZ2luZXMYBCADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBSABKA0SFAoMc2xvdHNfaW5fdXNlGAYgASgNEg8KB2pvYl9pZHMYByADKAkSFQoNY2FjaGVkX3NoYTI1NhgIIAMoCRI3ChNsYXN0X2hlYXJ0YmVhdF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb25uZWN0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRyYWluaW5nGAsgASgIEjEKBmxhYmVscxgMIAMoCzIhLnN0dWRpby52MS5Xb3JrZXJJbmZvLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPQoTTGlzdFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8ypQQKDVdvcmtlclNlcnZpY2USRgoHU2Vzc2lvbhIZLnN0dWRpby52MS5TZXNzaW9uUmVxdWVzdBoaLnN0dWRpby52MS5TZXNzaW9uUmVzcG9uc2UiACgBMAESRQoIQ2xhaW1Kb2ISGi5zdHVkaW8udjEuQ2xhaW1Kb2JSZXF1ZXN0Ghsuc3R1ZGlvLnYxLkNsYWltSm9iUmVzcG9uc2UiABJICglIZWFydGJlYXQSGy5zdHVkaW8udjEuSGVhcnRiZWF0UmVxdWVzdBocLnN0dWRpby52MS5IZWFydGJlYXRSZXNwb25zZSIAElcKDlJlcG9ydFByb2dyZXNzEiAuc3R1ZGlvLnYxLlJlcG9ydFByb2dyZXNzUmVxdWVzdBohLnN0dWRpby52MS5SZXBvcnRQcm9ncmVzc1Jlc3BvbnNlIgASTgoLQ29tcGxldGVKb2ISHS5zdHVkaW8udjEuQ29tcGxldGVKb2JSZXF1ZXN0Gh4uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVzcG9uc2UiABJCCgdGYWlsSm9iEhkuc3R1ZGlvLnYxLkZhaWxKb2JSZXF1ZXN0Ghouc3R1ZGlvLnYxLkZhaWxKb2JSZXNwb25zZSIAEk4KC0xpc3RXb3JrZXJzEh0uc3R1ZGlvLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBoeLnN0dWRpby52MS5MaXN0V29ya2Vyc1Jlc3BvbnNlIgBiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
 
 /**
  * SessionRequest is one message from a streaming worker.
@@ -136,6 +136,14 @@ export type SessionResponse = Message<"studio.v1.SessionResponse"> & {
      */
     value: Receipt;
     case: "receipt";
+  } | {
+    /**
+     * Several messages in one, to a worker whose hello set accepts_batches.
+     *
+     * @generated from field: studio.v1.SessionResponseBatch batch = 5;
+     */
+    value: SessionResponseBatch;
+    case: "batch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -145,6 +153,27 @@ export type SessionResponse = Message<"studio.v1.SessionResponse"> & {
  */
 export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 1);
+
+/**
+ * SessionResponseBatch carries messages the studio had ready at the same time
+ * (a receipt and the offer for the slot it freed, several offers), to be read
+ * in order as if each had come alone. A batch never holds a batch or a welcome.
+ *
+ * @generated from message studio.v1.SessionResponseBatch
+ */
+export type SessionResponseBatch = Message<"studio.v1.SessionResponseBatch"> & {
+  /**
+   * @generated from field: repeated studio.v1.SessionResponse messages = 1;
+   */
+  messages: SessionResponse[];
+};
+
+/**
+ * Describes the message studio.v1.SessionResponseBatch.
+ * Use `create(SessionResponseBatchSchema)` to create a new message.
+ */
+export const SessionResponseBatchSchema: GenMessage<SessionResponseBatch> = /*@__PURE__*/
+  messageDesc(file_studio_v1_worker_service, 2);
 
 /**
  * WorkerHello opens a session.
@@ -204,6 +233,13 @@ export type WorkerHello = Message<"studio.v1.WorkerHello"> & {
    * @generated from field: repeated string cached_urls = 8;
    */
   cachedUrls: string[];
+
+  /**
+   * The worker reads SessionResponse.batch; without it every message comes alone.
+   *
+   * @generated from field: bool accepts_batches = 9;
+   */
+  acceptsBatches: boolean;
 };
 
 /**
@@ -211,7 +247,7 @@ export type WorkerHello = Message<"studio.v1.WorkerHello"> & {
  * Use `create(WorkerHelloSchema)` to create a new message.
  */
 export const WorkerHelloSchema: GenMessage<WorkerHello> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 2);
+  messageDesc(file_studio_v1_worker_service, 3);
 
 /**
  * @generated from message studio.v1.Welcome
@@ -241,6 +277,15 @@ export type Welcome = Message<"studio.v1.Welcome"> & {
    * @generated from field: repeated string lost_lease_ids = 5;
    */
   lostLeaseIds: string[];
+
+  /**
+   * The most output bytes, all outputs together, one JobComplete may carry
+   * inline (JobComplete.outputs); larger outputs go as OutputChunks. 0 (studios
+   * before inline outputs) means OutputChunks only.
+   *
+   * @generated from field: uint32 max_inline_output_bytes = 6;
+   */
+  maxInlineOutputBytes: number;
 };
 
 /**
@@ -248,7 +293,7 @@ export type Welcome = Message<"studio.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 3);
+  messageDesc(file_studio_v1_worker_service, 4);
 
 /**
  * WorkerHeartbeat renews the listed leases.
@@ -267,10 +312,13 @@ export type WorkerHeartbeat = Message<"studio.v1.WorkerHeartbeat"> & {
  * Use `create(WorkerHeartbeatSchema)` to create a new message.
  */
 export const WorkerHeartbeatSchema: GenMessage<WorkerHeartbeat> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 4);
+  messageDesc(file_studio_v1_worker_service, 5);
 
 /**
- * JobAccept moves an offered job to RUNNING.
+ * JobAccept moves an offered job to RUNNING at once. It is optional: the offer
+ * is the lease, and the job turns RUNNING with the worker's first progress
+ * report (or ends with its complete or fail) without one. A worker that sends
+ * it gets a Receipt for it.
  *
  * @generated from message studio.v1.JobAccept
  */
@@ -291,7 +339,7 @@ export type JobAccept = Message<"studio.v1.JobAccept"> & {
  * Use `create(JobAcceptSchema)` to create a new message.
  */
 export const JobAcceptSchema: GenMessage<JobAccept> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 5);
+  messageDesc(file_studio_v1_worker_service, 6);
 
 /**
  * JobDecline hands an offer back without counting the attempt.
@@ -320,7 +368,7 @@ export type JobDecline = Message<"studio.v1.JobDecline"> & {
  * Use `create(JobDeclineSchema)` to create a new message.
  */
 export const JobDeclineSchema: GenMessage<JobDecline> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 6);
+  messageDesc(file_studio_v1_worker_service, 7);
 
 /**
  * @generated from message studio.v1.JobProgressReport
@@ -347,7 +395,7 @@ export type JobProgressReport = Message<"studio.v1.JobProgressReport"> & {
  * Use `create(JobProgressReportSchema)` to create a new message.
  */
 export const JobProgressReportSchema: GenMessage<JobProgressReport> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 7);
+  messageDesc(file_studio_v1_worker_service, 8);
 
 /**
  * OutputChunk carries up to 1 MiB of one output. The chunks of an output come
@@ -402,7 +450,7 @@ export type OutputChunk = Message<"studio.v1.OutputChunk"> & {
  * Use `create(OutputChunkSchema)` to create a new message.
  */
 export const OutputChunkSchema: GenMessage<OutputChunk> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 8);
+  messageDesc(file_studio_v1_worker_service, 9);
 
 /**
  * JobTextDelta streams a text job's output as the engine produces it: the
@@ -435,10 +483,11 @@ export type JobTextDelta = Message<"studio.v1.JobTextDelta"> & {
  * Use `create(JobTextDeltaSchema)` to create a new message.
  */
 export const JobTextDeltaSchema: GenMessage<JobTextDelta> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 9);
+  messageDesc(file_studio_v1_worker_service, 10);
 
 /**
- * JobComplete commits the outputs sent before it.
+ * JobComplete commits the job's outputs: those sent as OutputChunks before it
+ * and those it carries inline, each index one way or the other.
  *
  * @generated from message studio.v1.JobComplete
  */
@@ -457,6 +506,14 @@ export type JobComplete = Message<"studio.v1.JobComplete"> & {
    * @generated from field: uint32 output_count = 3;
    */
   outputCount: number;
+
+  /**
+   * Whole outputs carried inline, up to Welcome.max_inline_output_bytes in all:
+   * one message per job instead of chunks and a complete.
+   *
+   * @generated from field: repeated studio.v1.OutputData outputs = 4;
+   */
+  outputs: OutputData[];
 };
 
 /**
@@ -464,7 +521,7 @@ export type JobComplete = Message<"studio.v1.JobComplete"> & {
  * Use `create(JobCompleteSchema)` to create a new message.
  */
 export const JobCompleteSchema: GenMessage<JobComplete> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 10);
+  messageDesc(file_studio_v1_worker_service, 11);
 
 /**
  * @generated from message studio.v1.JobFail
@@ -498,7 +555,7 @@ export type JobFail = Message<"studio.v1.JobFail"> & {
  * Use `create(JobFailSchema)` to create a new message.
  */
 export const JobFailSchema: GenMessage<JobFail> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 11);
+  messageDesc(file_studio_v1_worker_service, 12);
 
 /**
  * WorkerDrain: send no more offers; the session ends when the worker is done.
@@ -513,7 +570,7 @@ export type WorkerDrain = Message<"studio.v1.WorkerDrain"> & {
  * Use `create(WorkerDrainSchema)` to create a new message.
  */
 export const WorkerDrainSchema: GenMessage<WorkerDrain> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 12);
+  messageDesc(file_studio_v1_worker_service, 13);
 
 /**
  * @generated from message studio.v1.CacheUpdate
@@ -548,7 +605,7 @@ export type CacheUpdate = Message<"studio.v1.CacheUpdate"> & {
  * Use `create(CacheUpdateSchema)` to create a new message.
  */
 export const CacheUpdateSchema: GenMessage<CacheUpdate> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 13);
+  messageDesc(file_studio_v1_worker_service, 14);
 
 /**
  * CancelOrder tells a worker to stop a job and drop its lease.
@@ -577,7 +634,7 @@ export type CancelOrder = Message<"studio.v1.CancelOrder"> & {
  * Use `create(CancelOrderSchema)` to create a new message.
  */
 export const CancelOrderSchema: GenMessage<CancelOrder> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 14);
+  messageDesc(file_studio_v1_worker_service, 15);
 
 /**
  * Receipt answers accept, decline, complete and fail: ok, or the Connect error
@@ -617,7 +674,7 @@ export type Receipt = Message<"studio.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 15);
+  messageDesc(file_studio_v1_worker_service, 16);
 
 /**
  * @generated from message studio.v1.ClaimJobRequest
@@ -651,7 +708,7 @@ export type ClaimJobRequest = Message<"studio.v1.ClaimJobRequest"> & {
  * Use `create(ClaimJobRequestSchema)` to create a new message.
  */
 export const ClaimJobRequestSchema: GenMessage<ClaimJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 16);
+  messageDesc(file_studio_v1_worker_service, 17);
 
 /**
  * @generated from message studio.v1.ClaimJobResponse
@@ -670,7 +727,7 @@ export type ClaimJobResponse = Message<"studio.v1.ClaimJobResponse"> & {
  * Use `create(ClaimJobResponseSchema)` to create a new message.
  */
 export const ClaimJobResponseSchema: GenMessage<ClaimJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 17);
+  messageDesc(file_studio_v1_worker_service, 18);
 
 /**
  * @generated from message studio.v1.HeartbeatRequest
@@ -687,7 +744,7 @@ export type HeartbeatRequest = Message<"studio.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 18);
+  messageDesc(file_studio_v1_worker_service, 19);
 
 /**
  * @generated from message studio.v1.HeartbeatResponse
@@ -714,7 +771,7 @@ export type HeartbeatResponse = Message<"studio.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 19);
+  messageDesc(file_studio_v1_worker_service, 20);
 
 /**
  * @generated from message studio.v1.ReportProgressRequest
@@ -741,7 +798,7 @@ export type ReportProgressRequest = Message<"studio.v1.ReportProgressRequest"> &
  * Use `create(ReportProgressRequestSchema)` to create a new message.
  */
 export const ReportProgressRequestSchema: GenMessage<ReportProgressRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 20);
+  messageDesc(file_studio_v1_worker_service, 21);
 
 /**
  * @generated from message studio.v1.ReportProgressResponse
@@ -754,10 +811,10 @@ export type ReportProgressResponse = Message<"studio.v1.ReportProgressResponse">
  * Use `create(ReportProgressResponseSchema)` to create a new message.
  */
 export const ReportProgressResponseSchema: GenMessage<ReportProgressResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 21);
+  messageDesc(file_studio_v1_worker_service, 22);
 
 /**
- * OutputData is a whole output sent inline by a polling worker.
+ * OutputData is a whole output sent inline (CompleteJob, JobComplete).
  *
  * @generated from message studio.v1.OutputData
  */
@@ -788,7 +845,7 @@ export type OutputData = Message<"studio.v1.OutputData"> & {
  * Use `create(OutputDataSchema)` to create a new message.
  */
 export const OutputDataSchema: GenMessage<OutputData> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 22);
+  messageDesc(file_studio_v1_worker_service, 23);
 
 /**
  * @generated from message studio.v1.CompleteJobRequest
@@ -815,7 +872,7 @@ export type CompleteJobRequest = Message<"studio.v1.CompleteJobRequest"> & {
  * Use `create(CompleteJobRequestSchema)` to create a new message.
  */
 export const CompleteJobRequestSchema: GenMessage<CompleteJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 23);
+  messageDesc(file_studio_v1_worker_service, 24);
 
 /**
  * @generated from message studio.v1.CompleteJobResponse
@@ -832,7 +889,7 @@ export type CompleteJobResponse = Message<"studio.v1.CompleteJobResponse"> & {
  * Use `create(CompleteJobResponseSchema)` to create a new message.
  */
 export const CompleteJobResponseSchema: GenMessage<CompleteJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 24);
+  messageDesc(file_studio_v1_worker_service, 25);
 
 /**
  * @generated from message studio.v1.FailJobRequest
@@ -864,7 +921,7 @@ export type FailJobRequest = Message<"studio.v1.FailJobRequest"> & {
  * Use `create(FailJobRequestSchema)` to create a new message.
  */
 export const FailJobRequestSchema: GenMessage<FailJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 25);
+  messageDesc(file_studio_v1_worker_service, 26);
 
 /**
  * @generated from message studio.v1.FailJobResponse
@@ -881,7 +938,7 @@ export type FailJobResponse = Message<"studio.v1.FailJobResponse"> & {
  * Use `create(FailJobResponseSchema)` to create a new message.
  */
 export const FailJobResponseSchema: GenMessage<FailJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 26);
+  messageDesc(file_studio_v1_worker_service, 27);
 
 /**
  * @generated from message studio.v1.ListWorkersRequest
@@ -894,7 +951,7 @@ export type ListWorkersRequest = Message<"studio.v1.ListWorkersRequest"> & {
  * Use `create(ListWorkersRequestSchema)` to create a new message.
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 27);
+  messageDesc(file_studio_v1_worker_service, 28);
 
 /**
  * WorkerInfo describes one connected worker.
@@ -968,7 +1025,7 @@ export type WorkerInfo = Message<"studio.v1.WorkerInfo"> & {
  * Use `create(WorkerInfoSchema)` to create a new message.
  */
 export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 28);
+  messageDesc(file_studio_v1_worker_service, 29);
 
 /**
  * @generated from message studio.v1.ListWorkersResponse
@@ -985,7 +1042,7 @@ export type ListWorkersResponse = Message<"studio.v1.ListWorkersResponse"> & {
  * Use `create(ListWorkersResponseSchema)` to create a new message.
  */
 export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 29);
+  messageDesc(file_studio_v1_worker_service, 30);
 
 /**
  * WorkerService is the workers' side of the queue: a bidi Session for

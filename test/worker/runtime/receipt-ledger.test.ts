@@ -9,11 +9,11 @@ const receipt = (ok: boolean, message = "") => create(ReceiptSchema, { jobId: "j
 describe("ReceiptLedger", () => {
   test("receipts answer a session's messages in the order they were sent", async () => {
     const ledger = new ReceiptLedger();
-    const accept = ledger.expect(1, "accept");
+    const decline = ledger.expect(1, "decline");
     const complete = ledger.expect(1, "complete");
     expect(ledger.match(receipt(true, "first"), 1)).toBe(true);
     expect(ledger.match(receipt(false, "second"), 1)).toBe(true);
-    expect((await accept).message).toBe("first");
+    expect((await decline).message).toBe("first");
     expect((await complete).message).toBe("second");
     expect(ledger.match(receipt(false, "nobody asked"), 1)).toBe(false);
   });
@@ -23,7 +23,7 @@ describe("ReceiptLedger", () => {
     const old = ledger.expect(1, "fail");
     ledger.sessionClosed(1);
     await expect(old).rejects.toBeInstanceOf(SessionClosedError);
-    const stale = ledger.expect(2, "accept");
+    const stale = ledger.expect(2, "decline");
     stale.catch(() => {});
     const fresh = ledger.expect(3, "complete");
     expect(ledger.match(receipt(true, "on session 3"), 3)).toBe(true);
