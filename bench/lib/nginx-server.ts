@@ -55,10 +55,14 @@ http {
 `,
   );
   const proc = Bun.spawn([binary, "-p", workDir, "-c", conf, "-e", path.join(workDir, "error.log")], { stdout: "ignore", stderr: "inherit" });
+  // A benchmark interrupted (exitOnSignals) must not leave nginx behind.
+  const killOnExit = () => proc.kill("SIGKILL");
+  process.once("exit", killOnExit);
   try {
     await waitForPort(port);
     await waitForPort(tlsPort);
   } catch (err) {
+    process.off("exit", killOnExit);
     proc.kill("SIGKILL");
     await proc.exited;
     throw err;
@@ -68,6 +72,7 @@ http {
     tlsOrigin: `https://127.0.0.1:${tlsPort}`,
     certFile: cert,
     async stop() {
+      process.off("exit", killOnExit);
       proc.kill("SIGTERM");
       const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
       await proc.exited;

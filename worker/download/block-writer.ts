@@ -1,3 +1,4 @@
+import { sharedBytes, type SharedBytes } from "./hash-thread.js";
 import type { OrderedHasher } from "./ordered-hasher.js";
 import type { PartialFile } from "./partial-file.js";
 import type { PartState } from "./partial-state.js";
@@ -11,12 +12,15 @@ const MIN_BUFFER_BYTES = 64 * 1024;
 
 /**
  * Two block buffers: one filling while the other is being written. A connection keeps its pair
- * for every piece it fetches; a file known to be smaller than a block gets smaller buffers.
+ * for every piece it fetches; a file known to be smaller than a block gets smaller buffers, and
+ * so does each of several connections (a quarter of a block each: parallel parts are for servers
+ * that limit each connection, and the memory stays near one stream's).
  */
-export function blockPair(fileBytes: number | undefined): [Uint8Array, Uint8Array] {
-  const wanted = fileBytes === undefined ? BLOCK_BYTES : Math.ceil(fileBytes / MIN_BUFFER_BYTES) * MIN_BUFFER_BYTES;
-  const size = Math.min(BLOCK_BYTES, Math.max(MIN_BUFFER_BYTES, wanted));
-  return [new Uint8Array(size), new Uint8Array(size)];
+export function blockPair(fileBytes: number | undefined, connections: number): [SharedBytes, SharedBytes] {
+  const largest = connections > 1 ? BLOCK_BYTES / 4 : BLOCK_BYTES;
+  const wanted = fileBytes === undefined ? largest : Math.ceil(fileBytes / MIN_BUFFER_BYTES) * MIN_BUFFER_BYTES;
+  const size = Math.min(largest, Math.max(MIN_BUFFER_BYTES, wanted));
+  return [sharedBytes(size), sharedBytes(size)];
 }
 
 /**
@@ -30,12 +34,13 @@ export function blockPair(fileBytes: number | undefined): [Uint8Array, Uint8Arra
  * write is done, so the state sidecar never runs ahead of the disk.
  */
 export class BlockWriter {
-  private fill: Uint8Array;
-  private spare: Uint8Array;
+  private fill: SharedBytes;
+  private spare: SharedBytes;
   private filled = 0;
   /** File offset of fill[0]. */
   private fillAt: number;
-  private writing: Promise<void> = Promise.resolve();
+  /** The last block's write and hash: the spare buffer is free once this settles. */
+  private busy: Promise<unknown> = Promise.resolve();
   private queue: Promise<void> = Promise.resolve();
   private timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -44,7 +49,7 @@ export class BlockWriter {
     private readonly part: PartState,
     private readonly hasher: OrderedHasher,
     private readonly onWritten: (bytes: number) => void,
-    buffers: [Uint8Array, Uint8Array],
+    buffers: [SharedBytes, SharedBytes],
   ) {
     [this.fill, this.spare] = buffers;
     this.fillAt = part.next;
@@ -78,13 +83,13 @@ export class BlockWriter {
   async close(): Promise<void> {
     try {
       await this.flush();
-      await this.writing;
+      await this.busy;
     } finally {
       clearTimeout(this.timer);
     }
   }
 
-  /** Starts writing the filling block (after the previous write has finished, which frees the spare). */
+  /** Starts writing the filling block (after the previous block's write and hash have finished, which frees the spare). */
   flush(): Promise<void> {
     this.queue = this.queue.then(() => this.writeFilled());
     return this.queue;
@@ -94,20 +99,19 @@ export class BlockWriter {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.filled === 0) return;
-    await this.writing;
+    await this.busy;
     const block = this.fill.subarray(0, this.filled);
     const at = this.fillAt;
     [this.fill, this.spare] = [this.spare, this.fill];
     this.fillAt += this.filled;
     this.filled = 0;
-    // The write starts first so that hashing the block here overlaps it.
     const write = this.file.writeAt(block, at).then(() => {
       this.part.next = at + block.byteLength;
       this.onWritten(block.byteLength);
     });
-    write.catch(() => {});
-    this.writing = write;
-    this.hasher.offer(at, block);
+    const hashed = this.hasher.offer(at, block);
+    this.busy = hashed ? Promise.all([write, hashed]) : write;
+    this.busy.catch(() => {});
   }
 
   /** Bytes the filling block may still take: up to the next block boundary in the file, never past the part's end. */

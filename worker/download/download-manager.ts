@@ -12,6 +12,7 @@ import { listUrlBlobs, lookupBlob, publishBlob, type CacheEntry } from "./blob-s
 import { resolveOptions, type DownloadManagerOptions, type ResolvedOptions } from "./options.js";
 import { PinRegistry } from "./pins.js";
 import { ProgressMeter, type DownloadProgress } from "./progress.js";
+import { HashThreadPool } from "./hash-thread.js";
 import { directFlags } from "./partial-file.js";
 import { linkWorkDir, type WorkDirLinks } from "./work-dir.js";
 import { aggregateProgress } from "./aggregate-progress.js";
@@ -55,6 +56,7 @@ export class DownloadManager {
   private readonly pins: PinRegistry;
   private readonly evictor: CacheEvictor;
   private readonly flights = new Map<string, Flight>();
+  private readonly hashThreads = new HashThreadPool();
 
   constructor(options: DownloadManagerOptions) {
     this.opts = resolveOptions(options, {
@@ -203,6 +205,7 @@ export class DownloadManager {
             policy: { hfToken: this.opts.hfToken, isTokenHost: this.opts.isTokenHost, maxRedirects: this.opts.maxRedirects },
             openFile: this.opts.openFile,
             directIo: this.opts.directIo,
+            hashThreads: this.hashThreads,
             stallTimeoutMs: this.opts.stallTimeoutMs,
             maxRetries: this.opts.maxRetries,
             retryBaseDelayMs: this.opts.retryBaseDelayMs,

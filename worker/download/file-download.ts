@@ -2,6 +2,7 @@ import fs from "node:fs/promises";
 import { TransferFailure, type FailureInit } from "./errors.js";
 import { sleep } from "./file-lock.js";
 import { ifRangeValidator, type FetchPolicy } from "./http-fetch.js";
+import type { HashThread, HashThreadPool, SharedBytes } from "./hash-thread.js";
 import { OrderedHasher } from "./ordered-hasher.js";
 import type { LengthCap } from "./length-cap.js";
 import { blockPair } from "./block-writer.js";
@@ -25,6 +26,8 @@ export interface FileDownloadPlan {
   openFile: OpenFile;
   /** Aligned blocks bypass the page cache where the filesystem allows (PartialFile). */
   directIo: boolean;
+  /** Where the SHA-256 runs: a thread borrowed for this download. */
+  hashThreads: HashThreadPool;
   stallTimeoutMs: number;
   maxRetries: number;
   retryBaseDelayMs: number;
@@ -58,11 +61,12 @@ const MAX_BACKOFF_MS = 30_000;
 export async function downloadFile(plan: FileDownloadPlan, signal: AbortSignal): Promise<FinishedDownload> {
   const saved = await readPartialState(plan.statePath, plan.url);
   const file = await openPartial(plan, saved !== undefined && canResume(saved, plan));
-  const ctx: AttemptContext = { state: undefined, hasher: new OrderedHasher(file, []) };
+  const thread = plan.hashThreads.acquire();
   try {
-    if (saved && canResume(saved, plan) && (await file.stat()).size >= Math.max(...saved.parts.map((p) => p.next))) ctx.state = saved;
+    let state: PartialState | undefined;
+    if (saved && canResume(saved, plan) && (await file.stat()).size >= Math.max(...saved.parts.map((p) => p.next))) state = saved;
     else await file.truncate(0);
-    ctx.hasher = new OrderedHasher(file, ctx.state?.parts ?? []);
+    const ctx: AttemptContext = { state, thread, hasher: new OrderedHasher(file, state?.parts ?? [], thread) };
     let retries = 0;
     let resumed = ctx.state !== undefined;
     let restartedAfterMismatch = false;
@@ -110,6 +114,7 @@ export async function downloadFile(plan: FileDownloadPlan, signal: AbortSignal):
       }
     }
   } finally {
+    plan.hashThreads.release(thread);
     await file.close().catch(() => {});
   }
 }
@@ -117,6 +122,7 @@ export async function downloadFile(plan: FileDownloadPlan, signal: AbortSignal):
 /** The download's progress shared across attempts: the parts and the hasher survive a retry. */
 interface AttemptContext {
   state: PartialState | undefined;
+  thread: HashThread;
   hasher: OrderedHasher;
 }
 
@@ -124,7 +130,7 @@ async function startOver(plan: FileDownloadPlan, file: PartialFile, ctx: Attempt
   ctx.state = undefined;
   await fs.rm(plan.statePath, { force: true });
   await file.truncate(0);
-  ctx.hasher = new OrderedHasher(file, []);
+  ctx.hasher = new OrderedHasher(file, [], ctx.thread);
 }
 
 /** A sidecar is only trusted when the server can be asked for "the same version" or the digest will catch a change. */
@@ -181,7 +187,7 @@ async function runAttempt(plan: FileDownloadPlan, file: PartialFile, ctx: Attemp
     if (!ctx.state) {
       const opened = await openFresh(plan, file, signal);
       ctx.state = opened.state;
-      ctx.hasher = new OrderedHasher(file, opened.state.parts);
+      ctx.hasher = new OrderedHasher(file, opened.state.parts, ctx.thread);
       await writePartialState(plan.statePath, opened.state);
       first = { part: opened.state.parts[0]!, body: opened.body };
       pending = opened.state.parts.slice(1);
@@ -204,19 +210,19 @@ async function runAttempt(plan: FileDownloadPlan, file: PartialFile, ctx: Attemp
         if (hasher.position < bytesDone(state)) void hasher.catchUp().catch(fail);
       },
     };
-    const run = async (part: PartState, buffers: [Uint8Array, Uint8Array], body?: ReadableStream<Uint8Array>) => {
+    const run = async (part: PartState, buffers: [SharedBytes, SharedBytes], body?: ReadableStream<Uint8Array>) => {
       lastByteAt.set(part, Date.now());
       const stream = body ?? (await openRange(plan, state, part, signal));
       await streamPart(stream, part, sink, () => lastByteAt.set(part, Date.now()), buffers);
       lastByteAt.delete(part);
     };
     // `plan.parts` connections take the pending pieces in file order, one at a time, each through its own pair of block buffers.
+    const connections = Math.max(1, Math.min(plan.parts, pending.length + (first ? 1 : 0)));
     const connection = async (firstPiece?: { part: PartState; body: ReadableStream<Uint8Array> }) => {
-      const buffers = blockPair(state.totalBytes);
+      const buffers = blockPair(state.totalBytes, connections);
       if (firstPiece) await run(firstPiece.part, buffers, firstPiece.body);
       for (let part = pending.shift(); part && !signal.aborted; part = pending.shift()) await run(part, buffers);
     };
-    const connections = Math.max(1, Math.min(plan.parts, pending.length + (first ? 1 : 0)));
     for (let i = 0; i < connections; i++) running.push(connection(i === 0 ? first : undefined).catch(fail));
     await Promise.all(running);
     if (firstError !== undefined) throw firstError;
@@ -238,7 +244,7 @@ async function finish(plan: FileDownloadPlan, file: PartialFile, state: PartialS
   const size = state.totalBytes!;
   if (hasher.position !== size)
     throw new TransferFailure({ kind: "network", retryable: true, message: `hashed ${hasher.position} of ${size} bytes` });
-  const sha256 = hasher.digest();
+  const sha256 = await hasher.digest();
   if (plan.expectedSha256 !== undefined && sha256 !== plan.expectedSha256) {
     throw new TransferFailure({
       kind: "integrity",

@@ -1,5 +1,6 @@
 import { BlockWriter } from "./block-writer.js";
 import { TransferFailure } from "./errors.js";
+import type { SharedBytes } from "./hash-thread.js";
 import { networkFailure } from "./http-fetch.js";
 import type { LengthCap } from "./length-cap.js";
 import type { OrderedHasher } from "./ordered-hasher.js";
@@ -33,7 +34,7 @@ export async function streamPart(
   part: PartState,
   sink: PartSink,
   touch: () => void,
-  buffers: [Uint8Array, Uint8Array],
+  buffers: [SharedBytes, SharedBytes],
 ): Promise<void> {
   const reader = body.getReader();
   const writer = new BlockWriter(sink.file, part, sink.hasher, sink.onWritten, buffers);

@@ -22,12 +22,17 @@ interface Write {
   length: number;
 }
 
+interface Read {
+  position: number;
+  length: number;
+}
+
 /**
  * The real files, opened as the manager would (O_DIRECT for "direct" where this filesystem
  * takes it, else plain write-only), with every write recorded; `refuseDirect` makes direct
  * writes fail as a filesystem with other alignment rules would (EINVAL).
  */
-function recordingOpenFile(writes: Write[], options: { refuseDirect?: boolean } = {}): OpenFile {
+function recordingOpenFile(writes: Write[], options: { refuseDirect?: boolean; reads?: Read[] } = {}): OpenFile {
   return async (path, flags) => {
     const direct = flags === "direct";
     const handle = direct ? await fs.open(path, constants.O_WRONLY | (constants.O_DIRECT ?? 0)).catch(() => fs.open(path, "r+")) : await fs.open(path, flags);
@@ -37,7 +42,11 @@ function recordingOpenFile(writes: Write[], options: { refuseDirect?: boolean } 
         writes.push({ handle: direct ? "direct" : "buffered", position: pos, length: len });
         return handle.write(buf, off, len, pos);
       },
-      read: (buf, off, len, pos) => handle.read(buf, off, len, pos),
+      read: async (buf, off, len, pos) => {
+        const result = await handle.read(buf, off, len, pos);
+        options.reads?.push({ position: pos, length: result.bytesRead });
+        return result;
+      },
       truncate: (len) => handle.truncate(len),
       datasync: () => handle.datasync(),
       stat: () => handle.stat(),
@@ -94,6 +103,24 @@ describe("the write path", () => {
     const { dm } = manager(await tempDir(), { openFile: recordingOpenFile(writes), directIo: false });
     await dm.ensure(modelFile(url, "no-direct.bin", { sha256: sha256(body) }));
     expect(writes.map((w) => w.handle)).toEqual(["buffered"]);
+  });
+
+  test("parallel parts: pieces start aligned, so every whole block goes direct, and the hash reads back only written bytes", async () => {
+    const size = 4 * BLOCK_BYTES + 4096;
+    const body = randomFile(size);
+    const url = server.serve("/parts-direct.bin", body);
+    const writes: Write[] = [];
+    const reads: Read[] = [];
+    const { dm } = manager(await tempDir(), { openFile: recordingOpenFile(writes, { reads }), parts: 4, partThresholdBytes: 1024 * 1024 });
+    const cached = await dm.ensure(modelFile(url, "parts-direct.bin", { sha256: sha256(body) }));
+    expect(Buffer.compare(await fs.readFile(cached.path), body)).toBe(0);
+    expect(server.gets("/parts-direct.bin").length).toBeGreaterThan(1);
+    expectCovered(writes, size);
+    for (const w of writes) if (w.position % 4096 === 0 && w.length % 4096 === 0) expect(w).toMatchObject({ handle: "direct" });
+    for (const r of reads) {
+      const written = writes.filter((w) => w.position < r.position + r.length && r.position < w.position + w.length);
+      expect(written.reduce((n, w) => n + Math.min(r.position + r.length, w.position + w.length) - Math.max(r.position, w.position), 0)).toBe(r.length);
+    }
   });
 
   test("a slow server's bytes reach the disk and the progress within a fraction of a second, not a block at a time", async () => {
