@@ -1,11 +1,14 @@
+import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { readFileSync } from "node:fs";
 import { ServerConfigSchema, type ServerConfigInput } from "./config.js";
-import type { StudioContext, StudioModule, StudioTuning } from "./context.js";
+import type { RequestGate, StudioContext, StudioModule, StudioTuning } from "./context.js";
 import { JobEvents } from "./events/job-events.js";
+import { answerRefusalsAtOnce } from "./http/early-refusal.js";
 import { createHttpFallback } from "./http/http-routes.js";
 import { checkJsonEnumNames } from "./http/json-enum-names.js";
-import { listen, type Listener } from "./http/listener.js";
+import { listen, type DualHandler, type Listener } from "./http/listener.js";
+import { nodeRequestKey } from "./http/peer-context.js";
 import { createLogger, type Logger } from "./log.js";
 import { createModules } from "./modules.js";
 import { openStorage } from "./storage/open-storage.js";
@@ -52,15 +55,26 @@ export async function startStudio(input: ServerConfigInput, options: StartOption
     throw err;
   }
 
-  const handler = connectNodeAdapter({
+  const rpcHandler = connectNodeAdapter({
     routes: (router) => {
       const checked = checkJsonEnumNames(router);
       for (const m of modules) m.routes?.(checked);
     },
     interceptors: modules.flatMap((m) => m.interceptors ?? []),
+    requestGate: answerRefusalsAtOnce(
+      modules.reduceRight<RequestGate>((next, m) => (m.requestGate ? m.requestGate(next) : next), () => {}),
+      { drainGraceMs: config.headersTimeoutMs },
+    ),
+    // The node request rides along so that a handler can find the peer's address (peerOf) when it needs it.
+    contextValues: (req) => createContextValues().set(nodeRequestKey, req),
     readMaxBytes: MAX_RPC_MESSAGE_BYTES,
     fallback: createHttpFallback(modules.flatMap((m) => m.httpRoutes ?? [])),
   });
+  const httpGates = modules.flatMap((m) => (m.httpGate ? [m.httpGate.bind(m)] : []));
+  const handler: DualHandler = (req, res) => {
+    for (const letThrough of httpGates) if (!letThrough(req, res)) return;
+    rpcHandler(req, res);
+  };
 
   let listener: Listener;
   try {

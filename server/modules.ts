@@ -20,6 +20,7 @@ export function createModules(ctx: StudioContext): StudioModule[] {
   const auth = createAuthModule(ctx);
   meterDispatch(ops.metrics, dispatch);
   endSessionsOnRevoke(auth.events, dispatch.registry, (worker) => ctx.logger.info({ worker }, "session ended: token revoked"));
+  auth.events.onRevoke((tokenId) => dispatch.endPollsOf(tokenId));
   const jobs = createJobsModule(ctx);
   const openai = createOpenAiModule(ctx, { jobs, dispatch });
   return withRequestLimits(auth.protectModules([ops, auth, createRegistryModule(ctx), jobs, dispatch, openai, createWebModule(ctx)]));

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { homedir, hostname, tmpdir } from "node:os";
+import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { ENGINE_NAMES, type EngineName } from "../contract/names.js";
 
@@ -35,6 +35,29 @@ const httpUrl = z.string().superRefine((v, ctx) => {
     ctx.addIssue({ code: "custom", message: "must not carry credentials; pass --token instead" });
 });
 
+/** Most studio URLs one worker rotates through. */
+export const MAX_SERVERS = 16;
+
+/**
+ * One or more studio URLs (--server repeated, or a comma list): replicas of one studio that
+ * the worker rotates through when a session ends. Behind a load balancer one URL is enough.
+ */
+const serverList = z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
+  const urls = [...new Set((Array.isArray(v) ? v : v.split(",")).map((s) => s.trim()).filter((s) => s !== ""))];
+  if (urls.length === 0 || urls.length > MAX_SERVERS) {
+    ctx.addIssue({ code: "custom", message: `must name 1 to ${MAX_SERVERS} studio URLs (got ${urls.length})` });
+    return z.NEVER;
+  }
+  for (const url of urls) {
+    const checked = httpUrl.safeParse(url);
+    if (!checked.success) {
+      for (const issue of checked.error.issues) ctx.addIssue({ code: "custom", message: issue.message });
+      return z.NEVER;
+    }
+  }
+  return urls;
+});
+
 const engineList = z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
   const names = (Array.isArray(v) ? v : v.split(",")).map((s) => s.trim()).filter((s) => s !== "");
   const unknown = names.filter((n) => !(ENGINE_NAMES as readonly string[]).includes(n));
@@ -68,10 +91,18 @@ const labelList = z.string().transform((v, ctx) => {
 
 const count = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-/** Where the worker keeps things unless told otherwise (XDG cache dir, the system temp dir). */
+/** The work dir under a cache dir, unless --work-dir says otherwise: private to the user, never the shared temp dir. */
+export const WORK_SUBDIR = "work";
+
+/**
+ * Where the worker keeps things unless told otherwise: the XDG cache dir, and the work dir inside it
+ * (`<cache dir>/work`, made 0700). Not the system temp dir: any local user can create entries there,
+ * and crash recovery acts on the owner records it finds in the work dir.
+ */
 export function defaultDirs(env: Record<string, string | undefined> = {}) {
   const cacheHome = env.XDG_CACHE_HOME || join(homedir(), ".cache");
-  return { cacheDir: join(cacheHome, "studio-worker"), workDir: join(tmpdir(), "studio-worker-jobs") };
+  const cacheDir = join(cacheHome, "studio-worker");
+  return { cacheDir, workDir: join(cacheDir, WORK_SUBDIR) };
 }
 
 /**
@@ -80,12 +111,13 @@ export function defaultDirs(env: Record<string, string | undefined> = {}) {
  */
 export function workerConfigSchema(defaults = defaultDirs()) {
   return z.strictObject({
-    server: httpUrl,
+    server: serverList,
     token: z.string().min(1).max(4096).optional(),
     name: z.string().trim().min(1).max(128).default(hostname()),
     cacheDir: z.string().min(1).default(defaults.cacheDir),
     cacheMaxBytes: byteSize.default(100 * 1024 ** 3),
-    workDir: z.string().min(1).default(defaults.workDir),
+    /** Defaults to `<cache dir>/work`, following --cache-dir when only that is given. */
+    workDir: z.string().min(1).optional(),
     slots: count(1, 64).default(1),
     sdCli: z.string().min(1).optional(),
     llamaServer: z.string().min(1).optional(),
@@ -106,7 +138,7 @@ export function workerConfigSchema(defaults = defaultDirs()) {
     labels: labelList.default({}),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     progress: z.enum(["auto", "bars", "log"]).default("auto"),
-  });
+  }).transform(({ workDir, ...c }) => ({ ...c, workDir: workDir ?? join(c.cacheDir, WORK_SUBDIR) }));
 }
 export type WorkerConfig = z.output<ReturnType<typeof workerConfigSchema>>;
 export type WorkerConfigInput = z.input<ReturnType<typeof workerConfigSchema>>;

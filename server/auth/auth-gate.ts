@@ -34,9 +34,13 @@ export class AuthGate {
   /** Undefined until init(); once false it stays false (the first token switches auth on for good). */
   #open: boolean | undefined;
 
-  constructor(store: TokenStore, { loopback }: { loopback: boolean }) {
+  readonly #onClosed: (() => void) | undefined;
+
+  /** onClosed runs once, when an open studio turns auth on (to end what anonymous callers still hold open). */
+  constructor(store: TokenStore, { loopback, onClosed }: { loopback: boolean; onClosed?: () => void }) {
     this.#store = store;
     this.#loopback = loopback;
+    this.#onClosed = onClosed;
   }
 
   /** Decides the mode from the token table (after the bootstrap ran); until then nobody is let in open. */
@@ -51,13 +55,15 @@ export class AuthGate {
 
   /** Whether callers without a token are let in right now: while open, any token in the table (made here or on another replica) closes it. */
   async isOpen(): Promise<boolean> {
-    if (this.#open && (await this.#store.count()) > 0) this.#open = false;
+    if (this.#open && (await this.#store.count()) > 0) this.close();
     return this.#open === true;
   }
 
   /** Auth is on for good (a token was created here or, with a shared database, on another replica). */
   close(): void {
+    const wasOpen = this.#open === true;
     this.#open = false;
+    if (wasOpen) this.#onClosed?.();
   }
 
   /** The caller behind a header value, or AuthError("unauthenticated"). */

@@ -1,57 +1,31 @@
 import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import { peerOf } from "../http/peer-context.js";
 import type { AuthEvents } from "./auth-events.js";
-import { AuthError, type AuthGate } from "./auth-gate.js";
-import { callerKey, type Caller, type Role } from "./caller.js";
-import { PUBLIC_RPCS, rolesFor } from "./access-policy.js";
+import type { AuthGate } from "./auth-gate.js";
+import { callerKey, OPEN_CALLER, type Caller } from "./caller.js";
+import { methodPolicies } from "./method-policy.js";
+import { admitCall, gatedKey } from "./request-gate.js";
 import type { StreamLimiter } from "./stream-limiter.js";
 
-/** RPCs whose open streams count against a token's stream limit. */
-export const LIMITED_STREAMS: ReadonlySet<string> = new Set(["studio.v1.JobService/WatchJobs"]);
-
-/** The access policy of one method: its "service/method" name, whether it is public, who may call it, whether its streams count. */
-interface MethodPolicy {
-  rpc: string;
-  public: boolean;
-  roles: readonly Role[];
-  limited: boolean;
-}
-
-/** AuthError → ConnectError, at the RPC edge. */
-export function authErrorToConnect(err: AuthError): ConnectError {
-  return new ConnectError(err.message, err.code === "unauthenticated" ? Code.Unauthenticated : Code.PermissionDenied);
-}
+export { LIMITED_STREAMS } from "./method-policy.js";
+export { authErrorToConnect } from "./request-gate.js";
 
 /**
- * The auth interceptor: authenticates the bearer token of every RPC (Connect, gRPC
- * and gRPC-Web alike), checks the caller's role against RPC_ROLES and stores the
- * caller under callerKey. Streams are also bounded per token (LIMITED_STREAMS) and
- * end with UNAUTHENTICATED when their token is revoked while they are open.
+ * The auth interceptor. Who may call what is decided before the body is read, by the request gate
+ * (request-gate.ts), which stores the caller under callerKey; a call that did not pass that gate
+ * (a router built without it) is authenticated here instead, so nothing is let through by default.
+ * Streams are also bounded per token (LIMITED_STREAMS), public ones per peer address, and end with
+ * UNAUTHENTICATED when their token is revoked, or when auth is turned on under an anonymous one.
  */
-export function createAuthInterceptor(gate: AuthGate, events: AuthEvents, limiter: StreamLimiter): Interceptor {
-  // What the policy says about a method depends on the method only: worked out once per method.
-  const policies = new WeakMap<object, MethodPolicy>();
-  const policyOf = (req: { service: { typeName: string }; method: { name: string } }): MethodPolicy => {
-    let policy = policies.get(req.method);
-    if (!policy) {
-      const rpc = `${req.service.typeName}/${req.method.name}`;
-      policy = { rpc, public: PUBLIC_RPCS.has(rpc), roles: rolesFor(req.service.typeName, req.method.name), limited: LIMITED_STREAMS.has(rpc) };
-      policies.set(req.method, policy);
-    }
-    return policy;
-  };
+export function createAuthInterceptor(gate: AuthGate, events: AuthEvents, limiter: StreamLimiter, publicLimiter: StreamLimiter = limiter): Interceptor {
+  const policyOf = methodPolicies();
   return (next) =>
     async function authInterceptor(req) {
       const policy = policyOf(req);
-      if (policy.public) return publicCall(req, next, limiter);
-      let caller: Caller;
-      try {
-        caller = await gate.authenticate(req.header.get("authorization"));
-        // Set before the role check so that the request log names who was refused.
-        req.contextValues.set(callerKey, caller);
-        gate.authorize(caller, policy.roles, policy.rpc);
-      } catch (err) {
-        throw err instanceof AuthError ? authErrorToConnect(err) : err;
-      }
+      if (policy.public) return publicCall(req, next, publicLimiter);
+      const caller = req.contextValues.get(gatedKey)
+        ? req.contextValues.get(callerKey)
+        : await admitCall(gate, policy, req.header.get("authorization"), req.contextValues);
       if (!req.stream) return next(req);
 
       const release = policy.limited ? limiter.acquire(caller.tokenId, req.method.name) : () => {};
@@ -68,10 +42,13 @@ export function createAuthInterceptor(gate: AuthGate, events: AuthEvents, limite
     };
 }
 
-/** Public RPCs (health) run without a caller; their streams share one bound, so anonymous callers cannot pile them up. */
+/**
+ * Public RPCs (health) run without a caller; their streams are bounded per peer address, so that
+ * one anonymous client can neither pile them up nor take the share of everyone else.
+ */
 async function publicCall(req: Parameters<Parameters<Interceptor>[0]>[0], next: Parameters<Interceptor>[0], limiter: StreamLimiter) {
   if (!req.stream) return next(req);
-  const release = limiter.acquire(PUBLIC_STREAMS_KEY, req.method.name);
+  const release = limiter.acquire(`(public) ${peerOf(req.contextValues)}`, req.method.name);
   req.signal.addEventListener("abort", release, { once: true });
   try {
     const res = (await next(req)) as StreamResponse;
@@ -81,9 +58,6 @@ async function publicCall(req: Parameters<Parameters<Interceptor>[0]>[0], next: 
     throw err;
   }
 }
-
-/** The limiter key public streams count under. */
-const PUBLIC_STREAMS_KEY = "(public)";
 
 async function* releaseAtEnd<T>(messages: AsyncIterable<T>, release: () => void): AsyncGenerator<T> {
   try {
@@ -123,7 +97,12 @@ async function* endOnRevoke<T>(
           });
       interrupt = undefined;
       if (r === undefined) {
-        throw new ConnectError(`token ${caller.tokenId} (${caller.name}) was revoked`, Code.Unauthenticated);
+        throw new ConnectError(
+          caller.tokenId === OPEN_CALLER.tokenId
+            ? "auth was turned on (a token was created): this stream was opened without a token; reconnect with one"
+            : `token ${caller.tokenId} (${caller.name}) was revoked`,
+          Code.Unauthenticated,
+        );
       }
       if (r.done) {
         done = true;

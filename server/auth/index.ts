@@ -5,7 +5,10 @@ import { AuthEvents } from "./auth-events.js";
 import { AuthGate, isLoopbackHost } from "./auth-gate.js";
 import { createAuthInterceptor } from "./auth-interceptor.js";
 import { bootstrapAuth, type AuthMode } from "./bootstrap.js";
-import type { Caller, Role } from "./caller.js";
+import { OPEN_CALLER, type Caller, type Role } from "./caller.js";
+import { openModeHostCheck } from "./host-check.js";
+import { methodPolicies } from "./method-policy.js";
+import { authRequestGate } from "./request-gate.js";
 import { authenticateHttp, protectHttpRoutes, protectModuleRoutes } from "./http-auth.js";
 import { StreamLimiter } from "./stream-limiter.js";
 import { tokenRoutes } from "./token-service.js";
@@ -50,7 +53,15 @@ export function createAuthModule(ctx: StudioContext, options: AuthModuleOptions 
   const store = ctx.storage.tokens;
   const events = new AuthEvents();
   const logger = ctx.logger.child({ module: "auth" });
-  const gate = new AuthGate(store, { loopback: isLoopbackHost(ctx.config.host) });
+  // When auth turns on, whatever anonymous callers opened while the studio was open (WatchJobs
+  // streams, worker sessions, long-polls) ends as if their token had been revoked.
+  const gate = new AuthGate(store, {
+    loopback: isLoopbackHost(ctx.config.host),
+    onClosed: () => {
+      logger.info("auth turned on: ending the streams opened without a token");
+      events.revoked(OPEN_CALLER.tokenId);
+    },
+  });
   // The first token turns auth on for good, wherever it was made.
   events.onCreate(() => gate.close());
   // Tokens created or revoked on another replica sharing the database: the same as here.
@@ -70,6 +81,8 @@ export function createAuthModule(ctx: StudioContext, options: AuthModuleOptions 
       await bootstrapAuth({ store, config: ctx.config, logger, printSecret: options.printSecret });
       await gate.init();
     },
+    requestGate: authRequestGate(gate, methodPolicies()),
+    httpGate: openModeHostCheck(gate),
     interceptors: [createAuthInterceptor(gate, events, limiter)],
     authenticateHttp: (req, roles) => authenticateHttp(gate, req, roles),
     protect: (routes, roles) => protectHttpRoutes(gate, routes, roles),

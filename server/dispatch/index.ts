@@ -30,6 +30,8 @@ export interface DispatchModule extends StudioModule {
   outputs: OutputStore;
   staging: OutputStaging;
   actions: QueueActions;
+  /** Ends a revoked token's waiting long-polls (ClaimJob). */
+  endPollsOf(tokenId: string): void;
 }
 
 /**
@@ -71,6 +73,7 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
     outputs,
     staging,
     actions,
+    endPollsOf: (tokenId) => poll.revoked(tokenId),
     routes: (router) =>
       registerDispatchRoutes(router, {
         ctx,

@@ -33,6 +33,13 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
   const { ctx, actions, outputs } = deps;
   // Fired on shutdown so that long-polls answer "no job" at once instead of holding the listener open.
   const closing = new AbortController();
+  /** Waiting long-polls by the token that made them: a revoked token's polls end at once (UNAUTHENTICATED). */
+  const waiting = new Map<string, Set<() => void>>();
+  /**
+   * Tokens revoked since start (ids are never reused): a poll authenticated just before its
+   * token's revocation arrived, but registered just after, is refused here instead of waiting.
+   */
+  const revokedTokens = new Set<string>();
 
   async function claimJob(req: ClaimJobRequest, hctx: HandlerContext): Promise<ClaimJobResponse> {
     const name = req.workerName.trim();
@@ -42,29 +49,43 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
     if (req.waitMs > MAX_CLAIM_WAIT_MS) throw bad(`wait_ms must be at most ${MAX_CLAIM_WAIT_MS} (got ${req.waitMs})`);
     const caller = callerOf(hctx);
     const deadline = Date.now() + req.waitMs;
-    for (;;) {
-      let wake!: () => void;
-      const woken = new Promise<void>((r) => (wake = r));
-      const unsubscribe = ctx.events.subscribe((c) => c.status === "QUEUED" && wake());
-      try {
-        const claimed = await actions.claim({ workerName: name, engines }, caller.tokenId);
-        if (claimed) {
-          const { $typeName: _, $unknown: __, ...fields } = claimed.offer;
-          return create(ClaimJobResponseSchema, { claim: create(JobClaimSchema, fields) });
+    let revoked = false;
+    let onRevoke!: () => void;
+    const revocation = new Promise<void>((r) => (onRevoke = () => ((revoked = true), r())));
+    const mine = waiting.get(caller.tokenId) ?? new Set();
+    waiting.set(caller.tokenId, mine.add(onRevoke));
+    if (revokedTokens.has(caller.tokenId)) onRevoke();
+    try {
+      for (;;) {
+        let wake!: () => void;
+        const woken = new Promise<void>((r) => (wake = r));
+        const unsubscribe = ctx.events.subscribe((c) => c.status === "QUEUED" && wake());
+        try {
+          if (revoked) throw new ConnectError(`token ${caller.tokenId} (${caller.name}) was revoked`, Code.Unauthenticated);
+          const claimed = await actions.claim({ workerName: name, engines }, caller.tokenId);
+          if (claimed) {
+            const { $typeName: _, $unknown: __, ...fields } = claimed.offer;
+            return create(ClaimJobResponseSchema, { claim: create(JobClaimSchema, fields) });
+          }
+          const remaining = deadline - Date.now();
+          if (remaining <= 0 || hctx.signal.aborted || closing.signal.aborted) return create(ClaimJobResponseSchema);
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          await Promise.race([
+            woken,
+            revocation,
+            new Promise<void>((r) => (timer = setTimeout(r, remaining))),
+            new Promise<void>((r) => hctx.signal.addEventListener("abort", () => r(), { once: true })),
+            new Promise<void>((r) => closing.signal.addEventListener("abort", () => r(), { once: true })),
+          ]);
+          clearTimeout(timer);
+          if (revoked) throw new ConnectError(`token ${caller.tokenId} (${caller.name}) was revoked`, Code.Unauthenticated);
+        } finally {
+          unsubscribe();
         }
-        const remaining = deadline - Date.now();
-        if (remaining <= 0 || hctx.signal.aborted || closing.signal.aborted) return create(ClaimJobResponseSchema);
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          woken,
-          new Promise<void>((r) => (timer = setTimeout(r, remaining))),
-          new Promise<void>((r) => hctx.signal.addEventListener("abort", () => r(), { once: true })),
-          new Promise<void>((r) => closing.signal.addEventListener("abort", () => r(), { once: true })),
-        ]);
-        clearTimeout(timer);
-      } finally {
-        unsubscribe();
       }
+    } finally {
+      mine.delete(onRevoke);
+      if (mine.size === 0) waiting.delete(caller.tokenId);
     }
   }
 
@@ -73,6 +94,13 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
 
     /** Ends every waiting long-poll (shutdown). */
     close: () => closing.abort(),
+
+    /** Ends the waiting long-polls of a revoked token (made here; another replica's revocation arrives as a notification). */
+    revoked(tokenId: string): void {
+      if (revokedTokens.size >= 100_000) revokedTokens.clear();
+      revokedTokens.add(tokenId);
+      for (const end of waiting.get(tokenId) ?? []) end();
+    },
 
     async heartbeat(req: HeartbeatRequest, hctx: HandlerContext) {
       if (req.leaseIds.length > MAX_LEASES_PER_CALL) throw bad(`lease_ids may list at most ${MAX_LEASES_PER_CALL} leases`);

@@ -84,12 +84,7 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     const guard = guards.get(req.socket);
     if (guard) {
       guard.started();
-      res.once("close", () => {
-        guard.ended();
-        // A response sent before its request body was read (a refused caller): the rest of the body
-        // would be parsed as the next request, so the connection ends here.
-        if (!req.complete) req.socket.end();
-      });
+      res.once("close", guard.ended);
     }
     options.handler(req, res);
   });

@@ -4,7 +4,7 @@ import { opsRoutes } from "./health.js";
 import { grpcHealthRoutes } from "./grpc-health.js";
 import { grpcReflectionRoutes } from "./grpc-reflection.js";
 import { logJobEvents } from "./job-log.js";
-import { createRequestLogInterceptor } from "./request-log.js";
+import { createRequestLog } from "./request-log.js";
 import { createUnavailableInterceptor } from "./unavailable.js";
 import { StudioMetrics } from "./studio-metrics.js";
 
@@ -29,6 +29,7 @@ export interface OpsModule extends StudioModule {
  * job-event feed of the metrics and the job-event log lines.
  */
 export function createOpsModule(ctx: StudioContext): OpsModule {
+  const requestLog = createRequestLog(ctx.logger.child({ module: "rpc" }));
   const metrics = new StudioMetrics(ctx.storage.stats, ctx.now);
   const unsubscribe: Array<() => void> = [];
   return {
@@ -39,7 +40,8 @@ export function createOpsModule(ctx: StudioContext): OpsModule {
       grpcHealthRoutes(async () => (await ctx.storage.readiness()) === undefined, STUDIO_SERVICES)(router);
       grpcReflectionRoutes()(router);
     },
-    interceptors: [createRequestLogInterceptor(ctx.logger.child({ module: "rpc" })), createUnavailableInterceptor()],
+    interceptors: [requestLog.interceptor, createUnavailableInterceptor()],
+    requestGate: requestLog.gate,
     onConnectionRefused: (why) => metrics.connectionsClosed.inc({ reason: why }),
     start() {
       unsubscribe.push(

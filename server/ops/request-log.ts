@@ -1,7 +1,8 @@
-import { ConnectError, Code, type Interceptor } from "@connectrpc/connect";
+import { ConnectError, Code, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { randomBytes } from "node:crypto";
 import { callerKey } from "../auth/caller.js";
 import { PUBLIC_RPCS } from "../auth/access-policy.js";
+import type { RequestGate } from "../context.js";
 import type { Logger } from "../log.js";
 
 /** The header a caller may send to correlate its request id; the studio echoes it back. */
@@ -23,12 +24,13 @@ interface MethodInfo {
 /**
  * Logs every RPC once it ends: request id, method, Connect code, duration and the
  * caller's token name (never the token): at debug, except auth refusals (info) and server
- * failures (error). Streams are logged when their last message has gone. It runs outside the
- * auth interceptor so refused calls are logged too. It sits on every call, so per call it does
- * little: a method's names are worked out once, the fields are built only for a line that will
- * be written, and a stream is passed through a plain iterator, not a generator.
+ * failures (error). Streams are logged when their last message has gone. It runs outside auth
+ * (the interceptor before auth's, the gate around auth's request gate) so that refused calls are
+ * logged too, those refused before their body was read included. It sits on every call, so per
+ * call it does little: a method's names are worked out once, the fields are built only for a line
+ * that will be written, and a stream is passed through a plain iterator, not a generator.
  */
-export function createRequestLogInterceptor(logger: Logger): Interceptor {
+export function createRequestLog(logger: Logger): { interceptor: Interceptor; gate: (next: RequestGate) => RequestGate } {
   const methods = new WeakMap<object, MethodInfo>();
   const infoOf = (req: { service: { typeName: string }; method: { name: string } }): MethodInfo => {
     let info = methods.get(req.method);
@@ -40,36 +42,49 @@ export function createRequestLogInterceptor(logger: Logger): Interceptor {
     return info;
   };
   const newRequestId = requestIds();
-  return (next) =>
+  const requestIdOf = (header: Headers) => {
+    const given = header.get(REQUEST_ID_HEADER);
+    return given && ACCEPTABLE_ID.test(given) ? given : newRequestId();
+  };
+  /** Writes the line of one call that ended (err undefined: it succeeded). */
+  const logEnd = (
+    call: { service: { typeName: string }; method: { name: string } },
+    values: ContextValues,
+    requestId: string,
+    started: number,
+    named: { jobId?: unknown; workerName?: unknown } | undefined,
+    err?: unknown,
+  ) => {
+    // Nothing is built for a line below the logger's level (a success is a debug line).
+    if (err === undefined && !logger.isLevelEnabled("debug")) return;
+    const info = infoOf(call);
+    const connectErr = err === undefined ? undefined : ConnectError.from(err);
+    const code = connectErr === undefined ? "ok" : codeName(connectErr.code);
+    // An unauthenticated call has no caller (the context still holds the default).
+    const anonymous = code === "unauthenticated" || info.anonymous;
+    const caller = anonymous ? undefined : values.get(callerKey);
+    const fields: Record<string, unknown> = {
+      requestId,
+      rpc: info.rpc,
+      code,
+      ms: Math.round(performance.now() - started),
+      caller: caller?.name ?? null,
+      role: caller?.role ?? null,
+    };
+    if (typeof named?.jobId === "string" && named.jobId) fields.jobId = named.jobId;
+    if (typeof named?.workerName === "string" && named.workerName) fields.worker = named.workerName;
+    if (connectErr === undefined) logger.debug(fields, "rpc");
+    else if (connectErr.code === Code.Internal || connectErr.code === Code.Unknown) {
+      logger.error({ ...fields, err: connectErr.message }, "rpc failed");
+    } else logger[NOTABLE_REFUSALS.has(connectErr.code) ? "info" : "debug"]({ ...fields, err: connectErr.rawMessage }, "rpc refused");
+  };
+
+  const interceptor: Interceptor = (next) =>
     async function requestLog(req) {
-      const given = req.header.get(REQUEST_ID_HEADER);
-      const requestId = given && ACCEPTABLE_ID.test(given) ? given : newRequestId();
+      const requestId = requestIdOf(req.header);
       const started = performance.now();
-      const info = infoOf(req);
-      const done = (err?: unknown) => {
-        // Nothing is built for a line below the logger's level (a success is a debug line).
-        if (err === undefined && !logger.isLevelEnabled("debug")) return;
-        const connectErr = err === undefined ? undefined : ConnectError.from(err);
-        const code = connectErr === undefined ? "ok" : codeName(connectErr.code);
-        // An unauthenticated call has no caller (the context still holds the default).
-        const anonymous = code === "unauthenticated" || info.anonymous;
-        const caller = anonymous ? undefined : req.contextValues.get(callerKey);
-        const fields: Record<string, unknown> = {
-          requestId,
-          rpc: info.rpc,
-          code,
-          ms: Math.round(performance.now() - started),
-          caller: caller?.name ?? null,
-          role: caller?.role ?? null,
-        };
-        const named = req.stream ? undefined : (req.message as { jobId?: unknown; workerName?: unknown });
-        if (typeof named?.jobId === "string" && named.jobId) fields.jobId = named.jobId;
-        if (typeof named?.workerName === "string" && named.workerName) fields.worker = named.workerName;
-        if (connectErr === undefined) logger.debug(fields, "rpc");
-        else if (connectErr.code === Code.Internal || connectErr.code === Code.Unknown) {
-          logger.error({ ...fields, err: connectErr.message }, "rpc failed");
-        } else logger[NOTABLE_REFUSALS.has(connectErr.code) ? "info" : "debug"]({ ...fields, err: connectErr.rawMessage }, "rpc refused");
-      };
+      const named = req.stream ? undefined : (req.message as { jobId?: unknown; workerName?: unknown });
+      const done = (err?: unknown) => logEnd(req, req.contextValues, requestId, started, named, err);
       let res;
       try {
         res = await next(req);
@@ -84,6 +99,25 @@ export function createRequestLogInterceptor(logger: Logger): Interceptor {
       }
       return { ...res, message: whenEnded(res.message, done) };
     };
+
+  /** Calls refused by a request gate never reach the interceptor: their line is written here. */
+  const gate = (next: RequestGate): RequestGate =>
+    function requestLogGate(ctx) {
+      const started = performance.now();
+      const refused = (err: unknown): never => {
+        const requestId = requestIdOf(ctx.requestHeader);
+        ctx.responseHeader.set(REQUEST_ID_HEADER, requestId);
+        logEnd(ctx, ctx.values, requestId, started, undefined, err);
+        throw err;
+      };
+      try {
+        const passed = next(ctx);
+        return passed instanceof Promise ? passed.catch(refused) : passed;
+      } catch (err) {
+        return refused(err);
+      }
+    };
+  return { interceptor, gate };
 }
 
 /**

@@ -3,6 +3,8 @@ import { ConnectError, createRouterTransport, type ConnectRouter, type Transport
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { createAuthInterceptor } from "../../server/auth/auth-interceptor.js";
+import { methodPolicies } from "../../server/auth/method-policy.js";
+import { authRequestGate } from "../../server/auth/request-gate.js";
 import type { AuthEvents } from "../../server/auth/auth-events.js";
 import type { AuthGate } from "../../server/auth/auth-gate.js";
 import type { StreamLimiter } from "../../server/auth/stream-limiter.js";
@@ -61,7 +63,13 @@ export function probeTransport(
     (router: ConnectRouter) => {
       for (const s of services) router.service(s, { ...probeImpl(s), ...overrides[s.typeName] } as never);
     },
-    { router: { interceptors: [createAuthInterceptor(auth.gate, auth.events, auth.limiter)] } },
+    {
+      router: {
+        // As the studio has it: the gate decides before the body is read, the interceptor bounds and ends streams.
+        requestGate: authRequestGate(auth.gate, methodPolicies())(() => {}),
+        interceptors: [createAuthInterceptor(auth.gate, auth.events, auth.limiter)],
+      },
+    },
   );
 }
 

@@ -1,6 +1,7 @@
-import { readdir, rm, stat } from "node:fs/promises";
+import { lstat, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { processAlive } from "../download/process-alive.js";
+import { ownedByUs } from "../private-dir.js";
 import {
   JOB_DIR_PREFIX,
   LLAMA_RECORD,
@@ -29,6 +30,8 @@ export interface RecoverySummary {
   killedGroups: number[];
   /** Entries owned by a live worker, left alone. */
   kept: string[];
+  /** Entries (or their records) owned by another user: never acted on. */
+  foreign: string[];
 }
 
 /** Options of recoverWorkDir; `killWaitMs` bounds the wait for a killed group to disappear. */
@@ -56,7 +59,7 @@ export async function recoverWorkDir(
   workRoot: string,
   { logger, killWaitMs = 5000, unnamedStagingMaxAgeMs = UNNAMED_STAGING_MAX_AGE_MS }: RecoveryOptions = {},
 ): Promise<RecoverySummary> {
-  const summary: RecoverySummary = { removed: [], killedGroups: [], kept: [] };
+  const summary: RecoverySummary = { removed: [], killedGroups: [], kept: [], foreign: [] };
   let names: string[];
   try {
     names = await readdir(workRoot);
@@ -74,8 +77,17 @@ export async function recoverWorkDir(
     logger?.info({ path, ...fields }, msg);
     return true;
   };
+  /** Only what this user made is acted on: another user's entry or record could name any process group. */
+  const foreign = async (path: string): Promise<boolean> => {
+    const st = await lstat(path).catch(() => undefined);
+    if (st === undefined || ownedByUs(st)) return false;
+    summary.foreign.push(path);
+    logger?.warn({ path, uid: st.uid }, "crash recovery: an entry owned by another user is left alone (and not trusted)");
+    return true;
+  };
   for (const name of names) {
     const path = join(workRoot, name);
+    if (await foreign(path)) continue;
     if (name.startsWith(NEW_JOB_DIR_PREFIX)) {
       await recoverStaging(path, name, unnamedStagingMaxAgeMs, summary, remove);
       continue;
@@ -89,6 +101,7 @@ export async function recoverWorkDir(
     }
     const isLlama = LLAMA_RECORD.test(name);
     if (!name.startsWith(JOB_DIR_PREFIX) && !isLlama) continue;
+    if (!isLlama && (await foreign(join(path, OWNER_FILE)))) continue;
     const record = await readRecord(isLlama ? path : join(path, OWNER_FILE));
     if (record && ownerAlive(record.worker)) {
       summary.kept.push(path);

@@ -10,12 +10,12 @@ import {
 } from "../config.js";
 
 const FLAGS: Array<[keyof WorkerConfig, string, string]> = [
-  ["server", "--server <url>", "the studio's URL, http:// or https:// (required)"],
+  ["server", "--server <url>", "the studio's URL (required); repeat or comma-list replicas"],
   ["token", "--token <token>", "bearer token the studio gave this worker; prefer the variable (a flag shows in ps)"],
   ["name", "--name <name>", "name shown to operators (default: the host name)"],
   ["cacheDir", "--cache-dir <dir>", "where downloaded model files are kept (default: {cacheDir})"],
   ["cacheMaxBytes", "--cache-max-bytes <size>", "model cache budget, like 200G (least recently used files go first; default 100G)"],
-  ["workDir", "--work-dir <dir>", "parent of the per-job work directories (each removed after its job; at start, those of a dead worker are removed and its engine processes killed; default: {workDir})"],
+  ["workDir", "--work-dir <dir>", "parent of the per-job work directories, private to this user (made 0700; each removed after its job; at start, those of a dead worker are removed and its engine processes killed; default: {workDir}, under --cache-dir)"],
   ["slots", "--slots <n>", "jobs run at once (default 1)"],
   ["sdCli", "--sd-cli <path>", "stable-diffusion.cpp's sd-cli (default: sd-cli on PATH)"],
   ["llamaServer", "--llama-server <path>", "llama.cpp's llama-server (default: llama-server on PATH)"],
@@ -52,7 +52,10 @@ export function workerCommand(version: string, env: Record<string, string | unde
     .allowExcessArguments(false);
   for (const [key, flags, help] of FLAGS) {
     const text = help.replace("{cacheDir}", dirs.cacheDir).replace("{workDir}", dirs.workDir);
-    program.addOption(new Option(flags, `${text} [env ${WORKER_ENV[key]}]`));
+    const option = new Option(flags, `${text} [env ${WORKER_ENV[key]}]`);
+    // --server may be given more than once: the URLs add up (a comma list, as STUDIO_SERVER takes).
+    if (key === "server") option.argParser((value: string, previous: string | undefined) => (previous ? `${previous},${value}` : value));
+    program.addOption(option);
   }
   return program;
 }

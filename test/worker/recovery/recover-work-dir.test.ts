@@ -191,6 +191,6 @@ describe("crash recovery of --work-dir", () => {
   }, TEST_TIMEOUT_MS);
 
   test("a missing work dir is nothing to recover", async () => {
-    expect(await recoverWorkDir(join(tmpdir(), "no-such-work-dir-for-recovery"))).toEqual({ removed: [], killedGroups: [], kept: [] });
+    expect(await recoverWorkDir(join(tmpdir(), "no-such-work-dir-for-recovery"))).toEqual({ removed: [], killedGroups: [], kept: [], foreign: [] });
   }, TEST_TIMEOUT_MS);
 });
