@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { decodeTextOutput, TEXT_OUTPUT_MIME } from "../../contract/text-output.js";
 import type { TextDelta } from "../../gen/studio/v1/job_pb.js";
 import type { HttpResponse } from "../http/http-routes.js";
 import { sendJson } from "../http/http-routes.js";
@@ -10,14 +10,6 @@ import { OpenAiError, sendOpenAiError } from "./openai-errors.js";
 import { SseWriter } from "./sse.js";
 import { ChunkFormat, textResponse, type TextResult } from "./text-format.js";
 import type { TextRequest } from "./text-request.js";
-
-/** A text job's one output (contract: application/json `{text, reasoning?, finishReason, usage}`). */
-const TextOutputSchema = z.object({
-  text: z.string(),
-  reasoning: z.string().optional(),
-  finishReason: z.string(),
-  usage: z.object({ promptTokens: z.number().int().nonnegative(), completionTokens: z.number().int().nonnegative() }),
-});
 
 const utf8Length = (s: string) => Buffer.byteLength(s, "utf8");
 
@@ -149,8 +141,8 @@ export class TextCall {
 
   async #readResult(row: JobRow): Promise<TextResult> {
     const { mimeType, data } = await this.deps.readOutput(row.id, 0);
-    if (mimeType !== "application/json") throw new Error(`job ${row.id}'s output is ${mimeType}, not a text result`);
-    return TextOutputSchema.parse(JSON.parse(new TextDecoder().decode(data)));
+    if (mimeType !== TEXT_OUTPUT_MIME) throw new Error(`job ${row.id}'s output is ${mimeType}, not a text result`);
+    return decodeTextOutput(data);
   }
 
   async #unclaimed(waitedMs: number) {

@@ -52,6 +52,8 @@ const ChatRequestSchema = z.object({
   functions: z.array(z.unknown()).nullish(),
   tool_choice: z.unknown().optional(),
   response_format: z.looseObject({ type: z.string() }).nullish(),
+  /** What llama-server and vLLM take to switch a thinking model's reasoning on or off. */
+  chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
 });
 
 const CompletionRequestSchema = z.object({
@@ -131,8 +133,14 @@ export function parseChatRequest(raw: unknown): TextRequest {
     if (!role) refuse(`messages[${i}].role`, `must be system, developer, user or assistant (got ${JSON.stringify(m.role)}); tool messages are not supported`);
     return create(ChatMessageSchema, { role, content: messageText(m.content, i) });
   });
+  let thinking: boolean | undefined;
+  for (const [key, value] of Object.entries(body.chat_template_kwargs ?? {})) {
+    if (key !== "enable_thinking") refuse(`chat_template_kwargs.${key}`, "only enable_thinking is supported");
+    if (typeof value !== "boolean") throw badParameter("chat_template_kwargs.enable_thinking", `must be true or false (got ${JSON.stringify(value)})`);
+    thinking = value;
+  }
   const maxTokensParam = body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
-  const text = create(TextTaskSchema, { messages, ...sampling(body, body.max_completion_tokens ?? body.max_tokens) });
+  const text = create(TextTaskSchema, { messages, thinking, ...sampling(body, body.max_completion_tokens ?? body.max_tokens) });
   const task = create(TaskSchema, { kind: { case: "text", value: text } });
   checkTask(task, { maxTokens: maxTokensParam, input: "messages" });
   return { model: body.model, task, stream: body.stream === true, includeUsage: body.stream_options?.include_usage === true };

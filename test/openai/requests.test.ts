@@ -57,6 +57,14 @@ describe("chat requests", () => {
     ]);
   });
 
+  test("chat_template_kwargs.enable_thinking is the task's thinking; seeds are bounded as llama-server keeps them", () => {
+    expect((parseChatRequest(chat({ chat_template_kwargs: { enable_thinking: false } })).task.kind.value as { thinking?: boolean }).thinking).toBe(false);
+    expect((parseChatRequest(chat({})).task.kind.value as { thinking?: boolean }).thinking).toBeUndefined();
+    expect(refusal(() => parseChatRequest(chat({ chat_template_kwargs: { enable_thinking: "no" } })))).toMatchObject({ param: "chat_template_kwargs.enable_thinking" });
+    expect(refusal(() => parseChatRequest(chat({ chat_template_kwargs: { tools: 1 } })))).toMatchObject({ param: "chat_template_kwargs.tools" });
+    expect(refusal(() => parseChatRequest(chat({ seed: 4294967295 })))).toMatchObject({ param: "seed" });
+  });
+
   test("max_completion_tokens wins over max_tokens and is the parameter named when out of range; seed -1 means none", () => {
     const t = parseChatRequest(chat({ max_tokens: 10, max_completion_tokens: 20, seed: -1 })).task.kind.value as { maxTokens?: number; seed?: bigint };
     expect(t.maxTokens).toBe(20);

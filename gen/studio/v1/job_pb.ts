@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/job.proto.
  */
 export const file_studio_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdHVkaW8vdjEvam9iLnByb3RvEglzdHVkaW8udjEilQEKCUltYWdlVGFzaxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhEKBHNlZWQYAyABKANIAIgBARITCgtiYXRjaF9jb3VudBgEIAEoDRIuCglvdmVycmlkZXMYBSABKAsyGy5zdHVkaW8udjEuTW9kZWxDbGlEZWZhdWx0c0IHCgVfc2VlZCIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkiyAIKCFRleHRUYXNrEg4KBnByb21wdBgBIAEoCRIoCghtZXNzYWdlcxgCIAMoCzIWLnN0dWRpby52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgNSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAFIAYgBARIMCgRzdG9wGAUgAygJEhEKBHNlZWQYBiABKANIAogBARISCgV0b3BfcBgIIAEoAUgDiAEBEh4KEWZyZXF1ZW5jeV9wZW5hbHR5GAkgASgBSASIAQESHQoQcHJlc2VuY2VfcGVuYWx0eRgKIAEoAUgFiAEBQg0KC19tYXhfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZUIHCgVfc2VlZEIICgZfdG9wX3BCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QhMKEV9wcmVzZW5jZV9wZW5hbHR5IloKBFRhc2sSJQoFaW1hZ2UYASABKAsyFC5zdHVkaW8udjEuSW1hZ2VUYXNrSAASIwoEdGV4dBgCIAEoCzITLnN0dWRpby52MS5UZXh0VGFza0gAQgYKBGtpbmQiUQoJSm9iT3V0cHV0Eg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRISCgpzaXplX2J5dGVzGAMgASgEEg4KBnNoYTI1NhgEIAEoCSLHAQoLSm9iUHJvZ3Jlc3MSIgoFcGhhc2UYASABKA4yEy5zdHVkaW8udjEuSm9iUGhhc2USEgoKYnl0ZXNfZG9uZRgCIAEoBBITCgtieXRlc190b3RhbBgDIAEoBBIMCgRzdGVwGAQgASgNEg0KBXN0ZXBzGAUgASgNEg8KB21lc3NhZ2UYBiABKAkSDAoEcmF0ZRgHIAEoARIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiggUKA0pvYhIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIkCgZzdGF0dXMYAyABKA4yFC5zdHVkaW8udjEuSm9iU3RhdHVzEhAKCHByaW9yaXR5GAQgASgFEh0KBHRhc2sYBSABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYBiABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIQCghhdHRlbXB0cxgHIAEoDRIUCgxtYXhfYXR0ZW1wdHMYCCABKA0SDQoFZXJyb3IYCSABKAkSJQoHb3V0cHV0cxgKIAMoCzIULnN0dWRpby52MS5Kb2JPdXRwdXQSKAoIcHJvZ3Jlc3MYCyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MSFwoPaWRlbXBvdGVuY3lfa2V5GAwgASgJEhMKC3dvcmtlcl9uYW1lGA0gASgJEhUKDXByb21vdGVkX2Zyb20YDiABKAkSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGVhc2VfZXhwaXJlX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KDXN0cmVhbWVkX3RleHQYEyABKAsyFy5zdHVkaW8udjEuU3RyZWFtZWRUZXh0Qg8KDV9tb2RlbF9zb3VyY2UiUAoMU3RyZWFtZWRUZXh0EgwKBHRleHQYASABKAkSEQoJcmVhc29uaW5nGAIgASgJEg4KBnRva2VucxgDIAEoDRIPCgdhdHRlbXB0GAQgASgNIowBCglUZXh0RGVsdGESDgoGam9iX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEwoLdGV4dF9vZmZzZXQYAyABKAQSDAoEdGV4dBgEIAEoCRIYChByZWFzb25pbmdfb2Zmc2V0GAUgASgEEhEKCXJlYXNvbmluZxgGIAEoCRIOCgZ0b2tlbnMYByABKA0i9AEKBU9mZmVyEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDUIPCg1fbW9kZWxfc291cmNlIvcBCghKb2JDbGFpbRIQCghvZmZlcl9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkSNAoQbGVhc2VfZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbW9kZWwYBSABKAkSHQoEdGFzaxgGIAEoCzIPLnN0dWRpby52MS5UYXNrEjEKDG1vZGVsX3NvdXJjZRgHIAEoCzIWLnN0dWRpby52MS5Nb2RlbFNvdXJjZUgAiAEBEg8KB2F0dGVtcHQYCCABKA1CDwoNX21vZGVsX3NvdXJjZSq5AQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFKT0JfU1RBVFVTX1FVRVVFRBABEhYKEkpPQl9TVEFUVVNfT0ZGRVJFRBACEhYKEkpPQl9TVEFUVVNfUlVOTklORxADEhgKFEpPQl9TVEFUVVNfU1VDQ0VFREVEEAQSFQoRSk9CX1NUQVRVU19GQUlMRUQQBRIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAGKocBCghKb2JQaGFzZRIZChVKT0JfUEhBU0VfVU5TUEVDSUZJRUQQABIZChVKT0JfUEhBU0VfRE9XTkxPQURJTkcQARIVChFKT0JfUEhBU0VfTE9BRElORxACEhUKEUpPQl9QSEFTRV9SVU5OSU5HEAMSFwoTSk9CX1BIQVNFX1VQTE9BRElORxAEYgZwcm90bzM", [file_google_protobuf_timestamp, file_studio_v1_model]);
+  fileDesc("ChNzdHVkaW8vdjEvam9iLnByb3RvEglzdHVkaW8udjEilQEKCUltYWdlVGFzaxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhEKBHNlZWQYAyABKANIAIgBARITCgtiYXRjaF9jb3VudBgEIAEoDRIuCglvdmVycmlkZXMYBSABKAsyGy5zdHVkaW8udjEuTW9kZWxDbGlEZWZhdWx0c0IHCgVfc2VlZCIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAki7AIKCFRleHRUYXNrEg4KBnByb21wdBgBIAEoCRIoCghtZXNzYWdlcxgCIAMoCzIWLnN0dWRpby52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgNSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAFIAYgBARIMCgRzdG9wGAUgAygJEhEKBHNlZWQYBiABKANIAogBARIVCgh0aGlua2luZxgHIAEoCEgDiAEBEhIKBXRvcF9wGAggASgBSASIAQESHgoRZnJlcXVlbmN5X3BlbmFsdHkYCSABKAFIBYgBARIdChBwcmVzZW5jZV9wZW5hbHR5GAogASgBSAaIAQFCDQoLX21heF90b2tlbnNCDgoMX3RlbXBlcmF0dXJlQgcKBV9zZWVkQgsKCV90aGlua2luZ0IICgZfdG9wX3BCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QhMKEV9wcmVzZW5jZV9wZW5hbHR5IloKBFRhc2sSJQoFaW1hZ2UYASABKAsyFC5zdHVkaW8udjEuSW1hZ2VUYXNrSAASIwoEdGV4dBgCIAEoCzITLnN0dWRpby52MS5UZXh0VGFza0gAQgYKBGtpbmQijwEKCUpvYk91dHB1dBINCgVpbmRleBgBIAEoDRIRCgltaW1lX3R5cGUYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoBBIOCgZzaGEyNTYYBCABKAkSEgoFd2lkdGgYBSABKA1IAIgBARITCgZoZWlnaHQYBiABKA1IAYgBAUIICgZfd2lkdGhCCQoHX2hlaWdodCLHAQoLSm9iUHJvZ3Jlc3MSIgoFcGhhc2UYASABKA4yEy5zdHVkaW8udjEuSm9iUGhhc2USEgoKYnl0ZXNfZG9uZRgCIAEoBBITCgtieXRlc190b3RhbBgDIAEoBBIMCgRzdGVwGAQgASgNEg0KBXN0ZXBzGAUgASgNEg8KB21lc3NhZ2UYBiABKAkSDAoEcmF0ZRgHIAEoARIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiggUKA0pvYhIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIkCgZzdGF0dXMYAyABKA4yFC5zdHVkaW8udjEuSm9iU3RhdHVzEhAKCHByaW9yaXR5GAQgASgFEh0KBHRhc2sYBSABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYBiABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIQCghhdHRlbXB0cxgHIAEoDRIUCgxtYXhfYXR0ZW1wdHMYCCABKA0SDQoFZXJyb3IYCSABKAkSJQoHb3V0cHV0cxgKIAMoCzIULnN0dWRpby52MS5Kb2JPdXRwdXQSKAoIcHJvZ3Jlc3MYCyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MSFwoPaWRlbXBvdGVuY3lfa2V5GAwgASgJEhMKC3dvcmtlcl9uYW1lGA0gASgJEhUKDXByb21vdGVkX2Zyb20YDiABKAkSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGVhc2VfZXhwaXJlX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KDXN0cmVhbWVkX3RleHQYEyABKAsyFy5zdHVkaW8udjEuU3RyZWFtZWRUZXh0Qg8KDV9tb2RlbF9zb3VyY2UiUAoMU3RyZWFtZWRUZXh0EgwKBHRleHQYASABKAkSEQoJcmVhc29uaW5nGAIgASgJEg4KBnRva2VucxgDIAEoDRIPCgdhdHRlbXB0GAQgASgNIowBCglUZXh0RGVsdGESDgoGam9iX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEwoLdGV4dF9vZmZzZXQYAyABKAQSDAoEdGV4dBgEIAEoCRIYChByZWFzb25pbmdfb2Zmc2V0GAUgASgEEhEKCXJlYXNvbmluZxgGIAEoCRIOCgZ0b2tlbnMYByABKA0i9AEKBU9mZmVyEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDUIPCg1fbW9kZWxfc291cmNlIvcBCghKb2JDbGFpbRIQCghvZmZlcl9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkSNAoQbGVhc2VfZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbW9kZWwYBSABKAkSHQoEdGFzaxgGIAEoCzIPLnN0dWRpby52MS5UYXNrEjEKDG1vZGVsX3NvdXJjZRgHIAEoCzIWLnN0dWRpby52MS5Nb2RlbFNvdXJjZUgAiAEBEg8KB2F0dGVtcHQYCCABKA1CDwoNX21vZGVsX3NvdXJjZSq5AQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFKT0JfU1RBVFVTX1FVRVVFRBABEhYKEkpPQl9TVEFUVVNfT0ZGRVJFRBACEhYKEkpPQl9TVEFUVVNfUlVOTklORxADEhgKFEpPQl9TVEFUVVNfU1VDQ0VFREVEEAQSFQoRSk9CX1NUQVRVU19GQUlMRUQQBRIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAGKocBCghKb2JQaGFzZRIZChVKT0JfUEhBU0VfVU5TUEVDSUZJRUQQABIZChVKT0JfUEhBU0VfRE9XTkxPQURJTkcQARIVChFKT0JfUEhBU0VfTE9BRElORxACEhUKEUpPQl9QSEFTRV9SVU5OSU5HEAMSFwoTSk9CX1BIQVNFX1VQTE9BRElORxAEYgZwcm90bzM", [file_google_protobuf_timestamp, file_studio_v1_model]);
 
 /**
  * ImageTask asks an image engine for batch_count images.
@@ -23,17 +23,24 @@ export const file_studio_v1_job: GenFile = /*@__PURE__*/
  */
 export type ImageTask = Message<"studio.v1.ImageTask"> & {
   /**
+   * A <lora:NAME:WEIGHT> tag (sd-cli's syntax) may only name one of the model
+   * source's lora files, by its file name with or without the extension, with
+   * a WEIGHT from -10 to 10; any other LoRA reference is refused.
+   *
    * @generated from field: string prompt = 1;
    */
   prompt: string;
 
   /**
+   * Must not hold a LoRA tag: sd-cli applies LoRAs from the prompt only.
+   *
    * @generated from field: string negative_prompt = 2;
    */
   negativePrompt: string;
 
   /**
-   * Unset: the studio picks one and records it on the job.
+   * From 0 to 2^53-1 (sd-cli keeps all 64 bits). Unset: the studio picks one
+   * and records it on the job.
    *
    * @generated from field: optional int64 seed = 3;
    */
@@ -120,9 +127,21 @@ export type TextTask = Message<"studio.v1.TextTask"> & {
   stop: string[];
 
   /**
+   * From 0 to 4294967294: llama-server keeps 32 bits of a seed and takes
+   * 4294967295 as "random". Unset: llama-server picks one.
+   *
    * @generated from field: optional int64 seed = 6;
    */
   seed?: bigint | undefined;
+
+  /**
+   * Chat (messages) only: false asks the model's chat template to skip the
+   * reasoning (llama.cpp's enable_thinking), true asks for it, unset keeps the
+   * template's default. A template that never reasons ignores it.
+   *
+   * @generated from field: optional bool thinking = 7;
+   */
+  thinking?: boolean | undefined;
 
   /**
    * Nucleus sampling: only the most likely tokens whose probabilities add up
@@ -198,8 +217,11 @@ export type JobOutput = Message<"studio.v1.JobOutput"> & {
 
   /**
    * The output's media type: image/png for images; application/json for the
-   * one output of a text job, shaped {"text": string, "finishReason": string,
-   * "usage": {"promptTokens": number, "completionTokens": number}}.
+   * one output of a text job, shaped {"text": string, "reasoning": string,
+   * "finishReason": string, "usage": {"promptTokens": number,
+   * "completionTokens": number}}; "reasoning" (a thinking model's reasoning,
+   * apart from its answer in "text") is there only when the model reasoned,
+   * and completionTokens counts the tokens of both.
    *
    * @generated from field: string mime_type = 2;
    */
@@ -214,6 +236,19 @@ export type JobOutput = Message<"studio.v1.JobOutput"> & {
    * @generated from field: string sha256 = 4;
    */
   sha256: string;
+
+  /**
+   * Image outputs: the size in pixels, read from the image itself (an engine
+   * may round the size a task asks for up to its model's multiple).
+   *
+   * @generated from field: optional uint32 width = 5;
+   */
+  width?: number | undefined;
+
+  /**
+   * @generated from field: optional uint32 height = 6;
+   */
+  height?: number | undefined;
 };
 
 /**

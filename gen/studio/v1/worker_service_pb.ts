@@ -1055,6 +1055,14 @@ export const WorkerService: GenService<{
   /**
    * Session: the worker sends hello first; the studio answers welcome and then
    * streams offers and cancels while the worker reports back.
+   * Liveness: an idle worker (no lease) need not send anything: it keeps getting
+   * offers while its HTTP/2 connection answers the studio's PINGs (every gRPC and
+   * HTTP/2 library does this by itself). A worker holding leases must send a
+   * heartbeat listing them every Welcome.heartbeat_interval_ms; one that says
+   * nothing for Welcome.lease_ttl_ms while it holds a lease (or leaves an offer
+   * unanswered that long) loses those leases and gets no offers until it sends
+   * its next message. A stopped or hung process answers no PING and gets no
+   * offers after one lease TTL.
    *
    * @generated from rpc studio.v1.WorkerService.Session
    */

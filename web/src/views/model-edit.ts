@@ -154,6 +154,17 @@ export const modelEditView: View = (app, main, route) => {
             () => file.sha256,
             (v) => setOrDelete(file, "sha256", v),
           ),
+          ...(file.role === "lora"
+            ? [
+                bind(
+                  `${p}.loraWeight`,
+                  "LoRA weight",
+                  h("input", { type: "number", min: -10, max: 10, step: 0.05, placeholder: "1" }),
+                  () => file.loraWeight,
+                  (v) => setOrDelete(file, "loraWeight", numberOr(v)),
+                ),
+              ]
+            : []),
           h(
             "button",
             {
