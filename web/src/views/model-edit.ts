@@ -346,7 +346,7 @@ export const modelEditView: View = (app, main, route) => {
           await app.api.registry.setModelEnabled({ name: d.name, enabled: d.enabled });
       }
     } catch (err) {
-      if (isUnauthenticated(err)) return app.needLogin(`${what}: ${describeError(err)}`);
+      if (isUnauthenticated(err)) return app.needLogin(err);
       serverError.textContent = `The studio refused: ${describeError(err)}`;
       app.announce(`${what} failed.`, "error");
       return;
