@@ -6,8 +6,10 @@ import { writeFileSync } from "node:fs";
 import { studioClient, type GlobalOptions } from "../connection.js";
 import { CliError, EXIT } from "../exit-codes.js";
 import { parseModelEntries, readJsonFile, sourceFromJson } from "../input-files.js";
-import { formatBytes, formatTime, printJson, printValue, renderTable, type Output } from "../output.js";
+import { formatTime, printJson, printValue, renderTable, type Output } from "../output.js";
 import type { Runner } from "./runner.js";
+import { formatBytes } from "../../contract/byte-size.js";
+import { approxSourceBytes } from "../../contract/job-progress.js";
 
 /** A model as one entry of an export file (the import format). */
 export function modelToEntry(m: Model) {
@@ -40,7 +42,7 @@ export function registerModels(program: Command, run: Runner) {
           m.enabled ? "yes" : "no",
           engineName(m.source?.engine ?? 0) ?? "?",
           String(m.source?.files.length ?? 0),
-          formatBytes(m.source?.files.reduce((s, f) => s + (f.approxBytes ?? 0n), 0n)),
+          formatBytes(m.source ? approxSourceBytes(m.source) : undefined),
           m.description.length > 50 ? `${m.description.slice(0, 47)}...` : m.description,
         ]);
         o.out(renderTable(["NAME", "ENABLED", "ENGINE", "FILES", "SIZE", "DESCRIPTION"], rows, { tty: o.isTTY }));
