@@ -6,7 +6,7 @@ import { guarded } from "../guarded.js";
 import { h, replace, uid } from "../dom.js";
 import { saveJson } from "../download.js";
 import { formatBytes } from "../../../contract/byte-size.js";
-import { modelToDoc, parseModelDocs } from "../model-doc.js";
+import { modelToDoc, parseModelDocs } from "../../../contract/model-doc.js";
 import { formatIssues } from "../../../contract/issues.js";
 import { modelSourceFromJson } from "../../../contract/model-source.js";
 
