@@ -30,6 +30,8 @@ export interface DispatchModule extends StudioModule {
   outputs: OutputStore;
   staging: OutputStaging;
   actions: QueueActions;
+  /** Ends the ClaimJob long-polls a token has waiting (it was revoked). */
+  endPolls(tokenId: string): void;
 }
 
 /**
@@ -71,6 +73,7 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
     outputs,
     staging,
     actions,
+    endPolls: (tokenId) => poll.revoked(tokenId),
     routes: (router) =>
       registerDispatchRoutes(router, {
         ctx,
