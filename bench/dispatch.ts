@@ -10,11 +10,20 @@
  * `appendfsync everysec`, its documented production setting), as the studio's SQLite commits are
  * durable; the settings Redis reports are printed with the results.
  *
+ * Studio on PostgreSQL (issue 13): the same on a private PostgreSQL 15 (synchronous_commit off,
+ * flushed by its WAL writer, as Redis's appendfsync everysec), with one replica ("PG x1") and with
+ * two ("PG x2": workers split across the replicas, creates sent to each in turn), and for two
+ * replicas the offer latency of a job created on A to an idle worker on B. Every studio process's
+ * CPU and the database's are read from /proc over the throughput phase and reported per job.
+ * `--pg-drivers bun-sql,postgres-js` runs the PostgreSQL sides on each driver (drizzle over
+ * Bun.sql or postgres.js).
+ *
  * Phases per side: a warm-up, throughput (N jobs, `--window` creates in flight), then idle offer
  * latency (jobs created one at a time, each after the previous completed, so workers are idle).
  *
  *   bun bench/dispatch.ts [--jobs 10000] [--workers 4] [--window 64] [--latency-jobs 500] [--smoke]
- *                         [--only studio|bullmq] [--studio-log-level info] [--cpu-prof DIR] [--callgrind FILE]
+ *                         [--only studio|bullmq] [--stores sqlite,pg1,pg2,bullmq] [--pg-drivers bun-sql]
+ *                         [--studio-log-level info] [--cpu-prof DIR] [--callgrind FILE]
  *
  * `--callgrind FILE` runs the studio under valgrind's callgrind, counting the instructions of its
  * throughput phase only (an exact A/B on a shared machine; its times mean nothing then).
@@ -28,6 +37,8 @@ import { emitFigures, fmt, goal, markdownTable, type Figure } from "./lib/report
 import { startStudioProcess } from "./lib/studio-process.js";
 import { startStudioSide } from "./lib/studio-side.js";
 import { callgrindInstrument, callgrindTotal, callgrindWrapper } from "./lib/callgrind.js";
+import { startBenchPostgres, startPgStudioSide } from "./lib/pg-side.js";
+import type { PgDriver } from "../server/db/pg/pg-db.js";
 
 exitOnSignals();
 const { values: args } = parseArgs({
@@ -41,8 +52,19 @@ const { values: args } = parseArgs({
     "studio-log-level": { type: "string", default: "info" },
     "cpu-prof": { type: "string" },
     callgrind: { type: "string" },
+    stores: { type: "string" },
+    "pg-drivers": { type: "string", default: "bun-sql" },
   },
 });
+const STORES = ["sqlite", "pg1", "pg2", "bullmq"] as const;
+const stores = new Set(
+  (args.stores ?? (args.only === "studio" ? "sqlite" : args.only === "bullmq" ? "bullmq" : STORES.join(",")))
+    .split(",")
+    .map((x) => x.trim()),
+);
+for (const x of stores) if (!(STORES as readonly string[]).includes(x)) throw new Error(`--stores: unknown ${JSON.stringify(x)}; choose from ${STORES.join(", ")}`);
+const pgDrivers = args["pg-drivers"]!.split(",").map((x) => x.trim()) as PgDriver[];
+for (const d of pgDrivers) if (d !== "bun-sql" && d !== "postgres-js") throw new Error(`--pg-drivers: unknown ${JSON.stringify(d)}; choose bun-sql or postgres-js`);
 const smoke = args.smoke!;
 const jobs = Number(args.jobs ?? (smoke ? 100 : 10_000));
 const workers = Number(args.workers ?? (smoke ? 2 : 4));
@@ -54,9 +76,13 @@ interface SideResult {
   name: string;
   throughput: ThroughputResult;
   latency: LatencyResult;
+  /** Two replicas: a job created on A offered to an idle worker on B. */
+  crossLatency?: LatencyResult;
 }
 
 async function measure(q: QueueUnderTest, around?: (on: boolean) => Promise<void>): Promise<SideResult> {
+  const pid = q.serverPid;
+  if (!q.processes && pid !== undefined) q.processes = () => ({ [q.name === "BullMQ" ? "redis-server" : "studio"]: [pid] });
   console.error(`${q.name}: warm-up (${warmupJobs} jobs)`);
   await throughputPhase(q, { jobs: warmupJobs, window });
   console.error(`${q.name}: throughput (${jobs} jobs, ${workers} workers, ${window} creates in flight)`);
@@ -113,13 +139,47 @@ async function runBullmq(): Promise<SideResult> {
   }
 }
 
+async function runPostgres(): Promise<SideResult[]> {
+  const out: SideResult[] = [];
+  const pg = await startBenchPostgres();
+  try {
+    for (const driver of pgDrivers) {
+      const suffix = pgDrivers.length > 1 ? ` (${driver})` : "";
+      for (const replicas of [1, 2].filter((n) => stores.has(`pg${n}`))) {
+        const side = await startPgStudioSide(pg, { replicas, workers, driver, logLevel: "warn", name: `Studio PG x${replicas}${suffix}` });
+        try {
+          const result: SideResult = await measure(side);
+          if (replicas > 1) {
+            console.error(`${side.name}: idle latency across replicas (${latencyJobs} jobs created on A, workers on B)`);
+            result.crossLatency = await idleLatencyPhase(await side.crossReplica(), { jobs: latencyJobs });
+          }
+          out.push(result);
+        } catch (err) {
+          for (const r of side.replicas) console.error(r.tail().join("\n"));
+          throw err;
+        } finally {
+          await side.stop();
+        }
+      }
+    }
+  } finally {
+    pg.destroy();
+  }
+  return out;
+}
+
 const results: SideResult[] = [];
-if (args.only !== "bullmq") results.push(await runStudio());
-if (args.only !== "studio") results.push(await runBullmq());
+if (stores.has("sqlite")) results.push(await runStudio());
+if (stores.has("pg1") || stores.has("pg2")) results.push(...(await runPostgres()));
+if (stores.has("bullmq")) results.push(await runBullmq());
+
+/** CPU milliseconds per job of each labelled server-side process over the throughput phase. */
+const cpuPerJob = (r: SideResult) =>
+  Object.entries(r.throughput.cpuSecondsBy).map(([label, seconds]) => [label, (seconds * 1000) / r.throughput.jobs] as const);
 
 console.log(
   markdownTable(
-    ["queue", "jobs/s end to end", "offer p50 under load (ms)", "offer p99 under load (ms)", "offer p50 idle (ms)", "offer p99 idle (ms)"],
+    ["queue", "jobs/s end to end", "offer p50 under load (ms)", "offer p99 under load (ms)", "offer p50 idle (ms)", "offer p99 idle (ms)", "server CPU per job (ms)"],
     results.map((r) => [
       r.name,
       fmt(r.throughput.jobsPerSecond),
@@ -127,6 +187,9 @@ console.log(
       fmt(r.throughput.offerLatencyMs.p99),
       fmt(r.latency.offerLatencyMs.p50),
       fmt(r.latency.offerLatencyMs.p99),
+      cpuPerJob(r)
+        .map(([label, ms]) => `${label} ${fmt(ms)}`)
+        .join(", ") || "-",
     ]),
   ),
 );
@@ -193,7 +256,30 @@ for (const r of results) {
     unit: "ms",
   });
   figures.push({ bench: `dispatch: ${r.name}`, metric: "offer latency p99 under load", value: r.throughput.offerLatencyMs.p99, unit: "ms" });
+  if (r.name.startsWith("Studio PG"))
+    for (const [label, ms] of cpuPerJob(r)) figures.push({ bench: `dispatch: ${r.name}`, metric: `CPU per job, ${label}`, value: ms, unit: "ms" });
+  if (r.crossLatency) {
+    figures.push({ bench: `dispatch: ${r.name}`, metric: "offer latency p50, created on A, idle worker on B", value: r.crossLatency.offerLatencyMs.p50, unit: "ms" });
+    figures.push({
+      bench: `dispatch: ${r.name}`,
+      metric: "offer latency p99, created on A, idle worker on B",
+      value: r.crossLatency.offerLatencyMs.p99,
+      unit: "ms",
+      ...goal("<", 20, r.crossLatency.offerLatencyMs.p99),
+    });
+  }
 }
+const pgOne = results.find((r) => r.name.startsWith("Studio PG x1"));
+const pgTwo = results.find((r) => r.name.startsWith("Studio PG x2"));
+if (pgOne && pgTwo)
+  figures.push({
+    bench: "dispatch: Studio PG x2 / PG x1",
+    metric: "throughput scaling, one replica to two",
+    value: pgTwo.throughput.jobsPerSecond / pgOne.throughput.jobsPerSecond,
+    unit: "x",
+  });
+if (ours && pgOne)
+  figures.push({ bench: "dispatch: Studio PG x1 / SQLite", metric: "throughput ratio", value: pgOne.throughput.jobsPerSecond / ours.throughput.jobsPerSecond, unit: "x" });
 if (ours && theirs) {
   const ratio = ours.throughput.jobsPerSecond / theirs.throughput.jobsPerSecond;
   figures.push({ bench: "dispatch: Studio / BullMQ", metric: "throughput ratio", value: ratio, unit: "x", ...goal(">=", 1, ratio) });

@@ -19,6 +19,6 @@ export function createModules(ctx: StudioContext): StudioModule[] {
   const auth = createAuthModule(ctx);
   meterDispatch(ops.metrics, dispatch);
   endSessionsOnRevoke(auth.events, dispatch.registry, (worker) => ctx.logger.info({ worker }, "session ended: token revoked"));
-  auth.events.onRevoke((tokenId) => dispatch.endPolls(tokenId));
+  auth.events.onRevoke((tokenId) => dispatch.endPollsOf(tokenId));
   return withRequestLimits(auth.protectModules([ops, auth, createRegistryModule(ctx), createJobsModule(ctx), dispatch, createWebModule(ctx)]));
 }

@@ -36,6 +36,29 @@ const httpUrl = z.string().superRefine((v, ctx) => {
     ctx.addIssue({ code: "custom", message: "must not carry credentials; pass --token instead" });
 });
 
+/** Most studio URLs one worker rotates through. */
+export const MAX_SERVERS = 16;
+
+/**
+ * One or more studio URLs (--server repeated, or a comma list): replicas of one studio that
+ * the worker rotates through when a session ends. Behind a load balancer one URL is enough.
+ */
+const serverList = z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
+  const urls = [...new Set((Array.isArray(v) ? v : v.split(",")).map((s) => s.trim()).filter((s) => s !== ""))];
+  if (urls.length === 0 || urls.length > MAX_SERVERS) {
+    ctx.addIssue({ code: "custom", message: `must name 1 to ${MAX_SERVERS} studio URLs (got ${urls.length})` });
+    return z.NEVER;
+  }
+  for (const url of urls) {
+    const checked = httpUrl.safeParse(url);
+    if (!checked.success) {
+      for (const issue of checked.error.issues) ctx.addIssue({ code: "custom", message: issue.message });
+      return z.NEVER;
+    }
+  }
+  return urls;
+});
+
 const engineList = z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
   const names = (Array.isArray(v) ? v : v.split(",")).map((s) => s.trim()).filter((s) => s !== "");
   const unknown = names.filter((n) => !(ENGINE_NAMES as readonly string[]).includes(n));
@@ -105,7 +128,7 @@ export function defaultDirs(env: Record<string, string | undefined> = {}) {
  */
 export function workerConfigSchema(defaults = defaultDirs()) {
   return z.strictObject({
-    server: httpUrl,
+    server: serverList,
     token: z.string().min(1).max(4096).optional(),
     name: z.string().trim().min(1).max(128).default(hostname()),
     cacheDir: z.string().min(1).default(defaults.cacheDir),

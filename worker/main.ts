@@ -105,7 +105,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     engines = buildEngines(config, logger);
     if (config.caFile) {
-      if (!config.server.startsWith("https:")) throw new WorkerConfigError("--ca-file is only for an https:// --server");
+      if (!config.server.every((s) => s.startsWith("https:"))) throw new WorkerConfigError("--ca-file is only for an https:// --server (every URL given)");
       try {
         ca = readFileSync(config.caFile);
       } catch (err) {
@@ -152,8 +152,9 @@ async function main(argv: string[]): Promise<number> {
     workRoot: config.workDir,
     jobTimeoutMs: config.jobTimeout * 1000,
   });
-  const transport = createWorkerTransport(config.server, { ca });
-  const client = new SessionClient({ transport, handlers: runtime, logger, token: config.token });
+  // One transport per studio replica; the session client rotates through them when a session ends.
+  const transports = config.server.map((server) => createWorkerTransport(server, { ca }));
+  const client = new SessionClient({ transport: transports, servers: config.server, handlers: runtime, logger, token: config.token });
   runtime.attach(client);
   await runtime.loadCache();
   if (startupSignal) return stoppedDuringStartup("reading the cache");

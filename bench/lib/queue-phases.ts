@@ -11,6 +11,11 @@ export interface QueueUnderTest {
   workers: Child<ToWorker, FromWorker>[];
   /** The queue's server process (the studio, redis-server), whose CPU use a throughput phase reports. */
   serverPid?: number;
+  /**
+   * Every server-side process by label (each studio replica, the database's processes), read at
+   * the start and end of a throughput phase: its CPU seconds over the phase are reported per label.
+   */
+  processes?: () => Record<string, number[]>;
 }
 
 /** What a throughput phase measured. */
@@ -28,6 +33,8 @@ export interface ThroughputResult {
   workersCpuMsPerJob: number;
   /** This (creating) process's CPU time over the phase divided by the jobs. */
   creatorCpuMsPerJob: number;
+  /** CPU seconds over the phase of each labelled server-side process group (QueueUnderTest.processes). */
+  cpuSecondsBy: Record<string, number>;
   /** Worker holding a job → its completion confirmed by the queue: the commit round trip. */
   serviceMs: LatencySummary;
   /**
@@ -167,13 +174,41 @@ export async function throughputPhase(
 }
 
 /** CPU seconds so far of the server, the workers (together) and this process. */
-function cpuSnapshot(q: QueueUnderTest): { server: number; workers: number; creator: number } {
+function cpuSnapshot(q: QueueUnderTest): { server: number; workers: number; creator: number; groups: Map<string, Map<number, number>> } {
   const self = process.cpuUsage();
   return {
     server: q.serverPid ? cpuSeconds(q.serverPid) : Number.NaN,
     workers: q.workers.reduce((s, w) => s + cpuSeconds(w.pid), 0),
     creator: (self.user + self.system) / 1e6,
+    groups: groupCpu(q),
   };
+}
+
+/** CPU seconds so far of every pid of each labelled process group. */
+function groupCpu(q: QueueUnderTest): Map<string, Map<number, number>> {
+  const out = new Map<string, Map<number, number>>();
+  for (const [label, pids] of Object.entries(q.processes?.() ?? {})) {
+    const byPid = new Map<number, number>();
+    for (const pid of pids)
+      try {
+        byPid.set(pid, cpuSeconds(pid));
+      } catch {
+        // Gone already.
+      }
+    out.set(label, byPid);
+  }
+  return out;
+}
+
+/** CPU seconds each group used between two readings (a process that appeared meanwhile counts whole). */
+function groupCpuSince(now: Map<string, Map<number, number>>, before: Map<string, Map<number, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [label, pids] of now) {
+    let sum = 0;
+    for (const [pid, cpu] of pids) sum += cpu - (before.get(label)?.get(pid) ?? 0);
+    out[label] = sum;
+  }
+  return out;
 }
 
 async function finishPhase(
@@ -200,6 +235,7 @@ async function finishPhase(
     serverCpuMsPerJob: (cpuUsed * 1000) / jobs,
     workersCpuMsPerJob: ((cpu1.workers - cpu0.workers) * 1000) / jobs,
     creatorCpuMsPerJob: ((cpu1.creator - cpu0.creator) * 1000) / jobs,
+    cpuSecondsBy: groupCpuSince(cpu1.groups, cpu0.groups),
     serviceMs: summarize(service),
     handoffMs: summarize(handoff),
   };

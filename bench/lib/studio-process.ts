@@ -30,6 +30,7 @@ export async function startStudioProcess({
   port = 0,
   timeoutMs = 30_000,
   bunArgs = [],
+  env = {},
   wrapper = [],
 }: {
   logLevel?: string;
@@ -39,6 +40,8 @@ export async function startStudioProcess({
   timeoutMs?: number;
   /** Flags for bun itself, before the script (e.g. --cpu-prof). */
   bunArgs?: string[];
+  /** Extra environment (STUDIO_DATABASE_URL for a replica on PostgreSQL, STUDIO_PG_DRIVER). */
+  env?: Record<string, string>;
   /** A program that runs bun (e.g. valgrind and its flags); it must exec bun in its own process so that the pid is the studio's. */
   wrapper?: string[];
 } = {}): Promise<StudioProcess> {
@@ -46,7 +49,7 @@ export async function startStudioProcess({
   if (!logsUrl && port === 0) port = await freeLoopbackPort();
   const proc: Subprocess<"ignore", "pipe", "pipe"> = Bun.spawn(
     [...wrapper, process.execPath, ...bunArgs, SERVER_MAIN, "--port", String(port), "--data-dir", dataDir, "--log-level", logLevel, ...extraArgs],
-    { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+    { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } },
   );
   const onExit = () => proc.kill("SIGKILL");
   process.once("exit", onExit);

@@ -30,8 +30,8 @@ export interface DispatchModule extends StudioModule {
   outputs: OutputStore;
   staging: OutputStaging;
   actions: QueueActions;
-  /** Ends the ClaimJob long-polls a token has waiting (it was revoked). */
-  endPolls(tokenId: string): void;
+  /** Ends a revoked token's waiting long-polls (ClaimJob). */
+  endPollsOf(tokenId: string): void;
 }
 
 /**
@@ -73,7 +73,7 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
     outputs,
     staging,
     actions,
-    endPolls: (tokenId) => poll.revoked(tokenId),
+    endPollsOf: (tokenId) => poll.revoked(tokenId),
     routes: (router) =>
       registerDispatchRoutes(router, {
         ctx,

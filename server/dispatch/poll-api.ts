@@ -33,10 +33,13 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
   const { ctx, actions, outputs } = deps;
   // Fired on shutdown so that long-polls answer "no job" at once instead of holding the listener open.
   const closing = new AbortController();
-  /** Long-polls waiting now, by token: a revocation ends them (only waiting polls are listed, never the immediate path). */
-  const waitingByToken = new Map<string, Set<() => void>>();
-  const revokedError = (tokenId: string) =>
-    new ConnectError(`token ${tokenId} was revoked while this ClaimJob was waiting`, Code.Unauthenticated);
+  /** Waiting long-polls by the token that made them: a revoked token's polls end at once (UNAUTHENTICATED). */
+  const waiting = new Map<string, Set<() => void>>();
+  /**
+   * Tokens revoked since start (ids are never reused): a poll authenticated just before its
+   * token's revocation arrived, but registered just after, is refused here instead of waiting.
+   */
+  const revokedTokens = new Set<string>();
 
   async function claimJob(req: ClaimJobRequest, hctx: HandlerContext): Promise<ClaimJobResponse> {
     const name = req.workerName.trim();
@@ -46,61 +49,43 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
     if (req.waitMs > MAX_CLAIM_WAIT_MS) throw bad(`wait_ms must be at most ${MAX_CLAIM_WAIT_MS} (got ${req.waitMs})`);
     const caller = callerOf(hctx);
     const deadline = Date.now() + req.waitMs;
-    // Set up once the poll first has to wait: a revocation from then on ends it, and a job claimed
-    // while it came in is given back, so a revoked token is never handed a job by a poll it left waiting.
     let revoked = false;
-    let onRevoke: (() => void) | undefined;
-    let interrupt: () => void = () => {};
+    let onRevoke!: () => void;
+    const revocation = new Promise<void>((r) => (onRevoke = () => ((revoked = true), r())));
+    const mine = waiting.get(caller.tokenId) ?? new Set();
+    waiting.set(caller.tokenId, mine.add(onRevoke));
+    if (revokedTokens.has(caller.tokenId)) onRevoke();
     try {
       for (;;) {
         let wake!: () => void;
         const woken = new Promise<void>((r) => (wake = r));
         const unsubscribe = ctx.events.subscribe((c) => c.status === "QUEUED" && wake());
         try {
-          if (revoked) throw revokedError(caller.tokenId);
+          if (revoked) throw new ConnectError(`token ${caller.tokenId} (${caller.name}) was revoked`, Code.Unauthenticated);
           const claimed = await actions.claim({ workerName: name, engines }, caller.tokenId);
-          if (claimed && revoked) {
-            await actions.decline({ jobId: claimed.row.id, leaseId: claimed.row.leaseId! }, caller).catch(() => {});
-            throw revokedError(caller.tokenId);
-          }
           if (claimed) {
             const { $typeName: _, $unknown: __, ...fields } = claimed.offer;
             return create(ClaimJobResponseSchema, { claim: create(JobClaimSchema, fields) });
           }
           const remaining = deadline - Date.now();
           if (remaining <= 0 || hctx.signal.aborted || closing.signal.aborted) return create(ClaimJobResponseSchema);
-          if (!onRevoke) {
-            onRevoke = () => {
-              revoked = true;
-              interrupt();
-            };
-            const set = waitingByToken.get(caller.tokenId) ?? new Set();
-            set.add(onRevoke);
-            waitingByToken.set(caller.tokenId, set);
-            // A revocation between this call's auth and the line above was not heard: read it once, now
-            // that any later one will be. Only a poll about to wait pays for this read.
-            if ((await ctx.storage.tokens.get(caller.tokenId))?.revokedAt != null) revoked = true;
-            if (revoked) throw revokedError(caller.tokenId);
-          }
           let timer: ReturnType<typeof setTimeout> | undefined;
           await Promise.race([
             woken,
-            new Promise<void>((r) => (interrupt = r)),
+            revocation,
             new Promise<void>((r) => (timer = setTimeout(r, remaining))),
             new Promise<void>((r) => hctx.signal.addEventListener("abort", () => r(), { once: true })),
             new Promise<void>((r) => closing.signal.addEventListener("abort", () => r(), { once: true })),
           ]);
           clearTimeout(timer);
+          if (revoked) throw new ConnectError(`token ${caller.tokenId} (${caller.name}) was revoked`, Code.Unauthenticated);
         } finally {
           unsubscribe();
         }
       }
     } finally {
-      if (onRevoke) {
-        const set = waitingByToken.get(caller.tokenId);
-        set?.delete(onRevoke);
-        if (set?.size === 0) waitingByToken.delete(caller.tokenId);
-      }
+      mine.delete(onRevoke);
+      if (mine.size === 0) waiting.delete(caller.tokenId);
     }
   }
 
@@ -110,9 +95,11 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
     /** Ends every waiting long-poll (shutdown). */
     close: () => closing.abort(),
 
-    /** A token was revoked (or, for "open", auth turned on): its waiting long-polls end with UNAUTHENTICATED. */
-    revoked(tokenId: string) {
-      for (const end of waitingByToken.get(tokenId) ?? []) end();
+    /** Ends the waiting long-polls of a revoked token (made here; another replica's revocation arrives as a notification). */
+    revoked(tokenId: string): void {
+      if (revokedTokens.size >= 100_000) revokedTokens.clear();
+      revokedTokens.add(tokenId);
+      for (const end of waiting.get(tokenId) ?? []) end();
     },
 
     async heartbeat(req: HeartbeatRequest, hctx: HandlerContext) {

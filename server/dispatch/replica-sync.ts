@@ -6,7 +6,7 @@ import type { Dispatcher } from "./dispatcher.js";
 import { WorkerRegistry } from "./worker-registry.js";
 
 export interface ReplicaSyncOptions {
-  /** How often this replica's worker list is written for the others (when it changed; at least every 3 intervals). */
+  /** How often this replica's worker list is written for the others (when it changed; at least every 2 intervals). */
   publishIntervalMs?: number;
   /**
    * How often placement runs without being asked: a lost notification (a job created on
@@ -54,7 +54,8 @@ export class ReplicaSync {
   async publish(force = false): Promise<void> {
     const list = this.deps.registry.all().map((w) => toJson(WorkerInfoSchema, WorkerRegistry.info(w)));
     const text = JSON.stringify(list);
-    if (!force && text === this.#last && Date.now() - this.#lastAt < 3 * this.#publishMs) return;
+    // Unchanged lists are written every other interval, so a live replica's row is never older than the others' cut-off (5 s).
+    if (!force && text === this.#last && Date.now() - this.#lastAt < 2 * this.#publishMs) return;
     try {
       await this.deps.cluster.publishWorkers(list);
       this.#last = text;

@@ -55,7 +55,7 @@ type Payload =
   | { t: "ping"; r: string; n: number };
 
 /** The Cluster of a replica on PostgreSQL. */
-export function createPgCluster(db: PgDb, { now = Date.now, pingIntervalMs = 1000, replicaTimeoutMs = 10_000, onError = () => {} }: PgClusterOptions = {}): Cluster {
+export function createPgCluster(db: PgDb, { now = Date.now, pingIntervalMs = 1000, replicaTimeoutMs = 5000, onError = () => {} }: PgClusterOptions = {}): Cluster {
   const me = db.applicationName;
   const jobListeners = new Set<(c: JobChange) => void>();
   const tokenListeners = new Set<(c: TokenChange) => void>();

@@ -50,7 +50,13 @@ export async function openPgStorage(url: string, deps: StorageDeps, { driver, ma
   // A revocation on any replica ends the cached trust here at once; a gap in notifications drops it all.
   cluster.onTokenChange((c) => c.kind === "revoked" && tokens.forget(c.tokenId));
   cluster.onResync(() => tokens.forget());
-  await cluster.start();
+  try {
+    await cluster.start();
+  } catch (err) {
+    await cluster.stop().catch(() => {});
+    await db.close().catch(() => {});
+    throw new StorageOpenError(`listening for the other replicas on ${db.redactedUrl} failed: ${reason(err)}`);
+  }
   const sweep = setInterval(() => void blobs.sweep().catch((err) => onError(err, "output sweep")), BLOB_SWEEP_INTERVAL_MS);
   sweep.unref();
   return {

@@ -33,7 +33,7 @@ test("a waiting ClaimJob ends with UNAUTHENTICATED when its token is revoked, an
   const baseline = studio.ctx.events.listenerCount;
   while (studio.ctx.events.listenerCount === baseline) await Bun.sleep(2);
   await tokens.revokeToken({ id: token!.id });
-  expect(await waiting).toBe(`Unauthenticated: token ${token!.id} was revoked while this ClaimJob was waiting`);
+  expect(await waiting).toBe(`Unauthenticated: token ${token!.id} (poller) was revoked`);
   // Another token's poll waits as before.
   const bystander = await other.claimJob({ workerName: "bystander", engines: [ModelEngine.LLAMA_CPP], waitMs: 200 });
   expect(bystander.claim).toBeUndefined();

@@ -35,17 +35,21 @@ const metrics = (figures: Figure[]) => figures.map((f) => `${f.bench} | ${f.metr
 
 // Figures only: these runs are far too small to say anything about speed, so nothing asserts a time.
 describe("benchmarks run small with --smoke and print their figures", () => {
-  test("dispatch: Studio and BullMQ side by side", async () => {
+  test("dispatch: Studio on SQLite, on PostgreSQL with one and two replicas, and BullMQ side by side", async () => {
     const run = await runBench("dispatch.ts", ["--smoke"]);
     expectSuccess(run);
     const { stdout } = run;
     const names = metrics(figuresOf(stdout, "dispatch"));
-    for (const side of ["Studio", "BullMQ"]) {
+    for (const side of ["Studio", "Studio PG x1", "Studio PG x2", "BullMQ"]) {
       expect(names).toContain(`dispatch: ${side} | throughput end to end`);
       expect(names).toContain(`dispatch: ${side} | offer latency p99, idle workers`);
     }
     expect(names).toContain("dispatch: Studio / BullMQ | throughput ratio");
-  }, 60_000);
+    expect(names).toContain("dispatch: Studio PG x2 / PG x1 | throughput scaling, one replica to two");
+    expect(names).toContain("dispatch: Studio PG x2 | offer latency p99, created on A, idle worker on B");
+    for (const cpu of ["Studio | studio CPU per job", "Studio PG x2 | CPU per job, studio A", "Studio PG x2 | CPU per job, studio B", "Studio PG x2 | CPU per job, postgres"])
+      expect(names).toContain(`dispatch: ${cpu}`);
+  }, 120_000);
 
   test("scale: simulated workers connected, RSS, idle CPU, offer latency", async () => {
     const run = await runBench("scale.ts", ["--smoke"]);

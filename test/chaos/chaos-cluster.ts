@@ -7,6 +7,9 @@ import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { DRAIN_REPORT_MS } from "../../worker/runtime/worker-runtime.js";
+import type { Transport } from "@connectrpc/connect";
+import { sqliteSnapshot, type StoreSnapshot } from "./invariants.js";
+import { pgSnapshot } from "./pg-snapshot.js";
 import { REPO, StudioProcess, WorkerChild, compileWorker, freePort, gracefulStopProblem, recordedPids } from "./processes.js";
 
 /** The model files the sd-cpp model names, served by the cluster's file server. */
@@ -33,6 +36,8 @@ const STUDIO_STOP_BUDGET_MS = 15_000;
 
 export interface ClusterOptions {
   dir: string;
+  /** Studio replicas on this PostgreSQL database (workers rotate through them); absent: one studio on SQLite. */
+  postgres?: { databaseUrl: string; replicas: number };
   leaseTtlMs: number;
   heartbeatIntervalMs: number;
   maxAttempts: number;
@@ -46,32 +51,47 @@ export interface ClusterOptions {
  * files, and a client. Workers' sd-cli children run through a shim that records their pids.
  */
 export class ChaosCluster {
-  readonly studio: StudioProcess;
+  /** The studio processes: one on SQLite, or the replicas sharing PostgreSQL. */
+  readonly studios: StudioProcess[];
   readonly workers: WorkerChild[] = [];
   readonly binary: string;
-  readonly dataDir: string;
   readonly fileGets = { count: 0 };
   private fileServer: ReturnType<typeof Bun.serve> | undefined;
   private shim = "";
   private seq = 0;
   jobs!: Client<typeof JobService>;
 
-  private constructor(readonly opts: ClusterOptions, port: number) {
-    this.dataDir = join(opts.dir, "data");
+  private constructor(readonly opts: ClusterOptions, ports: number[]) {
     this.binary = join(opts.dir, "studio-worker");
-    this.studio = new StudioProcess({
-      port,
-      dataDir: this.dataDir,
-      logFile: join(opts.dir, "studio.log"),
-      leaseTtlMs: opts.leaseTtlMs,
-      heartbeatIntervalMs: opts.heartbeatIntervalMs,
-      maxAttempts: opts.maxAttempts,
-    });
+    this.studios = ports.map(
+      (port, i) =>
+        new StudioProcess({
+          port,
+          dataDir: join(opts.dir, opts.postgres ? `scratch-${i}` : "data"),
+          logFile: join(opts.dir, opts.postgres ? `studio-${i}.log` : "studio.log"),
+          leaseTtlMs: opts.leaseTtlMs,
+          heartbeatIntervalMs: opts.heartbeatIntervalMs,
+          maxAttempts: opts.maxAttempts,
+          databaseUrl: opts.postgres?.databaseUrl,
+        }),
+    );
   }
 
-  /** Compiles the worker, starts the file server and the studio, and registers the models. */
+  /** The first studio (the only one on SQLite). */
+  get studio(): StudioProcess {
+    return this.studios[0]!;
+  }
+
+  /** The SQLite data dir (one studio), or the replicas' scratch dirs. */
+  get dataDir(): string {
+    return this.studio.opts.dataDir;
+  }
+
+  /** Compiles the worker, starts the file server and the studios, and registers the models. */
   static async start(opts: ClusterOptions): Promise<ChaosCluster> {
-    const c = new ChaosCluster(opts, await freePort());
+    const ports: number[] = [];
+    for (let i = 0; i < (opts.postgres?.replicas ?? 1); i++) ports.push(await freePort());
+    const c = new ChaosCluster(opts, ports);
     mkdirSync(join(opts.dir, "logs"), { recursive: true });
     compileWorker(c.binary);
     c.shim = join(opts.dir, "sd-cli-shim");
@@ -90,8 +110,9 @@ export class ChaosCluster {
         return new Response(Buffer.from(body), { headers: { "content-type": "application/octet-stream" } });
       },
     });
-    await c.studio.start();
-    c.jobs = createClient(JobService, createConnectTransport({ baseUrl: c.studio.url, httpVersion: "1.1" }));
+    await Promise.all(c.studios.map((s) => s.start()));
+    // Calls go to the replicas in turn, so a client retrying after a killed replica reaches a live one.
+    c.jobs = createClient(JobService, rotating(c.studios.map((s) => createConnectTransport({ baseUrl: s.url, httpVersion: "1.1" }))));
     await c.registerModels();
     return c;
   }
@@ -141,7 +162,7 @@ export class ChaosCluster {
     const name = `${kind}-${this.seq}`;
     const dirName = home ?? name;
     const args = [
-      "--server", this.studio.url,
+      "--server", this.studios.map((s) => s.url).join(","),
       "--cache-dir", join(this.opts.dir, kind === "sd" ? "cache-sd" : `cache-${dirName}`),
       "--work-dir", this.workDirOf(dirName),
       "--drain-grace-seconds", String(DRAIN_GRACE_SECONDS),
@@ -179,8 +200,11 @@ export class ChaosCluster {
   async stopAll(): Promise<string[]> {
     const stops = await Promise.all(this.workers.filter((w) => w.alive).map((w) => w.stop(WORKER_STOP_BUDGET_MS)));
     const problems = stops.map((s) => gracefulStopProblem(s, WORKER_STOP_BUDGET_MS)).filter((p): p is string => p !== undefined);
-    const studio = await this.studio.stop(STUDIO_STOP_BUDGET_MS);
-    if (studio !== 0) problems.push(`the studio: a graceful stop ended with ${studio === null ? "no exit status" : `exit status ${studio}`}, not 0`);
+    const codes = await Promise.all(this.studios.map((s) => s.stop(STUDIO_STOP_BUDGET_MS)));
+    codes.forEach((code, i) => {
+      const which = this.studios.length > 1 ? `studio replica ${i}` : "the studio";
+      if (code !== 0) problems.push(`${which}: a graceful stop ended with ${code === null ? "no exit status" : `exit status ${code}`}, not 0`);
+    });
     this.fileServer?.stop(true);
     return problems;
   }
@@ -191,10 +215,26 @@ export class ChaosCluster {
       w.signal("SIGCONT");
       await w.kill9();
     }
-    await this.studio.kill9();
+    for (const s of this.studios) await s.kill9();
     this.fileServer?.stop(true);
+  }
+
+  /** What the stopped studios left, read from SQLite and the output files, or from PostgreSQL. */
+  snapshot(): Promise<StoreSnapshot> {
+    const pg = this.opts.postgres;
+    return pg ? pgSnapshot(pg.databaseUrl, this.studios.map((s) => s.opts.dataDir)) : Promise.resolve(sqliteSnapshot(this.dataDir));
   }
 
   /** Files of the sd model, for checking the shared cache. */
   static readonly sdFiles = SD_FILES;
+}
+
+/** A transport that sends each call through the next of several (one per studio replica). */
+function rotating(transports: Transport[]): Transport {
+  let next = 0;
+  const pick = () => transports[next++ % transports.length]!;
+  return {
+    unary: (...args) => pick().unary(...args),
+    stream: (...args) => pick().stream(...args),
+  };
 }

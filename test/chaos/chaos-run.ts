@@ -9,6 +9,7 @@ import { checkInvariants, filesUnder, type InvariantReport } from "./invariants.
 import { MetricsTally } from "./metrics-tally.js";
 import { SeededRandom, chaosSeed } from "./random.js";
 import { recordedPids, survivorsOf } from "./processes.js";
+import { startTestPg, type TestPg } from "../helpers/test-pg.js";
 
 export interface ChaosOptions {
   /** How long jobs are created and things are killed; the settle phase comes after. */
@@ -30,6 +31,12 @@ export interface ChaosOptions {
   keepDir?: boolean;
   /** Seeds every random choice (kill schedule and victims, job mix, cancels); random when absent. */
   seed?: number;
+  /**
+   * PostgreSQL mode: this many studio replicas on a private PostgreSQL 15 cluster (workers rotate
+   * through them); each studio kill takes one replica, and PostgreSQL itself is restarted pgRestarts times.
+   */
+  replicas?: number;
+  pgRestarts?: number;
 }
 
 /** What happened during a run, for the printed figures. */
@@ -46,6 +53,8 @@ export interface ChaosFigures {
   offers: number;
   /** Per studio restart: kill -9 to ready again, and ready to the first job completed. */
   restarts: Array<{ downMs: number; firstCompletionMs: number | undefined }>;
+  /** PostgreSQL mode: per restart of the database, stop to every replica ready again, and ready to the first job completed. */
+  pgRestarts: Array<{ downMs: number; firstCompletionMs: number | undefined }>;
   settleMs: number;
   elapsedMs: number;
   workDirsLeftByKilledWorkers: number;
@@ -70,7 +79,14 @@ export interface ChaosResult {
 
 const TERMINAL = new Set([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED]);
 
-type Settings = Required<Omit<ChaosOptions, "log" | "seed">> & { log: (line: string) => void; seed: number; random: SeededRandom };
+type Settings = Required<Omit<ChaosOptions, "log" | "seed" | "replicas" | "pgRestarts">> & {
+  log: (line: string) => void;
+  seed: number;
+  random: SeededRandom;
+  replicas: number;
+  pgRestarts: number;
+  pg?: TestPg;
+};
 
 /**
  * The chaos run: a studio child process, compiled workers and a client creating jobs, while workers
@@ -88,33 +104,42 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     log: o.log ?? (() => {}),
     seed,
     random: new SeededRandom(seed),
+    replicas: o.replicas ?? 0,
+    pgRestarts: o.pgRestarts ?? 0,
   };
   s.log(`seed ${seed}`);
   const dir = mkdtempSync(join(tmpdir(), "chaos-"));
   const start = Date.now();
-  const c = await ChaosCluster.start({ dir, leaseTtlMs: s.leaseTtlMs, heartbeatIntervalMs: s.heartbeatIntervalMs, maxAttempts: 25, sdStepMs: s.sdStepMs });
+  // PostgreSQL mode: a private cluster (durable: it is restarted under load) and an empty database the replicas migrate together.
+  s.pg = s.replicas > 0 ? await startTestPg({ durable: true }) : undefined;
   try {
-    return await drive(c, s, dir, start);
-  } catch (err) {
-    await c.killAll();
-    throw err;
+    const postgres = s.pg ? { databaseUrl: await s.pg.createDatabase("chaos"), replicas: s.replicas } : undefined;
+    const c = await ChaosCluster.start({ dir, leaseTtlMs: s.leaseTtlMs, heartbeatIntervalMs: s.heartbeatIntervalMs, maxAttempts: 25, sdStepMs: s.sdStepMs, postgres });
+    try {
+      return await drive(c, s, dir, start);
+    } catch (err) {
+      await c.killAll();
+      throw err;
+    }
+  } finally {
+    s.pg?.destroy();
   }
 }
 
 async function drive(c: ChaosCluster, s: Settings, dir: string, start: number): Promise<ChaosResult> {
   const figures: ChaosFigures = {
     jobsCreated: 0, createRetries: 0, workerKills: 0, orphanedEngines: 0, studioKills: 0, stops: 0, leaseExpiries: 0,
-    jobRetries: 0, offers: 0, restarts: [], settleMs: 0, elapsedMs: 0, workDirsLeftByKilledWorkers: 0, workDirsReused: 0,
+    jobRetries: 0, offers: 0, restarts: [], pgRestarts: [], settleMs: 0, elapsedMs: 0, workDirsLeftByKilledWorkers: 0, workDirsReused: 0,
     recoveredEntries: 0, recoveredGroups: 0, sdFileGets: 0,
   };
   const violations: string[] = [];
-  const metrics = new MetricsTally(c.studio.url);
+  const metrics = c.studios.map((studio) => new MetricsTally(studio.url));
   const killed = new Set<string>();
   for (let i = 0; i < s.syntheticWorkers; i++) c.startWorker("synthetic");
   for (let i = 0; i < s.sdWorkers; i++) c.startWorker("sd");
   const watcher = new SuccessWatcher(c.jobs);
   const creator = new JobCreator(c.jobs, s.jobIntervalMs, `chaos-${start}`, s.random.fork(1));
-  const scraper = setInterval(() => void metrics.scrape(), 1000);
+  const scraper = setInterval(() => void Promise.all(metrics.map((m) => m.scrape())), 1000);
   try {
     await chaosPhase(c, s, start, figures, metrics, watcher, killed);
   } finally {
@@ -132,17 +157,17 @@ async function drive(c: ChaosCluster, s: Settings, dir: string, start: number): 
   const open = await settle(c, s.settleDeadlineMs);
   figures.settleMs = Date.now() - settleStart;
   if (open !== 0) violations.push(`${open} jobs were not terminal ${s.settleDeadlineMs} ms after the chaos stopped`);
-  await metrics.scrape();
+  await Promise.all(metrics.map((m) => m.scrape()));
   clearInterval(scraper);
   await watcher.stop();
-  Object.assign(figures, metrics.totals());
+  for (const m of metrics) for (const [key, n] of Object.entries(m.totals())) figures[key as "offers"] += n;
   violations.push(...(await c.stopAll()));
   figures.sdFileGets = c.fileGets.count;
 
   violations.push(...(await survivingProcesses(c)));
   // Jobs made to fail (two attempts) say why: their own fault, or a worker lost twice under the chaos.
   const lost = String.raw`worker "[^"]+" was lost: its lease expired without a heartbeat, and the job has used all 2 attempts`;
-  const report = checkInvariants(c.dataDir, watcher.seenAtSuccess, (model, task) => {
+  const report = checkInvariants(await c.snapshot(), watcher.seenAtSuccess, (model, task) => {
     if (model === BROKEN_MODEL) return new RegExp(`HTTP 404 .*gone\\.gguf|${lost}`);
     if (task.kind.case === "image" && task.kind.value.prompt.startsWith(FAIL_MARKER)) return new RegExp(`sd-cli exited with status 1.*out of memory|${lost}`, "s");
     return undefined;
@@ -171,11 +196,13 @@ async function chaosPhase(
   s: Settings,
   start: number,
   figures: ChaosFigures,
-  metrics: MetricsTally,
+  metrics: MetricsTally[],
   watcher: SuccessWatcher,
   killed: Set<string>,
 ): Promise<void> {
   const studioKillAt = Array.from({ length: s.studioKills }, (_, i) => start + ((i + 1) * s.durationMs) / (s.studioKills + 1.5));
+  // Database restarts fall between the replica kills.
+  const pgRestartAt = Array.from({ length: s.pgRestarts }, (_, i) => start + ((i + 1.5) * s.durationMs) / (s.pgRestarts + 2));
   const stopAt = start + s.durationMs * 0.45;
   const stopForMs = 2 * s.leaseTtlMs + 500;
   let stopped = false;
@@ -185,18 +212,35 @@ async function chaosPhase(
     await Bun.sleep(100);
     if (studioKillAt.length > 0 && Date.now() >= studioKillAt[0]!) {
       studioKillAt.shift();
-      await metrics.scrape();
-      metrics.newIncarnation();
+      // One replica at a time (the only studio on SQLite): the others keep serving its workers.
+      const which = figures.studioKills % c.studios.length;
+      const studio = c.studios[which]!;
+      await metrics[which]!.scrape();
+      metrics[which]!.newIncarnation();
       const t0 = Date.now();
-      await c.studio.kill9();
+      await studio.kill9();
       figures.studioKills += 1;
       await Bun.sleep(300);
-      await c.studio.start();
+      await studio.start();
       const ready = Date.now();
       const entry: ChaosFigures["restarts"][number] = { downMs: ready - t0, firstCompletionMs: undefined };
       figures.restarts.push(entry);
       void watcher.firstSuccessAfter(ready).then((ms) => (entry.firstCompletionMs = ms));
-      s.log(`studio killed and restarted (down ${ready - t0} ms)`);
+      s.log(`studio${c.studios.length > 1 ? ` replica ${which}` : ""} killed and restarted (down ${ready - t0} ms)`);
+    }
+    if (s.pg && pgRestartAt.length > 0 && Date.now() >= pgRestartAt[0]!) {
+      pgRestartAt.shift();
+      const t0 = Date.now();
+      s.pg.stop("fast");
+      await Bun.sleep(500);
+      s.pg.start();
+      // Ready again: every replica reconnected and hears the others (its /readyz says so).
+      await Promise.all(c.studios.map((studio) => studio.waitReady(30_000)));
+      const ready = Date.now();
+      const entry: ChaosFigures["pgRestarts"][number] = { downMs: ready - t0, firstCompletionMs: undefined };
+      figures.pgRestarts.push(entry);
+      void watcher.firstSuccessAfter(ready).then((ms) => (entry.firstCompletionMs = ms));
+      s.log(`PostgreSQL restarted (replicas ready again after ${ready - t0} ms)`);
     }
     if (!stopped && Date.now() >= stopAt) {
       stopped = true;

@@ -35,3 +35,30 @@ test(
   },
   180_000,
 );
+
+/**
+ * The same run in PostgreSQL mode: two studio replicas on a private PostgreSQL 15 cluster, workers
+ * given both URLs. Each studio kill takes one replica (the other keeps serving; workers rotate to
+ * it and keep their leases), and PostgreSQL itself is restarted once mid-run (replicas say not
+ * ready, calls fail UNAVAILABLE, everyone reconnects). The same invariants, read from PostgreSQL.
+ */
+test(
+  "chaos, PostgreSQL mode: two replicas, kill -9 of workers and of replicas, a database restart; every invariant holds",
+  async () => {
+    const seed = chaosSeed(process.env.CHAOS_SEED, "CHAOS_SEED");
+    console.log(`chaos (PostgreSQL) seed ${seed}`);
+    const result = await runChaos({ durationMs: 30_000, settleDeadlineMs: 60_000, seed, replicas: 2, pgRestarts: 1 });
+    console.log(formatFigures(result));
+    if (result.violations.length > 0) console.log(`data kept in ${result.dir}; seed ${seed}`);
+    expect(result.violations).toEqual([]);
+    const f = result.figures;
+    expect(f.workerKills).toBeGreaterThanOrEqual(6);
+    expect(f.studioKills).toBe(2);
+    expect(f.pgRestarts).toHaveLength(1);
+    expect(f.restarts.every((r) => r.firstCompletionMs !== undefined)).toBe(true);
+    expect(f.pgRestarts.every((r) => r.firstCompletionMs !== undefined)).toBe(true);
+    expect(result.report.byStatus.SUCCEEDED ?? 0).toBeGreaterThan(40);
+    expect(result.report.outputsChecked).toBeGreaterThan(40);
+  },
+  180_000,
+);

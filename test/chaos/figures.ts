@@ -10,6 +10,13 @@ export function formatFigures({ figures: f, report: r }: ChaosResult): string {
     `outputs         ${r.outputsChecked} checked byte for byte; ${r.storeFiles} files in the store, ${r.orphanFiles.length} referenced by no job`,
     `worker kills    ${f.workerKills} (kill -9; sd-cli still running right after in ${f.orphanedEngines}), SIGSTOP past the TTL ${f.stops}`,
     `studio kills    ${f.studioKills} (${restarts || "none"})`,
+    ...(f.pgRestarts.length > 0
+      ? [
+          `db restarts     ${f.pgRestarts.length} (${f.pgRestarts
+            .map((x, i) => `#${i + 1}: replicas ready ${x.downMs} ms after the stop, first job completed ${x.firstCompletionMs === undefined ? "never" : `${x.firstCompletionMs} ms`} after`)
+            .join("; ")})`,
+        ]
+      : []),
     `leases          ${f.offers} offers, ${f.leaseExpiries} lease expiries, ${f.jobRetries} retries (metrics); ${r.extraAttempts} extra attempts (database)`,
     `settle          ${f.settleMs} ms after the chaos stopped; whole run ${(f.elapsedMs / 1000).toFixed(1)} s`,
     `recovery        ${f.workDirsReused} replacements on a killed worker's work dir: ${f.recoveredEntries} leftovers removed, ${f.recoveredGroups} engine groups killed`,

@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fromJsonString } from "@bufbuild/protobuf";
 import { effectiveCliSettings, expectedOutputCount, parseModelSourceJson } from "../../contract/index.js";
@@ -65,33 +65,77 @@ export function filesUnder(dir: string): string[] {
   return out;
 }
 
+/** A job row as the invariants read it. */
+export interface ChaosRow {
+  id: string;
+  model: string;
+  status: string;
+  task: string;
+  modelSource: string | null;
+  attempts: number;
+  error: string;
+  outputs: string;
+  leaseId: string | null;
+}
+
 /**
- * Checks a stopped studio's data dir: the database (opened read-only) and the output store.
+ * What a stopped studio left, read the same way from either store: the job rows, the stored
+ * outputs' bytes, and what the store's layout says on its own (temp files, stray entries).
+ */
+export interface StoreSnapshot {
+  rows: ChaosRow[];
+  /** Stored output bytes by digest. */
+  stored: Map<string, Buffer>;
+  /**
+   * Digests stored but not yet claimed by a committed job (PostgreSQL's unverified blobs: a
+   * complete that failed, or a replica killed between storing and committing). Swept after a
+   * grace period, so they may be present; each must still be an output some job could make.
+   */
+  pending: Set<string>;
+  layoutProblems: string[];
+}
+
+/** The SQLite file and the output files of a stopped studio's data dir. */
+export function sqliteSnapshot(dataDir: string): StoreSnapshot {
+  const db = new Database(join(dataDir, "studio.db"), { readonly: true });
+  let rows: ChaosRow[];
+  try {
+    rows = db.query("SELECT id, model, status, task, modelSource, attempts, error, outputs, leaseId FROM graphicsJobs").all() as ChaosRow[];
+  } finally {
+    db.close();
+  }
+  const storeRoot = join(dataDir, "outputs");
+  const files = filesUnder(storeRoot);
+  const layoutProblems: string[] = [];
+  for (const p of files.filter((f) => f.startsWith(".tmp/"))) layoutProblems.push(`temp file left in the output store: ${p}`);
+  const stored = new Map<string, Buffer>();
+  for (const p of files.filter((f) => !f.startsWith(".tmp/"))) {
+    const [prefix, sha] = p.split("/");
+    if (!sha || !/^[0-9a-f]{64}$/.test(sha) || sha.slice(0, 2) !== prefix) layoutProblems.push(`unexpected file in the output store: ${p}`);
+    else stored.set(sha, readFileSync(join(storeRoot, p)));
+  }
+  return { rows, stored, pending: new Set(), layoutProblems };
+}
+
+/**
+ * Checks what a stopped studio left (its snapshot: rows and stored outputs).
  * `seenAtSuccess` holds the outputs a client saw when each job first reported SUCCEEDED; they must
  * not have changed since. `failureReason` says which jobs may fail and what their error must say;
  * any other failed job is a violation.
  */
 export function checkInvariants(
-  dataDir: string,
+  snapshot: StoreSnapshot,
   seenAtSuccess: Map<string, StoredOutput[]>,
   failureReason: (model: string, task: Task) => RegExp | undefined = () => undefined,
 ): InvariantReport {
-  const violations: string[] = [];
-  const db = new Database(join(dataDir, "studio.db"), { readonly: true });
-  type Row = { id: string; model: string; status: string; task: string; modelSource: string | null; attempts: number; error: string; outputs: string; leaseId: string | null };
-  let rows: Row[];
-  try {
-    rows = db.query("SELECT id, model, status, task, modelSource, attempts, error, outputs, leaseId FROM graphicsJobs").all() as Row[];
-  } finally {
-    db.close();
-  }
+  const violations: string[] = [...snapshot.layoutProblems];
+  const { rows, stored, pending } = snapshot;
   const byStatus: Record<string, number> = {};
   const referenced = new Set<string>();
   /** Digests a job that did not succeed could have uploaded before it was cancelled or failed. */
   const unreferencedButExplained = new Set<string>();
   let outputsChecked = 0;
   let extraAttempts = 0;
-  const storeRoot = join(dataDir, "outputs");
   for (const row of rows) {
     byStatus[row.status] = (byStatus[row.status] ?? 0) + 1;
     extraAttempts += Math.max(0, row.attempts - 1);
@@ -127,38 +171,34 @@ export function checkInvariants(
     for (const o of outputs) {
       const sha = o.sha256 ?? "";
       referenced.add(sha);
-      const path = join(storeRoot, sha.slice(0, 2), sha);
-      if (!existsSync(path)) {
-        violations.push(`${where} output ${o.index ?? 0}: ${path} is missing`);
+      const bytes = stored.get(sha);
+      if (!bytes) {
+        violations.push(`${where} output ${o.index ?? 0}: ${sha} is missing from the output store`);
         continue;
       }
-      const bytes = readFileSync(path);
+      // A committed output still marked pending would be taken by the store's sweep later.
+      if (pending.has(sha)) violations.push(`${where} output ${o.index ?? 0}: ${sha} is stored but not marked as committed`);
       outputsChecked += 1;
-      if (String(statSync(path).size) !== (o.sizeBytes ?? "0")) violations.push(`${where} output ${o.index ?? 0}: size ${bytes.length}, row says ${o.sizeBytes}`);
+      if (String(bytes.length) !== (o.sizeBytes ?? "0")) violations.push(`${where} output ${o.index ?? 0}: size ${bytes.length}, row says ${o.sizeBytes}`);
       const actual = createHash("sha256").update(bytes).digest("hex");
       if (actual !== sha) violations.push(`${where} output ${o.index ?? 0}: stored bytes hash to ${actual}, row says ${sha}`);
       const expected = expectedBytes(source, task, o.index ?? 0);
       if (!bytes.equals(Buffer.from(expected))) violations.push(`${where} output ${o.index ?? 0}: bytes differ from what the engine makes for this seed`);
     }
   }
-  const stored = filesUnder(storeRoot);
-  const leftovers = stored.filter((p) => p.startsWith(".tmp/"));
-  for (const p of leftovers) violations.push(`temp file left in the output store: ${p}`);
-  const blobs = stored.filter((p) => !p.startsWith(".tmp/"));
-  for (const p of blobs) {
-    const [prefix, sha] = p.split("/");
-    if (!sha || !/^[0-9a-f]{64}$/.test(sha) || sha.slice(0, 2) !== prefix) violations.push(`unexpected file in the output store: ${p}`);
-  }
-  const orphanFiles = blobs.map((p) => p.split("/")[1] ?? p).filter((sha) => !referenced.has(sha));
-  // Outputs enter the store only in their job's complete (and the studio sweeps, at start-up, any a
-  // crash left between the move and the commit), so every stored file is some job's output.
-  for (const sha of orphanFiles)
+  const orphanFiles = [...stored.keys()].filter((sha) => !referenced.has(sha));
+  // Outputs enter the store only in their job's complete (a crash between storing and committing
+  // leaves bytes the studio sweeps: at start-up on SQLite, after a grace period on PostgreSQL, where
+  // they stay marked pending until then), so every other stored output is some job's output.
+  for (const sha of orphanFiles) {
+    if (pending.has(sha) && unreferencedButExplained.has(sha)) continue;
     violations.push(
       unreferencedButExplained.has(sha)
         ? `output store file ${sha} is referenced by no job (an upload kept for a job that did not complete)`
         : `output store file ${sha} is no output any job could have made`,
     );
-  return { violations, jobs: rows.length, byStatus, outputsChecked, extraAttempts, storeFiles: blobs.length, orphanFiles };
+  }
+  return { violations, jobs: rows.length, byStatus, outputsChecked, extraAttempts, storeFiles: stored.size, orphanFiles };
 }
 
 /** The digests of every output a job's task could produce (empty when its engine makes no known bytes). */

@@ -59,11 +59,34 @@ export class StudioProcess {
   starts = 0;
 
   constructor(
-    readonly opts: { port: number; dataDir: string; logFile: string; leaseTtlMs: number; heartbeatIntervalMs: number; maxAttempts: number },
+    readonly opts: {
+      port: number;
+      dataDir: string;
+      logFile: string;
+      leaseTtlMs: number;
+      heartbeatIntervalMs: number;
+      maxAttempts: number;
+      /** A replica on this PostgreSQL database instead of SQLite in dataDir. */
+      databaseUrl?: string;
+    },
   ) {}
 
   get url(): string {
     return `http://127.0.0.1:${this.opts.port}`;
+  }
+
+  /** Waits until the running studio's /readyz answers 200 again (after its database came back). */
+  async waitReady(deadlineMs = 30_000): Promise<void> {
+    const deadline = Date.now() + deadlineMs;
+    for (;;) {
+      try {
+        if ((await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(3000) })).status === 200) return;
+      } catch {
+        // Not answering yet.
+      }
+      if (Date.now() > deadline) throw new Error(`the studio on ${this.url} was not ready again within ${deadlineMs} ms; see ${this.opts.logFile}`);
+      await Bun.sleep(100);
+    }
   }
 
   /** Starts the studio and waits until /readyz answers 200 (its migrations ran and it serves). */
@@ -82,7 +105,7 @@ export class StudioProcess {
         "--log-level", "warn",
       ],
       o.logFile,
-      {},
+      o.databaseUrl ? { STUDIO_DATABASE_URL: o.databaseUrl } : {},
     );
     const deadline = Date.now() + deadlineMs;
     for (;;) {

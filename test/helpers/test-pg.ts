@@ -1,5 +1,5 @@
 import { SQL, spawnSync } from "bun";
-import { chownSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +21,8 @@ export interface TestPg {
   start(): void;
   /** Stops it (immediate) and removes its data dir. */
   destroy(): void;
+  /** The server's processes now: the postmaster and its children (backends, writers), for CPU figures. */
+  pids(): number[];
 }
 
 /** Whether this machine can run the test cluster; tests that need it fail loudly when it cannot. */
@@ -51,7 +53,15 @@ let sequence = 0;
  * cluster never outlives its run). A watchdog process stops it and removes the dir if this
  * process dies without doing so.
  */
-export async function startTestPg({ durable = false }: { durable?: boolean } = {}): Promise<TestPg> {
+export async function startTestPg({
+  durable = false,
+  settings: extra = [],
+}: {
+  /** Keep fsync and full-page writes (a cluster restarted under load, a benchmark). */
+  durable?: boolean;
+  /** More `-c name=value` server settings. */
+  settings?: string[];
+} = {}): Promise<TestPg> {
   if (!testPgAvailable())
     throw new Error(`PostgreSQL 15 server binaries are missing in ${PG_BIN}: install Debian's postgresql (scripts/system-deps.sh)`);
   const dir = mkdtempSync(join(tmpdir(), "studio-pg-"));
@@ -69,6 +79,7 @@ export async function startTestPg({ durable = false }: { durable?: boolean } = {
     "-c listen_addresses=127.0.0.1",
     "-c max_connections=300",
     ...(durable ? [] : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
+    ...extra.map((x) => `-c ${x}`),
   ].join(" ");
   const pgCtl = (args: string[]) => asPostgres([join(PG_BIN, "pg_ctl"), "-D", data, ...args]);
   const start = () => {
@@ -97,6 +108,25 @@ export async function startTestPg({ durable = false }: { durable?: boolean } = {
       pgCtl(["-m", mode, "-w", "stop"]);
     },
     start,
+    pids() {
+      let postmaster: number;
+      try {
+        postmaster = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+      } catch {
+        return [];
+      }
+      const out = [postmaster];
+      for (const entry of readdirSync("/proc")) {
+        if (!/^\d+$/.test(entry)) continue;
+        try {
+          const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+          if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === postmaster) out.push(Number(entry));
+        } catch {
+          // Gone meanwhile.
+        }
+      }
+      return out;
+    },
     destroy() {
       if (destroyed) return;
       destroyed = true;

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createHash } from "node:crypto";
 import { JobStatus, type Job } from "../../gen/studio/v1/job_pb.js";
+import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { TokenRole, TokenService } from "../../gen/studio/v1/token_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
@@ -116,7 +117,7 @@ describe("two replicas on one PostgreSQL", () => {
     await wb.close();
   });
 
-  test("a token revoked on A ends its session and its watch on B", async () => {
+  test("a token revoked on A ends its session, its watch and its waiting ClaimJob on B", async () => {
     // The first token (admin) turns auth on for good on both replicas.
     const admin = (await createClient(TokenService, h2Transport(a.url)).createToken({ name: "admin", role: TokenRole.ADMIN })).secret;
     const tokens = createClient(TokenService, transportFor(a.url, admin));
@@ -128,10 +129,18 @@ describe("two replicas on one PostgreSQL", () => {
       () => "message",
       (err: unknown) => String(err),
     );
+    // A polling worker (no session) waiting in ClaimJob on B with the same worker token.
+    const poller = createClient(WorkerService, transportFor(b.url, w.secret, { httpVersion: "1.1" }));
+    expect((await poller.claimJob({ workerName: "poller-b", engines: [ModelEngine.LLAMA_CPP], waitMs: 0 })).claim).toBeUndefined();
+    const pollEnd = poller.claimJob({ workerName: "poller-b", engines: [ModelEngine.LLAMA_CPP], waitMs: 30_000 }).then(
+      () => "answered",
+      (err: unknown) => String(err),
+    );
     await tokens.revokeToken({ id: w.token!.id });
     await tokens.revokeToken({ id: c.token!.id });
     await wb.done;
     expect(await watchEnd).toContain("revoked");
+    expect(await pollEnd).toContain("[unauthenticated]");
     // The revoked tokens are refused on B for new calls too.
     const later = createClient(JobService, transportFor(b.url, c.secret, { httpVersion: "1.1" }));
     await expect(later.listJobs({})).rejects.toThrow(/revoked/);

@@ -42,7 +42,10 @@ export interface SessionHandlers {
 }
 
 export interface SessionClientOptions {
-  transport: Transport;
+  /** The studio, or several replicas of it: each new session goes to the next one (after a backoff delay). */
+  transport: Transport | readonly Transport[];
+  /** The URLs of the transports, for log lines. */
+  servers?: readonly string[];
   handlers: SessionHandlers;
   logger: Logger;
   token?: string;
@@ -68,7 +71,8 @@ export class SessionRefusedError extends Error {
  * reconnects with backoff and jitter when the stream ends. A refused token stops it for good.
  */
 export class SessionClient {
-  private readonly client;
+  private readonly clients;
+  private next = 0;
   private readonly backoff: Backoff;
   private readonly stopper = new AbortController();
   private live: LiveSession | undefined;
@@ -78,7 +82,9 @@ export class SessionClient {
   private loop: Promise<void> | undefined;
 
   constructor(private readonly options: SessionClientOptions) {
-    this.client = createClient(WorkerService, options.transport);
+    const transports = Array.isArray(options.transport) ? (options.transport as readonly Transport[]) : [options.transport as Transport];
+    if (transports.length === 0) throw new RangeError("SessionClient needs at least one transport");
+    this.clients = transports.map((t) => createClient(WorkerService, t));
     this.backoff = options.backoff ?? new Backoff();
   }
 
@@ -189,7 +195,11 @@ export class SessionClient {
     let heartbeat: ReturnType<typeof setInterval> | undefined;
     let welcomedAt: number | undefined;
     try {
-      const responses = this.client.session(outbox, { signal: abort.signal, headers });
+      // Each connection goes to the next studio replica in turn (one URL: always the same).
+      const index = this.next;
+      this.next = (this.next + 1) % this.clients.length;
+      if (this.clients.length > 1) logger.info({ server: this.options.servers?.[index] ?? index }, "connecting to the studio");
+      const responses = this.clients[index]!.session(outbox, { signal: abort.signal, headers });
       for await (const res of responses) {
         const msg = res.message;
         if (this.live === undefined) {

@@ -10,7 +10,7 @@ import {
 } from "../config.js";
 
 const FLAGS: Array<[keyof WorkerConfig, string, string]> = [
-  ["server", "--server <url>", "the studio's URL, http:// or https:// (required)"],
+  ["server", "--server <url>", "the studio's URL (required); repeat or comma-list replicas"],
   ["token", "--token <token>", "bearer token the studio gave this worker; prefer the variable (a flag shows in ps)"],
   ["name", "--name <name>", "name shown to operators (default: the host name)"],
   ["cacheDir", "--cache-dir <dir>", "where downloaded model files are kept (default: {cacheDir})"],
@@ -53,7 +53,10 @@ export function workerCommand(version: string, env: Record<string, string | unde
     .allowExcessArguments(false);
   for (const [key, flags, help] of FLAGS) {
     const text = help.replace("{cacheDir}", dirs.cacheDir).replace("{workDir}", dirs.workDir);
-    program.addOption(new Option(flags, `${text} [env ${WORKER_ENV[key]}]`));
+    const option = new Option(flags, `${text} [env ${WORKER_ENV[key]}]`);
+    // --server may be given more than once: the URLs add up (a comma list, as STUDIO_SERVER takes).
+    if (key === "server") option.argParser((value: string, previous: string | undefined) => (previous ? `${previous},${value}` : value));
+    program.addOption(option);
   }
   return program;
 }

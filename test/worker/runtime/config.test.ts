@@ -15,7 +15,7 @@ describe("worker configuration", () => {
   test("defaults, with only --server given", () => {
     const c = parse(["--server", "http://studio.local:8080"], { XDG_CACHE_HOME: "/var/cache" });
     expect(c).toMatchObject({
-      server: "http://studio.local:8080",
+      server: ["http://studio.local:8080"],
       slots: 1,
       cacheDir: "/var/cache/studio-worker",
       cacheMaxBytes: 100 * 1024 ** 3,
@@ -39,7 +39,7 @@ describe("worker configuration", () => {
       STUDIO_LABELS: "gpu=4090,zone=eu",
     });
     expect(c).toMatchObject({
-      server: "https://studio.example",
+      server: ["https://studio.example"],
       token: "t0k3n",
       slots: 3,
       engines: ["sd-cpp", "synthetic"],
@@ -47,6 +47,12 @@ describe("worker configuration", () => {
       hfToken: "hf_abc",
       labels: { gpu: "4090", zone: "eu" },
     });
+  }, TEST_TIMEOUT_MS);
+
+  test("--server repeated or as a comma list names replicas to rotate through, in order, once each", () => {
+    expect(parse(["--server", "http://a:8080", "--server", "http://b:8080,http://a:8080"]).server).toEqual(["http://a:8080", "http://b:8080"]);
+    expect(parse([], { STUDIO_SERVER: "https://a.example, https://b.example" }).server).toEqual(["https://a.example", "https://b.example"]);
+    expect(() => parse(["--server", "http://a,ftp://b"])).toThrow("--server (STUDIO_SERVER): must use http: or https:, not ftp:");
   }, TEST_TIMEOUT_MS);
 
   test("a missing --server is named", () => {

@@ -115,6 +115,32 @@ describe("SessionClient", () => {
     expect(session.id).toBeGreaterThan(3);
   }, TEST_TIMEOUT_MS);
 
+  test("with several studio URLs it rotates: a dead one is skipped, and when its studio goes the next one takes over", async () => {
+    const [portA, portB] = [await freePort(), await freePort()];
+    const handlers = recorder("rotator");
+    const c = new SessionClient({
+      transport: [portA, portB].map((p) => createConnectTransport({ baseUrl: `http://127.0.0.1:${p}`, httpVersion: "2" })),
+      servers: [portA, portB].map((p) => `http://127.0.0.1:${p}`),
+      handlers,
+      logger: silent,
+      backoff: new Backoff({ initialMs: 20, maxMs: 100 }),
+    });
+    clients.push(c);
+    const b = await startTestStudio({ port: portB });
+    studios.push(b);
+    const first = handlers.nextWelcome();
+    void c.run();
+    await first;
+    const listed = async (t: TestStudio) => (await t.client(WorkerService).listWorkers({})).workers.map((w) => w.name);
+    expect(await listed(b)).toEqual(["rotator"]);
+    const a = await startTestStudio({ port: portA });
+    studios.push(a);
+    const second = handlers.nextWelcome();
+    await b.stop();
+    await second;
+    expect(await listed(a)).toEqual(["rotator"]);
+  }, TEST_TIMEOUT_MS);
+
   test("stop ends a pending waitForSession instead of leaving it hanging", async () => {
     const handlers = recorder("never-connects");
     const c = client(`http://127.0.0.1:${await freePort()}`, handlers);
