@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/worker_service.proto.
  */
 export const file_studio_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSLSAwoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAQgkKB21lc3NhZ2Ui6QEKD1Nlc3Npb25SZXNwb25zZRIlCgd3ZWxjb21lGAEgASgLMhIuc3R1ZGlvLnYxLldlbGNvbWVIABIhCgVvZmZlchgCIAEoCzIQLnN0dWRpby52MS5PZmZlckgAEigKBmNhbmNlbBgDIAEoCzIWLnN0dWRpby52MS5DYW5jZWxPcmRlckgAEiUKB3JlY2VpcHQYBCABKAsyEi5zdHVkaW8udjEuUmVjZWlwdEgAEjAKBWJhdGNoGAUgASgLMh8uc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZUJhdGNoSABCCQoHbWVzc2FnZSJEChRTZXNzaW9uUmVzcG9uc2VCYXRjaBIsCghtZXNzYWdlcxgBIAMoCzIaLnN0dWRpby52MS5TZXNzaW9uUmVzcG9uc2UinwIKC1dvcmtlckhlbGxvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRInCgdlbmdpbmVzGAMgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAQgASgNEhUKDWNhY2hlZF9zaGEyNTYYBSADKAkSMgoGbGFiZWxzGAYgAygLMiIuc3R1ZGlvLnYxLldvcmtlckhlbGxvLkxhYmVsc0VudHJ5EhEKCWxlYXNlX2lkcxgHIAMoCRITCgtjYWNoZWRfdXJscxgIIAMoCRIXCg9hY2NlcHRzX2JhdGNoZXMYCSABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKiAQoHV2VsY29tZRIRCgl3b3JrZXJfaWQYASABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgNEhQKDGxlYXNlX3R0bF9tcxgDIAEoDRIWCg5rZXB0X2xlYXNlX2lkcxgEIAMoCRIWCg5sb3N0X2xlYXNlX2lkcxgFIAMoCRIfChdtYXhfaW5saW5lX291dHB1dF9ieXRlcxgGIAEoDSIkCg9Xb3JrZXJIZWFydGJlYXQSEQoJbGVhc2VfaWRzGAEgAygJIi0KCUpvYkFjY2VwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkiPgoKSm9iRGVjbGluZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIl8KEUpvYlByb2dyZXNzUmVwb3J0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIoCghwcm9ncmVzcxgDIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcyKTAQoLT3V0cHV0Q2h1bmsSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWluZGV4GAMgASgNEhEKCW1pbWVfdHlwZRgEIAEoCRISCgp0b3RhbF9zaXplGAUgASgEEg4KBnNoYTI1NhgGIAEoCRIOCgZvZmZzZXQYByABKAQSDAoEZGF0YRgIIAEoDCJtCgtKb2JDb21wbGV0ZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSFAoMb3V0cHV0X2NvdW50GAMgASgNEiYKB291dHB1dHMYBCADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSJNCgdKb2JGYWlsEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiDQoLV29ya2VyRHJhaW4iZQoLQ2FjaGVVcGRhdGUSFAoMYWRkZWRfc2hhMjU2GAEgAygJEhYKDnJlbW92ZWRfc2hhMjU2GAIgAygJEhIKCmFkZGVkX3VybHMYAyADKAkSFAoMcmVtb3ZlZF91cmxzGAQgAygJIj8KC0NhbmNlbE9yZGVyEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiVgoHUmVjZWlwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSCgoCb2sYAyABKAgSDAoEY29kZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgJIncKD0NsYWltSm9iUmVxdWVzdBITCgt3b3JrZXJfbmFtZRgBIAEoCRInCgdlbmdpbmVzGAIgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEhUKDWNhY2hlZF9zaGEyNTYYAyADKAkSDwoHd2FpdF9tcxgEIAEoDSJFChBDbGFpbUpvYlJlc3BvbnNlEicKBWNsYWltGAEgASgLMhMuc3R1ZGlvLnYxLkpvYkNsYWltSACIAQFCCAoGX2NsYWltIiUKEEhlYXJ0YmVhdFJlcXVlc3QSEQoJbGVhc2VfaWRzGAEgAygJInwKEUhlYXJ0YmVhdFJlc3BvbnNlEhkKEXJlbmV3ZWRfbGVhc2VfaWRzGAEgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAIgAygJEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKFVJlcG9ydFByb2dyZXNzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MiGAoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSJMCgpPdXRwdXREYXRhEg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMEg4KBnNoYTI1NhgEIAEoCSJeChJDb21wbGV0ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEiYKB291dHB1dHMYAyADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSIyChNDb21wbGV0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiVAoORmFpbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWVycm9yGAMgASgJEhEKCXJldHJ5YWJsZRgEIAEoCCIuCg9GYWlsSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiIUChJMaXN0V29ya2Vyc1JlcXVlc3QikwMKCldvcmtlckluZm8SEQoJd29ya2VyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRInCgdlbmdpbmVzGAQgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAUgASgNEhQKDHNsb3RzX2luX3VzZRgGIAEoDRIPCgdqb2JfaWRzGAcgAygJEhUKDWNhY2hlZF9zaGEyNTYYCCADKAkSNwoTbGFzdF9oZWFydGJlYXRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29ubmVjdF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghkcmFpbmluZxgLIAEoCBIxCgZsYWJlbHMYDCADKAsyIS5zdHVkaW8udjEuV29ya2VySW5mby5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj0KE0xpc3RXb3JrZXJzUmVzcG9uc2USJgoHd29ya2VycxgBIAMoCzIVLnN0dWRpby52MS5Xb3JrZXJJbmZvMqUECg1Xb3JrZXJTZXJ2aWNlEkYKB1Nlc3Npb24SGS5zdHVkaW8udjEuU2Vzc2lvblJlcXVlc3QaGi5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlIgAoATABEkUKCENsYWltSm9iEhouc3R1ZGlvLnYxLkNsYWltSm9iUmVxdWVzdBobLnN0dWRpby52MS5DbGFpbUpvYlJlc3BvbnNlIgASSAoJSGVhcnRiZWF0Ehsuc3R1ZGlvLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHC5zdHVkaW8udjEuSGVhcnRiZWF0UmVzcG9uc2UiABJXCg5SZXBvcnRQcm9ncmVzcxIgLnN0dWRpby52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaIS5zdHVkaW8udjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSIAEk4KC0NvbXBsZXRlSm9iEh0uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVxdWVzdBoeLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlc3BvbnNlIgASQgoHRmFpbEpvYhIZLnN0dWRpby52MS5GYWlsSm9iUmVxdWVzdBoaLnN0dWRpby52MS5GYWlsSm9iUmVzcG9uc2UiABJOCgtMaXN0V29ya2VycxIdLnN0dWRpby52MS5MaXN0V29ya2Vyc1JlcXVlc3QaHi5zdHVkaW8udjEuTGlzdFdvcmtlcnNSZXNwb25zZSIAYgZwcm90bzM", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
+  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSLSAwoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAQgkKB21lc3NhZ2Ui6QEKD1Nlc3Npb25SZXNwb25zZRIlCgd3ZWxjb21lGAEgASgLMhIuc3R1ZGlvLnYxLldlbGNvbWVIABIhCgVvZmZlchgCIAEoCzIQLnN0dWRpby52MS5PZmZlckgAEigKBmNhbmNlbBgDIAEoCzIWLnN0dWRpby52MS5DYW5jZWxPcmRlckgAEiUKB3JlY2VpcHQYBCABKAsyEi5zdHVkaW8udjEuUmVjZWlwdEgAEjAKBWJhdGNoGAUgASgLMh8uc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZUJhdGNoSABCCQoHbWVzc2FnZSJEChRTZXNzaW9uUmVzcG9uc2VCYXRjaBIsCghtZXNzYWdlcxgBIAMoCzIaLnN0dWRpby52MS5TZXNzaW9uUmVzcG9uc2UinwIKC1dvcmtlckhlbGxvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRInCgdlbmdpbmVzGAMgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAQgASgNEhUKDWNhY2hlZF9zaGEyNTYYBSADKAkSMgoGbGFiZWxzGAYgAygLMiIuc3R1ZGlvLnYxLldvcmtlckhlbGxvLkxhYmVsc0VudHJ5EhEKCWxlYXNlX2lkcxgHIAMoCRITCgtjYWNoZWRfdXJscxgIIAMoCRIXCg9hY2NlcHRzX2JhdGNoZXMYCSABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKiAQoHV2VsY29tZRIRCgl3b3JrZXJfaWQYASABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgNEhQKDGxlYXNlX3R0bF9tcxgDIAEoDRIWCg5rZXB0X2xlYXNlX2lkcxgEIAMoCRIWCg5sb3N0X2xlYXNlX2lkcxgFIAMoCRIfChdtYXhfaW5saW5lX291dHB1dF9ieXRlcxgGIAEoDSIkCg9Xb3JrZXJIZWFydGJlYXQSEQoJbGVhc2VfaWRzGAEgAygJIi0KCUpvYkFjY2VwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkiPgoKSm9iRGVjbGluZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIl8KEUpvYlByb2dyZXNzUmVwb3J0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIoCghwcm9ncmVzcxgDIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcyKTAQoLT3V0cHV0Q2h1bmsSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWluZGV4GAMgASgNEhEKCW1pbWVfdHlwZRgEIAEoCRISCgp0b3RhbF9zaXplGAUgASgEEg4KBnNoYTI1NhgGIAEoCRIOCgZvZmZzZXQYByABKAQSDAoEZGF0YRgIIAEoDCJtCgtKb2JDb21wbGV0ZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSFAoMb3V0cHV0X2NvdW50GAMgASgNEiYKB291dHB1dHMYBCADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSJNCgdKb2JGYWlsEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiDQoLV29ya2VyRHJhaW4iZQoLQ2FjaGVVcGRhdGUSFAoMYWRkZWRfc2hhMjU2GAEgAygJEhYKDnJlbW92ZWRfc2hhMjU2GAIgAygJEhIKCmFkZGVkX3VybHMYAyADKAkSFAoMcmVtb3ZlZF91cmxzGAQgAygJIj8KC0NhbmNlbE9yZGVyEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiVgoHUmVjZWlwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSCgoCb2sYAyABKAgSDAoEY29kZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgJIncKD0NsYWltSm9iUmVxdWVzdBITCgt3b3JrZXJfbmFtZRgBIAEoCRInCgdlbmdpbmVzGAIgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEhUKDWNhY2hlZF9zaGEyNTYYAyADKAkSDwoHd2FpdF9tcxgEIAEoDSJFChBDbGFpbUpvYlJlc3BvbnNlEicKBWNsYWltGAEgASgLMhMuc3R1ZGlvLnYxLkpvYkNsYWltSACIAQFCCAoGX2NsYWltIiUKEEhlYXJ0YmVhdFJlcXVlc3QSEQoJbGVhc2VfaWRzGAEgAygJInwKEUhlYXJ0YmVhdFJlc3BvbnNlEhkKEXJlbmV3ZWRfbGVhc2VfaWRzGAEgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAIgAygJEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKFVJlcG9ydFByb2dyZXNzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MiGAoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSJMCgpPdXRwdXREYXRhEg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMEg4KBnNoYTI1NhgEIAEoCSJeChJDb21wbGV0ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEiYKB291dHB1dHMYAyADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSIyChNDb21wbGV0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiiAEKGENvbXBsZXRlSm9iU3RyZWFtUmVxdWVzdBIuCgxvdXRwdXRfY2h1bmsYASABKAsyFi5zdHVkaW8udjEuT3V0cHV0Q2h1bmtIABIxCghjb21wbGV0ZRgCIAEoCzIdLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlcXVlc3RIAEIJCgdtZXNzYWdlIjgKGUNvbXBsZXRlSm9iU3RyZWFtUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiJUCg5GYWlsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFZXJyb3IYAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIIi4KD0ZhaWxKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIhQKEkxpc3RXb3JrZXJzUmVxdWVzdCKTAwoKV29ya2VySW5mbxIRCgl3b3JrZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEicKB2VuZ2luZXMYBCADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBSABKA0SFAoMc2xvdHNfaW5fdXNlGAYgASgNEg8KB2pvYl9pZHMYByADKAkSFQoNY2FjaGVkX3NoYTI1NhgIIAMoCRI3ChNsYXN0X2hlYXJ0YmVhdF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb25uZWN0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRyYWluaW5nGAsgASgIEjEKBmxhYmVscxgMIAMoCzIhLnN0dWRpby52MS5Xb3JrZXJJbmZvLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPQoTTGlzdFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8iFQoTV2F0Y2hXb3JrZXJzUmVxdWVzdCJsChRXYXRjaFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8SGgoScmVtb3ZlZF93b3JrZXJfaWRzGAIgAygJEhAKCHNuYXBzaG90GAMgASgIMt4FCg1Xb3JrZXJTZXJ2aWNlEkYKB1Nlc3Npb24SGS5zdHVkaW8udjEuU2Vzc2lvblJlcXVlc3QaGi5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlIgAoATABEkUKCENsYWltSm9iEhouc3R1ZGlvLnYxLkNsYWltSm9iUmVxdWVzdBobLnN0dWRpby52MS5DbGFpbUpvYlJlc3BvbnNlIgASSAoJSGVhcnRiZWF0Ehsuc3R1ZGlvLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHC5zdHVkaW8udjEuSGVhcnRiZWF0UmVzcG9uc2UiABJXCg5SZXBvcnRQcm9ncmVzcxIgLnN0dWRpby52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaIS5zdHVkaW8udjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSIAEk4KC0NvbXBsZXRlSm9iEh0uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVxdWVzdBoeLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlc3BvbnNlIgASYgoRQ29tcGxldGVKb2JTdHJlYW0SIy5zdHVkaW8udjEuQ29tcGxldGVKb2JTdHJlYW1SZXF1ZXN0GiQuc3R1ZGlvLnYxLkNvbXBsZXRlSm9iU3RyZWFtUmVzcG9uc2UiACgBEkIKB0ZhaWxKb2ISGS5zdHVkaW8udjEuRmFpbEpvYlJlcXVlc3QaGi5zdHVkaW8udjEuRmFpbEpvYlJlc3BvbnNlIgASTgoLTGlzdFdvcmtlcnMSHS5zdHVkaW8udjEuTGlzdFdvcmtlcnNSZXF1ZXN0Gh4uc3R1ZGlvLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2UiABJTCgxXYXRjaFdvcmtlcnMSHi5zdHVkaW8udjEuV2F0Y2hXb3JrZXJzUmVxdWVzdBofLnN0dWRpby52MS5XYXRjaFdvcmtlcnNSZXNwb25zZSIAMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
 
 /**
  * SessionRequest is one message from a streaming worker.
@@ -853,6 +853,57 @@ export const CompleteJobResponseSchema: GenMessage<CompleteJobResponse> = /*@__P
   messageDesc(file_studio_v1_worker_service, 24);
 
 /**
+ * CompleteJobStreamRequest is one message of CompleteJobStream: the chunks of
+ * the outputs sent this way (any order between outputs, in order within one),
+ * then exactly one complete, last. Outputs the complete carries inline and
+ * outputs sent as chunks must not share an index.
+ *
+ * @generated from message studio.v1.CompleteJobStreamRequest
+ */
+export type CompleteJobStreamRequest = Message<"studio.v1.CompleteJobStreamRequest"> & {
+  /**
+   * @generated from oneof studio.v1.CompleteJobStreamRequest.message
+   */
+  message: {
+    /**
+     * @generated from field: studio.v1.OutputChunk output_chunk = 1;
+     */
+    value: OutputChunk;
+    case: "outputChunk";
+  } | {
+    /**
+     * @generated from field: studio.v1.CompleteJobRequest complete = 2;
+     */
+    value: CompleteJobRequest;
+    case: "complete";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message studio.v1.CompleteJobStreamRequest.
+ * Use `create(CompleteJobStreamRequestSchema)` to create a new message.
+ */
+export const CompleteJobStreamRequestSchema: GenMessage<CompleteJobStreamRequest> = /*@__PURE__*/
+  messageDesc(file_studio_v1_worker_service, 25);
+
+/**
+ * @generated from message studio.v1.CompleteJobStreamResponse
+ */
+export type CompleteJobStreamResponse = Message<"studio.v1.CompleteJobStreamResponse"> & {
+  /**
+   * @generated from field: studio.v1.Job job = 1;
+   */
+  job?: Job | undefined;
+};
+
+/**
+ * Describes the message studio.v1.CompleteJobStreamResponse.
+ * Use `create(CompleteJobStreamResponseSchema)` to create a new message.
+ */
+export const CompleteJobStreamResponseSchema: GenMessage<CompleteJobStreamResponse> = /*@__PURE__*/
+  messageDesc(file_studio_v1_worker_service, 26);
+
+/**
  * @generated from message studio.v1.FailJobRequest
  */
 export type FailJobRequest = Message<"studio.v1.FailJobRequest"> & {
@@ -882,7 +933,7 @@ export type FailJobRequest = Message<"studio.v1.FailJobRequest"> & {
  * Use `create(FailJobRequestSchema)` to create a new message.
  */
 export const FailJobRequestSchema: GenMessage<FailJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 25);
+  messageDesc(file_studio_v1_worker_service, 27);
 
 /**
  * @generated from message studio.v1.FailJobResponse
@@ -899,7 +950,7 @@ export type FailJobResponse = Message<"studio.v1.FailJobResponse"> & {
  * Use `create(FailJobResponseSchema)` to create a new message.
  */
 export const FailJobResponseSchema: GenMessage<FailJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 26);
+  messageDesc(file_studio_v1_worker_service, 28);
 
 /**
  * @generated from message studio.v1.ListWorkersRequest
@@ -912,7 +963,7 @@ export type ListWorkersRequest = Message<"studio.v1.ListWorkersRequest"> & {
  * Use `create(ListWorkersRequestSchema)` to create a new message.
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 27);
+  messageDesc(file_studio_v1_worker_service, 29);
 
 /**
  * WorkerInfo describes one connected worker.
@@ -986,7 +1037,7 @@ export type WorkerInfo = Message<"studio.v1.WorkerInfo"> & {
  * Use `create(WorkerInfoSchema)` to create a new message.
  */
 export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 28);
+  messageDesc(file_studio_v1_worker_service, 30);
 
 /**
  * @generated from message studio.v1.ListWorkersResponse
@@ -1003,7 +1054,57 @@ export type ListWorkersResponse = Message<"studio.v1.ListWorkersResponse"> & {
  * Use `create(ListWorkersResponseSchema)` to create a new message.
  */
 export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 29);
+  messageDesc(file_studio_v1_worker_service, 31);
+
+/**
+ * @generated from message studio.v1.WatchWorkersRequest
+ */
+export type WatchWorkersRequest = Message<"studio.v1.WatchWorkersRequest"> & {
+};
+
+/**
+ * Describes the message studio.v1.WatchWorkersRequest.
+ * Use `create(WatchWorkersRequestSchema)` to create a new message.
+ */
+export const WatchWorkersRequestSchema: GenMessage<WatchWorkersRequest> = /*@__PURE__*/
+  messageDesc(file_studio_v1_worker_service, 32);
+
+/**
+ * WatchWorkersResponse is one batch of changes to the connected workers.
+ *
+ * @generated from message studio.v1.WatchWorkersResponse
+ */
+export type WatchWorkersResponse = Message<"studio.v1.WatchWorkersResponse"> & {
+  /**
+   * Workers that connected or changed, each as a whole; on the snapshot, every
+   * connected worker.
+   *
+   * @generated from field: repeated studio.v1.WorkerInfo workers = 1;
+   */
+  workers: WorkerInfo[];
+
+  /**
+   * The worker_id of each worker that disconnected.
+   *
+   * @generated from field: repeated string removed_worker_ids = 2;
+   */
+  removedWorkerIds: string[];
+
+  /**
+   * True on the first message: `workers` is then the whole set, and a client
+   * forgets any worker it knew before (a reconnect starts with one too).
+   *
+   * @generated from field: bool snapshot = 3;
+   */
+  snapshot: boolean;
+};
+
+/**
+ * Describes the message studio.v1.WatchWorkersResponse.
+ * Use `create(WatchWorkersResponseSchema)` to create a new message.
+ */
+export const WatchWorkersResponseSchema: GenMessage<WatchWorkersResponse> = /*@__PURE__*/
+  messageDesc(file_studio_v1_worker_service, 33);
 
 /**
  * WorkerService is the workers' side of the queue: a bidi Session for
@@ -1016,6 +1117,14 @@ export const WorkerService: GenService<{
   /**
    * Session: the worker sends hello first; the studio answers welcome and then
    * streams offers and cancels while the worker reports back.
+   * Liveness: an idle worker (no lease) need not send anything: it keeps getting
+   * offers while its HTTP/2 connection answers the studio's PINGs (every gRPC and
+   * HTTP/2 library does this by itself). A worker holding leases must send a
+   * heartbeat listing them every Welcome.heartbeat_interval_ms; one that says
+   * nothing for Welcome.lease_ttl_ms while it holds a lease (or leaves an offer
+   * unanswered that long) loses those leases and gets no offers until it sends
+   * its next message. A stopped or hung process answers no PING and gets no
+   * offers after one lease TTL.
    *
    * @generated from rpc studio.v1.WorkerService.Session
    */
@@ -1059,6 +1168,18 @@ export const WorkerService: GenService<{
     output: typeof CompleteJobResponseSchema;
   },
   /**
+   * CompleteJobStream is CompleteJob for outputs of any size up to the studio's
+   * --max-output-bytes: the worker streams each output as OutputChunks, then
+   * sends the complete last; the job is committed when the stream ends.
+   *
+   * @generated from rpc studio.v1.WorkerService.CompleteJobStream
+   */
+  completeJobStream: {
+    methodKind: "client_streaming";
+    input: typeof CompleteJobStreamRequestSchema;
+    output: typeof CompleteJobStreamResponseSchema;
+  },
+  /**
    * @generated from rpc studio.v1.WorkerService.FailJob
    */
   failJob: {
@@ -1075,6 +1196,17 @@ export const WorkerService: GenService<{
     methodKind: "unary";
     input: typeof ListWorkersRequestSchema;
     output: typeof ListWorkersResponseSchema;
+  },
+  /**
+   * WatchWorkers streams the connected workers: all of them first, then the
+   * workers that connected, changed or left, within about a second.
+   *
+   * @generated from rpc studio.v1.WorkerService.WatchWorkers
+   */
+  watchWorkers: {
+    methodKind: "server_streaming";
+    input: typeof WatchWorkersRequestSchema;
+    output: typeof WatchWorkersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_studio_v1_worker_service, 0);
