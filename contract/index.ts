@@ -10,4 +10,6 @@ export * from "./task.js";
 export * from "./hex.js";
 export * from "./model-name.js";
 export * from "./worker-limits.js";
+export * from "./lora-tags.js";
+export * from "./text-output.js";
 export * from "./output-files.js";

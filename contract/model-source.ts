@@ -29,6 +29,8 @@ export const SOURCE_LIMITS = {
   maxSteps: 1000,
   maxSide: 8192,
   maxCfgScale: 100,
+  /** A LoRA's weight, on the source or in a prompt tag: sd-cli takes any float; past this it is noise. */
+  maxLoraWeight: 10,
 } as const;
 
 const utf8 = new TextEncoder();
@@ -95,6 +97,7 @@ export const ModelFileJsonSchema = z.strictObject({
     .regex(/^[0-9a-fA-F]{64}$/, { message: "must be 64 hex digits" })
     .transform((v) => v.toLowerCase())
     .optional(),
+  loraWeight: z.number().finite().min(-SOURCE_LIMITS.maxLoraWeight).max(SOURCE_LIMITS.maxLoraWeight).optional(),
 });
 export type ModelFileJson = z.infer<typeof ModelFileJsonSchema>;
 
@@ -118,14 +121,38 @@ export const ModelSourceJsonSchema = z
       else seen.set(file.filename, i);
     });
     const count = (role: string) => source.files.filter((f) => f.role === role).length;
-    if (source.engine === "sd-cpp" && count("model") + count("diffusion-model") === 0)
-      ctx.addIssue({ code: "custom", path: ["files"], message: "sd-cpp needs a model or a diffusion-model file" });
-    if (source.engine === "llama-cpp" && count("model") !== 1)
-      ctx.addIssue({
-        code: "custom",
-        path: ["files"],
-        message: `llama-cpp needs exactly one model file (got ${count("model")})`,
+    source.files.forEach((file, i) => {
+      if (file.loraWeight !== undefined && file.role !== "lora")
+        ctx.addIssue({ code: "custom", path: ["files", i, "loraWeight"], message: `is for lora files only (this file is ${file.role})` });
+      if (file.role === "lora" && /[:>]/.test(file.filename))
+        ctx.addIssue({
+          code: "custom",
+          path: ["files", i, "filename"],
+          message: `a lora file name must not contain : or > (sd-cli's <lora:NAME:WEIGHT> tag cannot name it; got ${describeValue(file.filename)})`,
+        });
+    });
+    if (source.engine === "sd-cpp") {
+      if (count("model") + count("diffusion-model") === 0)
+        ctx.addIssue({ code: "custom", path: ["files"], message: "sd-cpp needs a model or a diffusion-model file" });
+      // sd-cli takes each file flag once (a second one silently wins), so each role but lora appears at most once.
+      for (const role of new Set(source.files.map((f) => f.role)))
+        if (role !== "lora" && count(role) > 1)
+          ctx.addIssue({ code: "custom", path: ["files"], message: `sd-cpp takes at most one ${role} file (got ${count(role)})` });
+      if (count("high-noise-diffusion-model") > 0 && count("diffusion-model") === 0)
+        ctx.addIssue({ code: "custom", path: ["files"], message: "a high-noise-diffusion-model needs its diffusion-model (the low-noise expert) too" });
+    }
+    if (source.engine === "llama-cpp") {
+      if (count("model") !== 1)
+        ctx.addIssue({
+          code: "custom",
+          path: ["files"],
+          message: `llama-cpp needs exactly one model file (got ${count("model")})`,
+        });
+      source.files.forEach((file, i) => {
+        if (file.role !== "model")
+          ctx.addIssue({ code: "custom", path: ["files", i, "role"], message: `llama-cpp takes model files only (got ${file.role})` });
       });
+    }
     if (source.engine === "synthetic" && source.files.length > 0)
       ctx.addIssue({
         code: "custom",
@@ -194,6 +221,7 @@ export function modelSourceFromJson(json: ModelSourceJson): ModelSource {
         filename: f.filename,
         approxBytes: f.approxBytes === undefined ? undefined : BigInt(f.approxBytes),
         sha256: f.sha256,
+        loraWeight: f.loraWeight,
       }),
     ),
     cliDefaults: cliDefaultsFromJson(json.cliDefaults),
@@ -232,6 +260,7 @@ export function modelSourceToJsonValue(source: ModelSource): Record<string, unkn
       };
       if (f.approxBytes !== undefined) file.approxBytes = safeNumber(f.approxBytes);
       if (f.sha256 !== undefined) file.sha256 = f.sha256;
+      if (f.loraWeight !== undefined) file.loraWeight = f.loraWeight;
       return file;
     }),
     cliDefaults: cliDefaultsToJson(source.cliDefaults),

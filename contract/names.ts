@@ -5,7 +5,19 @@ export const ENGINE_NAMES = ["sd-cpp", "llama-cpp", "synthetic"] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
 
 /** The file role names of the ModelSource wire JSON. */
-export const ROLE_NAMES = ["diffusion-model", "text-encoder", "vae", "lora", "model"] as const;
+export const ROLE_NAMES = [
+  "diffusion-model",
+  "text-encoder",
+  "vae",
+  "lora",
+  "model",
+  "clip-l",
+  "clip-g",
+  "t5xxl",
+  "llm-vision",
+  "taesd",
+  "high-noise-diffusion-model",
+] as const;
 export type RoleName = (typeof ROLE_NAMES)[number];
 
 const engineByName: Record<EngineName, ModelEngine> = {
@@ -20,6 +32,12 @@ const roleByName: Record<RoleName, ModelFileRole> = {
   vae: ModelFileRole.VAE,
   lora: ModelFileRole.LORA,
   model: ModelFileRole.MODEL,
+  "clip-l": ModelFileRole.CLIP_L,
+  "clip-g": ModelFileRole.CLIP_G,
+  t5xxl: ModelFileRole.T5XXL,
+  "llm-vision": ModelFileRole.LLM_VISION,
+  taesd: ModelFileRole.TAESD,
+  "high-noise-diffusion-model": ModelFileRole.HIGH_NOISE_DIFFUSION_MODEL,
 };
 
 /** The proto enum value for a wire engine name. */

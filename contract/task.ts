@@ -14,8 +14,13 @@ export const TASK_LIMITS = {
   maxTemperature: 5,
   maxStopStrings: 16,
   maxStopChars: 256,
-  /** Seeds are non-negative and exact in a JS number, which every client language can carry. */
+  /** Image seeds are non-negative and exact in a JS number, which every client language can carry (sd-cli keeps 64 bits). */
   maxSeed: BigInt(Number.MAX_SAFE_INTEGER),
+  /**
+   * Text seeds: llama-server keeps 32 bits of a seed (4294967301 samples as 5 does) and takes
+   * 4294967295 as "pick a random one", so a deterministic seed is at most 4294967294.
+   */
+  maxTextSeed: 4_294_967_294n,
 } as const;
 
 const CHAT_ROLES = new Set(["system", "user", "assistant"]);
@@ -78,13 +83,14 @@ export function taskIssues(task: Task | undefined, prefix = "task"): ValidationI
     if (s === "" || s.length > TASK_LIMITS.maxStopChars)
       add(`text.stop[${i}]`, `must be 1 to ${TASK_LIMITS.maxStopChars} characters (got ${describeValue(s)})`);
   });
-  checkSeed(t.seed, "text.seed", add);
+  checkSeed(t.seed, "text.seed", add, TASK_LIMITS.maxTextSeed);
+  if (t.thinking !== undefined && !hasMessages)
+    add("text.thinking", "applies to chat messages only (a prompt is sent to the model as it is, without a chat template)");
   return issues;
 }
 
-function checkSeed(seed: bigint | undefined, path: string, add: (path: string, message: string) => void) {
-  if (seed !== undefined && (seed < 0n || seed > TASK_LIMITS.maxSeed))
-    add(path, `must be from 0 to ${TASK_LIMITS.maxSeed} (got ${seed})`);
+function checkSeed(seed: bigint | undefined, path: string, add: (path: string, message: string) => void, max: bigint = TASK_LIMITS.maxSeed) {
+  if (seed !== undefined && (seed < 0n || seed > max)) add(path, `must be from 0 to ${max} (got ${seed})`);
 }
 
 /** The settings an image job runs with: the model's cli defaults, each overridden by the task where set. */

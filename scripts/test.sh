@@ -19,5 +19,8 @@ rm -f "$log"
 [ -z "$failed" ] && failed=0
 failed=$((failed + check_failed))
 if [ "$test_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+if [ -z "${STUDIO_TEST_ENGINES:-}" ]; then
+  echo "NOTICE: STUDIO_TEST_ENGINES is unset: the real-engine tests (llama-server, sd-cli) did NOT run; CI runs them."
+fi
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]

@@ -56,7 +56,13 @@ function buildEngines(config: WorkerConfig, logger: ReturnType<typeof createWork
             logger.warn({ pgid, err: (err as Error).message }, "cannot record the llama-server's process group for crash recovery");
           }
         },
-        onReaped: (pgid) => void warmServers.reaped(pgid).catch(() => {}),
+        onReaped: (pgid) => {
+          try {
+            warmServers.reaped(pgid);
+          } catch (err) {
+            logger.warn({ pgid, err: (err as Error).message }, "cannot remove the llama-server's crash recovery record");
+          }
+        },
       }),
     );
   if (found.synthetic) engines.push(new SyntheticEngine({ stepDelayMs: config.syntheticStepMs }));

@@ -3,6 +3,7 @@ import type { Role } from "./caller.js";
 const ADMIN: readonly Role[] = ["admin"];
 const CLIENT: readonly Role[] = ["admin", "client"];
 const WORKER: readonly Role[] = ["admin", "worker"];
+const ANY: readonly Role[] = ["admin", "client", "worker"];
 
 /**
  * Who may call what, one row per RPC. Admin may call everything; clients run jobs
@@ -12,13 +13,13 @@ const WORKER: readonly Role[] = ["admin", "worker"];
  *
  * | service          | admin | client                         | worker                        |
  * | ---------------- | ----- | ------------------------------ | ----------------------------- |
- * | TokenService     | all   | -                              | -                             |
+ * | TokenService     | all   | WhoAmI                         | WhoAmI                        |
  * | RegistryService  | all   | ListModels, GetModel           | -                             |
  * | JobService       | all   | all                            | -                             |
- * | WorkerService    | all   | ListWorkers                    | all but ListWorkers           |
+ * | WorkerService    | all   | ListWorkers, WatchWorkers      | all but those two             |
  */
 export const RPC_ROLES: Readonly<Record<string, Readonly<Record<string, readonly Role[]>>>> = {
-  "studio.v1.TokenService": { CreateToken: ADMIN, ListTokens: ADMIN, RevokeToken: ADMIN },
+  "studio.v1.TokenService": { CreateToken: ADMIN, ListTokens: ADMIN, RevokeToken: ADMIN, WhoAmI: ANY },
   "studio.v1.RegistryService": {
     ListModels: CLIENT,
     GetModel: CLIENT,
@@ -46,6 +47,7 @@ export const RPC_ROLES: Readonly<Record<string, Readonly<Record<string, readonly
     CompleteJob: WORKER,
     FailJob: WORKER,
     ListWorkers: CLIENT,
+    WatchWorkers: CLIENT,
   },
 };
 

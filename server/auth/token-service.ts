@@ -8,11 +8,12 @@ import {
   TokenRole,
   TokenSchema,
   TokenService,
+  WhoAmIResponseSchema,
   type Token,
 } from "../../gen/studio/v1/token_service_pb.js";
 import type { Logger } from "../log.js";
 import type { AuthEvents } from "./auth-events.js";
-import { callerOf, type Role } from "./caller.js";
+import { callerOf, OPEN_CALLER, type Role } from "./caller.js";
 import { checkTokenName, TokenError, type TokenRecord, type TokenStore } from "./token-store.js";
 
 const ROLE_TO_PROTO: Record<Role, TokenRole> = {
@@ -63,7 +64,7 @@ export const FIRST_TOKEN_MUST_BE_ADMIN =
   "create one first (`bun run studio tokens create <name> --role admin`), then create client and worker tokens with it " +
   "(STUDIO_TOKEN=<admin secret>)";
 
-/** Registers TokenService (admin only, by RPC_ROLES); isOpen says whether the studio still runs without tokens. */
+/** Registers TokenService (admin only but WhoAmI, by RPC_ROLES); isOpen says whether the studio still runs without tokens. */
 export function tokenRoutes(store: TokenStore, events: AuthEvents, logger: Logger, isOpen: () => Promise<boolean>) {
   return (router: ConnectRouter) =>
     router.service(TokenService, {
@@ -94,6 +95,11 @@ export function tokenRoutes(store: TokenStore, events: AuthEvents, logger: Logge
         } catch (err) {
           throw toConnect(err);
         }
+      },
+      async whoAmI(_req, ctx) {
+        const caller = callerOf(ctx);
+        const open = caller.tokenId === OPEN_CALLER.tokenId;
+        return create(WhoAmIResponseSchema, { role: roleToProto(caller.role), tokenName: caller.name, tokenId: open ? "" : caller.tokenId, open });
       },
     });
 }

@@ -13,6 +13,7 @@ import { LeaseReaper } from "./reaper.js";
 import { ReplicaSync } from "./replica-sync.js";
 import { WorkerRegistry } from "./worker-registry.js";
 import { registerDispatchRoutes } from "./worker-service.js";
+import { WorkerWatchHub } from "./worker-watch.js";
 
 export type { QueueStore } from "./queue-store.js";
 export { DispatchError, LeaseLostError } from "./dispatch-error.js";
@@ -35,7 +36,7 @@ export interface DispatchModule extends StudioModule {
 }
 
 /**
- * Dispatch: worker sessions (WorkerService.Session), the polling API, ListWorkers,
+ * Dispatch: worker sessions (WorkerService.Session), the polling API, ListWorkers and WatchWorkers,
  * the lease reaper, the output store with GetJobOutput and GET /jobs/{id}/outputs/{index}.
  */
 export function createDispatchModule(ctx: StudioContext): DispatchModule {
@@ -64,6 +65,9 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
   const cluster = ctx.storage.cluster;
   const replicas =
     cluster && new ReplicaSync({ cluster, registry, dispatcher: d, logger: ctx.logger }, { sweepIntervalMs: ctx.tuning?.replicaSweepMs });
+  const listWorkers = replicas ? () => replicas.listWorkers() : async () => registry.all().map(WorkerRegistry.info);
+  const workerWatch = new WorkerWatchHub(listWorkers, ctx.events);
+  const shutdown = new AbortController();
   return {
     name: "dispatch",
     store,
@@ -86,7 +90,8 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
         staging,
         poll,
         getJob,
-        listWorkers: replicas ? () => replicas.listWorkers() : async () => registry.all().map(WorkerRegistry.info),
+        listWorkers,
+        watchWorkers: (signal) => workerWatch.watch(AbortSignal.any([signal, shutdown.signal])),
       }),
     httpRoutes: [outputHttpRoute(getJob, outputs)],
     async start() {
@@ -99,6 +104,8 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
       d.wake();
     },
     async stop() {
+      shutdown.abort();
+      workerWatch.close();
       d.stop();
       replicas?.stop();
       poll.close();

@@ -6,6 +6,7 @@ import type { OutputStore, OutputUpload } from "../outputs/output-store.js";
 import type { OutputStaging, StagedOutput } from "../outputs/output-staging.js";
 import { OutputError } from "../outputs/output-error.js";
 import { checkMimeType } from "../outputs/mime-type.js";
+import { imageSize } from "../outputs/image-size.js";
 import type { QueueActions } from "./queue-actions.js";
 
 /** Most outputs one session may have half-received at once (each holds an open temp file). */
@@ -14,6 +15,8 @@ export const MAX_OPEN_UPLOADS = 64;
 interface Active {
   upload: OutputUpload;
   mimeType: string;
+  /** Read from the first chunk's bytes. */
+  size: { width: number; height: number } | undefined;
   jobId: string;
   leaseId: string;
   index: number;
@@ -68,6 +71,7 @@ export class SessionUploads {
           mimeType: active.mimeType,
           sizeBytes: BigInt(verified.size),
           sha256: verified.sha256,
+          ...active.size,
         }),
         verified,
       });
@@ -97,7 +101,8 @@ export class SessionUploads {
       throw new OutputError("resource_exhausted", `at most ${MAX_OPEN_UPLOADS} outputs may be in flight per session`);
     const size = chunk.totalSize > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(chunk.totalSize);
     const upload = this.outputs.begin(size, chunk.sha256);
-    this.#active.set(key, { upload, mimeType: chunk.mimeType, jobId: chunk.jobId, leaseId: chunk.leaseId, index: chunk.index });
+    const dimensions = imageSize(chunk.mimeType, chunk.data);
+    this.#active.set(key, { upload, mimeType: chunk.mimeType, size: dimensions, jobId: chunk.jobId, leaseId: chunk.leaseId, index: chunk.index });
   }
 
   /** The verified outputs staged under a lease (complete commits them); in-flight uploads of it are dropped. */

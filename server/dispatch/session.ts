@@ -20,6 +20,7 @@ import type { DeclineMemory } from "./decline-memory.js";
 import type { Dispatcher } from "./dispatcher.js";
 import { refusalOf } from "./dispatch-error.js";
 import { checkCachedUrls, checkHello } from "./hello.js";
+import { probePeer } from "./peer-liveness.js";
 import type { QueueActions } from "./queue-actions.js";
 import type { QueueStore } from "./queue-store.js";
 import { SessionUploads } from "./session-uploads.js";
@@ -89,6 +90,11 @@ export async function* runSession(
   const { kept, lost } = await deps.actions.keep(hello.leaseIds, worker.name, caller);
   for (const row of kept) worker.leases.set(row.leaseId!, row.id);
   deps.registry.add(worker);
+  const stopProbe = probePeer(
+    { registry: deps.registry, dispatcher: deps.dispatcher, now: deps.ctx.now, intervalMs: deps.ctx.config.heartbeatIntervalMs },
+    worker,
+    handlerCtx,
+  );
   // Alone and first: what is pushed from here on (offers) follows it, batched or not.
   const welcome = respond({
     case: "welcome",
@@ -118,6 +124,7 @@ export async function* runSession(
     yield welcome;
     yield* out;
   } finally {
+    stopProbe();
     deps.registry.remove(worker.id);
     deps.declines.forgetWorker(worker.id);
     uploads.clear();
@@ -131,6 +138,7 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
   // Any message shows the worker is alive: a silent one (no offers) becomes eligible again.
   const wasSilent = deps.registry.isSilent(worker);
   worker.lastHeartbeat = deps.ctx.now();
+  worker.stalled = false;
   if (wasSilent) deps.dispatcher.wake();
   /**
    * Runs an act and answers with a Receipt. The act is handed `posted`, which it runs

@@ -26,6 +26,10 @@ export interface WorkerEntry {
   connectTime: number;
   /** When the worker last sent anything (hello, heartbeat or any other message), on the studio's clock. */
   lastHeartbeat: number;
+  /** When its HTTP/2 connection last answered the studio's PING (peer-liveness.ts); unset while not probed. */
+  peerAckAt?: number;
+  /** A lease of it expired while it said nothing: it gets no offers until it sends a message. */
+  stalled?: boolean;
   lastOfferAt: number;
   draining: boolean;
   /** Pushes a message down the worker's stream; false once the stream closed. */
@@ -39,9 +43,8 @@ export interface WorkerRegistryOptions {
   /** The studio's clock (the one lastHeartbeat is stamped with). */
   now?: () => number;
   /**
-   * A worker whose last message is older than this is silent: it gets no offers
-   * (a stopped, half-open or hung session would take every job and let each lease
-   * expire) until it sends something again. The studio passes the lease TTL.
+   * How long a worker may be silent (see isSilent) before it gets no offers: a stopped, half-open
+   * or hung session would take every job and let each lease expire. The studio passes the lease TTL.
    */
   silentAfterMs?: number;
 }
@@ -68,9 +71,17 @@ export class WorkerRegistry {
     this.#silentAfterMs = silentAfterMs;
   }
 
-  /** Whether a worker has sent nothing for longer than silentAfterMs (it gets no offers until it does). */
+  /**
+   * Whether a worker is silent (it gets no offers): it has sent nothing for longer than silentAfterMs
+   * while it owed messages (it holds leases: offers to answer, heartbeats to send; or one of its
+   * leases expired since it last spoke), or, idle, its connection has not answered a PING for as long.
+   * An idle worker need not send anything to keep getting offers.
+   */
   isSilent(w: WorkerEntry): boolean {
-    return this.#now() - w.lastHeartbeat > this.#silentAfterMs;
+    const now = this.#now();
+    if (now - w.lastHeartbeat <= this.#silentAfterMs) return false;
+    if (w.stalled || w.leases.size > 0) return true;
+    return w.peerAckAt === undefined || now - w.peerAckAt > this.#silentAfterMs;
   }
 
   /** Whether placement may offer to a worker with room: not draining, not silent. */
@@ -130,7 +141,10 @@ export class WorkerRegistry {
   /** Forgets a lease wherever it is held; returns the worker that held it. */
   release(leaseId: string): WorkerEntry | undefined {
     const w = this.#byLease.get(leaseId);
-    if (w) this.drop(w, leaseId);
+    if (!w) return undefined;
+    // Taken back from a worker silent past the TTL: it let the lease expire, so it waits for its next message.
+    if (this.#now() - w.lastHeartbeat > this.#silentAfterMs) w.stalled = true;
+    this.drop(w, leaseId);
     return w;
   }
 

@@ -1,6 +1,6 @@
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
-import { WorkerService, type WorkerInfo } from "../../gen/studio/v1/worker_service_pb.js";
+import { WorkerService, type WatchWorkersResponse, type WorkerInfo } from "../../gen/studio/v1/worker_service_pb.js";
 import type { JobRow } from "../jobs/job-row.js";
 import { getJobOutput } from "../outputs/get-job-output.js";
 import type { OutputStore } from "../outputs/output-store.js";
@@ -36,6 +36,8 @@ export function registerDispatchRoutes(
     outputs: OutputStore;
     /** Every replica's workers (this one's alone on SQLite). */
     listWorkers: () => Promise<WorkerInfo[]>;
+    /** WatchWorkers' stream for one caller, ending when the signal aborts. */
+    watchWorkers: (signal: AbortSignal) => AsyncGenerator<WatchWorkersResponse>;
   },
 ): void {
   const { poll } = deps;
@@ -47,6 +49,7 @@ export function registerDispatchRoutes(
     completeJob: edge(poll.completeJob),
     failJob: edge(poll.failJob),
     listWorkers: async () => ({ workers: await deps.listWorkers() }),
+    watchWorkers: (_req, ctx: HandlerContext) => deps.watchWorkers(ctx.signal),
   });
   // The jobs module registers JobService first (with an unimplemented GetJobOutput
   // or none); connect-node's adapter keeps the LAST handler registered for a path,

@@ -1,3 +1,5 @@
+import { formatIssues } from "../../contract/issues.js";
+import { loraTagIssues } from "../../contract/lora-tags.js";
 import type { Task } from "../../gen/studio/v1/job_pb.js";
 import type { ResolvedModel } from "../registry/model-registry.js";
 import { JobError } from "./job-errors.js";
@@ -38,6 +40,8 @@ export function sameTaskButSeed(stored: string, input: NewJob): boolean {
 export function checkTaskFitsEngine(resolved: ResolvedModel, task: Task, path: "task" | "model"): void {
   const mismatch = taskEngineMismatch(resolved, task);
   if (mismatch) throw new JobError("invalid_request", `${path}: ${mismatch}`);
+  const lora = loraMismatch(resolved, task);
+  if (lora) throw new JobError("invalid_request", lora);
 }
 
 /**
@@ -45,9 +49,12 @@ export function checkTaskFitsEngine(resolved: ResolvedModel, task: Task, path: "
  * that no longer fits is refused (FAILED_PRECONDITION), pointing to PromoteJob instead.
  */
 export function checkRetryFitsEngine(resolved: ResolvedModel, current: JobRow): void {
-  const mismatch = taskEngineMismatch(resolved, taskFromJson(current.task));
+  const task = taskFromJson(current.task);
+  const mismatch = taskEngineMismatch(resolved, task);
   if (mismatch)
     throw new JobError("wrong_state", `model: ${mismatch}; a retry keeps the task: promote job ${JSON.stringify(current.id)} to a model that takes it`);
+  const lora = loraMismatch(resolved, task);
+  if (lora) throw new JobError("wrong_state", `${lora}; a retry keeps the task: promote job ${JSON.stringify(current.id)} to a model that has those LoRA files`);
 }
 
 /** Why the model's engine cannot run the task, or undefined when it can. */
@@ -56,4 +63,11 @@ function taskEngineMismatch(resolved: ResolvedModel, task: Task): string | undef
   const kind = task.kind.case;
   if (wants === undefined || kind === undefined || kind === wants) return undefined;
   return `model ${JSON.stringify(resolved.name)} runs ${resolved.engine}, which takes ${wants} tasks (got ${kind === "image" ? "an" : "a"} ${kind} task)`;
+}
+
+/** LoRA tags may only name the model's own LoRA files: refused at the edge rather than on a worker. */
+function loraMismatch(resolved: ResolvedModel, task: Task): string | undefined {
+  if (task.kind.case !== "image" || resolved.engine !== "sd-cpp") return undefined;
+  const issues = loraTagIssues(task.kind.value, resolved.source, "task.image");
+  return issues.length ? `${formatIssues(issues)} (model ${JSON.stringify(resolved.name)})` : undefined;
 }

@@ -1,3 +1,4 @@
+import { imageSize } from "./image-size.js";
 import { create } from "@bufbuild/protobuf";
 import { createHash } from "node:crypto";
 import { JobOutputSchema } from "../../gen/studio/v1/job_pb.js";
@@ -34,7 +35,7 @@ export function verifyInlineOutputs(list: readonly OutputData[], outputCount: nu
     if (o.sha256 !== actual)
       throw new OutputError("invalid_argument", `outputs[${o.index}].sha256 is ${JSON.stringify(o.sha256)}, the bytes hash to ${actual}`);
     received.set(o.index, {
-      meta: create(JobOutputSchema, { index: o.index, mimeType: o.mimeType, sizeBytes: BigInt(o.data.byteLength), sha256: actual }),
+      meta: create(JobOutputSchema, { index: o.index, mimeType: o.mimeType, sizeBytes: BigInt(o.data.byteLength), sha256: actual, ...imageSize(o.mimeType, o.data) }),
       verified: { sha256: actual, size: o.data.byteLength, bytes: o.data },
     });
   }

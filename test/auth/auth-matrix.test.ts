@@ -15,19 +15,22 @@ import { callAny, contractServices, probeTransport } from "./probe.js";
 
 /**
  * The policy as the issue states it, written independently of RPC_ROLES: admin
- * everything; client runs jobs, reads the registry and the worker list; worker
- * uses WorkerService except ListWorkers. New RPCs fall under these rules by service.
+ * everything; client runs jobs, reads the registry and the worker list (listed or
+ * watched); worker uses WorkerService except those two; every role may ask WhoAmI.
+ * New RPCs fall under these rules by service.
  */
 function allowed(role: Role, service: string, method: string): boolean {
   if (role === "admin") return true;
+  if (service === "studio.v1.TokenService" && method === "WhoAmI") return true;
+  const readsWorkers = service === "studio.v1.WorkerService" && (method === "ListWorkers" || method === "WatchWorkers");
   if (role === "client") {
     return (
       service === "studio.v1.JobService" ||
       (service === "studio.v1.RegistryService" && (method === "ListModels" || method === "GetModel")) ||
-      (service === "studio.v1.WorkerService" && method === "ListWorkers")
+      readsWorkers
     );
   }
-  return service === "studio.v1.WorkerService" && method !== "ListWorkers";
+  return service === "studio.v1.WorkerService" && !readsWorkers;
 }
 
 let dir: string;

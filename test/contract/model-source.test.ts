@@ -183,7 +183,7 @@ describe("ModelSource validation rules", () => {
         {
           path: "source.files[0].role",
           message:
-            'must be one of MODEL_FILE_ROLE_DIFFUSION_MODEL ("diffusion-model"), MODEL_FILE_ROLE_TEXT_ENCODER ("text-encoder"), MODEL_FILE_ROLE_VAE ("vae"), MODEL_FILE_ROLE_LORA ("lora"), MODEL_FILE_ROLE_MODEL ("model"); got 99',
+            'must be one of MODEL_FILE_ROLE_DIFFUSION_MODEL ("diffusion-model"), MODEL_FILE_ROLE_TEXT_ENCODER ("text-encoder"), MODEL_FILE_ROLE_VAE ("vae"), MODEL_FILE_ROLE_LORA ("lora"), MODEL_FILE_ROLE_MODEL ("model"), MODEL_FILE_ROLE_CLIP_L ("clip-l"), MODEL_FILE_ROLE_CLIP_G ("clip-g"), MODEL_FILE_ROLE_T5XXL ("t5xxl"), MODEL_FILE_ROLE_LLM_VISION ("llm-vision"), MODEL_FILE_ROLE_TAESD ("taesd"), MODEL_FILE_ROLE_HIGH_NOISE_DIFFUSION_MODEL ("high-noise-diffusion-model"); got 99',
         },
       ]);
     }
@@ -238,6 +238,7 @@ const sourceArb: fc.Arbitrary<ModelSourceJson> = fc
           filename: fc.stringMatching(/^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,40}$/).filter((n) => !n.includes("..")),
           approxBytes: fc.nat({ max: Number.MAX_SAFE_INTEGER }),
           sha256: fc.stringMatching(/^[0-9a-f]{64}$/),
+          loraWeight: fc.double({ min: -10, max: 10, noNaN: true }),
         },
         { requiredKeys: ["role", "url", "filename"] },
       ),
@@ -257,10 +258,58 @@ const sourceArb: fc.Arbitrary<ModelSourceJson> = fc
   .map((s) => {
     // Shape the files so each engine's file rule holds.
     if (s.engine === "synthetic") return { ...s, files: [] };
-    const files = s.files.map((f) => ({ ...f, role: f.role === "model" ? ("vae" as const) : f.role }));
     const first = { role: "model" as const, url: "https://example.com/m.gguf", filename: "m-main.gguf" };
+    if (s.engine === "llama-cpp") return { ...s, files: [first] };
+    // sd-cpp: each role but lora at most once (repeats become loras), a high-noise model with its diffusion-model.
+    const seen = new Set<string>(["model"]);
+    const files = s.files.map((f) => {
+      const role = seen.has(f.role) && f.role !== "lora" ? ("lora" as const) : f.role;
+      seen.add(role);
+      const { loraWeight, ...rest } = f;
+      return role === "lora" ? { ...rest, role, ...(loraWeight === undefined ? {} : { loraWeight }) } : { ...rest, role };
+    });
+    const highNoise = files.find((f) => f.role === "high-noise-diffusion-model");
+    if (highNoise && !seen.has("diffusion-model")) highNoise.role = "diffusion-model";
     return { ...s, files: [first, ...files] };
   });
+
+describe("file roles and LoRA weights", () => {
+  const file = (role: string, filename: string, extra: Record<string, unknown> = {}) => ({ role, url: `https://example.com/${filename}`, filename, ...extra });
+  const check = (engine: string, files: unknown[]) => checkModelSourceJson({ engine, files });
+  const messages = (r: ReturnType<typeof check>) => (r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`));
+
+  test("one source per sd-cpp family takes sd-cli's roles", () => {
+    const families: Record<string, unknown[]> = {
+      "SD 1.5 (one checkpoint)": [file("model", "v1-5.safetensors")],
+      "SDXL (separate encoders)": [file("diffusion-model", "sdxl.gguf"), file("clip-l", "clip_l.safetensors"), file("clip-g", "clip_g.safetensors"), file("vae", "sdxl_vae.safetensors")],
+      "SD3": [file("model", "sd3.safetensors"), file("clip-l", "clip_l.safetensors"), file("clip-g", "clip_g.safetensors"), file("t5xxl", "t5xxl.safetensors")],
+      "FLUX.1": [file("diffusion-model", "flux1-dev.gguf"), file("clip-l", "clip_l.safetensors"), file("t5xxl", "t5xxl.safetensors"), file("vae", "ae.safetensors"), file("lora", "style.safetensors", { loraWeight: 0.7 })],
+      "Qwen-Image edit": [file("diffusion-model", "qwen-image-edit.gguf"), file("text-encoder", "qwen2.5-vl.gguf"), file("llm-vision", "mmproj.gguf"), file("vae", "qwen_vae.safetensors")],
+      "Wan 2.2": [file("diffusion-model", "wan-low.gguf"), file("high-noise-diffusion-model", "wan-high.gguf"), file("t5xxl", "umt5.gguf"), file("vae", "wan_vae.safetensors")],
+      "Z-Image with TAESD": [file("diffusion-model", "z.gguf"), file("text-encoder", "qwen3.gguf"), file("vae", "ae.safetensors"), file("taesd", "taef1.safetensors")],
+    };
+    for (const [family, files] of Object.entries(families)) expect([family, messages(check("sd-cpp", files))]).toEqual([family, []]);
+  });
+
+  test("sd-cpp takes each role but lora once, and a high-noise model with its diffusion-model", () => {
+    expect(messages(check("sd-cpp", [file("diffusion-model", "a.gguf"), file("vae", "v1.st"), file("vae", "v2.st")]))).toEqual(["files: sd-cpp takes at most one vae file (got 2)"]);
+    expect(messages(check("sd-cpp", [file("diffusion-model", "a.gguf"), file("lora", "l1.st"), file("lora", "l2.st")]))).toEqual([]);
+    expect(messages(check("sd-cpp", [file("model", "a.gguf"), file("high-noise-diffusion-model", "h.gguf")]))).toEqual([
+      "files: a high-noise-diffusion-model needs its diffusion-model (the low-noise expert) too",
+    ]);
+  });
+
+  test("llama-cpp takes one model file and nothing else", () => {
+    expect(messages(check("llama-cpp", [file("model", "m.gguf"), file("vae", "v.st")]))).toEqual(["files[1].role: llama-cpp takes model files only (got vae)"]);
+  });
+
+  test("loraWeight: lora files only, from -10 to 10; lora names a tag can write", () => {
+    expect(messages(check("sd-cpp", [file("diffusion-model", "a.gguf", { loraWeight: 1 })]))).toEqual(["files[0].loraWeight: is for lora files only (this file is diffusion-model)"]);
+    expect(messages(check("sd-cpp", [file("diffusion-model", "a.gguf"), file("lora", "l.st", { loraWeight: 10.5 })]))[0]).toContain("files[1].loraWeight:");
+    expect(messages(check("sd-cpp", [file("diffusion-model", "a.gguf"), file("lora", "l.st", { loraWeight: -10 })]))).toEqual([]);
+    expect(messages(check("sd-cpp", [file("diffusion-model", "a.gguf"), file("lora", "a:b.st")]))[0]).toContain("a lora file name must not contain : or >");
+  });
+});
 
 describe("wire JSON and proto convert losslessly", () => {
   test("JSON -> proto -> JSON is the identity on valid sources", () => {

@@ -32,6 +32,23 @@ describe("task rules", () => {
     expect(paths(image({ batchCount: TASK_LIMITS.maxBatchCount + 1 }))).toEqual(["task.image.batch_count"]);
     expect(paths(image({ seed: -1n }))).toEqual(["task.image.seed"]);
     expect(paths(image({ seed: 2n ** 60n }))).toEqual(["task.image.seed"]);
+    expect(paths(image({ seed: 4_294_967_301n }))).toEqual([]);
+  });
+
+  test("text seeds stop where llama-server's 32 bits do: 4294967295 is its 'random' and 4294967301 would sample as 5", () => {
+    expect(paths(text({ prompt: "hi", seed: 0n }))).toEqual([]);
+    expect(paths(text({ prompt: "hi", seed: 4_294_967_294n }))).toEqual([]);
+    expect(taskIssues(text({ prompt: "hi", seed: 4_294_967_295n }))).toEqual([
+      { path: "task.text.seed", message: "must be from 0 to 4294967294 (got 4294967295)" },
+    ]);
+    expect(paths(text({ prompt: "hi", seed: 4_294_967_301n }))).toEqual(["task.text.seed"]);
+    expect(paths(text({ prompt: "hi", seed: -1n }))).toEqual(["task.text.seed"]);
+  });
+
+  test("thinking is for chat messages: a raw prompt has no chat template to ask", () => {
+    expect(paths(text({ messages: [{ role: "user", content: "hi" }], thinking: false }))).toEqual([]);
+    expect(paths(text({ messages: [{ role: "user", content: "hi" }], thinking: true }))).toEqual([]);
+    expect(paths(text({ prompt: "hi", thinking: false }))).toEqual(["task.text.thinking"]);
   });
 
   test("overrides obey the cli defaults rules", () => {

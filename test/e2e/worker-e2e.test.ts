@@ -186,7 +186,7 @@ describe("the compiled worker against a real studio", () => {
       "--llm", `${workDir}/models/qwen3-4b.gguf`,
       "--vae", `${workDir}/models/ae.safetensors`,
       "--lora-model-dir", `${workDir}/loras`,
-      "-p", "a lighthouse at dusk",
+      "-p", "a lighthouse at dusk <lora:style.safetensors:1>",
       "-s", "42",
       "-b", "1",
       "--cfg-scale", "1",
@@ -201,7 +201,7 @@ describe("the compiled worker against a real studio", () => {
 
     expect(done.outputs.map((o) => o.mimeType)).toEqual(["image/png"]);
     const png = await readOutput(jobs, job.id, 0);
-    const expected = fakeSdImage({ prompt: "a lighthouse at dusk", seed: "42", width: 64, height: 64, index: 0 });
+    const expected = fakeSdImage({ prompt: "a lighthouse at dusk <lora:style.safetensors:1>", seed: "42", width: 64, height: 64, index: 0 });
     expect(png.mimeType).toBe("image/png");
     expect(png.data).toEqual(Buffer.from(expected));
 
@@ -217,7 +217,7 @@ describe("the compiled worker against a real studio", () => {
     expect(done.status).toBe(JobStatus.SUCCEEDED);
     for (const index of [0, 1]) {
       const { data } = await readOutput(jobs, job.id, index);
-      expect(data).toEqual(Buffer.from(fakeSdImage({ prompt: "two boats", seed: "7", width: 64, height: 64, index })));
+      expect(data).toEqual(Buffer.from(fakeSdImage({ prompt: "two boats <lora:style.safetensors:1>", seed: "7", width: 64, height: 64, index })));
       const synthetic = syntheticImage(imageTask("two boats", 7n, 2).kind.value as ImageTask, { width: 64, height: 64 }, index);
       expect(data.equals(Buffer.from(synthetic))).toBe(false);
     }

@@ -158,6 +158,38 @@ describe("CreateJob", () => {
     }
     expect(rowCount()).toBe(0);
   });
+
+  test("LoRA tags may only name the model's own LoRA files (create and promote), the negative prompt none", async () => {
+    const withLora = create(ModelSourceSchema, {
+      engine: ModelEngine.SD_CPP,
+      files: [
+        { role: ModelFileRole.DIFFUSION_MODEL, url: "http://127.0.0.1:9/m.gguf", filename: "m.gguf" },
+        { role: ModelFileRole.LORA, url: "http://127.0.0.1:9/style.safetensors", filename: "style.safetensors" },
+      ],
+    });
+    await registry.createModel({ name: "with-lora", source: withLora });
+    await registry.createModel({ name: "plain", source: sdSource("http://127.0.0.1:9/a.gguf") });
+    const traversal = await codeOf(jobs.createJob({ model: "with-lora", task: imageTask("a fox <lora:../../x:1>") }));
+    expect(traversal.code).toBe(Code.InvalidArgument);
+    expect(traversal.message).toContain(`task.image.prompt: "<lora:../../x:1>" names "../../x", which is not a lora file of the model`);
+    expect(traversal.message).toContain(`(model "with-lora")`);
+    const negative = await codeOf(jobs.createJob({ model: "with-lora", task: imageTask("a fox", { negativePrompt: "<lora:../../x:1>" }) }));
+    expect(negative.message).toContain("task.image.negative_prompt: must not hold a LoRA tag");
+    expect(rowCount()).toBe(0);
+    const ok = (await jobs.createJob({ model: "with-lora", task: imageTask("a fox <lora:style:0.5>") })).job!;
+    // Promoted to a model without that LoRA, the same prompt names a file the model lacks.
+    const promoted = await codeOf(jobs.promoteJob({ jobId: ok.id, model: "plain" }));
+    expect(promoted.code).toBe(Code.InvalidArgument);
+    expect(promoted.message).toContain("(the model has no lora files)");
+    expect(rowCount()).toBe(1);
+    // A retry resolves the model again: once its LoRA is gone, the task no longer fits it.
+    await registry.updateModel({ name: "with-lora", source: sdSource("http://127.0.0.1:9/a.gguf") });
+    setStatus(ok.id, "FAILED");
+    const retried = await codeOf(jobs.retryJob({ jobId: ok.id }));
+    expect(retried.code).toBe(Code.FailedPrecondition);
+    expect(retried.message).toContain(`"<lora:style:0.5>" names "style"`);
+    expect(retried.message).toContain("promote job");
+  });
 });
 
 describe("resolve at write time", () => {

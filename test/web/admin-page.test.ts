@@ -4,6 +4,11 @@ import type { Client } from "@connectrpc/connect";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { TokenRole, TokenService } from "../../gen/studio/v1/token_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
+import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
+import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { Interceptor } from "@connectrpc/connect";
+import { SimWorker } from "../dispatch/sim-worker.js";
 import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { launchBrowser, screenshot, type TestBrowser } from "./browser.js";
 import { startSlowSyntheticWorker, type WorkerProcess } from "./worker-process.js";
@@ -101,6 +106,11 @@ describe("the web admin page in headless Chromium", () => {
   test("asks for a token, refuses a wrong one beside the field, and signs in with the right one", async () => {
     await page.goto(t.url);
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    // A first visit explains itself in a sentence, not with the error of whichever call came first.
+    const notice = page.locator("main .notice");
+    await expectText(notice, /This studio needs a token\. Sign in with an admin or client token/);
+    expect(await notice.innerText()).not.toMatch(/unauthenticated|Watching|Listing/i);
+    await screenshot(page, "login-first-visit-laptop");
     const token = page.getByLabel("Token");
     await token.fill("not-a-real-token-at-all");
     await page.getByRole("button", { name: "Sign in" }).click();
@@ -345,6 +355,113 @@ describe("the web admin page in headless Chromium", () => {
       await expectText(row, /web-test/);
       await screenshot(page, "workers-laptop");
     });
+  }, 30_000);
+
+  test("the Workers page is live: a worker that connects appears and one that leaves goes, with no Refresh button", async () => {
+    await nav(page, "Workers").click();
+    await page.locator(`tr[data-worker="${WORKER_NAME}"]`).waitFor();
+    expect(await page.getByRole("button", { name: /refresh/i }).count()).toBe(0);
+    await expectText(page.locator(".feed"), /^Live/);
+    const adminTransport = t.connectTransport({ headers: { authorization: `Bearer ${ADMIN}` } });
+    const { secret } = await t.client(TokenService, adminTransport).createToken({ name: "web worker 2", role: TokenRole.WORKER });
+    const second = startSlowSyntheticWorker({ server: t.url, token: secret, name: "web-second-worker", stepMs: 100 });
+    try {
+      await page.locator('tr[data-worker="web-second-worker"]').waitFor();
+      await expectText(page.locator("main p.counts"), /^2 workers connected/);
+    } finally {
+      await second.stop();
+    }
+    await page.locator('tr[data-worker="web-second-worker"]').waitFor({ state: "detached" });
+    await expectText(page.locator("main p.counts"), /^1 worker connected/);
+  }, 30_000);
+
+  test("the Jobs list shows prompt and error, counts per status, and retries the failed jobs selected", async () => {
+    const adminTransport = t.connectTransport({ headers: { authorization: `Bearer ${ADMIN}` } });
+    // A text worker (a real session over HTTP/2) that fails each job once with an engine's error, then completes it.
+    const { secret } = await t.client(TokenService, adminTransport).createToken({ name: "web text worker", role: TokenRole.WORKER });
+    const auth: Interceptor = (next) => async (req) => {
+      req.header.set("authorization", `Bearer ${secret}`);
+      return next(req);
+    };
+    const textWorker = await SimWorker.connect(createGrpcTransport({ baseUrl: t.url, interceptors: [auth] }), {
+      name: "web-text-worker",
+      engines: [ModelEngine.LLAMA_CPP],
+    });
+    try {
+      await withDiagnosis(async () => {
+        await t.client(RegistryService, adminTransport).createModel({
+          name: "web-text",
+          enabled: true,
+          source: {
+            engine: ModelEngine.LLAMA_CPP,
+            files: [{ role: ModelFileRole.MODEL, url: `http://127.0.0.1:${files.port}/tiny.gguf`, filename: "tiny.gguf" }],
+          },
+        });
+        const ids: string[] = [];
+        for (const prompt of ["a harbour at night under a sky full of lanterns drifting slowly upwards", "a second try"])
+          ids.push((await admin.createJob({ model: "web-text", task: { kind: { case: "text", value: { prompt } } }, maxAttempts: 1 })).job!.id);
+        for (let i = 0; i < ids.length; i++) {
+          const offer = await textWorker.nextOffer();
+          await textWorker.fail(offer, "CUDA error 2: out of memory while loading tiny.gguf (llama-server exited with 1)");
+        }
+        await nav(page, "Jobs").click();
+        for (const id of ids) await page.locator(`tr[data-job="${id}"] [data-status="failed"]`).waitFor();
+        const row = page.locator(`tr[data-job="${ids[0]}"]`);
+        await expectText(row.locator("td.prompt"), /^a harbour at night under a sky full of…$/);
+        expect(await row.locator("td.prompt").getAttribute("title")).toContain("drifting slowly upwards");
+        await expectText(row.locator("td.error-text"), /^CUDA error 2: out of memory while loading tiny\.…$/);
+        expect(await row.locator("td.error-text").getAttribute("title")).toContain("llama-server exited with 1");
+        const failedCount = Number(await page.locator('[data-count="failed"] strong').innerText());
+        expect(failedCount).toBeGreaterThanOrEqual(2);
+        await screenshot(page, "jobs-failed-laptop");
+
+        // Both failed jobs retried at once; this time the worker completes them.
+        for (const id of ids) await page.getByLabel(`Select job ${id}`).check();
+        await page.getByRole("button", { name: "Retry selected (2)" }).click();
+        await expectText(page.locator("#status"), /Retried 2 jobs\./);
+        for (let i = 0; i < ids.length; i++) {
+          const offer = await textWorker.nextOffer();
+          textWorker.upload(offer, 0, new TextEncoder().encode('{"text":"ok","finishReason":"stop"}'), { mimeType: "application/json" });
+          expect(await textWorker.complete(offer)).toMatchObject({ ok: true });
+        }
+        for (const id of ids) await page.locator(`tr[data-job="${id}"] [data-status="succeeded"]`).waitFor();
+        await expectText(page.locator('[data-count="failed"] strong'), new RegExp(`^${failedCount - 2}$`));
+        await page.locator('[data-count="succeeded"]').click();
+        await page.waitForFunction(() => {
+          const rows = [...document.querySelectorAll("tr[data-job] [data-status]")];
+          return rows.length > 0 && rows.every((r) => r.getAttribute("data-status") === "succeeded");
+        });
+        await page.locator('[data-count="all"]').click();
+      });
+    } finally {
+      await textWorker.close();
+    }
+  }, 45_000);
+
+  test("a client token sees what a client may do: no registry buttons, a read-only model page", async () => {
+    const adminTransport = t.connectTransport({ headers: { authorization: `Bearer ${ADMIN}` } });
+    const { secret } = await t.client(TokenService, adminTransport).createToken({ name: "web client", role: TokenRole.CLIENT });
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("Token").fill(secret);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expectText(page.locator("#session"), /web client \(client\)/);
+    await nav(page, "Models").click();
+    await page.locator('tr[data-model="synthetic"]').waitFor();
+    for (const name of ["New model", "Import JSON"]) expect(await page.getByText(name, { exact: true }).count()).toBe(0);
+    for (const name of [/^Edit /, /^Disable /, /^Enable /, /^Delete /, /^Verify /]) expect(await page.getByRole("button", { name }).or(page.getByRole("link", { name })).count()).toBe(0);
+    expect(await page.getByRole("button", { name: "Export synthetic" }).count()).toBe(1);
+    await screenshot(page, "models-client-laptop");
+    await page.getByRole("link", { name: "View synthetic" }).click();
+    await expectText(page.locator("main"), /Read only: changing the registry needs an admin token/);
+    // Jobs are a client's to run: New job is there.
+    await nav(page, "Jobs").click();
+    await page.getByRole("link", { name: "New job" }).waitFor();
+    // Back to admin for the rest.
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("Token").fill(ADMIN);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expectText(page.locator("#session"), /\(admin\)/);
+    expect(b.pageErrors).toEqual([]);
   }, 30_000);
 
   test("fits a phone's width", async () => {

@@ -3,6 +3,7 @@ import { createConnectTransport } from "@connectrpc/connect-web";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
+import { TokenService } from "../../gen/studio/v1/token_service_pb.js";
 import type { TokenSession } from "./session.js";
 
 /** The RPC clients the page uses, all on one Connect transport to the studio that served it. */
@@ -10,6 +11,8 @@ export interface Api {
   registry: Client<typeof RegistryService>;
   jobs: Client<typeof JobService>;
   workers: Client<typeof WorkerService>;
+  /** WhoAmI only: the page never manages tokens. */
+  tokens: Client<typeof TokenService>;
   session: TokenSession;
   /** Fetches a plain HTTP path of the studio with the bearer token; throws HttpError on a non-2xx answer. */
   fetchPath(path: string): Promise<Response>;
@@ -50,6 +53,7 @@ export function createApi(session: TokenSession, baseUrl = location.origin): Api
     registry: createClient(RegistryService, transport),
     jobs: createClient(JobService, transport),
     workers: createClient(WorkerService, transport),
+    tokens: createClient(TokenService, transport),
     session,
     async fetchPath(path) {
       const res = await fetch(new URL(path, baseUrl), { headers: session.headers() });

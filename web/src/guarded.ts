@@ -6,7 +6,7 @@ export async function guarded<T>(app: App, what: string, call: () => Promise<T>)
   try {
     return await call();
   } catch (err) {
-    if (isUnauthenticated(err)) app.needLogin(`${what}: ${describeError(err)}`);
+    if (isUnauthenticated(err)) app.needLogin(err);
     else app.announce(`${what} failed: ${describeError(err)}`, "error");
     return undefined;
   }

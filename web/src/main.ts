@@ -1,4 +1,5 @@
 import "./styles.css";
+import { TokenRole } from "../../gen/studio/v1/token_service_pb.js";
 import { createApi } from "./api.js";
 import { App, parseRoute, type View } from "./app.js";
 import { h, replace } from "./dom.js";
@@ -6,6 +7,7 @@ import { TokenSession } from "./session.js";
 import { loginView } from "./views/login.js";
 import { modelsView } from "./views/models.js";
 import { modelEditView } from "./views/model-edit.js";
+import { modelReadView } from "./views/model-read.js";
 import { jobsView } from "./views/jobs.js";
 import { jobCreateView } from "./views/job-create.js";
 import { jobView } from "./views/job.js";
@@ -15,7 +17,7 @@ import { workersView } from "./views/workers.js";
 function pick(path: string[]): View {
   const [section, sub] = path;
   if (section === "login") return loginView;
-  if (section === "models") return sub === undefined ? modelsView : modelEditView;
+  if (section === "models") return sub === undefined ? modelsView : (app, main, route) => (app.isAdmin ? modelEditView : modelReadView)(app, main, route);
   if (section === "jobs") return sub === undefined ? jobsView : sub === "new" ? jobCreateView : jobView;
   if (section === "workers") return workersView;
   return (_app, main) => {
@@ -33,21 +35,24 @@ function start() {
   let navigated = false;
 
   const renderSession = () => {
+    const me = app.identity;
+    const signOut = h(
+      "button",
+      {
+        type: "button",
+        class: "link",
+        onclick: () => {
+          session.clear();
+          app.identity = undefined;
+          app.needLogin("Signed out.");
+        },
+      },
+      "Sign out",
+    );
     replace(
       sessionBox,
       session.token
-        ? h(
-            "button",
-            {
-              type: "button",
-              class: "link",
-              onclick: () => {
-                session.clear();
-                app.needLogin("Signed out.");
-              },
-            },
-            "Sign out",
-          )
+        ? [me ? h("span", { class: "who" }, `${me.tokenName} (${me.role === TokenRole.ADMIN ? "admin" : "client"})`) : null, signOut]
         : h("a", { href: "#/login" }, "Sign in"),
     );
   };
@@ -76,7 +81,15 @@ function start() {
 
   window.addEventListener("hashchange", render);
   window.addEventListener("studio:session", renderSession);
-  render();
+  // Who this tab is first, so that views show only what the role may do and a studio that needs a
+  // token opens on the sign-in page with a sentence, not with the error of whichever call came first.
+  const before = location.hash;
+  if (before.startsWith("#/login")) render();
+  else
+    void app.loadIdentity().then(() => {
+      // needLogin changed the hash: its hashchange renders the sign-in page.
+      if (location.hash === before) render();
+    });
 }
 
 start();

@@ -18,6 +18,7 @@ const READ_BACK_BYTES = 1024 * 1024;
 export class OrderedHasher {
   private cursor = 0;
   private reading = false;
+  private running: Promise<void> | undefined;
   private readBuffers: [SharedBytes, SharedBytes] | undefined;
   private readonly started: Promise<void>;
 
@@ -45,9 +46,21 @@ export class OrderedHasher {
     return this.thread.update(block);
   }
 
-  /** Reads back and hashes whatever is written and contiguous from the cursor (a read overlaps the previous block's hash). */
+  /**
+   * Reads back and hashes whatever is written and contiguous from the cursor (a read overlaps the
+   * previous block's hash). A call made while a read-back runs waits for it and then reads on, so
+   * that when it resolves every byte written before the call is hashed: a download finishing during
+   * a background read-back must not see that run's cursor ("hashed X of Y bytes", then a retry).
+   */
   async catchUp(): Promise<void> {
-    if (this.reading) return;
+    while (this.running) await this.running;
+    this.running = this.readBack().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async readBack(): Promise<void> {
     this.reading = true;
     try {
       let hashing: Promise<void> = Promise.resolve();

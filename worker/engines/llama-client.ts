@@ -3,14 +3,26 @@ import { EngineError } from "./engine-error.js";
 import { readSse } from "./sse.js";
 import type { TextResult } from "./text-output.js";
 
-/** Called for each streamed token with the count so far. */
-export type TokenListener = (tokens: number) => void;
+/**
+ * One streamed piece of a completion: answer text or reasoning, and the tokens of both so far.
+ * llama-server sends one sampled token per event, so `tokens` counts events with content.
+ */
+export interface TextDelta {
+  kind: "text" | "reasoning";
+  content: string;
+  tokens: number;
+  reasoningTokens: number;
+}
+
+/** Called for each streamed piece, in order. */
+export type DeltaListener = (delta: TextDelta) => void;
 
 /** The request body for a text task: messages go to the OpenAI chat route, a prompt to /completion. */
 export function llamaRequest(task: TextTask): { path: string; body: Record<string, unknown> } {
   const common: Record<string, unknown> = { stream: true };
   if (task.temperature !== undefined) common.temperature = task.temperature;
   if (task.stop.length > 0) common.stop = [...task.stop];
+  // The contract bounds text seeds to llama-server's 32 bits (0..4294967294), so the number goes as it is.
   if (task.seed !== undefined) common.seed = Number(task.seed);
   if (task.messages.length > 0) {
     const body: Record<string, unknown> = {
@@ -18,6 +30,9 @@ export function llamaRequest(task: TextTask): { path: string; body: Record<strin
       messages: task.messages.map((m) => ({ role: m.role, content: m.content })),
       stream_options: { include_usage: true },
     };
+    // llama.cpp passes chat_template_kwargs to the template; enable_thinking is what Qwen3-style
+    // templates read, and llama.cpp closes the <think> block itself for templates that open one.
+    if (task.thinking !== undefined) body.chat_template_kwargs = { enable_thinking: task.thinking };
     if (task.maxTokens !== undefined) body.max_tokens = task.maxTokens;
     return { path: "/v1/chat/completions", body };
   }
@@ -49,11 +64,13 @@ function parseJson(data: string, route: string): Record<string, unknown> {
 const STOP_TYPES: Record<string, string> = { eos: "stop", word: "stop", limit: "length", none: "stop" };
 
 /**
- * Streams one text task from a ready llama-server at `baseUrl` and returns the finished result.
+ * Streams one text task from a ready llama-server at `baseUrl` and returns the finished result:
+ * the answer (`delta.content`) and, for thinking models, the reasoning (`delta.reasoning_content`,
+ * llama.cpp's name for it), each piece passed to `onDelta` as it arrives.
  * Throws EngineError("failed") for an HTTP error or an error event mid-stream; an aborted `signal`
  * rejects with the signal's reason.
  */
-export async function streamText(baseUrl: string, task: TextTask, signal: AbortSignal, onToken: TokenListener): Promise<TextResult> {
+export async function streamText(baseUrl: string, task: TextTask, signal: AbortSignal, onDelta: DeltaListener): Promise<TextResult> {
   const { path, body } = llamaRequest(task);
   const response = await fetch(`${baseUrl}${path}`, {
     method: "POST",
@@ -74,7 +91,18 @@ export async function streamText(baseUrl: string, task: TextTask, signal: AbortS
     });
   }
   let text = "";
+  let reasoning = "";
   let tokens = 0;
+  let reasoningTokens = 0;
+  const piece = (kind: TextDelta["kind"], content: string) => {
+    tokens++;
+    if (kind === "text") text += content;
+    else {
+      reasoning += content;
+      reasoningTokens++;
+    }
+    onDelta({ kind, content, tokens, reasoningTokens });
+  };
   let finishReason: string | undefined;
   let usage: TextResult["usage"] | undefined;
   let done = false;
@@ -88,10 +116,7 @@ export async function streamText(baseUrl: string, task: TextTask, signal: AbortS
     if ("error" in chunk) throw new EngineError("failed", `llama-server reported an error mid-stream: ${errorMessage(chunk)}`);
     if (path === "/completion") {
       const content = typeof chunk.content === "string" ? chunk.content : "";
-      if (content !== "") {
-        text += content;
-        onToken(++tokens);
-      }
+      if (content !== "") piece("text", content);
       if (chunk.stop === true) {
         finishReason = stopReason(chunk);
         usage = {
@@ -107,10 +132,8 @@ export async function streamText(baseUrl: string, task: TextTask, signal: AbortS
     const choice = choices[0];
     if (choice) {
       const delta = (choice.delta ?? {}) as Record<string, unknown>;
-      if (typeof delta.content === "string" && delta.content !== "") {
-        text += delta.content;
-        onToken(++tokens);
-      }
+      if (typeof delta.reasoning_content === "string" && delta.reasoning_content !== "") piece("reasoning", delta.reasoning_content);
+      if (typeof delta.content === "string" && delta.content !== "") piece("text", delta.content);
       if (typeof choice.finish_reason === "string") finishReason = choice.finish_reason;
     }
     if (chunk.usage && typeof chunk.usage === "object") {
@@ -119,7 +142,12 @@ export async function streamText(baseUrl: string, task: TextTask, signal: AbortS
     }
   }
   if (!done) throw new EngineError("crashed", `llama-server's stream on ${path} ended before the completion finished`);
-  return { text, finishReason: finishReason ?? "stop", usage: usage ?? { promptTokens: 0, completionTokens: tokens } };
+  return {
+    text,
+    ...(reasoning === "" ? {} : { reasoning }),
+    finishReason: finishReason ?? "stop",
+    usage: usage ?? { promptTokens: 0, completionTokens: tokens },
+  };
 }
 
 function stopReason(chunk: Record<string, unknown>): string {

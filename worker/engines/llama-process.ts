@@ -1,4 +1,3 @@
-import { basename } from "node:path";
 import { EngineError } from "./engine-error.js";
 import { freePort } from "./free-port.js";
 import { nextLlamaState, type LlamaState } from "./llama-state.js";
@@ -8,7 +7,12 @@ import type { EngineLogger } from "./types.js";
 /** How one llama-server is started and watched. */
 export interface LlamaProcessOptions {
   binary: string;
+  /** The model file's real path (the cached blob, named by its digest). */
   modelPath: string;
+  /** How messages name the model: the registry's model and the file's name, never the digest path. */
+  label: string;
+  /** The file's name in its model source; replaces the blob path in the stderr lines messages quote. */
+  filename: string;
   ctxSize?: number;
   gpuLayers?: number;
   /** How long start-up may take until GET /health answers 200. */
@@ -117,9 +121,9 @@ export class LlamaProcess {
     return () => this.exitListeners.delete(listener);
   }
 
-  /** The last stderr lines, for error messages. */
+  /** The last stderr lines, for error messages, with the blob path replaced by the file's name. */
   stderrTail(): string {
-    return this.stderr.text();
+    return this.stderr.text().replaceAll(this.opts.modelPath, this.opts.filename);
   }
 
   /** SIGTERM to the group, SIGKILL after the grace period; resolves once the process is reaped. */
@@ -173,8 +177,8 @@ export class LlamaProcess {
       for (const listener of listeners) listener();
       this.opts.logger?.info({ model: this.opts.modelPath, pid: group.pid, ...exit }, "llama-server exited");
     });
-    this.opts.logger?.info({ model: this.opts.modelPath, pid: group.pid, port: this.port }, "llama-server started");
-    const name = basename(this.opts.modelPath);
+    this.opts.logger?.info({ model: this.opts.modelPath, label: this.opts.label, pid: group.pid, port: this.port }, "llama-server started");
+    const name = this.opts.label;
     const deadline = Date.now() + this.opts.healthTimeoutMs;
     const interval = this.opts.healthIntervalMs ?? 50;
     while (this.current === "starting") {
@@ -198,7 +202,7 @@ export class LlamaProcess {
   }
 
   private tailNote(): string {
-    const tail = this.stderr.text();
+    const tail = this.stderrTail();
     return tail === "" ? "" : `; last stderr lines:\n${tail}`;
   }
 

@@ -1,6 +1,5 @@
 import { realpathSync } from "node:fs";
 import { realpath } from "node:fs/promises";
-import { basename } from "node:path";
 import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
 import { EngineError } from "./engine-error.js";
 import { streamText } from "./llama-client.js";
@@ -36,8 +35,8 @@ export interface LlamaServerEngineOptions {
  * differs from job to job and vanishes with it, while the blob stays. Messages go to /v1/chat/completions, a prompt to /completion, both
  * streamed; progress is the number of tokens so far.
  *
- * The job's one output has mime `application/json`:
- * `{"text": "...", "finishReason": "...", "usage": {"promptTokens": n, "completionTokens": n}}`.
+ * The job's one output has mime `application/json`, shaped as contract/text-output.ts says:
+ * `{"text": "...", "reasoning": "...", "finishReason": "...", "usage": {"promptTokens": n, "completionTokens": n}}`.
  */
 export class LlamaServerEngine implements Engine {
   readonly kind = ModelEngine.LLAMA_CPP;
@@ -70,7 +69,8 @@ export class LlamaServerEngine implements Engine {
     } catch {
       throw new EngineError("failed", `the model file ${model.filename} is missing from the work dir (${model.path})`);
     }
-    const server = this.serverFor(modelPath);
+    const label = `model "${req.model}" (file ${model.filename})`;
+    const server = this.serverFor(modelPath, label, model.filename);
     const task = req.task.kind.value;
     const controller = new AbortController();
     let why: "cancelled" | "timeout" | "died" | undefined;
@@ -89,12 +89,16 @@ export class LlamaServerEngine implements Engine {
       await untilAborted(server.ensureReady(), controller.signal);
       unwatch = server.onExit(() => abort("died"));
       req.onProgress({ phase: "running", step: 0, message: "0 tokens" });
-      const result = await streamText(server.baseUrl, task, controller.signal, (tokens) =>
-        req.onProgress({ phase: "running", step: tokens, message: `${tokens} tokens` }),
+      const result = await streamText(server.baseUrl, task, controller.signal, ({ tokens, reasoningTokens }) =>
+        req.onProgress({
+          phase: "running",
+          step: tokens,
+          message: reasoningTokens === 0 ? `${tokens} tokens` : `${tokens} tokens (${reasoningTokens} reasoning)`,
+        }),
       );
       return [textOutput(result)];
     } catch (err) {
-      throw await this.explain(err, why, server, req.timeoutMs, basename(model.path));
+      throw await this.explain(err, why, server, req.timeoutMs, label);
     } finally {
       unwatch();
       clearTimeout(timer);
@@ -109,12 +113,15 @@ export class LlamaServerEngine implements Engine {
     await Promise.all([...this.servers.values()].map((s) => s.stop()));
   }
 
-  private serverFor(modelPath: string): LlamaProcess {
+  /** The server for a blob; `label` and `filename` name it in messages (the first job's model names a shared blob). */
+  private serverFor(modelPath: string, label: string, filename: string): LlamaProcess {
     let server = this.servers.get(modelPath);
     if (!server) {
       server = new LlamaProcess({
         binary: this.opts.binary,
         modelPath,
+        label,
+        filename,
         ctxSize: this.opts.ctxSize,
         gpuLayers: this.opts.gpuLayers,
         healthTimeoutMs: this.opts.healthTimeoutMs ?? 120_000,

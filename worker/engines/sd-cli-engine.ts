@@ -1,11 +1,12 @@
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { expectedOutputCount } from "../../contract/index.js";
-import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
+import { roleName } from "../../contract/names.js";
+import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
 import { EngineError } from "./engine-error.js";
 import { pngProblem } from "./png.js";
 import { LineTail, SpawnError, killGroup, spawnGroup, type ChildExit, type GroupChild } from "./process-group.js";
-import { sdCliArgs, sdOutputPaths } from "./sd-cli-args.js";
+import { LoraTagError, sdCliArgs, sdOutputPaths } from "./sd-cli-args.js";
 import { SdOutputSplitter, parseSdSegment } from "./sd-cli-output.js";
 import type { Engine, EngineLogger, EngineOutput, EngineProgress, EngineRunRequest } from "./types.js";
 
@@ -52,6 +53,7 @@ export class SdCliEngine implements Engine {
     try {
       args = sdCliArgs({ task, source: req.source, files: req.files, loraDir: req.loraDir, workDir: req.workDir, extraArgs: this.extraArgs });
     } catch (err) {
+      if (err instanceof LoraTagError) throw new EngineError("failed", `${err.message} (model ${JSON.stringify(req.model)})`);
       throw new EngineError("failed", (err as Error).message);
     }
     const exit = await this.execute(req, args);
@@ -87,16 +89,17 @@ export class SdCliEngine implements Engine {
     this.running.add(group);
     this.logger?.info({ jobId: req.jobId, pid: group.pid, binary: this.binary }, "sd-cli started");
     const tail = new LineTail(12);
-    const state = { sampling: false, image: "" };
-    const splitter = new SdOutputSplitter((segment) => this.onSegment(segment, tail, req.onProgress, state));
-    group.child.stdout!.setEncoding("utf8").on("data", (text: string) => splitter.push(text));
-    group.child.stderr!.setEncoding("utf8").on("data", (text: string) => tail.push(text));
-    let stopReason: "timeout" | "cancelled" | undefined;
-    const stop = (reason: "timeout" | "cancelled") => {
+    let stopReason: "timeout" | "cancelled" | "lora" | undefined;
+    const stop = (reason: "timeout" | "cancelled" | "lora") => {
       if (stopReason || group.exit) return;
       stopReason = reason;
       void killGroup(group, this.killGraceMs);
     };
+    const run = new SdRun(req, tail, () => stop("lora"));
+    const out = new SdOutputSplitter((segment) => run.segment(segment, "stdout"));
+    const err = new SdOutputSplitter((segment) => run.segment(segment, "stderr"));
+    group.child.stdout!.setEncoding("utf8").on("data", (text: string) => out.push(text));
+    group.child.stderr!.setEncoding("utf8").on("data", (text: string) => err.push(text));
     const onAbort = () => stop("cancelled");
     req.signal.addEventListener("abort", onAbort, { once: true });
     if (req.signal.aborted) onAbort();
@@ -104,15 +107,21 @@ export class SdCliEngine implements Engine {
     try {
       const exit = await group.exited;
       await closed(group);
-      splitter.end();
+      out.end();
+      err.end();
       await killGroup(group, 0);
       if (stopReason === "cancelled") throw new EngineError("cancelled", "the job was cancelled; sd-cli was stopped");
       if (stopReason === "timeout")
         throw new EngineError("timeout", `sd-cli ran past the job timeout of ${req.timeoutMs} ms and was killed`);
+      // sd-cli logs a LoRA it cannot load and goes on without it (exit 0): that is no image of this model.
+      if (run.loraFailure) throw new EngineError("failed", `${run.loraFailure}; sd-cli was stopped`);
       const last = tail.text();
       const lines = last === "" ? "" : `; last output:\n${last}`;
       if (exit.signal) throw new EngineError("crashed", `sd-cli was killed by ${exit.signal}${lines}`);
-      if (exit.code !== 0) throw new EngineError("failed", `sd-cli exited with status ${exit.code}${lines}`);
+      if (exit.code !== 0) {
+        const load = run.loadFailure();
+        throw new EngineError("failed", `${load ? `${load}: ` : ""}sd-cli exited with status ${exit.code}${lines}`);
+      }
       return exit;
     } finally {
       clearTimeout(timer);
@@ -120,25 +129,86 @@ export class SdCliEngine implements Engine {
       this.running.delete(group);
     }
   }
+}
 
-  private onSegment(segment: string, tail: LineTail, onProgress: (p: EngineProgress) => void, state: { sampling: boolean; image: string }): void {
+/**
+ * What one sd-cli run is doing, read from its output. sd-cli loads weights lazily: it logs
+ * "generating image" and then loads the text encoder and diffusion model (a `###` bar in MB/s),
+ * samples (the `===>` bar in it/s or s/it), then loads the VAE and decodes. So the phase follows
+ * the bars: loading while a load bar runs or before the first sampling step, running from the first
+ * sampling step and while decoding. ERROR lines (stderr) and LoRA warnings (stdout) are kept to
+ * name a file that failed to load.
+ */
+class SdRun {
+  private phase: EngineProgress["phase"] = "loading";
+  private image = "";
+  private readonly errors: string[] = [];
+  /** Set when sd-cli reports a LoRA it could not load; the run is stopped at once. */
+  loraFailure: string | undefined;
+
+  constructor(
+    private readonly req: EngineRunRequest,
+    private readonly tail: LineTail,
+    private readonly onLoraFailure: () => void,
+  ) {}
+
+  /** One segment of sd-cli's output; stderr carries only ERROR lines (its tags may be lost to interleaving). */
+  segment(segment: string, stream: "stdout" | "stderr"): void {
     const parsed = parseSdSegment(segment);
     if (!parsed) return;
+    const { onProgress } = this.req;
     if ("bar" in parsed) {
-      state.sampling = true;
+      this.phase = "running";
       const { step, steps, rate } = parsed.bar;
-      onProgress({ phase: "running", step, steps, rate, message: `${state.image}step ${step}/${steps}` });
+      onProgress({ phase: "running", step, steps, rate, message: `${this.image}step ${step}/${steps}` });
+      return;
+    }
+    if ("load" in parsed) {
+      this.phase = "loading";
+      onProgress({ phase: "loading", message: `${this.image}loading weights ${parsed.load.done}/${parsed.load.total}` });
       return;
     }
     const line = "log" in parsed ? `[${parsed.log.level}] ${parsed.log.location} - ${parsed.log.message}` : parsed.text;
-    tail.push(`${line}\n`);
-    if (!("log" in parsed) || parsed.log.level === "DEBUG") return;
-    const image = /generating image: (\d+)\/(\d+)/.exec(parsed.log.message);
-    if (image) {
-      state.sampling = true;
-      state.image = `image ${image[1]}/${image[2]}: `;
+    this.tail.push(`${line}\n`);
+    if (stream === "stderr") {
+      const message = "log" in parsed ? parsed.log.message : parsed.text;
+      this.errors.push(message);
+      this.checkLora("ERROR", message);
+      if (!("log" in parsed)) return;
     }
-    onProgress({ phase: state.sampling ? "running" : "loading", message: parsed.log.message });
+    if (!("log" in parsed) || parsed.log.level === "DEBUG") return;
+    const { level, message } = parsed.log;
+    if (stream === "stdout") this.checkLora(level, message);
+    const image = /generating image: (\d+)\/(\d+)/.exec(message);
+    if (image) this.image = `image ${image[1]}/${image[2]}: `;
+    if (/^decoding \d+ latents/.test(message)) this.phase = "running";
+    onProgress({ phase: this.phase, message });
+  }
+
+  /** The first file of the source an ERROR line names, as "sd-cli could not load the <role> file <name> of model "<m>" (<error>)". */
+  loadFailure(): string | undefined {
+    for (const error of this.errors) {
+      const file = this.req.files.find((f) => error.includes(f.path));
+      if (file) {
+        const what = error.replace(`'${file.path}'`, "").replace(file.path, "").replace(/[:\s]+$/, "");
+        return `sd-cli could not load the ${roleName(file.role) ?? "model"} file ${file.filename} of model ${JSON.stringify(this.req.model)} (${what})`;
+      }
+    }
+    return undefined;
+  }
+
+  private checkLora(level: string, message: string): void {
+    if (this.loraFailure || level === "INFO" || level === "DEBUG") return;
+    const failed =
+      /^load lora tensors from (.+) failed$/.exec(message) ??
+      /^init lora model loader from file failed: '(.+)'$/.exec(message) ??
+      /^can not found lora (.+)$/.exec(message);
+    if (!failed) return;
+    const path = failed[1]!;
+    const file = this.req.files.find((f) => f.role === ModelFileRole.LORA && (path === f.path || path.endsWith(`/${f.filename}`)));
+    const name = file ? `the LoRA file ${file.filename}` : `a LoRA (${path})`;
+    this.loraFailure = `sd-cli could not load ${name} of model ${JSON.stringify(this.req.model)}: ${message}`;
+    this.onLoraFailure();
   }
 }
 

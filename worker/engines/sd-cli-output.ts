@@ -7,20 +7,36 @@ export interface SdBarUpdate {
 
 /** One log line: `[INFO ] stable-diffusion.cpp:5679 - generating image: 1/2 - seed 42`. */
 export interface SdLogLine {
+  /** DEBUG, INFO, WARN or ERROR; "" when another thread's output took the line's tag. */
   level: string;
   location: string;
   message: string;
 }
 
 const BAR = /\|\s*(\d+)\/(\d+)\s*-\s*([0-9]+(?:\.[0-9]+)?)(s\/it|it\/s)/;
-const LOG = /^\[(DEBUG|INFO|WARN|ERROR)\s*\]\s+(\S+?:\d+)\s+-\s?(.*)$/;
+/** The weight-loading bar: `  |#####     | 5/52 - 158.20MB/s` (tensors loaded, not steps). */
+const LOAD_BAR = /\|[#\s]*\|\s*(\d+)\/(\d+)\s*-\s*[0-9.]+\s*[KMG]?B\/s/;
+/**
+ * sd-cli writes a line's tag and its text with two calls, from several threads at once, and stderr is
+ * unbuffered: two loader threads failing together print `[ERROR] [ERROR] file:1 - a` and then
+ * `file:1 - a`. So repeated tags are one tag (the last), and a line without a tag is still a log line.
+ */
+const LOG = /^(?:\[(DEBUG|INFO|WARN|ERROR)\s*\]\s*)*?(?:\[(DEBUG|INFO|WARN|ERROR)\s*\]\s+)?(\S+?\.\w+:\d+)\s+-\s?(.*)$/;
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 
-/** Reads one segment of sd-cli output (a line or a bar redraw) as a bar update, a log line, or plain text. */
-export function parseSdSegment(segment: string): { bar: SdBarUpdate } | { log: SdLogLine } | { text: string } | undefined {
+/** One redraw of the bar sd-cli draws while it loads tensors: how many of how many. */
+export interface SdLoadBar {
+  done: number;
+  total: number;
+}
+
+/** Reads one segment of sd-cli output (a line or a bar redraw) as a sampling bar, a loading bar, a log line, or plain text. */
+export function parseSdSegment(segment: string): { bar: SdBarUpdate } | { load: SdLoadBar } | { log: SdLogLine } | { text: string } | undefined {
   const clean = segment.replace(ANSI, "").trimEnd();
   if (clean.trim() === "") return undefined;
+  const load = LOAD_BAR.exec(clean);
+  if (load) return { load: { done: Number(load[1]), total: Number(load[2]) } };
   const bar = BAR.exec(clean);
   if (bar) {
     const value = Number(bar[3]);
@@ -28,7 +44,7 @@ export function parseSdSegment(segment: string): { bar: SdBarUpdate } | { log: S
     return { bar: { step: Number(bar[1]), steps: Number(bar[2]), rate } };
   }
   const log = LOG.exec(clean);
-  if (log) return { log: { level: log[1]!, location: log[2]!, message: log[3]! } };
+  if (log) return { log: { level: log[2] ?? log[1] ?? "", location: log[3]!, message: log[4]! } };
   return { text: clean };
 }
 

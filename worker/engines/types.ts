@@ -29,6 +29,8 @@ export interface EngineOutput {
  */
 export interface EngineRunRequest {
   jobId: string;
+  /** The job's model name (the registry's), for messages: a cached file is named by its digest on disk. */
+  model: string;
   task: Task;
   source: ModelSource;
   files: EngineFile[];

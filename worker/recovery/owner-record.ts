@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rename, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { z } from "zod";
@@ -143,9 +143,13 @@ export class WarmServerRecords {
     writeRecordSync(this.path(pgid), { version: 1, worker: selfIdentity(), groups: [groupEntry(pgid, binary)] });
   }
 
-  /** Removes the record once the server's group is gone. */
-  async reaped(pgid: number): Promise<void> {
-    await rm(this.path(pgid), { force: true });
+  /**
+   * Removes the record once the server's group is gone. Synchronous on purpose: it runs from the
+   * server's exit handler, and on a clean stop the worker exits right after its engines close, so
+   * an asynchronous unlink could be cut off and leave the record behind.
+   */
+  reaped(pgid: number): void {
+    rmSync(this.path(pgid), { force: true });
   }
 
   private path(pgid: number): string {

@@ -147,6 +147,7 @@ export class JobRun {
       this.progress({ phase: JobPhase.LOADING, message: "starting the engine" });
       const outputs = await engine.run({
         jobId: this.jobId,
+        model: offer.model,
         task: offer.task!,
         source: offer.modelSource!,
         files: linked.files,

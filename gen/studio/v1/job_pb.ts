@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/job.proto.
  */
 export const file_studio_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdHVkaW8vdjEvam9iLnByb3RvEglzdHVkaW8udjEilQEKCUltYWdlVGFzaxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhEKBHNlZWQYAyABKANIAIgBARITCgtiYXRjaF9jb3VudBgEIAEoDRIuCglvdmVycmlkZXMYBSABKAsyGy5zdHVkaW8udjEuTW9kZWxDbGlEZWZhdWx0c0IHCgVfc2VlZCIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkiwAEKCFRleHRUYXNrEg4KBnByb21wdBgBIAEoCRIoCghtZXNzYWdlcxgCIAMoCzIWLnN0dWRpby52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgNSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAFIAYgBARIMCgRzdG9wGAUgAygJEhEKBHNlZWQYBiABKANIAogBAUINCgtfbWF4X3Rva2Vuc0IOCgxfdGVtcGVyYXR1cmVCBwoFX3NlZWQiWgoEVGFzaxIlCgVpbWFnZRgBIAEoCzIULnN0dWRpby52MS5JbWFnZVRhc2tIABIjCgR0ZXh0GAIgASgLMhMuc3R1ZGlvLnYxLlRleHRUYXNrSABCBgoEa2luZCJRCglKb2JPdXRwdXQSDQoFaW5kZXgYASABKA0SEQoJbWltZV90eXBlGAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAQSDgoGc2hhMjU2GAQgASgJIscBCgtKb2JQcm9ncmVzcxIiCgVwaGFzZRgBIAEoDjITLnN0dWRpby52MS5Kb2JQaGFzZRISCgpieXRlc19kb25lGAIgASgEEhMKC2J5dGVzX3RvdGFsGAMgASgEEgwKBHN0ZXAYBCABKA0SDQoFc3RlcHMYBSABKA0SDwoHbWVzc2FnZRgGIAEoCRIMCgRyYXRlGAcgASgBEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSBAoDSm9iEgoKAmlkGAEgASgJEg0KBW1vZGVsGAIgASgJEiQKBnN0YXR1cxgDIAEoDjIULnN0dWRpby52MS5Kb2JTdGF0dXMSEAoIcHJpb3JpdHkYBCABKAUSHQoEdGFzaxgFIAEoCzIPLnN0dWRpby52MS5UYXNrEjEKDG1vZGVsX3NvdXJjZRgGIAEoCzIWLnN0dWRpby52MS5Nb2RlbFNvdXJjZUgAiAEBEhAKCGF0dGVtcHRzGAcgASgNEhQKDG1heF9hdHRlbXB0cxgIIAEoDRINCgVlcnJvchgJIAEoCRIlCgdvdXRwdXRzGAogAygLMhQuc3R1ZGlvLnYxLkpvYk91dHB1dBIoCghwcm9ncmVzcxgLIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcxIXCg9pZGVtcG90ZW5jeV9rZXkYDCABKAkSEwoLd29ya2VyX25hbWUYDSABKAkSFQoNcHJvbW90ZWRfZnJvbRgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsZWFzZV9leHBpcmVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDwoNX21vZGVsX3NvdXJjZSL0AQoFT2ZmZXISEAoIb2ZmZXJfaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhAKCGxlYXNlX2lkGAMgASgJEjQKEGxlYXNlX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBW1vZGVsGAUgASgJEh0KBHRhc2sYBiABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYByABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIPCgdhdHRlbXB0GAggASgNQg8KDV9tb2RlbF9zb3VyY2Ui9wEKCEpvYkNsYWltEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDUIPCg1fbW9kZWxfc291cmNlKrkBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19PRkZFUkVEEAISFgoSSk9CX1NUQVRVU19SVU5OSU5HEAMSGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQBBIVChFKT0JfU1RBVFVTX0ZBSUxFRBAFEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAYqhwEKCEpvYlBoYXNlEhkKFUpPQl9QSEFTRV9VTlNQRUNJRklFRBAAEhkKFUpPQl9QSEFTRV9ET1dOTE9BRElORxABEhUKEUpPQl9QSEFTRV9MT0FESU5HEAISFQoRSk9CX1BIQVNFX1JVTk5JTkcQAxIXChNKT0JfUEhBU0VfVVBMT0FESU5HEARiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_model]);
+  fileDesc("ChNzdHVkaW8vdjEvam9iLnByb3RvEglzdHVkaW8udjEilQEKCUltYWdlVGFzaxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhEKBHNlZWQYAyABKANIAIgBARITCgtiYXRjaF9jb3VudBgEIAEoDRIuCglvdmVycmlkZXMYBSABKAsyGy5zdHVkaW8udjEuTW9kZWxDbGlEZWZhdWx0c0IHCgVfc2VlZCIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAki5AEKCFRleHRUYXNrEg4KBnByb21wdBgBIAEoCRIoCghtZXNzYWdlcxgCIAMoCzIWLnN0dWRpby52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgNSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAFIAYgBARIMCgRzdG9wGAUgAygJEhEKBHNlZWQYBiABKANIAogBARIVCgh0aGlua2luZxgHIAEoCEgDiAEBQg0KC19tYXhfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZUIHCgVfc2VlZEILCglfdGhpbmtpbmciWgoEVGFzaxIlCgVpbWFnZRgBIAEoCzIULnN0dWRpby52MS5JbWFnZVRhc2tIABIjCgR0ZXh0GAIgASgLMhMuc3R1ZGlvLnYxLlRleHRUYXNrSABCBgoEa2luZCKPAQoJSm9iT3V0cHV0Eg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRISCgpzaXplX2J5dGVzGAMgASgEEg4KBnNoYTI1NhgEIAEoCRISCgV3aWR0aBgFIAEoDUgAiAEBEhMKBmhlaWdodBgGIAEoDUgBiAEBQggKBl93aWR0aEIJCgdfaGVpZ2h0IscBCgtKb2JQcm9ncmVzcxIiCgVwaGFzZRgBIAEoDjITLnN0dWRpby52MS5Kb2JQaGFzZRISCgpieXRlc19kb25lGAIgASgEEhMKC2J5dGVzX3RvdGFsGAMgASgEEgwKBHN0ZXAYBCABKA0SDQoFc3RlcHMYBSABKA0SDwoHbWVzc2FnZRgGIAEoCRIMCgRyYXRlGAcgASgBEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSBAoDSm9iEgoKAmlkGAEgASgJEg0KBW1vZGVsGAIgASgJEiQKBnN0YXR1cxgDIAEoDjIULnN0dWRpby52MS5Kb2JTdGF0dXMSEAoIcHJpb3JpdHkYBCABKAUSHQoEdGFzaxgFIAEoCzIPLnN0dWRpby52MS5UYXNrEjEKDG1vZGVsX3NvdXJjZRgGIAEoCzIWLnN0dWRpby52MS5Nb2RlbFNvdXJjZUgAiAEBEhAKCGF0dGVtcHRzGAcgASgNEhQKDG1heF9hdHRlbXB0cxgIIAEoDRINCgVlcnJvchgJIAEoCRIlCgdvdXRwdXRzGAogAygLMhQuc3R1ZGlvLnYxLkpvYk91dHB1dBIoCghwcm9ncmVzcxgLIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcxIXCg9pZGVtcG90ZW5jeV9rZXkYDCABKAkSEwoLd29ya2VyX25hbWUYDSABKAkSFQoNcHJvbW90ZWRfZnJvbRgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsZWFzZV9leHBpcmVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDwoNX21vZGVsX3NvdXJjZSL0AQoFT2ZmZXISEAoIb2ZmZXJfaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhAKCGxlYXNlX2lkGAMgASgJEjQKEGxlYXNlX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBW1vZGVsGAUgASgJEh0KBHRhc2sYBiABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYByABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIPCgdhdHRlbXB0GAggASgNQg8KDV9tb2RlbF9zb3VyY2Ui9wEKCEpvYkNsYWltEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDUIPCg1fbW9kZWxfc291cmNlKrkBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19PRkZFUkVEEAISFgoSSk9CX1NUQVRVU19SVU5OSU5HEAMSGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQBBIVChFKT0JfU1RBVFVTX0ZBSUxFRBAFEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAYqhwEKCEpvYlBoYXNlEhkKFUpPQl9QSEFTRV9VTlNQRUNJRklFRBAAEhkKFUpPQl9QSEFTRV9ET1dOTE9BRElORxABEhUKEUpPQl9QSEFTRV9MT0FESU5HEAISFQoRSk9CX1BIQVNFX1JVTk5JTkcQAxIXChNKT0JfUEhBU0VfVVBMT0FESU5HEARiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_model]);
 
 /**
  * ImageTask asks an image engine for batch_count images.
@@ -23,17 +23,24 @@ export const file_studio_v1_job: GenFile = /*@__PURE__*/
  */
 export type ImageTask = Message<"studio.v1.ImageTask"> & {
   /**
+   * A <lora:NAME:WEIGHT> tag (sd-cli's syntax) may only name one of the model
+   * source's lora files, by its file name with or without the extension, with
+   * a WEIGHT from -10 to 10; any other LoRA reference is refused.
+   *
    * @generated from field: string prompt = 1;
    */
   prompt: string;
 
   /**
+   * Must not hold a LoRA tag: sd-cli applies LoRAs from the prompt only.
+   *
    * @generated from field: string negative_prompt = 2;
    */
   negativePrompt: string;
 
   /**
-   * Unset: the studio picks one and records it on the job.
+   * From 0 to 2^53-1 (sd-cli keeps all 64 bits). Unset: the studio picks one
+   * and records it on the job.
    *
    * @generated from field: optional int64 seed = 3;
    */
@@ -120,9 +127,21 @@ export type TextTask = Message<"studio.v1.TextTask"> & {
   stop: string[];
 
   /**
+   * From 0 to 4294967294: llama-server keeps 32 bits of a seed and takes
+   * 4294967295 as "random". Unset: llama-server picks one.
+   *
    * @generated from field: optional int64 seed = 6;
    */
   seed?: bigint | undefined;
+
+  /**
+   * Chat (messages) only: false asks the model's chat template to skip the
+   * reasoning (llama.cpp's enable_thinking), true asks for it, unset keeps the
+   * template's default. A template that never reasons ignores it.
+   *
+   * @generated from field: optional bool thinking = 7;
+   */
+  thinking?: boolean | undefined;
 };
 
 /**
@@ -177,8 +196,11 @@ export type JobOutput = Message<"studio.v1.JobOutput"> & {
 
   /**
    * The output's media type: image/png for images; application/json for the
-   * one output of a text job, shaped {"text": string, "finishReason": string,
-   * "usage": {"promptTokens": number, "completionTokens": number}}.
+   * one output of a text job, shaped {"text": string, "reasoning": string,
+   * "finishReason": string, "usage": {"promptTokens": number,
+   * "completionTokens": number}}; "reasoning" (a thinking model's reasoning,
+   * apart from its answer in "text") is there only when the model reasoned,
+   * and completionTokens counts the tokens of both.
    *
    * @generated from field: string mime_type = 2;
    */
@@ -193,6 +215,19 @@ export type JobOutput = Message<"studio.v1.JobOutput"> & {
    * @generated from field: string sha256 = 4;
    */
   sha256: string;
+
+  /**
+   * Image outputs: the size in pixels, read from the image itself (an engine
+   * may round the size a task asks for up to its model's multiple).
+   *
+   * @generated from field: optional uint32 width = 5;
+   */
+  width?: number | undefined;
+
+  /**
+   * @generated from field: optional uint32 height = 6;
+   */
+  height?: number | undefined;
 };
 
 /**

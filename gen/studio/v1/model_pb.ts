@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/model.proto.
  */
 export const file_studio_v1_model: GenFile = /*@__PURE__*/
-  fileDesc("ChVzdHVkaW8vdjEvbW9kZWwucHJvdG8SCXN0dWRpby52MSKeAQoJTW9kZWxGaWxlEiYKBHJvbGUYASABKA4yGC5zdHVkaW8udjEuTW9kZWxGaWxlUm9sZRILCgN1cmwYAiABKAkSEAoIZmlsZW5hbWUYAyABKAkSGQoMYXBwcm94X2J5dGVzGAQgASgESACIAQESEwoGc2hhMjU2GAUgASgJSAGIAQFCDwoNX2FwcHJveF9ieXRlc0IJCgdfc2hhMjU2IsYBChBNb2RlbENsaURlZmF1bHRzEhYKCWNmZ19zY2FsZRgBIAEoAUgAiAEBEhIKBXN0ZXBzGAIgASgNSAGIAQESEgoFd2lkdGgYAyABKA1IAogBARITCgZoZWlnaHQYBCABKA1IA4gBARIcCg9zYW1wbGluZ19tZXRob2QYBSABKAlIBIgBAUIMCgpfY2ZnX3NjYWxlQggKBl9zdGVwc0IICgZfd2lkdGhCCQoHX2hlaWdodEISChBfc2FtcGxpbmdfbWV0aG9kIo0BCgtNb2RlbFNvdXJjZRImCgZlbmdpbmUYASABKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSIwoFZmlsZXMYAiADKAsyFC5zdHVkaW8udjEuTW9kZWxGaWxlEjEKDGNsaV9kZWZhdWx0cxgDIAEoCzIbLnN0dWRpby52MS5Nb2RlbENsaURlZmF1bHRzIoYCCgVNb2RlbBIMCgRuYW1lGAEgASgJEg8KB2VuYWJsZWQYAiABKAgSJgoGc291cmNlGAMgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlEhMKC2Rlc2NyaXB0aW9uGAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHgoWdW5yZWFkYWJsZV9zb3VyY2VfdGV4dBgHIAEoCRIfChd1bnJlYWRhYmxlX3NvdXJjZV9lcnJvchgIIAEoCSp8CgtNb2RlbEVuZ2luZRIcChhNT0RFTF9FTkdJTkVfVU5TUEVDSUZJRUQQABIXChNNT0RFTF9FTkdJTkVfU0RfQ1BQEAESGgoWTU9ERUxfRU5HSU5FX0xMQU1BX0NQUBACEhoKFk1PREVMX0VOR0lORV9TWU5USEVUSUMQAyrFAQoNTW9kZWxGaWxlUm9sZRIfChtNT0RFTF9GSUxFX1JPTEVfVU5TUEVDSUZJRUQQABIjCh9NT0RFTF9GSUxFX1JPTEVfRElGRlVTSU9OX01PREVMEAESIAocTU9ERUxfRklMRV9ST0xFX1RFWFRfRU5DT0RFUhACEhcKE01PREVMX0ZJTEVfUk9MRV9WQUUQAxIYChRNT0RFTF9GSUxFX1JPTEVfTE9SQRAEEhkKFU1PREVMX0ZJTEVfUk9MRV9NT0RFTBAFYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChVzdHVkaW8vdjEvbW9kZWwucHJvdG8SCXN0dWRpby52MSLIAQoJTW9kZWxGaWxlEiYKBHJvbGUYASABKA4yGC5zdHVkaW8udjEuTW9kZWxGaWxlUm9sZRILCgN1cmwYAiABKAkSEAoIZmlsZW5hbWUYAyABKAkSGQoMYXBwcm94X2J5dGVzGAQgASgESACIAQESEwoGc2hhMjU2GAUgASgJSAGIAQESGAoLbG9yYV93ZWlnaHQYBiABKAFIAogBAUIPCg1fYXBwcm94X2J5dGVzQgkKB19zaGEyNTZCDgoMX2xvcmFfd2VpZ2h0IsYBChBNb2RlbENsaURlZmF1bHRzEhYKCWNmZ19zY2FsZRgBIAEoAUgAiAEBEhIKBXN0ZXBzGAIgASgNSAGIAQESEgoFd2lkdGgYAyABKA1IAogBARITCgZoZWlnaHQYBCABKA1IA4gBARIcCg9zYW1wbGluZ19tZXRob2QYBSABKAlIBIgBAUIMCgpfY2ZnX3NjYWxlQggKBl9zdGVwc0IICgZfd2lkdGhCCQoHX2hlaWdodEISChBfc2FtcGxpbmdfbWV0aG9kIo0BCgtNb2RlbFNvdXJjZRImCgZlbmdpbmUYASABKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSIwoFZmlsZXMYAiADKAsyFC5zdHVkaW8udjEuTW9kZWxGaWxlEjEKDGNsaV9kZWZhdWx0cxgDIAEoCzIbLnN0dWRpby52MS5Nb2RlbENsaURlZmF1bHRzIoYCCgVNb2RlbBIMCgRuYW1lGAEgASgJEg8KB2VuYWJsZWQYAiABKAgSJgoGc291cmNlGAMgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlEhMKC2Rlc2NyaXB0aW9uGAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHgoWdW5yZWFkYWJsZV9zb3VyY2VfdGV4dBgHIAEoCRIfChd1bnJlYWRhYmxlX3NvdXJjZV9lcnJvchgIIAEoCSp8CgtNb2RlbEVuZ2luZRIcChhNT0RFTF9FTkdJTkVfVU5TUEVDSUZJRUQQABIXChNNT0RFTF9FTkdJTkVfU0RfQ1BQEAESGgoWTU9ERUxfRU5HSU5FX0xMQU1BX0NQUBACEhoKFk1PREVMX0VOR0lORV9TWU5USEVUSUMQAyqDAwoNTW9kZWxGaWxlUm9sZRIfChtNT0RFTF9GSUxFX1JPTEVfVU5TUEVDSUZJRUQQABIjCh9NT0RFTF9GSUxFX1JPTEVfRElGRlVTSU9OX01PREVMEAESIAocTU9ERUxfRklMRV9ST0xFX1RFWFRfRU5DT0RFUhACEhcKE01PREVMX0ZJTEVfUk9MRV9WQUUQAxIYChRNT0RFTF9GSUxFX1JPTEVfTE9SQRAEEhkKFU1PREVMX0ZJTEVfUk9MRV9NT0RFTBAFEhoKFk1PREVMX0ZJTEVfUk9MRV9DTElQX0wQBhIaChZNT0RFTF9GSUxFX1JPTEVfQ0xJUF9HEAcSGQoVTU9ERUxfRklMRV9ST0xFX1Q1WFhMEAgSHgoaTU9ERUxfRklMRV9ST0xFX0xMTV9WSVNJT04QCRIZChVNT0RFTF9GSUxFX1JPTEVfVEFFU0QQChIuCipNT0RFTF9GSUxFX1JPTEVfSElHSF9OT0lTRV9ESUZGVVNJT05fTU9ERUwQC2IGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * ModelFile is one file a worker downloads to serve a model.
@@ -53,6 +53,15 @@ export type ModelFile = Message<"studio.v1.ModelFile"> & {
    * @generated from field: optional string sha256 = 5;
    */
   sha256?: string | undefined;
+
+  /**
+   * LoRA files only: the weight every job applies the LoRA with, from -10 to
+   * 10 (unset: 1; 0: off unless a prompt names it). A prompt's own
+   * <lora:NAME:WEIGHT> tag for this file replaces it for that job.
+   *
+   * @generated from field: optional double lora_weight = 6;
+   */
+  loraWeight?: number | undefined;
 };
 
 /**
@@ -239,8 +248,12 @@ export const ModelEngineSchema: GenEnum<ModelEngine> = /*@__PURE__*/
 
 /**
  * ModelFileRole says what a file is to the engine; it maps onto an engine flag
- * (diffusion-model: --diffusion-model, text-encoder: --llm, vae: --vae,
- * lora: --lora-model-dir, model: --model / -m).
+ * (the wire JSON's kebab-case name, then sd-cli's flag): diffusion-model:
+ * --diffusion-model, text-encoder: --llm, vae: --vae, lora: a file in
+ * --lora-model-dir applied with <lora:NAME:WEIGHT>, model: --model / -m
+ * (llama-server: -m), clip-l: --clip_l, clip-g: --clip_g, t5xxl: --t5xxl,
+ * llm-vision: --llm_vision, taesd: --taesd, high-noise-diffusion-model:
+ * --high-noise-diffusion-model.
  *
  * @generated from enum studio.v1.ModelFileRole
  */
@@ -274,6 +287,48 @@ export enum ModelFileRole {
    * @generated from enum value: MODEL_FILE_ROLE_MODEL = 5;
    */
   MODEL = 5,
+
+  /**
+   * CLIP-L text encoder (SD3, FLUX.1, SDXL with separate encoders).
+   *
+   * @generated from enum value: MODEL_FILE_ROLE_CLIP_L = 6;
+   */
+  CLIP_L = 6,
+
+  /**
+   * CLIP-G text encoder (SD3, SDXL with separate encoders).
+   *
+   * @generated from enum value: MODEL_FILE_ROLE_CLIP_G = 7;
+   */
+  CLIP_G = 7,
+
+  /**
+   * T5-XXL or UMT5-XXL text encoder (SD3, FLUX.1, Wan).
+   *
+   * @generated from enum value: MODEL_FILE_ROLE_T5XXL = 8;
+   */
+  T5XXL = 8,
+
+  /**
+   * The vision tower of the LLM text encoder (Qwen-Image edit models).
+   *
+   * @generated from enum value: MODEL_FILE_ROLE_LLM_VISION = 9;
+   */
+  LLM_VISION = 9,
+
+  /**
+   * Tiny AutoEncoder, for fast low-quality decoding.
+   *
+   * @generated from enum value: MODEL_FILE_ROLE_TAESD = 10;
+   */
+  TAESD = 10,
+
+  /**
+   * Wan 2.2's high-noise expert, next to its diffusion-model (low-noise) file.
+   *
+   * @generated from enum value: MODEL_FILE_ROLE_HIGH_NOISE_DIFFUSION_MODEL = 11;
+   */
+  HIGH_NOISE_DIFFUSION_MODEL = 11,
 }
 
 /**

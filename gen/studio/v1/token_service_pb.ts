@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/token_service.proto.
  */
 export const file_studio_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zdHVkaW8vdjEvdG9rZW5fc2VydmljZS5wcm90bxIJc3R1ZGlvLnYxItsBCgVUb2tlbhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEiIKBHJvbGUYAyABKA4yFC5zdHVkaW8udjEuVG9rZW5Sb2xlEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3VzZWRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkYKEkNyZWF0ZVRva2VuUmVxdWVzdBIMCgRuYW1lGAEgASgJEiIKBHJvbGUYAiABKA4yFC5zdHVkaW8udjEuVG9rZW5Sb2xlIkYKE0NyZWF0ZVRva2VuUmVzcG9uc2USHwoFdG9rZW4YASABKAsyEC5zdHVkaW8udjEuVG9rZW4SDgoGc2VjcmV0GAIgASgJIhMKEUxpc3RUb2tlbnNSZXF1ZXN0IjYKEkxpc3RUb2tlbnNSZXNwb25zZRIgCgZ0b2tlbnMYASADKAsyEC5zdHVkaW8udjEuVG9rZW4iIAoSUmV2b2tlVG9rZW5SZXF1ZXN0EgoKAmlkGAEgASgJIjYKE1Jldm9rZVRva2VuUmVzcG9uc2USHwoFdG9rZW4YASABKAsyEC5zdHVkaW8udjEuVG9rZW4qawoJVG9rZW5Sb2xlEhoKFlRPS0VOX1JPTEVfVU5TUEVDSUZJRUQQABIUChBUT0tFTl9ST0xFX0FETUlOEAESFQoRVE9LRU5fUk9MRV9DTElFTlQQAhIVChFUT0tFTl9ST0xFX1dPUktFUhADMvsBCgxUb2tlblNlcnZpY2USTgoLQ3JlYXRlVG9rZW4SHS5zdHVkaW8udjEuQ3JlYXRlVG9rZW5SZXF1ZXN0Gh4uc3R1ZGlvLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2UiABJLCgpMaXN0VG9rZW5zEhwuc3R1ZGlvLnYxLkxpc3RUb2tlbnNSZXF1ZXN0Gh0uc3R1ZGlvLnYxLkxpc3RUb2tlbnNSZXNwb25zZSIAEk4KC1Jldm9rZVRva2VuEh0uc3R1ZGlvLnYxLlJldm9rZVRva2VuUmVxdWVzdBoeLnN0dWRpby52MS5SZXZva2VUb2tlblJlc3BvbnNlIgBiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ch1zdHVkaW8vdjEvdG9rZW5fc2VydmljZS5wcm90bxIJc3R1ZGlvLnYxItsBCgVUb2tlbhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEiIKBHJvbGUYAyABKA4yFC5zdHVkaW8udjEuVG9rZW5Sb2xlEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3VzZWRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkYKEkNyZWF0ZVRva2VuUmVxdWVzdBIMCgRuYW1lGAEgASgJEiIKBHJvbGUYAiABKA4yFC5zdHVkaW8udjEuVG9rZW5Sb2xlIkYKE0NyZWF0ZVRva2VuUmVzcG9uc2USHwoFdG9rZW4YASABKAsyEC5zdHVkaW8udjEuVG9rZW4SDgoGc2VjcmV0GAIgASgJIhMKEUxpc3RUb2tlbnNSZXF1ZXN0IjYKEkxpc3RUb2tlbnNSZXNwb25zZRIgCgZ0b2tlbnMYASADKAsyEC5zdHVkaW8udjEuVG9rZW4iIAoSUmV2b2tlVG9rZW5SZXF1ZXN0EgoKAmlkGAEgASgJIjYKE1Jldm9rZVRva2VuUmVzcG9uc2USHwoFdG9rZW4YASABKAsyEC5zdHVkaW8udjEuVG9rZW4iDwoNV2hvQW1JUmVxdWVzdCJoCg5XaG9BbUlSZXNwb25zZRIiCgRyb2xlGAEgASgOMhQuc3R1ZGlvLnYxLlRva2VuUm9sZRISCgp0b2tlbl9uYW1lGAIgASgJEhAKCHRva2VuX2lkGAMgASgJEgwKBG9wZW4YBCABKAgqawoJVG9rZW5Sb2xlEhoKFlRPS0VOX1JPTEVfVU5TUEVDSUZJRUQQABIUChBUT0tFTl9ST0xFX0FETUlOEAESFQoRVE9LRU5fUk9MRV9DTElFTlQQAhIVChFUT0tFTl9ST0xFX1dPUktFUhADMrwCCgxUb2tlblNlcnZpY2USTgoLQ3JlYXRlVG9rZW4SHS5zdHVkaW8udjEuQ3JlYXRlVG9rZW5SZXF1ZXN0Gh4uc3R1ZGlvLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2UiABJLCgpMaXN0VG9rZW5zEhwuc3R1ZGlvLnYxLkxpc3RUb2tlbnNSZXF1ZXN0Gh0uc3R1ZGlvLnYxLkxpc3RUb2tlbnNSZXNwb25zZSIAEk4KC1Jldm9rZVRva2VuEh0uc3R1ZGlvLnYxLlJldm9rZVRva2VuUmVxdWVzdBoeLnN0dWRpby52MS5SZXZva2VUb2tlblJlc3BvbnNlIgASPwoGV2hvQW1JEhguc3R1ZGlvLnYxLldob0FtSVJlcXVlc3QaGS5zdHVkaW8udjEuV2hvQW1JUmVzcG9uc2UiAGIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message studio.v1.Token
@@ -167,6 +167,60 @@ export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__P
   messageDesc(file_studio_v1_token_service, 6);
 
 /**
+ * @generated from message studio.v1.WhoAmIRequest
+ */
+export type WhoAmIRequest = Message<"studio.v1.WhoAmIRequest"> & {
+};
+
+/**
+ * Describes the message studio.v1.WhoAmIRequest.
+ * Use `create(WhoAmIRequestSchema)` to create a new message.
+ */
+export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
+  messageDesc(file_studio_v1_token_service, 7);
+
+/**
+ * @generated from message studio.v1.WhoAmIResponse
+ */
+export type WhoAmIResponse = Message<"studio.v1.WhoAmIResponse"> & {
+  /**
+   * The caller's role. On an open studio (loopback, no tokens yet) every
+   * caller is an admin.
+   *
+   * @generated from field: studio.v1.TokenRole role = 1;
+   */
+  role: TokenRole;
+
+  /**
+   * The token's name as created ("open" on an open studio).
+   *
+   * @generated from field: string token_name = 2;
+   */
+  tokenName: string;
+
+  /**
+   * The token's id; empty on an open studio.
+   *
+   * @generated from field: string token_id = 3;
+   */
+  tokenId: string;
+
+  /**
+   * True while the studio runs open: calls need no token.
+   *
+   * @generated from field: bool open = 4;
+   */
+  open: boolean;
+};
+
+/**
+ * Describes the message studio.v1.WhoAmIResponse.
+ * Use `create(WhoAmIResponseSchema)` to create a new message.
+ */
+export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
+  messageDesc(file_studio_v1_token_service, 8);
+
+/**
  * TokenRole is what a bearer token may do.
  *
  * @generated from enum studio.v1.TokenRole
@@ -206,7 +260,7 @@ export const TokenRoleSchema: GenEnum<TokenRole> = /*@__PURE__*/
   enumDesc(file_studio_v1_token_service, 0);
 
 /**
- * TokenService manages bearer tokens. Admin only.
+ * TokenService manages bearer tokens. Admin only, but for WhoAmI.
  *
  * @generated from service studio.v1.TokenService
  */
@@ -238,6 +292,18 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof RevokeTokenRequestSchema;
     output: typeof RevokeTokenResponseSchema;
+  },
+  /**
+   * WhoAmI tells the caller which token it is calling with and that token's
+   * role, so that a client can show only what the role may do. Any role may
+   * call it.
+   *
+   * @generated from rpc studio.v1.TokenService.WhoAmI
+   */
+  whoAmI: {
+    methodKind: "unary";
+    input: typeof WhoAmIRequestSchema;
+    output: typeof WhoAmIResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_studio_v1_token_service, 0);

@@ -87,11 +87,12 @@ export function textTask(fields: { prompt?: string; messages?: { role: string; c
 
 /** A run request that records every progress report. */
 export function request(
-  fields: Omit<EngineRunRequest, "signal" | "onProgress" | "jobId"> & { signal?: AbortSignal; jobId?: string; onProgress?: (p: EngineProgress) => void },
+  fields: Omit<EngineRunRequest, "signal" | "onProgress" | "jobId" | "model"> & { signal?: AbortSignal; jobId?: string; model?: string; onProgress?: (p: EngineProgress) => void },
 ): EngineRunRequest & { progress: EngineProgress[] } {
   const progress: EngineProgress[] = [];
   return {
     jobId: fields.jobId ?? "job-1",
+    model: fields.model ?? "test-model",
     signal: fields.signal ?? new AbortController().signal,
     ...fields,
     progress,

@@ -50,7 +50,7 @@ describe("SdCliEngine against the fake sd-cli", () => {
       "--llm", m("Qwen3-4B-Q4_K_M.gguf"),
       "--vae", m("ae.safetensors"),
       "--lora-model-dir", wd.loraDir,
-      "-p", "a red fox",
+      "-p", "a red fox <lora:pixel-art.safetensors:1>",
       "-n", "blurry",
       "-s", "7",
       "-b", "1",
@@ -63,7 +63,7 @@ describe("SdCliEngine against the fake sd-cli", () => {
     ]);
     expect(outputs).toHaveLength(1);
     expect(outputs[0]!.mimeType).toBe("image/png");
-    expect(outputs[0]!.data).toEqual(fakeSdImage({ prompt: "a red fox", seed: "7", width: 32, height: 64, index: 0 }));
+    expect(outputs[0]!.data).toEqual(fakeSdImage({ prompt: "a red fox <lora:pixel-art.safetensors:1>", seed: "7", width: 32, height: 64, index: 0 }));
     const bars = req.progress.filter((p) => p.step !== undefined);
     expect(bars.map((p) => [p.step, p.steps])).toEqual([[1, 3], [2, 3], [3, 3]]);
     expect(bars.every((p) => p.phase === "running" && p.rate !== undefined && p.rate > 0)).toBe(true);

@@ -48,6 +48,14 @@ describe("sd-cli output parsing", () => {
       log: { level: "ERROR", location: "main.cpp:702", message: "generate failed" },
     });
     expect(parseSdSegment("something else")).toEqual({ text: "something else" });
+    // Two sd-cli threads logging at once (tag and text are two writes, stderr unbuffered).
+    expect(parseSdSegment("[ERROR] [ERROR] model_loader.cpp:1172 - read tensor data failed: 'a.gguf'")).toEqual({
+      log: { level: "ERROR", location: "model_loader.cpp:1172", message: "read tensor data failed: 'a.gguf'" },
+    });
+    expect(parseSdSegment("model_loader.cpp:1172 - read tensor data failed: 'a.gguf'")).toEqual({
+      log: { level: "", location: "model_loader.cpp:1172", message: "read tensor data failed: 'a.gguf'" },
+    });
+    expect(parseSdSegment("  |#####          | 5/52 - 158.20MB/s")).toEqual({ load: { done: 5, total: 52 } });
     expect(parseSdSegment("\x1b[K  ")).toBeUndefined();
   });
 });

@@ -113,7 +113,7 @@ describe("crash recovery of --work-dir", () => {
     expect((await orphan.exited).signal).toBe("SIGKILL");
     expect(readdirSync(root)).toEqual([`llama-${live.pid}.json`]);
     expect(running(live.pid)).toBe(true);
-    await new WarmServerRecords(root).reaped(live.pid);
+    new WarmServerRecords(root).reaped(live.pid);
     expect(readdirSync(root)).toEqual([]);
   }, TEST_TIMEOUT_MS);
 

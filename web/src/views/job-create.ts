@@ -213,7 +213,7 @@ export const jobCreateView: View = (app, main, route) => {
       app.navigate(`#/jobs/${encodeURIComponent(res.job!.id)}`);
       app.announce(`Job ${res.job!.id} queued.`);
     } catch (err) {
-      if (isUnauthenticated(err)) return app.needLogin(`Creating a job: ${describeError(err)}`);
+      if (isUnauthenticated(err)) return app.needLogin(err);
       serverError.textContent = `The studio refused: ${describeError(err)}`;
       app.announce("Creating the job failed.", "error");
     }

@@ -218,7 +218,7 @@ export const jobView: View = (app, main, route) => {
         const m = feedMessage(state);
         feedLine.textContent = m.text;
         feedLine.dataset.kind = m.error ? "error" : "info";
-        if (state.kind === "unauthenticated") app.needLogin(`Watching job ${id}: ${state.error}`);
+        if (state.kind === "unauthenticated") app.needLogin(state.cause);
       },
     },
   );

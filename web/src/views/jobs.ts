@@ -1,13 +1,32 @@
-import type { Job, JobStatus } from "../../../gen/studio/v1/job_pb.js";
+import { JobStatus, type Job } from "../../../gen/studio/v1/job_pb.js";
+import { oneLine, taskPrompt } from "../../../contract/task.js";
 import type { View } from "../app.js";
 import { field, h, replace } from "../dom.js";
 import { JobFeed, feedMessage } from "../job-feed.js";
 import { LISTED_STATUSES, STATUS_NAMES, formatTime, millis } from "../format.js";
 import { progressCell, statusBadge } from "../widgets.js";
 import { guarded } from "../guarded.js";
+import { describeError } from "../errors.js";
 
 /** How many jobs the live list keeps on screen, newest first. */
 const MAX_ROWS = 200;
+/** The prompt and error columns show this much; the whole text is in the cell's title and on the job page. */
+const PROMPT_CHARS = 40;
+const ERROR_CHARS = 48;
+/** Retries sent at once when retrying a selection. */
+const RETRY_CONCURRENCY = 4;
+
+/** The table's columns; the first (no heading) holds the selection boxes. */
+const COLUMNS = ["", "Job", "Model", "Status", "Prompt", "Progress", "Attempts", "Worker", "Error", "Created"];
+
+/** Jobs RetryJob takes back: failed and cancelled ones. */
+const retryable = (job: Job) => job.status === JobStatus.FAILED || job.status === JobStatus.CANCELLED;
+
+/** A cell with a one-line cut of `text`, the whole of it as the cell's title. */
+function shortText(label: string, text: string, max: number, cls?: string): HTMLTableCellElement {
+  const cut = oneLine(text, max);
+  return h("td", { "data-label": label, class: cls, title: cut === text ? undefined : text }, cut || "—");
+}
 
 
 /**
@@ -47,16 +66,39 @@ export const jobsView: View = (app, main, route) => {
     for (const n of [...names].sort()) modelSel.control.append(h("option", { value: n, selected: n === model }, n));
   });
 
+  /** Failed and cancelled jobs ticked for Retry selected. */
+  const selected = new Set<string>();
+  const selectCell = (job: Job) =>
+    h(
+      "td",
+      { class: "select" },
+      retryable(job)
+        ? h("input", {
+            type: "checkbox",
+            "aria-label": `Select job ${job.id}`,
+            checked: selected.has(job.id),
+            onchange: (e: Event) => {
+              if ((e.target as HTMLInputElement).checked) selected.add(job.id);
+              else selected.delete(job.id);
+              renderSelection();
+            },
+          })
+        : null,
+    );
+
   const rowFor = (job: Job) =>
     h(
       "tr",
       { "data-job": job.id },
+      selectCell(job),
       h("th", { scope: "row", "data-label": "Job" }, h("a", { href: `#/jobs/${encodeURIComponent(job.id)}` }, job.id)),
       h("td", { "data-label": "Model" }, job.model),
       h("td", { "data-label": "Status" }, statusBadge(job)),
+      shortText("Prompt", taskPrompt(job.task), PROMPT_CHARS, "prompt"),
       h("td", { "data-label": "Progress" }, progressCell(job)),
       h("td", { "data-label": "Attempts" }, `${job.attempts} of ${job.maxAttempts}`),
       h("td", { "data-label": "Worker" }, job.workerName || "—"),
+      shortText("Error", job.error, ERROR_CHARS, "error-text"),
       h("td", { "data-label": "Created" }, formatTime(job.createTime)),
     );
 
@@ -72,20 +114,25 @@ export const jobsView: View = (app, main, route) => {
       rows.set(job.id, { job, row: fresh });
       return fresh;
     }
+    // The job link (cell 1) stays, and so does the checkbox while the job stays selectable.
     const cells = [...fresh.cells];
-    for (let c = 1; c < cells.length; c++) had.row.cells[c]!.replaceWith(cells[c]!);
+    const keepCheckbox = retryable(had.job) === retryable(job);
+    for (let c = keepCheckbox ? 2 : 0; c < cells.length; c++) if (c !== 1) had.row.cells[c]!.replaceWith(cells[c]!);
     had.job = job;
     return had.row;
   };
 
   const render = () => {
+    renderCounts();
+    for (const id of selected) if (!jobs.has(id) || !retryable(jobs.get(id)!)) selected.delete(id);
+    renderSelection();
     const list = [...jobs.values()]
       .filter(visible)
       .sort((a, b) => millis(b.createTime) - millis(a.createTime) || b.id.localeCompare(a.id))
       .slice(0, MAX_ROWS);
     if (list.length === 0) {
       rows.clear();
-      replace(tbody, h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No jobs match.")));
+      replace(tbody, h("tr", {}, h("td", { colspan: COLUMNS.length, class: "empty" }, "No jobs match.")));
       return;
     }
     const wanted = list.map(rowOf);
@@ -95,6 +142,67 @@ export const jobsView: View = (app, main, route) => {
     wanted.forEach((row, i) => {
       if (tbody.children[i] !== row) tbody.insertBefore(row, tbody.children[i] ?? null);
     });
+  };
+
+  /** Jobs per status over everything the stream sent (the model filter is the server's): each a link to that status. */
+  const counts = h("p", { class: "counts", "aria-label": "Job counts" });
+  const renderCounts = () => {
+    const n = new Map<JobStatus, number>();
+    for (const job of jobs.values()) n.set(job.status, (n.get(job.status) ?? 0) + 1);
+    const link = (s: JobStatus | undefined, label: string, count: number) => {
+      const q = new URLSearchParams();
+      if (s !== undefined) q.set("status", STATUS_NAMES[s]);
+      if (model) q.set("model", model);
+      return h(
+        "a",
+        { href: `#/jobs${q.size ? `?${q}` : ""}`, "aria-current": s === status ? "true" : undefined, "data-count": label },
+        `${label} `,
+        h("strong", {}, String(count)),
+      );
+    };
+    replace(counts, link(undefined, "all", jobs.size), LISTED_STATUSES.map((s) => [" · ", link(s, STATUS_NAMES[s], n.get(s) ?? 0)]));
+  };
+
+  const retryButton = h("button", { type: "button", disabled: true, onclick: () => void retrySelected() }, "Retry selected");
+  const selectAll = h("input", {
+    type: "checkbox",
+    "aria-label": "Select every failed or cancelled job shown",
+    onchange: () => {
+      for (const { job } of rows.values()) if (retryable(job)) (selectAll.checked ? selected.add(job.id) : selected.delete(job.id));
+      for (const box of tbody.querySelectorAll<HTMLInputElement>("td.select input")) box.checked = selectAll.checked;
+      renderSelection();
+    },
+  });
+  const renderSelection = () => {
+    retryButton.disabled = selected.size === 0;
+    retryButton.textContent = selected.size ? `Retry selected (${selected.size})` : "Retry selected";
+    const shown = [...rows.values()].filter((r) => retryable(r.job));
+    selectAll.disabled = shown.length === 0;
+    selectAll.checked = shown.length > 0 && shown.every((r) => selected.has(r.job.id));
+  };
+
+  /** Retries the selection a few at a time; the rows update from the stream as each job is queued again. */
+  const retrySelected = async () => {
+    const ids = [...selected];
+    selected.clear();
+    retryButton.disabled = true;
+    renderSelection();
+    const failures: string[] = [];
+    let done = 0;
+    const next = async (): Promise<void> => {
+      const id = ids.shift();
+      if (id === undefined) return;
+      try {
+        await app.api.jobs.retryJob({ jobId: id });
+        done++;
+      } catch (err) {
+        failures.push(`${id}: ${describeError(err)}`);
+      }
+      return next();
+    };
+    await Promise.all(Array.from({ length: Math.min(RETRY_CONCURRENCY, ids.length) }, next));
+    if (failures.length === 0) app.announce(`Retried ${done} job${done === 1 ? "" : "s"}.`);
+    else app.announce(`Retried ${done}; ${failures.length} refused: ${failures.join("; ")}`, "error");
   };
 
   let pending = false;
@@ -119,7 +227,7 @@ export const jobsView: View = (app, main, route) => {
         const m = feedMessage(state);
         feedLine.textContent = m.text;
         feedLine.dataset.kind = m.error ? "error" : "info";
-        if (state.kind === "unauthenticated") app.needLogin(`Watching jobs: ${state.error}`);
+        if (state.kind === "unauthenticated") app.needLogin(state.cause);
       },
     },
   );
@@ -146,7 +254,9 @@ export const jobsView: View = (app, main, route) => {
       statusSel.row,
       modelSel.row,
     ),
+    counts,
     feedLine,
+    h("div", { class: "bulk" }, h("label", { class: "select-all" }, selectAll, "All failed shown"), retryButton),
     h(
       "div",
       { class: "table-wrap" },
@@ -160,9 +270,7 @@ export const jobsView: View = (app, main, route) => {
           h(
             "tr",
             {},
-            ["Job", "Model", "Status", "Progress", "Attempts", "Worker", "Created"].map((c) =>
-              h("th", { scope: "col" }, c),
-            ),
+            COLUMNS.map((c) => (c ? h("th", { scope: "col" }, c) : h("td", { class: "select" }))),
           ),
         ),
         tbody,

@@ -1,10 +1,11 @@
+import { TokenRole } from "../../../gen/studio/v1/token_service_pb.js";
 import type { View } from "../app.js";
 import { describeError, isUnauthenticated } from "../errors.js";
 import { field, h, replace, setFieldError } from "../dom.js";
 
 /**
- * Asks for a bearer token, checks it with one cheap RPC and keeps it in
- * sessionStorage. A studio running open (loopback, no tokens) accepts any call,
+ * Asks for a bearer token, checks it with WhoAmI (a worker token is refused here: the page is for
+ * admins and clients) and keeps it in sessionStorage. A studio running open (loopback, no tokens) accepts any call,
  * so the page also works without signing in there.
  */
 export const loginView: View = (app, main) => {
@@ -32,12 +33,18 @@ export const loginView: View = (app, main) => {
         submit.disabled = true;
         app.api.session.set(value);
         try {
-          await app.api.jobs.listJobs({ pageSize: 1 });
+          const me = await app.api.tokens.whoAmI({});
+          if (me.role === TokenRole.WORKER) {
+            app.api.session.clear();
+            setFieldError(token.control, token.error, `"${me.tokenName}" is a worker token; this page needs an admin or client token.`);
+            return;
+          }
+          app.identity = { role: me.role, tokenName: me.tokenName, open: me.open };
           setFieldError(token.control, token.error, undefined);
           app.loginReason = undefined;
           window.dispatchEvent(new Event("studio:session"));
           app.navigate(app.returnTo.startsWith("#/login") ? "#/jobs" : app.returnTo);
-          app.announce("Signed in.");
+          app.announce(`Signed in as ${me.tokenName} (${me.role === TokenRole.ADMIN ? "admin" : "client"}).`);
         } catch (err) {
           app.api.session.clear();
           setFieldError(
@@ -51,7 +58,14 @@ export const loginView: View = (app, main) => {
       },
     },
     h("h1", { id: "login-title" }, "Sign in"),
-    app.loginReason ? h("p", { class: "notice", role: "alert" }, app.loginReason) : null,
+    app.loginReason
+      ? h(
+          "div",
+          { class: "notice", role: "alert" },
+          h("p", {}, app.loginReason.message),
+          app.loginReason.detail ? h("p", { class: "muted" }, `The studio said: ${app.loginReason.detail}`) : null,
+        )
+      : null,
     token.row,
     h("div", { class: "actions" }, submit),
   );

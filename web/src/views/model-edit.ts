@@ -154,6 +154,17 @@ export const modelEditView: View = (app, main, route) => {
             () => file.sha256,
             (v) => setOrDelete(file, "sha256", v),
           ),
+          ...(file.role === "lora"
+            ? [
+                bind(
+                  `${p}.loraWeight`,
+                  "LoRA weight",
+                  h("input", { type: "number", min: -10, max: 10, step: 0.05, placeholder: "1" }),
+                  () => file.loraWeight,
+                  (v) => setOrDelete(file, "loraWeight", numberOr(v)),
+                ),
+              ]
+            : []),
           h(
             "button",
             {
@@ -335,7 +346,7 @@ export const modelEditView: View = (app, main, route) => {
           await app.api.registry.setModelEnabled({ name: d.name, enabled: d.enabled });
       }
     } catch (err) {
-      if (isUnauthenticated(err)) return app.needLogin(`${what}: ${describeError(err)}`);
+      if (isUnauthenticated(err)) return app.needLogin(err);
       serverError.textContent = `The studio refused: ${describeError(err)}`;
       app.announce(`${what} failed.`, "error");
       return;

@@ -21,6 +21,8 @@ export const modelsView: View = (app, main) => {
     class: "visually-hidden",
   });
   let models: Model[] = [];
+  // The registry is an admin's to change: a client token sees it read only, with no buttons that would be refused.
+  const admin = app.isAdmin;
 
   const load = async () => {
     const res = await guarded(app, "Listing models", () => app.api.registry.listModels({}));
@@ -33,7 +35,7 @@ export const modelsView: View = (app, main) => {
     if (models.length === 0) {
       replace(
         tbody,
-        h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No models yet. Add one with New model or Import.")),
+        h("tr", {}, h("td", { colspan: 5, class: "empty" }, admin ? "No models yet. Add one with New model or Import." : "No models yet.")),
       );
       return;
     }
@@ -87,25 +89,33 @@ export const modelsView: View = (app, main) => {
           h(
             "div",
             { class: "row-actions" },
-            h(
-              "a",
-              { class: "button", href: `#/models/${encodeURIComponent(m.name)}`, "aria-label": `Edit ${m.name}` },
-              "Edit",
-            ),
-            h(
-              "button",
-              {
-                type: "button",
-                "aria-label": `${m.enabled ? "Disable" : "Enable"} ${m.name}`,
-                onclick: () => toggle(m),
-              },
-              m.enabled ? "Disable" : "Enable",
-            ),
-            h(
-              "button",
-              { type: "button", "aria-label": `Verify ${m.name}`, onclick: () => verify(m, verifyCell) },
-              "Verify",
-            ),
+            admin
+              ? [
+                  h(
+                    "a",
+                    { class: "button", href: `#/models/${encodeURIComponent(m.name)}`, "aria-label": `Edit ${m.name}` },
+                    "Edit",
+                  ),
+                  h(
+                    "button",
+                    {
+                      type: "button",
+                      "aria-label": `${m.enabled ? "Disable" : "Enable"} ${m.name}`,
+                      onclick: () => toggle(m),
+                    },
+                    m.enabled ? "Disable" : "Enable",
+                  ),
+                  h(
+                    "button",
+                    { type: "button", "aria-label": `Verify ${m.name}`, onclick: () => verify(m, verifyCell) },
+                    "Verify",
+                  ),
+                ]
+              : h(
+                  "a",
+                  { class: "button", href: `#/models/${encodeURIComponent(m.name)}`, "aria-label": `View ${m.name}` },
+                  "View",
+                ),
             h(
               "button",
               {
@@ -115,11 +125,13 @@ export const modelsView: View = (app, main) => {
               },
               "Export",
             ),
-            h(
-              "button",
-              { type: "button", class: "danger", "aria-label": `Delete ${m.name}`, onclick: () => remove(m) },
-              "Delete",
-            ),
+            admin
+              ? h(
+                  "button",
+                  { type: "button", class: "danger", "aria-label": `Delete ${m.name}`, onclick: () => remove(m) },
+                  "Delete",
+                )
+              : null,
           ),
           verifyCell,
         ),
@@ -194,9 +206,9 @@ export const modelsView: View = (app, main) => {
       h(
         "div",
         { class: "toolbar" },
-        h("a", { class: "button primary", href: "#/models/new" }, "New model"),
-        importInput,
-        h("label", { class: "button", for: importInput.id }, "Import JSON"),
+        admin ? h("a", { class: "button primary", href: "#/models/new" }, "New model") : null,
+        admin ? importInput : null,
+        admin ? h("label", { class: "button", for: importInput.id }, "Import JSON") : null,
         h(
           "button",
           { type: "button", onclick: () => saveJson(models.map(modelToDoc), "studio-models.json") },

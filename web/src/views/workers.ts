@@ -1,140 +1,150 @@
 import type { WorkerInfo } from "../../../gen/studio/v1/worker_service_pb.js";
 import { engineName } from "../../../contract/names.js";
 import type { View } from "../app.js";
-import { h, replace } from "../dom.js";
+import { h, replace, type Child } from "../dom.js";
 import { formatAge, formatTime } from "../format.js";
 import { guarded } from "../guarded.js";
+import { feedMessage, keepStreaming } from "../live-stream.js";
 
-/** How often the open Workers page asks again; ListWorkers has no stream, and is cheap. */
-const REFRESH_MS = 5000;
+/** What a column's cells are drawn from: the worker, and the registry's file names by sha256. */
+interface WorkerRowContext {
+  byDigest: Map<string, string>;
+}
 
 /**
- * Connected workers: engines, slots in use, current jobs, cached models (digests
- * matched to registry files by sha256), last heartbeat and version.
+ * The Workers table, one entry per column: a heading and how to draw a worker's cell. A new fact
+ * about workers (a GPU inventory, say) is one more entry here.
+ */
+const COLUMNS: Array<{ header: string; cell(w: WorkerInfo, c: WorkerRowContext): Child }> = [
+  { header: "Version", cell: (w) => w.version || "—" },
+  { header: "Engines", cell: (w) => w.engines.map((e) => engineName(e) ?? `unknown (${e})`).join(", ") || "—" },
+  { header: "Slots", cell: (w) => `${w.slotsInUse} of ${Math.max(1, w.slots)} in use` },
+  {
+    header: "Jobs",
+    cell: (w) =>
+      w.jobIds.length
+        ? h("ul", { class: "plain" }, w.jobIds.map((id) => h("li", {}, h("a", { href: `#/jobs/${encodeURIComponent(id)}` }, id))))
+        : "idle",
+  },
+  {
+    header: "Cached",
+    cell: (w, c) =>
+      w.cachedSha256.length
+        ? h(
+            "ul",
+            { class: "plain" },
+            w.cachedSha256.map((d) => h("li", {}, c.byDigest.get(d) ?? h("code", { title: d }, `${d.slice(0, 12)}…`))),
+          )
+        : "none",
+  },
+  {
+    header: "Heartbeat",
+    cell: (w) => [
+      h("time", { title: formatTime(w.lastHeartbeatTime), "data-heartbeat": "" }, formatAge(w.lastHeartbeatTime)),
+      h("div", { class: "muted" }, `connected ${formatTime(w.connectTime)}`),
+    ],
+  },
+];
+
+/** How often the heartbeat ages are redrawn (the stream sends the times; the ages move on their own). */
+const AGE_TICK_MS = 1000;
+
+/**
+ * Connected workers, live: one WatchWorkers stream (snapshot, then the workers that changed or
+ * left), with the same discipline as the Jobs list (reconnect with backoff, a fresh snapshot each
+ * time, the state in the status line). Cached digests are matched to registry files by sha256.
  */
 export const workersView: View = (app, main) => {
   const tbody = h("tbody");
-  const updated = h("p", { class: "feed", role: "status", "aria-live": "polite" });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let closed = false;
+  const feedLine = h("p", { class: "feed", role: "status", "aria-live": "polite" });
+  const summary = h("p", { class: "counts" });
+  const workers = new Map<string, WorkerInfo>();
+  const context: WorkerRowContext = { byDigest: new Map() };
+  const abort = new AbortController();
 
-  const load = async () => {
-    clearTimeout(timer);
-    const [workers, models] = await Promise.all([
-      guarded(app, "Listing workers", () => app.api.workers.listWorkers({})),
-      guarded(app, "Listing models", () => app.api.registry.listModels({})),
-    ]);
-    if (closed) return;
-    const byDigest = new Map<string, string>();
-    for (const m of models?.models ?? [])
-      for (const f of m.source?.files ?? []) if (f.sha256) byDigest.set(f.sha256, `${m.name}/${f.filename}`);
-    if (workers) {
-      renderRows(workers.workers, byDigest);
-      updated.textContent = `${workers.workers.length} worker${workers.workers.length === 1 ? "" : "s"} connected, as of ${new Date().toLocaleTimeString()}.`;
-    }
-    timer = setTimeout(load, REFRESH_MS);
-  };
+  void guarded(app, "Listing models", () => app.api.registry.listModels({})).then((res) => {
+    for (const m of res?.models ?? []) for (const f of m.source?.files ?? []) if (f.sha256) context.byDigest.set(f.sha256, `${m.name}/${f.filename}`);
+    render();
+  });
 
-  const renderRows = (workers: WorkerInfo[], byDigest: Map<string, string>) => {
-    if (workers.length === 0)
-      return replace(tbody, h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No workers connected.")));
-    replace(
-      tbody,
-      workers.map((w) =>
-        h(
-          "tr",
-          { "data-worker": w.name },
-          h(
-            "th",
-            { scope: "row", "data-label": "Worker" },
-            w.name,
-            w.draining ? h("span", { class: "badge off" }, "draining") : null,
-            Object.keys(w.labels).length
-              ? h(
-                  "div",
-                  { class: "muted" },
-                  Object.entries(w.labels)
-                    .map(([k, v]) => `${k}=${v}`)
-                    .join(", "),
-                )
-              : null,
-          ),
-          h("td", { "data-label": "Version" }, w.version || "—"),
-          h(
-            "td",
-            { "data-label": "Engines" },
-            w.engines.map((e) => engineName(e) ?? `unknown (${e})`).join(", ") || "—",
-          ),
-          h("td", { "data-label": "Slots" }, `${w.slotsInUse} of ${Math.max(1, w.slots)} in use`),
-          h(
-            "td",
-            { "data-label": "Jobs" },
-            w.jobIds.length
-              ? h(
-                  "ul",
-                  { class: "plain" },
-                  w.jobIds.map((id) => h("li", {}, h("a", { href: `#/jobs/${encodeURIComponent(id)}` }, id))),
-                )
-              : "idle",
-          ),
-          h(
-            "td",
-            { "data-label": "Cached" },
-            w.cachedSha256.length
-              ? h(
-                  "ul",
-                  { class: "plain" },
-                  w.cachedSha256.map((d) =>
-                    h("li", {}, byDigest.get(d) ?? h("code", { title: d }, `${d.slice(0, 12)}…`)),
-                  ),
-                )
-              : "none",
-          ),
-          h(
-            "td",
-            { "data-label": "Heartbeat" },
-            h("time", { title: formatTime(w.lastHeartbeatTime) }, formatAge(w.lastHeartbeatTime)),
-            h("div", { class: "muted" }, `connected ${formatTime(w.connectTime)}`),
-          ),
-        ),
+  const rowFor = (w: WorkerInfo) =>
+    h(
+      "tr",
+      { "data-worker": w.name, "data-worker-id": w.workerId },
+      h(
+        "th",
+        { scope: "row", "data-label": "Worker" },
+        w.name,
+        w.draining ? h("span", { class: "badge off" }, "draining") : null,
+        Object.keys(w.labels).length
+          ? h(
+              "div",
+              { class: "muted" },
+              Object.entries(w.labels)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(", "),
+            )
+          : null,
       ),
+      COLUMNS.map((col) => h("td", { "data-label": col.header }, col.cell(w, context))),
     );
+
+  const render = () => {
+    const list = [...workers.values()].sort((a, b) => a.name.localeCompare(b.name) || a.workerId.localeCompare(b.workerId));
+    const slots = list.reduce((n, w) => n + Math.max(1, w.slots), 0);
+    const busy = list.reduce((n, w) => n + w.slotsInUse, 0);
+    summary.textContent = `${list.length} worker${list.length === 1 ? "" : "s"} connected, ${busy} of ${slots} slots in use.`;
+    if (list.length === 0)
+      return replace(tbody, h("tr", {}, h("td", { colspan: COLUMNS.length + 1, class: "empty" }, "No workers connected.")));
+    replace(tbody, list.map(rowFor));
   };
+
+  void keepStreaming(
+    (signal) => app.api.workers.watchWorkers({}, { signal }),
+    {
+      message(msg) {
+        if (msg.snapshot) workers.clear();
+        for (const w of msg.workers) workers.set(w.workerId, w);
+        for (const id of msg.removedWorkerIds) workers.delete(id);
+        render();
+      },
+      state(state) {
+        const m = feedMessage(state, "worker stream");
+        feedLine.textContent = m.text;
+        feedLine.dataset.kind = m.error ? "error" : "info";
+        if (state.kind === "unauthenticated") app.needLogin(state.cause);
+      },
+    },
+    abort.signal,
+  );
+  const ages = setInterval(() => {
+    for (const row of tbody.querySelectorAll<HTMLTableRowElement>("tr[data-worker-id]")) {
+      const w = workers.get(row.dataset.workerId!);
+      const time = row.querySelector("time[data-heartbeat]");
+      if (w && time) time.textContent = formatAge(w.lastHeartbeatTime);
+    }
+  }, AGE_TICK_MS);
 
   replace(
     main,
-    h(
-      "div",
-      { class: "page-head" },
-      h("h1", {}, "Workers"),
-      h("div", { class: "toolbar" }, h("button", { type: "button", onclick: () => void load() }, "Refresh workers")),
-    ),
-    updated,
+    h("div", { class: "page-head" }, h("h1", {}, "Workers")),
+    summary,
+    feedLine,
     h(
       "div",
       { class: "table-wrap" },
       h(
         "table",
         { class: "responsive" },
-        h("caption", { class: "visually-hidden" }, "Connected workers"),
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            ["Worker", "Version", "Engines", "Slots", "Jobs", "Cached", "Heartbeat"].map((c) =>
-              h("th", { scope: "col" }, c),
-            ),
-          ),
-        ),
+        h("caption", { class: "visually-hidden" }, "Connected workers, updated live"),
+        h("thead", {}, h("tr", {}, ["Worker", ...COLUMNS.map((c) => c.header)].map((c) => h("th", { scope: "col" }, c)))),
         tbody,
       ),
     ),
   );
-  void load();
+  render();
   return () => {
-    closed = true;
-    clearTimeout(timer);
+    abort.abort();
+    clearInterval(ages);
   };
 };
