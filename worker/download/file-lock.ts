@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import { processAlive } from "./process-alive.js";
 
 /** What a lock file records about its holder. */
@@ -33,13 +34,13 @@ export class FileLock {
     private readonly pollMs = 100,
   ) {}
 
-  /** Waits for the lock (polling), taking over stale ones; rejects with the signal's reason when aborted. */
+  /** Waits for the lock (polling), taking over stale ones; rejects (an AbortError) when the signal aborts. */
   async acquire(signal?: AbortSignal): Promise<HeldLock> {
     for (;;) {
       signal?.throwIfAborted();
       const held = await this.tryAcquire();
       if (held) return held;
-      await sleep(this.pollMs, signal);
+      await sleep(this.pollMs, undefined, { signal });
     }
   }
 
@@ -127,18 +128,3 @@ async function readLock(path: string): Promise<ReadLock | "gone"> {
   }
 }
 
-/** Resolves after ms, or rejects with the signal's reason when it aborts first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}

@@ -17,7 +17,7 @@ import type { Engine } from "../../../worker/engines/types.js";
 import type { Downloads, JobOutcome, JobView } from "../../../worker/runtime/ports.js";
 import { tryMountTmpfs, unmount } from "../../faults/tmpfs.js";
 import { WorkerRuntime } from "../../../worker/runtime/worker-runtime.js";
-import { Backoff } from "../../../worker/session/backoff.js";
+import { Backoff } from "../../../contract/backoff.js";
 import { SessionClient } from "../../../worker/session/session-client.js";
 import { startTestStudio, type TestStudio } from "../../helpers/test-studio.js";
 import { startFileServer, watchJob } from "../../e2e/worker-harness.js";
