@@ -4,6 +4,7 @@ import os from "node:os";
 import { ModelFileRole } from "../../../gen/studio/v1/model_pb.js";
 import { DownloadError, type DownloadManagerOptions, type DownloadProgress } from "../../../worker/download/index.js";
 import { FixtureServer, randomFile, sha256, serveBytes } from "./fixture-server.js";
+import { selfIdentity } from "../../../worker/process-identity.js";
 import { listFiles, manager, modelFile, removeTempDirs, tempDir } from "./helpers.js";
 
 let server: FixtureServer;
@@ -74,7 +75,8 @@ describe("one download per file", () => {
     const url = server.serve("/stale-boot.bin", body);
     const cacheDir = await tempDir();
     const { dm } = manager(cacheDir, { lockStaleMs: 3_600_000 });
-    const record = { pid: process.pid, boot: performance.timeOrigin - 60_000, host: os.hostname(), token: "earlier", createdMs: Date.now() };
+    // Our pid, but a start time before ours: an earlier process that had our pid.
+    const record = { pid: process.pid, startTime: String(BigInt(selfIdentity().startTime!) - 1n), host: os.hostname(), token: "earlier", createdMs: Date.now() };
     await fs.writeFile(`${cacheDir}/locks/sha256-${sha256(body)}.lock`, JSON.stringify(record));
     const cached = await dm.ensure(modelFile(url, "sb.bin", { sha256: sha256(body) }));
     expect(cached.sizeBytes).toBe(body.byteLength);
