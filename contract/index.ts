@@ -10,6 +10,8 @@ export * from "./task.js";
 export * from "./hex.js";
 export * from "./model-doc.js";
 export * from "./byte-size.js";
+export * from "./http-url.js";
+export * from "./backoff.js";
 export * from "./job-progress.js";
 export * from "./worker-limits.js";
 export * from "./lora-tags.js";
