@@ -5,6 +5,7 @@ import { ModelFileRole } from "../../../gen/studio/v1/model_pb.js";
 import { DownloadError, type DownloadManagerOptions, type DownloadProgress } from "../../../worker/download/index.js";
 import { FixtureServer, randomFile, sha256, serveBytes } from "./fixture-server.js";
 import { selfIdentity } from "../../../worker/process-identity.js";
+import { linkWorkDir } from "../../../worker/download/work-dir.js";
 import { listFiles, manager, modelFile, removeTempDirs, tempDir } from "./helpers.js";
 
 let server: FixtureServer;
@@ -151,7 +152,7 @@ describe("work dirs", () => {
     const total = parts.reduce((s, p) => s + p.body.byteLength, 0);
     expect(events.at(-1)).toMatchObject({ bytesDone: total, bytesTotal: total, verified: true });
     const workDir = await tempDir("dl-work-");
-    const links = await dm.linkWorkDir(workDir, files.map((file, i) => ({ file, cached: cached[i]! })));
+    const links = await linkWorkDir(workDir, files.map((file, i) => ({ file, cached: cached[i]! })));
     expect(links.loraDir).toBe(`${workDir}/loras`);
     expect(links.files.map((f) => f.path)).toEqual([
       `${workDir}/models/z_image_turbo-Q4_K.gguf`,
@@ -169,7 +170,7 @@ describe("work dirs", () => {
     const cached = await dm.ensure(good);
     for (const bad of ["../escape.bin", "sub/dir.bin", "..", "", "nul\u0000.bin"]) {
       const workDir = await tempDir("dl-work-");
-      const err = (await dm.linkWorkDir(workDir, [{ file: good, cached }, { file: { ...good, filename: bad }, cached }]).catch((e) => e)) as DownloadError;
+      const err = (await linkWorkDir(workDir, [{ file: good, cached }, { file: { ...good, filename: bad }, cached }]).catch((e) => e)) as DownloadError;
       expect(err).toBeInstanceOf(DownloadError);
       expect(err.kind).toBe("invalid");
       expect(await fs.readdir(workDir)).toEqual([]);

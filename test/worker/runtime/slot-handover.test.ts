@@ -41,7 +41,6 @@ class SlowToStopEngine implements Engine {
 
 const noDownloads: Downloads = {
   ensureAll: async () => [],
-  linkWorkDir: async () => ({ files: [] }),
   cachedDigests: () => [],
   cachedUrls: () => [],
 };

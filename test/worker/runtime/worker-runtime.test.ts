@@ -279,7 +279,6 @@ describe("WorkerRuntime with a real studio", () => {
       const downloads: Downloads = {
         ensureAll: async (f, o) =>
           (await manager.ensureAll(f, o)).map((c) => ({ ...c, release: () => gate.promise.then(() => c.release()) })),
-        linkWorkDir: (w, e) => manager.linkWorkDir(w, e as never),
         cachedDigests: () => manager.cachedDigests(),
         cachedUrls: () => manager.cachedUrls(),
       };
