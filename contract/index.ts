@@ -5,7 +5,6 @@
 export * from "./names.js";
 export * from "./issues.js";
 export * from "./model-source.js";
-export * from "./cli-defaults.js";
 export * from "./task.js";
 export * from "./hex.js";
 export * from "./model-doc.js";

@@ -237,6 +237,12 @@ export function cliDefaultsToJson(d: ModelCliDefaults | undefined): Record<strin
   return out;
 }
 
+/** Every broken rule of cli defaults (or a task's overrides), with the same rules as the registry. */
+export function checkCliDefaults(defaults: ModelCliDefaults, prefix: string): ValidationIssue[] {
+  const result = CliDefaultsJsonSchema.safeParse(cliDefaultsToJson(defaults), { reportInput: true });
+  return result.success ? [] : issuesFromZod(result.error, prefix);
+}
+
 /**
  * The wire JSON of a proto source, before validation: enum values this build
  * does not know come out as "unspecified(N)" so that validation names them.
