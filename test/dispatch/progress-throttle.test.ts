@@ -31,3 +31,18 @@ test("dropping a job discards its pending report", async () => {
   expect(written).toEqual(["first", "after drop"]);
   throttle.clear();
 });
+
+test("flush writes a pending report at once (the lease is about to end), and does nothing when none is pending", async () => {
+  const throttle = new ProgressThrottle({ intervalMs: 60_000 });
+  const written: string[] = [];
+  await throttle.submit("job", async () => void written.push("first"));
+  await throttle.submit("job", async () => void written.push("held"));
+  await throttle.submit("job", async () => void written.push("last"));
+  expect(written).toEqual(["first"]);
+  await throttle.flush("job");
+  expect(written).toEqual(["first", "last"]);
+  await throttle.flush("job");
+  await throttle.flush("never-reported");
+  expect(written).toEqual(["first", "last"]);
+  throttle.clear();
+});
