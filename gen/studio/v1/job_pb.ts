@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/job.proto.
  */
 export const file_studio_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdHVkaW8vdjEvam9iLnByb3RvEglzdHVkaW8udjEilQEKCUltYWdlVGFzaxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhEKBHNlZWQYAyABKANIAIgBARITCgtiYXRjaF9jb3VudBgEIAEoDRIuCglvdmVycmlkZXMYBSABKAsyGy5zdHVkaW8udjEuTW9kZWxDbGlEZWZhdWx0c0IHCgVfc2VlZCIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAki5AEKCFRleHRUYXNrEg4KBnByb21wdBgBIAEoCRIoCghtZXNzYWdlcxgCIAMoCzIWLnN0dWRpby52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgNSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAFIAYgBARIMCgRzdG9wGAUgAygJEhEKBHNlZWQYBiABKANIAogBARIVCgh0aGlua2luZxgHIAEoCEgDiAEBQg0KC19tYXhfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZUIHCgVfc2VlZEILCglfdGhpbmtpbmciWgoEVGFzaxIlCgVpbWFnZRgBIAEoCzIULnN0dWRpby52MS5JbWFnZVRhc2tIABIjCgR0ZXh0GAIgASgLMhMuc3R1ZGlvLnYxLlRleHRUYXNrSABCBgoEa2luZCKPAQoJSm9iT3V0cHV0Eg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRISCgpzaXplX2J5dGVzGAMgASgEEg4KBnNoYTI1NhgEIAEoCRISCgV3aWR0aBgFIAEoDUgAiAEBEhMKBmhlaWdodBgGIAEoDUgBiAEBQggKBl93aWR0aEIJCgdfaGVpZ2h0IscBCgtKb2JQcm9ncmVzcxIiCgVwaGFzZRgBIAEoDjITLnN0dWRpby52MS5Kb2JQaGFzZRISCgpieXRlc19kb25lGAIgASgEEhMKC2J5dGVzX3RvdGFsGAMgASgEEgwKBHN0ZXAYBCABKA0SDQoFc3RlcHMYBSABKA0SDwoHbWVzc2FnZRgGIAEoCRIMCgRyYXRlGAcgASgBEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSBAoDSm9iEgoKAmlkGAEgASgJEg0KBW1vZGVsGAIgASgJEiQKBnN0YXR1cxgDIAEoDjIULnN0dWRpby52MS5Kb2JTdGF0dXMSEAoIcHJpb3JpdHkYBCABKAUSHQoEdGFzaxgFIAEoCzIPLnN0dWRpby52MS5UYXNrEjEKDG1vZGVsX3NvdXJjZRgGIAEoCzIWLnN0dWRpby52MS5Nb2RlbFNvdXJjZUgAiAEBEhAKCGF0dGVtcHRzGAcgASgNEhQKDG1heF9hdHRlbXB0cxgIIAEoDRINCgVlcnJvchgJIAEoCRIlCgdvdXRwdXRzGAogAygLMhQuc3R1ZGlvLnYxLkpvYk91dHB1dBIoCghwcm9ncmVzcxgLIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcxIXCg9pZGVtcG90ZW5jeV9rZXkYDCABKAkSEwoLd29ya2VyX25hbWUYDSABKAkSFQoNcHJvbW90ZWRfZnJvbRgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsZWFzZV9leHBpcmVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDwoNX21vZGVsX3NvdXJjZSL0AQoFT2ZmZXISEAoIb2ZmZXJfaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhAKCGxlYXNlX2lkGAMgASgJEjQKEGxlYXNlX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBW1vZGVsGAUgASgJEh0KBHRhc2sYBiABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYByABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIPCgdhdHRlbXB0GAggASgNQg8KDV9tb2RlbF9zb3VyY2Ui9wEKCEpvYkNsYWltEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDUIPCg1fbW9kZWxfc291cmNlKrkBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19PRkZFUkVEEAISFgoSSk9CX1NUQVRVU19SVU5OSU5HEAMSGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQBBIVChFKT0JfU1RBVFVTX0ZBSUxFRBAFEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAYqhwEKCEpvYlBoYXNlEhkKFUpPQl9QSEFTRV9VTlNQRUNJRklFRBAAEhkKFUpPQl9QSEFTRV9ET1dOTE9BRElORxABEhUKEUpPQl9QSEFTRV9MT0FESU5HEAISFQoRSk9CX1BIQVNFX1JVTk5JTkcQAxIXChNKT0JfUEhBU0VfVVBMT0FESU5HEARiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_model]);
+  fileDesc("ChNzdHVkaW8vdjEvam9iLnByb3RvEglzdHVkaW8udjEilQEKCUltYWdlVGFzaxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhEKBHNlZWQYAyABKANIAIgBARITCgtiYXRjaF9jb3VudBgEIAEoDRIuCglvdmVycmlkZXMYBSABKAsyGy5zdHVkaW8udjEuTW9kZWxDbGlEZWZhdWx0c0IHCgVfc2VlZCIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAki7AIKCFRleHRUYXNrEg4KBnByb21wdBgBIAEoCRIoCghtZXNzYWdlcxgCIAMoCzIWLnN0dWRpby52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgNSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAFIAYgBARIMCgRzdG9wGAUgAygJEhEKBHNlZWQYBiABKANIAogBARIVCgh0aGlua2luZxgHIAEoCEgDiAEBEhIKBXRvcF9wGAggASgBSASIAQESHgoRZnJlcXVlbmN5X3BlbmFsdHkYCSABKAFIBYgBARIdChBwcmVzZW5jZV9wZW5hbHR5GAogASgBSAaIAQFCDQoLX21heF90b2tlbnNCDgoMX3RlbXBlcmF0dXJlQgcKBV9zZWVkQgsKCV90aGlua2luZ0IICgZfdG9wX3BCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QhMKEV9wcmVzZW5jZV9wZW5hbHR5IloKBFRhc2sSJQoFaW1hZ2UYASABKAsyFC5zdHVkaW8udjEuSW1hZ2VUYXNrSAASIwoEdGV4dBgCIAEoCzITLnN0dWRpby52MS5UZXh0VGFza0gAQgYKBGtpbmQijwEKCUpvYk91dHB1dBINCgVpbmRleBgBIAEoDRIRCgltaW1lX3R5cGUYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoBBIOCgZzaGEyNTYYBCABKAkSEgoFd2lkdGgYBSABKA1IAIgBARITCgZoZWlnaHQYBiABKA1IAYgBAUIICgZfd2lkdGhCCQoHX2hlaWdodCLHAQoLSm9iUHJvZ3Jlc3MSIgoFcGhhc2UYASABKA4yEy5zdHVkaW8udjEuSm9iUGhhc2USEgoKYnl0ZXNfZG9uZRgCIAEoBBITCgtieXRlc190b3RhbBgDIAEoBBIMCgRzdGVwGAQgASgNEg0KBXN0ZXBzGAUgASgNEg8KB21lc3NhZ2UYBiABKAkSDAoEcmF0ZRgHIAEoARIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiggUKA0pvYhIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIkCgZzdGF0dXMYAyABKA4yFC5zdHVkaW8udjEuSm9iU3RhdHVzEhAKCHByaW9yaXR5GAQgASgFEh0KBHRhc2sYBSABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYBiABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIQCghhdHRlbXB0cxgHIAEoDRIUCgxtYXhfYXR0ZW1wdHMYCCABKA0SDQoFZXJyb3IYCSABKAkSJQoHb3V0cHV0cxgKIAMoCzIULnN0dWRpby52MS5Kb2JPdXRwdXQSKAoIcHJvZ3Jlc3MYCyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MSFwoPaWRlbXBvdGVuY3lfa2V5GAwgASgJEhMKC3dvcmtlcl9uYW1lGA0gASgJEhUKDXByb21vdGVkX2Zyb20YDiABKAkSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGVhc2VfZXhwaXJlX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KDXN0cmVhbWVkX3RleHQYEyABKAsyFy5zdHVkaW8udjEuU3RyZWFtZWRUZXh0Qg8KDV9tb2RlbF9zb3VyY2UiUAoMU3RyZWFtZWRUZXh0EgwKBHRleHQYASABKAkSEQoJcmVhc29uaW5nGAIgASgJEg4KBnRva2VucxgDIAEoDRIPCgdhdHRlbXB0GAQgASgNIowBCglUZXh0RGVsdGESDgoGam9iX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEwoLdGV4dF9vZmZzZXQYAyABKAQSDAoEdGV4dBgEIAEoCRIYChByZWFzb25pbmdfb2Zmc2V0GAUgASgEEhEKCXJlYXNvbmluZxgGIAEoCRIOCgZ0b2tlbnMYByABKA0i9AEKBU9mZmVyEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDUIPCg1fbW9kZWxfc291cmNlIvcBCghKb2JDbGFpbRIQCghvZmZlcl9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkSNAoQbGVhc2VfZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbW9kZWwYBSABKAkSHQoEdGFzaxgGIAEoCzIPLnN0dWRpby52MS5UYXNrEjEKDG1vZGVsX3NvdXJjZRgHIAEoCzIWLnN0dWRpby52MS5Nb2RlbFNvdXJjZUgAiAEBEg8KB2F0dGVtcHQYCCABKA1CDwoNX21vZGVsX3NvdXJjZSq5AQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFKT0JfU1RBVFVTX1FVRVVFRBABEhYKEkpPQl9TVEFUVVNfT0ZGRVJFRBACEhYKEkpPQl9TVEFUVVNfUlVOTklORxADEhgKFEpPQl9TVEFUVVNfU1VDQ0VFREVEEAQSFQoRSk9CX1NUQVRVU19GQUlMRUQQBRIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAGKocBCghKb2JQaGFzZRIZChVKT0JfUEhBU0VfVU5TUEVDSUZJRUQQABIZChVKT0JfUEhBU0VfRE9XTkxPQURJTkcQARIVChFKT0JfUEhBU0VfTE9BRElORxACEhUKEUpPQl9QSEFTRV9SVU5OSU5HEAMSFwoTSk9CX1BIQVNFX1VQTE9BRElORxAEYgZwcm90bzM", [file_google_protobuf_timestamp, file_studio_v1_model]);
 
 /**
  * ImageTask asks an image engine for batch_count images.
@@ -23,16 +23,18 @@ export const file_studio_v1_job: GenFile = /*@__PURE__*/
  */
 export type ImageTask = Message<"studio.v1.ImageTask"> & {
   /**
-   * A <lora:NAME:WEIGHT> tag (sd-cli's syntax) may only name one of the model
-   * source's lora files, by its file name with or without the extension, with
-   * a WEIGHT from -10 to 10; any other LoRA reference is refused.
+   * What to draw; at most 16,000 characters. A <lora:NAME:WEIGHT> tag
+   * (sd-cli's syntax) may only name one of the model source's lora files, by
+   * its file name with or without the extension, with a WEIGHT from -10 to
+   * 10; any other LoRA reference is refused.
    *
    * @generated from field: string prompt = 1;
    */
   prompt: string;
 
   /**
-   * Must not hold a LoRA tag: sd-cli applies LoRAs from the prompt only.
+   * What to avoid; at most 16,000 characters. Must not hold a LoRA tag:
+   * sd-cli applies LoRAs from the prompt only.
    *
    * @generated from field: string negative_prompt = 2;
    */
@@ -40,21 +42,22 @@ export type ImageTask = Message<"studio.v1.ImageTask"> & {
 
   /**
    * From 0 to 2^53-1 (sd-cli keeps all 64 bits). Unset: the studio picks one
-   * and records it on the job.
+   * below 2^31 and records it on the job, so a retry draws the same images.
    *
    * @generated from field: optional int64 seed = 3;
    */
   seed?: bigint | undefined;
 
   /**
-   * 0 means 1.
+   * How many images (and outputs): 0 means 1; at most 16.
    *
    * @generated from field: uint32 batch_count = 4;
    */
   batchCount: number;
 
   /**
-   * Overrides of the model's cli defaults; each set field wins.
+   * Overrides of the model's cli defaults; each set field wins (same limits as
+   * ModelCliDefaults).
    *
    * @generated from field: studio.v1.ModelCliDefaults overrides = 5;
    */
@@ -75,13 +78,15 @@ export const ImageTaskSchema: GenMessage<ImageTask> = /*@__PURE__*/
  */
 export type ChatMessage = Message<"studio.v1.ChatMessage"> & {
   /**
-   * system, user or assistant.
+   * Required: system, user or assistant.
    *
    * @generated from field: string role = 1;
    */
   role: string;
 
   /**
+   * At most 64,000 characters.
+   *
    * @generated from field: string content = 2;
    */
   content: string;
@@ -96,32 +101,43 @@ export const ChatMessageSchema: GenMessage<ChatMessage> = /*@__PURE__*/
 
 /**
  * TextTask asks a text engine for a completion of prompt, or a chat reply to
- * messages; exactly one of the two is set.
+ * messages; exactly one of the two is set. Prompt and message contents hold at
+ * most 256,000 characters in all.
  *
  * @generated from message studio.v1.TextTask
  */
 export type TextTask = Message<"studio.v1.TextTask"> & {
   /**
+   * A completion prompt; at most 16,000 characters.
+   *
    * @generated from field: string prompt = 1;
    */
   prompt: string;
 
   /**
+   * A chat, oldest first; at most 256 messages.
+   *
    * @generated from field: repeated studio.v1.ChatMessage messages = 2;
    */
   messages: ChatMessage[];
 
   /**
+   * Most tokens to generate, 1 to 32,768; unset: the engine's default.
+   *
    * @generated from field: optional uint32 max_tokens = 3;
    */
   maxTokens?: number | undefined;
 
   /**
+   * Sampling temperature, 0 to 5; unset: the engine's default.
+   *
    * @generated from field: optional double temperature = 4;
    */
   temperature?: number | undefined;
 
   /**
+   * Strings that end the generation: at most 16, each 1 to 256 characters.
+   *
    * @generated from field: repeated string stop = 5;
    */
   stop: string[];
@@ -142,6 +158,30 @@ export type TextTask = Message<"studio.v1.TextTask"> & {
    * @generated from field: optional bool thinking = 7;
    */
   thinking?: boolean | undefined;
+
+  /**
+   * Nucleus sampling: only the most likely tokens whose probabilities add up
+   * to top_p are sampled from; from 0 to 1. Unset: the engine's default.
+   *
+   * @generated from field: optional double top_p = 8;
+   */
+  topP?: number | undefined;
+
+  /**
+   * From -2 to 2: a penalty on tokens by how often they already appeared.
+   * Unset: the engine's default (0).
+   *
+   * @generated from field: optional double frequency_penalty = 9;
+   */
+  frequencyPenalty?: number | undefined;
+
+  /**
+   * From -2 to 2: a penalty on tokens that already appeared at all. Unset:
+   * the engine's default (0).
+   *
+   * @generated from field: optional double presence_penalty = 10;
+   */
+  presencePenalty?: number | undefined;
 };
 
 /**
@@ -152,22 +192,29 @@ export const TextTaskSchema: GenMessage<TextTask> = /*@__PURE__*/
   messageDesc(file_studio_v1_job, 2);
 
 /**
- * Task is the work a job asks for.
+ * Task is the work a job asks for. An sd-cpp model takes image tasks, a
+ * llama-cpp model text tasks, synthetic both.
  *
  * @generated from message studio.v1.Task
  */
 export type Task = Message<"studio.v1.Task"> & {
   /**
+   * Required: exactly one.
+   *
    * @generated from oneof studio.v1.Task.kind
    */
   kind: {
     /**
+     * An image job: batch_count PNG outputs.
+     *
      * @generated from field: studio.v1.ImageTask image = 1;
      */
     value: ImageTask;
     case: "image";
   } | {
     /**
+     * A text job: one application/json output.
+     *
      * @generated from field: studio.v1.TextTask text = 2;
      */
     value: TextTask;
@@ -190,6 +237,8 @@ export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
  */
 export type JobOutput = Message<"studio.v1.JobOutput"> & {
   /**
+   * 0-based; a job's outputs are 0 .. n-1.
+   *
    * @generated from field: uint32 index = 1;
    */
   index: number;
@@ -207,17 +256,21 @@ export type JobOutput = Message<"studio.v1.JobOutput"> & {
   mimeType: string;
 
   /**
+   * The output's size in bytes.
+   *
    * @generated from field: uint64 size_bytes = 3;
    */
   sizeBytes: bigint;
 
   /**
+   * Lower-case hex sha256 of the bytes (the studio verified it on upload).
+   *
    * @generated from field: string sha256 = 4;
    */
   sha256: string;
 
   /**
-   * Image outputs: the size in pixels, read from the image itself (an engine
+   * Image outputs: the width in pixels, read from the image itself (an engine
    * may round the size a task asks for up to its model's multiple).
    *
    * @generated from field: optional uint32 width = 5;
@@ -225,6 +278,8 @@ export type JobOutput = Message<"studio.v1.JobOutput"> & {
   width?: number | undefined;
 
   /**
+   * Image outputs: the height in pixels, read from the image itself.
+   *
    * @generated from field: optional uint32 height = 6;
    */
   height?: number | undefined;
@@ -238,37 +293,50 @@ export const JobOutputSchema: GenMessage<JobOutput> = /*@__PURE__*/
   messageDesc(file_studio_v1_job, 4);
 
 /**
- * JobProgress is the latest progress a worker reported.
+ * JobProgress is the latest progress a worker reported. Fields that do not
+ * apply to the phase are 0.
  *
  * @generated from message studio.v1.JobProgress
  */
 export type JobProgress = Message<"studio.v1.JobProgress"> & {
   /**
+   * What the job is doing.
+   *
    * @generated from field: studio.v1.JobPhase phase = 1;
    */
   phase: JobPhase;
 
   /**
+   * DOWNLOADING: bytes fetched so far.
+   *
    * @generated from field: uint64 bytes_done = 2;
    */
   bytesDone: bigint;
 
   /**
+   * DOWNLOADING: bytes to fetch in all; 0 while unknown.
+   *
    * @generated from field: uint64 bytes_total = 3;
    */
   bytesTotal: bigint;
 
   /**
+   * RUNNING: steps done.
+   *
    * @generated from field: uint32 step = 4;
    */
   step: number;
 
   /**
+   * RUNNING: steps in all; 0 while unknown.
+   *
    * @generated from field: uint32 steps = 5;
    */
   steps: number;
 
   /**
+   * A short note for people ("loading vae", an engine's last log line).
+   *
    * @generated from field: string message = 6;
    */
   message: string;
@@ -281,6 +349,8 @@ export type JobProgress = Message<"studio.v1.JobProgress"> & {
   rate: number;
 
   /**
+   * Set by the studio: when the report arrived.
+   *
    * @generated from field: google.protobuf.Timestamp update_time = 8;
    */
   updateTime?: Timestamp | undefined;
@@ -300,28 +370,36 @@ export const JobProgressSchema: GenMessage<JobProgress> = /*@__PURE__*/
  */
 export type Job = Message<"studio.v1.Job"> & {
   /**
+   * The studio's id for the job (a UUIDv7 string).
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * The registry model the job runs.
+   *
    * @generated from field: string model = 2;
    */
   model: string;
 
   /**
+   * Where the job is in its life.
+   *
    * @generated from field: studio.v1.JobStatus status = 3;
    */
   status: JobStatus;
 
   /**
-   * Higher runs first.
+   * Higher runs first, -1000 to 1000; equal priorities run oldest first.
    *
    * @generated from field: int32 priority = 4;
    */
   priority: number;
 
   /**
+   * What the job asks for (an image task's seed is always set here).
+   *
    * @generated from field: studio.v1.Task task = 5;
    */
   task?: Task | undefined;
@@ -335,31 +413,43 @@ export type Job = Message<"studio.v1.Job"> & {
   modelSource?: ModelSource | undefined;
 
   /**
+   * Attempts started so far (offers that were not declined).
+   *
    * @generated from field: uint32 attempts = 7;
    */
   attempts: number;
 
   /**
+   * Attempts allowed before a retryable failure or a lost lease fails the job.
+   *
    * @generated from field: uint32 max_attempts = 8;
    */
   maxAttempts: number;
 
   /**
+   * Why the job failed (FAILED), or why its last attempt did; empty otherwise.
+   *
    * @generated from field: string error = 9;
    */
   error: string;
 
   /**
+   * The committed outputs, in index order; empty until SUCCEEDED.
+   *
    * @generated from field: repeated studio.v1.JobOutput outputs = 10;
    */
   outputs: JobOutput[];
 
   /**
+   * The latest progress; unset before the first report.
+   *
    * @generated from field: studio.v1.JobProgress progress = 11;
    */
   progress?: JobProgress | undefined;
 
   /**
+   * The key the job was created with, if any.
+   *
    * @generated from field: string idempotency_key = 12;
    */
   idempotencyKey: string;
@@ -372,31 +462,49 @@ export type Job = Message<"studio.v1.Job"> & {
   workerName: string;
 
   /**
-   * Set on jobs made by PromoteJob.
+   * Set on jobs made by PromoteJob: the id of the job whose task it copied.
    *
    * @generated from field: string promoted_from = 14;
    */
   promotedFrom: string;
 
   /**
+   * When the job was created.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 15;
    */
   createTime?: Timestamp | undefined;
 
   /**
+   * When the job last changed.
+   *
    * @generated from field: google.protobuf.Timestamp update_time = 16;
    */
   updateTime?: Timestamp | undefined;
 
   /**
+   * When the job reached SUCCEEDED, FAILED or CANCELLED; unset before.
+   *
    * @generated from field: google.protobuf.Timestamp finish_time = 17;
    */
   finishTime?: Timestamp | undefined;
 
   /**
+   * When the current lease expires unless renewed; unset without a lease.
+   *
    * @generated from field: google.protobuf.Timestamp lease_expire_time = 18;
    */
   leaseExpireTime?: Timestamp | undefined;
+
+  /**
+   * A text job's output as its engine streamed it, so far (the whole of it
+   * once the job ended). Set by GetJob and by WatchJobs' snapshot with
+   * include_text; never by ListJobs or WatchJobs' change messages, which
+   * would repeat it on every change.
+   *
+   * @generated from field: studio.v1.StreamedText streamed_text = 19;
+   */
+  streamedText?: StreamedText | undefined;
 };
 
 /**
@@ -407,39 +515,163 @@ export const JobSchema: GenMessage<Job> = /*@__PURE__*/
   messageDesc(file_studio_v1_job, 6);
 
 /**
+ * StreamedText is what a text job's engine has produced so far, as it
+ * streams. A retried job starts again from nothing: attempt tells the
+ * attempts apart.
+ *
+ * @generated from message studio.v1.StreamedText
+ */
+export type StreamedText = Message<"studio.v1.StreamedText"> & {
+  /**
+   * The answer so far.
+   *
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * A thinking model's reasoning so far, apart from the answer.
+   *
+   * @generated from field: string reasoning = 2;
+   */
+  reasoning: string;
+
+  /**
+   * Tokens generated so far, the answer's and the reasoning's.
+   *
+   * @generated from field: uint32 tokens = 3;
+   */
+  tokens: number;
+
+  /**
+   * The attempt (1 for the first) that produced it.
+   *
+   * @generated from field: uint32 attempt = 4;
+   */
+  attempt: number;
+};
+
+/**
+ * Describes the message studio.v1.StreamedText.
+ * Use `create(StreamedTextSchema)` to create a new message.
+ */
+export const StreamedTextSchema: GenMessage<StreamedText> = /*@__PURE__*/
+  messageDesc(file_studio_v1_job, 7);
+
+/**
+ * TextDelta is the next piece of a text job's output as its engine streams
+ * it: pieces of one attempt come in order, each continuing at its offsets
+ * (UTF-8 bytes of what came before), so a reader can tell a gap from a
+ * repeat.
+ *
+ * @generated from message studio.v1.TextDelta
+ */
+export type TextDelta = Message<"studio.v1.TextDelta"> & {
+  /**
+   * The job whose output this is.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * The attempt the piece belongs to; a higher one starts from nothing.
+   *
+   * @generated from field: uint32 attempt = 2;
+   */
+  attempt: number;
+
+  /**
+   * UTF-8 bytes of answer text before this piece's text.
+   *
+   * @generated from field: uint64 text_offset = 3;
+   */
+  textOffset: bigint;
+
+  /**
+   * The answer's next piece (may be empty).
+   *
+   * @generated from field: string text = 4;
+   */
+  text: string;
+
+  /**
+   * UTF-8 bytes of reasoning before this piece's reasoning.
+   *
+   * @generated from field: uint64 reasoning_offset = 5;
+   */
+  reasoningOffset: bigint;
+
+  /**
+   * The reasoning's next piece (may be empty); within one message the
+   * reasoning comes before the text.
+   *
+   * @generated from field: string reasoning = 6;
+   */
+  reasoning: string;
+
+  /**
+   * Tokens generated so far, this piece's included.
+   *
+   * @generated from field: uint32 tokens = 7;
+   */
+  tokens: number;
+};
+
+/**
+ * Describes the message studio.v1.TextDelta.
+ * Use `create(TextDeltaSchema)` to create a new message.
+ */
+export const TextDeltaSchema: GenMessage<TextDelta> = /*@__PURE__*/
+  messageDesc(file_studio_v1_job, 8);
+
+/**
  * Offer is a job leased to a streaming worker.
  *
  * @generated from message studio.v1.Offer
  */
 export type Offer = Message<"studio.v1.Offer"> & {
   /**
+   * An id for this offer, for logs; the worker never sends it back (leases
+   * are named by lease_id).
+   *
    * @generated from field: string offer_id = 1;
    */
   offerId: string;
 
   /**
+   * The job the offer is for.
+   *
    * @generated from field: string job_id = 2;
    */
   jobId: string;
 
   /**
-   * The fencing token: complete, fail and progress must carry it.
+   * The fencing token: every message about the job (progress, chunks,
+   * complete, fail, decline, heartbeat) carries it, and the studio refuses a
+   * lease that is no longer current.
    *
    * @generated from field: string lease_id = 3;
    */
   leaseId: string;
 
   /**
+   * When the lease expires unless a heartbeat renews it.
+   *
    * @generated from field: google.protobuf.Timestamp lease_expires_at = 4;
    */
   leaseExpiresAt?: Timestamp | undefined;
 
   /**
+   * The registry model, for logs; run what model_source says.
+   *
    * @generated from field: string model = 5;
    */
   model: string;
 
   /**
+   * What to do.
+   *
    * @generated from field: studio.v1.Task task = 6;
    */
   task?: Task | undefined;
@@ -453,6 +685,8 @@ export type Offer = Message<"studio.v1.Offer"> & {
   modelSource?: ModelSource | undefined;
 
   /**
+   * 1 for the first attempt, 2 for the next, ...
+   *
    * @generated from field: uint32 attempt = 8;
    */
   attempt: number;
@@ -463,50 +697,67 @@ export type Offer = Message<"studio.v1.Offer"> & {
  * Use `create(OfferSchema)` to create a new message.
  */
 export const OfferSchema: GenMessage<Offer> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job, 7);
+  messageDesc(file_studio_v1_job, 9);
 
 /**
- * JobClaim is a job leased to a polling worker: the unary twin of Offer.
+ * JobClaim is a job leased to a polling worker: the unary twin of Offer, with
+ * the same fields and meanings.
  *
  * @generated from message studio.v1.JobClaim
  */
 export type JobClaim = Message<"studio.v1.JobClaim"> & {
   /**
+   * An id for this claim, for logs; never sent back.
+   *
    * @generated from field: string offer_id = 1;
    */
   offerId: string;
 
   /**
+   * The job the claim is for.
+   *
    * @generated from field: string job_id = 2;
    */
   jobId: string;
 
   /**
+   * The fencing token every later call about the job carries.
+   *
    * @generated from field: string lease_id = 3;
    */
   leaseId: string;
 
   /**
+   * When the lease expires unless Heartbeat renews it.
+   *
    * @generated from field: google.protobuf.Timestamp lease_expires_at = 4;
    */
   leaseExpiresAt?: Timestamp | undefined;
 
   /**
+   * The registry model, for logs.
+   *
    * @generated from field: string model = 5;
    */
   model: string;
 
   /**
+   * What to do.
+   *
    * @generated from field: studio.v1.Task task = 6;
    */
   task?: Task | undefined;
 
   /**
+   * Unset on legacy rows: fail the job instead of guessing.
+   *
    * @generated from field: optional studio.v1.ModelSource model_source = 7;
    */
   modelSource?: ModelSource | undefined;
 
   /**
+   * 1 for the first attempt, 2 for the next, ...
+   *
    * @generated from field: uint32 attempt = 8;
    */
   attempt: number;
@@ -517,7 +768,7 @@ export type JobClaim = Message<"studio.v1.JobClaim"> & {
  * Use `create(JobClaimSchema)` to create a new message.
  */
 export const JobClaimSchema: GenMessage<JobClaim> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job, 8);
+  messageDesc(file_studio_v1_job, 10);
 
 /**
  * JobStatus is a job's place in its life. Each value says which part of the
@@ -527,6 +778,8 @@ export const JobClaimSchema: GenMessage<JobClaim> = /*@__PURE__*/
  */
 export enum JobStatus {
   /**
+   * Never stored; refused in filters (INVALID_ARGUMENT).
+   *
    * @generated from enum value: JOB_STATUS_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -589,26 +842,36 @@ export const JobStatusSchema: GenEnum<JobStatus> = /*@__PURE__*/
  */
 export enum JobPhase {
   /**
+   * No progress reported yet.
+   *
    * @generated from enum value: JOB_PHASE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * Fetching model files (bytes_done of bytes_total).
+   *
    * @generated from enum value: JOB_PHASE_DOWNLOADING = 1;
    */
   DOWNLOADING = 1,
 
   /**
+   * Loading the model into the engine.
+   *
    * @generated from enum value: JOB_PHASE_LOADING = 2;
    */
   LOADING = 2,
 
   /**
+   * The engine works (step of steps).
+   *
    * @generated from enum value: JOB_PHASE_RUNNING = 3;
    */
   RUNNING = 3,
 
   /**
+   * Sending the outputs to the studio.
+   *
    * @generated from enum value: JOB_PHASE_UPLOADING = 4;
    */
   UPLOADING = 4,
