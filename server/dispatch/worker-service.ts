@@ -33,8 +33,7 @@ export function registerDispatchRoutes(
     listWorkers: async () => ({ workers: await deps.listWorkers() }),
     watchWorkers: (_req, ctx: HandlerContext) => deps.watchWorkers(ctx.signal),
   });
-  // The jobs module registers JobService first (with an unimplemented GetJobOutput
-  // or none); connect-node's adapter keeps the LAST handler registered for a path,
-  // and app.ts composes dispatch after jobs, so this one serves the output bytes.
+  // JobService's one method that reads output bytes is served here, beside the output store; the jobs
+  // module registers each of the others by itself (router.rpc), so every path has one handler.
   router.rpc(JobService.method.getJobOutput, (req, ctx) => getJobOutput(deps.getJob, deps.outputs, req, ctx.signal));
 }
