@@ -7,7 +7,7 @@ import { JobPhase, JobStatus } from "../../gen/studio/v1/job_pb.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { MAX_INLINE_OUTPUT_BYTES } from "../../server/dispatch/session.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
-import { createJob, rowOf, sha } from "./fixtures.js";
+import { bytes, createJob, rowOf, sha } from "./fixtures.js";
 import { simWorkerPool } from "./sim-worker.js";
 
 let t: TestStudio;
@@ -15,11 +15,6 @@ let jobs: Client<typeof JobService>;
 const workers = simWorkerPool(() => t.url);
 const connect = workers.connect;
 
-const bytes = (n: number, seed = 1) => {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
-  return b;
-};
 const digest = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const storedFiles = () => readdirSync(join(t.dataDir, "outputs")).filter((d) => d !== ".tmp");
 

@@ -9,7 +9,7 @@ import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
 import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
-import { createJob, createSdModel, dispatchOf, rowOf, sha } from "./fixtures.js";
+import { bytes, createJob, createSdModel, dispatchOf, rowOf, sha } from "./fixtures.js";
 import { h2Transport, simWorkerPool } from "./sim-worker.js";
 
 let t: TestStudio;
@@ -18,11 +18,6 @@ let registry: Client<typeof RegistryService>;
 const workers = simWorkerPool(() => t.url);
 const connect = workers.connect;
 
-const bytes = (n: number, seed = 1) => {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
-  return b;
-};
 
 beforeEach(async () => {
   t = await startTestStudio({ maxOutputBytes: 3 * 1024 * 1024 });
