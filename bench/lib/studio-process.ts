@@ -2,6 +2,7 @@ import type { Subprocess } from "bun";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { readLines } from "../../test/helpers/read-lines.js";
 import { freeLoopbackPort, waitForPort } from "./free-port.js";
 
 /** A studio server running as a child process, so that its CPU and RSS can be read from /proc. */
@@ -60,23 +61,15 @@ export async function startStudioProcess({
     : waitForPort(port, { timeoutMs }).then(() => `http://127.0.0.1:${port}`);
 
   const pump = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    let buffered = "";
-    for await (const chunk of stream) {
-      buffered += decoder.decode(chunk, { stream: true });
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        lines.push(line);
-        if (lines.length > 50) lines.shift();
-        if (listening && line.includes('"studio listening"')) {
-          try {
-            const url = (JSON.parse(line) as { url?: string }).url;
-            if (url) listening(url);
-          } catch {
-            /* not a JSON line: keep waiting */
-          }
+    for await (const line of readLines(stream)) {
+      lines.push(line);
+      if (lines.length > 50) lines.shift();
+      if (listening && line.includes('"studio listening"')) {
+        try {
+          const url = (JSON.parse(line) as { url?: string }).url;
+          if (url) listening(url);
+        } catch {
+          /* not a JSON line: keep waiting */
         }
       }
     }

@@ -8,7 +8,6 @@ import { admitCall, gatedKey } from "./request-gate.js";
 import type { StreamLimiter } from "./stream-limiter.js";
 
 export { LIMITED_STREAMS } from "./method-policy.js";
-export { authErrorToConnect } from "./request-gate.js";
 
 /**
  * The auth interceptor. Who may call what is decided before the body is read, by the request gate

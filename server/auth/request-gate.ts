@@ -1,20 +1,17 @@
-import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { RequestGate } from "../context.js";
-import { AuthError, type AuthGate } from "./auth-gate.js";
+import { connectErrorOf } from "../ops/rpc-errors.js";
+import type { AuthGate } from "./auth-gate.js";
 import { callerKey, type Caller } from "./caller.js";
 import type { MethodPolicy } from "./method-policy.js";
-
-/** AuthError → ConnectError, at the RPC edge. */
-export function authErrorToConnect(err: AuthError): ConnectError {
-  return new ConnectError(err.message, err.code === "unauthenticated" ? Code.Unauthenticated : Code.PermissionDenied);
-}
 
 /** Set by the request gate once it has authenticated and authorized a call: the interceptor then trusts callerKey. */
 export const gatedKey = createContextKey<boolean>(false, { description: "auth checked before the body" });
 
 /**
  * Authenticates and authorizes one call from its headers (the Authorization header, the method's
- * roles) and stores the caller under callerKey, or throws UNAUTHENTICATED / PERMISSION_DENIED.
+ * roles) and stores the caller under callerKey, or throws UNAUTHENTICATED / PERMISSION_DENIED
+ * (mapped here too, for a router built without the ops module's error interceptor).
  * The caller is stored before the role check so that the request log names who was refused.
  */
 export async function admitCall(
@@ -29,7 +26,7 @@ export async function admitCall(
     gate.authorize(caller, policy.roles, policy.rpc);
     return caller;
   } catch (err) {
-    throw err instanceof AuthError ? authErrorToConnect(err) : err;
+    throw connectErrorOf(err);
   }
 }
 

@@ -14,7 +14,7 @@ import {
 import type { Logger } from "../log.js";
 import type { AuthEvents } from "./auth-events.js";
 import { callerOf, OPEN_CALLER, type Role } from "./caller.js";
-import { checkTokenName, TokenError, type TokenRecord, type TokenStore } from "./token-store.js";
+import { checkTokenName, type TokenRecord, type TokenStore } from "./token-store.js";
 
 const ROLE_TO_PROTO: Record<Role, TokenRole> = {
   admin: TokenRole.ADMIN,
@@ -44,17 +44,6 @@ export function tokenToProto(t: TokenRecord): Token {
   });
 }
 
-function toConnect(err: unknown): unknown {
-  if (!(err instanceof TokenError)) return err;
-  const code = {
-    not_found: Code.NotFound,
-    invalid_argument: Code.InvalidArgument,
-    resource_exhausted: Code.ResourceExhausted,
-    already_revoked: Code.FailedPrecondition,
-  }[err.code];
-  return new ConnectError(err.message, code);
-}
-
 /**
  * While the studio is open, the first token created turns auth on for good; if it were not an
  * admin token, nobody could create tokens, edit models or revoke anything afterwards.
@@ -64,37 +53,32 @@ export const FIRST_TOKEN_MUST_BE_ADMIN =
   "create one first (`bun run studio tokens create <name> --role admin`), then create client and worker tokens with it " +
   "(STUDIO_TOKEN=<admin secret>)";
 
-/** Registers TokenService (admin only but WhoAmI, by RPC_ROLES); isOpen says whether the studio still runs without tokens. */
+/**
+ * Registers TokenService (admin only but WhoAmI, by RPC_ROLES); isOpen says whether the studio still runs without tokens.
+ * TokenErrors reach the client through the one mapping (ops/rpc-errors.ts).
+ */
 export function tokenRoutes(store: TokenStore, events: AuthEvents, logger: Logger, isOpen: () => Promise<boolean>) {
   return (router: ConnectRouter) =>
     router.service(TokenService, {
       async createToken(req, ctx) {
         const role = roleFromProto(req.role);
         if (!role) throw new ConnectError("role: choose admin, client or worker", Code.InvalidArgument);
-        try {
-          checkTokenName(req.name);
-          if (role !== "admin" && (await isOpen())) throw new ConnectError(`role: ${FIRST_TOKEN_MUST_BE_ADMIN}`, Code.FailedPrecondition);
-          const { token, secret } = await store.create(req.name, role);
-          events.created(token.id);
-          logger.info({ tokenId: token.id, tokenName: token.name, role, by: callerOf(ctx).name }, "token created");
-          return create(CreateTokenResponseSchema, { token: tokenToProto(token), secret });
-        } catch (err) {
-          throw toConnect(err);
-        }
+        checkTokenName(req.name);
+        if (role !== "admin" && (await isOpen())) throw new ConnectError(`role: ${FIRST_TOKEN_MUST_BE_ADMIN}`, Code.FailedPrecondition);
+        const { token, secret } = await store.create(req.name, role);
+        events.created(token.id);
+        logger.info({ tokenId: token.id, tokenName: token.name, role, by: callerOf(ctx).name }, "token created");
+        return create(CreateTokenResponseSchema, { token: tokenToProto(token), secret });
       },
       async listTokens() {
         return create(ListTokensResponseSchema, { tokens: (await store.list()).map(tokenToProto) });
       },
       async revokeToken(req, ctx) {
         if (!req.id) throw new ConnectError("id: which token to revoke (see `studio tokens list`)", Code.InvalidArgument);
-        try {
-          const token = await store.revoke(req.id);
-          logger.info({ tokenId: token.id, tokenName: token.name, by: callerOf(ctx).name }, "token revoked");
-          events.revoked(token.id);
-          return create(RevokeTokenResponseSchema, { token: tokenToProto(token) });
-        } catch (err) {
-          throw toConnect(err);
-        }
+        const token = await store.revoke(req.id);
+        logger.info({ tokenId: token.id, tokenName: token.name, by: callerOf(ctx).name }, "token revoked");
+        events.revoked(token.id);
+        return create(RevokeTokenResponseSchema, { token: tokenToProto(token) });
       },
       async whoAmI(_req, ctx) {
         const caller = callerOf(ctx);

@@ -1,4 +1,4 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { OutputError } from "../outputs/output-error.js";
 
 /** The Connect code names a dispatch problem maps to; also what a Receipt's `code` carries. */
 export type DispatchErrorCode =
@@ -30,25 +30,11 @@ export class LeaseLostError extends DispatchError {
   }
 }
 
-const CODES: Record<DispatchErrorCode, Code> = {
-  invalid_argument: Code.InvalidArgument,
-  failed_precondition: Code.FailedPrecondition,
-  not_found: Code.NotFound,
-  resource_exhausted: Code.ResourceExhausted,
-  permission_denied: Code.PermissionDenied,
-};
-
-/** The ConnectError for a domain error with a code (dispatch or outputs); other errors pass through. */
-export function toConnectError(err: unknown): unknown {
-  if (err instanceof ConnectError) return err;
-  if (err instanceof Error && "code" in err && typeof err.code === "string" && err.code in CODES)
-    return new ConnectError(err.message, CODES[err.code as DispatchErrorCode]);
-  return err;
-}
-
-/** The Receipt code name and message for a failure, or undefined for an error that is not a refusal. */
+/**
+ * The Receipt code name and message for a refusal (a DispatchError or an OutputError, whose codes
+ * are Connect code names), or undefined for an error that is not one. The RPC edge maps the same
+ * errors to Connect codes (server/ops/rpc-errors.ts).
+ */
 export function refusalOf(err: unknown): { code: string; message: string } | undefined {
-  if (err instanceof Error && "code" in err && typeof err.code === "string" && err.code in CODES)
-    return { code: err.code, message: err.message };
-  return undefined;
+  return err instanceof DispatchError || err instanceof OutputError ? { code: err.code, message: err.message } : undefined;
 }

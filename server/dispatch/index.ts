@@ -6,7 +6,7 @@ import { DeclineMemory } from "./decline-memory.js";
 import { Dispatcher } from "./dispatcher.js";
 import { LeaseOwners } from "./lease-owner.js";
 import { createPollApi } from "./poll-api.js";
-import { ProgressThrottle } from "./progress-throttle.js";
+import { ProgressThrottle } from "../../contract/progress-throttle.js";
 import { QueueActions } from "./queue-actions.js";
 import type { QueueStore } from "./queue-store.js";
 import { LeaseReaper } from "./reaper.js";

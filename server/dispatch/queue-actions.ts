@@ -10,7 +10,7 @@ import type { StudioContext } from "../context.js";
 import { outputsToJson, progressToJson, sharedModelSourceFromStored, taskFromJson, type JobRow } from "../jobs/job-row.js";
 import { DispatchError } from "./dispatch-error.js";
 import { assertLeaseOwner, LeaseOwners } from "./lease-owner.js";
-import type { ProgressThrottle } from "./progress-throttle.js";
+import type { ProgressThrottle } from "../../contract/progress-throttle.js";
 import type { ClaimFilter, LeaseRef, QueueStore, RenewResult } from "./queue-store.js";
 import type { WorkerRegistry } from "./worker-registry.js";
 

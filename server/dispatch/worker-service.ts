@@ -4,28 +4,8 @@ import { WorkerService, type WatchWorkersResponse, type WorkerInfo } from "../..
 import type { JobRow } from "../jobs/job-row.js";
 import { getJobOutput } from "../outputs/get-job-output.js";
 import type { OutputStore } from "../outputs/output-store.js";
-import { toConnectError } from "./dispatch-error.js";
 import type { createPollApi } from "./poll-api.js";
 import { runSession, type SessionDeps } from "./session.js";
-
-/** Maps domain errors (DispatchError, OutputError) to ConnectErrors at the edge. */
-function edge<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
-  return async (...args) => {
-    try {
-      return await fn(...args);
-    } catch (err) {
-      throw toConnectError(err);
-    }
-  };
-}
-
-async function* edgeStream<T>(gen: AsyncGenerator<T>): AsyncGenerator<T> {
-  try {
-    yield* gen;
-  } catch (err) {
-    throw toConnectError(err);
-  }
-}
 
 /** Registers WorkerService and JobService.GetJobOutput on the router. */
 export function registerDispatchRoutes(
@@ -42,20 +22,18 @@ export function registerDispatchRoutes(
 ): void {
   const { poll } = deps;
   router.service(WorkerService, {
-    session: (requests, ctx: HandlerContext) => edgeStream(runSession(deps, requests, ctx)),
-    claimJob: edge(poll.claimJob),
-    heartbeat: edge(poll.heartbeat),
-    reportProgress: edge(poll.reportProgress),
-    completeJob: edge(poll.completeJob),
-    completeJobStream: edge(poll.completeJobStream),
-    failJob: edge(poll.failJob),
+    // Domain errors (DispatchError, OutputError) reach the client through the one mapping (ops/rpc-errors.ts).
+    session: (requests, ctx: HandlerContext) => runSession(deps, requests, ctx),
+    claimJob: poll.claimJob,
+    heartbeat: poll.heartbeat,
+    reportProgress: poll.reportProgress,
+    completeJob: poll.completeJob,
+    completeJobStream: poll.completeJobStream,
+    failJob: poll.failJob,
     listWorkers: async () => ({ workers: await deps.listWorkers() }),
     watchWorkers: (_req, ctx: HandlerContext) => deps.watchWorkers(ctx.signal),
   });
-  // The jobs module registers JobService first (with an unimplemented GetJobOutput
-  // or none); connect-node's adapter keeps the LAST handler registered for a path,
-  // and app.ts composes dispatch after jobs, so this one serves the output bytes.
-  router.rpc(JobService.method.getJobOutput, (req, ctx) =>
-    edgeStream(getJobOutput(deps.getJob, deps.outputs, req, ctx.signal)),
-  );
+  // JobService's one method that reads output bytes is served here, beside the output store; the jobs
+  // module registers each of the others by itself (router.rpc), so every path has one handler.
+  router.rpc(JobService.method.getJobOutput, (req, ctx) => getJobOutput(deps.getJob, deps.outputs, req, ctx.signal));
 }

@@ -1,25 +1,13 @@
-import { Code, ConnectError } from "@connectrpc/connect";
-import { JobError, type JobErrorCode } from "./job-errors.js";
+import { connectErrorOf } from "../ops/rpc-errors.js";
 
-const CODES: Record<JobErrorCode, Code> = {
-  job_not_found: Code.NotFound,
-  wrong_state: Code.FailedPrecondition,
-  model_unavailable: Code.InvalidArgument,
-  invalid_request: Code.InvalidArgument,
-  idempotency_conflict: Code.AlreadyExists,
-  watch_overflow: Code.ResourceExhausted,
-};
+/** Left for job-service.ts until its handlers drop the wrapper: the error interceptor (ops/rpc-errors.ts) maps JobErrors. */
+export const jobConnectError = connectErrorOf;
 
-/** The Connect error for a job domain error; anything else is passed through unchanged. */
-export function jobConnectError(err: unknown): unknown {
-  return err instanceof JobError ? new ConnectError(err.message, CODES[err.code]) : err;
-}
-
-/** Runs fn, turning job domain errors into Connect errors at the RPC edge. */
+/** Runs fn, turning job domain errors into Connect errors (see jobConnectError). */
 export async function atJobEdge<T>(fn: () => T | Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    throw jobConnectError(err);
+    throw connectErrorOf(err);
   }
 }

@@ -2,7 +2,7 @@ import { formatIssues } from "../../contract/issues.js";
 import { loraTagIssues } from "../../contract/lora-tags.js";
 import type { Task } from "../../gen/studio/v1/job_pb.js";
 import type { ResolvedModel } from "../registry/model-registry.js";
-import { JobError } from "./job-errors.js";
+import { JobError, wrongState } from "./job-errors.js";
 import { taskFromJson, taskToJson, type JobRow } from "./job-row.js";
 import type { NewJob } from "./job-store.js";
 
@@ -42,6 +42,18 @@ export function checkTaskFitsEngine(resolved: ResolvedModel, task: Task, path: "
   if (mismatch) throw new JobError("invalid_request", `${path}: ${mismatch}`);
   const lora = loraMismatch(resolved, task);
   if (lora) throw new JobError("invalid_request", lora);
+}
+
+/** Only an ended job that did not succeed (FAILED or CANCELLED) can be retried. */
+export function checkRetryable(current: JobRow): void {
+  if (current.status !== "FAILED" && current.status !== "CANCELLED")
+    throw wrongState(current.id, current.status, "only FAILED or CANCELLED jobs can be retried");
+}
+
+/** Only a job that has not ended (QUEUED, OFFERED or RUNNING) can be cancelled. */
+export function checkCancellable(current: JobRow): void {
+  if (current.status !== "QUEUED" && current.status !== "OFFERED" && current.status !== "RUNNING")
+    throw wrongState(current.id, current.status, "only QUEUED, OFFERED or RUNNING jobs can be cancelled");
 }
 
 /**

@@ -6,9 +6,9 @@ import type { JobEvents } from "../events/job-events.js";
 import { RegistryError } from "../registry/registry-errors.js";
 import type { ResolvedModel, SourceCache } from "../registry/model-registry.js";
 import { JobError, jobNotFound, wrongState } from "./job-errors.js";
-import { taskFromJson, taskToJson, type JobRow, type JobStatusName } from "./job-row.js";
+import { taskFromJson, taskToJson, type JobRow } from "./job-row.js";
 import type { CancelResult, CreateOutcome, JobFilter, JobPage, JobStore, NewJob } from "./job-store.js";
-import { checkSameRequest, checkTaskFitsEngine } from "./job-write-rules.js";
+import { checkCancellable, checkRetryable, checkRetryFitsEngine, checkSameRequest, checkTaskFitsEngine } from "./job-write-rules.js";
 import type { ListCursor } from "./list-cursor.js";
 
 export interface PgJobStoreDeps {
@@ -20,8 +20,6 @@ export interface PgJobStoreDeps {
   newId?: () => string;
 }
 
-const RETRYABLE: JobStatusName[] = ["FAILED", "CANCELLED"];
-const CANCELLABLE: JobStatusName[] = ["QUEUED", "OFFERED", "RUNNING"];
 
 /** The columns a new job's row is inserted with, as json_to_recordset reads them. */
 interface NewRow {
@@ -200,9 +198,9 @@ export class PgJobStore implements JobStore {
     const row = await this.#d.db.tx(async (q) => {
       const current = await getRow(q, jobId, true);
       if (!current) throw jobNotFound(jobId);
-      if (!RETRYABLE.includes(current.status as JobStatusName))
-        throw wrongState(jobId, current.status, "only FAILED or CANCELLED jobs can be retried");
+      checkRetryable(current);
       const resolved = (await this.#resolver(q, [current.model]))(current.model);
+      checkRetryFitsEngine(resolved, current);
       const [updated] = await q.rows(
         sql`UPDATE "graphicsJobs" SET "status" = 'QUEUED', "engine" = ${resolved.engine}, "modelSource" = ${resolved.sourceJson},
               "attempts" = 0, "error" = '', "outputs" = '[]', "progress" = NULL, "leaseId" = NULL, "leaseExpiresAt" = NULL,
@@ -220,8 +218,7 @@ export class PgJobStore implements JobStore {
     const result = await this.#d.db.tx(async (q) => {
       const current = await getRow(q, jobId, true);
       if (!current) throw jobNotFound(jobId);
-      if (!CANCELLABLE.includes(current.status as JobStatusName))
-        throw wrongState(jobId, current.status, "only QUEUED, OFFERED or RUNNING jobs can be cancelled");
+      checkCancellable(current);
       const at = this.#d.now();
       const [row] = await q.rows(
         sql`UPDATE "graphicsJobs" SET "status" = 'CANCELLED', "leaseId" = NULL, "leaseExpiresAt" = NULL, "leaseWorker" = NULL,

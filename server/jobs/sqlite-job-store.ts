@@ -5,8 +5,8 @@ import { graphicsJobs } from "../db/schema.js";
 import { RegistryError } from "../registry/registry-errors.js";
 import type { ResolvedModel } from "../registry/model-registry.js";
 import { JobError, jobNotFound, wrongState } from "./job-errors.js";
-import { checkRetryFitsEngine, checkSameRequest, checkTaskFitsEngine } from "./job-write-rules.js";
-import { taskFromJson, taskToJson, type JobRow, type JobStatusName } from "./job-row.js";
+import { checkCancellable, checkRetryable, checkRetryFitsEngine, checkSameRequest, checkTaskFitsEngine } from "./job-write-rules.js";
+import { taskFromJson, taskToJson, type JobRow } from "./job-row.js";
 import type { CancelResult, CreateOutcome, JobFilter, JobPage, JobStore, NewJob } from "./job-store.js";
 import type { ListCursor } from "./list-cursor.js";
 
@@ -19,8 +19,6 @@ export interface SqliteJobStoreDeps {
   newId?: () => string;
 }
 
-const RETRYABLE: JobStatusName[] = ["FAILED", "CANCELLED"];
-const CANCELLABLE: JobStatusName[] = ["QUEUED", "OFFERED", "RUNNING"];
 
 /** JobStore on the studio's SQLite file: every write one BEGIN IMMEDIATE transaction. */
 export class SqliteJobStore implements JobStore {
@@ -126,8 +124,7 @@ export class SqliteJobStore implements JobStore {
     const row = immediate(this.#d.db, () => {
       const current = this.#get(jobId);
       if (!current) throw jobNotFound(jobId);
-      if (!RETRYABLE.includes(current.status as JobStatusName))
-        throw wrongState(jobId, current.status, "only FAILED or CANCELLED jobs can be retried");
+      checkRetryable(current);
       const resolved = this.#resolve(current.model);
       checkRetryFitsEngine(resolved, current);
       const updated = this.#d.db.orm
@@ -160,8 +157,7 @@ export class SqliteJobStore implements JobStore {
     const result = immediate(this.#d.db, () => {
       const current = this.#get(jobId);
       if (!current) throw jobNotFound(jobId);
-      if (!CANCELLABLE.includes(current.status as JobStatusName))
-        throw wrongState(jobId, current.status, "only QUEUED, OFFERED or RUNNING jobs can be cancelled");
+      checkCancellable(current);
       const at = this.#d.now();
       const leaseMatch = current.leaseId === null ? undefined : eq(graphicsJobs.leaseId, current.leaseId);
       const row = this.#d.db.orm

@@ -5,7 +5,7 @@ import { grpcHealthRoutes } from "./grpc-health.js";
 import { grpcReflectionRoutes } from "./grpc-reflection.js";
 import { logJobEvents } from "./job-log.js";
 import { createRequestLog } from "./request-log.js";
-import { createUnavailableInterceptor, unavailableGate } from "./unavailable.js";
+import { createErrorInterceptor, errorGate } from "./rpc-errors.js";
 import { StudioMetrics } from "./studio-metrics.js";
 
 export { StudioMetrics, type WorkerLoad } from "./studio-metrics.js";
@@ -40,9 +40,9 @@ export function createOpsModule(ctx: StudioContext): OpsModule {
       grpcHealthRoutes(async () => (await ctx.storage.readiness()) === undefined, STUDIO_SERVICES)(router);
       grpcReflectionRoutes()(router);
     },
-    interceptors: [requestLog.interceptor, createUnavailableInterceptor()],
-    // Inside the log's gate: a call refused because the database is down is logged (and answered) as UNAVAILABLE.
-    requestGate: (next) => requestLog.gate(unavailableGate(next)),
+    interceptors: [requestLog.interceptor, createErrorInterceptor()],
+    // Inside the log's gate: a refused call is logged with the code it is answered with (UNAVAILABLE when the database is down).
+    requestGate: (next) => requestLog.gate(errorGate(next)),
     onConnectionRefused: (why) => metrics.connectionsClosed.inc({ reason: why }),
     start() {
       unsubscribe.push(

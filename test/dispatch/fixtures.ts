@@ -27,6 +27,13 @@ export const sdSource = (shas: string[]) =>
 
 export const sha = (c: string) => c.repeat(64).slice(0, 64);
 
+/** n bytes of a pattern that differs by seed (outputs to upload). */
+export function bytes(n: number, seed = 1): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
 /** The dispatch module of a running test studio. */
 export function dispatchOf(t: TestStudio): DispatchModule {
   return t.studio.modules.find((m) => m.name === "dispatch") as DispatchModule;

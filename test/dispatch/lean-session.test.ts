@@ -7,24 +7,14 @@ import { JobPhase, JobStatus } from "../../gen/studio/v1/job_pb.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { MAX_INLINE_OUTPUT_BYTES } from "../../server/dispatch/session.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
-import { createJob, rowOf, sha } from "./fixtures.js";
-import { h2Transport, SimWorker } from "./sim-worker.js";
+import { bytes, createJob, rowOf, sha } from "./fixtures.js";
+import { simWorkerPool } from "./sim-worker.js";
 
 let t: TestStudio;
 let jobs: Client<typeof JobService>;
-const workers: SimWorker[] = [];
+const workers = simWorkerPool(() => t.url);
+const connect = workers.connect;
 
-async function connect(hello: Parameters<typeof SimWorker.connect>[1] = {}) {
-  const w = await SimWorker.connect(h2Transport(t.url), hello);
-  workers.push(w);
-  return w;
-}
-
-const bytes = (n: number, seed = 1) => {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
-  return b;
-};
 const digest = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const storedFiles = () => readdirSync(join(t.dataDir, "outputs")).filter((d) => d !== ".tmp");
 
@@ -33,7 +23,7 @@ beforeEach(async () => {
   jobs = t.client(JobService);
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) await w.close().catch(() => {});
+  await workers.closeAll();
   await t.stop();
 });
 

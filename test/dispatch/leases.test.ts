@@ -5,19 +5,14 @@ import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { createJob, dispatchOf, manualClock, rowOf } from "./fixtures.js";
-import { barrier, h2Transport, SimWorker } from "./sim-worker.js";
+import { barrier, h2Transport, simWorkerPool } from "./sim-worker.js";
 
 const TTL = 1000;
 let t: TestStudio;
 let jobs: Client<typeof JobService>;
 let clock: ReturnType<typeof manualClock>;
-const workers: SimWorker[] = [];
-
-async function connect(hello: Parameters<typeof SimWorker.connect>[1] = {}) {
-  const w = await SimWorker.connect(h2Transport(t.url), hello);
-  workers.push(w);
-  return w;
-}
+const workers = simWorkerPool(() => t.url);
+const connect = workers.connect;
 
 const listWorkers = async () => (await createClient(WorkerService, h2Transport(t.url)).listWorkers({})).workers;
 
@@ -27,7 +22,7 @@ beforeEach(async () => {
   jobs = t.client(JobService);
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) await w.close().catch(() => {});
+  await workers.closeAll();
   await t.stop();
 });
 

@@ -7,7 +7,7 @@ import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { filesUnder } from "../chaos/invariants.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { createJob, dispatchOf, manualClock, rowOf } from "./fixtures.js";
-import { barrier, h2Transport, SimWorker } from "./sim-worker.js";
+import { barrier, simWorkerPool } from "./sim-worker.js";
 
 const TTL = 1000;
 /** Over the in-memory threshold, so the staged bytes wait in a temp file. */
@@ -17,13 +17,8 @@ const digest = (d: Uint8Array) => createHash("sha256").update(d).digest("hex");
 let t: TestStudio;
 let clock: ReturnType<typeof manualClock>;
 let dataDir: string;
-const workers: SimWorker[] = [];
-
-async function connect(hello: Parameters<typeof SimWorker.connect>[1] = {}) {
-  const w = await SimWorker.connect(h2Transport(t.url), hello);
-  workers.push(w);
-  return w;
-}
+const workers = simWorkerPool(() => t.url);
+const connect = workers.connect;
 const start = async () => {
   t = await startTestStudio({ leaseTtlMs: TTL, heartbeatIntervalMs: 200, maxOutputBytes: 4 * 1024 * 1024, dataDir }, { now: clock.now });
 };
@@ -36,7 +31,7 @@ beforeEach(async () => {
   await start();
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) await w.close().catch(() => {});
+  await workers.closeAll();
   await t.stop();
   rmSync(dataDir, { recursive: true, force: true });
 });
@@ -123,7 +118,7 @@ describe("staged outputs", () => {
     const orphan = new Uint8Array([9, 9, 9, 9]);
     await dispatchOf(t).outputs.put(orphan, digest(orphan));
     writeFileSync(join(dataDir, "outputs", ".tmp", "left-by-a-crash.part"), "x");
-    for (const x of workers.splice(0)) await x.close().catch(() => {});
+    await workers.closeAll();
     await t.stop({ keepDataDir: true });
 
     await start();

@@ -5,18 +5,13 @@ import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { createJob, createSdModel, dispatchOf, rowOf, sdSource, sha } from "./fixtures.js";
-import { barrier, h2Transport, SimWorker } from "./sim-worker.js";
+import { barrier, h2Transport, simWorkerPool } from "./sim-worker.js";
 
 let t: TestStudio;
 let jobs: Client<typeof JobService>;
 let registry: Client<typeof RegistryService>;
-const workers: SimWorker[] = [];
-
-async function connect(hello: Parameters<typeof SimWorker.connect>[1] = {}) {
-  const w = await SimWorker.connect(h2Transport(t.url), hello);
-  workers.push(w);
-  return w;
-}
+const workers = simWorkerPool(() => t.url);
+const connect = workers.connect;
 
 beforeEach(async () => {
   t = await startTestStudio();
@@ -24,7 +19,7 @@ beforeEach(async () => {
   registry = t.client(RegistryService);
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) await w.close().catch(() => {});
+  await workers.closeAll();
   await t.stop();
 });
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createHash } from "node:crypto";
 import { JobStatus } from "../../gen/studio/v1/job_pb.js";
@@ -10,6 +10,7 @@ import { CompleteJobStreamRequestSchema, WorkerService, type CompleteJobStreamRe
 import { OUTPUT_CHUNK_BYTES } from "../../server/outputs/output-blobs.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { createJob, dispatchOf, rowOf } from "./fixtures.js";
+import { codeOf } from "../helpers/rpc-error.js";
 import { h2Transport } from "./sim-worker.js";
 
 /**
@@ -63,16 +64,6 @@ async function readOutput(jobs: Client<typeof JobService>, jobId: string, index:
   const parts: Uint8Array[] = [];
   for await (const res of jobs.getJobOutput({ jobId, index })) parts.push(res.chunk);
   return Buffer.concat(parts);
-}
-
-async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
 }
 
 describe("CompleteJobStream (polling workers, large outputs)", () => {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -9,21 +9,12 @@ import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { createJob, rowOf } from "./fixtures.js";
+import { codeOf } from "../helpers/rpc-error.js";
 import { h2Transport } from "./sim-worker.js";
 
 let t: TestStudio;
 let jobs: Client<typeof JobService>;
 let poller: Client<typeof WorkerService>;
-
-async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
-}
 
 let baseline = 0;
 

@@ -9,25 +9,15 @@ import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
 import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
-import { createJob, createSdModel, dispatchOf, rowOf, sha } from "./fixtures.js";
-import { barrier, h2Transport, SimWorker } from "./sim-worker.js";
+import { bytes, createJob, createSdModel, dispatchOf, rowOf, sha } from "./fixtures.js";
+import { h2Transport, simWorkerPool } from "./sim-worker.js";
 
 let t: TestStudio;
 let jobs: Client<typeof JobService>;
 let registry: Client<typeof RegistryService>;
-const workers: SimWorker[] = [];
+const workers = simWorkerPool(() => t.url);
+const connect = workers.connect;
 
-async function connect(hello: Parameters<typeof SimWorker.connect>[1] = {}) {
-  const w = await SimWorker.connect(h2Transport(t.url), hello);
-  workers.push(w);
-  return w;
-}
-
-const bytes = (n: number, seed = 1) => {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
-  return b;
-};
 
 beforeEach(async () => {
   t = await startTestStudio({ maxOutputBytes: 3 * 1024 * 1024 });
@@ -35,7 +25,7 @@ beforeEach(async () => {
   registry = t.client(RegistryService);
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) await w.close().catch(() => {});
+  await workers.closeAll();
   await t.stop();
 });
 

@@ -205,3 +205,18 @@ export async function barrier(w: SimWorker): Promise<void> {
   const id = `barrier-${Math.random().toString(36).slice(2)}`;
   await w.fail({ jobId: id, leaseId: id }, "barrier");
 }
+
+/** The simulated workers of one test file: each connected to the studio at url(), all closed by closeAll() (in afterEach). */
+export function simWorkerPool(url: () => string) {
+  const workers: SimWorker[] = [];
+  return {
+    async connect(hello: Parameters<typeof SimWorker.connect>[1] = {}): Promise<SimWorker> {
+      const w = await SimWorker.connect(h2Transport(url()), hello);
+      workers.push(w);
+      return w;
+    },
+    async closeAll(): Promise<void> {
+      for (const w of workers.splice(0)) await w.close().catch(() => {});
+    },
+  };
+}

@@ -5,6 +5,7 @@ import { JobStatus, TaskSchema, type Task } from "../../gen/studio/v1/job_pb.js"
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine, ModelFileRole, ModelSourceSchema } from "../../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
+import { codeOf } from "../helpers/rpc-error.js";
 import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 
 const imageTask = (prompt = "a red fox", extra: Record<string, unknown> = {}): Task =>
@@ -16,16 +17,6 @@ const sdSource = (url: string, steps = 8) =>
     files: [{ role: ModelFileRole.DIFFUSION_MODEL, url, filename: "m.gguf", approxBytes: 10n }],
     cliDefaults: { steps },
   });
-
-async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
-}
 
 let t: TestStudio;
 let jobs: Client<typeof JobService>;

@@ -5,6 +5,8 @@ import type { JobChange, JobEvents } from "../../server/events/job-events.js";
 import { JobError } from "../../server/jobs/job-errors.js";
 import type { JobStore } from "../../server/jobs/job-store.js";
 import type { JobRow } from "../../server/jobs/job-row.js";
+import type { ModelRegistry } from "../../server/registry/model-registry.js";
+import { ModelEngine, ModelFileRole, ModelSourceSchema } from "../../gen/studio/v1/model_pb.js";
 
 /** What the shared suite needs from one storage implementation. */
 export interface JobStoreHarness {
@@ -12,8 +14,8 @@ export interface JobStoreHarness {
   events: JobEvents;
   /** Moves a job the way dispatch would (the suite does not depend on dispatch's SQL). */
   setState(id: string, state: { status: string; leaseId?: string | null; leaseWorker?: string | null; error?: string }): Promise<void>;
-  /** Sets whether a registry model may be resolved. */
-  setModelEnabled(name: string, enabled: boolean): Promise<void>;
+  /** The registry the store resolves models from. */
+  registry: ModelRegistry;
   count(): Promise<number>;
   close(): Promise<void> | void;
 }
@@ -114,7 +116,7 @@ export function exerciseJobStore(name: string, open: () => Promise<JobStoreHarne
         expect(await codeOf(() => h.store.create(newJob({ idempotencyKey: "k", task: task("other") })))).toBe("idempotency_conflict");
         expect(await codeOf(() => h.store.create(newJob({ idempotencyKey: "k", priority: 9 })))).toBe("idempotency_conflict");
         expect(await codeOf(() => h.store.create(newJob({ model: "ghost" })))).toBe("model_unavailable");
-        await h.setModelEnabled("synthetic", false);
+        await h.registry.setEnabled("synthetic", false);
         expect(await codeOf(() => h.store.create(newJob()))).toBe("model_unavailable");
         expect(await h.count()).toBe(1);
       }),
@@ -160,13 +162,29 @@ export function exerciseJobStore(name: string, open: () => Promise<JobStoreHarne
         expect(cancelled.row).toMatchObject({ status: "CANCELLED", leaseId: null, leaseWorker: null });
         expect([cancelled.previousLeaseWorker, cancelled.previousLeaseId]).toEqual(["w", "L"]);
         expect(await codeOf(() => h.store.cancel(row.id))).toBe("wrong_state");
-        await h.setModelEnabled("synthetic", false);
+        await h.registry.setEnabled("synthetic", false);
         expect(await codeOf(() => h.store.retry(row.id))).toBe("model_unavailable");
         expect((await h.store.get(row.id))!.status).toBe("CANCELLED");
-        await h.setModelEnabled("synthetic", true);
+        await h.registry.setEnabled("synthetic", true);
         await h.setState(row.id, { status: "FAILED", error: "boom" });
         expect(await h.store.retry(row.id)).toMatchObject({ status: "QUEUED", attempts: 0, error: "", outputs: "[]", finishedAt: null });
         expect(await codeOf(() => h.store.cancel("nope"))).toBe("job_not_found");
+      }),
+    );
+
+    test(
+      "retry refuses a task the model's engine no longer takes, and writes nothing",
+      withStore(async (h) => {
+        const image = create(TaskSchema, { kind: { case: "image", value: { prompt: "fox" } } });
+        await h.registry.create({ name: "switching", source: create(ModelSourceSchema, { engine: ModelEngine.SYNTHETIC }) });
+        const { row } = await h.store.create(newJob({ model: "switching", task: image }));
+        await h.setState(row.id, { status: "FAILED", error: "boom" });
+        const failed = await h.store.get(row.id);
+        await h.registry.update("switching", {
+          source: create(ModelSourceSchema, { engine: ModelEngine.LLAMA_CPP, files: [{ role: ModelFileRole.MODEL, url: "http://127.0.0.1:9/t.gguf", filename: "t.gguf" }] }),
+        });
+        expect(await codeOf(() => h.store.retry(row.id))).toBe("wrong_state");
+        expect(await h.store.get(row.id)).toEqual(failed);
       }),
     );
   });

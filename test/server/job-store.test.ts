@@ -24,7 +24,7 @@ exerciseJobStore("SQLite", async () => {
         "UPDATE graphicsJobs SET status = ?, leaseId = ?, leaseWorker = ?, error = ? WHERE id = ?",
         [s.status, s.leaseId ?? null, s.leaseWorker ?? null, s.error ?? "", id],
       ),
-    setModelEnabled: async (name, enabled) => void (await registry.setEnabled(name, enabled)),
+    registry,
     count: async () => (db.sqlite.query("SELECT count(*) AS n FROM graphicsJobs").get() as { n: number }).n,
     close: () => {
       db.close();
@@ -47,7 +47,7 @@ exerciseJobStore("PostgreSQL", async () => {
         sql`UPDATE "graphicsJobs" SET "status" = ${s.status}, "leaseId" = ${s.leaseId ?? null}, "leaseWorker" = ${s.leaseWorker ?? null},
             "error" = ${s.error ?? ""} WHERE "id" = ${id}`,
       )),
-    setModelEnabled: async (name, enabled) => void (await storage.registry.setEnabled(name, enabled)),
+    registry: storage.registry,
     count: async () => Number((await db.rows<{ n: string }>(sql`SELECT count(*) AS n FROM "graphicsJobs"`))[0]!.n),
     close: () => storage.close(),
   };

@@ -20,9 +20,20 @@ import { SessionClosedError } from "../session/outbox.js";
 import { ReceiptLedger, ReceiptTimeout, type ReceiptKind } from "./receipt-ledger.js";
 import { JobStop, jobStopOf } from "./job-stop.js";
 import { outputChunks } from "./output-chunks.js";
-import { ProgressThrottle, type ProgressUpdate } from "./progress-throttle.js";
+import { ProgressThrottle } from "../../contract/progress-throttle.js";
 import { linkWorkDir } from "../download/work-dir.js";
 import type { Downloads, EngineRouter, HeldFile, JobOutcome, JobView, SessionSource } from "./ports.js";
+
+/** One progress report before it is stamped for the wire. */
+interface ProgressUpdate {
+  phase: JobPhase;
+  bytesDone?: number;
+  bytesTotal?: number;
+  step?: number;
+  steps?: number;
+  rate?: number;
+  message?: string;
+}
 
 /** Everything one job needs, passed in by the runtime. */
 export interface JobRunDeps {
@@ -65,7 +76,7 @@ export class JobRun {
   ) {
     this.jobId = offer.jobId;
     this.leaseId = offer.leaseId;
-    this.throttle = new ProgressThrottle((u) => this.sendProgress(u), deps.progressIntervalMs ?? 250);
+    this.throttle = new ProgressThrottle({ intervalMs: deps.progressIntervalMs ?? 250 });
   }
 
   /** True once the studio has answered the job's last message, or the lease is gone: it holds no lease for us. */
@@ -167,10 +178,10 @@ export class JobRun {
           }),
       });
       signal.throwIfAborted();
-      this.throttle.flush();
+      await this.throttle.flush(this.jobId);
       return await this.upload(outputs);
     } catch (err) {
-      this.throttle.stop();
+      this.throttle.drop(this.jobId);
       const stop = jobStopOf(this.abort.signal);
       if (stop && !stop.reportable) return this.end(stop.kind, stop.message);
       const message = stop?.message ?? (err instanceof Error ? err.message : String(err));
@@ -180,7 +191,7 @@ export class JobRun {
       await this.finish("fail", this.failMessage(message, retryable));
       return this.end("failed", message);
     } finally {
-      this.throttle.stop();
+      this.throttle.drop(this.jobId);
       for (const f of held)
         await Promise.resolve(f.release()).catch((err) =>
           deps.logger.warn({ jobId: this.jobId, err: (err as Error).message }, "cannot release a cached model file after the job"),
@@ -205,7 +216,7 @@ export class JobRun {
   private async upload(outputs: EngineOutput[]): Promise<{ outcome: JobOutcome; message?: string }> {
     const total = outputs.reduce((n, o) => n + o.data.byteLength, 0);
     this.uploading = true;
-    this.throttle.flush();
+    await this.throttle.flush(this.jobId);
     const receipt = await this.deliver("complete", async (session) => {
       const inline = session.welcome.maxInlineOutputBytes;
       if (inline > 0 && total <= inline) {
@@ -228,7 +239,7 @@ export class JobRun {
       }
       return { case: "complete", value: create(JobCompleteSchema, { ...this.ids(), outputCount: outputs.length }) };
     });
-    this.throttle.stop();
+    this.throttle.drop(this.jobId);
     if (receipt === undefined) return this.end(jobStopOf(this.abort.signal)?.kind ?? "abandoned");
     if (!receipt.ok) {
       const message = `the studio did not take the outputs: ${receipt.code} ${receipt.message}`;
@@ -289,7 +300,7 @@ export class JobRun {
   }
 
   private progress(update: ProgressUpdate) {
-    if (!this.abort.signal.aborted) this.throttle.push(update);
+    if (!this.abort.signal.aborted) void this.throttle.submit(this.jobId, async () => this.sendProgress(update), update.phase);
   }
 
   private sendProgress(u: ProgressUpdate) {

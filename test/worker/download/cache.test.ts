@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fs from "node:fs/promises";
 import os from "node:os";
 import { ModelFileRole } from "../../../gen/studio/v1/model_pb.js";
@@ -6,16 +6,10 @@ import { DownloadError, type DownloadManagerOptions, type DownloadProgress } fro
 import { FixtureServer, randomFile, sha256, serveBytes } from "./fixture-server.js";
 import { selfIdentity } from "../../../worker/process-identity.js";
 import { linkWorkDir } from "../../../worker/download/work-dir.js";
-import { listFiles, manager, modelFile, removeTempDirs, tempDir } from "./helpers.js";
+import { listFiles, manager, modelFile, tempDir, withFixtureServer } from "./helpers.js";
 
 let server: FixtureServer;
-beforeAll(async () => {
-  server = await FixtureServer.start();
-});
-afterAll(async () => {
-  await server.stop();
-  await removeTempDirs();
-});
+withFixtureServer((s) => (server = s));
 
 async function deadPid(): Promise<number> {
   const child = Bun.spawn(["true"]);

@@ -1,9 +1,11 @@
+import { afterAll, beforeAll } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { ModelFileRole, ModelFileSchema, type ModelFile } from "../../../gen/studio/v1/model_pb.js";
 import { DownloadManager, type DownloadManagerOptions } from "../../../worker/download/index.js";
+import { FixtureServer } from "./fixture-server.js";
 
 const made: string[] = [];
 
@@ -16,6 +18,19 @@ export async function tempDir(prefix = "dl-test-"): Promise<string> {
 
 export async function removeTempDirs(): Promise<void> {
   for (const dir of made.splice(0)) await fs.rm(dir, { recursive: true, force: true });
+}
+
+/** Starts a fixture server before the calling file's tests and stops it (and removes the temp dirs) after them. */
+export function withFixtureServer(started: (server: FixtureServer) => void): void {
+  let server: FixtureServer | undefined;
+  beforeAll(async () => {
+    server = await FixtureServer.start();
+    started(server);
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await removeTempDirs();
+  });
 }
 
 /** A ModelFile for a test URL. */

@@ -1,17 +1,11 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fs from "node:fs/promises";
 import { DownloadError } from "../../../worker/download/index.js";
 import { FixtureServer, randomFile, serveBytes, sha256 } from "./fixture-server.js";
-import { listFiles, manager, modelFile, removeTempDirs, tempDir } from "./helpers.js";
+import { listFiles, manager, modelFile, tempDir, withFixtureServer } from "./helpers.js";
 
 let server: FixtureServer;
-beforeAll(async () => {
-  server = await FixtureServer.start();
-});
-afterAll(async () => {
-  await server.stop();
-  await removeTempDirs();
-});
+withFixtureServer((s) => (server = s));
 
 describe("resume", () => {
   test("a connection dropped mid-file resumes with Range and If-Range, not from zero", async () => {

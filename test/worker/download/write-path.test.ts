@@ -1,20 +1,14 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fs from "node:fs/promises";
 import { constants } from "node:fs";
 import type { OpenFile, WritableFile } from "../../../worker/download/index.js";
 import { BLOCK_BYTES } from "../../../worker/download/block-writer.js";
 import { splitParts } from "../../../worker/download/partial-state.js";
 import { FixtureServer, randomFile, sha256 } from "./fixture-server.js";
-import { manager, modelFile, removeTempDirs, tempDir } from "./helpers.js";
+import { manager, modelFile, tempDir, withFixtureServer } from "./helpers.js";
 
 let server: FixtureServer;
-beforeAll(async () => {
-  server = await FixtureServer.start();
-});
-afterAll(async () => {
-  await server.stop();
-  await removeTempDirs();
-});
+withFixtureServer((s) => (server = s));
 
 interface Write {
   handle: "direct" | "buffered";

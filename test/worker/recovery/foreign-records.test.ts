@@ -3,12 +3,12 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultDirs } from "../../../worker/config.js";
-import { killGroup, spawnGroup, type GroupChild } from "../../../worker/engines/process-group.js";
 import { ensureSafeDir, UnsafeDirError } from "../../../worker/private-dir.js";
 import { OWNER_FILE, writeRecordSync, type OwnerRecord } from "../../../worker/recovery/owner-record.js";
-import { processStartTime, readProcStat } from "../../../worker/process-identity.js";
 import { recoverWorkDir } from "../../../worker/recovery/recover-work-dir.js";
 import { parseWorkerArgs } from "../../../worker/ui/cli-options.js";
+import { processStartTime } from "../../../worker/process-identity.js";
+import { deadWorker, killSleepers, running, sleeper } from "./processes.js";
 
 /**
  * Issue 16, item 5: another local user planted an owner record in the worker's work dir naming a
@@ -23,37 +23,16 @@ const OTHER_UID = 65534; // nobody
 const isRoot = process.getuid?.() === 0;
 
 let root: string | undefined;
-const groups: GroupChild[] = [];
 afterEach(async () => {
-  for (const g of groups.splice(0)) await killGroup(g, 0);
+  await killSleepers();
   if (root) rmSync(root, { recursive: true, force: true });
   root = undefined;
 });
 
-/** A running process group standing for one the planting user wants killed (root's, in the audit). */
-async function victim(): Promise<GroupChild> {
-  const g = await spawnGroup("sleep", ["300"]);
-  groups.push(g);
-  return g;
-}
-
-/** The identity of a worker that has died, so that recovery would consider its record abandoned. */
-async function deadWorker(): Promise<OwnerRecord["worker"]> {
-  const g = await spawnGroup("sleep", ["300"]);
-  const startTime = processStartTime(g.pid)!;
-  await killGroup(g, 0);
-  return { pid: g.pid, startTime };
-}
-
-const running = (pid: number) => {
-  const st = readProcStat(pid);
-  return st !== undefined && st.state !== "Z";
-};
-
 describe.skipIf(!isRoot)("records planted by another user", () => {
   test("a job dir another user made, naming a live group, is neither trusted nor removed", async () => {
     root = mkdtempSync(join(tmpdir(), "foreign-records-"));
-    const target = await victim();
+    const target = await sleeper();
     const planted = join(root, "job-planted");
     mkdirSync(planted);
     writeRecordSync(join(planted, OWNER_FILE), {
@@ -74,7 +53,7 @@ describe.skipIf(!isRoot)("records planted by another user", () => {
 
   test("a record another user wrote into one of our job dirs, and a llama record of theirs, are ignored too", async () => {
     root = mkdtempSync(join(tmpdir(), "foreign-records-"));
-    const target = await victim();
+    const target = await sleeper();
     const record: OwnerRecord = {
       version: 1,
       worker: await deadWorker(),

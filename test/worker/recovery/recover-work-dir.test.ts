@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { killGroup, spawnGroup, type GroupChild } from "../../../worker/engines/process-group.js";
+import type { GroupChild } from "../../../worker/engines/process-group.js";
 import {
   JobDirRecord,
   OWNER_FILE,
@@ -12,39 +12,19 @@ import {
   type OwnerRecord,
 } from "../../../worker/recovery/owner-record.js";
 import { readLines } from "../../helpers/read-lines.js";
-import { identityAlive, identityTag, processStartTime, readProcStat, selfIdentity } from "../../../worker/process-identity.js";
+import { identityAlive, identityTag, processStartTime, selfIdentity } from "../../../worker/process-identity.js";
 import { recoverWorkDir } from "../../../worker/recovery/recover-work-dir.js";
+import { deadWorker, killSleepers, running, sleeper } from "./processes.js";
 
 /** Explicit: real processes on a loaded 2-core machine can take longer than bun's 5 s default. */
 const TEST_TIMEOUT_MS = 30_000;
 
 let root: string;
-const groups: GroupChild[] = [];
 
 afterEach(async () => {
-  for (const g of groups.splice(0)) await killGroup(g, 0);
+  await killSleepers();
   if (root) rmSync(root, { recursive: true, force: true });
 });
-
-/** A real process group (a sleeping leader) as an engine would start it. */
-async function sleeper(): Promise<GroupChild> {
-  const g = await spawnGroup("sleep", ["300"]);
-  groups.push(g);
-  return g;
-}
-
-/** The identity of a worker that has died: a real process, started and then killed and reaped. */
-async function deadWorker(): Promise<OwnerRecord["worker"]> {
-  const g = await spawnGroup("sleep", ["300"]);
-  const startTime = processStartTime(g.pid)!;
-  await killGroup(g, 0);
-  return { pid: g.pid, startTime };
-}
-
-const running = (pid: number) => {
-  const stat = readProcStat(pid);
-  return stat !== undefined && stat.state !== "Z";
-};
 
 function jobDir(name: string, record: OwnerRecord | undefined): string {
   const dir = join(root, name);

@@ -5,7 +5,6 @@ import { create } from "@bufbuild/protobuf";
 import pino from "pino";
 import { JobPhase, JobProgressSchema } from "../../../gen/studio/v1/job_pb.js";
 import { MAX_CHUNK_BYTES, outputChunks } from "../../../worker/runtime/output-chunks.js";
-import { ProgressThrottle, type ProgressUpdate } from "../../../worker/runtime/progress-throttle.js";
 import { BarView, barState } from "../../../worker/ui/bar-view.js";
 import { LogView } from "../../../worker/ui/log-view.js";
 import { humanLine } from "../../../worker/ui/logger.js";
@@ -31,44 +30,6 @@ describe("outputChunks", () => {
     expect(chunks.length).toBe(1);
     expect(chunks[0]!.totalSize).toBe(0n);
     expect(() => [...outputChunks(ids, 0, "x", new Uint8Array(1), MAX_CHUNK_BYTES + 1)]).toThrow(RangeError);
-  });
-});
-
-describe("ProgressThrottle", () => {
-  test("passes a new phase at once, at most one update per interval within a phase, and the latest one after it", () => {
-    let now = 0;
-    const sent: ProgressUpdate[] = [];
-    const th = new ProgressThrottle((u) => sent.push(u), 250, () => now);
-    th.push({ phase: JobPhase.DOWNLOADING, bytesDone: 1 });
-    now = 100;
-    th.push({ phase: JobPhase.DOWNLOADING, bytesDone: 2 });
-    th.push({ phase: JobPhase.DOWNLOADING, bytesDone: 3 });
-    expect(sent.map((u) => u.bytesDone)).toEqual([1]);
-    now = 120;
-    th.push({ phase: JobPhase.RUNNING, step: 1 });
-    expect(sent.map((u) => u.phase)).toEqual([JobPhase.DOWNLOADING, JobPhase.RUNNING]);
-    now = 200;
-    th.push({ phase: JobPhase.RUNNING, step: 2 });
-    now = 300;
-    th.flush();
-    expect(sent.at(-1)).toEqual({ phase: JobPhase.RUNNING, step: 2 });
-    now = 900;
-    th.push({ phase: JobPhase.RUNNING, step: 8 });
-    expect(sent.at(-1)?.step).toBe(8);
-    th.stop();
-  });
-
-  test("the held-back update goes out by itself when the interval ends", async () => {
-    const sent: number[] = [];
-    const th = new ProgressThrottle((u) => sent.push(u.step ?? 0), 20);
-    th.push({ phase: JobPhase.RUNNING, step: 1 });
-    th.push({ phase: JobPhase.RUNNING, step: 2 });
-    th.push({ phase: JobPhase.RUNNING, step: 3 });
-    await new Promise<void>((resolve) => {
-      const check = () => (sent.length === 2 ? resolve() : setTimeout(check, 5));
-      check();
-    });
-    expect(sent).toEqual([1, 3]);
   });
 });
 

@@ -1,36 +1,41 @@
 /** Options of the progress throttle. */
 export interface ProgressThrottleOptions {
-  /** At most one stored write per job per this many milliseconds. */
+  /** At most one write per job per this many milliseconds (within a phase). */
   intervalMs?: number;
+  /** The clock, in milliseconds; tests pass their own. */
+  now?: () => number;
 }
 
 interface Slot {
   lastWrite: number;
   /** The phase of the last write (undefined when the caller names none). */
-  phase?: string;
+  phase?: unknown;
   pending?: () => Promise<void>;
   timer?: ReturnType<typeof setTimeout>;
 }
 
 /**
- * Bounds how often a job's progress is written and published: the first report
- * is written at once (it moves the job to RUNNING), and so is every change of phase
- * (downloading, loading, running...: a short phase must not vanish behind the next
- * one, or before the job ends and drops what is pending); later reports of a phase
- * at most every intervalMs, the last report of a burst written when its window ends.
+ * Bounds how often a job's progress goes on, the one rule at both ends: the worker sending its
+ * engine's reports to the studio, and the studio writing and publishing them. The first report is
+ * written at once (on the studio it moves the job to RUNNING), and so is every change of phase
+ * (downloading, loading, running...: a short phase must not vanish behind the next one, or before
+ * the job ends and drops what is pending); later reports of a phase at most every intervalMs, the
+ * last report of a burst written when its window ends, or at once by flush (the job is ending).
  */
 export class ProgressThrottle {
   readonly intervalMs: number;
+  readonly #now: () => number;
   readonly #slots = new Map<string, Slot>();
 
-  constructor({ intervalMs = 250 }: ProgressThrottleOptions = {}) {
+  constructor({ intervalMs = 250, now = () => performance.now() }: ProgressThrottleOptions = {}) {
     if (!(intervalMs >= 0)) throw new RangeError(`intervalMs must be >= 0 (got ${intervalMs})`);
     this.intervalMs = intervalMs;
+    this.#now = now;
   }
 
   /** Writes now, or keeps `write` as the job's pending write; returns the immediate write's promise. */
-  submit(jobId: string, write: () => Promise<void>, phase?: string): Promise<void> {
-    const now = performance.now();
+  submit(jobId: string, write: () => Promise<void>, phase?: unknown): Promise<void> {
+    const now = this.#now();
     const slot = this.#slots.get(jobId);
     if (!slot || now - slot.lastWrite >= this.intervalMs || (phase !== undefined && phase !== slot.phase)) {
       if (slot?.timer) clearTimeout(slot.timer);
@@ -48,15 +53,15 @@ export class ProgressThrottle {
     slot.timer = undefined;
     const write = slot.pending;
     slot.pending = undefined;
-    slot.lastWrite = performance.now();
-    // A pending write whose lease ended meanwhile is refused by the store; nothing to report to anyone.
+    slot.lastWrite = this.#now();
+    // A pending write that fails (on the studio: its lease ended meanwhile) has no one to report to.
     write?.().catch(() => {});
   }
 
   /**
-   * Writes a job's pending report now (its worker is about to end the lease: the last progress it
-   * reported is stored before the job's outcome, not dropped with the lease). Resolves at once when
-   * nothing is pending; a write the store refuses (the lease ended meanwhile) is not reported.
+   * Writes a job's pending report now (the job is about to end: its last progress goes before its
+   * outcome, not dropped with the lease). Resolves at once when nothing is pending; a write that
+   * fails (the lease ended meanwhile) is not reported.
    */
   async flush(jobId: string): Promise<void> {
     const slot = this.#slots.get(jobId);
@@ -65,11 +70,11 @@ export class ProgressThrottle {
     slot.timer = undefined;
     const write = slot.pending;
     slot.pending = undefined;
-    slot.lastWrite = performance.now();
+    slot.lastWrite = this.#now();
     await write().catch(() => {});
   }
 
-  /** Forgets a job (its lease ended): a pending write is dropped. */
+  /** Forgets a job (it ended): a pending write is dropped. */
   drop(jobId: string): void {
     const slot = this.#slots.get(jobId);
     if (slot?.timer) clearTimeout(slot.timer);

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { ProgressThrottle } from "../../server/dispatch/progress-throttle.js";
+import { ProgressThrottle } from "../../contract/progress-throttle.js";
 
 test("the first report is written at once, a burst keeps only its last report, written when the window ends", async () => {
   const throttle = new ProgressThrottle({ intervalMs: 30 });
@@ -57,5 +57,28 @@ test("a change of phase is written at once, whatever the window: a short phase i
   // The job ends (its lease goes): what is still pending within a phase may go with it, a phase never.
   throttle.drop("job");
   expect(written).toEqual(["downloading 1", "running 1"]);
+  throttle.clear();
+});
+
+test("on a clock: one report per interval within a phase, a new phase at once, the latest held-back one by flush", async () => {
+  let now = 0;
+  const throttle = new ProgressThrottle({ intervalMs: 250, now: () => now });
+  const sent: string[] = [];
+  const report = (what: string, phase: string) => throttle.submit("job", async () => void sent.push(what), phase);
+  await report("download 1", "downloading");
+  now = 100;
+  await report("download 2", "downloading");
+  await report("download 3", "downloading");
+  expect(sent).toEqual(["download 1"]);
+  now = 120;
+  await report("step 1", "running");
+  now = 200;
+  await report("step 2", "running");
+  now = 300;
+  await throttle.flush("job");
+  expect(sent).toEqual(["download 1", "step 1", "step 2"]);
+  now = 900;
+  await report("step 8", "running");
+  expect(sent.at(-1)).toBe("step 8");
   throttle.clear();
 });
