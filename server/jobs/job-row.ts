@@ -13,6 +13,7 @@ import {
   type Task,
 } from "../../gen/studio/v1/job_pb.js";
 import type { ModelSource } from "../../gen/studio/v1/model_pb.js";
+import { isFinal } from "../../contract/job-progress.js";
 import type { graphicsJobs } from "../db/schema.js";
 
 /** One `graphicsJobs` row as drizzle reads it. */
@@ -22,33 +23,26 @@ export type JobRow = typeof graphicsJobs.$inferSelect;
 export const JOB_STATUS_NAMES = ["QUEUED", "OFFERED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"] as const;
 export type JobStatusName = (typeof JOB_STATUS_NAMES)[number];
 
-const statusByName: Record<JobStatusName, JobStatus> = {
-  QUEUED: JobStatus.QUEUED,
-  OFFERED: JobStatus.OFFERED,
-  RUNNING: JobStatus.RUNNING,
-  SUCCEEDED: JobStatus.SUCCEEDED,
-  FAILED: JobStatus.FAILED,
-  CANCELLED: JobStatus.CANCELLED,
-};
+/** Whether text is a stored status name. */
+export function isStatusName(name: string): name is JobStatusName {
+  return (JOB_STATUS_NAMES as readonly string[]).includes(name);
+}
 
-/** The statuses a job never leaves on its own (only RetryJob moves FAILED and CANCELLED). */
-export const TERMINAL_STATUSES: readonly JobStatusName[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
-
-/** The stored name of a status; throws for UNSPECIFIED and unknown values, which are never stored. */
+/** The stored name of a status (its proto enum name); throws for UNSPECIFIED and unknown values, which are never stored. */
 export function statusToRow(status: JobStatus): JobStatusName {
-  const name = JOB_STATUS_NAMES.find((n) => statusByName[n] === status);
-  if (!name) throw new RangeError(`job status ${status} has no stored name`);
+  const name = JobStatus[status];
+  if (name === undefined || !isStatusName(name)) throw new RangeError(`job status ${status} has no stored name`);
   return name;
 }
 
 /** The proto status of a stored name; UNSPECIFIED for text this build does not know (never throws). */
 export function statusFromRow(name: string): JobStatus {
-  return (statusByName as Record<string, JobStatus | undefined>)[name] ?? JobStatus.UNSPECIFIED;
+  return isStatusName(name) ? JobStatus[name] : JobStatus.UNSPECIFIED;
 }
 
-/** Whether text is a stored status name. */
-export function isStatusName(name: string): name is JobStatusName {
-  return (JOB_STATUS_NAMES as readonly string[]).includes(name);
+/** A stored status a job never leaves on its own (only RetryJob moves FAILED and CANCELLED): the contract's isFinal. */
+export function isFinalStatusName(name: string): boolean {
+  return isFinal(statusFromRow(name));
 }
 
 /** The stored text of a task: protobuf JSON. */

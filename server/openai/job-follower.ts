@@ -1,6 +1,6 @@
 import type { TextDelta } from "../../gen/studio/v1/job_pb.js";
 import type { JobChange, JobEvents } from "../events/job-events.js";
-import { TERMINAL_STATUSES, type JobRow } from "../jobs/job-row.js";
+import { isFinalStatusName, type JobRow } from "../jobs/job-row.js";
 import type { TextFeed } from "../streams/text-feed.js";
 
 /** What following a job needs. */
@@ -30,7 +30,6 @@ export interface FollowHandlers {
 }
 
 const TAKEN = new Set(["OFFERED", "RUNNING"]);
-const TERMINAL = new Set<string>(TERMINAL_STATUSES);
 
 /**
  * Follows one job for a caller waiting on it (an OpenAI API request): its status changes from the
@@ -71,7 +70,7 @@ export function followJob(jobId: string, deps: FollowDeps, handlers: FollowHandl
   };
   const onStatus = (status: string, row?: JobRow) => {
     if (stopped || state === "ended") return;
-    if (TERMINAL.has(status)) return end(row);
+    if (isFinalStatusName(status)) return end(row);
     if (TAKEN.has(status)) {
       if (state === "taken") return;
       state = "taken";

@@ -1,7 +1,6 @@
 import type { JobChange, JobEvents, JobFacts } from "../events/job-events.js";
+import { isFinalStatusName } from "../jobs/job-row.js";
 import type { StudioMetrics } from "./studio-metrics.js";
-
-const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 
 /** Where a running job was at its last stored progress, to time phases and count downloaded bytes. */
 interface PhaseState {
@@ -94,7 +93,7 @@ export function feedJobMetrics(
       }
       return;
     }
-    if (change.status !== "QUEUED" && !FINAL.has(change.status)) return;
+    if (change.status !== "QUEUED" && !isFinalStatusName(change.status)) return;
     endPhase(change.jobId, now());
     if (change.status === "QUEUED") {
       if (job.attempts > 0) metrics.retries.inc();

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { JOB_STATUS_NAMES } from "../jobs/job-row.js";
 import type { QueueStats } from "../storage/storage.js";
 
 /** What dispatch knows about one connected worker, for the worker gauges. */
@@ -7,7 +8,6 @@ export interface WorkerLoad {
   slotsInUse: number;
 }
 
-const STATUSES = ["QUEUED", "OFFERED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"] as const;
 const DURATION_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
 /**
@@ -47,7 +47,7 @@ export class StudioMetrics {
       async collect() {
         const rows = await stats.jobCounts();
         this.reset();
-        for (const s of STATUSES) this.set({ status: s }, 0);
+        for (const s of JOB_STATUS_NAMES) this.set({ status: s }, 0);
         for (const r of rows) this.set({ status: r.status }, r.n);
       },
     });
