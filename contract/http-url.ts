@@ -19,3 +19,25 @@ export function httpUrlProblem(url: string): string | undefined {
   if (parsed.username || parsed.password) return "must not carry credentials";
   return undefined;
 }
+
+const IPV4_LOOPBACK = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+function isIpv4Loopback(host: string): boolean {
+  const m = IPV4_LOOPBACK.exec(host);
+  return m !== null && m.slice(1).every((octet) => Number(octet) <= 255);
+}
+
+/**
+ * Whether a host (a name or an address; IPv6 with or without brackets) is this machine's loopback:
+ * `localhost`, an address in 127.0.0.0/8, or ::1 (also in full, or 127/8 mapped into IPv6). Only
+ * these: a DNS name that resolves to 127.0.0.1 is not one, which is what DNS rebinding relies on.
+ * The one rule for the studio's --host, the Host header of an open studio, and the worker sending
+ * its Hugging Face token over plain http.
+ */
+export function isLoopbackHost(host: string): boolean {
+  let h = host.trim().toLowerCase();
+  if (h.startsWith("[") && h.endsWith("]")) h = h.slice(1, -1);
+  if (h === "localhost" || h === "localhost.") return true;
+  if (h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
+  return isIpv4Loopback(h.startsWith("::ffff:") ? h.slice("::ffff:".length) : h);
+}

@@ -1,6 +1,6 @@
 import type { ServerConfig } from "../config.js";
 import type { Logger } from "../log.js";
-import { isLoopbackHost } from "./auth-gate.js";
+import { isLoopbackHost } from "../../contract/http-url.js";
 import type { TokenStore } from "./token-store.js";
 
 /** How the studio came up: open (loopback, no tokens) or enforcing tokens. */

@@ -1,7 +1,6 @@
 import type { HttpRequest, HttpResponse } from "../http/http-routes.js";
+import { isLoopbackHost } from "../../contract/http-url.js";
 import type { AuthGate } from "./auth-gate.js";
-
-const IPV4_LOOPBACK = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
 /**
  * Whether a Host header (or HTTP/2 :authority) names this machine's loopback: `localhost`, an
@@ -15,16 +14,14 @@ export function isLoopbackAuthority(authority: string): boolean {
     if (end < 0) return false;
     const rest = host.slice(end + 1);
     if (rest !== "" && !/^:\d{1,5}$/.test(rest)) return false;
-    return host.slice(1, end) === "::1";
+    return isLoopbackHost(host.slice(1, end));
   }
   const colon = host.indexOf(":");
   if (colon >= 0) {
     if (!/^\d{1,5}$/.test(host.slice(colon + 1))) return false;
     host = host.slice(0, colon);
   }
-  if (host === "localhost" || host === "localhost.") return true;
-  const m = IPV4_LOOPBACK.exec(host);
-  return m !== null && m.slice(1).every((octet) => Number(octet) <= 255);
+  return isLoopbackHost(host);
 }
 
 /**

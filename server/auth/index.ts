@@ -2,7 +2,8 @@ import type { StudioContext, StudioModule } from "../context.js";
 import type { HttpRoute } from "../http/http-routes.js";
 import type { HttpRequest } from "../http/http-routes.js";
 import { AuthEvents } from "./auth-events.js";
-import { AuthGate, isLoopbackHost } from "./auth-gate.js";
+import { isLoopbackHost } from "../../contract/http-url.js";
+import { AuthGate } from "./auth-gate.js";
 import { createAuthInterceptor } from "./auth-interceptor.js";
 import { bootstrapAuth, type AuthMode } from "./bootstrap.js";
 import { OPEN_CALLER, type Caller, type Role } from "./caller.js";
@@ -15,7 +16,7 @@ import { tokenRoutes } from "./token-service.js";
 import type { TokenStore } from "./token-store.js";
 
 export { AuthEvents } from "./auth-events.js";
-export { AuthError, AuthGate, isLoopbackHost } from "./auth-gate.js";
+export { AuthError, AuthGate } from "./auth-gate.js";
 export { RPC_ROLES, rolesFor, HTTP_READER_ROLES } from "./access-policy.js";
 export { callerKey, callerOf, OPEN_CALLER, type Caller, type Role } from "./caller.js";
 export { TOKEN_PREFIX, hashSecret, type TokenStore } from "./token-store.js";

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { TokenRole, TokenService } from "../../gen/studio/v1/token_service_pb.js";
-import { isLoopbackHost } from "../../server/auth/auth-gate.js";
+import { isLoopbackHost } from "../../contract/http-url.js";
 import { clientFor, startAuthStudio } from "./support.js";
 
 const SERVER = join(import.meta.dir, "../../server/main.ts");
@@ -73,8 +73,10 @@ async function spawnServer(args: string[], env: Record<string, string> = {}) {
 
 describe("bootstrap", () => {
   test("loopback addresses", () => {
-    for (const h of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"]) expect(isLoopbackHost(h)).toBe(true);
-    for (const h of ["0.0.0.0", "::", "192.168.1.2", "10.0.0.1", "example.com", "128.0.0.1"]) expect(isLoopbackHost(h)).toBe(false);
+    for (const h of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"]) expect(isLoopbackHost(h)).toBe(true);
+    // One rule with the Host check of an open studio: a name under localhost is a DNS name like any other.
+    for (const h of ["0.0.0.0", "::", "192.168.1.2", "10.0.0.1", "example.com", "128.0.0.1", "127.0.0.256", "a.localhost", "::ffff:localhost"])
+      expect(isLoopbackHost(h)).toBe(false);
   });
 
   test("loopback with no tokens runs open (and says so); the first token turns auth on for good", async () => {

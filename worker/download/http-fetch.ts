@@ -1,4 +1,4 @@
-import { isHttpUrl } from "../../contract/http-url.js";
+import { isHttpUrl, isLoopbackHost } from "../../contract/http-url.js";
 import { TransferFailure, httpFailure } from "./errors.js";
 
 /** How a request authenticates and how far it may be redirected. */
@@ -68,11 +68,7 @@ export async function fetchFollowing(
  */
 export function mayCarryToken(url: URL, policy: Pick<FetchPolicy, "isTokenHost">): boolean {
   if (!policy.isTokenHost(url.hostname)) return false;
-  return url.protocol === "https:" || isLoopbackHostname(url.hostname);
-}
-
-function isLoopbackHostname(hostname: string): boolean {
-  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+  return url.protocol === "https:" || isLoopbackHost(url.hostname);
 }
 
 /** Classifies a thrown fetch or body-read error: a stall or cancel when our signal says so, else a network error. */
