@@ -1,17 +1,9 @@
+import { parseByteSize } from "../contract/byte-size.js";
 import { z } from "zod";
 import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { ENGINE_NAMES, type EngineName } from "../contract/names.js";
 import { WORKER_SECRETS } from "./engines/engine-env.js";
-
-/** Parses "500M", "20GiB", "1.5G" or a plain byte count; binary units (1K = 1024). */
-export function parseByteSize(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
-  if (!m) return undefined;
-  const power = { "": 0, k: 1, m: 2, g: 3, t: 4 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g" | "t"];
-  const value = Math.round(Number(m[1]) * 1024 ** power);
-  return Number.isSafeInteger(value) ? value : undefined;
-}
 
 const byteSize = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const n = typeof v === "number" ? v : parseByteSize(v);
