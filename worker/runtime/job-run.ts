@@ -22,6 +22,7 @@ import { JobStop, jobStopOf } from "./job-stop.js";
 import { outputChunks } from "./output-chunks.js";
 import { TextRelay } from "./text-relay.js";
 import { ProgressThrottle, type ProgressUpdate } from "./progress-throttle.js";
+import { linkWorkDir } from "../download/work-dir.js";
 import type { Downloads, EngineRouter, HeldFile, JobOutcome, JobView, SessionSource } from "./ports.js";
 
 /** Everything one job needs, passed in by the runtime. */
@@ -142,7 +143,7 @@ export class JobRun {
       signal.throwIfAborted();
       const jobDir = await JobDirRecord.create(deps.workRoot);
       workDir = jobDir.dir;
-      const linked = await deps.downloads.linkWorkDir(
+      const linked = await linkWorkDir(
         workDir,
         held.map((cached, i) => ({ file: files[i]!, cached })),
       );
