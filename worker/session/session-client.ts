@@ -10,7 +10,8 @@ import {
   WorkerHeartbeatSchema,
 } from "../../gen/studio/v1/worker_service_pb.js";
 import type { Logger } from "pino";
-import { Backoff, sleep } from "./backoff.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Backoff } from "../../contract/backoff.js";
 import { Outbox, SessionClosedError } from "./outbox.js";
 
 /** One request of the session, as its oneof: `{ case: "progress", value: {...} }`. */
@@ -25,6 +26,8 @@ export interface LiveSession {
   send(message: SessionMessage): Promise<void>;
   /** Fire and forget (progress, heartbeats); false when the session has ended. */
   post(message: SessionMessage): boolean;
+  /** As post, unless the last message still waiting to go out absorbs it (`merge` returns true). */
+  postOrMerge(message: SessionMessage, merge: (waiting: SessionMessage) => boolean): boolean;
   readonly isClosed: boolean;
 }
 
@@ -165,7 +168,8 @@ export class SessionClient {
         { err: error?.message, afterMs: Date.now() - started, retryInMs: delay, attempt: this.backoff.attempts },
         "session to the studio ended; reconnecting",
       );
-      await sleep(delay, this.stopper.signal);
+      // Stopping ends the wait at once (the loop then sees the signal).
+      await sleep(delay, undefined, { signal: this.stopper.signal }).catch(() => {});
     }
   }
 
@@ -212,6 +216,7 @@ export class SessionClient {
             welcome: msg.value,
             send: (m) => outbox.send(wrap(m)),
             post: (m) => outbox.post(wrap(m)),
+            postOrMerge: (m, merge) => outbox.postOrMerge(wrap(m), (waiting) => merge(waiting.message)),
             get isClosed() {
               return outbox.isClosed;
             },
