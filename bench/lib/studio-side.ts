@@ -3,7 +3,7 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { join } from "node:path";
 import { CreateJobRequestSchema, CreateJobsRequestSchema, JobService, type CreateJobRequest, type CreateJobsRequest } from "../../gen/studio/v1/job_service_pb.js";
-import { AsyncQueue } from "../../server/dispatch/async-queue.js";
+import { createWritableIterable } from "@connectrpc/connect/protocol";
 import { ImageTaskSchema, TaskSchema } from "../../gen/studio/v1/job_pb.js";
 import { spawnChild, type Child } from "./child.js";
 import type { QueueUnderTest } from "./queue-phases.js";
@@ -75,7 +75,7 @@ export function jobCreator(url: string, mode: CreateMode = "unary"): (i: number)
       if (!res.job) throw new Error("CreateJob answered without a job");
       return res.job.id;
     };
-  const requests = new AsyncQueue<CreateJobsRequest>();
+  const requests = createWritableIterable<CreateJobsRequest>();
   const waiting: { resolve: (id: string) => void; reject: (err: unknown) => void }[] = [];
   void (async () => {
     try {
@@ -99,7 +99,8 @@ export function jobCreator(url: string, mode: CreateMode = "unary"): (i: number)
       if (!batch) {
         batch = [];
         queueMicrotask(() => {
-          requests.push(create(CreateJobsRequestSchema, { jobs: batch! }));
+          // Not awaited: the next batch may be asked for before the transport takes this one.
+          requests.write(create(CreateJobsRequestSchema, { jobs: batch! })).catch(() => {});
           batch = undefined;
         });
       }

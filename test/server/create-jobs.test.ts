@@ -5,7 +5,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { JobStatus, TaskSchema, type Task } from "../../gen/studio/v1/job_pb.js";
 import { CreateJobRequestSchema, CreateJobsRequestSchema, JobService, type CreateJobsAnswer, type CreateJobsRequest } from "../../gen/studio/v1/job_service_pb.js";
 import { MAX_CREATES_IN_FLIGHT } from "../../server/jobs/create-jobs-stream.js";
-import { AsyncQueue } from "../../server/dispatch/async-queue.js";
+import { createWritableIterable } from "@connectrpc/connect/protocol";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 
 const imageTask = (prompt: string, extra: Record<string, unknown> = {}): Task =>
@@ -68,10 +68,10 @@ describe("CreateJobs", () => {
 
   test(`a stream that keeps sending has every create answered, in order, past the ${MAX_CREATES_IN_FLIGHT} it holds unanswered`, async () => {
     const stream = createClient(JobService, transports["connect (binary, HTTP/2)"]!());
-    const out = new AsyncQueue<CreateJobsRequest>();
+    const out = createWritableIterable<CreateJobsRequest>();
     const n = MAX_CREATES_IN_FLIGHT * 2 + 10;
     for (let i = 0; i < n; i += 3)
-      out.push(request(...Array.from({ length: Math.min(3, n - i) }, (_, k) => ({ model: "synthetic", task: imageTask(`p${i + k}`) }))));
+      void out.write(request(...Array.from({ length: Math.min(3, n - i) }, (_, k) => ({ model: "synthetic", task: imageTask(`p${i + k}`) }))));
     out.close();
     const prompts: string[] = [];
     let responses = 0;
