@@ -173,6 +173,9 @@ const sdCpuMs: number[] = [];
 async function llamaDirect(port: number, maxTokens: number): Promise<{ firstTokenMs: number; totalMs: number }> {
   const start = performance.now();
   const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+    // A fresh connection each time: llama-server closes one idle for 5 s, as it sits while a job runs
+    // through the studio in between, and reusing it raced that close (ECONNRESET in a smoke run).
+    keepalive: false,
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ messages: [{ role: "user", content: "tell me a story" }], max_tokens: maxTokens, seed: 7, stream: true }),
@@ -239,9 +242,10 @@ try {
   const port = await freeLoopbackPort();
   const server = Bun.spawn([engines.llamaServer, "-m", models[3]!.path, "--host", "127.0.0.1", "--port", String(port)], { stdout: "ignore", stderr: "ignore" });
   process.once("exit", () => server.kill("SIGKILL"));
-  for (let i = 0; i < 200; i++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status === 200, () => false);
+  for (let i = 0; ; i++) {
+    const ok = await fetch(`http://127.0.0.1:${port}/health`, { keepalive: false }).then((r) => r.status === 200, () => false);
     if (ok) break;
+    if (i === 1200 || server.exitCode !== null) throw new Error(`llama-server on port ${port} did not become healthy (exit code ${server.exitCode})`);
     await Bun.sleep(25);
   }
   await llamaDirect(port, 4);
