@@ -6,7 +6,6 @@ import { engineName } from "../contract/names.js";
 import { WorkerConfigError, resolveEngines, type WorkerConfig } from "./config.js";
 import { DownloadManager } from "./download/index.js";
 import { engineEnv } from "./engines/engine-env.js";
-import { findOnPath } from "./engines/find-on-path.js";
 import { LlamaServerEngine } from "./engines/llama-server-engine.js";
 import { MultiEngine } from "./engines/multi-engine.js";
 import { ensureSafeDir, UnsafeDirError } from "./private-dir.js";
@@ -39,7 +38,7 @@ function isExecutable(path: string): boolean {
 
 function buildEngines(config: WorkerConfig, logger: ReturnType<typeof createWorkerLogger>): MultiEngine {
   const warmServers = new WarmServerRecords(config.workDir);
-  const found = resolveEngines(config, { onPath: (name) => findOnPath(name), isExecutable });
+  const found = resolveEngines(config, { onPath: (name) => Bun.which(name) ?? undefined, isExecutable });
   const engines: Engine[] = [];
   const env = engineEnv(config.engineEnv);
   if (found.sdCli) engines.push(new SdCliEngine({ binary: found.sdCli, env, logger: logger.child({ engine: "sd-cpp" }) }));

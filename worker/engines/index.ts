@@ -14,4 +14,3 @@ export { SyntheticEngine } from "./synthetic-engine.js";
 export { syntheticImage, syntheticText } from "./synthetic.js";
 export { TEXT_OUTPUT_MIME, textOutput, type TextResult } from "./text-output.js";
 export { encodePng, pngProblem } from "./png.js";
-export { findOnPath } from "./find-on-path.js";

@@ -1,9 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ModelFileRole } from "../../../gen/studio/v1/model_pb.js";
-import { encodePng, findOnPath, pngProblem, sdCliArgs, sdOutputPaths } from "../../../worker/engines/index.js";
+import { encodePng, pngProblem, sdCliArgs, sdOutputPaths } from "../../../worker/engines/index.js";
 import { SD_MAX_PENDING_CHARS, SdOutputSplitter, parseSdSegment } from "../../../worker/engines/sd-cli-output.js";
 import { imageTask, sdSource } from "./helpers.js";
 
@@ -83,22 +80,5 @@ describe("pngProblem", () => {
     flipped[30] = flipped[30]! ^ 0xff;
     expect(pngProblem(flipped)).toContain("bad CRC");
     expect(pngProblem(new TextEncoder().encode("GIF89a"))).toBe("does not start with the PNG signature");
-  });
-});
-
-describe("findOnPath", () => {
-  test("finds an executable file and skips non-executable ones", async () => {
-    const a = await mkdtemp(join(tmpdir(), "path-a-"));
-    const b = await mkdtemp(join(tmpdir(), "path-b-"));
-    try {
-      await writeFile(join(a, "sd-cli"), "not executable");
-      await writeFile(join(b, "sd-cli"), "#!/bin/sh\n");
-      await chmod(join(b, "sd-cli"), 0o755);
-      expect(findOnPath("sd-cli", `${a}:${b}`)).toBe(join(b, "sd-cli"));
-      expect(findOnPath("llama-server", `${a}:${b}`)).toBeUndefined();
-    } finally {
-      await rm(a, { recursive: true });
-      await rm(b, { recursive: true });
-    }
   });
 });
