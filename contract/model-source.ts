@@ -173,10 +173,6 @@ export function checkModelSourceJson(
   return { ok: false, issues: issuesFromZod(result.error, pathPrefix) };
 }
 
-/**
- * Reads a stored `modelSource` column. Returns undefined, never throws, for NULL,
- * empty, legacy or malformed text: a reader must treat those rows as having no source.
- */
 /** Why stored text is not a valid source (the validation errors, one line), or undefined when it is one. */
 export function modelSourceProblem(text: string | null | undefined): string | undefined {
   if (typeof text !== "string" || text.trim() === "") return "no source is stored";
@@ -190,16 +186,51 @@ export function modelSourceProblem(text: string | null | undefined): string | un
   return checked.ok ? undefined : checked.issues.map((i) => `${i.path}: ${i.message}`).join("; ");
 }
 
-export function parseModelSourceJson(text: string | null | undefined): ModelSource | undefined {
-  if (typeof text !== "string" || text.trim() === "") return undefined;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return undefined;
+/** Most distinct stored source texts remembered (about one per model version in use). */
+const MAX_STORED_SOURCES = 1024;
+/**
+ * What each stored source text parses to (null: it does not), with the one message built from it.
+ * Every job of a model version stores the same text as its registry row, and the zod check was a
+ * large part of each job read and each resolve: a text is parsed once for all of them. A memo of a
+ * pure function: the validated JSON is never handed out.
+ */
+const storedSources = new Map<string, { json: ModelSourceJson; shared: ModelSource } | null>();
+
+function storedSource(text: string | null | undefined): { json: ModelSourceJson; shared: ModelSource } | null {
+  if (typeof text !== "string") return null;
+  let known = storedSources.get(text);
+  if (known === undefined) {
+    known = null;
+    if (text.trim() !== "") {
+      try {
+        const checked = checkModelSourceJson(JSON.parse(text));
+        if (checked.ok) known = { json: checked.value, shared: modelSourceFromJson(checked.value) };
+      } catch {
+        // Malformed text reads back with no source.
+      }
+    }
+    if (storedSources.size >= MAX_STORED_SOURCES) storedSources.clear();
+    storedSources.set(text, known);
   }
-  const checked = checkModelSourceJson(raw);
-  return checked.ok ? modelSourceFromJson(checked.value) : undefined;
+  return known;
+}
+
+/**
+ * Reads a stored `modelSource` column (a job's or a registry row's) into a message of the caller's
+ * own. Returns undefined, never throws, for NULL, empty, legacy or malformed text: a reader must
+ * treat those rows as having no source.
+ */
+export function parseModelSourceJson(text: string | null | undefined): ModelSource | undefined {
+  const known = storedSource(text);
+  return known ? modelSourceFromJson(known.json) : undefined;
+}
+
+/**
+ * As parseModelSourceJson, but the one message every read of that text shares: only for messages
+ * that are read or serialised and never changed (an Offer or a Job on its way out, a resolved model).
+ */
+export function sharedModelSourceFromStored(text: string | null | undefined): ModelSource | undefined {
+  return storedSource(text)?.shared;
 }
 
 /** The proto message for validated wire JSON. */

@@ -7,7 +7,8 @@ import { OfferSchema, type JobOutput, type JobProgress, type Offer, type Task } 
 import type { OutputStaging, StagedOutput } from "../outputs/output-staging.js";
 import type { Caller } from "../auth/caller.js";
 import type { StudioContext } from "../context.js";
-import { leasedTaskOf, outputsToJson, progressToJson, sharedModelSourceFromStored, taskFromJson, type JobRow } from "../jobs/job-row.js";
+import { leasedTaskOf, outputsToJson, progressToJson, taskFromJson, type JobRow } from "../jobs/job-row.js";
+import { sharedModelSourceFromStored } from "../../contract/model-source.js";
 import { DispatchError } from "./dispatch-error.js";
 import { assertLeaseOwner, LeaseOwners } from "./lease-owner.js";
 import type { ProgressThrottle } from "../../contract/progress-throttle.js";

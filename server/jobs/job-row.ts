@@ -1,6 +1,6 @@
 import { create, fromJson, fromJsonString, toJson, toJsonString, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { checkModelSourceJson, modelSourceFromJson, type ModelSourceJson } from "../../contract/model-source.js";
+import { sharedModelSourceFromStored } from "../../contract/model-source.js";
 import {
   JobOutputSchema,
   JobProgressSchema,
@@ -12,7 +12,6 @@ import {
   type JobProgress,
   type Task,
 } from "../../gen/studio/v1/job_pb.js";
-import type { ModelSource } from "../../gen/studio/v1/model_pb.js";
 import { isFinal } from "../../contract/job-progress.js";
 import type { graphicsJobs } from "../db/schema.js";
 
@@ -126,58 +125,6 @@ export function progressFromJson(text: string | null | undefined): JobProgress |
 }
 
 const clampUint32 = (n: number) => (Number.isFinite(n) ? Math.min(Math.max(Math.trunc(n), 0), 0xffffffff) : 0);
-
-/** Most distinct stored source texts whose validation is remembered (one per model version in use). */
-const MAX_CHECKED_SOURCES = 1024;
-/**
- * Validated wire JSON by stored `modelSource` text (null: the text does not validate). Every job of
- * a model version stores the same text, and its zod check was a large part of each job read, so
- * the check runs once per text. A memo of a pure function: what it holds is never handed out, each
- * read still gets a fresh message.
- */
-const checkedSources = new Map<string, ModelSourceJson | null>();
-
-/**
- * Reads a stored `modelSource` column, as parseModelSourceJson does (undefined, never a throw, for
- * NULL, empty, legacy or malformed text), validating each distinct text once.
- */
-export function modelSourceFromStored(text: string | null | undefined): ModelSource | undefined {
-  if (typeof text !== "string") return undefined;
-  let checked = checkedSources.get(text);
-  if (checked === undefined) {
-    checked = null;
-    if (text.trim() !== "") {
-      try {
-        const result = checkModelSourceJson(JSON.parse(text));
-        if (result.ok) checked = result.value;
-      } catch {
-        // Malformed text reads back with no source.
-      }
-    }
-    if (checkedSources.size >= MAX_CHECKED_SOURCES) checkedSources.clear();
-    checkedSources.set(text, checked);
-  }
-  return checked === null ? undefined : modelSourceFromJson(checked);
-}
-
-/**
- * Source messages by stored `modelSource` text, shared: the same message object for every read of
- * a text. Only for messages serialised at once and never changed (an Offer on its way out), where
- * building a fresh message per offer was measurable in the dispatch profile.
- */
-const sharedSources = new Map<string, ModelSource | null>();
-
-/** As modelSourceFromStored, but one shared message per distinct text: the caller must not change it. */
-export function sharedModelSourceFromStored(text: string | null | undefined): ModelSource | undefined {
-  if (typeof text !== "string") return undefined;
-  let source = sharedSources.get(text);
-  if (source === undefined) {
-    source = modelSourceFromStored(text) ?? null;
-    if (sharedSources.size >= MAX_CHECKED_SOURCES) sharedSources.clear();
-    sharedSources.set(text, source);
-  }
-  return source ?? undefined;
-}
 
 /**
  * The proto Job for a row. Defensive on every stored JSON column: a NULL or

@@ -4,7 +4,7 @@ import { jobRowOf } from "../db/pg/rows.js";
 import { graphicsJobs, studioModels } from "../db/pg/schema.js";
 import type { JobEvents } from "../events/job-events.js";
 import { RegistryError } from "../registry/registry-errors.js";
-import type { ResolvedModel, SourceCache } from "../registry/model-registry.js";
+import { resolveModelRow, type ResolvedModel } from "../registry/model-registry.js";
 import { JobError, jobNotFound, wrongState } from "./job-errors.js";
 import { taskFromJson, taskToJson, type JobRow } from "./job-row.js";
 import type { CancelResult, CreateOutcome, JobFilter, JobPage, JobStore, NewJob } from "./job-store.js";
@@ -15,8 +15,6 @@ export interface PgJobStoreDeps {
   db: PgDb;
   events: JobEvents;
   now: () => number;
-  /** The registry's parse cache: the registry row read in the write's transaction decides, a text is parsed once. */
-  sources: SourceCache;
   newId?: () => string;
 }
 
@@ -251,7 +249,7 @@ export class PgJobStore implements JobStore {
     const byName = new Map(rows.map((r) => [r.name, r]));
     return (name) => {
       try {
-        return this.#d.sources.resolveRow(name, byName.get(name));
+        return resolveModelRow(name, byName.get(name));
       } catch (err) {
         if (err instanceof RegistryError) throw new JobError("model_unavailable", `model: ${err.message}`);
         throw err;

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { modelSourceProblem, parseModelSourceJson, validateModelSource, modelSourceToJsonText } from "../../contract/model-source.js";
+import { modelSourceProblem, parseModelSourceJson, sharedModelSourceFromStored, validateModelSource, modelSourceToJsonText } from "../../contract/model-source.js";
 import { engineName, type EngineName } from "../../contract/names.js";
 import { ModelSchema, type Model, type ModelSource } from "../../gen/studio/v1/model_pb.js";
 import { descriptionProblem, modelNameProblem } from "../../contract/model-doc.js";
@@ -10,7 +10,7 @@ import { modelDisabled, modelNotFound, modelSourceInvalid, RegistryError } from 
 export interface ResolvedModel {
   name: string;
   engine: EngineName;
-  /** Parsed once per stored text and shared between resolutions: read it, never change it. */
+  /** Parsed once per stored text and shared (sharedModelSourceFromStored): read it, never change it. */
   source: ModelSource;
   /** The ModelSource wire JSON as stored on the registry row (already validated). */
   sourceJson: string;
@@ -85,30 +85,19 @@ export function modelChanges(input: UpdateModelInput): Partial<Pick<ModelRow, "e
   };
 }
 
-/** Most distinct parsed source texts a SourceCache keeps (one per model version in use). */
-const MAX_PARSED_SOURCES = 1024;
-
 /**
- * Parses each stored source text once: resolve reads the row every time (the row,
- * never a cache, decides), and a text already seen is not parsed again.
+ * The resolution of a registry row read for a job write (the row, never a cache, decides), or the
+ * RegistryError that refuses it. The source is the contract's shared message for the stored text.
  */
-export class SourceCache {
-  readonly #parsed = new Map<string, { engine: EngineName; source: ModelSource }>();
-
-  /** The resolution of a row read for a job write, or the RegistryError that refuses it. */
-  resolveRow(name: string, row: { name: string; enabled: boolean | number; source: string } | undefined | null): ResolvedModel {
-    if (!row) throw modelNotFound(name);
-    if (!row.enabled) throw modelDisabled(name);
-    let parsed = this.#parsed.get(row.source);
-    if (!parsed) {
-      const source = parseModelSourceJson(row.source);
-      if (!source) throw modelSourceInvalid(name);
-      parsed = { engine: engineOf(source), source };
-      if (this.#parsed.size >= MAX_PARSED_SOURCES) this.#parsed.clear();
-      this.#parsed.set(row.source, parsed);
-    }
-    return { name: row.name, engine: parsed.engine, source: parsed.source, sourceJson: row.source };
-  }
+export function resolveModelRow(
+  name: string,
+  row: { name: string; enabled: boolean | number; source: string } | undefined | null,
+): ResolvedModel {
+  if (!row) throw modelNotFound(name);
+  if (!row.enabled) throw modelDisabled(name);
+  const source = sharedModelSourceFromStored(row.source);
+  if (!source) throw modelSourceInvalid(name);
+  return { name: row.name, engine: engineOf(source), source, sourceJson: row.source };
 }
 
 function engineOf(source: ModelSource): EngineName {

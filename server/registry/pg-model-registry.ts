@@ -5,8 +5,8 @@ import { studioModels } from "../db/pg/schema.js";
 import {
   modelChanges,
   modelFromRow,
+  resolveModelRow,
   newModelRow,
-  SourceCache,
   type CreateModelInput,
   type ModelRegistry,
   type ModelRow,
@@ -20,8 +20,6 @@ export class PgModelRegistry implements ModelRegistry {
   constructor(
     private readonly db: PgDb,
     private readonly now: () => number,
-    /** Shared with the job store, which resolves in its own transactions. */
-    readonly sources = new SourceCache(),
   ) {}
 
   async list({ enabledOnly = false }: { enabledOnly?: boolean } = {}): Promise<Model[]> {
@@ -60,7 +58,7 @@ export class PgModelRegistry implements ModelRegistry {
     const [row] = await this.db.rows<{ name: string; enabled: boolean; source: string }>(
       sql`SELECT "name", "enabled", "source" FROM "studioModels" WHERE "name" = ${name}`,
     );
-    return this.sources.resolveRow(name, row);
+    return resolveModelRow(name, row);
   }
 
   async #change(name: string, set: Partial<Omit<ModelRow, "name" | "createdAt">>): Promise<Model> {

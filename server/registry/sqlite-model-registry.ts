@@ -5,8 +5,8 @@ import { studioModels } from "../db/schema.js";
 import {
   modelChanges,
   modelFromRow,
+  resolveModelRow,
   newModelRow,
-  SourceCache,
   type CreateModelInput,
   type ModelRegistry,
   type ModelRow,
@@ -20,8 +20,6 @@ import { modelExists, modelNotFound } from "./registry-errors.js";
  * resolveSync lets the SQLite job store resolve inside its own transaction.
  */
 export class SqliteModelRegistry implements ModelRegistry {
-  readonly #sources = new SourceCache();
-
   constructor(
     private readonly db: StudioDb,
     private readonly now: () => number,
@@ -76,7 +74,7 @@ export class SqliteModelRegistry implements ModelRegistry {
         "SELECT name, enabled, source FROM studioModels WHERE name = ?",
       )
       .get(name);
-    return this.#sources.resolveRow(name, row);
+    return resolveModelRow(name, row);
   }
 
   #find(name: string): ModelRow | undefined {

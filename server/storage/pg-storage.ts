@@ -63,7 +63,7 @@ export async function openPgStorage(url: string, deps: StorageDeps, { driver, ma
   return {
     dialect: "postgres",
     registry,
-    jobs: new PgJobStore({ db, events: deps.events, now: deps.now, sources: registry.sources }),
+    jobs: new PgJobStore({ db, events: deps.events, now: deps.now }),
     queue: createPgQueueStore(db),
     tokens,
     blobs,

@@ -11,6 +11,7 @@ import {
   modelSourceToJsonText,
   modelSourceToJsonValue,
   parseModelSourceJson,
+  sharedModelSourceFromStored,
   validateModelSource,
   InvalidModelSourceError,
   type ModelSourceJson,
@@ -210,8 +211,10 @@ describe("parseModelSourceJson", () => {
     '{"engine":"synthetic","files":[],"cliDefaults":{"steps":-1}}',
   ];
   for (const text of refused) {
-    test(`returns undefined and does not throw for ${JSON.stringify(text)}`, () => {
+    test(`returns undefined and does not throw for ${JSON.stringify(text)}, also when read again or shared`, () => {
       expect(parseModelSourceJson(text as string)).toBeUndefined();
+      expect(parseModelSourceJson(text as string)).toBeUndefined();
+      expect(sharedModelSourceFromStored(text as string)).toBeUndefined();
     });
   }
 
@@ -220,6 +223,23 @@ describe("parseModelSourceJson", () => {
     expect(source?.files).toHaveLength(3);
     expect(source?.files[0]?.approxBytes).toBe(2_700_000_000n);
     expect(source?.cliDefaults?.samplingMethod).toBe("euler");
+  });
+
+  test("a text read again gets a message of its own, equal and unaffected by changes to an earlier one", () => {
+    const text = JSON.stringify(valid());
+    const first = parseModelSourceJson(text)!;
+    const second = parseModelSourceJson(text)!;
+    expect(second).toEqual(first);
+    expect(second).not.toBe(first);
+    first.files[0]!.filename = "changed.gguf";
+    first.cliDefaults!.steps = 99;
+    expect(parseModelSourceJson(text)).toEqual(second);
+  });
+
+  test("sharedModelSourceFromStored is one message per text, equal to what parseModelSourceJson reads", () => {
+    const text = JSON.stringify(valid());
+    expect(sharedModelSourceFromStored(text)).toBe(sharedModelSourceFromStored(text)!);
+    expect(sharedModelSourceFromStored(text)).toEqual(parseModelSourceJson(text)!);
   });
 
   test("a source without cliDefaults reads with empty defaults", () => {

@@ -1,11 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { JobOutputSchema, JobProgressSchema, JobPhase, JobStatus, TaskSchema } from "../../gen/studio/v1/job_pb.js";
-import { parseModelSourceJson } from "../../contract/model-source.js";
 import {
   jobFromRow,
   leasedTaskOf,
-  modelSourceFromStored,
   outputsFromJson,
   outputsToJson,
   progressFromJson,
@@ -68,26 +66,6 @@ describe("job-row", () => {
       expect(job.progress).toBeUndefined();
     }
     expect(taskFromJson(null).kind.case).toBeUndefined();
-  });
-
-  test("a stored source is checked once per text, yet every read gets its own message and the same answer", () => {
-    const text = JSON.stringify({
-      engine: "sd-cpp",
-      files: [{ role: "model", url: "https://example.test/m.gguf", filename: "m.gguf", approxBytes: 10 }],
-      cliDefaults: { steps: 4 },
-    });
-    const first = modelSourceFromStored(text);
-    const second = modelSourceFromStored(text);
-    expect(first).toEqual(parseModelSourceJson(text)!);
-    expect(second).toEqual(first!);
-    expect(second).not.toBe(first);
-    first!.files[0]!.filename = "changed.gguf";
-    first!.cliDefaults!.steps = 99;
-    expect(modelSourceFromStored(text)).toEqual(parseModelSourceJson(text)!);
-    for (const bad of [null, undefined, "", "  ", "{not json", '{"engine":"nope","files":[]}', "[]"]) {
-      expect(modelSourceFromStored(bad)).toBeUndefined();
-      expect(modelSourceFromStored(bad)).toBeUndefined();
-    }
   });
 
   test("a row just written reads back with the task its writer passes, not one parsed from the text", () => {
