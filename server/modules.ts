@@ -20,5 +20,5 @@ export function createModules(ctx: StudioContext): StudioModule[] {
   meterDispatch(ops.metrics, dispatch);
   endSessionsOnRevoke(auth.events, dispatch.registry, (worker) => ctx.logger.info({ worker }, "session ended: token revoked"));
   auth.events.onRevoke((tokenId) => dispatch.endPollsOf(tokenId));
-  return withRequestLimits(auth.protectModules([ops, auth, createRegistryModule(ctx), createJobsModule(ctx), dispatch, createWebModule(ctx)]));
+  return withRequestLimits(auth.protectModules([ops, auth, createRegistryModule(ctx), createJobsModule(ctx, { waits: dispatch.waits }), dispatch, createWebModule(ctx)]));
 }

@@ -3,6 +3,7 @@ import { SessionResponseSchema } from "../../gen/studio/v1/worker_service_pb.js"
 import type { StudioContext } from "../context.js";
 import type { JobChange } from "../events/job-events.js";
 import type { DeclineMemory } from "./decline-memory.js";
+import type { DisabledModels } from "./disabled-models.js";
 import type { QueueActions } from "./queue-actions.js";
 import type { QueueStore, QueuedJob } from "./queue-store.js";
 import type { WorkerEntry, WorkerRegistry } from "./worker-registry.js";
@@ -38,6 +39,8 @@ export interface DispatcherDeps {
   registry: WorkerRegistry;
   declines: DeclineMemory;
   actions: QueueActions;
+  /** Models disabled after their jobs were queued: those jobs are held, not offered. */
+  disabled?: Pick<DisabledModels, "has" | "list">;
 }
 
 /**
@@ -114,6 +117,7 @@ export class Dispatcher {
     if (head.length === 0) return;
     for (const job of head) {
       if (free.length === 0) return;
+      if (this.deps.disabled?.has(job.model)) continue;
       const chosen = this.#choose(job, free);
       if (!chosen) continue;
       await this.#offer(chosen, job.id);
@@ -171,6 +175,7 @@ export class Dispatcher {
         workerName: worker.name,
         engines: [...worker.engines],
         excludeJobIds: this.deps.declines.list(worker.id),
+        excludeModels: this.deps.disabled?.list,
         jobId,
       },
       worker.tokenId,

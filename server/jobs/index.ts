@@ -2,6 +2,7 @@ import type { StudioContext, StudioModule } from "../context.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { createJobService } from "./job-service.js";
 import type { JobStore } from "./job-store.js";
+import type { JobWaits } from "./job-waits.js";
 
 export type { JobStore } from "./job-store.js";
 export { jobFromRow, statusFromRow, statusToRow, type JobRow, type JobStatusName } from "./job-row.js";
@@ -12,7 +13,7 @@ export interface JobsModule extends StudioModule {
 }
 
 /** The jobs module; its store resolves model names at write time against the registry, in the write's transaction. */
-export function createJobsModule(ctx: StudioContext): JobsModule {
+export function createJobsModule(ctx: StudioContext, { waits }: { waits?: JobWaits } = {}): JobsModule {
   const store = ctx.storage.jobs;
   const shutdown = new AbortController();
   const service = createJobService({
@@ -20,6 +21,7 @@ export function createJobsModule(ctx: StudioContext): JobsModule {
     events: ctx.events,
     defaultMaxAttempts: ctx.config.defaultMaxAttempts,
     shutdown: shutdown.signal,
+    waits,
   });
   const { createJob, promoteJob, retryJob, cancelJob, getJob, listJobs, watchJobs } = service;
   return {

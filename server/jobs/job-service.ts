@@ -15,7 +15,9 @@ import {
   type RetryJobRequest,
   type WatchJobsRequest,
 } from "../../gen/studio/v1/job_service_pb.js";
+import type { Job } from "../../gen/studio/v1/job_pb.js";
 import type { JobEvents } from "../events/job-events.js";
+import type { JobWaits } from "./job-waits.js";
 import { formatIssues } from "../../contract/issues.js";
 import { CreateBatcher } from "./create-batcher.js";
 import { JobError, jobNotFound } from "./job-errors.js";
@@ -37,6 +39,8 @@ export interface JobServiceDeps {
   watchMaxPending?: number;
   /** Aborts when the studio stops: open watches end cleanly instead of holding shutdown for its grace period. */
   shutdown?: AbortSignal;
+  /** Why queued jobs wait: every Job returned carries it (Job.waiting). Without it, jobs are returned as stored. */
+  waits?: JobWaits;
 }
 
 /**
@@ -44,15 +48,20 @@ export interface JobServiceDeps {
  * the handlers validate, call the store, and map domain errors at the edge. Creates
  * that arrive together are committed together (CreateBatcher).
  */
-export function createJobService({ store, events, defaultMaxAttempts, watchMaxPending, shutdown }: JobServiceDeps) {
+export function createJobService({ store, events, defaultMaxAttempts, watchMaxPending, shutdown, waits }: JobServiceDeps) {
   const creates = new CreateBatcher(store);
+  /** The job, with its wait when it is queued. */
+  const explained = async (job: Job, fresh = true) => {
+    await waits?.annotate([job], { fresh });
+    return job;
+  };
   return {
     createJob: (req: CreateJobRequest) =>
       atJobEdge(async () => {
         const input = newJobFromRequest(req, { defaultMaxAttempts });
         const { row, created } = await creates.create(input);
         // A new row stores input.task as written: no need to parse it back (an existing one may differ).
-        return create(CreateJobResponseSchema, { job: jobFromRow(row, created ? { task: input.task } : undefined), created });
+        return create(CreateJobResponseSchema, { job: await explained(jobFromRow(row, created ? { task: input.task } : undefined), false), created });
       }),
 
     promoteJob: (req: PromoteJobRequest) =>
@@ -63,13 +72,13 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
         const original = await store.get(req.jobId);
         if (!original) throw jobNotFound(req.jobId);
         const row = await store.promote(req.jobId, req.model, promotedPriority(original.priority));
-        return create(PromoteJobResponseSchema, { job: jobFromRow(row) });
+        return create(PromoteJobResponseSchema, { job: await explained(jobFromRow(row)) });
       }),
 
     retryJob: (req: RetryJobRequest) =>
       atJobEdge(async () => {
         requireId(req.jobId, "job_id");
-        return create(RetryJobResponseSchema, { job: jobFromRow(await store.retry(req.jobId)) });
+        return create(RetryJobResponseSchema, { job: await explained(jobFromRow(await store.retry(req.jobId))) });
       }),
 
     cancelJob: (req: CancelJobRequest) =>
@@ -83,7 +92,7 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
         requireId(req.jobId, "job_id");
         const row = await store.get(req.jobId);
         if (!row) throw jobNotFound(req.jobId);
-        return create(GetJobResponseSchema, { job: jobFromRow(row) });
+        return create(GetJobResponseSchema, { job: await explained(jobFromRow(row)) });
       }),
 
     listJobs: (req: ListJobsRequest) =>
@@ -96,16 +105,15 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
         const pageSize = Math.min(req.pageSize || LIST_PAGE_SIZE.default, LIST_PAGE_SIZE.max);
         const after = req.pageToken === "" ? undefined : decodeCursor(req.pageToken);
         const page = await store.list({ statuses, model: req.model }, { pageSize, after });
-        return create(ListJobsResponseSchema, {
-          jobs: page.rows.map((row) => jobFromRow(row)),
-          nextPageToken: page.next ? encodeCursor(page.next) : "",
-        });
+        const jobs = page.rows.map((row) => jobFromRow(row));
+        await waits?.annotate(jobs);
+        return create(ListJobsResponseSchema, { jobs, nextPageToken: page.next ? encodeCursor(page.next) : "" });
       }),
 
     async *watchJobs(req: WatchJobsRequest, ctx: HandlerContext) {
       try {
         const signal = shutdown ? AbortSignal.any([ctx.signal, shutdown]) : ctx.signal;
-        yield* watchJobs(req, signal, { store, events, maxPending: watchMaxPending });
+        yield* watchJobs(req, signal, { store, events, maxPending: watchMaxPending, waits });
       } catch (err) {
         throw jobConnectError(err);
       }

@@ -2,7 +2,9 @@ import { create } from "@bufbuild/protobuf";
 import { WatchJobsResponseSchema, type WatchJobsRequest, type WatchJobsResponse } from "../../gen/studio/v1/job_service_pb.js";
 import type { JobEvents } from "../events/job-events.js";
 import { JobError } from "./job-errors.js";
+import { JobStatus, type Job, type QueueWait } from "../../gen/studio/v1/job_pb.js";
 import { jobFromRow, type JobRow } from "./job-row.js";
+import { waitingJobOf, type JobWaits, type WaitingJob } from "./job-waits.js";
 import { requireId, statusFilter } from "./job-requests.js";
 import type { JobStore } from "./job-store.js";
 import type { ListCursor } from "./list-cursor.js";
@@ -13,7 +15,14 @@ export interface WatchOptions {
   /** Distinct jobs with unsent changes a stream may hold before it is ended with watch_overflow. */
   maxPending?: number;
   snapshotPageSize?: number;
+  /** Why queued jobs wait: each queued job sent carries it, and one whose wait changes is sent again. */
+  waits?: JobWaits;
+  /** How often the waits of the queued jobs a stream sent are looked at again. */
+  waitRecheckMs?: number;
 }
+
+/** The most queued jobs one stream keeps an eye on for a changed wait (the newest it sent). */
+export const MAX_WATCHED_WAITS = 500;
 
 /** The most job ids one watch may name. */
 export const MAX_WATCH_JOB_IDS = 1000;
@@ -29,7 +38,7 @@ export const MAX_WATCH_JOB_IDS = 1000;
 export async function* watchJobs(
   req: WatchJobsRequest,
   signal: AbortSignal,
-  { store, events, maxPending = 10_000, snapshotPageSize = 500 }: WatchOptions,
+  { store, events, maxPending = 10_000, snapshotPageSize = 500, waits, waitRecheckMs = 2000 }: WatchOptions,
 ): AsyncGenerator<WatchJobsResponse> {
   const statuses = statusFilter(req.statuses);
   if (req.jobIds.length > MAX_WATCH_JOB_IDS)
@@ -55,18 +64,44 @@ export async function* watchJobs(
   });
   const onAbort = () => wake?.();
   signal.addEventListener("abort", onAbort);
+
+  // The queued jobs this stream sent, with the wait it sent: a job whose wait changed (a worker
+  // came or went, the line moved, its model was disabled) goes back into `pending` and is sent again.
+  const sentWaits = new Map<string, { job: WaitingJob; said: string }>();
+  const said = (w: QueueWait | undefined) => (w ? `${w.reason}|${w.message}` : "");
+  let recheckDue = false;
+  const recheck = waits
+    ? setInterval(() => {
+        if (sentWaits.size === 0) return;
+        recheckDue = true;
+        wake?.();
+      }, waitRecheckMs)
+    : undefined;
+  /** The message for a job: its wait looked up when queued, and remembered for the re-check. */
+  const message = async (jobs: Job[], snapshot: boolean) => {
+    if (waits) {
+      await waits.annotate(jobs);
+      for (const job of jobs) {
+        sentWaits.delete(job.id);
+        if (job.status !== JobStatus.QUEUED) continue;
+        if (sentWaits.size >= MAX_WATCHED_WAITS) sentWaits.delete(sentWaits.keys().next().value!);
+        sentWaits.set(job.id, { job: waitingJobOf(job), said: said(job.waiting) });
+      }
+    }
+    return jobs.map((job) => create(WatchJobsResponseSchema, { job, snapshot }));
+  };
   try {
     if (req.includeSnapshot) {
       if (ids.size > 0) {
         for (const id of ids) {
           const row = await store.get(id);
-          if (row && matches(row)) yield create(WatchJobsResponseSchema, { job: jobFromRow(row), snapshot: true });
+          if (row && matches(row)) yield* await message([jobFromRow(row)], true);
         }
       } else {
         let after: ListCursor | undefined;
         do {
           const page = await store.list({ statuses, model: req.model }, { pageSize: snapshotPageSize, after });
-          for (const row of page.rows) yield create(WatchJobsResponseSchema, { job: jobFromRow(row), snapshot: true });
+          yield* await message(page.rows.map((row) => jobFromRow(row)), true);
           after = page.next;
         } while (after && !signal.aborted);
       }
@@ -74,6 +109,10 @@ export async function* watchJobs(
     while (!signal.aborted) {
       if (overflow)
         throw new JobError("watch_overflow", `watch fell more than ${maxPending} jobs behind; watch again with include_snapshot`);
+      if (recheckDue && waits) {
+        recheckDue = false;
+        for (const [id, sent] of sentWaits) if (said(await waits.explain(sent.job)) !== sent.said) pending.add(id);
+      }
       const next = pending.values().next();
       if (next.done) {
         await new Promise<void>((resolve) => (wake = resolve));
@@ -82,9 +121,11 @@ export async function* watchJobs(
       }
       pending.delete(next.value);
       const row = await store.get(next.value);
-      if (row && matches(row)) yield create(WatchJobsResponseSchema, { job: jobFromRow(row), snapshot: false });
+      if (row && matches(row)) yield* await message([jobFromRow(row)], false);
+      else sentWaits.delete(next.value);
     }
   } finally {
+    clearInterval(recheck);
     unsubscribe();
     signal.removeEventListener("abort", onAbort);
   }

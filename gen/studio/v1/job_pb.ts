@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/job.proto.
  */
 export const file_studio_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdHVkaW8vdjEvam9iLnByb3RvEglzdHVkaW8udjEilQEKCUltYWdlVGFzaxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhEKBHNlZWQYAyABKANIAIgBARITCgtiYXRjaF9jb3VudBgEIAEoDRIuCglvdmVycmlkZXMYBSABKAsyGy5zdHVkaW8udjEuTW9kZWxDbGlEZWZhdWx0c0IHCgVfc2VlZCIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAki5AEKCFRleHRUYXNrEg4KBnByb21wdBgBIAEoCRIoCghtZXNzYWdlcxgCIAMoCzIWLnN0dWRpby52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgNSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAFIAYgBARIMCgRzdG9wGAUgAygJEhEKBHNlZWQYBiABKANIAogBARIVCgh0aGlua2luZxgHIAEoCEgDiAEBQg0KC19tYXhfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZUIHCgVfc2VlZEILCglfdGhpbmtpbmciWgoEVGFzaxIlCgVpbWFnZRgBIAEoCzIULnN0dWRpby52MS5JbWFnZVRhc2tIABIjCgR0ZXh0GAIgASgLMhMuc3R1ZGlvLnYxLlRleHRUYXNrSABCBgoEa2luZCKPAQoJSm9iT3V0cHV0Eg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRISCgpzaXplX2J5dGVzGAMgASgEEg4KBnNoYTI1NhgEIAEoCRISCgV3aWR0aBgFIAEoDUgAiAEBEhMKBmhlaWdodBgGIAEoDUgBiAEBQggKBl93aWR0aEIJCgdfaGVpZ2h0IscBCgtKb2JQcm9ncmVzcxIiCgVwaGFzZRgBIAEoDjITLnN0dWRpby52MS5Kb2JQaGFzZRISCgpieXRlc19kb25lGAIgASgEEhMKC2J5dGVzX3RvdGFsGAMgASgEEgwKBHN0ZXAYBCABKA0SDQoFc3RlcHMYBSABKA0SDwoHbWVzc2FnZRgGIAEoCRIMCgRyYXRlGAcgASgBEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSBAoDSm9iEgoKAmlkGAEgASgJEg0KBW1vZGVsGAIgASgJEiQKBnN0YXR1cxgDIAEoDjIULnN0dWRpby52MS5Kb2JTdGF0dXMSEAoIcHJpb3JpdHkYBCABKAUSHQoEdGFzaxgFIAEoCzIPLnN0dWRpby52MS5UYXNrEjEKDG1vZGVsX3NvdXJjZRgGIAEoCzIWLnN0dWRpby52MS5Nb2RlbFNvdXJjZUgAiAEBEhAKCGF0dGVtcHRzGAcgASgNEhQKDG1heF9hdHRlbXB0cxgIIAEoDRINCgVlcnJvchgJIAEoCRIlCgdvdXRwdXRzGAogAygLMhQuc3R1ZGlvLnYxLkpvYk91dHB1dBIoCghwcm9ncmVzcxgLIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcxIXCg9pZGVtcG90ZW5jeV9rZXkYDCABKAkSEwoLd29ya2VyX25hbWUYDSABKAkSFQoNcHJvbW90ZWRfZnJvbRgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsZWFzZV9leHBpcmVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDwoNX21vZGVsX3NvdXJjZSL0AQoFT2ZmZXISEAoIb2ZmZXJfaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhAKCGxlYXNlX2lkGAMgASgJEjQKEGxlYXNlX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBW1vZGVsGAUgASgJEh0KBHRhc2sYBiABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYByABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIPCgdhdHRlbXB0GAggASgNQg8KDV9tb2RlbF9zb3VyY2Ui9wEKCEpvYkNsYWltEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDUIPCg1fbW9kZWxfc291cmNlKrkBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19PRkZFUkVEEAISFgoSSk9CX1NUQVRVU19SVU5OSU5HEAMSGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQBBIVChFKT0JfU1RBVFVTX0ZBSUxFRBAFEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAYqhwEKCEpvYlBoYXNlEhkKFUpPQl9QSEFTRV9VTlNQRUNJRklFRBAAEhkKFUpPQl9QSEFTRV9ET1dOTE9BRElORxABEhUKEUpPQl9QSEFTRV9MT0FESU5HEAISFQoRSk9CX1BIQVNFX1JVTk5JTkcQAxIXChNKT0JfUEhBU0VfVVBMT0FESU5HEARiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_model]);
+  fileDesc("ChNzdHVkaW8vdjEvam9iLnByb3RvEglzdHVkaW8udjEilQEKCUltYWdlVGFzaxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhEKBHNlZWQYAyABKANIAIgBARITCgtiYXRjaF9jb3VudBgEIAEoDRIuCglvdmVycmlkZXMYBSABKAsyGy5zdHVkaW8udjEuTW9kZWxDbGlEZWZhdWx0c0IHCgVfc2VlZCIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAki5AEKCFRleHRUYXNrEg4KBnByb21wdBgBIAEoCRIoCghtZXNzYWdlcxgCIAMoCzIWLnN0dWRpby52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgNSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAFIAYgBARIMCgRzdG9wGAUgAygJEhEKBHNlZWQYBiABKANIAogBARIVCgh0aGlua2luZxgHIAEoCEgDiAEBQg0KC19tYXhfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZUIHCgVfc2VlZEILCglfdGhpbmtpbmciWgoEVGFzaxIlCgVpbWFnZRgBIAEoCzIULnN0dWRpby52MS5JbWFnZVRhc2tIABIjCgR0ZXh0GAIgASgLMhMuc3R1ZGlvLnYxLlRleHRUYXNrSABCBgoEa2luZCKPAQoJSm9iT3V0cHV0Eg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRISCgpzaXplX2J5dGVzGAMgASgEEg4KBnNoYTI1NhgEIAEoCRISCgV3aWR0aBgFIAEoDUgAiAEBEhMKBmhlaWdodBgGIAEoDUgBiAEBQggKBl93aWR0aEIJCgdfaGVpZ2h0IscBCgtKb2JQcm9ncmVzcxIiCgVwaGFzZRgBIAEoDjITLnN0dWRpby52MS5Kb2JQaGFzZRISCgpieXRlc19kb25lGAIgASgEEhMKC2J5dGVzX3RvdGFsGAMgASgEEgwKBHN0ZXAYBCABKA0SDQoFc3RlcHMYBSABKA0SDwoHbWVzc2FnZRgGIAEoCRIMCgRyYXRlGAcgASgBEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL5BAoDSm9iEgoKAmlkGAEgASgJEg0KBW1vZGVsGAIgASgJEiQKBnN0YXR1cxgDIAEoDjIULnN0dWRpby52MS5Kb2JTdGF0dXMSEAoIcHJpb3JpdHkYBCABKAUSHQoEdGFzaxgFIAEoCzIPLnN0dWRpby52MS5UYXNrEjEKDG1vZGVsX3NvdXJjZRgGIAEoCzIWLnN0dWRpby52MS5Nb2RlbFNvdXJjZUgAiAEBEhAKCGF0dGVtcHRzGAcgASgNEhQKDG1heF9hdHRlbXB0cxgIIAEoDRINCgVlcnJvchgJIAEoCRIlCgdvdXRwdXRzGAogAygLMhQuc3R1ZGlvLnYxLkpvYk91dHB1dBIoCghwcm9ncmVzcxgLIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcxIXCg9pZGVtcG90ZW5jeV9rZXkYDCABKAkSEwoLd29ya2VyX25hbWUYDSABKAkSFQoNcHJvbW90ZWRfZnJvbRgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsZWFzZV9leHBpcmVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoHd2FpdGluZxgTIAEoCzIULnN0dWRpby52MS5RdWV1ZVdhaXRCDwoNX21vZGVsX3NvdXJjZSL0AQoFT2ZmZXISEAoIb2ZmZXJfaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhAKCGxlYXNlX2lkGAMgASgJEjQKEGxlYXNlX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBW1vZGVsGAUgASgJEh0KBHRhc2sYBiABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYByABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIPCgdhdHRlbXB0GAggASgNQg8KDV9tb2RlbF9zb3VyY2Ui9wEKCEpvYkNsYWltEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDUIPCg1fbW9kZWxfc291cmNlIp8BCglRdWV1ZVdhaXQSJQoGcmVhc29uGAEgASgOMhUuc3R1ZGlvLnYxLldhaXRSZWFzb24SDwoHbWVzc2FnZRgCIAEoCRIOCgZlbmdpbmUYAyABKAkSFwoPY2FwYWJsZV93b3JrZXJzGAQgASgNEhkKEWNvbm5lY3RlZF93b3JrZXJzGAUgASgNEhYKDnF1ZXVlX3Bvc2l0aW9uGAYgASgNKrkBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19PRkZFUkVEEAISFgoSSk9CX1NUQVRVU19SVU5OSU5HEAMSGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQBBIVChFKT0JfU1RBVFVTX0ZBSUxFRBAFEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAYqhwEKCEpvYlBoYXNlEhkKFUpPQl9QSEFTRV9VTlNQRUNJRklFRBAAEhkKFUpPQl9QSEFTRV9ET1dOTE9BRElORxABEhUKEUpPQl9QSEFTRV9MT0FESU5HEAISFQoRSk9CX1BIQVNFX1JVTk5JTkcQAxIXChNKT0JfUEhBU0VfVVBMT0FESU5HEAQqpwEKCldhaXRSZWFzb24SGwoXV0FJVF9SRUFTT05fVU5TUEVDSUZJRUQQABIhCh1XQUlUX1JFQVNPTl9OT19DQVBBQkxFX1dPUktFUhABEhwKGFdBSVRfUkVBU09OX1dPUktFUlNfQlVTWRACEh4KGldBSVRfUkVBU09OX01PREVMX0RJU0FCTEVEEAMSGwoXV0FJVF9SRUFTT05fRElTUEFUQ0hJTkcQBGIGcHJvdG8z", [file_google_protobuf_timestamp, file_studio_v1_model]);
 
 /**
  * ImageTask asks an image engine for batch_count images.
@@ -397,6 +397,14 @@ export type Job = Message<"studio.v1.Job"> & {
    * @generated from field: google.protobuf.Timestamp lease_expire_time = 18;
    */
   leaseExpireTime?: Timestamp | undefined;
+
+  /**
+   * Why the job waits: set on QUEUED jobs only, worked out when the job is
+   * read.
+   *
+   * @generated from field: studio.v1.QueueWait waiting = 19;
+   */
+  waiting?: QueueWait | undefined;
 };
 
 /**
@@ -520,6 +528,65 @@ export const JobClaimSchema: GenMessage<JobClaim> = /*@__PURE__*/
   messageDesc(file_studio_v1_job, 8);
 
 /**
+ * QueueWait explains why a QUEUED job waits. The studio works it out when the
+ * job is read (GetJob, ListJobs, WatchJobs and the replies of the writes), from
+ * a view of the workers, the registry and the queue head at most about a
+ * second old; WatchJobs sends a queued job again when its wait changes.
+ *
+ * @generated from message studio.v1.QueueWait
+ */
+export type QueueWait = Message<"studio.v1.QueueWait"> & {
+  /**
+   * @generated from field: studio.v1.WaitReason reason = 1;
+   */
+  reason: WaitReason;
+
+  /**
+   * The reason as one sentence, for people.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * The job's engine by its wire name ("sd-cpp"); empty for a legacy row
+   * without a source.
+   *
+   * @generated from field: string engine = 3;
+   */
+  engine: string;
+
+  /**
+   * Connected workers, on every replica, that run the engine.
+   *
+   * @generated from field: uint32 capable_workers = 4;
+   */
+  capableWorkers: number;
+
+  /**
+   * Connected workers in all.
+   *
+   * @generated from field: uint32 connected_workers = 5;
+   */
+  connectedWorkers: number;
+
+  /**
+   * 1 for the next job the engine's workers take, 2 for the one after; 0 when
+   * not known (deeper in the queue than the studio counts, or held).
+   *
+   * @generated from field: uint32 queue_position = 6;
+   */
+  queuePosition: number;
+};
+
+/**
+ * Describes the message studio.v1.QueueWait.
+ * Use `create(QueueWaitSchema)` to create a new message.
+ */
+export const QueueWaitSchema: GenMessage<QueueWait> = /*@__PURE__*/
+  messageDesc(file_studio_v1_job, 9);
+
+/**
  * JobStatus is a job's place in its life. Each value says which part of the
  * system moves a job out of it.
  *
@@ -619,4 +686,53 @@ export enum JobPhase {
  */
 export const JobPhaseSchema: GenEnum<JobPhase> = /*@__PURE__*/
   enumDesc(file_studio_v1_job, 1);
+
+/**
+ * WaitReason says why a queued job has not been offered to a worker yet.
+ *
+ * @generated from enum studio.v1.WaitReason
+ */
+export enum WaitReason {
+  /**
+   * @generated from enum value: WAIT_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No connected worker (on any replica) runs the job's engine.
+   *
+   * @generated from enum value: WAIT_REASON_NO_CAPABLE_WORKER = 1;
+   */
+  NO_CAPABLE_WORKER = 1,
+
+  /**
+   * Workers that run its engine are connected, but every slot is taken (or
+   * they are draining).
+   *
+   * @generated from enum value: WAIT_REASON_WORKERS_BUSY = 2;
+   */
+  WORKERS_BUSY = 2,
+
+  /**
+   * Its model was disabled after the job was queued: the job waits until an
+   * admin enables the model again, or the job is cancelled.
+   *
+   * @generated from enum value: WAIT_REASON_MODEL_DISABLED = 3;
+   */
+  MODEL_DISABLED = 3,
+
+  /**
+   * A worker that runs its engine has a free slot: the job is about to be
+   * offered.
+   *
+   * @generated from enum value: WAIT_REASON_DISPATCHING = 4;
+   */
+  DISPATCHING = 4,
+}
+
+/**
+ * Describes the enum studio.v1.WaitReason.
+ */
+export const WaitReasonSchema: GenEnum<WaitReason> = /*@__PURE__*/
+  enumDesc(file_studio_v1_job, 2);
 

@@ -22,15 +22,16 @@ const EXPIRE_BATCH = 500;
 export function createPgQueueStore(db: PgDb): QueueStore {
   const matches = (filter: ClaimFilter) => sql`"status" = 'QUEUED'
     AND ("engine" IS NULL OR "engine" IN (SELECT json_array_elements_text(${JSON.stringify(filter.engines)}::text::json)))
-    AND "id" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeJobIds ?? [])}::text::json))`;
+    AND "id" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeJobIds ?? [])}::text::json))
+    ${filter.excludeModels?.length ? sql`AND "model" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeModels)}::text::json))` : sql``}`;
 
   return {
     async peekQueued(limit) {
       const rows = await db.rows<QueuedJob>(
-        sql`SELECT "id", "engine", "modelSource" FROM "graphicsJobs" WHERE "status" = 'QUEUED'
+        sql`SELECT "id", "model", "engine", "modelSource" FROM "graphicsJobs" WHERE "status" = 'QUEUED'
             ORDER BY "priority" DESC NULLS LAST, "createdAt" ASC LIMIT ${limit}`,
       );
-      return rows.map((r) => ({ id: r.id, engine: r.engine ?? null, modelSource: r.modelSource ?? null }));
+      return rows.map((r) => ({ id: r.id, model: r.model, engine: r.engine ?? null, modelSource: r.modelSource ?? null }));
     },
 
     async claim(filter, now, ttlMs) {
