@@ -6,7 +6,7 @@ import type { View } from "../app.js";
 import { field, h, replace } from "../dom.js";
 import { JobFeed, feedMessage } from "../job-feed.js";
 import { PHASE_NAMES, STATUS_NAMES, formatBytes, isActive } from "../format.js";
-import { progressCell, statusBadge } from "../widgets.js";
+import { progressCell, statusBadge, waitNote } from "../widgets.js";
 import { renderOutputs } from "./job-outputs.js";
 import { guarded } from "../guarded.js";
 
@@ -116,6 +116,7 @@ export const jobView: View = (app, main, route) => {
     replace(
       body,
       h("div", { class: "job-head" }, statusBadge(j), progressCell(j), actions),
+      waitNote(j),
       outputsBox,
       h(
         "div",
