@@ -8,7 +8,7 @@
 #   bash scripts/system-deps.sh --check     only say what is missing (exit 1 when anything is)
 #   bash scripts/system-deps.sh --packages  the package names, one per line
 #
-# Each entry: how to tell it is there (cmd:NAME on PATH, file:/PATH, py:MODULE for Debian's
+# Each entry: how to tell it is there (cmd:NAME on PATH, file:/PATH exists, py:MODULE for Debian's
 # /usr/bin/python3), the Debian package, what needs it. Checks mirror how the tests find each one.
 set -uo pipefail
 
@@ -21,13 +21,14 @@ DEPS=(
   "file:/usr/lib/postgresql/15/bin/initdb   postgresql              PostgreSQL 15: storage suites, replica tests, chaos on PostgreSQL (test/helpers/test-pg.ts)"
   "cmd:protoc                               protobuf-compiler       examples/python: stubs from the proto (protoc >= 3.21)"
   "cmd:grpc_python_plugin                   protobuf-compiler-grpc  examples/python: gRPC stubs"
+  "file:/usr/include/google/protobuf/timestamp.proto libprotobuf-dev  examples/python: the well-known types protoc imports"
   "py:grpc                                  python3-grpcio          examples/python: the workers' runtime"
 )
 
 have() {
   case "$1" in
     cmd:*) command -v "${1#cmd:}" >/dev/null 2>&1 ;;
-    file:*) [ -x "${1#file:}" ] ;;
+    file:*) [ -e "${1#file:}" ] ;;
     py:*) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import ${1#py:}" >/dev/null 2>&1 ;;
     *) echo "system-deps.sh: unknown check $1" >&2; return 1 ;;
   esac

@@ -28,9 +28,9 @@ export function fmt(value: number): string {
   return value.toFixed(2);
 }
 
-/** A Markdown table (as the README holds it). */
+/** A Markdown table (as the README holds it); a "|" inside a cell is escaped so that it stays in its cell. */
 export function markdownTable(header: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  const line = (cells: string[]) => `| ${cells.map((c) => c.replace(/(?<!\\)\|/g, "\\|")).join(" | ")} |`;
   return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
 }
 

@@ -45,6 +45,7 @@ export const RPC_ROLES: Readonly<Record<string, Readonly<Record<string, readonly
     Heartbeat: WORKER,
     ReportProgress: WORKER,
     CompleteJob: WORKER,
+    CompleteJobStream: WORKER,
     FailJob: WORKER,
     ListWorkers: CLIENT,
     WatchWorkers: CLIENT,

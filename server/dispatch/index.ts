@@ -67,7 +67,7 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
   });
   dispatcher = new Dispatcher({ ctx, store, registry, declines, actions, disabled });
   const reaper = new LeaseReaper({ store, actions, now: ctx.now, logger: ctx.logger }, ctx.config.leaseTtlMs);
-  const poll = createPollApi({ ctx, actions, outputs, heldModels: () => disabled.list });
+  const poll = createPollApi({ ctx, actions, outputs, staging, heldModels: () => disabled.list });
   const d = dispatcher;
   const getJob = (id: string) => store.get(id);
   const cluster = ctx.storage.cluster;

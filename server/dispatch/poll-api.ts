@@ -8,6 +8,7 @@ import {
   type ClaimJobRequest,
   type ClaimJobResponse,
   type CompleteJobRequest,
+  type CompleteJobStreamRequest,
   type FailJobRequest,
   type HeartbeatRequest,
   type ReportProgressRequest,
@@ -17,6 +18,8 @@ import type { StudioContext } from "../context.js";
 import { jobFromRow } from "../jobs/job-row.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { verifyInlineOutputs } from "../outputs/inline-outputs.js";
+import type { OutputStaging, StagedOutput } from "../outputs/output-staging.js";
+import { SessionUploads } from "./session-uploads.js";
 import type { QueueActions } from "./queue-actions.js";
 import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
 
@@ -33,10 +36,11 @@ export function createPollApi(deps: {
   ctx: StudioContext;
   actions: QueueActions;
   outputs: OutputStore;
+  staging: OutputStaging;
   /** Models whose queued jobs are held (disabled after they were queued). */
   heldModels?: () => readonly string[];
 }) {
-  const { ctx, actions, outputs } = deps;
+  const { ctx, actions, outputs, staging } = deps;
   // Fired on shutdown so that long-polls answer "no job" at once instead of holding the listener open.
   const closing = new AbortController();
   /** Waiting long-polls by the token that made them: a revoked token's polls end at once (UNAUTHENTICATED). */
@@ -134,6 +138,62 @@ export function createPollApi(deps: {
         countMessage: (n, expected) => `outputs holds ${n} outputs, the task asks for ${expected}`,
       });
       return { job: jobFromRow(row) };
+    },
+
+    /**
+     * CompleteJob for outputs of any size: OutputChunks (each output in order, up to
+     * OUTPUT_CHUNK_BYTES each) staged as a session stages them, then the complete, which may
+     * carry small outputs inline too. Everything lives in this one call, so it needs no state
+     * between calls (nor the same replica twice); a stream that ends without a complete, or
+     * fails, commits nothing and leaves nothing staged.
+     */
+    async completeJobStream(requests: AsyncIterable<CompleteJobStreamRequest>, hctx: HandlerContext) {
+      const caller = callerOf(hctx);
+      const uploads = new SessionUploads(outputs, actions, staging);
+      let lease: { jobId: string; leaseId: string } | undefined;
+      const sameLease = (l: { jobId: string; leaseId: string }, what: string) => {
+        lease ??= { jobId: l.jobId, leaseId: l.leaseId };
+        if (l.jobId !== lease.jobId || l.leaseId !== lease.leaseId)
+          throw bad(`${what} names job ${l.jobId} lease ${l.leaseId}, but this stream is for job ${lease.jobId} lease ${lease.leaseId}`);
+      };
+      try {
+        let complete: CompleteJobRequest | undefined;
+        for await (const m of requests) {
+          if (complete) throw bad("complete must be the last message of the stream");
+          switch (m.message.case) {
+            case "outputChunk":
+              sameLease(m.message.value, "an output_chunk");
+              await uploads.receive(m.message.value, caller);
+              break;
+            case "complete":
+              complete = m.message.value;
+              sameLease(complete, "the complete");
+              break;
+            default:
+              throw bad("a stream message must set output_chunk or complete");
+          }
+        }
+        if (!complete) throw bad("the stream ended without a complete: nothing was committed");
+        const chunked = uploads.take(complete.leaseId);
+        const count = chunked.size + complete.outputs.length;
+        let received: Map<number, StagedOutput>;
+        try {
+          received = verifyInlineOutputs(complete.outputs, count, outputs);
+          for (const [i, o] of chunked) {
+            if (received.has(i)) throw bad(`output ${i} was sent both as chunks and inline`);
+            received.set(i, o);
+          }
+        } catch (err) {
+          await actions.current(complete, caller);
+          throw err;
+        }
+        const row = await actions.complete(complete, received, count, caller, {
+          countMessage: (n, expected) => `the stream carries ${n} outputs, the task asks for ${expected}`,
+        });
+        return { job: jobFromRow(row) };
+      } finally {
+        if (lease) uploads.drop(lease.leaseId);
+      }
     },
 
     async failJob(req: FailJobRequest, hctx: HandlerContext) {

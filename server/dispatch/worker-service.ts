@@ -47,6 +47,7 @@ export function registerDispatchRoutes(
     heartbeat: edge(poll.heartbeat),
     reportProgress: edge(poll.reportProgress),
     completeJob: edge(poll.completeJob),
+    completeJobStream: edge(poll.completeJobStream),
     failJob: edge(poll.failJob),
     listWorkers: async () => ({ workers: await deps.listWorkers() }),
     watchWorkers: (_req, ctx: HandlerContext) => deps.watchWorkers(ctx.signal),

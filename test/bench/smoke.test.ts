@@ -77,6 +77,18 @@ describe("benchmarks run small with --smoke and print their figures", () => {
     expect(stdout).toContain("| worker start: from source (bun worker/main.ts) | idle RSS, median");
   }, 60_000);
 
+  test("download: ours against curl | openssl over HTTP and HTTPS, peak RSS, parts", async () => {
+    const run = await runBench("download.ts", ["--smoke"]);
+    expectSuccess(run);
+    const figures = figuresOf(run.stdout, "download");
+    const notes = (metric: string) => figures.filter((f) => f.metric === metric).map((f) => f.note);
+    const ratio = "ours / curl | openssl dgst -sha256, same file, same run";
+    expect(notes(ratio)).toEqual(["HTTP, 8 MiB", "HTTPS, 8 MiB", "HTTP, 32 MiB", "HTTPS, 32 MiB"]);
+    expect(figures.filter((f) => f.metric === ratio).every((f) => f.unit === "x")).toBe(true);
+    expect(notes("CPU per GiB, ours / curl+openssl")).toEqual(["HTTP, 32 MiB", "HTTPS, 32 MiB"]);
+    expect(metrics(figures)).toContain("download | 4 parts / 1 stream against a per-connection limit");
+  }, 60_000);
+
   test("run-all refuses an unknown benchmark name", async () => {
     const { code, stderr } = await runBench("run-all.ts", ["--only", "nope"]);
     expect(code).toBe(2);
