@@ -23,10 +23,12 @@
  *
  *   bun bench/dispatch.ts [--jobs 10000] [--workers 4] [--window 64] [--latency-jobs 500] [--smoke]
  *                         [--only studio|bullmq] [--stores sqlite,pg1,pg2,bullmq] [--pg-drivers bun-sql]
- *                         [--studio-log-level info] [--cpu-prof DIR] [--callgrind FILE]
+ *                         [--studio-log-level info] [--cpu-prof DIR] [--callgrind FILE] [--syscalls]
  *
  * `--callgrind FILE` runs the studio under valgrind's callgrind, counting the instructions of its
  * throughput phase only (an exact A/B on a shared machine; its times mean nothing then).
+ * `--syscalls` counts the studio's system calls over the throughput phase (strace -c; callgrind
+ * sees no kernel work, and SQLite commits, socket and log writes are mostly system calls).
  */
 import { parseArgs } from "node:util";
 import { startBullmqSide } from "./lib/bullmq-side.js";
@@ -37,6 +39,7 @@ import { emitFigures, fmt, goal, markdownTable, type Figure } from "./lib/report
 import { startStudioProcess } from "./lib/studio-process.js";
 import { startStudioSide } from "./lib/studio-side.js";
 import { callgrindInstrument, callgrindTotal, callgrindWrapper } from "./lib/callgrind.js";
+import { syscallCounter, type SyscallCounts } from "./lib/strace.js";
 import { startBenchPostgres, startPgStudioSide } from "./lib/pg-side.js";
 import type { PgDriver } from "../server/db/pg/pg-db.js";
 
@@ -52,6 +55,7 @@ const { values: args } = parseArgs({
     "studio-log-level": { type: "string", default: "info" },
     "cpu-prof": { type: "string" },
     callgrind: { type: "string" },
+    syscalls: { type: "boolean", default: false },
     stores: { type: "string" },
     "pg-drivers": { type: "string", default: "bun-sql" },
   },
@@ -95,6 +99,7 @@ async function measure(q: QueueUnderTest, around?: (on: boolean) => Promise<void
 }
 
 let studioInstructions: number | undefined;
+let studioSyscalls: SyscallCounts | undefined;
 
 async function runStudio(): Promise<SideResult> {
   const extraArgs: string[] = [];
@@ -108,7 +113,16 @@ async function runStudio(): Promise<SideResult> {
   try {
     const side = await startStudioSide(studio.url, { workers, studioPid: studio.pid });
     try {
-      return await measure(side, callgrind ? (on) => callgrindInstrument(studio.pid, on) : undefined);
+      const strace = args.syscalls ? syscallCounter(studio.pid) : undefined;
+      const around = callgrind
+        ? (on: boolean) => callgrindInstrument(studio.pid, on)
+        : strace
+          ? async (on: boolean) => {
+              if (on) await strace.start();
+              else studioSyscalls = await strace.stop();
+            }
+          : undefined;
+      return await measure(side, around);
     } finally {
       await side.stop();
     }
@@ -199,6 +213,13 @@ if (redisSettings)
 
 if (studioInstructions !== undefined)
   console.log(`\nStudio under callgrind: ${fmt(studioInstructions / jobs)} instructions per job over the throughput phase (${fmt(studioInstructions)} for ${jobs} jobs)`);
+
+if (studioSyscalls !== undefined) {
+  const top = [...studioSyscalls.byName].sort((a, b) => b[1] - a[1]).slice(0, 8);
+  console.log(
+    `\nStudio's system calls over the throughput phase (strace): ${fmt(studioSyscalls.total / jobs)} per job (${top.map(([n, c]) => `${n} ${fmt(c / jobs)}`).join(", ")})`,
+  );
+}
 
 const ours = results.find((r) => r.name === "Studio");
 const theirs = results.find((r) => r.name === "BullMQ");
@@ -292,6 +313,8 @@ if (ours && theirs) {
     ...goal("<=", 1, idleRatio),
   });
 }
+if (studioSyscalls !== undefined)
+  figures.push({ bench: "dispatch: Studio", metric: "studio system calls per job (strace)", value: studioSyscalls.total / jobs, unit: "" });
 if (studioInstructions !== undefined)
   figures.push({ bench: "dispatch: Studio", metric: "studio instructions per job (callgrind)", value: studioInstructions / jobs, unit: "" });
 emitFigures("dispatch", figures, { jobs, workers, window, latencyJobs, smoke, results, redisSettings });

@@ -113,7 +113,8 @@ class StreamingWorker:
             # first receipt that is not ok ends the job here (the studio failed or kept the lease).
             receipt = self.receipts[offer.lease_id].get(timeout=120)
             if not receipt.ok:
-                log("refused", job_id=offer.job_id, code=receipt.code, message=receipt.message)
+                index = receipt.output_index if receipt.HasField("output_index") else None
+                log("refused", job_id=offer.job_id, output_index=index, code=receipt.code, message=receipt.message)
                 return
             log("completed", job_id=offer.job_id, outputs=[len(d) for _, d in outputs])
             self.job_finished()

@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import { migrate } from "drizzle-orm/bun-sqlite/migrator";
+import { GroupCommit } from "./group-commit.js";
 import * as schema from "./schema.js";
 
 /** The studio's database handle: drizzle over bun:sqlite, plus the raw connection for pragmas and tests. */
@@ -10,6 +11,8 @@ export interface StudioDb {
   orm: BunSQLiteDatabase<typeof schema>;
   sqlite: Database;
   path: string;
+  /** The hot paths' writes (claims, completes, creates...), committed together once per turn. */
+  group: GroupCommit;
   close(): void;
 }
 
@@ -29,11 +32,16 @@ export function openStudioDb(dataDir: string, { busyTimeoutMs = 5000 }: { busyTi
   sqlite.exec("PRAGMA foreign_keys = ON");
   const orm = drizzle({ client: sqlite, schema });
   migrate(orm, { migrationsFolder: MIGRATIONS });
+  const group = new GroupCommit(sqlite);
   return {
     orm,
     sqlite,
     path,
-    close: () => sqlite.close(),
+    group,
+    close: () => {
+      group.flush();
+      sqlite.close();
+    },
   };
 }
 

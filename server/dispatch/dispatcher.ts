@@ -4,8 +4,8 @@ import type { StudioContext } from "../context.js";
 import type { JobChange } from "../events/job-events.js";
 import type { DeclineMemory } from "./decline-memory.js";
 import type { DisabledModels } from "./disabled-models.js";
-import type { QueueActions } from "./queue-actions.js";
-import type { QueueStore, QueuedJob } from "./queue-store.js";
+import type { Claimed, QueueActions } from "./queue-actions.js";
+import type { ClaimFilter, QueueStore, QueuedJob } from "./queue-store.js";
 import type { WorkerEntry, WorkerRegistry } from "./worker-registry.js";
 
 /** The most queued jobs one placement round looks at before falling back to plain per-worker claims. */
@@ -81,7 +81,11 @@ export class Dispatcher {
       this.#again = true;
       return;
     }
-    this.#running = this.#loop().finally(() => (this.#running = undefined));
+    this.#running = this.#loop().finally(() => {
+      this.#running = undefined;
+      // A wake between the loop's last check and here found a round still running: it is owed one.
+      if (this.#again) this.wake();
+    });
   }
 
   /** Resolves when no round is running (tests). */
@@ -168,26 +172,42 @@ export class Dispatcher {
     return keys;
   }
 
+  /** What `worker` may claim (its engines, less the jobs it recently declined and those of disabled models), or exactly `jobId`. */
+  #filterOf(worker: WorkerEntry, jobId?: string): ClaimFilter {
+    return {
+      workerName: worker.name,
+      engines: [...worker.engines],
+      excludeJobIds: this.deps.declines.list(worker.id),
+      excludeModels: this.deps.disabled?.list,
+      jobId,
+    };
+  }
+
   /** Claims (a given job, or the next the worker can serve) and sends the Offer; false when nothing was claimed. */
   async #offer(worker: WorkerEntry, jobId?: string): Promise<boolean> {
-    const claimed = await this.deps.actions.claim(
-      {
-        workerName: worker.name,
-        engines: [...worker.engines],
-        excludeJobIds: this.deps.declines.list(worker.id),
-        excludeModels: this.deps.disabled?.list,
-        jobId,
-      },
-      worker.tokenId,
-    );
+    const claimed = await this.deps.actions.claim(this.#filterOf(worker, jobId), worker.tokenId);
     if (!claimed) return false;
-    const { row, offer } = claimed;
+    this.deliver(worker, claimed);
+    return true;
+  }
+
+  /** Hands a job leased for `worker` to it: its slot is taken and the Offer sent. */
+  deliver(worker: WorkerEntry, { row, offer }: Claimed): void {
     this.deps.registry.hold(worker, row.leaseId!, row.id);
     worker.lastOfferAt = performance.now();
     const sent = worker.send(create(SessionResponseSchema, { message: { case: "offer", value: offer } }));
     // A stream that closed in between leaves the lease to expire (or to a reconnect that names it).
     if (!sent) this.deps.registry.drop(worker, row.leaseId!);
-    return true;
+  }
+
+  /**
+   * The claim for the slot `worker` frees with the complete it just sent, made in that complete's
+   * transaction, when placement would make that claim anyway: the worker may take offers and no
+   * other worker has a free slot (with one, a round chooses among them). Undefined otherwise.
+   */
+  refillFilter(worker: WorkerEntry): ClaimFilter | undefined {
+    if (this.#stopped || worker.draining || this.deps.registry.hasFreeBesides(worker)) return undefined;
+    return this.#filterOf(worker);
   }
 
   #onChange(change: JobChange) {

@@ -46,6 +46,12 @@ export interface EndOptions {
 export interface CompleteOptions extends EndOptions {
   /** The refusal's text for a wrong output count (the polling API names its own field). */
   countMessage?: (count: number, expected: number) => string;
+  /**
+   * A streaming worker's next job for the slot the complete frees, claimed in the complete's own
+   * transaction (QueueStore.completeAndClaim) with this filter; `take` gets it after beforeWake
+   * and before placement wakes (the worker holds it before anything else sees the slot free).
+   */
+  next?: { filter: ClaimFilter; take(claimed: Claimed): void };
 }
 
 /**
@@ -84,9 +90,15 @@ export class QueueActions {
   async claim(filter: ClaimFilter, tokenId: string): Promise<Claimed | undefined> {
     const row = await this.deps.store.claim(filter, this.#now(), this.#ttl);
     if (!row) return undefined;
+    const claimed = this.#leased(row, tokenId);
+    this.publish(row);
+    return claimed;
+  }
+
+  /** Records a freshly claimed row's lease for `tokenId` and builds its Offer (parsing the stored task once). */
+  #leased(row: JobRow, tokenId: string): Claimed {
     const task = taskFromJson(row.task);
     this.deps.owners.record(row.leaseId!, tokenId, expectedOutputCount(task));
-    this.publish(row);
     return { row, offer: QueueActions.offerOf(row, task) };
   }
 
@@ -215,10 +227,18 @@ export class QueueActions {
       if (known) await this.current(lease, caller);
       throw err;
     }
-    const list: JobOutput[] = staged.map((o) => o.meta);
-    const row = await this.deps.staging.commit(staged, () => this.deps.store.complete(lease, outputsToJson(list), this.#now()));
-    this.#ended(lease, opts);
+    const json = outputsToJson(staged.map((o): JobOutput => o.meta));
+    const now = this.#now();
+    const next = opts.next;
+    const { row, next: nextRow } = await this.deps.staging.commit(staged, () =>
+      next
+        ? this.deps.store.completeAndClaim(lease, json, now, { filter: next.filter, ttlMs: this.#ttl })
+        : this.deps.store.complete(lease, json, now).then((done) => ({ row: done, next: undefined })),
+    );
+    const claimed = nextRow ? this.#leased(nextRow, caller.tokenId) : undefined;
+    this.#ended(lease, opts, claimed && (() => next!.take(claimed)));
     this.publish(row, lease.leaseId);
+    if (nextRow) this.publish(nextRow);
     return row;
   }
 
@@ -257,13 +277,14 @@ export class QueueActions {
 
   /**
    * The lease ended by the worker's own message: free its slot, let the caller post
-   * its answer (beforeWake), and only then wake placement, so an offer for the freed
-   * slot is queued behind that answer.
+   * its answer (beforeWake), hand over the job claimed for the slot with it (takeNext),
+   * and only then wake placement, so an offer for the freed slot is queued behind that answer.
    */
-  #ended(lease: LeaseRef, opts: EndOptions) {
+  #ended(lease: LeaseRef, opts: EndOptions, takeNext?: () => void) {
     this.leaseGone(lease.jobId, lease.leaseId);
     this.deps.registry.release(lease.leaseId);
     opts.beforeWake?.();
+    takeNext?.();
     this.deps.wake();
   }
 }

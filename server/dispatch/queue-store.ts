@@ -18,6 +18,12 @@ export interface ClaimFilter {
   jobId?: string;
 }
 
+/** The claim a complete makes, in its own transaction, for the slot it frees. */
+export interface NextClaim {
+  filter: ClaimFilter;
+  ttlMs: number;
+}
+
 /** A queued job as placement sees it. */
 export interface QueuedJob {
   id: string;
@@ -69,6 +75,11 @@ export interface QueueStore {
   current(lease: LeaseRef, now: number): Promise<JobRow>;
   /** OFFERED/RUNNING → SUCCEEDED with its outputs, exactly once. */
   complete(lease: LeaseRef, outputsJson: string, now: number): Promise<JobRow>;
+  /**
+   * complete, then, only if it succeeded, claim as `next` says, in one transaction: a streaming
+   * worker's next job is leased with the commit of its last one. A refused complete claims nothing.
+   */
+  completeAndClaim(lease: LeaseRef, outputsJson: string, now: number, next: NextClaim): Promise<{ row: JobRow; next: JobRow | undefined }>;
   /** Retryable and attempts left: → QUEUED; else → FAILED with the error. */
   fail(lease: LeaseRef, error: string, retryable: boolean, now: number): Promise<JobRow>;
   /** Takes back every lease past its expiry: → QUEUED, or FAILED after max attempts naming the lost worker. */

@@ -21,7 +21,7 @@ import type { Dispatcher } from "./dispatcher.js";
 import { refusalOf } from "./dispatch-error.js";
 import { checkCachedUrls, checkHello } from "./hello.js";
 import { probePeer } from "./peer-liveness.js";
-import type { QueueActions } from "./queue-actions.js";
+import type { Claimed, QueueActions } from "./queue-actions.js";
 import type { QueueStore } from "./queue-store.js";
 import { SessionUploads } from "./session-uploads.js";
 import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
@@ -203,13 +203,18 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
       } catch (err) {
         const refusal = refusalOf(err);
         if (!refusal) throw err;
-        worker.send(respond({ case: "receipt", value: { jobId: msg.value.jobId, leaseId: msg.value.leaseId, ok: false, ...refusal } }));
+        worker.send(
+          respond({ case: "receipt", value: { jobId: msg.value.jobId, leaseId: msg.value.leaseId, ok: false, ...refusal, outputIndex: msg.value.index } }),
+        );
       }
       return;
     case "complete":
       return receipt(msg.value.jobId, msg.value.leaseId, async (posted) => {
         const outputs = await withInline(deps, caller, msg.value, uploads.take(msg.value.leaseId));
-        await deps.actions.complete(msg.value, outputs, msg.value.outputCount, caller, { beforeWake: posted });
+        // The worker's next job is claimed in the complete's transaction and leaves with its receipt.
+        const filter = deps.dispatcher.refillFilter(worker);
+        const next = filter && { filter, take: (claimed: Claimed) => deps.dispatcher.deliver(worker, claimed) };
+        await deps.actions.complete(msg.value, outputs, msg.value.outputCount, caller, { beforeWake: posted, next });
         uploads.drop(msg.value.leaseId);
       });
     case "fail":

@@ -154,6 +154,12 @@ export class WorkerRegistry {
     return false;
   }
 
+  /** Whether a worker other than `w` may take another offer now. */
+  hasFreeBesides(w: WorkerEntry): boolean {
+    for (const other of this.#withRoom.keys()) if (other !== w && this.#eligible(other)) return true;
+    return false;
+  }
+
   /** Free slots over the workers with room (draining and silent ones included): an upper bound, in O(1). */
   freeSlots(): number {
     return this.#roomSlots;

@@ -71,17 +71,17 @@ export class SqliteJobStore implements JobStore {
   }
 
   /**
-   * Several creates in one transaction (one commit): each runs in its own savepoint, so a refused
-   * one (a JobError or any other error) is rolled back alone and reported in its place. Changes are
-   * published after the commit; if the commit fails, the whole call throws and nothing is published.
+   * Several creates in one transaction, the group commit's of this turn (db.group), so they share
+   * a commit with the claims and completes of the same turn. A create writes one INSERT after its
+   * checks, so a refused one (a JobError, or a statement SQLite rolled back) has changed nothing
+   * and is reported in its place; no savepoint each is needed. Changes are published after the
+   * commit; if the commit fails, the whole call throws and nothing is published.
    */
   async createBatch(inputs: readonly NewJob[]): Promise<CreateOutcome[]> {
-    // Called inside the immediate transaction, bun:sqlite runs each as a SAVEPOINT.
-    const inSavepoint = this.#d.db.sqlite.transaction((input: NewJob) => this.#createInTransaction(input));
-    const outcomes = immediate(this.#d.db, () =>
+    const outcomes = await this.#d.db.group.run(() =>
       inputs.map((input): CreateOutcome => {
         try {
-          return inSavepoint(input);
+          return this.#createInTransaction(input);
         } catch (error) {
           return { error };
         }

@@ -74,6 +74,36 @@ export function exerciseQueueStore(name: string, open: () => Promise<StoreHarnes
       expect(await h.status("j")).toBe("SUCCEEDED");
     });
 
+    test("completeAndClaim leases the next job with the commit of the last, and claims nothing when the complete is refused", async () => {
+      await h.insert({ id: "done", engine: "synthetic", createdAt: T0 });
+      await h.insert({ id: "next", engine: "synthetic", createdAt: T0 + 1 });
+      await h.insert({ id: "declined", engine: "synthetic", createdAt: T0 + 2 });
+      await h.insert({ id: "after", engine: "synthetic", createdAt: T0 + 3 });
+      const row = (await h.store.claim({ workerName: "w", engines: ["synthetic"], jobId: "done" }, T0, TTL))!;
+      const lease = { jobId: "done", leaseId: row.leaseId! };
+      const next = { filter: { workerName: "w", engines: ["synthetic"], excludeJobIds: ["declined"] }, ttlMs: TTL };
+
+      // A refused complete (a stale lease) changes nothing and claims nothing.
+      await expect(h.store.completeAndClaim({ jobId: "done", leaseId: "stale" }, "[]", T0 + 1, next)).rejects.toBeInstanceOf(LeaseLostError);
+      expect(await h.status("done")).toBe("OFFERED");
+      expect(await h.status("next")).toBe("QUEUED");
+
+      const both = await h.store.completeAndClaim(lease, '[{"index":0}]', T0 + 2, next);
+      expect(both.row).toMatchObject({ id: "done", status: "SUCCEEDED", outputs: '[{"index":0}]', leaseId: null });
+      expect(both.next).toMatchObject({ id: "next", status: "OFFERED", attempts: 1, leaseWorker: "w", leaseExpiresAt: T0 + 2 + TTL });
+      expect(both.next!.leaseId).toMatch(/^[0-9a-f]{32}$/);
+
+      // Exactly once: the same complete again is refused, and the queue is untouched by it.
+      await expect(h.store.completeAndClaim(lease, "[]", T0 + 3, next)).rejects.toBeInstanceOf(LeaseLostError);
+      expect(await h.status("after")).toBe("QUEUED");
+      // The next claim skips the excluded job; with nothing left to claim, the complete still commits.
+      const third = await h.store.completeAndClaim({ jobId: "next", leaseId: both.next!.leaseId! }, "[]", T0 + 4, next);
+      expect(third.next?.id).toBe("after");
+      const last = await h.store.completeAndClaim({ jobId: "after", leaseId: third.next!.leaseId! }, "[]", T0 + 5, next);
+      expect(last).toMatchObject({ row: { id: "after", status: "SUCCEEDED" }, next: undefined });
+      expect(await h.status("declined")).toBe("QUEUED");
+    });
+
     test("decline gives the attempt back; retryable fail requeues until max attempts", async () => {
       await h.insert({ id: "j", engine: "synthetic", createdAt: T0, maxAttempts: 2 });
       const claim = async () => (await h.store.claim({ workerName: "w", engines: ["synthetic"] }, T0, TTL))!;

@@ -44,7 +44,7 @@ function traceOf(name: string) {
   return trace;
 }
 
-test("complete, fail and decline post their receipt before placement is woken for the freed slot", async () => {
+test("complete, fail and decline post their receipt before the offer for the freed slot and before placement is woken", async () => {
   const jobs = t.client(JobService);
   const w = await connect("one-slot");
   const trace = traceOf("one-slot");
@@ -57,7 +57,8 @@ test("complete, fail and decline post their receipt before placement is woken fo
   w.upload(first, 0, new Uint8Array([1, 2, 3]));
   trace.length = 0;
   expect((await w.complete(first)).ok).toBe(true);
-  expect(trace.slice(0, 2)).toEqual(["receipt", "wake"]);
+  // The complete leased the worker's next job in its own transaction: its offer follows the receipt, before any wake.
+  expect(trace.slice(0, 3)).toEqual(["receipt", "offer", "wake"]);
 
   const second = await w.nextOffer();
   expect(second.jobId).toBe(b.id);

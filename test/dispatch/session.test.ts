@@ -195,7 +195,8 @@ describe("session", () => {
     const data = bytes(2048);
     w.upload(offer, 0, data, { sha256: sha("c") });
     const wrong = await w.receipt(job.id, offer.leaseId);
-    expect(wrong).toMatchObject({ ok: false, code: "invalid_argument" });
+    // A refused output's receipt names its index, so the worker knows which output to send again.
+    expect(wrong).toMatchObject({ ok: false, code: "invalid_argument", outputIndex: 0 });
     expect(wrong.message).toContain("sha256 of the bytes is");
 
     w.upload(offer, 0, bytes(100), { totalSize: 4n * 1024n * 1024n });
@@ -214,6 +215,7 @@ describe("session", () => {
 
     const r = await w.complete(offer, 1);
     expect(r).toMatchObject({ ok: false, code: "failed_precondition" });
+    expect(r.outputIndex).toBeUndefined();
     expect(r.message).toContain("output 0 was not received");
     expect(rowOf(t, job.id).status).toBe("OFFERED");
     const stored = readdirSync(join(t.dataDir, "outputs")).filter((d) => d !== ".tmp");

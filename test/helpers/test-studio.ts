@@ -48,7 +48,7 @@ export async function startTestStudio(
   const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), "studio-test-"));
   const studio = await startStudio(
     { host: "127.0.0.1", port: 0, logLevel: "silent", ...overrides, dataDir },
-    { logger: createLogger("silent", { pretty: false }), now, tuning },
+    { logger: createLogger(process.env.TEST_STUDIO_LOG ?? "silent", { pretty: false }), now, tuning },
   );
   const withHeaders = (headers?: Record<string, string>): Interceptor[] =>
     headers

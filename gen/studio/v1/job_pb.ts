@@ -23,16 +23,18 @@ export const file_studio_v1_job: GenFile = /*@__PURE__*/
  */
 export type ImageTask = Message<"studio.v1.ImageTask"> & {
   /**
-   * A <lora:NAME:WEIGHT> tag (sd-cli's syntax) may only name one of the model
-   * source's lora files, by its file name with or without the extension, with
-   * a WEIGHT from -10 to 10; any other LoRA reference is refused.
+   * What to draw; at most 16,000 characters. A <lora:NAME:WEIGHT> tag
+   * (sd-cli's syntax) may only name one of the model source's lora files, by
+   * its file name with or without the extension, with a WEIGHT from -10 to
+   * 10; any other LoRA reference is refused.
    *
    * @generated from field: string prompt = 1;
    */
   prompt: string;
 
   /**
-   * Must not hold a LoRA tag: sd-cli applies LoRAs from the prompt only.
+   * What to avoid; at most 16,000 characters. Must not hold a LoRA tag:
+   * sd-cli applies LoRAs from the prompt only.
    *
    * @generated from field: string negative_prompt = 2;
    */
@@ -40,21 +42,22 @@ export type ImageTask = Message<"studio.v1.ImageTask"> & {
 
   /**
    * From 0 to 2^53-1 (sd-cli keeps all 64 bits). Unset: the studio picks one
-   * and records it on the job.
+   * below 2^31 and records it on the job, so a retry draws the same images.
    *
    * @generated from field: optional int64 seed = 3;
    */
   seed?: bigint | undefined;
 
   /**
-   * 0 means 1.
+   * How many images (and outputs): 0 means 1; at most 16.
    *
    * @generated from field: uint32 batch_count = 4;
    */
   batchCount: number;
 
   /**
-   * Overrides of the model's cli defaults; each set field wins.
+   * Overrides of the model's cli defaults; each set field wins (same limits as
+   * ModelCliDefaults).
    *
    * @generated from field: studio.v1.ModelCliDefaults overrides = 5;
    */
@@ -75,13 +78,15 @@ export const ImageTaskSchema: GenMessage<ImageTask> = /*@__PURE__*/
  */
 export type ChatMessage = Message<"studio.v1.ChatMessage"> & {
   /**
-   * system, user or assistant.
+   * Required: system, user or assistant.
    *
    * @generated from field: string role = 1;
    */
   role: string;
 
   /**
+   * At most 64,000 characters.
+   *
    * @generated from field: string content = 2;
    */
   content: string;
@@ -96,32 +101,43 @@ export const ChatMessageSchema: GenMessage<ChatMessage> = /*@__PURE__*/
 
 /**
  * TextTask asks a text engine for a completion of prompt, or a chat reply to
- * messages; exactly one of the two is set.
+ * messages; exactly one of the two is set. Prompt and message contents hold at
+ * most 256,000 characters in all.
  *
  * @generated from message studio.v1.TextTask
  */
 export type TextTask = Message<"studio.v1.TextTask"> & {
   /**
+   * A completion prompt; at most 16,000 characters.
+   *
    * @generated from field: string prompt = 1;
    */
   prompt: string;
 
   /**
+   * A chat, oldest first; at most 256 messages.
+   *
    * @generated from field: repeated studio.v1.ChatMessage messages = 2;
    */
   messages: ChatMessage[];
 
   /**
+   * Most tokens to generate, 1 to 32,768; unset: the engine's default.
+   *
    * @generated from field: optional uint32 max_tokens = 3;
    */
   maxTokens?: number | undefined;
 
   /**
+   * Sampling temperature, 0 to 5; unset: the engine's default.
+   *
    * @generated from field: optional double temperature = 4;
    */
   temperature?: number | undefined;
 
   /**
+   * Strings that end the generation: at most 16, each 1 to 256 characters.
+   *
    * @generated from field: repeated string stop = 5;
    */
   stop: string[];
@@ -152,22 +168,29 @@ export const TextTaskSchema: GenMessage<TextTask> = /*@__PURE__*/
   messageDesc(file_studio_v1_job, 2);
 
 /**
- * Task is the work a job asks for.
+ * Task is the work a job asks for. An sd-cpp model takes image tasks, a
+ * llama-cpp model text tasks, synthetic both.
  *
  * @generated from message studio.v1.Task
  */
 export type Task = Message<"studio.v1.Task"> & {
   /**
+   * Required: exactly one.
+   *
    * @generated from oneof studio.v1.Task.kind
    */
   kind: {
     /**
+     * An image job: batch_count PNG outputs.
+     *
      * @generated from field: studio.v1.ImageTask image = 1;
      */
     value: ImageTask;
     case: "image";
   } | {
     /**
+     * A text job: one application/json output.
+     *
      * @generated from field: studio.v1.TextTask text = 2;
      */
     value: TextTask;
@@ -190,6 +213,8 @@ export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
  */
 export type JobOutput = Message<"studio.v1.JobOutput"> & {
   /**
+   * 0-based; a job's outputs are 0 .. n-1.
+   *
    * @generated from field: uint32 index = 1;
    */
   index: number;
@@ -207,17 +232,21 @@ export type JobOutput = Message<"studio.v1.JobOutput"> & {
   mimeType: string;
 
   /**
+   * The output's size in bytes.
+   *
    * @generated from field: uint64 size_bytes = 3;
    */
   sizeBytes: bigint;
 
   /**
+   * Lower-case hex sha256 of the bytes (the studio verified it on upload).
+   *
    * @generated from field: string sha256 = 4;
    */
   sha256: string;
 
   /**
-   * Image outputs: the size in pixels, read from the image itself (an engine
+   * Image outputs: the width in pixels, read from the image itself (an engine
    * may round the size a task asks for up to its model's multiple).
    *
    * @generated from field: optional uint32 width = 5;
@@ -225,6 +254,8 @@ export type JobOutput = Message<"studio.v1.JobOutput"> & {
   width?: number | undefined;
 
   /**
+   * Image outputs: the height in pixels, read from the image itself.
+   *
    * @generated from field: optional uint32 height = 6;
    */
   height?: number | undefined;
@@ -238,37 +269,50 @@ export const JobOutputSchema: GenMessage<JobOutput> = /*@__PURE__*/
   messageDesc(file_studio_v1_job, 4);
 
 /**
- * JobProgress is the latest progress a worker reported.
+ * JobProgress is the latest progress a worker reported. Fields that do not
+ * apply to the phase are 0.
  *
  * @generated from message studio.v1.JobProgress
  */
 export type JobProgress = Message<"studio.v1.JobProgress"> & {
   /**
+   * What the job is doing.
+   *
    * @generated from field: studio.v1.JobPhase phase = 1;
    */
   phase: JobPhase;
 
   /**
+   * DOWNLOADING: bytes fetched so far.
+   *
    * @generated from field: uint64 bytes_done = 2;
    */
   bytesDone: bigint;
 
   /**
+   * DOWNLOADING: bytes to fetch in all; 0 while unknown.
+   *
    * @generated from field: uint64 bytes_total = 3;
    */
   bytesTotal: bigint;
 
   /**
+   * RUNNING: steps done.
+   *
    * @generated from field: uint32 step = 4;
    */
   step: number;
 
   /**
+   * RUNNING: steps in all; 0 while unknown.
+   *
    * @generated from field: uint32 steps = 5;
    */
   steps: number;
 
   /**
+   * A short note for people ("loading vae", an engine's last log line).
+   *
    * @generated from field: string message = 6;
    */
   message: string;
@@ -281,6 +325,8 @@ export type JobProgress = Message<"studio.v1.JobProgress"> & {
   rate: number;
 
   /**
+   * Set by the studio: when the report arrived.
+   *
    * @generated from field: google.protobuf.Timestamp update_time = 8;
    */
   updateTime?: Timestamp | undefined;
@@ -300,28 +346,36 @@ export const JobProgressSchema: GenMessage<JobProgress> = /*@__PURE__*/
  */
 export type Job = Message<"studio.v1.Job"> & {
   /**
+   * The studio's id for the job (a UUIDv7 string).
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * The registry model the job runs.
+   *
    * @generated from field: string model = 2;
    */
   model: string;
 
   /**
+   * Where the job is in its life.
+   *
    * @generated from field: studio.v1.JobStatus status = 3;
    */
   status: JobStatus;
 
   /**
-   * Higher runs first.
+   * Higher runs first, -1000 to 1000; equal priorities run oldest first.
    *
    * @generated from field: int32 priority = 4;
    */
   priority: number;
 
   /**
+   * What the job asks for (an image task's seed is always set here).
+   *
    * @generated from field: studio.v1.Task task = 5;
    */
   task?: Task | undefined;
@@ -335,31 +389,43 @@ export type Job = Message<"studio.v1.Job"> & {
   modelSource?: ModelSource | undefined;
 
   /**
+   * Attempts started so far (offers that were not declined).
+   *
    * @generated from field: uint32 attempts = 7;
    */
   attempts: number;
 
   /**
+   * Attempts allowed before a retryable failure or a lost lease fails the job.
+   *
    * @generated from field: uint32 max_attempts = 8;
    */
   maxAttempts: number;
 
   /**
+   * Why the job failed (FAILED), or why its last attempt did; empty otherwise.
+   *
    * @generated from field: string error = 9;
    */
   error: string;
 
   /**
+   * The committed outputs, in index order; empty until SUCCEEDED.
+   *
    * @generated from field: repeated studio.v1.JobOutput outputs = 10;
    */
   outputs: JobOutput[];
 
   /**
+   * The latest progress; unset before the first report.
+   *
    * @generated from field: studio.v1.JobProgress progress = 11;
    */
   progress?: JobProgress | undefined;
 
   /**
+   * The key the job was created with, if any.
+   *
    * @generated from field: string idempotency_key = 12;
    */
   idempotencyKey: string;
@@ -372,28 +438,36 @@ export type Job = Message<"studio.v1.Job"> & {
   workerName: string;
 
   /**
-   * Set on jobs made by PromoteJob.
+   * Set on jobs made by PromoteJob: the id of the job whose task it copied.
    *
    * @generated from field: string promoted_from = 14;
    */
   promotedFrom: string;
 
   /**
+   * When the job was created.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 15;
    */
   createTime?: Timestamp | undefined;
 
   /**
+   * When the job last changed.
+   *
    * @generated from field: google.protobuf.Timestamp update_time = 16;
    */
   updateTime?: Timestamp | undefined;
 
   /**
+   * When the job reached SUCCEEDED, FAILED or CANCELLED; unset before.
+   *
    * @generated from field: google.protobuf.Timestamp finish_time = 17;
    */
   finishTime?: Timestamp | undefined;
 
   /**
+   * When the current lease expires unless renewed; unset without a lease.
+   *
    * @generated from field: google.protobuf.Timestamp lease_expire_time = 18;
    */
   leaseExpireTime?: Timestamp | undefined;
@@ -421,33 +495,46 @@ export const JobSchema: GenMessage<Job> = /*@__PURE__*/
  */
 export type Offer = Message<"studio.v1.Offer"> & {
   /**
+   * An id for this offer, for logs; the worker never sends it back (leases
+   * are named by lease_id).
+   *
    * @generated from field: string offer_id = 1;
    */
   offerId: string;
 
   /**
+   * The job the offer is for.
+   *
    * @generated from field: string job_id = 2;
    */
   jobId: string;
 
   /**
-   * The fencing token: complete, fail and progress must carry it.
+   * The fencing token: every message about the job (progress, chunks,
+   * complete, fail, decline, heartbeat) carries it, and the studio refuses a
+   * lease that is no longer current.
    *
    * @generated from field: string lease_id = 3;
    */
   leaseId: string;
 
   /**
+   * When the lease expires unless a heartbeat renews it.
+   *
    * @generated from field: google.protobuf.Timestamp lease_expires_at = 4;
    */
   leaseExpiresAt?: Timestamp | undefined;
 
   /**
+   * The registry model, for logs; run what model_source says.
+   *
    * @generated from field: string model = 5;
    */
   model: string;
 
   /**
+   * What to do.
+   *
    * @generated from field: studio.v1.Task task = 6;
    */
   task?: Task | undefined;
@@ -461,6 +548,8 @@ export type Offer = Message<"studio.v1.Offer"> & {
   modelSource?: ModelSource | undefined;
 
   /**
+   * 1 for the first attempt, 2 for the next, ...
+   *
    * @generated from field: uint32 attempt = 8;
    */
   attempt: number;
@@ -474,47 +563,64 @@ export const OfferSchema: GenMessage<Offer> = /*@__PURE__*/
   messageDesc(file_studio_v1_job, 7);
 
 /**
- * JobClaim is a job leased to a polling worker: the unary twin of Offer.
+ * JobClaim is a job leased to a polling worker: the unary twin of Offer, with
+ * the same fields and meanings.
  *
  * @generated from message studio.v1.JobClaim
  */
 export type JobClaim = Message<"studio.v1.JobClaim"> & {
   /**
+   * An id for this claim, for logs; never sent back.
+   *
    * @generated from field: string offer_id = 1;
    */
   offerId: string;
 
   /**
+   * The job the claim is for.
+   *
    * @generated from field: string job_id = 2;
    */
   jobId: string;
 
   /**
+   * The fencing token every later call about the job carries.
+   *
    * @generated from field: string lease_id = 3;
    */
   leaseId: string;
 
   /**
+   * When the lease expires unless Heartbeat renews it.
+   *
    * @generated from field: google.protobuf.Timestamp lease_expires_at = 4;
    */
   leaseExpiresAt?: Timestamp | undefined;
 
   /**
+   * The registry model, for logs.
+   *
    * @generated from field: string model = 5;
    */
   model: string;
 
   /**
+   * What to do.
+   *
    * @generated from field: studio.v1.Task task = 6;
    */
   task?: Task | undefined;
 
   /**
+   * Unset on legacy rows: fail the job instead of guessing.
+   *
    * @generated from field: optional studio.v1.ModelSource model_source = 7;
    */
   modelSource?: ModelSource | undefined;
 
   /**
+   * 1 for the first attempt, 2 for the next, ...
+   *
    * @generated from field: uint32 attempt = 8;
    */
   attempt: number;
@@ -594,6 +700,8 @@ export const QueueWaitSchema: GenMessage<QueueWait> = /*@__PURE__*/
  */
 export enum JobStatus {
   /**
+   * Never stored; refused in filters (INVALID_ARGUMENT).
+   *
    * @generated from enum value: JOB_STATUS_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -656,26 +764,36 @@ export const JobStatusSchema: GenEnum<JobStatus> = /*@__PURE__*/
  */
 export enum JobPhase {
   /**
+   * No progress reported yet.
+   *
    * @generated from enum value: JOB_PHASE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * Fetching model files (bytes_done of bytes_total).
+   *
    * @generated from enum value: JOB_PHASE_DOWNLOADING = 1;
    */
   DOWNLOADING = 1,
 
   /**
+   * Loading the model into the engine.
+   *
    * @generated from enum value: JOB_PHASE_LOADING = 2;
    */
   LOADING = 2,
 
   /**
+   * The engine works (step of steps).
+   *
    * @generated from enum value: JOB_PHASE_RUNNING = 3;
    */
   RUNNING = 3,
 
   /**
+   * Sending the outputs to the studio.
+   *
    * @generated from enum value: JOB_PHASE_UPLOADING = 4;
    */
   UPLOADING = 4,

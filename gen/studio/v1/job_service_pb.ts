@@ -15,34 +15,43 @@ export const file_studio_v1_job_service: GenFile = /*@__PURE__*/
   fileDesc("ChtzdHVkaW8vdjEvam9iX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSKBAQoQQ3JlYXRlSm9iUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIdCgR0YXNrGAIgASgLMg8uc3R1ZGlvLnYxLlRhc2sSEAoIcHJpb3JpdHkYAyABKAUSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEhQKDG1heF9hdHRlbXB0cxgFIAEoDSJBChFDcmVhdGVKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgiMgoRUHJvbW90ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEg0KBW1vZGVsGAIgASgJIjEKElByb21vdGVKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIiEKD1JldHJ5Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiLwoQUmV0cnlKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIiIKEENhbmNlbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIjAKEUNhbmNlbEpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiHwoNR2V0Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiLQoOR2V0Sm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiJvCg9MaXN0Sm9ic1JlcXVlc3QSJgoIc3RhdHVzZXMYASADKA4yFC5zdHVkaW8udjEuSm9iU3RhdHVzEg0KBW1vZGVsGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJIkkKEExpc3RKb2JzUmVzcG9uc2USHAoEam9icxgBIAMoCzIOLnN0dWRpby52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInQKEFdhdGNoSm9ic1JlcXVlc3QSJgoIc3RhdHVzZXMYASADKA4yFC5zdHVkaW8udjEuSm9iU3RhdHVzEg0KBW1vZGVsGAIgASgJEg8KB2pvYl9pZHMYAyADKAkSGAoQaW5jbHVkZV9zbmFwc2hvdBgEIAEoCCJCChFXYXRjaEpvYnNSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iEhAKCHNuYXBzaG90GAIgASgIIjQKE0dldEpvYk91dHB1dFJlcXVlc3QSDgoGam9iX2lkGAEgASgJEg0KBWluZGV4GAIgASgNIksKFEdldEpvYk91dHB1dFJlc3BvbnNlEiQKBm91dHB1dBgBIAEoCzIULnN0dWRpby52MS5Kb2JPdXRwdXQSDQoFY2h1bmsYAiABKAwy3QQKCkpvYlNlcnZpY2USSAoJQ3JlYXRlSm9iEhsuc3R1ZGlvLnYxLkNyZWF0ZUpvYlJlcXVlc3QaHC5zdHVkaW8udjEuQ3JlYXRlSm9iUmVzcG9uc2UiABJLCgpQcm9tb3RlSm9iEhwuc3R1ZGlvLnYxLlByb21vdGVKb2JSZXF1ZXN0Gh0uc3R1ZGlvLnYxLlByb21vdGVKb2JSZXNwb25zZSIAEkUKCFJldHJ5Sm9iEhouc3R1ZGlvLnYxLlJldHJ5Sm9iUmVxdWVzdBobLnN0dWRpby52MS5SZXRyeUpvYlJlc3BvbnNlIgASSAoJQ2FuY2VsSm9iEhsuc3R1ZGlvLnYxLkNhbmNlbEpvYlJlcXVlc3QaHC5zdHVkaW8udjEuQ2FuY2VsSm9iUmVzcG9uc2UiABI/CgZHZXRKb2ISGC5zdHVkaW8udjEuR2V0Sm9iUmVxdWVzdBoZLnN0dWRpby52MS5HZXRKb2JSZXNwb25zZSIAEkUKCExpc3RKb2JzEhouc3R1ZGlvLnYxLkxpc3RKb2JzUmVxdWVzdBobLnN0dWRpby52MS5MaXN0Sm9ic1Jlc3BvbnNlIgASSgoJV2F0Y2hKb2JzEhsuc3R1ZGlvLnYxLldhdGNoSm9ic1JlcXVlc3QaHC5zdHVkaW8udjEuV2F0Y2hKb2JzUmVzcG9uc2UiADABElMKDEdldEpvYk91dHB1dBIeLnN0dWRpby52MS5HZXRKb2JPdXRwdXRSZXF1ZXN0Gh8uc3R1ZGlvLnYxLkdldEpvYk91dHB1dFJlc3BvbnNlIgAwAWIGcHJvdG8z", [file_studio_v1_job]);
 
 /**
+ * CreateJobRequest asks for one job.
+ *
  * @generated from message studio.v1.CreateJobRequest
  */
 export type CreateJobRequest = Message<"studio.v1.CreateJobRequest"> & {
   /**
+   * Required: the registry model to run (an enabled one).
+   *
    * @generated from field: string model = 1;
    */
   model: string;
 
   /**
+   * Required: what to do; it must fit the model's engine.
+   *
    * @generated from field: studio.v1.Task task = 2;
    */
   task?: Task | undefined;
 
   /**
+   * -1000 to 1000, default 0; higher runs first.
+   *
    * @generated from field: int32 priority = 3;
    */
   priority: number;
 
   /**
-   * The same key with the same request returns the same job instead of
-   * creating another; the same key with a different request is ALREADY_EXISTS.
+   * Optional, at most 256 characters. The same key with the same request
+   * returns the same job instead of creating another; the same key with a
+   * different request is ALREADY_EXISTS.
    *
    * @generated from field: string idempotency_key = 4;
    */
   idempotencyKey: string;
 
   /**
-   * 0 means the studio's default (3).
+   * 0 to 100; 0 means the studio's default (--default-max-attempts, 3).
    *
    * @generated from field: uint32 max_attempts = 5;
    */
@@ -57,10 +66,14 @@ export const CreateJobRequestSchema: GenMessage<CreateJobRequest> = /*@__PURE__*
   messageDesc(file_studio_v1_job_service, 0);
 
 /**
+ * CreateJobResponse is the job written (or found by its idempotency key).
+ *
  * @generated from message studio.v1.CreateJobResponse
  */
 export type CreateJobResponse = Message<"studio.v1.CreateJobResponse"> & {
   /**
+   * The job, QUEUED when just created.
+   *
    * @generated from field: studio.v1.Job job = 1;
    */
   job?: Job | undefined;
@@ -81,15 +94,21 @@ export const CreateJobResponseSchema: GenMessage<CreateJobResponse> = /*@__PURE_
   messageDesc(file_studio_v1_job_service, 1);
 
 /**
+ * PromoteJobRequest names a job to copy and the model to run it under.
+ *
  * @generated from message studio.v1.PromoteJobRequest
  */
 export type PromoteJobRequest = Message<"studio.v1.PromoteJobRequest"> & {
   /**
+   * Required: the job whose task to copy (any status).
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: the registry model for the new job; the task must fit its engine.
+   *
    * @generated from field: string model = 2;
    */
   model: string;
@@ -103,10 +122,14 @@ export const PromoteJobRequestSchema: GenMessage<PromoteJobRequest> = /*@__PURE_
   messageDesc(file_studio_v1_job_service, 2);
 
 /**
+ * PromoteJobResponse is the new job.
+ *
  * @generated from message studio.v1.PromoteJobResponse
  */
 export type PromoteJobResponse = Message<"studio.v1.PromoteJobResponse"> & {
   /**
+   * The new, QUEUED job; its promoted_from names the original.
+   *
    * @generated from field: studio.v1.Job job = 1;
    */
   job?: Job | undefined;
@@ -120,10 +143,14 @@ export const PromoteJobResponseSchema: GenMessage<PromoteJobResponse> = /*@__PUR
   messageDesc(file_studio_v1_job_service, 3);
 
 /**
+ * RetryJobRequest names the job to queue again.
+ *
  * @generated from message studio.v1.RetryJobRequest
  */
 export type RetryJobRequest = Message<"studio.v1.RetryJobRequest"> & {
   /**
+   * Required: a FAILED or CANCELLED job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
@@ -137,10 +164,14 @@ export const RetryJobRequestSchema: GenMessage<RetryJobRequest> = /*@__PURE__*/
   messageDesc(file_studio_v1_job_service, 4);
 
 /**
+ * RetryJobResponse is the job queued again.
+ *
  * @generated from message studio.v1.RetryJobResponse
  */
 export type RetryJobResponse = Message<"studio.v1.RetryJobResponse"> & {
   /**
+   * The job, QUEUED, attempts 0, error and outputs cleared.
+   *
    * @generated from field: studio.v1.Job job = 1;
    */
   job?: Job | undefined;
@@ -154,10 +185,14 @@ export const RetryJobResponseSchema: GenMessage<RetryJobResponse> = /*@__PURE__*
   messageDesc(file_studio_v1_job_service, 5);
 
 /**
+ * CancelJobRequest names the job to cancel.
+ *
  * @generated from message studio.v1.CancelJobRequest
  */
 export type CancelJobRequest = Message<"studio.v1.CancelJobRequest"> & {
   /**
+   * Required: a QUEUED, OFFERED or RUNNING job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
@@ -171,10 +206,14 @@ export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*
   messageDesc(file_studio_v1_job_service, 6);
 
 /**
+ * CancelJobResponse is the cancelled job.
+ *
  * @generated from message studio.v1.CancelJobResponse
  */
 export type CancelJobResponse = Message<"studio.v1.CancelJobResponse"> & {
   /**
+   * The job, CANCELLED, its lease cleared.
+   *
    * @generated from field: studio.v1.Job job = 1;
    */
   job?: Job | undefined;
@@ -188,10 +227,14 @@ export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE_
   messageDesc(file_studio_v1_job_service, 7);
 
 /**
+ * GetJobRequest names the job to read.
+ *
  * @generated from message studio.v1.GetJobRequest
  */
 export type GetJobRequest = Message<"studio.v1.GetJobRequest"> & {
   /**
+   * Required.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
@@ -205,10 +248,14 @@ export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
   messageDesc(file_studio_v1_job_service, 8);
 
 /**
+ * GetJobResponse is the job.
+ *
  * @generated from message studio.v1.GetJobResponse
  */
 export type GetJobResponse = Message<"studio.v1.GetJobResponse"> & {
   /**
+   * The job as stored now.
+   *
    * @generated from field: studio.v1.Job job = 1;
    */
   job?: Job | undefined;
@@ -222,11 +269,13 @@ export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
   messageDesc(file_studio_v1_job_service, 9);
 
 /**
+ * ListJobsRequest filters and pages the job list.
+ *
  * @generated from message studio.v1.ListJobsRequest
  */
 export type ListJobsRequest = Message<"studio.v1.ListJobsRequest"> & {
   /**
-   * Empty: every status.
+   * Empty: every status. UNSPECIFIED is INVALID_ARGUMENT.
    *
    * @generated from field: repeated studio.v1.JobStatus statuses = 1;
    */
@@ -247,6 +296,9 @@ export type ListJobsRequest = Message<"studio.v1.ListJobsRequest"> & {
   pageSize: number;
 
   /**
+   * Empty for the first page; then the next_page_token of the page before
+   * (with the same filters).
+   *
    * @generated from field: string page_token = 4;
    */
   pageToken: string;
@@ -260,6 +312,8 @@ export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
   messageDesc(file_studio_v1_job_service, 10);
 
 /**
+ * ListJobsResponse is one page.
+ *
  * @generated from message studio.v1.ListJobsResponse
  */
 export type ListJobsResponse = Message<"studio.v1.ListJobsResponse"> & {
@@ -286,21 +340,27 @@ export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*
   messageDesc(file_studio_v1_job_service, 11);
 
 /**
+ * WatchJobsRequest says which jobs to follow; the filters combine (AND).
+ *
  * @generated from message studio.v1.WatchJobsRequest
  */
 export type WatchJobsRequest = Message<"studio.v1.WatchJobsRequest"> & {
   /**
+   * Empty: every status. UNSPECIFIED is INVALID_ARGUMENT.
+   *
    * @generated from field: repeated studio.v1.JobStatus statuses = 1;
    */
   statuses: JobStatus[];
 
   /**
+   * Empty: every model.
+   *
    * @generated from field: string model = 2;
    */
   model: string;
 
   /**
-   * Empty: every job.
+   * Empty: every job; at most 1,000 ids.
    *
    * @generated from field: repeated string job_ids = 3;
    */
@@ -322,10 +382,14 @@ export const WatchJobsRequestSchema: GenMessage<WatchJobsRequest> = /*@__PURE__*
   messageDesc(file_studio_v1_job_service, 12);
 
 /**
+ * WatchJobsResponse is one job, as it is after a change (or in the snapshot).
+ *
  * @generated from message studio.v1.WatchJobsResponse
  */
 export type WatchJobsResponse = Message<"studio.v1.WatchJobsResponse"> & {
   /**
+   * The job.
+   *
    * @generated from field: studio.v1.Job job = 1;
    */
   job?: Job | undefined;
@@ -346,15 +410,21 @@ export const WatchJobsResponseSchema: GenMessage<WatchJobsResponse> = /*@__PURE_
   messageDesc(file_studio_v1_job_service, 13);
 
 /**
+ * GetJobOutputRequest names one output.
+ *
  * @generated from message studio.v1.GetJobOutputRequest
  */
 export type GetJobOutputRequest = Message<"studio.v1.GetJobOutputRequest"> & {
   /**
+   * Required: the job (1 to 200 characters).
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * The output's index, 0 .. outputs - 1.
+   *
    * @generated from field: uint32 index = 2;
    */
   index: number;
@@ -368,6 +438,8 @@ export const GetJobOutputRequestSchema: GenMessage<GetJobOutputRequest> = /*@__P
   messageDesc(file_studio_v1_job_service, 14);
 
 /**
+ * GetJobOutputResponse is one message of the output's stream.
+ *
  * @generated from message studio.v1.GetJobOutputResponse
  */
 export type GetJobOutputResponse = Message<"studio.v1.GetJobOutputResponse"> & {
@@ -379,6 +451,8 @@ export type GetJobOutputResponse = Message<"studio.v1.GetJobOutputResponse"> & {
   output?: JobOutput | undefined;
 
   /**
+   * The next piece of the bytes, at most 1 MiB; empty on the first message.
+   *
    * @generated from field: bytes chunk = 2;
    */
   chunk: Uint8Array;
@@ -392,12 +466,20 @@ export const GetJobOutputResponseSchema: GenMessage<GetJobOutputResponse> = /*@_
   messageDesc(file_studio_v1_job_service, 15);
 
 /**
- * JobService is the clients' side of the queue.
+ * JobService is the clients' side of the queue. Every call needs a client or
+ * admin token (`authorization: Bearer <secret>`) once the studio has tokens;
+ * a worker token gets PERMISSION_DENIED. Bad input is INVALID_ARGUMENT naming
+ * the field; an unknown job id is NOT_FOUND.
  *
  * @generated from service studio.v1.JobService
  */
 export const JobService: GenService<{
   /**
+   * CreateJob validates the task against the model's engine and queues it with
+   * the model's source resolved now (a later registry edit does not change it).
+   * A missing or disabled model, or a task the engine cannot run, is
+   * INVALID_ARGUMENT; nothing is written then. Role: client.
+   *
    * @generated from rpc studio.v1.JobService.CreateJob
    */
   createJob: {
@@ -407,7 +489,8 @@ export const JobService: GenService<{
   },
   /**
    * PromoteJob queues a new job with an existing job's task under another
-   * model, ahead of normal priority. The original job is untouched.
+   * model, ahead of normal priority (100, or one above the original, at most
+   * 1000). The original job is untouched. Role: client.
    *
    * @generated from rpc studio.v1.JobService.PromoteJob
    */
@@ -417,8 +500,10 @@ export const JobService: GenService<{
     output: typeof PromoteJobResponseSchema;
   },
   /**
-   * RetryJob puts a failed or cancelled job back in the queue with fresh
-   * attempts, resolving its model again.
+   * RetryJob puts a FAILED or CANCELLED job back in the queue with fresh
+   * attempts, resolving its model again; another status is
+   * FAILED_PRECONDITION, and so is a model that now runs an engine the task
+   * does not fit (promote the job instead). Role: client.
    *
    * @generated from rpc studio.v1.JobService.RetryJob
    */
@@ -428,6 +513,10 @@ export const JobService: GenService<{
     output: typeof RetryJobResponseSchema;
   },
   /**
+   * CancelJob ends a QUEUED, OFFERED or RUNNING job (CANCELLED) and tells the
+   * worker holding it to stop; a finished job is FAILED_PRECONDITION.
+   * Role: client.
+   *
    * @generated from rpc studio.v1.JobService.CancelJob
    */
   cancelJob: {
@@ -436,6 +525,8 @@ export const JobService: GenService<{
     output: typeof CancelJobResponseSchema;
   },
   /**
+   * GetJob reads one job. Role: client.
+   *
    * @generated from rpc studio.v1.JobService.GetJob
    */
   getJob: {
@@ -444,6 +535,8 @@ export const JobService: GenService<{
     output: typeof GetJobResponseSchema;
   },
   /**
+   * ListJobs reads jobs newest first, a page at a time. Role: client.
+   *
    * @generated from rpc studio.v1.JobService.ListJobs
    */
   listJobs: {
@@ -452,7 +545,11 @@ export const JobService: GenService<{
     output: typeof ListJobsResponseSchema;
   },
   /**
-   * WatchJobs streams job changes as they happen.
+   * WatchJobs streams job changes as they happen (each message the job as it
+   * is after the change). A token may hold --max-watch-streams-per-token
+   * streams (default 16; RESOURCE_EXHAUSTED past that), and a stream that
+   * falls more than 10,000 jobs behind ends with RESOURCE_EXHAUSTED: watch
+   * again with include_snapshot. Role: client.
    *
    * @generated from rpc studio.v1.JobService.WatchJobs
    */
@@ -462,7 +559,8 @@ export const JobService: GenService<{
     output: typeof WatchJobsResponseSchema;
   },
   /**
-   * GetJobOutput streams one output's bytes: metadata first, then chunks.
+   * GetJobOutput streams one output's bytes: metadata first, then chunks of
+   * at most 1 MiB. NOT_FOUND for an unknown job or index. Role: client.
    *
    * @generated from rpc studio.v1.JobService.GetJobOutput
    */

@@ -21,34 +21,39 @@ export const file_studio_v1_model: GenFile = /*@__PURE__*/
  */
 export type ModelFile = Message<"studio.v1.ModelFile"> & {
   /**
+   * Required (not UNSPECIFIED), and one the source's engine uses.
+   *
    * @generated from field: studio.v1.ModelFileRole role = 1;
    */
   role: ModelFileRole;
 
   /**
-   * An http: or https: URL.
+   * Required: an http: or https: URL, at most 4096 characters.
    *
    * @generated from field: string url = 2;
    */
   url: string;
 
   /**
-   * A bare file name (never a path); the engine sees the file under this name.
+   * Required: a bare file name (never a path: no / or \, no .., no control
+   * characters), at most 255 bytes, unique within the source; the engine sees
+   * the file under this name.
    *
    * @generated from field: string filename = 3;
    */
   filename: string;
 
   /**
-   * Expected size, for progress and disk checks before Content-Length is known.
+   * Optional: the expected size in bytes, for progress and disk checks before
+   * Content-Length is known (and the cap of a download that sends none).
    *
    * @generated from field: optional uint64 approx_bytes = 4;
    */
   approxBytes?: bigint | undefined;
 
   /**
-   * Lower-case hex sha256 of the file; when set the worker verifies it and
-   * caches the file by digest.
+   * Optional: the file's sha256, 64 hex digits (stored lower case); when set
+   * the worker verifies it and caches the file by digest.
    *
    * @generated from field: optional string sha256 = 5;
    */
@@ -73,33 +78,43 @@ export const ModelFileSchema: GenMessage<ModelFile> = /*@__PURE__*/
 
 /**
  * ModelCliDefaults are the engine settings a model runs with unless a task
- * overrides them.
+ * overrides them (ImageTask.overrides has the same shape). Every field is
+ * optional: unset means the engine's own default.
  *
  * @generated from message studio.v1.ModelCliDefaults
  */
 export type ModelCliDefaults = Message<"studio.v1.ModelCliDefaults"> & {
   /**
+   * Classifier-free guidance scale, 0 to 100.
+   *
    * @generated from field: optional double cfg_scale = 1;
    */
   cfgScale?: number | undefined;
 
   /**
+   * Sampling steps, 1 to 1000.
+   *
    * @generated from field: optional uint32 steps = 2;
    */
   steps?: number | undefined;
 
   /**
+   * Image width in pixels: a multiple of 8, at most 8192.
+   *
    * @generated from field: optional uint32 width = 3;
    */
   width?: number | undefined;
 
   /**
+   * Image height in pixels: a multiple of 8, at most 8192.
+   *
    * @generated from field: optional uint32 height = 4;
    */
   height?: number | undefined;
 
   /**
-   * One of sd-cli's --sampling-method names.
+   * One of sd-cli's --sampling-method names (euler, euler_a, heun, dpm2,
+   * dpm++2m, lcm, ...; the registry's error lists them all).
    *
    * @generated from field: optional string sampling_method = 5;
    */
@@ -122,16 +137,23 @@ export const ModelCliDefaultsSchema: GenMessage<ModelCliDefaults> = /*@__PURE__*
  */
 export type ModelSource = Message<"studio.v1.ModelSource"> & {
   /**
+   * Required (not UNSPECIFIED).
+   *
    * @generated from field: studio.v1.ModelEngine engine = 1;
    */
   engine: ModelEngine;
 
   /**
+   * At most 32 files, file names unique. sd-cpp needs a DIFFUSION_MODEL or
+   * MODEL file, llama-cpp exactly one MODEL file; synthetic takes none.
+   *
    * @generated from field: repeated studio.v1.ModelFile files = 2;
    */
   files: ModelFile[];
 
   /**
+   * Optional: the engine settings jobs of this model run with.
+   *
    * @generated from field: studio.v1.ModelCliDefaults cli_defaults = 3;
    */
   cliDefaults?: ModelCliDefaults | undefined;
@@ -151,33 +173,46 @@ export const ModelSourceSchema: GenMessage<ModelSource> = /*@__PURE__*/
  */
 export type Model = Message<"studio.v1.Model"> & {
   /**
-   * The name clients put on jobs.
+   * The name clients put on jobs: 1 to 128 characters, a letter or digit
+   * first, then letters, digits, '.', '_', ':' or '-'.
    *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * Disabled models keep their row but take no new jobs (CreateJob, PromoteJob
+   * and RetryJob refuse them); queued jobs keep the source they resolved.
+   *
    * @generated from field: bool enabled = 2;
    */
   enabled: boolean;
 
   /**
+   * What the model runs. Unset only when the stored source is unreadable (see
+   * unreadable_source_text).
+   *
    * @generated from field: studio.v1.ModelSource source = 3;
    */
   source?: ModelSource | undefined;
 
   /**
+   * Free text for people, at most 4096 characters.
+   *
    * @generated from field: string description = 4;
    */
   description: string;
 
   /**
+   * When the model was created.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 5;
    */
   createTime?: Timestamp | undefined;
 
   /**
+   * When the model was last changed (source, description or enabled).
+   *
    * @generated from field: google.protobuf.Timestamp update_time = 6;
    */
   updateTime?: Timestamp | undefined;
@@ -208,12 +243,16 @@ export const ModelSchema: GenMessage<Model> = /*@__PURE__*/
 
 /**
  * ModelEngine names the program a worker runs for a model. Workers route
- * strictly on this value: there is no wildcard and no fallback engine.
+ * strictly on this value: there is no wildcard and no fallback engine. Over
+ * JSON the studio also accepts the ModelSource wire names ("sd-cpp",
+ * "llama-cpp", "synthetic") for these values.
  *
  * @generated from enum studio.v1.ModelEngine
  */
 export enum ModelEngine {
   /**
+   * Never valid in a source: the registry refuses it (INVALID_ARGUMENT).
+   *
    * @generated from enum value: MODEL_ENGINE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -253,37 +292,51 @@ export const ModelEngineSchema: GenEnum<ModelEngine> = /*@__PURE__*/
  * --lora-model-dir applied with <lora:NAME:WEIGHT>, model: --model / -m
  * (llama-server: -m), clip-l: --clip_l, clip-g: --clip_g, t5xxl: --t5xxl,
  * llm-vision: --llm_vision, taesd: --taesd, high-noise-diffusion-model:
- * --high-noise-diffusion-model.
+ * --high-noise-diffusion-model. Over JSON the studio also accepts those wire
+ * names ("diffusion-model", ...) for these values.
  *
  * @generated from enum studio.v1.ModelFileRole
  */
 export enum ModelFileRole {
   /**
+   * Never valid in a source: the registry refuses it (INVALID_ARGUMENT).
+   *
    * @generated from enum value: MODEL_FILE_ROLE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * sd-cpp: the diffusion model (--diffusion-model).
+   *
    * @generated from enum value: MODEL_FILE_ROLE_DIFFUSION_MODEL = 1;
    */
   DIFFUSION_MODEL = 1,
 
   /**
+   * sd-cpp: the text encoder (--llm).
+   *
    * @generated from enum value: MODEL_FILE_ROLE_TEXT_ENCODER = 2;
    */
   TEXT_ENCODER = 2,
 
   /**
+   * sd-cpp: the VAE (--vae).
+   *
    * @generated from enum value: MODEL_FILE_ROLE_VAE = 3;
    */
   VAE = 3,
 
   /**
+   * sd-cpp: a LoRA, placed in the --lora-model-dir directory.
+   *
    * @generated from enum value: MODEL_FILE_ROLE_LORA = 4;
    */
   LORA = 4,
 
   /**
+   * llama-cpp: the GGUF model (--model), exactly one per source; sd-cpp: a
+   * whole checkpoint (-m) in place of a diffusion model.
+   *
    * @generated from enum value: MODEL_FILE_ROLE_MODEL = 5;
    */
   MODEL = 5,

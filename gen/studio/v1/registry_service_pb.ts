@@ -15,6 +15,8 @@ export const file_studio_v1_registry_service: GenFile = /*@__PURE__*/
   fileDesc("CiBzdHVkaW8vdjEvcmVnaXN0cnlfc2VydmljZS5wcm90bxIJc3R1ZGlvLnYxIikKEUxpc3RNb2RlbHNSZXF1ZXN0EhQKDGVuYWJsZWRfb25seRgBIAEoCCI2ChJMaXN0TW9kZWxzUmVzcG9uc2USIAoGbW9kZWxzGAEgAygLMhAuc3R1ZGlvLnYxLk1vZGVsIh8KD0dldE1vZGVsUmVxdWVzdBIMCgRuYW1lGAEgASgJIjMKEEdldE1vZGVsUmVzcG9uc2USHwoFbW9kZWwYASABKAsyEC5zdHVkaW8udjEuTW9kZWwigQEKEkNyZWF0ZU1vZGVsUmVxdWVzdBIMCgRuYW1lGAEgASgJEiYKBnNvdXJjZRgCIAEoCzIWLnN0dWRpby52MS5Nb2RlbFNvdXJjZRITCgtkZXNjcmlwdGlvbhgDIAEoCRIUCgdlbmFibGVkGAQgASgISACIAQFCCgoIX2VuYWJsZWQiNgoTQ3JlYXRlTW9kZWxSZXNwb25zZRIfCgVtb2RlbBgBIAEoCzIQLnN0dWRpby52MS5Nb2RlbCJ0ChJVcGRhdGVNb2RlbFJlcXVlc3QSDAoEbmFtZRgBIAEoCRImCgZzb3VyY2UYAiABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2USGAoLZGVzY3JpcHRpb24YAyABKAlIAIgBAUIOCgxfZGVzY3JpcHRpb24iNgoTVXBkYXRlTW9kZWxSZXNwb25zZRIfCgVtb2RlbBgBIAEoCzIQLnN0dWRpby52MS5Nb2RlbCIiChJEZWxldGVNb2RlbFJlcXVlc3QSDAoEbmFtZRgBIAEoCSIVChNEZWxldGVNb2RlbFJlc3BvbnNlIjcKFlNldE1vZGVsRW5hYmxlZFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgdlbmFibGVkGAIgASgIIjoKF1NldE1vZGVsRW5hYmxlZFJlc3BvbnNlEh8KBW1vZGVsGAEgASgLMhAuc3R1ZGlvLnYxLk1vZGVsIlgKElZlcmlmeU1vZGVsUmVxdWVzdBIOCgRuYW1lGAEgASgJSAASKAoGc291cmNlGAIgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSABCCAoGdGFyZ2V0It4BCglGaWxlQ2hlY2sSEAoIZmlsZW5hbWUYASABKAkSCwoDdXJsGAIgASgJEhEKCXJlYWNoYWJsZRgDIAEoCBITCgtodHRwX3N0YXR1cxgEIAEoDRIRCglmaW5hbF91cmwYBSABKAkSFwoKc2l6ZV9ieXRlcxgGIAEoBEgAiAEBEhkKDGFwcHJveF9ieXRlcxgHIAEoBEgBiAEBEhQKDHNpemVfbWF0Y2hlcxgIIAEoCBINCgVlcnJvchgJIAEoCUINCgtfc2l6ZV9ieXRlc0IPCg1fYXBwcm94X2J5dGVzIkYKE1ZlcmlmeU1vZGVsUmVzcG9uc2USIwoFZmlsZXMYASADKAsyFC5zdHVkaW8udjEuRmlsZUNoZWNrEgoKAm9rGAIgASgIMsEECg9SZWdpc3RyeVNlcnZpY2USSwoKTGlzdE1vZGVscxIcLnN0dWRpby52MS5MaXN0TW9kZWxzUmVxdWVzdBodLnN0dWRpby52MS5MaXN0TW9kZWxzUmVzcG9uc2UiABJFCghHZXRNb2RlbBIaLnN0dWRpby52MS5HZXRNb2RlbFJlcXVlc3QaGy5zdHVkaW8udjEuR2V0TW9kZWxSZXNwb25zZSIAEk4KC0NyZWF0ZU1vZGVsEh0uc3R1ZGlvLnYxLkNyZWF0ZU1vZGVsUmVxdWVzdBoeLnN0dWRpby52MS5DcmVhdGVNb2RlbFJlc3BvbnNlIgASTgoLVXBkYXRlTW9kZWwSHS5zdHVkaW8udjEuVXBkYXRlTW9kZWxSZXF1ZXN0Gh4uc3R1ZGlvLnYxLlVwZGF0ZU1vZGVsUmVzcG9uc2UiABJOCgtEZWxldGVNb2RlbBIdLnN0dWRpby52MS5EZWxldGVNb2RlbFJlcXVlc3QaHi5zdHVkaW8udjEuRGVsZXRlTW9kZWxSZXNwb25zZSIAEloKD1NldE1vZGVsRW5hYmxlZBIhLnN0dWRpby52MS5TZXRNb2RlbEVuYWJsZWRSZXF1ZXN0GiIuc3R1ZGlvLnYxLlNldE1vZGVsRW5hYmxlZFJlc3BvbnNlIgASTgoLVmVyaWZ5TW9kZWwSHS5zdHVkaW8udjEuVmVyaWZ5TW9kZWxSZXF1ZXN0Gh4uc3R1ZGlvLnYxLlZlcmlmeU1vZGVsUmVzcG9uc2UiAGIGcHJvdG8z", [file_studio_v1_model]);
 
 /**
+ * ListModelsRequest filters the model list.
+ *
  * @generated from message studio.v1.ListModelsRequest
  */
 export type ListModelsRequest = Message<"studio.v1.ListModelsRequest"> & {
@@ -34,10 +36,14 @@ export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE_
   messageDesc(file_studio_v1_registry_service, 0);
 
 /**
+ * ListModelsResponse is the model list.
+ *
  * @generated from message studio.v1.ListModelsResponse
  */
 export type ListModelsResponse = Message<"studio.v1.ListModelsResponse"> & {
   /**
+   * By name.
+   *
    * @generated from field: repeated studio.v1.Model models = 1;
    */
   models: Model[];
@@ -51,10 +57,14 @@ export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PUR
   messageDesc(file_studio_v1_registry_service, 1);
 
 /**
+ * GetModelRequest names a model.
+ *
  * @generated from message studio.v1.GetModelRequest
  */
 export type GetModelRequest = Message<"studio.v1.GetModelRequest"> & {
   /**
+   * Required: the model's name.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
@@ -68,10 +78,14 @@ export const GetModelRequestSchema: GenMessage<GetModelRequest> = /*@__PURE__*/
   messageDesc(file_studio_v1_registry_service, 2);
 
 /**
+ * GetModelResponse is the model.
+ *
  * @generated from message studio.v1.GetModelResponse
  */
 export type GetModelResponse = Message<"studio.v1.GetModelResponse"> & {
   /**
+   * The model as stored now.
+   *
    * @generated from field: studio.v1.Model model = 1;
    */
   model?: Model | undefined;
@@ -85,20 +99,29 @@ export const GetModelResponseSchema: GenMessage<GetModelResponse> = /*@__PURE__*
   messageDesc(file_studio_v1_registry_service, 3);
 
 /**
+ * CreateModelRequest describes a new model.
+ *
  * @generated from message studio.v1.CreateModelRequest
  */
 export type CreateModelRequest = Message<"studio.v1.CreateModelRequest"> & {
   /**
+   * Required: 1 to 128 characters, a letter or digit first, then letters,
+   * digits, '.', '_', ':' or '-'; unique.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * Required: a valid source (see ModelSource's rules).
+   *
    * @generated from field: studio.v1.ModelSource source = 2;
    */
   source?: ModelSource | undefined;
 
   /**
+   * Optional: at most 4096 characters.
+   *
    * @generated from field: string description = 3;
    */
   description: string;
@@ -119,10 +142,14 @@ export const CreateModelRequestSchema: GenMessage<CreateModelRequest> = /*@__PUR
   messageDesc(file_studio_v1_registry_service, 4);
 
 /**
+ * CreateModelResponse is the model written.
+ *
  * @generated from message studio.v1.CreateModelResponse
  */
 export type CreateModelResponse = Message<"studio.v1.CreateModelResponse"> & {
   /**
+   * The model as stored (sha256 digests lower-cased).
+   *
    * @generated from field: studio.v1.Model model = 1;
    */
   model?: Model | undefined;
@@ -136,23 +163,27 @@ export const CreateModelResponseSchema: GenMessage<CreateModelResponse> = /*@__P
   messageDesc(file_studio_v1_registry_service, 5);
 
 /**
+ * UpdateModelRequest changes a model; unset fields are left as they are.
+ *
  * @generated from message studio.v1.UpdateModelRequest
  */
 export type UpdateModelRequest = Message<"studio.v1.UpdateModelRequest"> & {
   /**
+   * Required: an existing model (names cannot change).
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
-   * Set: replaces the source.
+   * Set: replaces the source (a valid one).
    *
    * @generated from field: studio.v1.ModelSource source = 2;
    */
   source?: ModelSource | undefined;
 
   /**
-   * Set: replaces the description.
+   * Set: replaces the description (at most 4096 characters).
    *
    * @generated from field: optional string description = 3;
    */
@@ -167,10 +198,14 @@ export const UpdateModelRequestSchema: GenMessage<UpdateModelRequest> = /*@__PUR
   messageDesc(file_studio_v1_registry_service, 6);
 
 /**
+ * UpdateModelResponse is the model written.
+ *
  * @generated from message studio.v1.UpdateModelResponse
  */
 export type UpdateModelResponse = Message<"studio.v1.UpdateModelResponse"> & {
   /**
+   * The model as stored now.
+   *
    * @generated from field: studio.v1.Model model = 1;
    */
   model?: Model | undefined;
@@ -184,10 +219,14 @@ export const UpdateModelResponseSchema: GenMessage<UpdateModelResponse> = /*@__P
   messageDesc(file_studio_v1_registry_service, 7);
 
 /**
+ * DeleteModelRequest names the model to remove.
+ *
  * @generated from message studio.v1.DeleteModelRequest
  */
 export type DeleteModelRequest = Message<"studio.v1.DeleteModelRequest"> & {
   /**
+   * Required: an existing model.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
@@ -201,6 +240,8 @@ export const DeleteModelRequestSchema: GenMessage<DeleteModelRequest> = /*@__PUR
   messageDesc(file_studio_v1_registry_service, 8);
 
 /**
+ * DeleteModelResponse is empty: the model is gone.
+ *
  * @generated from message studio.v1.DeleteModelResponse
  */
 export type DeleteModelResponse = Message<"studio.v1.DeleteModelResponse"> & {
@@ -214,15 +255,21 @@ export const DeleteModelResponseSchema: GenMessage<DeleteModelResponse> = /*@__P
   messageDesc(file_studio_v1_registry_service, 9);
 
 /**
+ * SetModelEnabledRequest names a model and its new state.
+ *
  * @generated from message studio.v1.SetModelEnabledRequest
  */
 export type SetModelEnabledRequest = Message<"studio.v1.SetModelEnabledRequest"> & {
   /**
+   * Required: an existing model.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * The new state.
+   *
    * @generated from field: bool enabled = 2;
    */
   enabled: boolean;
@@ -236,10 +283,14 @@ export const SetModelEnabledRequestSchema: GenMessage<SetModelEnabledRequest> = 
   messageDesc(file_studio_v1_registry_service, 10);
 
 /**
+ * SetModelEnabledResponse is the model written.
+ *
  * @generated from message studio.v1.SetModelEnabledResponse
  */
 export type SetModelEnabledResponse = Message<"studio.v1.SetModelEnabledResponse"> & {
   /**
+   * The model as stored now.
+   *
    * @generated from field: studio.v1.Model model = 1;
    */
   model?: Model | undefined;
@@ -253,10 +304,14 @@ export const SetModelEnabledResponseSchema: GenMessage<SetModelEnabledResponse> 
   messageDesc(file_studio_v1_registry_service, 11);
 
 /**
+ * VerifyModelRequest names what to check.
+ *
  * @generated from message studio.v1.VerifyModelRequest
  */
 export type VerifyModelRequest = Message<"studio.v1.VerifyModelRequest"> & {
   /**
+   * Required: exactly one.
+   *
    * @generated from oneof studio.v1.VerifyModelRequest.target
    */
   target: {
@@ -269,7 +324,8 @@ export type VerifyModelRequest = Message<"studio.v1.VerifyModelRequest"> & {
     case: "name";
   } | {
     /**
-     * A source not saved yet (the admin page's Verify before Save).
+     * A source not saved yet (the admin page's Verify before Save); it must
+     * pass the registry's rules.
      *
      * @generated from field: studio.v1.ModelSource source = 2;
      */
@@ -292,11 +348,15 @@ export const VerifyModelRequestSchema: GenMessage<VerifyModelRequest> = /*@__PUR
  */
 export type FileCheck = Message<"studio.v1.FileCheck"> & {
   /**
+   * The file's name in the source.
+   *
    * @generated from field: string filename = 1;
    */
   filename: string;
 
   /**
+   * The URL checked.
+   *
    * @generated from field: string url = 2;
    */
   url: string;
@@ -330,6 +390,8 @@ export type FileCheck = Message<"studio.v1.FileCheck"> & {
   sizeBytes?: bigint | undefined;
 
   /**
+   * The source's approx_bytes for the file, when set.
+   *
    * @generated from field: optional uint64 approx_bytes = 7;
    */
   approxBytes?: bigint | undefined;
@@ -357,10 +419,14 @@ export const FileCheckSchema: GenMessage<FileCheck> = /*@__PURE__*/
   messageDesc(file_studio_v1_registry_service, 13);
 
 /**
+ * VerifyModelResponse is every file's finding.
+ *
  * @generated from message studio.v1.VerifyModelResponse
  */
 export type VerifyModelResponse = Message<"studio.v1.VerifyModelResponse"> & {
   /**
+   * In the source's order.
+   *
    * @generated from field: repeated studio.v1.FileCheck files = 1;
    */
   files: FileCheck[];
@@ -382,12 +448,18 @@ export const VerifyModelResponseSchema: GenMessage<VerifyModelResponse> = /*@__P
 
 /**
  * RegistryService manages the models the studio can dispatch: the single
- * source of truth for what every worker downloads and runs.
+ * source of truth for what every worker downloads and runs. Once the studio
+ * has tokens, ListModels and GetModel need a client or admin token and the
+ * other calls an admin token (`authorization: Bearer <secret>`). A source that
+ * breaks a rule is INVALID_ARGUMENT naming every field at fault, and nothing
+ * is written.
  *
  * @generated from service studio.v1.RegistryService
  */
 export const RegistryService: GenService<{
   /**
+   * ListModels reads every model, by name. Role: client.
+   *
    * @generated from rpc studio.v1.RegistryService.ListModels
    */
   listModels: {
@@ -396,6 +468,8 @@ export const RegistryService: GenService<{
     output: typeof ListModelsResponseSchema;
   },
   /**
+   * GetModel reads one model; NOT_FOUND for an unknown name. Role: client.
+   *
    * @generated from rpc studio.v1.RegistryService.GetModel
    */
   getModel: {
@@ -404,6 +478,9 @@ export const RegistryService: GenService<{
     output: typeof GetModelResponseSchema;
   },
   /**
+   * CreateModel adds a model; ALREADY_EXISTS when the name is taken.
+   * Role: admin.
+   *
    * @generated from rpc studio.v1.RegistryService.CreateModel
    */
   createModel: {
@@ -412,6 +489,9 @@ export const RegistryService: GenService<{
     output: typeof CreateModelResponseSchema;
   },
   /**
+   * UpdateModel replaces a model's source and/or description; jobs already
+   * written keep the source they resolved. Role: admin.
+   *
    * @generated from rpc studio.v1.RegistryService.UpdateModel
    */
   updateModel: {
@@ -420,6 +500,9 @@ export const RegistryService: GenService<{
     output: typeof UpdateModelResponseSchema;
   },
   /**
+   * DeleteModel removes a model; jobs already written keep their source.
+   * Role: admin.
+   *
    * @generated from rpc studio.v1.RegistryService.DeleteModel
    */
   deleteModel: {
@@ -428,6 +511,9 @@ export const RegistryService: GenService<{
     output: typeof DeleteModelResponseSchema;
   },
   /**
+   * SetModelEnabled enables or disables a model (a disabled one takes no new
+   * jobs). Role: admin.
+   *
    * @generated from rpc studio.v1.RegistryService.SetModelEnabled
    */
   setModelEnabled: {
@@ -437,7 +523,9 @@ export const RegistryService: GenService<{
   },
   /**
    * VerifyModel checks that every file URL of a model (or of a source not yet
-   * saved) is reachable, and compares sizes against approx_bytes.
+   * saved) is reachable, and compares sizes against approx_bytes; each URL
+   * gets --verify-url-timeout-ms (default 10 s). Nothing is downloaded in
+   * full and nothing is written. Role: admin.
    *
    * @generated from rpc studio.v1.RegistryService.VerifyModel
    */

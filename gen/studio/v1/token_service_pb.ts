@@ -15,35 +15,51 @@ export const file_studio_v1_token_service: GenFile = /*@__PURE__*/
   fileDesc("Ch1zdHVkaW8vdjEvdG9rZW5fc2VydmljZS5wcm90bxIJc3R1ZGlvLnYxItsBCgVUb2tlbhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEiIKBHJvbGUYAyABKA4yFC5zdHVkaW8udjEuVG9rZW5Sb2xlEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3VzZWRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkYKEkNyZWF0ZVRva2VuUmVxdWVzdBIMCgRuYW1lGAEgASgJEiIKBHJvbGUYAiABKA4yFC5zdHVkaW8udjEuVG9rZW5Sb2xlIkYKE0NyZWF0ZVRva2VuUmVzcG9uc2USHwoFdG9rZW4YASABKAsyEC5zdHVkaW8udjEuVG9rZW4SDgoGc2VjcmV0GAIgASgJIhMKEUxpc3RUb2tlbnNSZXF1ZXN0IjYKEkxpc3RUb2tlbnNSZXNwb25zZRIgCgZ0b2tlbnMYASADKAsyEC5zdHVkaW8udjEuVG9rZW4iIAoSUmV2b2tlVG9rZW5SZXF1ZXN0EgoKAmlkGAEgASgJIjYKE1Jldm9rZVRva2VuUmVzcG9uc2USHwoFdG9rZW4YASABKAsyEC5zdHVkaW8udjEuVG9rZW4iDwoNV2hvQW1JUmVxdWVzdCJoCg5XaG9BbUlSZXNwb25zZRIiCgRyb2xlGAEgASgOMhQuc3R1ZGlvLnYxLlRva2VuUm9sZRISCgp0b2tlbl9uYW1lGAIgASgJEhAKCHRva2VuX2lkGAMgASgJEgwKBG9wZW4YBCABKAgqawoJVG9rZW5Sb2xlEhoKFlRPS0VOX1JPTEVfVU5TUEVDSUZJRUQQABIUChBUT0tFTl9ST0xFX0FETUlOEAESFQoRVE9LRU5fUk9MRV9DTElFTlQQAhIVChFUT0tFTl9ST0xFX1dPUktFUhADMrwCCgxUb2tlblNlcnZpY2USTgoLQ3JlYXRlVG9rZW4SHS5zdHVkaW8udjEuQ3JlYXRlVG9rZW5SZXF1ZXN0Gh4uc3R1ZGlvLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2UiABJLCgpMaXN0VG9rZW5zEhwuc3R1ZGlvLnYxLkxpc3RUb2tlbnNSZXF1ZXN0Gh0uc3R1ZGlvLnYxLkxpc3RUb2tlbnNSZXNwb25zZSIAEk4KC1Jldm9rZVRva2VuEh0uc3R1ZGlvLnYxLlJldm9rZVRva2VuUmVxdWVzdBoeLnN0dWRpby52MS5SZXZva2VUb2tlblJlc3BvbnNlIgASPwoGV2hvQW1JEhguc3R1ZGlvLnYxLldob0FtSVJlcXVlc3QaGS5zdHVkaW8udjEuV2hvQW1JUmVzcG9uc2UiAGIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
+ * Token describes a bearer token (never its secret).
+ *
  * @generated from message studio.v1.Token
  */
 export type Token = Message<"studio.v1.Token"> & {
   /**
+   * The token's id: logs and RevokeToken name it (the secret is never shown
+   * again).
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * Who or what holds it.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
 
   /**
+   * What it may do.
+   *
    * @generated from field: studio.v1.TokenRole role = 3;
    */
   role: TokenRole;
 
   /**
+   * When it was created.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 4;
    */
   createTime?: Timestamp | undefined;
 
   /**
+   * About when it last authenticated a call (a store may record it at most
+   * once a minute); unset if never.
+   *
    * @generated from field: google.protobuf.Timestamp last_used_time = 5;
    */
   lastUsedTime?: Timestamp | undefined;
 
   /**
+   * When it was revoked; unset while it is valid.
+   *
    * @generated from field: google.protobuf.Timestamp revoke_time = 6;
    */
   revokeTime?: Timestamp | undefined;
@@ -57,15 +73,21 @@ export const TokenSchema: GenMessage<Token> = /*@__PURE__*/
   messageDesc(file_studio_v1_token_service, 0);
 
 /**
+ * CreateTokenRequest describes a new token.
+ *
  * @generated from message studio.v1.CreateTokenRequest
  */
 export type CreateTokenRequest = Message<"studio.v1.CreateTokenRequest"> & {
   /**
+   * Required: 1 to 100 characters (trimmed).
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * Required (not UNSPECIFIED).
+   *
    * @generated from field: studio.v1.TokenRole role = 2;
    */
   role: TokenRole;
@@ -79,10 +101,14 @@ export const CreateTokenRequestSchema: GenMessage<CreateTokenRequest> = /*@__PUR
   messageDesc(file_studio_v1_token_service, 1);
 
 /**
+ * CreateTokenResponse is the token and its secret.
+ *
  * @generated from message studio.v1.CreateTokenResponse
  */
 export type CreateTokenResponse = Message<"studio.v1.CreateTokenResponse"> & {
   /**
+   * The token.
+   *
    * @generated from field: studio.v1.Token token = 1;
    */
   token?: Token | undefined;
@@ -103,6 +129,8 @@ export const CreateTokenResponseSchema: GenMessage<CreateTokenResponse> = /*@__P
   messageDesc(file_studio_v1_token_service, 2);
 
 /**
+ * ListTokensRequest takes no parameters.
+ *
  * @generated from message studio.v1.ListTokensRequest
  */
 export type ListTokensRequest = Message<"studio.v1.ListTokensRequest"> & {
@@ -116,10 +144,14 @@ export const ListTokensRequestSchema: GenMessage<ListTokensRequest> = /*@__PURE_
   messageDesc(file_studio_v1_token_service, 3);
 
 /**
+ * ListTokensResponse is every token.
+ *
  * @generated from message studio.v1.ListTokensResponse
  */
 export type ListTokensResponse = Message<"studio.v1.ListTokensResponse"> & {
   /**
+   * Revoked tokens included.
+   *
    * @generated from field: repeated studio.v1.Token tokens = 1;
    */
   tokens: Token[];
@@ -133,10 +165,14 @@ export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PUR
   messageDesc(file_studio_v1_token_service, 4);
 
 /**
+ * RevokeTokenRequest names the token to revoke.
+ *
  * @generated from message studio.v1.RevokeTokenRequest
  */
 export type RevokeTokenRequest = Message<"studio.v1.RevokeTokenRequest"> & {
   /**
+   * Required: the token's id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
@@ -150,10 +186,14 @@ export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PUR
   messageDesc(file_studio_v1_token_service, 5);
 
 /**
+ * RevokeTokenResponse is the revoked token.
+ *
  * @generated from message studio.v1.RevokeTokenResponse
  */
 export type RevokeTokenResponse = Message<"studio.v1.RevokeTokenResponse"> & {
   /**
+   * The token, revoke_time set.
+   *
    * @generated from field: studio.v1.Token token = 1;
    */
   token?: Token | undefined;
@@ -167,6 +207,8 @@ export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__P
   messageDesc(file_studio_v1_token_service, 6);
 
 /**
+ * WhoAmIRequest takes no parameters: the caller is its token.
+ *
  * @generated from message studio.v1.WhoAmIRequest
  */
 export type WhoAmIRequest = Message<"studio.v1.WhoAmIRequest"> & {
@@ -180,6 +222,8 @@ export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
   messageDesc(file_studio_v1_token_service, 7);
 
 /**
+ * WhoAmIResponse describes the caller's token.
+ *
  * @generated from message studio.v1.WhoAmIResponse
  */
 export type WhoAmIResponse = Message<"studio.v1.WhoAmIResponse"> & {
@@ -227,6 +271,8 @@ export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
  */
 export enum TokenRole {
   /**
+   * Never valid: CreateToken refuses it (INVALID_ARGUMENT).
+   *
    * @generated from enum value: TOKEN_ROLE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -239,14 +285,15 @@ export enum TokenRole {
   ADMIN = 1,
 
   /**
-   * Create, promote, retry, cancel, read and watch jobs, read outputs.
+   * Create, promote, retry, cancel, read and watch jobs, read outputs; read
+   * the registry and the worker list.
    *
    * @generated from enum value: TOKEN_ROLE_CLIENT = 2;
    */
   CLIENT = 2,
 
   /**
-   * WorkerService only.
+   * WorkerService only (but ListWorkers).
    *
    * @generated from enum value: TOKEN_ROLE_WORKER = 3;
    */
@@ -260,7 +307,10 @@ export const TokenRoleSchema: GenEnum<TokenRole> = /*@__PURE__*/
   enumDesc(file_studio_v1_token_service, 0);
 
 /**
- * TokenService manages bearer tokens. Admin only, but for WhoAmI.
+ * TokenService manages bearer tokens. Admin only (Role: admin) but for
+ * WhoAmI, except that a studio running open on loopback with no token yet
+ * takes CreateToken from anyone, for its first token, which must be an admin
+ * token (FAILED_PRECONDITION otherwise); from then on auth is on for good.
  *
  * @generated from service studio.v1.TokenService
  */
@@ -276,6 +326,8 @@ export const TokenService: GenService<{
     output: typeof CreateTokenResponseSchema;
   },
   /**
+   * ListTokens describes every token, revoked ones too; never a secret.
+   *
    * @generated from rpc studio.v1.TokenService.ListTokens
    */
   listTokens: {
@@ -284,7 +336,8 @@ export const TokenService: GenService<{
     output: typeof ListTokensResponseSchema;
   },
   /**
-   * RevokeToken ends the token's use at once, including open worker sessions.
+   * RevokeToken ends the token's use at once, including open worker sessions
+   * and waiting ClaimJob long-polls; NOT_FOUND for an unknown id.
    *
    * @generated from rpc studio.v1.TokenService.RevokeToken
    */

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/worker_service.proto.
  */
 export const file_studio_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSLSAwoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAQgkKB21lc3NhZ2Ui6QEKD1Nlc3Npb25SZXNwb25zZRIlCgd3ZWxjb21lGAEgASgLMhIuc3R1ZGlvLnYxLldlbGNvbWVIABIhCgVvZmZlchgCIAEoCzIQLnN0dWRpby52MS5PZmZlckgAEigKBmNhbmNlbBgDIAEoCzIWLnN0dWRpby52MS5DYW5jZWxPcmRlckgAEiUKB3JlY2VpcHQYBCABKAsyEi5zdHVkaW8udjEuUmVjZWlwdEgAEjAKBWJhdGNoGAUgASgLMh8uc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZUJhdGNoSABCCQoHbWVzc2FnZSJEChRTZXNzaW9uUmVzcG9uc2VCYXRjaBIsCghtZXNzYWdlcxgBIAMoCzIaLnN0dWRpby52MS5TZXNzaW9uUmVzcG9uc2UinwIKC1dvcmtlckhlbGxvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRInCgdlbmdpbmVzGAMgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAQgASgNEhUKDWNhY2hlZF9zaGEyNTYYBSADKAkSMgoGbGFiZWxzGAYgAygLMiIuc3R1ZGlvLnYxLldvcmtlckhlbGxvLkxhYmVsc0VudHJ5EhEKCWxlYXNlX2lkcxgHIAMoCRITCgtjYWNoZWRfdXJscxgIIAMoCRIXCg9hY2NlcHRzX2JhdGNoZXMYCSABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKiAQoHV2VsY29tZRIRCgl3b3JrZXJfaWQYASABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgNEhQKDGxlYXNlX3R0bF9tcxgDIAEoDRIWCg5rZXB0X2xlYXNlX2lkcxgEIAMoCRIWCg5sb3N0X2xlYXNlX2lkcxgFIAMoCRIfChdtYXhfaW5saW5lX291dHB1dF9ieXRlcxgGIAEoDSIkCg9Xb3JrZXJIZWFydGJlYXQSEQoJbGVhc2VfaWRzGAEgAygJIi0KCUpvYkFjY2VwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkiPgoKSm9iRGVjbGluZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIl8KEUpvYlByb2dyZXNzUmVwb3J0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIoCghwcm9ncmVzcxgDIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcyKTAQoLT3V0cHV0Q2h1bmsSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWluZGV4GAMgASgNEhEKCW1pbWVfdHlwZRgEIAEoCRISCgp0b3RhbF9zaXplGAUgASgEEg4KBnNoYTI1NhgGIAEoCRIOCgZvZmZzZXQYByABKAQSDAoEZGF0YRgIIAEoDCJtCgtKb2JDb21wbGV0ZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSFAoMb3V0cHV0X2NvdW50GAMgASgNEiYKB291dHB1dHMYBCADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSJNCgdKb2JGYWlsEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiDQoLV29ya2VyRHJhaW4iZQoLQ2FjaGVVcGRhdGUSFAoMYWRkZWRfc2hhMjU2GAEgAygJEhYKDnJlbW92ZWRfc2hhMjU2GAIgAygJEhIKCmFkZGVkX3VybHMYAyADKAkSFAoMcmVtb3ZlZF91cmxzGAQgAygJIj8KC0NhbmNlbE9yZGVyEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiVgoHUmVjZWlwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSCgoCb2sYAyABKAgSDAoEY29kZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgJIncKD0NsYWltSm9iUmVxdWVzdBITCgt3b3JrZXJfbmFtZRgBIAEoCRInCgdlbmdpbmVzGAIgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEhUKDWNhY2hlZF9zaGEyNTYYAyADKAkSDwoHd2FpdF9tcxgEIAEoDSJFChBDbGFpbUpvYlJlc3BvbnNlEicKBWNsYWltGAEgASgLMhMuc3R1ZGlvLnYxLkpvYkNsYWltSACIAQFCCAoGX2NsYWltIiUKEEhlYXJ0YmVhdFJlcXVlc3QSEQoJbGVhc2VfaWRzGAEgAygJInwKEUhlYXJ0YmVhdFJlc3BvbnNlEhkKEXJlbmV3ZWRfbGVhc2VfaWRzGAEgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAIgAygJEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKFVJlcG9ydFByb2dyZXNzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MiGAoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSJMCgpPdXRwdXREYXRhEg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMEg4KBnNoYTI1NhgEIAEoCSJeChJDb21wbGV0ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEiYKB291dHB1dHMYAyADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSIyChNDb21wbGV0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiiAEKGENvbXBsZXRlSm9iU3RyZWFtUmVxdWVzdBIuCgxvdXRwdXRfY2h1bmsYASABKAsyFi5zdHVkaW8udjEuT3V0cHV0Q2h1bmtIABIxCghjb21wbGV0ZRgCIAEoCzIdLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlcXVlc3RIAEIJCgdtZXNzYWdlIjgKGUNvbXBsZXRlSm9iU3RyZWFtUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiJUCg5GYWlsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFZXJyb3IYAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIIi4KD0ZhaWxKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIhQKEkxpc3RXb3JrZXJzUmVxdWVzdCKTAwoKV29ya2VySW5mbxIRCgl3b3JrZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEicKB2VuZ2luZXMYBCADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBSABKA0SFAoMc2xvdHNfaW5fdXNlGAYgASgNEg8KB2pvYl9pZHMYByADKAkSFQoNY2FjaGVkX3NoYTI1NhgIIAMoCRI3ChNsYXN0X2hlYXJ0YmVhdF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb25uZWN0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRyYWluaW5nGAsgASgIEjEKBmxhYmVscxgMIAMoCzIhLnN0dWRpby52MS5Xb3JrZXJJbmZvLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPQoTTGlzdFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8iFQoTV2F0Y2hXb3JrZXJzUmVxdWVzdCJsChRXYXRjaFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8SGgoScmVtb3ZlZF93b3JrZXJfaWRzGAIgAygJEhAKCHNuYXBzaG90GAMgASgIMt4FCg1Xb3JrZXJTZXJ2aWNlEkYKB1Nlc3Npb24SGS5zdHVkaW8udjEuU2Vzc2lvblJlcXVlc3QaGi5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlIgAoATABEkUKCENsYWltSm9iEhouc3R1ZGlvLnYxLkNsYWltSm9iUmVxdWVzdBobLnN0dWRpby52MS5DbGFpbUpvYlJlc3BvbnNlIgASSAoJSGVhcnRiZWF0Ehsuc3R1ZGlvLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHC5zdHVkaW8udjEuSGVhcnRiZWF0UmVzcG9uc2UiABJXCg5SZXBvcnRQcm9ncmVzcxIgLnN0dWRpby52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaIS5zdHVkaW8udjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSIAEk4KC0NvbXBsZXRlSm9iEh0uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVxdWVzdBoeLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlc3BvbnNlIgASYgoRQ29tcGxldGVKb2JTdHJlYW0SIy5zdHVkaW8udjEuQ29tcGxldGVKb2JTdHJlYW1SZXF1ZXN0GiQuc3R1ZGlvLnYxLkNvbXBsZXRlSm9iU3RyZWFtUmVzcG9uc2UiACgBEkIKB0ZhaWxKb2ISGS5zdHVkaW8udjEuRmFpbEpvYlJlcXVlc3QaGi5zdHVkaW8udjEuRmFpbEpvYlJlc3BvbnNlIgASTgoLTGlzdFdvcmtlcnMSHS5zdHVkaW8udjEuTGlzdFdvcmtlcnNSZXF1ZXN0Gh4uc3R1ZGlvLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2UiABJTCgxXYXRjaFdvcmtlcnMSHi5zdHVkaW8udjEuV2F0Y2hXb3JrZXJzUmVxdWVzdBofLnN0dWRpby52MS5XYXRjaFdvcmtlcnNSZXNwb25zZSIAMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
+  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSLSAwoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAQgkKB21lc3NhZ2Ui6QEKD1Nlc3Npb25SZXNwb25zZRIlCgd3ZWxjb21lGAEgASgLMhIuc3R1ZGlvLnYxLldlbGNvbWVIABIhCgVvZmZlchgCIAEoCzIQLnN0dWRpby52MS5PZmZlckgAEigKBmNhbmNlbBgDIAEoCzIWLnN0dWRpby52MS5DYW5jZWxPcmRlckgAEiUKB3JlY2VpcHQYBCABKAsyEi5zdHVkaW8udjEuUmVjZWlwdEgAEjAKBWJhdGNoGAUgASgLMh8uc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZUJhdGNoSABCCQoHbWVzc2FnZSJEChRTZXNzaW9uUmVzcG9uc2VCYXRjaBIsCghtZXNzYWdlcxgBIAMoCzIaLnN0dWRpby52MS5TZXNzaW9uUmVzcG9uc2UinwIKC1dvcmtlckhlbGxvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRInCgdlbmdpbmVzGAMgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAQgASgNEhUKDWNhY2hlZF9zaGEyNTYYBSADKAkSMgoGbGFiZWxzGAYgAygLMiIuc3R1ZGlvLnYxLldvcmtlckhlbGxvLkxhYmVsc0VudHJ5EhEKCWxlYXNlX2lkcxgHIAMoCRITCgtjYWNoZWRfdXJscxgIIAMoCRIXCg9hY2NlcHRzX2JhdGNoZXMYCSABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKiAQoHV2VsY29tZRIRCgl3b3JrZXJfaWQYASABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgNEhQKDGxlYXNlX3R0bF9tcxgDIAEoDRIWCg5rZXB0X2xlYXNlX2lkcxgEIAMoCRIWCg5sb3N0X2xlYXNlX2lkcxgFIAMoCRIfChdtYXhfaW5saW5lX291dHB1dF9ieXRlcxgGIAEoDSIkCg9Xb3JrZXJIZWFydGJlYXQSEQoJbGVhc2VfaWRzGAEgAygJIi0KCUpvYkFjY2VwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkiPgoKSm9iRGVjbGluZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIl8KEUpvYlByb2dyZXNzUmVwb3J0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIoCghwcm9ncmVzcxgDIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcyKTAQoLT3V0cHV0Q2h1bmsSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWluZGV4GAMgASgNEhEKCW1pbWVfdHlwZRgEIAEoCRISCgp0b3RhbF9zaXplGAUgASgEEg4KBnNoYTI1NhgGIAEoCRIOCgZvZmZzZXQYByABKAQSDAoEZGF0YRgIIAEoDCJtCgtKb2JDb21wbGV0ZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSFAoMb3V0cHV0X2NvdW50GAMgASgNEiYKB291dHB1dHMYBCADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSJNCgdKb2JGYWlsEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiDQoLV29ya2VyRHJhaW4iZQoLQ2FjaGVVcGRhdGUSFAoMYWRkZWRfc2hhMjU2GAEgAygJEhYKDnJlbW92ZWRfc2hhMjU2GAIgAygJEhIKCmFkZGVkX3VybHMYAyADKAkSFAoMcmVtb3ZlZF91cmxzGAQgAygJIj8KC0NhbmNlbE9yZGVyEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiggEKB1JlY2VpcHQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEgoKAm9rGAMgASgIEgwKBGNvZGUYBCABKAkSDwoHbWVzc2FnZRgFIAEoCRIZCgxvdXRwdXRfaW5kZXgYBiABKA1IAIgBAUIPCg1fb3V0cHV0X2luZGV4IncKD0NsYWltSm9iUmVxdWVzdBITCgt3b3JrZXJfbmFtZRgBIAEoCRInCgdlbmdpbmVzGAIgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEhUKDWNhY2hlZF9zaGEyNTYYAyADKAkSDwoHd2FpdF9tcxgEIAEoDSJFChBDbGFpbUpvYlJlc3BvbnNlEicKBWNsYWltGAEgASgLMhMuc3R1ZGlvLnYxLkpvYkNsYWltSACIAQFCCAoGX2NsYWltIiUKEEhlYXJ0YmVhdFJlcXVlc3QSEQoJbGVhc2VfaWRzGAEgAygJInwKEUhlYXJ0YmVhdFJlc3BvbnNlEhkKEXJlbmV3ZWRfbGVhc2VfaWRzGAEgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAIgAygJEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKFVJlcG9ydFByb2dyZXNzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MiGAoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSJMCgpPdXRwdXREYXRhEg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMEg4KBnNoYTI1NhgEIAEoCSJeChJDb21wbGV0ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEiYKB291dHB1dHMYAyADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSIyChNDb21wbGV0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiiAEKGENvbXBsZXRlSm9iU3RyZWFtUmVxdWVzdBIuCgxvdXRwdXRfY2h1bmsYASABKAsyFi5zdHVkaW8udjEuT3V0cHV0Q2h1bmtIABIxCghjb21wbGV0ZRgCIAEoCzIdLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlcXVlc3RIAEIJCgdtZXNzYWdlIjgKGUNvbXBsZXRlSm9iU3RyZWFtUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiJUCg5GYWlsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFZXJyb3IYAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIIi4KD0ZhaWxKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIhQKEkxpc3RXb3JrZXJzUmVxdWVzdCKTAwoKV29ya2VySW5mbxIRCgl3b3JrZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEicKB2VuZ2luZXMYBCADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBSABKA0SFAoMc2xvdHNfaW5fdXNlGAYgASgNEg8KB2pvYl9pZHMYByADKAkSFQoNY2FjaGVkX3NoYTI1NhgIIAMoCRI3ChNsYXN0X2hlYXJ0YmVhdF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb25uZWN0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRyYWluaW5nGAsgASgIEjEKBmxhYmVscxgMIAMoCzIhLnN0dWRpby52MS5Xb3JrZXJJbmZvLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPQoTTGlzdFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8iFQoTV2F0Y2hXb3JrZXJzUmVxdWVzdCJsChRXYXRjaFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8SGgoScmVtb3ZlZF93b3JrZXJfaWRzGAIgAygJEhAKCHNuYXBzaG90GAMgASgIMt4FCg1Xb3JrZXJTZXJ2aWNlEkYKB1Nlc3Npb24SGS5zdHVkaW8udjEuU2Vzc2lvblJlcXVlc3QaGi5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlIgAoATABEkUKCENsYWltSm9iEhouc3R1ZGlvLnYxLkNsYWltSm9iUmVxdWVzdBobLnN0dWRpby52MS5DbGFpbUpvYlJlc3BvbnNlIgASSAoJSGVhcnRiZWF0Ehsuc3R1ZGlvLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHC5zdHVkaW8udjEuSGVhcnRiZWF0UmVzcG9uc2UiABJXCg5SZXBvcnRQcm9ncmVzcxIgLnN0dWRpby52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaIS5zdHVkaW8udjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSIAEk4KC0NvbXBsZXRlSm9iEh0uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVxdWVzdBoeLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlc3BvbnNlIgASYgoRQ29tcGxldGVKb2JTdHJlYW0SIy5zdHVkaW8udjEuQ29tcGxldGVKb2JTdHJlYW1SZXF1ZXN0GiQuc3R1ZGlvLnYxLkNvbXBsZXRlSm9iU3RyZWFtUmVzcG9uc2UiACgBEkIKB0ZhaWxKb2ISGS5zdHVkaW8udjEuRmFpbEpvYlJlcXVlc3QaGi5zdHVkaW8udjEuRmFpbEpvYlJlc3BvbnNlIgASTgoLTGlzdFdvcmtlcnMSHS5zdHVkaW8udjEuTGlzdFdvcmtlcnNSZXF1ZXN0Gh4uc3R1ZGlvLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2UiABJTCgxXYXRjaFdvcmtlcnMSHi5zdHVkaW8udjEuV2F0Y2hXb3JrZXJzUmVxdWVzdBofLnN0dWRpby52MS5XYXRjaFdvcmtlcnNSZXNwb25zZSIAMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
 
 /**
  * SessionRequest is one message from a streaming worker.
@@ -25,64 +25,86 @@ export const file_studio_v1_worker_service: GenFile = /*@__PURE__*/
  */
 export type SessionRequest = Message<"studio.v1.SessionRequest"> & {
   /**
+   * Required: exactly one.
+   *
    * @generated from oneof studio.v1.SessionRequest.message
    */
   message: {
     /**
+     * First, and only first.
+     *
      * @generated from field: studio.v1.WorkerHello hello = 1;
      */
     value: WorkerHello;
     case: "hello";
   } | {
     /**
+     * The leases held, every Welcome.heartbeat_interval_ms while any are.
+     *
      * @generated from field: studio.v1.WorkerHeartbeat heartbeat = 2;
      */
     value: WorkerHeartbeat;
     case: "heartbeat";
   } | {
     /**
+     * Optional start of an offered job (answered by a Receipt).
+     *
      * @generated from field: studio.v1.JobAccept accept = 3;
      */
     value: JobAccept;
     case: "accept";
   } | {
     /**
+     * Hands an offer back (answered by a Receipt).
+     *
      * @generated from field: studio.v1.JobDecline decline = 4;
      */
     value: JobDecline;
     case: "decline";
   } | {
     /**
+     * A job's progress.
+     *
      * @generated from field: studio.v1.JobProgressReport progress = 5;
      */
     value: JobProgressReport;
     case: "progress";
   } | {
     /**
+     * A piece of an output.
+     *
      * @generated from field: studio.v1.OutputChunk output_chunk = 6;
      */
     value: OutputChunk;
     case: "outputChunk";
   } | {
     /**
+     * Commits a job (answered by a Receipt).
+     *
      * @generated from field: studio.v1.JobComplete complete = 7;
      */
     value: JobComplete;
     case: "complete";
   } | {
     /**
+     * Fails a job's attempt (answered by a Receipt).
+     *
      * @generated from field: studio.v1.JobFail fail = 8;
      */
     value: JobFail;
     case: "fail";
   } | {
     /**
+     * No more offers; finish what is held.
+     *
      * @generated from field: studio.v1.WorkerDrain drain = 9;
      */
     value: WorkerDrain;
     case: "drain";
   } | {
     /**
+     * The cache changed.
+     *
      * @generated from field: studio.v1.CacheUpdate cache_update = 10;
      */
     value: CacheUpdate;
@@ -104,28 +126,38 @@ export const SessionRequestSchema: GenMessage<SessionRequest> = /*@__PURE__*/
  */
 export type SessionResponse = Message<"studio.v1.SessionResponse"> & {
   /**
+   * Exactly one.
+   *
    * @generated from oneof studio.v1.SessionResponse.message
    */
   message: {
     /**
+     * First, answering hello.
+     *
      * @generated from field: studio.v1.Welcome welcome = 1;
      */
     value: Welcome;
     case: "welcome";
   } | {
     /**
+     * A job leased to this worker.
+     *
      * @generated from field: studio.v1.Offer offer = 2;
      */
     value: Offer;
     case: "offer";
   } | {
     /**
+     * Stop a job.
+     *
      * @generated from field: studio.v1.CancelOrder cancel = 3;
      */
     value: CancelOrder;
     case: "cancel";
   } | {
     /**
+     * The answer to an accept, decline, complete or fail, or a refused output.
+     *
      * @generated from field: studio.v1.Receipt receipt = 4;
      */
     value: Receipt;
@@ -157,6 +189,8 @@ export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
  */
 export type SessionResponseBatch = Message<"studio.v1.SessionResponseBatch"> & {
   /**
+   * In order; at most 64.
+   *
    * @generated from field: repeated studio.v1.SessionResponse messages = 1;
    */
   messages: SessionResponse[];
@@ -170,50 +204,60 @@ export const SessionResponseBatchSchema: GenMessage<SessionResponseBatch> = /*@_
   messageDesc(file_studio_v1_worker_service, 2);
 
 /**
- * WorkerHello opens a session.
+ * WorkerHello opens a session. A bad field ends the stream with
+ * INVALID_ARGUMENT naming it.
  *
  * @generated from message studio.v1.WorkerHello
  */
 export type WorkerHello = Message<"studio.v1.WorkerHello"> & {
   /**
+   * Required: 1 to 128 characters; ListWorkers and jobs show it.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * The worker's version, at most 64 characters.
+   *
    * @generated from field: string version = 2;
    */
   version: string;
 
   /**
-   * The engines whose programs this worker found.
+   * Required: the engines whose programs this worker found (at least one,
+   * not UNSPECIFIED). Only jobs of these engines are offered.
    *
    * @generated from field: repeated studio.v1.ModelEngine engines = 3;
    */
   engines: ModelEngine[];
 
   /**
-   * How many jobs it runs at once; 0 means 1.
+   * How many jobs it runs at once; 0 means 1; at most 64.
    *
    * @generated from field: uint32 slots = 4;
    */
   slots: number;
 
   /**
-   * Digests of the model files in its cache, for cache-aware placement.
+   * Digests of the model files in its cache (64 hex digits, lower case; at
+   * most 4096), for cache-aware placement.
    *
    * @generated from field: repeated string cached_sha256 = 5;
    */
   cachedSha256: string[];
 
   /**
+   * Free labels for operators: at most 32, keys up to 64 and values up to 256
+   * characters.
+   *
    * @generated from field: map<string, string> labels = 6;
    */
   labels: { [key: string]: string };
 
   /**
-   * Leases it still holds after a reconnect; the studio keeps those that are
-   * still current and lists the rest as lost in welcome.
+   * Leases it still holds after a reconnect (at most 1024); the studio keeps
+   * those that are still current and lists the rest as lost in welcome.
    *
    * @generated from field: repeated string lease_ids = 7;
    */
@@ -222,7 +266,7 @@ export type WorkerHello = Message<"studio.v1.WorkerHello"> & {
   /**
    * URLs of complete model files in its cache that were downloaded without a
    * digest to check (sources with no sha256), for cache-aware placement of
-   * such models. Bounded like cached_sha256; http(s) URLs only.
+   * such models. At most 1024; http(s) URLs only.
    *
    * @generated from field: repeated string cached_urls = 8;
    */
@@ -244,30 +288,44 @@ export const WorkerHelloSchema: GenMessage<WorkerHello> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 3);
 
 /**
+ * Welcome answers hello: the session's parameters.
+ *
  * @generated from message studio.v1.Welcome
  */
 export type Welcome = Message<"studio.v1.Welcome"> & {
   /**
+   * The studio's id for this session (ListWorkers shows it).
+   *
    * @generated from field: string worker_id = 1;
    */
   workerId: string;
 
   /**
+   * How often to send a heartbeat while holding leases, in milliseconds (at
+   * most half the lease TTL).
+   *
    * @generated from field: uint32 heartbeat_interval_ms = 2;
    */
   heartbeatIntervalMs: number;
 
   /**
+   * How long a lease lasts without a heartbeat, in milliseconds.
+   *
    * @generated from field: uint32 lease_ttl_ms = 3;
    */
   leaseTtlMs: number;
 
   /**
+   * Of hello.lease_ids, those still current: keep working on them.
+   *
    * @generated from field: repeated string kept_lease_ids = 4;
    */
   keptLeaseIds: string[];
 
   /**
+   * Of hello.lease_ids, those gone (expired, cancelled, someone else's): stop
+   * those jobs and send nothing more about them.
+   *
    * @generated from field: repeated string lost_lease_ids = 5;
    */
   lostLeaseIds: string[];
@@ -290,12 +348,15 @@ export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 4);
 
 /**
- * WorkerHeartbeat renews the listed leases.
+ * WorkerHeartbeat renews the listed leases. A listed lease that is no longer
+ * current (or not this worker's) is answered with a CancelOrder for it.
  *
  * @generated from message studio.v1.WorkerHeartbeat
  */
 export type WorkerHeartbeat = Message<"studio.v1.WorkerHeartbeat"> & {
   /**
+   * The leases held; at most 1024 per heartbeat.
+   *
    * @generated from field: repeated string lease_ids = 1;
    */
   leaseIds: string[];
@@ -318,11 +379,15 @@ export const WorkerHeartbeatSchema: GenMessage<WorkerHeartbeat> = /*@__PURE__*/
  */
 export type JobAccept = Message<"studio.v1.JobAccept"> & {
   /**
+   * Required: the offer's job_id.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: the offer's lease_id.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
@@ -336,22 +401,29 @@ export const JobAcceptSchema: GenMessage<JobAccept> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 6);
 
 /**
- * JobDecline hands an offer back without counting the attempt.
+ * JobDecline hands an offer back without counting the attempt; the job is
+ * not offered to this worker again for a while.
  *
  * @generated from message studio.v1.JobDecline
  */
 export type JobDecline = Message<"studio.v1.JobDecline"> & {
   /**
+   * Required: the offer's job_id.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: the offer's lease_id.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * Why, for logs (no free slot, no such engine, ...).
+   *
    * @generated from field: string reason = 3;
    */
   reason: string;
@@ -365,20 +437,29 @@ export const JobDeclineSchema: GenMessage<JobDecline> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 7);
 
 /**
+ * JobProgressReport is a job's progress. Reports may be sent as often as the
+ * worker likes; the studio stores and publishes at most a few per second.
+ *
  * @generated from message studio.v1.JobProgressReport
  */
 export type JobProgressReport = Message<"studio.v1.JobProgressReport"> & {
   /**
+   * Required: the job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: its current lease; a stale one is answered with a CancelOrder.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * The progress (update_time is set by the studio).
+   *
    * @generated from field: studio.v1.JobProgress progress = 3;
    */
   progress?: JobProgress | undefined;
@@ -392,48 +473,74 @@ export const JobProgressReportSchema: GenMessage<JobProgressReport> = /*@__PURE_
   messageDesc(file_studio_v1_worker_service, 8);
 
 /**
- * OutputChunk carries up to 1 MiB of one output. The chunks of an output come
- * in order; the first carries offset 0.
+ * OutputChunk carries a piece of one output. The chunks of an output come in
+ * order, the first at offset 0, each carrying the same job_id, lease_id,
+ * index, mime_type, total_size and sha256. A session may have at most 64
+ * outputs half sent at once. An output the studio refuses (over
+ * --max-output-bytes, a wrong digest, a bad field, a stale lease) is answered
+ * at once with a Receipt (ok false, output_index set) and its later chunks are
+ * ignored: send it again from offset 0, or fail the job. A complete without
+ * it is refused, and the job stays RUNNING until the worker fails it or the
+ * lease expires.
  *
  * @generated from message studio.v1.OutputChunk
  */
 export type OutputChunk = Message<"studio.v1.OutputChunk"> & {
   /**
+   * Required: the job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: its current lease.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * The output's index: 0 .. output_count - 1.
+   *
    * @generated from field: uint32 index = 3;
    */
   index: number;
 
   /**
+   * Required: the output's media type, a bare type/subtype (image/png,
+   * application/json), no parameters.
+   *
    * @generated from field: string mime_type = 4;
    */
   mimeType: string;
 
   /**
+   * Required: the whole output's size in bytes, at most --max-output-bytes
+   * (512 MiB by default).
+   *
    * @generated from field: uint64 total_size = 5;
    */
   totalSize: bigint;
 
   /**
+   * Required: the whole output's sha256, 64 hex digits; checked when the last
+   * byte arrives.
+   *
    * @generated from field: string sha256 = 6;
    */
   sha256: string;
 
   /**
+   * Bytes of this output sent before this chunk.
+   *
    * @generated from field: uint64 offset = 7;
    */
   offset: bigint;
 
   /**
+   * At most 1 MiB (1,048,576 bytes).
+   *
    * @generated from field: bytes data = 8;
    */
   data: Uint8Array;
@@ -454,16 +561,23 @@ export const OutputChunkSchema: GenMessage<OutputChunk> = /*@__PURE__*/
  */
 export type JobComplete = Message<"studio.v1.JobComplete"> & {
   /**
+   * Required: the job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: its current lease.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * Required: the task's output count (an image task's batch_count, 1 for a
+   * text task); every index 0 .. output_count - 1 must have arrived whole.
+   *
    * @generated from field: uint32 output_count = 3;
    */
   outputCount: number;
@@ -485,20 +599,28 @@ export const JobCompleteSchema: GenMessage<JobComplete> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 10);
 
 /**
+ * JobFail ends a job's attempt with an error.
+ *
  * @generated from message studio.v1.JobFail
  */
 export type JobFail = Message<"studio.v1.JobFail"> & {
   /**
+   * Required: the job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: its current lease.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * What went wrong, for people; the first 4000 characters are kept.
+   *
    * @generated from field: string error = 3;
    */
   error: string;
@@ -534,15 +656,21 @@ export const WorkerDrainSchema: GenMessage<WorkerDrain> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 12);
 
 /**
+ * CacheUpdate reports what entered and left the worker's cache since hello.
+ *
  * @generated from message studio.v1.CacheUpdate
  */
 export type CacheUpdate = Message<"studio.v1.CacheUpdate"> & {
   /**
+   * sha256 digests now cached (the studio keeps at most 4096 per worker).
+   *
    * @generated from field: repeated string added_sha256 = 1;
    */
   addedSha256: string[];
 
   /**
+   * sha256 digests evicted.
+   *
    * @generated from field: repeated string removed_sha256 = 2;
    */
   removedSha256: string[];
@@ -556,6 +684,8 @@ export type CacheUpdate = Message<"studio.v1.CacheUpdate"> & {
   addedUrls: string[];
 
   /**
+   * URLs of such files evicted.
+   *
    * @generated from field: repeated string removed_urls = 4;
    */
   removedUrls: string[];
@@ -569,22 +699,29 @@ export const CacheUpdateSchema: GenMessage<CacheUpdate> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 13);
 
 /**
- * CancelOrder tells a worker to stop a job and drop its lease.
+ * CancelOrder tells a worker to stop a job and drop its lease: send nothing
+ * more about it.
  *
  * @generated from message studio.v1.CancelOrder
  */
 export type CancelOrder = Message<"studio.v1.CancelOrder"> & {
   /**
+   * The job to stop.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * The lease that ended.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * Why (cancelled by a client, lease lost, ...).
+   *
    * @generated from field: string reason = 3;
    */
   reason: string;
@@ -598,36 +735,55 @@ export const CancelOrderSchema: GenMessage<CancelOrder> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 14);
 
 /**
- * Receipt answers accept, decline, complete and fail: ok, or the Connect error
- * code name (for example "failed_precondition") and a message.
+ * Receipt answers accept, decline, complete and fail (and a refused output):
+ * ok, or the Connect error code name (for example "failed_precondition") and
+ * a message. Receipts come in the order of the messages they answer.
  *
  * @generated from message studio.v1.Receipt
  */
 export type Receipt = Message<"studio.v1.Receipt"> & {
   /**
+   * The job of the message answered.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * The lease of the message answered.
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * True when the message took effect.
+   *
    * @generated from field: bool ok = 3;
    */
   ok: boolean;
 
   /**
+   * When not ok: the Connect code name (invalid_argument, failed_precondition,
+   * resource_exhausted, permission_denied, ...).
+   *
    * @generated from field: string code = 4;
    */
   code: string;
 
   /**
+   * When not ok: what was wrong.
+   *
    * @generated from field: string message = 5;
    */
   message: string;
+
+  /**
+   * Set when the receipt refuses an output sent as OutputChunks: its index.
+   *
+   * @generated from field: optional uint32 output_index = 6;
+   */
+  outputIndex?: number | undefined;
 };
 
 /**
@@ -638,26 +794,35 @@ export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 15);
 
 /**
+ * ClaimJobRequest asks for the next job the caller can serve.
+ *
  * @generated from message studio.v1.ClaimJobRequest
  */
 export type ClaimJobRequest = Message<"studio.v1.ClaimJobRequest"> & {
   /**
+   * Required: 1 to 128 characters; jobs show it as their worker.
+   *
    * @generated from field: string worker_name = 1;
    */
   workerName: string;
 
   /**
+   * Required: the engines the caller can run (at least one, not UNSPECIFIED).
+   *
    * @generated from field: repeated studio.v1.ModelEngine engines = 2;
    */
   engines: ModelEngine[];
 
   /**
+   * Digests of cached model files, for cache-aware placement.
+   *
    * @generated from field: repeated string cached_sha256 = 3;
    */
   cachedSha256: string[];
 
   /**
-   * Long-poll: wait up to this long for a job; at most 30000.
+   * Long-poll: wait up to this long for a job, in milliseconds; at most
+   * 30000; 0 answers at once.
    *
    * @generated from field: uint32 wait_ms = 4;
    */
@@ -672,6 +837,8 @@ export const ClaimJobRequestSchema: GenMessage<ClaimJobRequest> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 16);
 
 /**
+ * ClaimJobResponse is the job leased, if any.
+ *
  * @generated from message studio.v1.ClaimJobResponse
  */
 export type ClaimJobResponse = Message<"studio.v1.ClaimJobResponse"> & {
@@ -691,10 +858,14 @@ export const ClaimJobResponseSchema: GenMessage<ClaimJobResponse> = /*@__PURE__*
   messageDesc(file_studio_v1_worker_service, 17);
 
 /**
+ * HeartbeatRequest lists the leases to renew.
+ *
  * @generated from message studio.v1.HeartbeatRequest
  */
 export type HeartbeatRequest = Message<"studio.v1.HeartbeatRequest"> & {
   /**
+   * At most 1024.
+   *
    * @generated from field: repeated string lease_ids = 1;
    */
   leaseIds: string[];
@@ -708,20 +879,28 @@ export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*
   messageDesc(file_studio_v1_worker_service, 18);
 
 /**
+ * HeartbeatResponse says which leases were renewed.
+ *
  * @generated from message studio.v1.HeartbeatResponse
  */
 export type HeartbeatResponse = Message<"studio.v1.HeartbeatResponse"> & {
   /**
+   * Renewed until lease_expires_at.
+   *
    * @generated from field: repeated string renewed_lease_ids = 1;
    */
   renewedLeaseIds: string[];
 
   /**
+   * Gone (expired, cancelled, someone else's): stop those jobs.
+   *
    * @generated from field: repeated string lost_lease_ids = 2;
    */
   lostLeaseIds: string[];
 
   /**
+   * When the renewed leases expire unless renewed again.
+   *
    * @generated from field: google.protobuf.Timestamp lease_expires_at = 3;
    */
   leaseExpiresAt?: Timestamp | undefined;
@@ -735,20 +914,28 @@ export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE_
   messageDesc(file_studio_v1_worker_service, 19);
 
 /**
+ * ReportProgressRequest is a polling worker's progress report.
+ *
  * @generated from message studio.v1.ReportProgressRequest
  */
 export type ReportProgressRequest = Message<"studio.v1.ReportProgressRequest"> & {
   /**
+   * Required: the job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: its current lease (FAILED_PRECONDITION when stale).
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * The progress (update_time is set by the studio).
+   *
    * @generated from field: studio.v1.JobProgress progress = 3;
    */
   progress?: JobProgress | undefined;
@@ -762,6 +949,8 @@ export const ReportProgressRequestSchema: GenMessage<ReportProgressRequest> = /*
   messageDesc(file_studio_v1_worker_service, 20);
 
 /**
+ * ReportProgressResponse is empty: the report was taken.
+ *
  * @generated from message studio.v1.ReportProgressResponse
  */
 export type ReportProgressResponse = Message<"studio.v1.ReportProgressResponse"> & {
@@ -781,21 +970,29 @@ export const ReportProgressResponseSchema: GenMessage<ReportProgressResponse> = 
  */
 export type OutputData = Message<"studio.v1.OutputData"> & {
   /**
+   * The output's index: 0 .. outputs - 1, each once.
+   *
    * @generated from field: uint32 index = 1;
    */
   index: number;
 
   /**
+   * Required: a bare type/subtype (image/png, application/json).
+   *
    * @generated from field: string mime_type = 2;
    */
   mimeType: string;
 
   /**
+   * The whole output.
+   *
    * @generated from field: bytes data = 3;
    */
   data: Uint8Array;
 
   /**
+   * Required: the data's sha256, 64 lower-case hex digits (checked).
+   *
    * @generated from field: string sha256 = 4;
    */
   sha256: string;
@@ -809,20 +1006,29 @@ export const OutputDataSchema: GenMessage<OutputData> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 22);
 
 /**
+ * CompleteJobRequest commits a job with its outputs inline.
+ *
  * @generated from message studio.v1.CompleteJobRequest
  */
 export type CompleteJobRequest = Message<"studio.v1.CompleteJobRequest"> & {
   /**
+   * Required: the job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: its current lease (FAILED_PRECONDITION when stale).
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * Every output, as many as the task asks for (batch_count images, one text
+   * document). In CompleteJobStream: those not sent as chunks.
+   *
    * @generated from field: repeated studio.v1.OutputData outputs = 3;
    */
   outputs: OutputData[];
@@ -836,10 +1042,14 @@ export const CompleteJobRequestSchema: GenMessage<CompleteJobRequest> = /*@__PUR
   messageDesc(file_studio_v1_worker_service, 23);
 
 /**
+ * CompleteJobResponse is the job committed.
+ *
  * @generated from message studio.v1.CompleteJobResponse
  */
 export type CompleteJobResponse = Message<"studio.v1.CompleteJobResponse"> & {
   /**
+   * The job, SUCCEEDED, its outputs listed.
+   *
    * @generated from field: studio.v1.Job job = 1;
    */
   job?: Job | undefined;
@@ -862,16 +1072,22 @@ export const CompleteJobResponseSchema: GenMessage<CompleteJobResponse> = /*@__P
  */
 export type CompleteJobStreamRequest = Message<"studio.v1.CompleteJobStreamRequest"> & {
   /**
+   * Required: exactly one.
+   *
    * @generated from oneof studio.v1.CompleteJobStreamRequest.message
    */
   message: {
     /**
+     * A piece of an output (the OutputChunk rules; one job and lease per stream).
+     *
      * @generated from field: studio.v1.OutputChunk output_chunk = 1;
      */
     value: OutputChunk;
     case: "outputChunk";
   } | {
     /**
+     * The complete, last.
+     *
      * @generated from field: studio.v1.CompleteJobRequest complete = 2;
      */
     value: CompleteJobRequest;
@@ -887,10 +1103,14 @@ export const CompleteJobStreamRequestSchema: GenMessage<CompleteJobStreamRequest
   messageDesc(file_studio_v1_worker_service, 25);
 
 /**
+ * CompleteJobStreamResponse is the job committed.
+ *
  * @generated from message studio.v1.CompleteJobStreamResponse
  */
 export type CompleteJobStreamResponse = Message<"studio.v1.CompleteJobStreamResponse"> & {
   /**
+   * The job, SUCCEEDED, its outputs listed.
+   *
    * @generated from field: studio.v1.Job job = 1;
    */
   job?: Job | undefined;
@@ -904,25 +1124,35 @@ export const CompleteJobStreamResponseSchema: GenMessage<CompleteJobStreamRespon
   messageDesc(file_studio_v1_worker_service, 26);
 
 /**
+ * FailJobRequest ends a job's attempt with an error.
+ *
  * @generated from message studio.v1.FailJobRequest
  */
 export type FailJobRequest = Message<"studio.v1.FailJobRequest"> & {
   /**
+   * Required: the job.
+   *
    * @generated from field: string job_id = 1;
    */
   jobId: string;
 
   /**
+   * Required: its current lease (FAILED_PRECONDITION when stale).
+   *
    * @generated from field: string lease_id = 2;
    */
   leaseId: string;
 
   /**
+   * What went wrong, for people; the first 4000 characters are kept.
+   *
    * @generated from field: string error = 3;
    */
   error: string;
 
   /**
+   * Retryable failures go back to the queue until max attempts.
+   *
    * @generated from field: bool retryable = 4;
    */
   retryable: boolean;
@@ -936,10 +1166,14 @@ export const FailJobRequestSchema: GenMessage<FailJobRequest> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 27);
 
 /**
+ * FailJobResponse is the job after the failure.
+ *
  * @generated from message studio.v1.FailJobResponse
  */
 export type FailJobResponse = Message<"studio.v1.FailJobResponse"> & {
   /**
+   * QUEUED again (retryable, attempts left) or FAILED.
+   *
    * @generated from field: studio.v1.Job job = 1;
    */
   job?: Job | undefined;
@@ -953,6 +1187,8 @@ export const FailJobResponseSchema: GenMessage<FailJobResponse> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 28);
 
 /**
+ * ListWorkersRequest takes no parameters.
+ *
  * @generated from message studio.v1.ListWorkersRequest
  */
 export type ListWorkersRequest = Message<"studio.v1.ListWorkersRequest"> & {
@@ -966,67 +1202,91 @@ export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PUR
   messageDesc(file_studio_v1_worker_service, 29);
 
 /**
- * WorkerInfo describes one connected worker.
+ * WorkerInfo describes one connected streaming worker.
  *
  * @generated from message studio.v1.WorkerInfo
  */
 export type WorkerInfo = Message<"studio.v1.WorkerInfo"> & {
   /**
+   * The session's id (Welcome.worker_id).
+   *
    * @generated from field: string worker_id = 1;
    */
   workerId: string;
 
   /**
+   * Its hello's name.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
 
   /**
+   * Its hello's version.
+   *
    * @generated from field: string version = 3;
    */
   version: string;
 
   /**
+   * The engines it runs.
+   *
    * @generated from field: repeated studio.v1.ModelEngine engines = 4;
    */
   engines: ModelEngine[];
 
   /**
+   * Jobs it runs at once.
+   *
    * @generated from field: uint32 slots = 5;
    */
   slots: number;
 
   /**
+   * Slots holding a lease now.
+   *
    * @generated from field: uint32 slots_in_use = 6;
    */
   slotsInUse: number;
 
   /**
+   * The jobs it holds.
+   *
    * @generated from field: repeated string job_ids = 7;
    */
   jobIds: string[];
 
   /**
+   * Digests of its cached model files.
+   *
    * @generated from field: repeated string cached_sha256 = 8;
    */
   cachedSha256: string[];
 
   /**
+   * When it last sent a message.
+   *
    * @generated from field: google.protobuf.Timestamp last_heartbeat_time = 9;
    */
   lastHeartbeatTime?: Timestamp | undefined;
 
   /**
+   * When its session opened.
+   *
    * @generated from field: google.protobuf.Timestamp connect_time = 10;
    */
   connectTime?: Timestamp | undefined;
 
   /**
+   * True once it asked for no more offers.
+   *
    * @generated from field: bool draining = 11;
    */
   draining: boolean;
 
   /**
+   * Its hello's labels.
+   *
    * @generated from field: map<string, string> labels = 12;
    */
   labels: { [key: string]: string };
@@ -1040,10 +1300,14 @@ export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 30);
 
 /**
+ * ListWorkersResponse is every connected streaming worker (of every replica).
+ *
  * @generated from message studio.v1.ListWorkersResponse
  */
 export type ListWorkersResponse = Message<"studio.v1.ListWorkersResponse"> & {
   /**
+   * The workers.
+   *
    * @generated from field: repeated studio.v1.WorkerInfo workers = 1;
    */
   workers: WorkerInfo[];
@@ -1057,6 +1321,8 @@ export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__P
   messageDesc(file_studio_v1_worker_service, 31);
 
 /**
+ * WatchWorkersRequest takes no parameters.
+ *
  * @generated from message studio.v1.WatchWorkersRequest
  */
 export type WatchWorkersRequest = Message<"studio.v1.WatchWorkersRequest"> & {
@@ -1109,7 +1375,13 @@ export const WatchWorkersResponseSchema: GenMessage<WatchWorkersResponse> = /*@_
 /**
  * WorkerService is the workers' side of the queue: a bidi Session for
  * streaming workers, and unary calls for polling workers and other languages.
- * Both share one queue and one set of lease rules.
+ * Both share one queue and one set of lease rules: a job is leased to one
+ * worker at a time, every message about it carries the lease_id, a lease not
+ * renewed for the lease TTL (--lease-ttl-ms, default 30 s) expires and the job
+ * goes back to the queue (or fails once its attempts are used), and a message
+ * naming a lease that is no longer current is refused with FAILED_PRECONDITION.
+ * Once the studio has tokens every call needs a worker or admin token
+ * (`authorization: Bearer <secret>`; ListWorkers: client or admin).
  *
  * @generated from service studio.v1.WorkerService
  */
@@ -1125,6 +1397,9 @@ export const WorkerService: GenService<{
    * unanswered that long) loses those leases and gets no offers until it sends
    * its next message. A stopped or hung process answers no PING and gets no
    * offers after one lease TTL.
+   * Errors in a message (a hello that is not first, a bad field) end the
+   * stream with INVALID_ARGUMENT; refusals about one job come as Receipts.
+   * Role: worker.
    *
    * @generated from rpc studio.v1.WorkerService.Session
    */
@@ -1134,7 +1409,8 @@ export const WorkerService: GenService<{
     output: typeof SessionResponseSchema;
   },
   /**
-   * ClaimJob leases the next job the caller can serve, waiting up to wait_ms.
+   * ClaimJob leases the next job the caller can serve, waiting up to wait_ms
+   * (a long-poll). Role: worker.
    *
    * @generated from rpc studio.v1.WorkerService.ClaimJob
    */
@@ -1144,6 +1420,9 @@ export const WorkerService: GenService<{
     output: typeof ClaimJobResponseSchema;
   },
   /**
+   * Heartbeat renews the caller's leases; send it every third of the lease
+   * TTL or so while a job runs. Role: worker.
+   *
    * @generated from rpc studio.v1.WorkerService.Heartbeat
    */
   heartbeat: {
@@ -1152,6 +1431,9 @@ export const WorkerService: GenService<{
     output: typeof HeartbeatResponseSchema;
   },
   /**
+   * ReportProgress records a job's progress; the first one moves it from
+   * OFFERED to RUNNING. Role: worker.
+   *
    * @generated from rpc studio.v1.WorkerService.ReportProgress
    */
   reportProgress: {
@@ -1160,6 +1442,9 @@ export const WorkerService: GenService<{
     output: typeof ReportProgressResponseSchema;
   },
   /**
+   * CompleteJob commits a job with its outputs inline: the whole request is at
+   * most 8 MiB, so larger outputs go through CompleteJobStream. Role: worker.
+   *
    * @generated from rpc studio.v1.WorkerService.CompleteJob
    */
   completeJob: {
@@ -1170,7 +1455,10 @@ export const WorkerService: GenService<{
   /**
    * CompleteJobStream is CompleteJob for outputs of any size up to the studio's
    * --max-output-bytes: the worker streams each output as OutputChunks, then
-   * sends the complete last; the job is committed when the stream ends.
+   * sends the complete last; the job is committed when the stream ends. A
+   * stream that ends without a complete, or is refused, commits nothing (the
+   * lease stays: send it again, or FailJob). Keep heartbeating meanwhile.
+   * Role: worker.
    *
    * @generated from rpc studio.v1.WorkerService.CompleteJobStream
    */
@@ -1180,6 +1468,8 @@ export const WorkerService: GenService<{
     output: typeof CompleteJobStreamResponseSchema;
   },
   /**
+   * FailJob ends a job's attempt with an error. Role: worker.
+   *
    * @generated from rpc studio.v1.WorkerService.FailJob
    */
   failJob: {
@@ -1188,7 +1478,7 @@ export const WorkerService: GenService<{
     output: typeof FailJobResponseSchema;
   },
   /**
-   * ListWorkers describes the connected workers, for operators.
+   * ListWorkers describes the connected workers, for operators. Role: client.
    *
    * @generated from rpc studio.v1.WorkerService.ListWorkers
    */
@@ -1200,6 +1490,7 @@ export const WorkerService: GenService<{
   /**
    * WatchWorkers streams the connected workers: all of them first, then the
    * workers that connected, changed or left, within about a second.
+   * Role: client.
    *
    * @generated from rpc studio.v1.WorkerService.WatchWorkers
    */

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
-import type { PgDb } from "../../db/pg/pg-db.js";
+import type { PgDb, PgQuery } from "../../db/pg/pg-db.js";
 import { jobRowOf, num } from "../../db/pg/rows.js";
+import type { JobRow } from "../../jobs/job-row.js";
 import { newLeaseId } from "../sqlite/claim.js";
 import { MAX_ERROR_CHARS } from "../sqlite/fail.js";
 import type { ClaimFilter, ExpiredLease, LeaseRef, QueuedJob, QueueStore, RenewResult } from "../queue-store.js";
@@ -20,11 +21,6 @@ const EXPIRE_BATCH = 500;
  * other replicas about every change (server/storage/pg-notifications.ts).
  */
 export function createPgQueueStore(db: PgDb): QueueStore {
-  const matches = (filter: ClaimFilter) => sql`"status" = 'QUEUED'
-    AND ("engine" IS NULL OR "engine" IN (SELECT json_array_elements_text(${JSON.stringify(filter.engines)}::text::json)))
-    AND "id" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeJobIds ?? [])}::text::json))
-    ${filter.excludeModels?.length ? sql`AND "model" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeModels)}::text::json))` : sql``}`;
-
   return {
     async peekQueued(limit) {
       const rows = await db.rows<QueuedJob>(
@@ -34,20 +30,7 @@ export function createPgQueueStore(db: PgDb): QueueStore {
       return rows.map((r) => ({ id: r.id, model: r.model, engine: r.engine ?? null, modelSource: r.modelSource ?? null }));
     },
 
-    async claim(filter, now, ttlMs) {
-      const set = sql`"status" = 'OFFERED', "leaseId" = ${newLeaseId()}, "leaseWorker" = ${filter.workerName},
-        "leaseExpiresAt" = ${now + ttlMs}, "attempts" = "attempts" + 1, "updatedAt" = ${now}`;
-      const [row] =
-        filter.jobId === undefined
-          ? await db.rows(
-              sql`UPDATE "graphicsJobs" SET ${set} WHERE "id" = (
-                    SELECT "id" FROM "graphicsJobs" WHERE ${matches(filter)}
-                    ORDER BY "priority" DESC NULLS LAST, "createdAt" ASC LIMIT 1 FOR UPDATE SKIP LOCKED)
-                  AND "status" = 'QUEUED' RETURNING *`,
-            )
-          : await db.rows(sql`UPDATE "graphicsJobs" SET ${set} WHERE ${matches(filter)} AND "id" = ${filter.jobId} RETURNING *`);
-      return row ? jobRowOf(row) : undefined;
-    },
+    claim: (filter, now, ttlMs) => claimWith(db, filter, now, ttlMs),
 
     accept: (lease, now, ttlMs) => updateUnderLease(db, lease, now, sql`"status" = 'RUNNING', "leaseExpiresAt" = ${now + ttlMs}, "updatedAt" = ${now}`),
 
@@ -94,25 +77,13 @@ export function createPgQueueStore(db: PgDb): QueueStore {
 
     current: (lease, now) => requireCurrentLease(db, lease, now),
 
-    async complete(lease, outputsJson, now) {
-      // The outputs' bytes were stored just before (unverified); this statement marks them
-      // referenced together with the row, so the blob sweep never takes a committed output.
-      const [row] = await db.rows(
-        sql`WITH done AS (
-              UPDATE "graphicsJobs" SET "status" = 'SUCCEEDED', "outputs" = ${outputsJson}, "error" = '',
-                "leaseId" = NULL, "leaseExpiresAt" = NULL, "updatedAt" = ${now}, "finishedAt" = ${now}
-              WHERE "id" = ${lease.jobId} AND "leaseId" = ${lease.leaseId}
-                AND "status" IN ('OFFERED','RUNNING') AND "leaseExpiresAt" > ${now}
-              RETURNING *),
-            kept AS (
-              UPDATE "studioOutputBlobs" SET "verified" = true
-              WHERE NOT "verified" AND "sha256" IN (SELECT o->>'sha256' FROM done, json_array_elements(done."outputs"::json) o))
-            SELECT * FROM done`,
-      );
-      if (row) return jobRowOf(row);
-      await requireCurrentLease(db, lease, now);
-      throw new Error("unreachable: the lease was current but the complete changed nothing");
-    },
+    complete: (lease, outputsJson, now) => completeWith(db, lease, outputsJson, now),
+
+    completeAndClaim: (lease, outputsJson, now, next) =>
+      db.tx(async (q) => {
+        const row = await completeWith(q, lease, outputsJson, now);
+        return { row, next: await claimWith(q, next.filter, now, next.ttlMs) };
+      }),
 
     fail(lease, error, retryable, now) {
       const text = (error.trim() || "the worker reported a failure without a message").slice(0, MAX_ERROR_CHARS);
@@ -176,4 +147,45 @@ export function createPgQueueStore(db: PgDb): QueueStore {
 
     get: (jobId) => selectJob(db, jobId),
   };
+}
+
+/** The claim: the next QUEUED job the filter allows, or the one it names, moved to OFFERED under a fresh lease. */
+async function claimWith(q: PgQuery, filter: ClaimFilter, now: number, ttlMs: number): Promise<JobRow | undefined> {
+  const matches = sql`"status" = 'QUEUED'
+    AND ("engine" IS NULL OR "engine" IN (SELECT json_array_elements_text(${JSON.stringify(filter.engines)}::text::json)))
+    AND "id" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeJobIds ?? [])}::text::json))
+    ${filter.excludeModels?.length ? sql`AND "model" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeModels)}::text::json))` : sql``}`;
+  const set = sql`"status" = 'OFFERED', "leaseId" = ${newLeaseId()}, "leaseWorker" = ${filter.workerName},
+    "leaseExpiresAt" = ${now + ttlMs}, "attempts" = "attempts" + 1, "updatedAt" = ${now}`;
+  const [row] =
+    filter.jobId === undefined
+      ? await q.rows(
+          sql`UPDATE "graphicsJobs" SET ${set} WHERE "id" = (
+                SELECT "id" FROM "graphicsJobs" WHERE ${matches}
+                ORDER BY "priority" DESC NULLS LAST, "createdAt" ASC LIMIT 1 FOR UPDATE SKIP LOCKED)
+              AND "status" = 'QUEUED' RETURNING *`,
+        )
+      : await q.rows(sql`UPDATE "graphicsJobs" SET ${set} WHERE ${matches} AND "id" = ${filter.jobId} RETURNING *`);
+  return row ? jobRowOf(row) : undefined;
+}
+
+/** The complete: SUCCEEDED with its outputs under the current lease, exactly once. */
+async function completeWith(q: PgQuery, lease: LeaseRef, outputsJson: string, now: number): Promise<JobRow> {
+  // The outputs' bytes were stored just before (unverified); this statement marks them
+  // referenced together with the row, so the blob sweep never takes a committed output.
+  const [row] = await q.rows(
+    sql`WITH done AS (
+          UPDATE "graphicsJobs" SET "status" = 'SUCCEEDED', "outputs" = ${outputsJson}, "error" = '',
+            "leaseId" = NULL, "leaseExpiresAt" = NULL, "updatedAt" = ${now}, "finishedAt" = ${now}
+          WHERE "id" = ${lease.jobId} AND "leaseId" = ${lease.leaseId}
+            AND "status" IN ('OFFERED','RUNNING') AND "leaseExpiresAt" > ${now}
+          RETURNING *),
+        kept AS (
+          UPDATE "studioOutputBlobs" SET "verified" = true
+          WHERE NOT "verified" AND "sha256" IN (SELECT o->>'sha256' FROM done, json_array_elements(done."outputs"::json) o))
+        SELECT * FROM done`,
+  );
+  if (row) return jobRowOf(row);
+  await requireCurrentLease(q, lease, now);
+  throw new Error("unreachable: the lease was current but the complete changed nothing");
 }

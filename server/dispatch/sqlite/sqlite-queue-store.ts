@@ -1,4 +1,4 @@
-import type { StudioDb } from "../../db/open.js";
+import { immediate, type StudioDb } from "../../db/open.js";
 import type { QueueStore } from "../queue-store.js";
 import { accept } from "./accept.js";
 import { claim, peekQueued } from "./claim.js";
@@ -10,20 +10,32 @@ import { requireCurrentLease, selectJob } from "./lease-sql.js";
 import { saveProgress } from "./progress.js";
 import { keep, renew } from "./renew.js";
 
-/** The QueueStore on the studio's SQLite file; each operation lives in its own file beside this one. */
+/**
+ * The QueueStore on the studio's SQLite file; each operation lives in its own file beside this one.
+ * Writes go through the file's group commit: those of one turn share a transaction (db.group).
+ */
 export function createSqliteQueueStore(db: StudioDb): QueueStore {
+  const write = <T>(op: () => T): Promise<T> => db.group.run(op);
   return {
     peekQueued: async (limit) => peekQueued(db, limit),
-    claim: async (filter, now, ttlMs) => claim(db, filter, now, ttlMs),
-    accept: async (lease, now, ttlMs) => accept(db, lease, now, ttlMs),
-    decline: async (lease, now) => decline(db, lease, now),
-    saveProgress: async (lease, json, now) => saveProgress(db, lease, json, now),
-    renew: async (ids, now, ttlMs, holder) => renew(db, ids, now, ttlMs, holder),
-    keep: async (ids, holder, now, ttlMs) => keep(db, ids, holder, now, ttlMs),
+    claim: (filter, now, ttlMs) => write(() => claim(db, filter, now, ttlMs)),
+    accept: (lease, now, ttlMs) => write(() => accept(db, lease, now, ttlMs)),
+    decline: (lease, now) => write(() => decline(db, lease, now)),
+    saveProgress: (lease, json, now) => write(() => saveProgress(db, lease, json, now)),
+    renew: (ids, now, ttlMs, holder) => write(() => renew(db, ids, now, ttlMs, holder)),
+    keep: (ids, holder, now, ttlMs) => write(() => keep(db, ids, holder, now, ttlMs)),
     current: async (lease, now) => requireCurrentLease(db, lease, now),
-    complete: async (lease, json, now) => complete(db, lease, json, now),
-    fail: async (lease, error, retryable, now) => fail(db, lease, error, retryable, now),
-    expire: async (now) => expire(db, now),
+    complete: (lease, json, now) => write(() => complete(db, lease, json, now)),
+    // A savepoint inside the group: a claim that fails takes its complete back with it.
+    completeAndClaim: (lease, json, now, next) =>
+      write(() =>
+        immediate(db, () => {
+          const row = complete(db, lease, json, now);
+          return { row, next: claim(db, next.filter, now, next.ttlMs) };
+        }),
+      ),
+    fail: (lease, error, retryable, now) => write(() => fail(db, lease, error, retryable, now)),
+    expire: (now) => write(() => expire(db, now)),
     get: async (jobId) => selectJob(db, jobId),
   };
 }
