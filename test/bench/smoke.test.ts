@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { parseFigures, type Figure } from "../../bench/lib/report.js";
+import { realEngines } from "../helpers/real-engines.js";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
@@ -76,6 +77,21 @@ describe("benchmarks run small with --smoke and print their figures", () => {
     expect(stdout).toContain("## Performance");
     expect(stdout).toContain("| worker start: from source (bun worker/main.ts) | idle RSS, median");
   }, 60_000);
+
+  test.skipIf(!realEngines())("engine overhead: sd-cli and llama-server alone against the same jobs through the studio and the worker", async () => {
+    const run = await runBench("engine-overhead.ts", ["--smoke"], 100_000);
+    expectSuccess(run);
+    const names = metrics(figuresOf(run.stdout, "engine-overhead"));
+    for (const metric of [
+      "image job: sd-cli direct, exec to exit, median",
+      "image job: studio + worker, CreateJob to SUCCEEDED, median",
+      "image job: (studio + worker CPU) / sd-cli CPU",
+      "time to first token: llama-server direct (warm), median",
+      "time to first token: studio + worker (warm server), CreateJob to the worker's first token, median",
+      "time to first token as a WatchJobs client sees it (first progress with a token), median",
+    ])
+      expect(names).toContain(`engine overhead | ${metric}`);
+  }, 120_000);
 
   test("download: ours against curl | openssl over HTTP and HTTPS, peak RSS, parts", async () => {
     const run = await runBench("download.ts", ["--smoke"]);

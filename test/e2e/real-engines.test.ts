@@ -120,9 +120,11 @@ describe.skipIf(!engines)("the compiled worker with the real sd-cli and llama-se
       const { job: done, phases, progress } = await followJob(jobs, job.id);
       expect(done.error).toBe("");
       expect(done.status).toBe(JobStatus.SUCCEEDED);
-      expect(phases.indexOf(JobPhase.DOWNLOADING)).toBeGreaterThanOrEqual(0);
-      expect(phases.indexOf(JobPhase.DOWNLOADING)).toBeLessThan(phases.lastIndexOf(JobPhase.RUNNING));
-      expect(progress.some((p) => p.phase === JobPhase.RUNNING && p.steps === 2 && p.step >= 1)).toBe(true);
+      // The studio stores progress at most every 250 ms per job (the first report at once), so a
+      // 2-step job may show no RUNNING at all; the engine tests see every update.
+      expect(phases[0]).toBe(JobPhase.DOWNLOADING);
+      expect(phases.length).toBeGreaterThanOrEqual(2);
+      expect(progress.every((p) => p.phase !== JobPhase.RUNNING || p.steps === 0 || p.steps === 2)).toBe(true);
       expect(done.outputs.map((o) => o.mimeType)).toEqual(["image/png", "image/png"]);
       // The studio reports each image's real size, read from the image.
       expect(done.outputs.map((o) => [o.width, o.height])).toEqual([[64, 64], [64, 64]]);

@@ -89,13 +89,16 @@ export class LlamaServerEngine implements Engine {
       await untilAborted(server.ensureReady(), controller.signal);
       unwatch = server.onExit(() => abort("died"));
       req.onProgress({ phase: "running", step: 0, message: "0 tokens" });
-      const result = await streamText(server.baseUrl, task, controller.signal, ({ tokens, reasoningTokens }) =>
+      const asked = performance.now();
+      const result = await streamText(server.baseUrl, task, controller.signal, ({ tokens, reasoningTokens }) => {
+        // Time to first token, per job, in the log: what the engine took once the request was made.
+        if (tokens === 1) this.opts.logger?.info({ jobId: req.jobId, model: req.model, ms: Math.round((performance.now() - asked) * 10) / 10 }, "first token");
         req.onProgress({
           phase: "running",
           step: tokens,
           message: reasoningTokens === 0 ? `${tokens} tokens` : `${tokens} tokens (${reasoningTokens} reasoning)`,
-        }),
-      );
+        });
+      });
       return [textOutput(result)];
     } catch (err) {
       throw await this.explain(err, why, server, req.timeoutMs, label);

@@ -104,8 +104,10 @@ export class SdCliEngine implements Engine {
     req.signal.addEventListener("abort", onAbort, { once: true });
     if (req.signal.aborted) onAbort();
     const timer = req.timeoutMs === undefined ? undefined : setTimeout(() => stop("timeout"), req.timeoutMs);
+    const startedAt = performance.now();
     try {
       const exit = await group.exited;
+      this.logger?.info({ jobId: req.jobId, pid: group.pid, ...exit, ms: Math.round(performance.now() - startedAt) }, "sd-cli exited");
       await closed(group);
       out.end();
       err.end();
