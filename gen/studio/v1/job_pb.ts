@@ -643,6 +643,8 @@ export const JobClaimSchema: GenMessage<JobClaim> = /*@__PURE__*/
  */
 export type QueueWait = Message<"studio.v1.QueueWait"> & {
   /**
+   * Which of the reasons holds.
+   *
    * @generated from field: studio.v1.WaitReason reason = 1;
    */
   reason: WaitReason;
@@ -812,6 +814,8 @@ export const JobPhaseSchema: GenEnum<JobPhase> = /*@__PURE__*/
  */
 export enum WaitReason {
   /**
+   * Not set: the job is not queued, or the studio could not tell.
+   *
    * @generated from enum value: WAIT_REASON_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
