@@ -55,11 +55,16 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
     await waits?.annotate([job], { fresh });
     return job;
   };
+  /** CreateJob's write without the RPC around it (the OpenAI API queues its jobs here); throws JobError. */
+  const createRow = async (req: CreateJobRequest) => {
+    const input = newJobFromRequest(req, { defaultMaxAttempts });
+    return { input, ...(await creates.create(input)) };
+  };
   return {
+    createRow,
     createJob: (req: CreateJobRequest) =>
       atJobEdge(async () => {
-        const input = newJobFromRequest(req, { defaultMaxAttempts });
-        const { row, created } = await creates.create(input);
+        const { input, row, created } = await createRow(req);
         // A new row stores input.task as written: no need to parse it back (an existing one may differ).
         return create(CreateJobResponseSchema, { job: await explained(jobFromRow(row, created ? { task: input.task } : undefined), false), created });
       }),

@@ -60,23 +60,28 @@ export class BlockWriter {
     return this.fillAt + this.filled;
   }
 
-  /** Copies `chunk` into blocks, writing each block that fills; waits only when both blocks are busy. */
-  async push(chunk: Uint8Array): Promise<void> {
+  /**
+   * Copies `chunk` into blocks, writing each block that fills. Returns a promise only when the
+   * caller must wait (both blocks busy): most chunks are copied without one.
+   */
+  push(chunk: Uint8Array): Promise<void> | undefined {
     let rest = chunk;
     while (rest.byteLength > 0) {
       const room = this.room();
-      if (room === 0) {
-        if (this.filled === 0) throw new RangeError(`bytes past the end of the part at ${this.fillAt}`);
-        await this.flush();
-        continue;
-      }
+      if (room === 0) return this.pushAfterFlush(rest);
       const n = Math.min(room, rest.byteLength);
       this.fill.set(n === rest.byteLength ? rest : rest.subarray(0, n), this.filled);
       if (this.filled === 0) this.timer = setTimeout(() => void this.flush().catch(() => {}), FLUSH_AFTER_MS);
       this.filled += n;
       rest = rest.subarray(n);
     }
-    if (this.room() === 0) await this.flush();
+    return this.room() === 0 ? this.flush() : undefined;
+  }
+
+  private async pushAfterFlush(rest: Uint8Array): Promise<void> {
+    if (this.filled === 0) throw new RangeError(`bytes past the end of the part at ${this.fillAt}`);
+    await this.flush();
+    await this.push(rest);
   }
 
   /** Writes whatever has been received; resolves once it is on disk and counted in part.next. */

@@ -17,8 +17,8 @@ export interface WritableFile {
 }
 
 /**
- * Opens a partial file for reading and writing ("r+" or "w+"), or an existing one write-only with
- * O_DIRECT ("direct": aligned block writes that bypass the page cache; throws where that is not supported).
+ * Opens a partial file for reading and writing ("r+" or "w+"), or an existing one with O_DIRECT
+ * ("direct": aligned block writes and read-backs that bypass the page cache; throws where that is not supported).
  */
 export type OpenFile = (path: string, flags: "r+" | "w+" | "direct") => Promise<WritableFile>;
 

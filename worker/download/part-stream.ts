@@ -58,7 +58,8 @@ export async function streamPart(
         throw overCap(sink.lengthCap);
       }
       if (chunk.byteLength === 0) continue;
-      await writer.push(chunk);
+      const full = writer.push(chunk);
+      if (full) await full;
       if (part.end !== undefined && writer.received >= part.end) break;
     }
     await writer.close();

@@ -61,7 +61,19 @@ export class PartialFile {
     await writeFully(this.file, bytes, position);
   }
 
-  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+  /** Reads for the hash's read-back: aligned reads go through the direct handle too, so they do not fill the page cache either. */
+  async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    const direct = this.direct;
+    if (direct && isAligned(buffer.subarray(offset, offset + length), position)) {
+      try {
+        return await direct.read(buffer, offset, length, position);
+      } catch (err) {
+        if (!refusedDirect(err)) throw err;
+        this.direct = undefined;
+        await direct.close().catch(() => {});
+        this.logger.info({ path: this.path, reason: (err as Error).message }, "direct reads refused; using the page cache");
+      }
+    }
     return this.file.read(buffer, offset, length, position);
   }
 
@@ -85,10 +97,10 @@ export class PartialFile {
   }
 }
 
-/** The default OpenFile's "direct" mode: write-only, O_DIRECT (Linux; elsewhere the flag is missing and the caller falls back). */
-export function directFlags(constants: { O_WRONLY: number; O_DIRECT?: number }): number {
+/** The default OpenFile's "direct" mode: read-write, O_DIRECT (Linux; elsewhere the flag is missing and the caller falls back). */
+export function directFlags(constants: { O_RDWR: number; O_DIRECT?: number }): number {
   if (!constants.O_DIRECT) throw new Error("O_DIRECT is not supported on this platform");
-  return constants.O_WRONLY | constants.O_DIRECT;
+  return constants.O_RDWR | constants.O_DIRECT;
 }
 
 function isAligned(bytes: Uint8Array, position: number): boolean {

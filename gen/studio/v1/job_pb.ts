@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/job.proto.
  */
 export const file_studio_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdHVkaW8vdjEvam9iLnByb3RvEglzdHVkaW8udjEilQEKCUltYWdlVGFzaxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhEKBHNlZWQYAyABKANIAIgBARITCgtiYXRjaF9jb3VudBgEIAEoDRIuCglvdmVycmlkZXMYBSABKAsyGy5zdHVkaW8udjEuTW9kZWxDbGlEZWZhdWx0c0IHCgVfc2VlZCIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAki5AEKCFRleHRUYXNrEg4KBnByb21wdBgBIAEoCRIoCghtZXNzYWdlcxgCIAMoCzIWLnN0dWRpby52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgNSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAFIAYgBARIMCgRzdG9wGAUgAygJEhEKBHNlZWQYBiABKANIAogBARIVCgh0aGlua2luZxgHIAEoCEgDiAEBQg0KC19tYXhfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZUIHCgVfc2VlZEILCglfdGhpbmtpbmciWgoEVGFzaxIlCgVpbWFnZRgBIAEoCzIULnN0dWRpby52MS5JbWFnZVRhc2tIABIjCgR0ZXh0GAIgASgLMhMuc3R1ZGlvLnYxLlRleHRUYXNrSABCBgoEa2luZCKPAQoJSm9iT3V0cHV0Eg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRISCgpzaXplX2J5dGVzGAMgASgEEg4KBnNoYTI1NhgEIAEoCRISCgV3aWR0aBgFIAEoDUgAiAEBEhMKBmhlaWdodBgGIAEoDUgBiAEBQggKBl93aWR0aEIJCgdfaGVpZ2h0IscBCgtKb2JQcm9ncmVzcxIiCgVwaGFzZRgBIAEoDjITLnN0dWRpby52MS5Kb2JQaGFzZRISCgpieXRlc19kb25lGAIgASgEEhMKC2J5dGVzX3RvdGFsGAMgASgEEgwKBHN0ZXAYBCABKA0SDQoFc3RlcHMYBSABKA0SDwoHbWVzc2FnZRgGIAEoCRIMCgRyYXRlGAcgASgBEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL5BAoDSm9iEgoKAmlkGAEgASgJEg0KBW1vZGVsGAIgASgJEiQKBnN0YXR1cxgDIAEoDjIULnN0dWRpby52MS5Kb2JTdGF0dXMSEAoIcHJpb3JpdHkYBCABKAUSHQoEdGFzaxgFIAEoCzIPLnN0dWRpby52MS5UYXNrEjEKDG1vZGVsX3NvdXJjZRgGIAEoCzIWLnN0dWRpby52MS5Nb2RlbFNvdXJjZUgAiAEBEhAKCGF0dGVtcHRzGAcgASgNEhQKDG1heF9hdHRlbXB0cxgIIAEoDRINCgVlcnJvchgJIAEoCRIlCgdvdXRwdXRzGAogAygLMhQuc3R1ZGlvLnYxLkpvYk91dHB1dBIoCghwcm9ncmVzcxgLIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcxIXCg9pZGVtcG90ZW5jeV9rZXkYDCABKAkSEwoLd29ya2VyX25hbWUYDSABKAkSFQoNcHJvbW90ZWRfZnJvbRgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsZWFzZV9leHBpcmVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoHd2FpdGluZxgTIAEoCzIULnN0dWRpby52MS5RdWV1ZVdhaXRCDwoNX21vZGVsX3NvdXJjZSL0AQoFT2ZmZXISEAoIb2ZmZXJfaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhAKCGxlYXNlX2lkGAMgASgJEjQKEGxlYXNlX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBW1vZGVsGAUgASgJEh0KBHRhc2sYBiABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYByABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIPCgdhdHRlbXB0GAggASgNQg8KDV9tb2RlbF9zb3VyY2Ui9wEKCEpvYkNsYWltEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDUIPCg1fbW9kZWxfc291cmNlIp8BCglRdWV1ZVdhaXQSJQoGcmVhc29uGAEgASgOMhUuc3R1ZGlvLnYxLldhaXRSZWFzb24SDwoHbWVzc2FnZRgCIAEoCRIOCgZlbmdpbmUYAyABKAkSFwoPY2FwYWJsZV93b3JrZXJzGAQgASgNEhkKEWNvbm5lY3RlZF93b3JrZXJzGAUgASgNEhYKDnF1ZXVlX3Bvc2l0aW9uGAYgASgNKrkBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19PRkZFUkVEEAISFgoSSk9CX1NUQVRVU19SVU5OSU5HEAMSGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQBBIVChFKT0JfU1RBVFVTX0ZBSUxFRBAFEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAYqhwEKCEpvYlBoYXNlEhkKFUpPQl9QSEFTRV9VTlNQRUNJRklFRBAAEhkKFUpPQl9QSEFTRV9ET1dOTE9BRElORxABEhUKEUpPQl9QSEFTRV9MT0FESU5HEAISFQoRSk9CX1BIQVNFX1JVTk5JTkcQAxIXChNKT0JfUEhBU0VfVVBMT0FESU5HEAQqpwEKCldhaXRSZWFzb24SGwoXV0FJVF9SRUFTT05fVU5TUEVDSUZJRUQQABIhCh1XQUlUX1JFQVNPTl9OT19DQVBBQkxFX1dPUktFUhABEhwKGFdBSVRfUkVBU09OX1dPUktFUlNfQlVTWRACEh4KGldBSVRfUkVBU09OX01PREVMX0RJU0FCTEVEEAMSGwoXV0FJVF9SRUFTT05fRElTUEFUQ0hJTkcQBGIGcHJvdG8z", [file_google_protobuf_timestamp, file_studio_v1_model]);
+  fileDesc("ChNzdHVkaW8vdjEvam9iLnByb3RvEglzdHVkaW8udjEilQEKCUltYWdlVGFzaxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhEKBHNlZWQYAyABKANIAIgBARITCgtiYXRjaF9jb3VudBgEIAEoDRIuCglvdmVycmlkZXMYBSABKAsyGy5zdHVkaW8udjEuTW9kZWxDbGlEZWZhdWx0c0IHCgVfc2VlZCIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAki7AIKCFRleHRUYXNrEg4KBnByb21wdBgBIAEoCRIoCghtZXNzYWdlcxgCIAMoCzIWLnN0dWRpby52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgNSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAFIAYgBARIMCgRzdG9wGAUgAygJEhEKBHNlZWQYBiABKANIAogBARIVCgh0aGlua2luZxgHIAEoCEgDiAEBEhIKBXRvcF9wGAggASgBSASIAQESHgoRZnJlcXVlbmN5X3BlbmFsdHkYCSABKAFIBYgBARIdChBwcmVzZW5jZV9wZW5hbHR5GAogASgBSAaIAQFCDQoLX21heF90b2tlbnNCDgoMX3RlbXBlcmF0dXJlQgcKBV9zZWVkQgsKCV90aGlua2luZ0IICgZfdG9wX3BCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QhMKEV9wcmVzZW5jZV9wZW5hbHR5IloKBFRhc2sSJQoFaW1hZ2UYASABKAsyFC5zdHVkaW8udjEuSW1hZ2VUYXNrSAASIwoEdGV4dBgCIAEoCzITLnN0dWRpby52MS5UZXh0VGFza0gAQgYKBGtpbmQijwEKCUpvYk91dHB1dBINCgVpbmRleBgBIAEoDRIRCgltaW1lX3R5cGUYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoBBIOCgZzaGEyNTYYBCABKAkSEgoFd2lkdGgYBSABKA1IAIgBARITCgZoZWlnaHQYBiABKA1IAYgBAUIICgZfd2lkdGhCCQoHX2hlaWdodCLHAQoLSm9iUHJvZ3Jlc3MSIgoFcGhhc2UYASABKA4yEy5zdHVkaW8udjEuSm9iUGhhc2USEgoKYnl0ZXNfZG9uZRgCIAEoBBITCgtieXRlc190b3RhbBgDIAEoBBIMCgRzdGVwGAQgASgNEg0KBXN0ZXBzGAUgASgNEg8KB21lc3NhZ2UYBiABKAkSDAoEcmF0ZRgHIAEoARIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqQUKA0pvYhIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIkCgZzdGF0dXMYAyABKA4yFC5zdHVkaW8udjEuSm9iU3RhdHVzEhAKCHByaW9yaXR5GAQgASgFEh0KBHRhc2sYBSABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYBiABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIQCghhdHRlbXB0cxgHIAEoDRIUCgxtYXhfYXR0ZW1wdHMYCCABKA0SDQoFZXJyb3IYCSABKAkSJQoHb3V0cHV0cxgKIAMoCzIULnN0dWRpby52MS5Kb2JPdXRwdXQSKAoIcHJvZ3Jlc3MYCyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MSFwoPaWRlbXBvdGVuY3lfa2V5GAwgASgJEhMKC3dvcmtlcl9uYW1lGA0gASgJEhUKDXByb21vdGVkX2Zyb20YDiABKAkSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGVhc2VfZXhwaXJlX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KDXN0cmVhbWVkX3RleHQYEyABKAsyFy5zdHVkaW8udjEuU3RyZWFtZWRUZXh0EiUKB3dhaXRpbmcYFCABKAsyFC5zdHVkaW8udjEuUXVldWVXYWl0Qg8KDV9tb2RlbF9zb3VyY2UiUAoMU3RyZWFtZWRUZXh0EgwKBHRleHQYASABKAkSEQoJcmVhc29uaW5nGAIgASgJEg4KBnRva2VucxgDIAEoDRIPCgdhdHRlbXB0GAQgASgNIowBCglUZXh0RGVsdGESDgoGam9iX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEwoLdGV4dF9vZmZzZXQYAyABKAQSDAoEdGV4dBgEIAEoCRIYChByZWFzb25pbmdfb2Zmc2V0GAUgASgEEhEKCXJlYXNvbmluZxgGIAEoCRIOCgZ0b2tlbnMYByABKA0i9AEKBU9mZmVyEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDUIPCg1fbW9kZWxfc291cmNlIvcBCghKb2JDbGFpbRIQCghvZmZlcl9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkSNAoQbGVhc2VfZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbW9kZWwYBSABKAkSHQoEdGFzaxgGIAEoCzIPLnN0dWRpby52MS5UYXNrEjEKDG1vZGVsX3NvdXJjZRgHIAEoCzIWLnN0dWRpby52MS5Nb2RlbFNvdXJjZUgAiAEBEg8KB2F0dGVtcHQYCCABKA1CDwoNX21vZGVsX3NvdXJjZSKfAQoJUXVldWVXYWl0EiUKBnJlYXNvbhgBIAEoDjIVLnN0dWRpby52MS5XYWl0UmVhc29uEg8KB21lc3NhZ2UYAiABKAkSDgoGZW5naW5lGAMgASgJEhcKD2NhcGFibGVfd29ya2VycxgEIAEoDRIZChFjb25uZWN0ZWRfd29ya2VycxgFIAEoDRIWCg5xdWV1ZV9wb3NpdGlvbhgGIAEoDSq5AQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFKT0JfU1RBVFVTX1FVRVVFRBABEhYKEkpPQl9TVEFUVVNfT0ZGRVJFRBACEhYKEkpPQl9TVEFUVVNfUlVOTklORxADEhgKFEpPQl9TVEFUVVNfU1VDQ0VFREVEEAQSFQoRSk9CX1NUQVRVU19GQUlMRUQQBRIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAGKocBCghKb2JQaGFzZRIZChVKT0JfUEhBU0VfVU5TUEVDSUZJRUQQABIZChVKT0JfUEhBU0VfRE9XTkxPQURJTkcQARIVChFKT0JfUEhBU0VfTE9BRElORxACEhUKEUpPQl9QSEFTRV9SVU5OSU5HEAMSFwoTSk9CX1BIQVNFX1VQTE9BRElORxAEKqcBCgpXYWl0UmVhc29uEhsKF1dBSVRfUkVBU09OX1VOU1BFQ0lGSUVEEAASIQodV0FJVF9SRUFTT05fTk9fQ0FQQUJMRV9XT1JLRVIQARIcChhXQUlUX1JFQVNPTl9XT1JLRVJTX0JVU1kQAhIeChpXQUlUX1JFQVNPTl9NT0RFTF9ESVNBQkxFRBADEhsKF1dBSVRfUkVBU09OX0RJU1BBVENISU5HEARiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_model]);
 
 /**
  * ImageTask asks an image engine for batch_count images.
@@ -158,6 +158,30 @@ export type TextTask = Message<"studio.v1.TextTask"> & {
    * @generated from field: optional bool thinking = 7;
    */
   thinking?: boolean | undefined;
+
+  /**
+   * Nucleus sampling: only the most likely tokens whose probabilities add up
+   * to top_p are sampled from; from 0 to 1. Unset: the engine's default.
+   *
+   * @generated from field: optional double top_p = 8;
+   */
+  topP?: number | undefined;
+
+  /**
+   * From -2 to 2: a penalty on tokens by how often they already appeared.
+   * Unset: the engine's default (0).
+   *
+   * @generated from field: optional double frequency_penalty = 9;
+   */
+  frequencyPenalty?: number | undefined;
+
+  /**
+   * From -2 to 2: a penalty on tokens that already appeared at all. Unset:
+   * the engine's default (0).
+   *
+   * @generated from field: optional double presence_penalty = 10;
+   */
+  presencePenalty?: number | undefined;
 };
 
 /**
@@ -473,10 +497,20 @@ export type Job = Message<"studio.v1.Job"> & {
   leaseExpireTime?: Timestamp | undefined;
 
   /**
+   * A text job's output as its engine streamed it, so far (the whole of it
+   * once the job ended). Set by GetJob and by WatchJobs' snapshot with
+   * include_text; never by ListJobs or WatchJobs' change messages, which
+   * would repeat it on every change.
+   *
+   * @generated from field: studio.v1.StreamedText streamed_text = 19;
+   */
+  streamedText?: StreamedText | undefined;
+
+  /**
    * Why the job waits: set on QUEUED jobs only, worked out when the job is
    * read.
    *
-   * @generated from field: studio.v1.QueueWait waiting = 19;
+   * @generated from field: studio.v1.QueueWait waiting = 20;
    */
   waiting?: QueueWait | undefined;
 };
@@ -487,6 +521,117 @@ export type Job = Message<"studio.v1.Job"> & {
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
   messageDesc(file_studio_v1_job, 6);
+
+/**
+ * StreamedText is what a text job's engine has produced so far, as it
+ * streams. A retried job starts again from nothing: attempt tells the
+ * attempts apart.
+ *
+ * @generated from message studio.v1.StreamedText
+ */
+export type StreamedText = Message<"studio.v1.StreamedText"> & {
+  /**
+   * The answer so far.
+   *
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * A thinking model's reasoning so far, apart from the answer.
+   *
+   * @generated from field: string reasoning = 2;
+   */
+  reasoning: string;
+
+  /**
+   * Tokens generated so far, the answer's and the reasoning's.
+   *
+   * @generated from field: uint32 tokens = 3;
+   */
+  tokens: number;
+
+  /**
+   * The attempt (1 for the first) that produced it.
+   *
+   * @generated from field: uint32 attempt = 4;
+   */
+  attempt: number;
+};
+
+/**
+ * Describes the message studio.v1.StreamedText.
+ * Use `create(StreamedTextSchema)` to create a new message.
+ */
+export const StreamedTextSchema: GenMessage<StreamedText> = /*@__PURE__*/
+  messageDesc(file_studio_v1_job, 7);
+
+/**
+ * TextDelta is the next piece of a text job's output as its engine streams
+ * it: pieces of one attempt come in order, each continuing at its offsets
+ * (UTF-8 bytes of what came before), so a reader can tell a gap from a
+ * repeat.
+ *
+ * @generated from message studio.v1.TextDelta
+ */
+export type TextDelta = Message<"studio.v1.TextDelta"> & {
+  /**
+   * The job whose output this is.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * The attempt the piece belongs to; a higher one starts from nothing.
+   *
+   * @generated from field: uint32 attempt = 2;
+   */
+  attempt: number;
+
+  /**
+   * UTF-8 bytes of answer text before this piece's text.
+   *
+   * @generated from field: uint64 text_offset = 3;
+   */
+  textOffset: bigint;
+
+  /**
+   * The answer's next piece (may be empty).
+   *
+   * @generated from field: string text = 4;
+   */
+  text: string;
+
+  /**
+   * UTF-8 bytes of reasoning before this piece's reasoning.
+   *
+   * @generated from field: uint64 reasoning_offset = 5;
+   */
+  reasoningOffset: bigint;
+
+  /**
+   * The reasoning's next piece (may be empty); within one message the
+   * reasoning comes before the text.
+   *
+   * @generated from field: string reasoning = 6;
+   */
+  reasoning: string;
+
+  /**
+   * Tokens generated so far, this piece's included.
+   *
+   * @generated from field: uint32 tokens = 7;
+   */
+  tokens: number;
+};
+
+/**
+ * Describes the message studio.v1.TextDelta.
+ * Use `create(TextDeltaSchema)` to create a new message.
+ */
+export const TextDeltaSchema: GenMessage<TextDelta> = /*@__PURE__*/
+  messageDesc(file_studio_v1_job, 8);
 
 /**
  * Offer is a job leased to a streaming worker.
@@ -560,7 +705,7 @@ export type Offer = Message<"studio.v1.Offer"> & {
  * Use `create(OfferSchema)` to create a new message.
  */
 export const OfferSchema: GenMessage<Offer> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job, 7);
+  messageDesc(file_studio_v1_job, 9);
 
 /**
  * JobClaim is a job leased to a polling worker: the unary twin of Offer, with
@@ -631,7 +776,7 @@ export type JobClaim = Message<"studio.v1.JobClaim"> & {
  * Use `create(JobClaimSchema)` to create a new message.
  */
 export const JobClaimSchema: GenMessage<JobClaim> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job, 8);
+  messageDesc(file_studio_v1_job, 10);
 
 /**
  * QueueWait explains why a QUEUED job waits. The studio works it out when the
@@ -692,7 +837,7 @@ export type QueueWait = Message<"studio.v1.QueueWait"> & {
  * Use `create(QueueWaitSchema)` to create a new message.
  */
 export const QueueWaitSchema: GenMessage<QueueWait> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job, 9);
+  messageDesc(file_studio_v1_job, 11);
 
 /**
  * JobStatus is a job's place in its life. Each value says which part of the

@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Job, JobClaim, JobProgress, Offer } from "./job_pb.js";
+import type { Job, JobClaim, JobProgress, Offer, TextDelta } from "./job_pb.js";
 import { file_studio_v1_job } from "./job_pb.js";
 import type { ModelEngine } from "./model_pb.js";
 import { file_studio_v1_model } from "./model_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/worker_service.proto.
  */
 export const file_studio_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSLSAwoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAQgkKB21lc3NhZ2Ui6QEKD1Nlc3Npb25SZXNwb25zZRIlCgd3ZWxjb21lGAEgASgLMhIuc3R1ZGlvLnYxLldlbGNvbWVIABIhCgVvZmZlchgCIAEoCzIQLnN0dWRpby52MS5PZmZlckgAEigKBmNhbmNlbBgDIAEoCzIWLnN0dWRpby52MS5DYW5jZWxPcmRlckgAEiUKB3JlY2VpcHQYBCABKAsyEi5zdHVkaW8udjEuUmVjZWlwdEgAEjAKBWJhdGNoGAUgASgLMh8uc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZUJhdGNoSABCCQoHbWVzc2FnZSJEChRTZXNzaW9uUmVzcG9uc2VCYXRjaBIsCghtZXNzYWdlcxgBIAMoCzIaLnN0dWRpby52MS5TZXNzaW9uUmVzcG9uc2UinwIKC1dvcmtlckhlbGxvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRInCgdlbmdpbmVzGAMgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAQgASgNEhUKDWNhY2hlZF9zaGEyNTYYBSADKAkSMgoGbGFiZWxzGAYgAygLMiIuc3R1ZGlvLnYxLldvcmtlckhlbGxvLkxhYmVsc0VudHJ5EhEKCWxlYXNlX2lkcxgHIAMoCRITCgtjYWNoZWRfdXJscxgIIAMoCRIXCg9hY2NlcHRzX2JhdGNoZXMYCSABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKiAQoHV2VsY29tZRIRCgl3b3JrZXJfaWQYASABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgNEhQKDGxlYXNlX3R0bF9tcxgDIAEoDRIWCg5rZXB0X2xlYXNlX2lkcxgEIAMoCRIWCg5sb3N0X2xlYXNlX2lkcxgFIAMoCRIfChdtYXhfaW5saW5lX291dHB1dF9ieXRlcxgGIAEoDSIkCg9Xb3JrZXJIZWFydGJlYXQSEQoJbGVhc2VfaWRzGAEgAygJIi0KCUpvYkFjY2VwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkiPgoKSm9iRGVjbGluZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIl8KEUpvYlByb2dyZXNzUmVwb3J0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIoCghwcm9ncmVzcxgDIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcyKTAQoLT3V0cHV0Q2h1bmsSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWluZGV4GAMgASgNEhEKCW1pbWVfdHlwZRgEIAEoCRISCgp0b3RhbF9zaXplGAUgASgEEg4KBnNoYTI1NhgGIAEoCRIOCgZvZmZzZXQYByABKAQSDAoEZGF0YRgIIAEoDCJtCgtKb2JDb21wbGV0ZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSFAoMb3V0cHV0X2NvdW50GAMgASgNEiYKB291dHB1dHMYBCADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSJNCgdKb2JGYWlsEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiDQoLV29ya2VyRHJhaW4iZQoLQ2FjaGVVcGRhdGUSFAoMYWRkZWRfc2hhMjU2GAEgAygJEhYKDnJlbW92ZWRfc2hhMjU2GAIgAygJEhIKCmFkZGVkX3VybHMYAyADKAkSFAoMcmVtb3ZlZF91cmxzGAQgAygJIj8KC0NhbmNlbE9yZGVyEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiggEKB1JlY2VpcHQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEgoKAm9rGAMgASgIEgwKBGNvZGUYBCABKAkSDwoHbWVzc2FnZRgFIAEoCRIZCgxvdXRwdXRfaW5kZXgYBiABKA1IAIgBAUIPCg1fb3V0cHV0X2luZGV4IncKD0NsYWltSm9iUmVxdWVzdBITCgt3b3JrZXJfbmFtZRgBIAEoCRInCgdlbmdpbmVzGAIgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEhUKDWNhY2hlZF9zaGEyNTYYAyADKAkSDwoHd2FpdF9tcxgEIAEoDSJFChBDbGFpbUpvYlJlc3BvbnNlEicKBWNsYWltGAEgASgLMhMuc3R1ZGlvLnYxLkpvYkNsYWltSACIAQFCCAoGX2NsYWltIiUKEEhlYXJ0YmVhdFJlcXVlc3QSEQoJbGVhc2VfaWRzGAEgAygJInwKEUhlYXJ0YmVhdFJlc3BvbnNlEhkKEXJlbmV3ZWRfbGVhc2VfaWRzGAEgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAIgAygJEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKFVJlcG9ydFByb2dyZXNzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MiGAoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSJMCgpPdXRwdXREYXRhEg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMEg4KBnNoYTI1NhgEIAEoCSJeChJDb21wbGV0ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEiYKB291dHB1dHMYAyADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSIyChNDb21wbGV0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiiAEKGENvbXBsZXRlSm9iU3RyZWFtUmVxdWVzdBIuCgxvdXRwdXRfY2h1bmsYASABKAsyFi5zdHVkaW8udjEuT3V0cHV0Q2h1bmtIABIxCghjb21wbGV0ZRgCIAEoCzIdLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlcXVlc3RIAEIJCgdtZXNzYWdlIjgKGUNvbXBsZXRlSm9iU3RyZWFtUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiJUCg5GYWlsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFZXJyb3IYAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIIi4KD0ZhaWxKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIhQKEkxpc3RXb3JrZXJzUmVxdWVzdCKTAwoKV29ya2VySW5mbxIRCgl3b3JrZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEicKB2VuZ2luZXMYBCADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBSABKA0SFAoMc2xvdHNfaW5fdXNlGAYgASgNEg8KB2pvYl9pZHMYByADKAkSFQoNY2FjaGVkX3NoYTI1NhgIIAMoCRI3ChNsYXN0X2hlYXJ0YmVhdF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb25uZWN0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRyYWluaW5nGAsgASgIEjEKBmxhYmVscxgMIAMoCzIhLnN0dWRpby52MS5Xb3JrZXJJbmZvLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPQoTTGlzdFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8iFQoTV2F0Y2hXb3JrZXJzUmVxdWVzdCJsChRXYXRjaFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8SGgoScmVtb3ZlZF93b3JrZXJfaWRzGAIgAygJEhAKCHNuYXBzaG90GAMgASgIMt4FCg1Xb3JrZXJTZXJ2aWNlEkYKB1Nlc3Npb24SGS5zdHVkaW8udjEuU2Vzc2lvblJlcXVlc3QaGi5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlIgAoATABEkUKCENsYWltSm9iEhouc3R1ZGlvLnYxLkNsYWltSm9iUmVxdWVzdBobLnN0dWRpby52MS5DbGFpbUpvYlJlc3BvbnNlIgASSAoJSGVhcnRiZWF0Ehsuc3R1ZGlvLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHC5zdHVkaW8udjEuSGVhcnRiZWF0UmVzcG9uc2UiABJXCg5SZXBvcnRQcm9ncmVzcxIgLnN0dWRpby52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaIS5zdHVkaW8udjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSIAEk4KC0NvbXBsZXRlSm9iEh0uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVxdWVzdBoeLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlc3BvbnNlIgASYgoRQ29tcGxldGVKb2JTdHJlYW0SIy5zdHVkaW8udjEuQ29tcGxldGVKb2JTdHJlYW1SZXF1ZXN0GiQuc3R1ZGlvLnYxLkNvbXBsZXRlSm9iU3RyZWFtUmVzcG9uc2UiACgBEkIKB0ZhaWxKb2ISGS5zdHVkaW8udjEuRmFpbEpvYlJlcXVlc3QaGi5zdHVkaW8udjEuRmFpbEpvYlJlc3BvbnNlIgASTgoLTGlzdFdvcmtlcnMSHS5zdHVkaW8udjEuTGlzdFdvcmtlcnNSZXF1ZXN0Gh4uc3R1ZGlvLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2UiABJTCgxXYXRjaFdvcmtlcnMSHi5zdHVkaW8udjEuV2F0Y2hXb3JrZXJzUmVxdWVzdBofLnN0dWRpby52MS5XYXRjaFdvcmtlcnNSZXNwb25zZSIAMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
+  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSKBBAoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAEi0KCnRleHRfZGVsdGEYCyABKAsyFy5zdHVkaW8udjEuSm9iVGV4dERlbHRhSABCCQoHbWVzc2FnZSLpAQoPU2Vzc2lvblJlc3BvbnNlEiUKB3dlbGNvbWUYASABKAsyEi5zdHVkaW8udjEuV2VsY29tZUgAEiEKBW9mZmVyGAIgASgLMhAuc3R1ZGlvLnYxLk9mZmVySAASKAoGY2FuY2VsGAMgASgLMhYuc3R1ZGlvLnYxLkNhbmNlbE9yZGVySAASJQoHcmVjZWlwdBgEIAEoCzISLnN0dWRpby52MS5SZWNlaXB0SAASMAoFYmF0Y2gYBSABKAsyHy5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlQmF0Y2hIAEIJCgdtZXNzYWdlIkQKFFNlc3Npb25SZXNwb25zZUJhdGNoEiwKCG1lc3NhZ2VzGAEgAygLMhouc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZSKfAgoLV29ya2VySGVsbG8SDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEicKB2VuZ2luZXMYAyADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBCABKA0SFQoNY2FjaGVkX3NoYTI1NhgFIAMoCRIyCgZsYWJlbHMYBiADKAsyIi5zdHVkaW8udjEuV29ya2VySGVsbG8uTGFiZWxzRW50cnkSEQoJbGVhc2VfaWRzGAcgAygJEhMKC2NhY2hlZF91cmxzGAggAygJEhcKD2FjY2VwdHNfYmF0Y2hlcxgJIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqIBCgdXZWxjb21lEhEKCXdvcmtlcl9pZBgBIAEoCRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAiABKA0SFAoMbGVhc2VfdHRsX21zGAMgASgNEhYKDmtlcHRfbGVhc2VfaWRzGAQgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAUgAygJEh8KF21heF9pbmxpbmVfb3V0cHV0X2J5dGVzGAYgASgNIiQKD1dvcmtlckhlYXJ0YmVhdBIRCglsZWFzZV9pZHMYASADKAkiLQoJSm9iQWNjZXB0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCSI+CgpKb2JEZWNsaW5lEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiXwoRSm9iUHJvZ3Jlc3NSZXBvcnQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEigKCHByb2dyZXNzGAMgASgLMhYuc3R1ZGlvLnYxLkpvYlByb2dyZXNzIpMBCgtPdXRwdXRDaHVuaxIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFaW5kZXgYAyABKA0SEQoJbWltZV90eXBlGAQgASgJEhIKCnRvdGFsX3NpemUYBSABKAQSDgoGc2hhMjU2GAYgASgJEg4KBm9mZnNldBgHIAEoBBIMCgRkYXRhGAggASgMIlUKDEpvYlRleHREZWx0YRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSIwoFZGVsdGEYAyABKAsyFC5zdHVkaW8udjEuVGV4dERlbHRhIm0KC0pvYkNvbXBsZXRlEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIUCgxvdXRwdXRfY291bnQYAyABKA0SJgoHb3V0cHV0cxgEIAMoCzIVLnN0dWRpby52MS5PdXRwdXREYXRhIk0KB0pvYkZhaWwSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWVycm9yGAMgASgJEhEKCXJldHJ5YWJsZRgEIAEoCCINCgtXb3JrZXJEcmFpbiJlCgtDYWNoZVVwZGF0ZRIUCgxhZGRlZF9zaGEyNTYYASADKAkSFgoOcmVtb3ZlZF9zaGEyNTYYAiADKAkSEgoKYWRkZWRfdXJscxgDIAMoCRIUCgxyZW1vdmVkX3VybHMYBCADKAkiPwoLQ2FuY2VsT3JkZXISDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSKCAQoHUmVjZWlwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSCgoCb2sYAyABKAgSDAoEY29kZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgJEhkKDG91dHB1dF9pbmRleBgGIAEoDUgAiAEBQg8KDV9vdXRwdXRfaW5kZXgidwoPQ2xhaW1Kb2JSZXF1ZXN0EhMKC3dvcmtlcl9uYW1lGAEgASgJEicKB2VuZ2luZXMYAiADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSFQoNY2FjaGVkX3NoYTI1NhgDIAMoCRIPCgd3YWl0X21zGAQgASgNIkUKEENsYWltSm9iUmVzcG9uc2USJwoFY2xhaW0YASABKAsyEy5zdHVkaW8udjEuSm9iQ2xhaW1IAIgBAUIICgZfY2xhaW0iJQoQSGVhcnRiZWF0UmVxdWVzdBIRCglsZWFzZV9pZHMYASADKAkifAoRSGVhcnRiZWF0UmVzcG9uc2USGQoRcmVuZXdlZF9sZWFzZV9pZHMYASADKAkSFgoObG9zdF9sZWFzZV9pZHMYAiADKAkSNAoQbGVhc2VfZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYwoVUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIoCghwcm9ncmVzcxgDIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcyIYChZSZXBvcnRQcm9ncmVzc1Jlc3BvbnNlIkwKCk91dHB1dERhdGESDQoFaW5kZXgYASABKA0SEQoJbWltZV90eXBlGAIgASgJEgwKBGRhdGEYAyABKAwSDgoGc2hhMjU2GAQgASgJIl4KEkNvbXBsZXRlSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSJgoHb3V0cHV0cxgDIAMoCzIVLnN0dWRpby52MS5PdXRwdXREYXRhIjIKE0NvbXBsZXRlSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiKIAQoYQ29tcGxldGVKb2JTdHJlYW1SZXF1ZXN0Ei4KDG91dHB1dF9jaHVuaxgBIAEoCzIWLnN0dWRpby52MS5PdXRwdXRDaHVua0gAEjEKCGNvbXBsZXRlGAIgASgLMh0uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVxdWVzdEgAQgkKB21lc3NhZ2UiOAoZQ29tcGxldGVKb2JTdHJlYW1SZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIlQKDkZhaWxKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiLgoPRmFpbEpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiFAoSTGlzdFdvcmtlcnNSZXF1ZXN0IpMDCgpXb3JrZXJJbmZvEhEKCXdvcmtlcl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSJwoHZW5naW5lcxgEIAMoDjIWLnN0dWRpby52MS5Nb2RlbEVuZ2luZRINCgVzbG90cxgFIAEoDRIUCgxzbG90c19pbl91c2UYBiABKA0SDwoHam9iX2lkcxgHIAMoCRIVCg1jYWNoZWRfc2hhMjU2GAggAygJEjcKE2xhc3RfaGVhcnRiZWF0X3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbm5lY3RfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZHJhaW5pbmcYCyABKAgSMQoGbGFiZWxzGAwgAygLMiEuc3R1ZGlvLnYxLldvcmtlckluZm8uTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9ChNMaXN0V29ya2Vyc1Jlc3BvbnNlEiYKB3dvcmtlcnMYASADKAsyFS5zdHVkaW8udjEuV29ya2VySW5mbyIVChNXYXRjaFdvcmtlcnNSZXF1ZXN0ImwKFFdhdGNoV29ya2Vyc1Jlc3BvbnNlEiYKB3dvcmtlcnMYASADKAsyFS5zdHVkaW8udjEuV29ya2VySW5mbxIaChJyZW1vdmVkX3dvcmtlcl9pZHMYAiADKAkSEAoIc25hcHNob3QYAyABKAgy3gUKDVdvcmtlclNlcnZpY2USRgoHU2Vzc2lvbhIZLnN0dWRpby52MS5TZXNzaW9uUmVxdWVzdBoaLnN0dWRpby52MS5TZXNzaW9uUmVzcG9uc2UiACgBMAESRQoIQ2xhaW1Kb2ISGi5zdHVkaW8udjEuQ2xhaW1Kb2JSZXF1ZXN0Ghsuc3R1ZGlvLnYxLkNsYWltSm9iUmVzcG9uc2UiABJICglIZWFydGJlYXQSGy5zdHVkaW8udjEuSGVhcnRiZWF0UmVxdWVzdBocLnN0dWRpby52MS5IZWFydGJlYXRSZXNwb25zZSIAElcKDlJlcG9ydFByb2dyZXNzEiAuc3R1ZGlvLnYxLlJlcG9ydFByb2dyZXNzUmVxdWVzdBohLnN0dWRpby52MS5SZXBvcnRQcm9ncmVzc1Jlc3BvbnNlIgASTgoLQ29tcGxldGVKb2ISHS5zdHVkaW8udjEuQ29tcGxldGVKb2JSZXF1ZXN0Gh4uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVzcG9uc2UiABJiChFDb21wbGV0ZUpvYlN0cmVhbRIjLnN0dWRpby52MS5Db21wbGV0ZUpvYlN0cmVhbVJlcXVlc3QaJC5zdHVkaW8udjEuQ29tcGxldGVKb2JTdHJlYW1SZXNwb25zZSIAKAESQgoHRmFpbEpvYhIZLnN0dWRpby52MS5GYWlsSm9iUmVxdWVzdBoaLnN0dWRpby52MS5GYWlsSm9iUmVzcG9uc2UiABJOCgtMaXN0V29ya2VycxIdLnN0dWRpby52MS5MaXN0V29ya2Vyc1JlcXVlc3QaHi5zdHVkaW8udjEuTGlzdFdvcmtlcnNSZXNwb25zZSIAElMKDFdhdGNoV29ya2VycxIeLnN0dWRpby52MS5XYXRjaFdvcmtlcnNSZXF1ZXN0Gh8uc3R1ZGlvLnYxLldhdGNoV29ya2Vyc1Jlc3BvbnNlIgAwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
 
 /**
  * SessionRequest is one message from a streaming worker.
@@ -109,6 +109,14 @@ export type SessionRequest = Message<"studio.v1.SessionRequest"> & {
      */
     value: CacheUpdate;
     case: "cacheUpdate";
+  } | {
+    /**
+     * The next piece of a text job's output (no receipt).
+     *
+     * @generated from field: studio.v1.JobTextDelta text_delta = 11;
+     */
+    value: JobTextDelta;
+    case: "textDelta";
   } | { case: undefined; value?: undefined };
 };
 
@@ -554,6 +562,45 @@ export const OutputChunkSchema: GenMessage<OutputChunk> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 9);
 
 /**
+ * JobTextDelta streams a text job's output as the engine produces it: the
+ * answer and reasoning that follow what was sent before under this lease,
+ * several tokens in one message when they come close together. The outputs
+ * and JobComplete still carry the whole result; a studio relays the pieces to
+ * the job's watchers and keeps them with the job.
+ *
+ * @generated from message studio.v1.JobTextDelta
+ */
+export type JobTextDelta = Message<"studio.v1.JobTextDelta"> & {
+  /**
+   * The job the lease is for.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * The lease the worker holds; a piece under any other is dropped.
+   *
+   * @generated from field: string lease_id = 2;
+   */
+  leaseId: string;
+
+  /**
+   * The piece; its attempt is the offer's.
+   *
+   * @generated from field: studio.v1.TextDelta delta = 3;
+   */
+  delta?: TextDelta | undefined;
+};
+
+/**
+ * Describes the message studio.v1.JobTextDelta.
+ * Use `create(JobTextDeltaSchema)` to create a new message.
+ */
+export const JobTextDeltaSchema: GenMessage<JobTextDelta> = /*@__PURE__*/
+  messageDesc(file_studio_v1_worker_service, 10);
+
+/**
  * JobComplete commits the job's outputs: those sent as OutputChunks before it
  * and those it carries inline, each index one way or the other.
  *
@@ -596,7 +643,7 @@ export type JobComplete = Message<"studio.v1.JobComplete"> & {
  * Use `create(JobCompleteSchema)` to create a new message.
  */
 export const JobCompleteSchema: GenMessage<JobComplete> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 10);
+  messageDesc(file_studio_v1_worker_service, 11);
 
 /**
  * JobFail ends a job's attempt with an error.
@@ -638,7 +685,7 @@ export type JobFail = Message<"studio.v1.JobFail"> & {
  * Use `create(JobFailSchema)` to create a new message.
  */
 export const JobFailSchema: GenMessage<JobFail> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 11);
+  messageDesc(file_studio_v1_worker_service, 12);
 
 /**
  * WorkerDrain: send no more offers; the session ends when the worker is done.
@@ -653,7 +700,7 @@ export type WorkerDrain = Message<"studio.v1.WorkerDrain"> & {
  * Use `create(WorkerDrainSchema)` to create a new message.
  */
 export const WorkerDrainSchema: GenMessage<WorkerDrain> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 12);
+  messageDesc(file_studio_v1_worker_service, 13);
 
 /**
  * CacheUpdate reports what entered and left the worker's cache since hello.
@@ -696,7 +743,7 @@ export type CacheUpdate = Message<"studio.v1.CacheUpdate"> & {
  * Use `create(CacheUpdateSchema)` to create a new message.
  */
 export const CacheUpdateSchema: GenMessage<CacheUpdate> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 13);
+  messageDesc(file_studio_v1_worker_service, 14);
 
 /**
  * CancelOrder tells a worker to stop a job and drop its lease: send nothing
@@ -732,7 +779,7 @@ export type CancelOrder = Message<"studio.v1.CancelOrder"> & {
  * Use `create(CancelOrderSchema)` to create a new message.
  */
 export const CancelOrderSchema: GenMessage<CancelOrder> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 14);
+  messageDesc(file_studio_v1_worker_service, 15);
 
 /**
  * Receipt answers accept, decline, complete and fail (and a refused output):
@@ -791,7 +838,7 @@ export type Receipt = Message<"studio.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 15);
+  messageDesc(file_studio_v1_worker_service, 16);
 
 /**
  * ClaimJobRequest asks for the next job the caller can serve.
@@ -834,7 +881,7 @@ export type ClaimJobRequest = Message<"studio.v1.ClaimJobRequest"> & {
  * Use `create(ClaimJobRequestSchema)` to create a new message.
  */
 export const ClaimJobRequestSchema: GenMessage<ClaimJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 16);
+  messageDesc(file_studio_v1_worker_service, 17);
 
 /**
  * ClaimJobResponse is the job leased, if any.
@@ -855,7 +902,7 @@ export type ClaimJobResponse = Message<"studio.v1.ClaimJobResponse"> & {
  * Use `create(ClaimJobResponseSchema)` to create a new message.
  */
 export const ClaimJobResponseSchema: GenMessage<ClaimJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 17);
+  messageDesc(file_studio_v1_worker_service, 18);
 
 /**
  * HeartbeatRequest lists the leases to renew.
@@ -876,7 +923,7 @@ export type HeartbeatRequest = Message<"studio.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 18);
+  messageDesc(file_studio_v1_worker_service, 19);
 
 /**
  * HeartbeatResponse says which leases were renewed.
@@ -911,7 +958,7 @@ export type HeartbeatResponse = Message<"studio.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 19);
+  messageDesc(file_studio_v1_worker_service, 20);
 
 /**
  * ReportProgressRequest is a polling worker's progress report.
@@ -946,7 +993,7 @@ export type ReportProgressRequest = Message<"studio.v1.ReportProgressRequest"> &
  * Use `create(ReportProgressRequestSchema)` to create a new message.
  */
 export const ReportProgressRequestSchema: GenMessage<ReportProgressRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 20);
+  messageDesc(file_studio_v1_worker_service, 21);
 
 /**
  * ReportProgressResponse is empty: the report was taken.
@@ -961,7 +1008,7 @@ export type ReportProgressResponse = Message<"studio.v1.ReportProgressResponse">
  * Use `create(ReportProgressResponseSchema)` to create a new message.
  */
 export const ReportProgressResponseSchema: GenMessage<ReportProgressResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 21);
+  messageDesc(file_studio_v1_worker_service, 22);
 
 /**
  * OutputData is a whole output sent inline (CompleteJob, JobComplete).
@@ -1003,7 +1050,7 @@ export type OutputData = Message<"studio.v1.OutputData"> & {
  * Use `create(OutputDataSchema)` to create a new message.
  */
 export const OutputDataSchema: GenMessage<OutputData> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 22);
+  messageDesc(file_studio_v1_worker_service, 23);
 
 /**
  * CompleteJobRequest commits a job with its outputs inline.
@@ -1039,7 +1086,7 @@ export type CompleteJobRequest = Message<"studio.v1.CompleteJobRequest"> & {
  * Use `create(CompleteJobRequestSchema)` to create a new message.
  */
 export const CompleteJobRequestSchema: GenMessage<CompleteJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 23);
+  messageDesc(file_studio_v1_worker_service, 24);
 
 /**
  * CompleteJobResponse is the job committed.
@@ -1060,7 +1107,7 @@ export type CompleteJobResponse = Message<"studio.v1.CompleteJobResponse"> & {
  * Use `create(CompleteJobResponseSchema)` to create a new message.
  */
 export const CompleteJobResponseSchema: GenMessage<CompleteJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 24);
+  messageDesc(file_studio_v1_worker_service, 25);
 
 /**
  * CompleteJobStreamRequest is one message of CompleteJobStream: the chunks of
@@ -1100,7 +1147,7 @@ export type CompleteJobStreamRequest = Message<"studio.v1.CompleteJobStreamReque
  * Use `create(CompleteJobStreamRequestSchema)` to create a new message.
  */
 export const CompleteJobStreamRequestSchema: GenMessage<CompleteJobStreamRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 25);
+  messageDesc(file_studio_v1_worker_service, 26);
 
 /**
  * CompleteJobStreamResponse is the job committed.
@@ -1121,7 +1168,7 @@ export type CompleteJobStreamResponse = Message<"studio.v1.CompleteJobStreamResp
  * Use `create(CompleteJobStreamResponseSchema)` to create a new message.
  */
 export const CompleteJobStreamResponseSchema: GenMessage<CompleteJobStreamResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 26);
+  messageDesc(file_studio_v1_worker_service, 27);
 
 /**
  * FailJobRequest ends a job's attempt with an error.
@@ -1163,7 +1210,7 @@ export type FailJobRequest = Message<"studio.v1.FailJobRequest"> & {
  * Use `create(FailJobRequestSchema)` to create a new message.
  */
 export const FailJobRequestSchema: GenMessage<FailJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 27);
+  messageDesc(file_studio_v1_worker_service, 28);
 
 /**
  * FailJobResponse is the job after the failure.
@@ -1184,7 +1231,7 @@ export type FailJobResponse = Message<"studio.v1.FailJobResponse"> & {
  * Use `create(FailJobResponseSchema)` to create a new message.
  */
 export const FailJobResponseSchema: GenMessage<FailJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 28);
+  messageDesc(file_studio_v1_worker_service, 29);
 
 /**
  * ListWorkersRequest takes no parameters.
@@ -1199,7 +1246,7 @@ export type ListWorkersRequest = Message<"studio.v1.ListWorkersRequest"> & {
  * Use `create(ListWorkersRequestSchema)` to create a new message.
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 29);
+  messageDesc(file_studio_v1_worker_service, 30);
 
 /**
  * WorkerInfo describes one connected streaming worker.
@@ -1297,7 +1344,7 @@ export type WorkerInfo = Message<"studio.v1.WorkerInfo"> & {
  * Use `create(WorkerInfoSchema)` to create a new message.
  */
 export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 30);
+  messageDesc(file_studio_v1_worker_service, 31);
 
 /**
  * ListWorkersResponse is every connected streaming worker (of every replica).
@@ -1318,7 +1365,7 @@ export type ListWorkersResponse = Message<"studio.v1.ListWorkersResponse"> & {
  * Use `create(ListWorkersResponseSchema)` to create a new message.
  */
 export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 31);
+  messageDesc(file_studio_v1_worker_service, 32);
 
 /**
  * WatchWorkersRequest takes no parameters.
@@ -1333,7 +1380,7 @@ export type WatchWorkersRequest = Message<"studio.v1.WatchWorkersRequest"> & {
  * Use `create(WatchWorkersRequestSchema)` to create a new message.
  */
 export const WatchWorkersRequestSchema: GenMessage<WatchWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 32);
+  messageDesc(file_studio_v1_worker_service, 33);
 
 /**
  * WatchWorkersResponse is one batch of changes to the connected workers.
@@ -1370,7 +1417,7 @@ export type WatchWorkersResponse = Message<"studio.v1.WatchWorkersResponse"> & {
  * Use `create(WatchWorkersResponseSchema)` to create a new message.
  */
 export const WatchWorkersResponseSchema: GenMessage<WatchWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 33);
+  messageDesc(file_studio_v1_worker_service, 34);
 
 /**
  * WorkerService is the workers' side of the queue: a bidi Session for

@@ -35,7 +35,7 @@ interface Read {
 function recordingOpenFile(writes: Write[], options: { refuseDirect?: boolean; reads?: Read[] } = {}): OpenFile {
   return async (path, flags) => {
     const direct = flags === "direct";
-    const handle = direct ? await fs.open(path, constants.O_WRONLY | (constants.O_DIRECT ?? 0)).catch(() => fs.open(path, "r+")) : await fs.open(path, flags);
+    const handle = direct ? await fs.open(path, constants.O_RDWR | (constants.O_DIRECT ?? 0)).catch(() => fs.open(path, "r+")) : await fs.open(path, flags);
     const file: WritableFile = {
       write: async (buf, off, len, pos) => {
         if (direct && options.refuseDirect) throw Object.assign(new Error("EINVAL: invalid argument, write"), { code: "EINVAL" });
