@@ -16,7 +16,7 @@ export interface SdCliEngineOptions {
   extraArgs?: string[];
   logger?: EngineLogger;
   killGraceMs?: number;
-  /** The child's environment (default: the worker's), e.g. to pin CUDA_VISIBLE_DEVICES. */
+  /** The child's environment (default: engineEnv(), without the worker's tokens). */
   env?: NodeJS.ProcessEnv;
 }
 
