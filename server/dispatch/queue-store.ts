@@ -12,6 +12,8 @@ export interface ClaimFilter {
   workerName: string;
   engines: readonly string[];
   excludeJobIds?: readonly string[];
+  /** Models whose queued jobs are held (disabled after they were queued). */
+  excludeModels?: readonly string[];
   /** Claim exactly this job (placement chose it), still only if it is QUEUED and matches. */
   jobId?: string;
 }
@@ -25,6 +27,7 @@ export interface NextClaim {
 /** A queued job as placement sees it. */
 export interface QueuedJob {
   id: string;
+  model: string;
   engine: string | null;
   modelSource: string | null;
 }

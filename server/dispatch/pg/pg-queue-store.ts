@@ -24,10 +24,10 @@ export function createPgQueueStore(db: PgDb): QueueStore {
   return {
     async peekQueued(limit) {
       const rows = await db.rows<QueuedJob>(
-        sql`SELECT "id", "engine", "modelSource" FROM "graphicsJobs" WHERE "status" = 'QUEUED'
+        sql`SELECT "id", "model", "engine", "modelSource" FROM "graphicsJobs" WHERE "status" = 'QUEUED'
             ORDER BY "priority" DESC NULLS LAST, "createdAt" ASC LIMIT ${limit}`,
       );
-      return rows.map((r) => ({ id: r.id, engine: r.engine ?? null, modelSource: r.modelSource ?? null }));
+      return rows.map((r) => ({ id: r.id, model: r.model, engine: r.engine ?? null, modelSource: r.modelSource ?? null }));
     },
 
     claim: (filter, now, ttlMs) => claimWith(db, filter, now, ttlMs),
@@ -153,7 +153,8 @@ export function createPgQueueStore(db: PgDb): QueueStore {
 async function claimWith(q: PgQuery, filter: ClaimFilter, now: number, ttlMs: number): Promise<JobRow | undefined> {
   const matches = sql`"status" = 'QUEUED'
     AND ("engine" IS NULL OR "engine" IN (SELECT json_array_elements_text(${JSON.stringify(filter.engines)}::text::json)))
-    AND "id" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeJobIds ?? [])}::text::json))`;
+    AND "id" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeJobIds ?? [])}::text::json))
+    ${filter.excludeModels?.length ? sql`AND "model" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeModels)}::text::json))` : sql``}`;
   const set = sql`"status" = 'OFFERED', "leaseId" = ${newLeaseId()}, "leaseWorker" = ${filter.workerName},
     "leaseExpiresAt" = ${now + ttlMs}, "attempts" = "attempts" + 1, "updatedAt" = ${now}`;
   const [row] =
