@@ -13,3 +13,4 @@ export * from "./worker-limits.js";
 export * from "./lora-tags.js";
 export * from "./text-output.js";
 export * from "./output-files.js";
+export * from "./vram.js";

@@ -2,8 +2,8 @@
 // @generated from file studio/v1/worker_service.proto (package studio.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Job, JobClaim, JobProgress, Offer } from "./job_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/worker_service.proto.
  */
 export const file_studio_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSLSAwoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAQgkKB21lc3NhZ2Ui6QEKD1Nlc3Npb25SZXNwb25zZRIlCgd3ZWxjb21lGAEgASgLMhIuc3R1ZGlvLnYxLldlbGNvbWVIABIhCgVvZmZlchgCIAEoCzIQLnN0dWRpby52MS5PZmZlckgAEigKBmNhbmNlbBgDIAEoCzIWLnN0dWRpby52MS5DYW5jZWxPcmRlckgAEiUKB3JlY2VpcHQYBCABKAsyEi5zdHVkaW8udjEuUmVjZWlwdEgAEjAKBWJhdGNoGAUgASgLMh8uc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZUJhdGNoSABCCQoHbWVzc2FnZSJEChRTZXNzaW9uUmVzcG9uc2VCYXRjaBIsCghtZXNzYWdlcxgBIAMoCzIaLnN0dWRpby52MS5TZXNzaW9uUmVzcG9uc2UinwIKC1dvcmtlckhlbGxvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRInCgdlbmdpbmVzGAMgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAQgASgNEhUKDWNhY2hlZF9zaGEyNTYYBSADKAkSMgoGbGFiZWxzGAYgAygLMiIuc3R1ZGlvLnYxLldvcmtlckhlbGxvLkxhYmVsc0VudHJ5EhEKCWxlYXNlX2lkcxgHIAMoCRITCgtjYWNoZWRfdXJscxgIIAMoCRIXCg9hY2NlcHRzX2JhdGNoZXMYCSABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKiAQoHV2VsY29tZRIRCgl3b3JrZXJfaWQYASABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgNEhQKDGxlYXNlX3R0bF9tcxgDIAEoDRIWCg5rZXB0X2xlYXNlX2lkcxgEIAMoCRIWCg5sb3N0X2xlYXNlX2lkcxgFIAMoCRIfChdtYXhfaW5saW5lX291dHB1dF9ieXRlcxgGIAEoDSIkCg9Xb3JrZXJIZWFydGJlYXQSEQoJbGVhc2VfaWRzGAEgAygJIi0KCUpvYkFjY2VwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkiPgoKSm9iRGVjbGluZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIl8KEUpvYlByb2dyZXNzUmVwb3J0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIoCghwcm9ncmVzcxgDIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcyKTAQoLT3V0cHV0Q2h1bmsSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWluZGV4GAMgASgNEhEKCW1pbWVfdHlwZRgEIAEoCRISCgp0b3RhbF9zaXplGAUgASgEEg4KBnNoYTI1NhgGIAEoCRIOCgZvZmZzZXQYByABKAQSDAoEZGF0YRgIIAEoDCJtCgtKb2JDb21wbGV0ZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSFAoMb3V0cHV0X2NvdW50GAMgASgNEiYKB291dHB1dHMYBCADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSJNCgdKb2JGYWlsEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiDQoLV29ya2VyRHJhaW4iZQoLQ2FjaGVVcGRhdGUSFAoMYWRkZWRfc2hhMjU2GAEgAygJEhYKDnJlbW92ZWRfc2hhMjU2GAIgAygJEhIKCmFkZGVkX3VybHMYAyADKAkSFAoMcmVtb3ZlZF91cmxzGAQgAygJIj8KC0NhbmNlbE9yZGVyEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiggEKB1JlY2VpcHQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEgoKAm9rGAMgASgIEgwKBGNvZGUYBCABKAkSDwoHbWVzc2FnZRgFIAEoCRIZCgxvdXRwdXRfaW5kZXgYBiABKA1IAIgBAUIPCg1fb3V0cHV0X2luZGV4IncKD0NsYWltSm9iUmVxdWVzdBITCgt3b3JrZXJfbmFtZRgBIAEoCRInCgdlbmdpbmVzGAIgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEhUKDWNhY2hlZF9zaGEyNTYYAyADKAkSDwoHd2FpdF9tcxgEIAEoDSJFChBDbGFpbUpvYlJlc3BvbnNlEicKBWNsYWltGAEgASgLMhMuc3R1ZGlvLnYxLkpvYkNsYWltSACIAQFCCAoGX2NsYWltIiUKEEhlYXJ0YmVhdFJlcXVlc3QSEQoJbGVhc2VfaWRzGAEgAygJInwKEUhlYXJ0YmVhdFJlc3BvbnNlEhkKEXJlbmV3ZWRfbGVhc2VfaWRzGAEgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAIgAygJEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKFVJlcG9ydFByb2dyZXNzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MiGAoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSJMCgpPdXRwdXREYXRhEg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMEg4KBnNoYTI1NhgEIAEoCSJeChJDb21wbGV0ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEiYKB291dHB1dHMYAyADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSIyChNDb21wbGV0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiiAEKGENvbXBsZXRlSm9iU3RyZWFtUmVxdWVzdBIuCgxvdXRwdXRfY2h1bmsYASABKAsyFi5zdHVkaW8udjEuT3V0cHV0Q2h1bmtIABIxCghjb21wbGV0ZRgCIAEoCzIdLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlcXVlc3RIAEIJCgdtZXNzYWdlIjgKGUNvbXBsZXRlSm9iU3RyZWFtUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiJUCg5GYWlsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFZXJyb3IYAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIIi4KD0ZhaWxKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIhQKEkxpc3RXb3JrZXJzUmVxdWVzdCKTAwoKV29ya2VySW5mbxIRCgl3b3JrZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEicKB2VuZ2luZXMYBCADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBSABKA0SFAoMc2xvdHNfaW5fdXNlGAYgASgNEg8KB2pvYl9pZHMYByADKAkSFQoNY2FjaGVkX3NoYTI1NhgIIAMoCRI3ChNsYXN0X2hlYXJ0YmVhdF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb25uZWN0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRyYWluaW5nGAsgASgIEjEKBmxhYmVscxgMIAMoCzIhLnN0dWRpby52MS5Xb3JrZXJJbmZvLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPQoTTGlzdFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8iFQoTV2F0Y2hXb3JrZXJzUmVxdWVzdCJsChRXYXRjaFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8SGgoScmVtb3ZlZF93b3JrZXJfaWRzGAIgAygJEhAKCHNuYXBzaG90GAMgASgIMt4FCg1Xb3JrZXJTZXJ2aWNlEkYKB1Nlc3Npb24SGS5zdHVkaW8udjEuU2Vzc2lvblJlcXVlc3QaGi5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlIgAoATABEkUKCENsYWltSm9iEhouc3R1ZGlvLnYxLkNsYWltSm9iUmVxdWVzdBobLnN0dWRpby52MS5DbGFpbUpvYlJlc3BvbnNlIgASSAoJSGVhcnRiZWF0Ehsuc3R1ZGlvLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHC5zdHVkaW8udjEuSGVhcnRiZWF0UmVzcG9uc2UiABJXCg5SZXBvcnRQcm9ncmVzcxIgLnN0dWRpby52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaIS5zdHVkaW8udjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSIAEk4KC0NvbXBsZXRlSm9iEh0uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVxdWVzdBoeLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlc3BvbnNlIgASYgoRQ29tcGxldGVKb2JTdHJlYW0SIy5zdHVkaW8udjEuQ29tcGxldGVKb2JTdHJlYW1SZXF1ZXN0GiQuc3R1ZGlvLnYxLkNvbXBsZXRlSm9iU3RyZWFtUmVzcG9uc2UiACgBEkIKB0ZhaWxKb2ISGS5zdHVkaW8udjEuRmFpbEpvYlJlcXVlc3QaGi5zdHVkaW8udjEuRmFpbEpvYlJlc3BvbnNlIgASTgoLTGlzdFdvcmtlcnMSHS5zdHVkaW8udjEuTGlzdFdvcmtlcnNSZXF1ZXN0Gh4uc3R1ZGlvLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2UiABJTCgxXYXRjaFdvcmtlcnMSHi5zdHVkaW8udjEuV2F0Y2hXb3JrZXJzUmVxdWVzdBofLnN0dWRpby52MS5XYXRjaFdvcmtlcnNSZXNwb25zZSIAMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
+  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSL+AwoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAEioKCmdwdV91cGRhdGUYCyABKAsyFC5zdHVkaW8udjEuR3B1VXBkYXRlSABCCQoHbWVzc2FnZSLpAQoPU2Vzc2lvblJlc3BvbnNlEiUKB3dlbGNvbWUYASABKAsyEi5zdHVkaW8udjEuV2VsY29tZUgAEiEKBW9mZmVyGAIgASgLMhAuc3R1ZGlvLnYxLk9mZmVySAASKAoGY2FuY2VsGAMgASgLMhYuc3R1ZGlvLnYxLkNhbmNlbE9yZGVySAASJQoHcmVjZWlwdBgEIAEoCzISLnN0dWRpby52MS5SZWNlaXB0SAASMAoFYmF0Y2gYBSABKAsyHy5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlQmF0Y2hIAEIJCgdtZXNzYWdlIkQKFFNlc3Npb25SZXNwb25zZUJhdGNoEiwKCG1lc3NhZ2VzGAEgAygLMhouc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZSKwAwoLV29ya2VySGVsbG8SDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEicKB2VuZ2luZXMYAyADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBCABKA0SFQoNY2FjaGVkX3NoYTI1NhgFIAMoCRIyCgZsYWJlbHMYBiADKAsyIi5zdHVkaW8udjEuV29ya2VySGVsbG8uTGFiZWxzRW50cnkSEQoJbGVhc2VfaWRzGAcgAygJEhMKC2NhY2hlZF91cmxzGAggAygJEhcKD2FjY2VwdHNfYmF0Y2hlcxgJIAEoCBIiCgRncHVzGAogAygLMhQuc3R1ZGlvLnYxLkdwdURldmljZRI5CgpsZWFzZV9ncHVzGAsgAygLMiUuc3R1ZGlvLnYxLldvcmtlckhlbGxvLkxlYXNlR3B1c0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMAoOTGVhc2VHcHVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgNOgI4ASLVAQoJR3B1RGV2aWNlEg0KBWluZGV4GAEgASgNEgwKBHV1aWQYAiABKAkSDAoEbmFtZRgDIAEoCRIkCgZ2ZW5kb3IYBCABKA4yFC5zdHVkaW8udjEuR3B1VmVuZG9yEhoKEnRvdGFsX21lbW9yeV9ieXRlcxgFIAEoBBIZChFmcmVlX21lbW9yeV9ieXRlcxgGIAEoBBIbChN3b3JrZXJfbWVtb3J5X2J5dGVzGAcgASgEEg0KBXNsb3RzGAggASgNEhQKDHNsb3RzX2luX3VzZRgJIAEoDSIvCglHcHVVcGRhdGUSIgoEZ3B1cxgBIAMoCzIULnN0dWRpby52MS5HcHVEZXZpY2UiogEKB1dlbGNvbWUSEQoJd29ya2VyX2lkGAEgASgJEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgCIAEoDRIUCgxsZWFzZV90dGxfbXMYAyABKA0SFgoOa2VwdF9sZWFzZV9pZHMYBCADKAkSFgoObG9zdF9sZWFzZV9pZHMYBSADKAkSHwoXbWF4X2lubGluZV9vdXRwdXRfYnl0ZXMYBiABKA0iJAoPV29ya2VySGVhcnRiZWF0EhEKCWxlYXNlX2lkcxgBIAMoCSItCglKb2JBY2NlcHQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJIj4KCkpvYkRlY2xpbmUSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJfChFKb2JQcm9ncmVzc1JlcG9ydBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MikwEKC091dHB1dENodW5rEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVpbmRleBgDIAEoDRIRCgltaW1lX3R5cGUYBCABKAkSEgoKdG90YWxfc2l6ZRgFIAEoBBIOCgZzaGEyNTYYBiABKAkSDgoGb2Zmc2V0GAcgASgEEgwKBGRhdGEYCCABKAwibQoLSm9iQ29tcGxldGUSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEhQKDG91dHB1dF9jb3VudBgDIAEoDRImCgdvdXRwdXRzGAQgAygLMhUuc3R1ZGlvLnYxLk91dHB1dERhdGEiTQoHSm9iRmFpbBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFZXJyb3IYAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIIg0KC1dvcmtlckRyYWluImUKC0NhY2hlVXBkYXRlEhQKDGFkZGVkX3NoYTI1NhgBIAMoCRIWCg5yZW1vdmVkX3NoYTI1NhgCIAMoCRISCgphZGRlZF91cmxzGAMgAygJEhQKDHJlbW92ZWRfdXJscxgEIAMoCSI/CgtDYW5jZWxPcmRlchIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIoIBCgdSZWNlaXB0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIKCgJvaxgDIAEoCBIMCgRjb2RlGAQgASgJEg8KB21lc3NhZ2UYBSABKAkSGQoMb3V0cHV0X2luZGV4GAYgASgNSACIAQFCDwoNX291dHB1dF9pbmRleCJ3Cg9DbGFpbUpvYlJlcXVlc3QSEwoLd29ya2VyX25hbWUYASABKAkSJwoHZW5naW5lcxgCIAMoDjIWLnN0dWRpby52MS5Nb2RlbEVuZ2luZRIVCg1jYWNoZWRfc2hhMjU2GAMgAygJEg8KB3dhaXRfbXMYBCABKA0iRQoQQ2xhaW1Kb2JSZXNwb25zZRInCgVjbGFpbRgBIAEoCzITLnN0dWRpby52MS5Kb2JDbGFpbUgAiAEBQggKBl9jbGFpbSIlChBIZWFydGJlYXRSZXF1ZXN0EhEKCWxlYXNlX2lkcxgBIAMoCSJ8ChFIZWFydGJlYXRSZXNwb25zZRIZChFyZW5ld2VkX2xlYXNlX2lkcxgBIAMoCRIWCg5sb3N0X2xlYXNlX2lkcxgCIAMoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJjChVSZXBvcnRQcm9ncmVzc1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEigKCHByb2dyZXNzGAMgASgLMhYuc3R1ZGlvLnYxLkpvYlByb2dyZXNzIhgKFlJlcG9ydFByb2dyZXNzUmVzcG9uc2UiTAoKT3V0cHV0RGF0YRINCgVpbmRleBgBIAEoDRIRCgltaW1lX3R5cGUYAiABKAkSDAoEZGF0YRgDIAEoDBIOCgZzaGEyNTYYBCABKAkiXgoSQ29tcGxldGVKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRImCgdvdXRwdXRzGAMgAygLMhUuc3R1ZGlvLnYxLk91dHB1dERhdGEiMgoTQ29tcGxldGVKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIogBChhDb21wbGV0ZUpvYlN0cmVhbVJlcXVlc3QSLgoMb3V0cHV0X2NodW5rGAEgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASMQoIY29tcGxldGUYAiABKAsyHS5zdHVkaW8udjEuQ29tcGxldGVKb2JSZXF1ZXN0SABCCQoHbWVzc2FnZSI4ChlDb21wbGV0ZUpvYlN0cmVhbVJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiVAoORmFpbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWVycm9yGAMgASgJEhEKCXJldHJ5YWJsZRgEIAEoCCIuCg9GYWlsSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiIUChJMaXN0V29ya2Vyc1JlcXVlc3QitwMKCldvcmtlckluZm8SEQoJd29ya2VyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRInCgdlbmdpbmVzGAQgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAUgASgNEhQKDHNsb3RzX2luX3VzZRgGIAEoDRIPCgdqb2JfaWRzGAcgAygJEhUKDWNhY2hlZF9zaGEyNTYYCCADKAkSNwoTbGFzdF9oZWFydGJlYXRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29ubmVjdF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghkcmFpbmluZxgLIAEoCBIxCgZsYWJlbHMYDCADKAsyIS5zdHVkaW8udjEuV29ya2VySW5mby5MYWJlbHNFbnRyeRIiCgRncHVzGA0gAygLMhQuc3R1ZGlvLnYxLkdwdURldmljZRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj0KE0xpc3RXb3JrZXJzUmVzcG9uc2USJgoHd29ya2VycxgBIAMoCzIVLnN0dWRpby52MS5Xb3JrZXJJbmZvIhUKE1dhdGNoV29ya2Vyc1JlcXVlc3QibAoUV2F0Y2hXb3JrZXJzUmVzcG9uc2USJgoHd29ya2VycxgBIAMoCzIVLnN0dWRpby52MS5Xb3JrZXJJbmZvEhoKEnJlbW92ZWRfd29ya2VyX2lkcxgCIAMoCRIQCghzbmFwc2hvdBgDIAEoCCpSCglHcHVWZW5kb3ISGgoWR1BVX1ZFTkRPUl9VTlNQRUNJRklFRBAAEhUKEUdQVV9WRU5ET1JfTlZJRElBEAESEgoOR1BVX1ZFTkRPUl9BTUQQAjLeBQoNV29ya2VyU2VydmljZRJGCgdTZXNzaW9uEhkuc3R1ZGlvLnYxLlNlc3Npb25SZXF1ZXN0Ghouc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZSIAKAEwARJFCghDbGFpbUpvYhIaLnN0dWRpby52MS5DbGFpbUpvYlJlcXVlc3QaGy5zdHVkaW8udjEuQ2xhaW1Kb2JSZXNwb25zZSIAEkgKCUhlYXJ0YmVhdBIbLnN0dWRpby52MS5IZWFydGJlYXRSZXF1ZXN0Ghwuc3R1ZGlvLnYxLkhlYXJ0YmVhdFJlc3BvbnNlIgASVwoOUmVwb3J0UHJvZ3Jlc3MSIC5zdHVkaW8udjEuUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0GiEuc3R1ZGlvLnYxLlJlcG9ydFByb2dyZXNzUmVzcG9uc2UiABJOCgtDb21wbGV0ZUpvYhIdLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlcXVlc3QaHi5zdHVkaW8udjEuQ29tcGxldGVKb2JSZXNwb25zZSIAEmIKEUNvbXBsZXRlSm9iU3RyZWFtEiMuc3R1ZGlvLnYxLkNvbXBsZXRlSm9iU3RyZWFtUmVxdWVzdBokLnN0dWRpby52MS5Db21wbGV0ZUpvYlN0cmVhbVJlc3BvbnNlIgAoARJCCgdGYWlsSm9iEhkuc3R1ZGlvLnYxLkZhaWxKb2JSZXF1ZXN0Ghouc3R1ZGlvLnYxLkZhaWxKb2JSZXNwb25zZSIAEk4KC0xpc3RXb3JrZXJzEh0uc3R1ZGlvLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBoeLnN0dWRpby52MS5MaXN0V29ya2Vyc1Jlc3BvbnNlIgASUwoMV2F0Y2hXb3JrZXJzEh4uc3R1ZGlvLnYxLldhdGNoV29ya2Vyc1JlcXVlc3QaHy5zdHVkaW8udjEuV2F0Y2hXb3JrZXJzUmVzcG9uc2UiADABYgZwcm90bzM", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
 
 /**
  * SessionRequest is one message from a streaming worker.
@@ -109,6 +109,14 @@ export type SessionRequest = Message<"studio.v1.SessionRequest"> & {
      */
     value: CacheUpdate;
     case: "cacheUpdate";
+  } | {
+    /**
+     * The GPUs' memory figures changed.
+     *
+     * @generated from field: studio.v1.GpuUpdate gpu_update = 11;
+     */
+    value: GpuUpdate;
+    case: "gpuUpdate";
   } | { case: undefined; value?: undefined };
 };
 
@@ -278,6 +286,24 @@ export type WorkerHello = Message<"studio.v1.WorkerHello"> & {
    * @generated from field: bool accepts_batches = 9;
    */
   acceptsBatches: boolean;
+
+  /**
+   * The GPUs it runs jobs on, at most 64, indexes unique. Empty: a CPU-only
+   * worker, whose jobs placement does not check against GPU memory. When set,
+   * their slots add up to `slots` (0 counting as 1), and every offer names
+   * the GPU it is placed on (Offer.gpu_index).
+   *
+   * @generated from field: repeated studio.v1.GpuDevice gpus = 10;
+   */
+  gpus: GpuDevice[];
+
+  /**
+   * After a reconnect: the GPU (GpuDevice.index) each of lease_ids runs on, so
+   * the studio counts it against that GPU. Keys must be among lease_ids.
+   *
+   * @generated from field: map<string, uint32> lease_gpus = 11;
+   */
+  leaseGpus: { [key: string]: number };
 };
 
 /**
@@ -286,6 +312,116 @@ export type WorkerHello = Message<"studio.v1.WorkerHello"> & {
  */
 export const WorkerHelloSchema: GenMessage<WorkerHello> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 3);
+
+/**
+ * GpuDevice is one GPU a worker runs jobs on, as its vendor's tool last read
+ * it. A bad field ends the session with INVALID_ARGUMENT naming it.
+ *
+ * @generated from message studio.v1.GpuDevice
+ */
+export type GpuDevice = Message<"studio.v1.GpuDevice"> & {
+  /**
+   * The GPU's index as nvidia-smi or rocm-smi numbers it (and as the worker's
+   * --gpus flag names it), at most 1023; unique within the worker.
+   *
+   * @generated from field: uint32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The vendor's unique id (nvidia-smi's "GPU-..." UUID, rocm-smi's unique
+   * id), at most 128 characters; may be empty when the tool reports none.
+   *
+   * @generated from field: string uuid = 2;
+   */
+  uuid: string;
+
+  /**
+   * The product name ("NVIDIA GeForce RTX 4090"), at most 256 characters.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * Required (not UNSPECIFIED): whose tool reported it.
+   *
+   * @generated from field: studio.v1.GpuVendor vendor = 4;
+   */
+  vendor: GpuVendor;
+
+  /**
+   * The GPU's memory, in bytes; at least 1.
+   *
+   * @generated from field: uint64 total_memory_bytes = 5;
+   */
+  totalMemoryBytes: bigint;
+
+  /**
+   * Memory nothing uses, in bytes, when last read (total minus used); at most
+   * total_memory_bytes.
+   *
+   * @generated from field: uint64 free_memory_bytes = 6;
+   */
+  freeMemoryBytes: bigint;
+
+  /**
+   * Of the memory in use, what the worker's own engine processes hold (warm
+   * llama-servers, running jobs), in bytes; at most total_memory_bytes minus
+   * free_memory_bytes. Placement counts it as available to the worker's jobs
+   * (less what the jobs it holds on the GPU need): idle warm servers are
+   * stopped to make room.
+   *
+   * @generated from field: uint64 worker_memory_bytes = 7;
+   */
+  workerMemoryBytes: bigint;
+
+  /**
+   * How many of the worker's slots run on this GPU: 1 to 64.
+   *
+   * @generated from field: uint32 slots = 8;
+   */
+  slots: number;
+
+  /**
+   * ListWorkers only (ignored from workers): the worker's slots on this GPU
+   * holding a lease now.
+   *
+   * @generated from field: uint32 slots_in_use = 9;
+   */
+  slotsInUse: number;
+};
+
+/**
+ * Describes the message studio.v1.GpuDevice.
+ * Use `create(GpuDeviceSchema)` to create a new message.
+ */
+export const GpuDeviceSchema: GenMessage<GpuDevice> = /*@__PURE__*/
+  messageDesc(file_studio_v1_worker_service, 4);
+
+/**
+ * GpuUpdate is the worker's GPUs read again. A worker sends it when their
+ * memory figures moved (by at least 1% of a GPU's memory, or after it started
+ * or stopped an engine), at most about once a second.
+ *
+ * @generated from message studio.v1.GpuUpdate
+ */
+export type GpuUpdate = Message<"studio.v1.GpuUpdate"> & {
+  /**
+   * Every GPU of the hello, with the same indexes and slots (anything else
+   * ends the stream with INVALID_ARGUMENT), with fresh memory figures.
+   *
+   * @generated from field: repeated studio.v1.GpuDevice gpus = 1;
+   */
+  gpus: GpuDevice[];
+};
+
+/**
+ * Describes the message studio.v1.GpuUpdate.
+ * Use `create(GpuUpdateSchema)` to create a new message.
+ */
+export const GpuUpdateSchema: GenMessage<GpuUpdate> = /*@__PURE__*/
+  messageDesc(file_studio_v1_worker_service, 5);
 
 /**
  * Welcome answers hello: the session's parameters.
@@ -345,7 +481,7 @@ export type Welcome = Message<"studio.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 4);
+  messageDesc(file_studio_v1_worker_service, 6);
 
 /**
  * WorkerHeartbeat renews the listed leases. A listed lease that is no longer
@@ -367,7 +503,7 @@ export type WorkerHeartbeat = Message<"studio.v1.WorkerHeartbeat"> & {
  * Use `create(WorkerHeartbeatSchema)` to create a new message.
  */
 export const WorkerHeartbeatSchema: GenMessage<WorkerHeartbeat> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 5);
+  messageDesc(file_studio_v1_worker_service, 7);
 
 /**
  * JobAccept moves an offered job to RUNNING at once. It is optional: the offer
@@ -398,7 +534,7 @@ export type JobAccept = Message<"studio.v1.JobAccept"> & {
  * Use `create(JobAcceptSchema)` to create a new message.
  */
 export const JobAcceptSchema: GenMessage<JobAccept> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 6);
+  messageDesc(file_studio_v1_worker_service, 8);
 
 /**
  * JobDecline hands an offer back without counting the attempt; the job is
@@ -434,7 +570,7 @@ export type JobDecline = Message<"studio.v1.JobDecline"> & {
  * Use `create(JobDeclineSchema)` to create a new message.
  */
 export const JobDeclineSchema: GenMessage<JobDecline> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 7);
+  messageDesc(file_studio_v1_worker_service, 9);
 
 /**
  * JobProgressReport is a job's progress. Reports may be sent as often as the
@@ -470,7 +606,7 @@ export type JobProgressReport = Message<"studio.v1.JobProgressReport"> & {
  * Use `create(JobProgressReportSchema)` to create a new message.
  */
 export const JobProgressReportSchema: GenMessage<JobProgressReport> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 8);
+  messageDesc(file_studio_v1_worker_service, 10);
 
 /**
  * OutputChunk carries a piece of one output. The chunks of an output come in
@@ -551,7 +687,7 @@ export type OutputChunk = Message<"studio.v1.OutputChunk"> & {
  * Use `create(OutputChunkSchema)` to create a new message.
  */
 export const OutputChunkSchema: GenMessage<OutputChunk> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 9);
+  messageDesc(file_studio_v1_worker_service, 11);
 
 /**
  * JobComplete commits the job's outputs: those sent as OutputChunks before it
@@ -596,7 +732,7 @@ export type JobComplete = Message<"studio.v1.JobComplete"> & {
  * Use `create(JobCompleteSchema)` to create a new message.
  */
 export const JobCompleteSchema: GenMessage<JobComplete> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 10);
+  messageDesc(file_studio_v1_worker_service, 12);
 
 /**
  * JobFail ends a job's attempt with an error.
@@ -638,7 +774,7 @@ export type JobFail = Message<"studio.v1.JobFail"> & {
  * Use `create(JobFailSchema)` to create a new message.
  */
 export const JobFailSchema: GenMessage<JobFail> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 11);
+  messageDesc(file_studio_v1_worker_service, 13);
 
 /**
  * WorkerDrain: send no more offers; the session ends when the worker is done.
@@ -653,7 +789,7 @@ export type WorkerDrain = Message<"studio.v1.WorkerDrain"> & {
  * Use `create(WorkerDrainSchema)` to create a new message.
  */
 export const WorkerDrainSchema: GenMessage<WorkerDrain> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 12);
+  messageDesc(file_studio_v1_worker_service, 14);
 
 /**
  * CacheUpdate reports what entered and left the worker's cache since hello.
@@ -696,7 +832,7 @@ export type CacheUpdate = Message<"studio.v1.CacheUpdate"> & {
  * Use `create(CacheUpdateSchema)` to create a new message.
  */
 export const CacheUpdateSchema: GenMessage<CacheUpdate> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 13);
+  messageDesc(file_studio_v1_worker_service, 15);
 
 /**
  * CancelOrder tells a worker to stop a job and drop its lease: send nothing
@@ -732,7 +868,7 @@ export type CancelOrder = Message<"studio.v1.CancelOrder"> & {
  * Use `create(CancelOrderSchema)` to create a new message.
  */
 export const CancelOrderSchema: GenMessage<CancelOrder> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 14);
+  messageDesc(file_studio_v1_worker_service, 16);
 
 /**
  * Receipt answers accept, decline, complete and fail (and a refused output):
@@ -791,7 +927,7 @@ export type Receipt = Message<"studio.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 15);
+  messageDesc(file_studio_v1_worker_service, 17);
 
 /**
  * ClaimJobRequest asks for the next job the caller can serve.
@@ -834,7 +970,7 @@ export type ClaimJobRequest = Message<"studio.v1.ClaimJobRequest"> & {
  * Use `create(ClaimJobRequestSchema)` to create a new message.
  */
 export const ClaimJobRequestSchema: GenMessage<ClaimJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 16);
+  messageDesc(file_studio_v1_worker_service, 18);
 
 /**
  * ClaimJobResponse is the job leased, if any.
@@ -855,7 +991,7 @@ export type ClaimJobResponse = Message<"studio.v1.ClaimJobResponse"> & {
  * Use `create(ClaimJobResponseSchema)` to create a new message.
  */
 export const ClaimJobResponseSchema: GenMessage<ClaimJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 17);
+  messageDesc(file_studio_v1_worker_service, 19);
 
 /**
  * HeartbeatRequest lists the leases to renew.
@@ -876,7 +1012,7 @@ export type HeartbeatRequest = Message<"studio.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 18);
+  messageDesc(file_studio_v1_worker_service, 20);
 
 /**
  * HeartbeatResponse says which leases were renewed.
@@ -911,7 +1047,7 @@ export type HeartbeatResponse = Message<"studio.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 19);
+  messageDesc(file_studio_v1_worker_service, 21);
 
 /**
  * ReportProgressRequest is a polling worker's progress report.
@@ -946,7 +1082,7 @@ export type ReportProgressRequest = Message<"studio.v1.ReportProgressRequest"> &
  * Use `create(ReportProgressRequestSchema)` to create a new message.
  */
 export const ReportProgressRequestSchema: GenMessage<ReportProgressRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 20);
+  messageDesc(file_studio_v1_worker_service, 22);
 
 /**
  * ReportProgressResponse is empty: the report was taken.
@@ -961,7 +1097,7 @@ export type ReportProgressResponse = Message<"studio.v1.ReportProgressResponse">
  * Use `create(ReportProgressResponseSchema)` to create a new message.
  */
 export const ReportProgressResponseSchema: GenMessage<ReportProgressResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 21);
+  messageDesc(file_studio_v1_worker_service, 23);
 
 /**
  * OutputData is a whole output sent inline (CompleteJob, JobComplete).
@@ -1003,7 +1139,7 @@ export type OutputData = Message<"studio.v1.OutputData"> & {
  * Use `create(OutputDataSchema)` to create a new message.
  */
 export const OutputDataSchema: GenMessage<OutputData> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 22);
+  messageDesc(file_studio_v1_worker_service, 24);
 
 /**
  * CompleteJobRequest commits a job with its outputs inline.
@@ -1039,7 +1175,7 @@ export type CompleteJobRequest = Message<"studio.v1.CompleteJobRequest"> & {
  * Use `create(CompleteJobRequestSchema)` to create a new message.
  */
 export const CompleteJobRequestSchema: GenMessage<CompleteJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 23);
+  messageDesc(file_studio_v1_worker_service, 25);
 
 /**
  * CompleteJobResponse is the job committed.
@@ -1060,7 +1196,7 @@ export type CompleteJobResponse = Message<"studio.v1.CompleteJobResponse"> & {
  * Use `create(CompleteJobResponseSchema)` to create a new message.
  */
 export const CompleteJobResponseSchema: GenMessage<CompleteJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 24);
+  messageDesc(file_studio_v1_worker_service, 26);
 
 /**
  * CompleteJobStreamRequest is one message of CompleteJobStream: the chunks of
@@ -1100,7 +1236,7 @@ export type CompleteJobStreamRequest = Message<"studio.v1.CompleteJobStreamReque
  * Use `create(CompleteJobStreamRequestSchema)` to create a new message.
  */
 export const CompleteJobStreamRequestSchema: GenMessage<CompleteJobStreamRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 25);
+  messageDesc(file_studio_v1_worker_service, 27);
 
 /**
  * CompleteJobStreamResponse is the job committed.
@@ -1121,7 +1257,7 @@ export type CompleteJobStreamResponse = Message<"studio.v1.CompleteJobStreamResp
  * Use `create(CompleteJobStreamResponseSchema)` to create a new message.
  */
 export const CompleteJobStreamResponseSchema: GenMessage<CompleteJobStreamResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 26);
+  messageDesc(file_studio_v1_worker_service, 28);
 
 /**
  * FailJobRequest ends a job's attempt with an error.
@@ -1163,7 +1299,7 @@ export type FailJobRequest = Message<"studio.v1.FailJobRequest"> & {
  * Use `create(FailJobRequestSchema)` to create a new message.
  */
 export const FailJobRequestSchema: GenMessage<FailJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 27);
+  messageDesc(file_studio_v1_worker_service, 29);
 
 /**
  * FailJobResponse is the job after the failure.
@@ -1184,7 +1320,7 @@ export type FailJobResponse = Message<"studio.v1.FailJobResponse"> & {
  * Use `create(FailJobResponseSchema)` to create a new message.
  */
 export const FailJobResponseSchema: GenMessage<FailJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 28);
+  messageDesc(file_studio_v1_worker_service, 30);
 
 /**
  * ListWorkersRequest takes no parameters.
@@ -1199,7 +1335,7 @@ export type ListWorkersRequest = Message<"studio.v1.ListWorkersRequest"> & {
  * Use `create(ListWorkersRequestSchema)` to create a new message.
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 29);
+  messageDesc(file_studio_v1_worker_service, 31);
 
 /**
  * WorkerInfo describes one connected streaming worker.
@@ -1290,6 +1426,14 @@ export type WorkerInfo = Message<"studio.v1.WorkerInfo"> & {
    * @generated from field: map<string, string> labels = 12;
    */
   labels: { [key: string]: string };
+
+  /**
+   * Its GPUs as it last reported them, with the slots in use on each; empty
+   * for a CPU-only worker.
+   *
+   * @generated from field: repeated studio.v1.GpuDevice gpus = 13;
+   */
+  gpus: GpuDevice[];
 };
 
 /**
@@ -1297,7 +1441,7 @@ export type WorkerInfo = Message<"studio.v1.WorkerInfo"> & {
  * Use `create(WorkerInfoSchema)` to create a new message.
  */
 export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 30);
+  messageDesc(file_studio_v1_worker_service, 32);
 
 /**
  * ListWorkersResponse is every connected streaming worker (of every replica).
@@ -1318,7 +1462,7 @@ export type ListWorkersResponse = Message<"studio.v1.ListWorkersResponse"> & {
  * Use `create(ListWorkersResponseSchema)` to create a new message.
  */
 export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 31);
+  messageDesc(file_studio_v1_worker_service, 33);
 
 /**
  * WatchWorkersRequest takes no parameters.
@@ -1333,7 +1477,7 @@ export type WatchWorkersRequest = Message<"studio.v1.WatchWorkersRequest"> & {
  * Use `create(WatchWorkersRequestSchema)` to create a new message.
  */
 export const WatchWorkersRequestSchema: GenMessage<WatchWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 32);
+  messageDesc(file_studio_v1_worker_service, 34);
 
 /**
  * WatchWorkersResponse is one batch of changes to the connected workers.
@@ -1370,7 +1514,42 @@ export type WatchWorkersResponse = Message<"studio.v1.WatchWorkersResponse"> & {
  * Use `create(WatchWorkersResponseSchema)` to create a new message.
  */
 export const WatchWorkersResponseSchema: GenMessage<WatchWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 33);
+  messageDesc(file_studio_v1_worker_service, 35);
+
+/**
+ * GpuVendor says which tool reported a GPU, and so which variable pins an
+ * engine process to it.
+ *
+ * @generated from enum studio.v1.GpuVendor
+ */
+export enum GpuVendor {
+  /**
+   * Not known; refused in a hello (INVALID_ARGUMENT).
+   *
+   * @generated from enum value: GPU_VENDOR_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Read with nvidia-smi; engine processes get CUDA_VISIBLE_DEVICES.
+   *
+   * @generated from enum value: GPU_VENDOR_NVIDIA = 1;
+   */
+  NVIDIA = 1,
+
+  /**
+   * Read with rocm-smi; engine processes get HIP_VISIBLE_DEVICES.
+   *
+   * @generated from enum value: GPU_VENDOR_AMD = 2;
+   */
+  AMD = 2,
+}
+
+/**
+ * Describes the enum studio.v1.GpuVendor.
+ */
+export const GpuVendorSchema: GenEnum<GpuVendor> = /*@__PURE__*/
+  enumDesc(file_studio_v1_worker_service, 0);
 
 /**
  * WorkerService is the workers' side of the queue: a bidi Session for
