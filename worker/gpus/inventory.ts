@@ -131,12 +131,19 @@ export async function readInventory(
 }
 
 /**
- * What to log when a look found no GPU: a warning when a tool failed (or none is installed, since
- * a GPU box without its tools is a misconfiguration), plain information when a tool said "none".
+ * What to log when a look found no GPU (`why`, and the line with what follows from it): a warning
+ * when a tool failed (or none is installed, since a GPU box without its tools is a
+ * misconfiguration), plain information when a tool said "none".
  */
-export function describeNoGpu(result: InventoryResult): { level: "warn" | "info"; message: string } {
-  if (result.problems.length > 0) return { level: "warn", message: `${[...result.problems, ...result.notes].join("; ")}: running CPU-only` };
-  if (result.notes.length > 0) return { level: "info", message: `${result.notes.join("; ")}: running CPU-only` };
-  const names = result.missing.join(" nor ");
-  return { level: "warn", message: `no GPU found: ${result.missing.length > 1 ? "neither " : ""}${names} is on PATH: running CPU-only (--gpus none skips the look)` };
+export function describeNoGpu(result: InventoryResult): { level: "warn" | "info"; why: string; message: string } {
+  if (result.problems.length > 0) {
+    const why = [...result.problems, ...result.notes].join("; ");
+    return { level: "warn", why, message: `${why}: running CPU-only` };
+  }
+  if (result.notes.length > 0) {
+    const why = result.notes.join("; ");
+    return { level: "info", why, message: `${why}: running CPU-only` };
+  }
+  const why = `${result.missing.length > 1 ? "neither " : ""}${result.missing.join(" nor ")} is on PATH`;
+  return { level: "warn", why, message: `no GPU found: ${why}: running CPU-only (--gpus none skips the look)` };
 }

@@ -14,7 +14,7 @@ import {
 } from "../../gen/studio/v1/worker_service_pb.js";
 import { EngineError } from "../engines/engine-error.js";
 import { JobDirRecord } from "../recovery/owner-record.js";
-import type { Engine, EngineOutput } from "../engines/types.js";
+import type { Engine, EngineOutput, JobGpu } from "../engines/types.js";
 import type { LiveSession, SessionMessage } from "../session/session-client.js";
 import { SessionClosedError } from "../session/outbox.js";
 import { ReceiptLedger, ReceiptTimeout, type ReceiptKind } from "./receipt-ledger.js";
@@ -39,6 +39,10 @@ export interface JobRunDeps {
   cacheChanged(): void;
   progressIntervalMs?: number;
   receiptTimeoutMs?: number;
+  /** The GPU of the job's slot; unset on a CPU slot. */
+  gpu?: JobGpu;
+  /** The worker runs with --gpus none. */
+  cpuOnly?: boolean;
 }
 
 /**
@@ -155,6 +159,8 @@ export class JobRun {
         workDir,
         signal,
         timeoutMs: deps.timeoutMs,
+        gpu: deps.gpu,
+        cpuOnly: deps.cpuOnly,
         onSpawn: (pgid, binary) => this.recordGroup(jobDir, pgid, binary),
         onProgress: (p) =>
           this.progress({
@@ -172,6 +178,11 @@ export class JobRun {
       this.throttle.stop();
       const stop = jobStopOf(this.abort.signal);
       if (stop && !stop.reportable) return this.end(stop.kind, stop.message);
+      if (!stop && err instanceof EngineError && err.kind === "no-room") {
+        // Nothing was started: the offer goes back without counting an attempt (another GPU, or this one later).
+        await this.finish("decline", { case: "decline", value: create(JobDeclineSchema, { ...this.ids(), reason: err.message }) });
+        return this.end("declined", err.message);
+      }
       const message = stop?.message ?? (err instanceof Error ? err.message : String(err));
       const retryable = stop ? true : typeof (err as { retryable?: unknown }).retryable === "boolean" ? (err as { retryable: boolean }).retryable : true;
       if (!(err instanceof EngineError) && !(err as { kind?: unknown }).kind && !stop)
