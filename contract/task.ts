@@ -12,6 +12,8 @@ export const TASK_LIMITS = {
   maxTotalTextChars: 256_000,
   maxTokens: 32_768,
   maxTemperature: 5,
+  /** frequency_penalty and presence_penalty range over -maxPenalty..maxPenalty, as in OpenAI's API. */
+  maxPenalty: 2,
   maxStopStrings: 16,
   maxStopChars: 256,
   /** Image seeds are non-negative and exact in a JS number, which every client language can carry (sd-cli keeps 64 bits). */
@@ -77,6 +79,14 @@ export function taskIssues(task: Task | undefined, prefix = "task"): ValidationI
     (!Number.isFinite(t.temperature) || t.temperature < 0 || t.temperature > TASK_LIMITS.maxTemperature)
   )
     add("text.temperature", `must be from 0 to ${TASK_LIMITS.maxTemperature} (got ${t.temperature})`);
+  if (t.topP !== undefined && (!Number.isFinite(t.topP) || t.topP < 0 || t.topP > 1))
+    add("text.top_p", `must be from 0 to 1 (got ${t.topP})`);
+  for (const [value, path] of [
+    [t.frequencyPenalty, "text.frequency_penalty"],
+    [t.presencePenalty, "text.presence_penalty"],
+  ] as const)
+    if (value !== undefined && (!Number.isFinite(value) || Math.abs(value) > TASK_LIMITS.maxPenalty))
+      add(path, `must be from -${TASK_LIMITS.maxPenalty} to ${TASK_LIMITS.maxPenalty} (got ${value})`);
   if (t.stop.length > TASK_LIMITS.maxStopStrings)
     add("text.stop", `must have at most ${TASK_LIMITS.maxStopStrings} strings (got ${t.stop.length})`);
   t.stop.forEach((s, i) => {

@@ -42,6 +42,8 @@ export const ServerConfigSchema = z.strictObject({
   idleTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(LISTENER_DEFAULTS.idleTimeoutMs),
   /** Open connections one peer address (IPv4, or IPv6 /64) may hold; below the listener's 10,000 in all. */
   maxConnectionsPerAddress: z.coerce.number().int().min(1).max(LISTENER_DEFAULTS.maxConnections).default(LISTENER_DEFAULTS.maxConnectionsPerAddress),
+  /** How long an OpenAI API request waits for a worker to take its job before it is cancelled and answered 503. */
+  openaiWaitMs: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
 }).refine((c) => c.heartbeatIntervalMs <= c.leaseTtlMs / 2, {
   // A worker must be able to miss one heartbeat without its leases expiring.
   path: ["heartbeatIntervalMs"],
@@ -72,6 +74,7 @@ export const SERVER_ENV: Record<keyof ServerConfig, string> = {
   headersTimeoutMs: "STUDIO_HEADERS_TIMEOUT_MS",
   idleTimeoutMs: "STUDIO_IDLE_TIMEOUT_MS",
   maxConnectionsPerAddress: "STUDIO_MAX_CONNECTIONS_PER_ADDRESS",
+  openaiWaitMs: "STUDIO_OPENAI_WAIT_MS",
 };
 
 /** The defaults, for --help. */

@@ -33,6 +33,7 @@ async function main(argv: string[]) {
     .addOption(new Option("--headers-timeout-ms <ms>", help("how long a new connection may take to send a complete request head (HTTP/1.1) or first stream (HTTP/2), TLS handshake included", "headersTimeoutMs", `${SERVER_DEFAULTS.headersTimeoutMs} ms`)).env(SERVER_ENV.headersTimeoutMs))
     .addOption(new Option("--idle-timeout-ms <ms>", help("how long a connection may stay open with no request or stream in progress", "idleTimeoutMs", `${SERVER_DEFAULTS.idleTimeoutMs} ms`)).env(SERVER_ENV.idleTimeoutMs))
     .addOption(new Option("--max-connections-per-address <n>", help("open connections one client address (IPv4, or IPv6 /64) may hold; raise it behind a reverse proxy or a NAT with many workers", "maxConnectionsPerAddress")).env(SERVER_ENV.maxConnectionsPerAddress))
+    .addOption(new Option("--openai-wait-ms <ms>", help("how long an OpenAI API request waits for a worker to take its job before the job is cancelled and the answer is 503", "openaiWaitMs", `${SERVER_DEFAULTS.openaiWaitMs} ms`)).env(SERVER_ENV.openaiWaitMs))
     .showHelpAfterError();
   program.parse(argv);
   const opts = program.opts<Record<string, string | undefined>>();

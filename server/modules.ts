@@ -6,6 +6,7 @@ import { createAuthModule } from "./auth/index.js";
 import { createOpsModule, meterDispatch, withRequestLimits } from "./ops/index.js";
 import { endSessionsOnRevoke } from "./auth/revoke-sessions.js";
 import { createWebModule } from "./web/index.js";
+import { createOpenAiModule } from "./openai/index.js";
 
 /**
  * The studio's parts, in the order their interceptors run and they start.
@@ -20,5 +21,7 @@ export function createModules(ctx: StudioContext): StudioModule[] {
   meterDispatch(ops.metrics, dispatch);
   endSessionsOnRevoke(auth.events, dispatch.registry, (worker) => ctx.logger.info({ worker }, "session ended: token revoked"));
   auth.events.onRevoke((tokenId) => dispatch.endPollsOf(tokenId));
-  return withRequestLimits(auth.protectModules([ops, auth, createRegistryModule(ctx), createJobsModule(ctx), dispatch, createWebModule(ctx)]));
+  const jobs = createJobsModule(ctx);
+  const openai = createOpenAiModule(ctx, { jobs, dispatch });
+  return withRequestLimits(auth.protectModules([ops, auth, createRegistryModule(ctx), jobs, dispatch, openai, createWebModule(ctx)]));
 }

@@ -27,6 +27,7 @@ export function protectHttpRoutes(gate: AuthGate, routes: HttpRoute[], roles: re
       } catch (err) {
         if (!(err instanceof AuthError)) throw err;
         const status = err.code === "unauthenticated" ? 401 : 403;
+        if (route.refuse) return route.refuse(res, status, err.message);
         if (status === 401) (res as { setHeader(n: string, v: string): void }).setHeader("www-authenticate", 'Bearer realm="studio"');
         sendText(res, status, `${err.message}\n`);
         return;

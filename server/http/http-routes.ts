@@ -12,6 +12,8 @@ export interface HttpRoute {
   /** Matched against the path (no query); named groups become params. */
   path: RegExp;
   handle(req: HttpRequest, res: HttpResponse, params: Record<string, string>, url: URL): void | Promise<void>;
+  /** How the route answers a caller auth refused (401 or 403); plain text when unset. */
+  refuse?(res: HttpResponse, status: 401 | 403, message: string): void;
 }
 
 /** Serves the first route whose method and path match, else 404 (or 405 when only the method is wrong). */

@@ -2,6 +2,8 @@ import type { StudioContext, StudioModule } from "../context.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { createJobService } from "./job-service.js";
 import type { JobStore } from "./job-store.js";
+import type { CreateJobRequest } from "../../gen/studio/v1/job_service_pb.js";
+import type { JobRow } from "./job-row.js";
 
 export type { JobStore } from "./job-store.js";
 export { jobFromRow, statusFromRow, statusToRow, type JobRow, type JobStatusName } from "./job-row.js";
@@ -9,6 +11,8 @@ export { jobFromRow, statusFromRow, statusToRow, type JobRow, type JobStatusName
 /** The jobs module: its store and JobService (all but GetJobOutput, which dispatch registers). */
 export interface JobsModule extends StudioModule {
   store: JobStore;
+  /** CreateJob's validation, defaults and write (batched like the RPC's); throws JobError. */
+  createJob(req: CreateJobRequest): Promise<{ row: JobRow; created: boolean }>;
 }
 
 /** The jobs module; its store resolves model names at write time against the registry, in the write's transaction. */
@@ -25,6 +29,7 @@ export function createJobsModule(ctx: StudioContext): JobsModule {
   return {
     name: "jobs",
     store,
+    createJob: service.createRow,
     routes: (router) => {
       router.rpc(JobService.method.createJob, createJob);
       router.rpc(JobService.method.promoteJob, promoteJob);

@@ -46,11 +46,16 @@ export interface JobServiceDeps {
  */
 export function createJobService({ store, events, defaultMaxAttempts, watchMaxPending, shutdown }: JobServiceDeps) {
   const creates = new CreateBatcher(store);
+  /** CreateJob's write without the RPC around it (the OpenAI API queues its jobs here); throws JobError. */
+  const createRow = async (req: CreateJobRequest) => {
+    const input = newJobFromRequest(req, { defaultMaxAttempts });
+    return { input, ...(await creates.create(input)) };
+  };
   return {
+    createRow,
     createJob: (req: CreateJobRequest) =>
       atJobEdge(async () => {
-        const input = newJobFromRequest(req, { defaultMaxAttempts });
-        const { row, created } = await creates.create(input);
+        const { input, row, created } = await createRow(req);
         // A new row stores input.task as written: no need to parse it back (an existing one may differ).
         return create(CreateJobResponseSchema, { job: jobFromRow(row, created ? { task: input.task } : undefined), created });
       }),

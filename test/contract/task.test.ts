@@ -79,6 +79,13 @@ describe("task rules", () => {
     expect(paths(text({ prompt: "a", maxTokens: TASK_LIMITS.maxTokens + 1 }))).toEqual(["task.text.max_tokens"]);
     expect(paths(text({ prompt: "a", temperature: Number.NaN }))).toEqual(["task.text.temperature"]);
     expect(paths(text({ prompt: "a", temperature: 9 }))).toEqual(["task.text.temperature"]);
+    expect(paths(text({ prompt: "a", topP: 1.5 }))).toEqual(["task.text.top_p"]);
+    expect(paths(text({ prompt: "a", topP: -0.1 }))).toEqual(["task.text.top_p"]);
+    expect(paths(text({ prompt: "a", topP: 0, frequencyPenalty: -2, presencePenalty: 2 }))).toEqual([]);
+    expect(paths(text({ prompt: "a", frequencyPenalty: 2.5, presencePenalty: Number.NaN }))).toEqual([
+      "task.text.frequency_penalty",
+      "task.text.presence_penalty",
+    ]);
     expect(paths(text({ prompt: "a", stop: [""] }))).toEqual(["task.text.stop[0]"]);
     expect(paths(text({ prompt: "a", stop: Array(17).fill("s") }))).toEqual(["task.text.stop"]);
   });

@@ -222,6 +222,43 @@ describe.skipIf(!engines)("the compiled worker with the real sd-cli and llama-se
     }, TEST_TIMEOUT_MS);
   });
 
+  describe("images: job timeout and drain (a worker each)", () => {
+    test("a job timeout kills sd-cli and its group and fails the job", async () => {
+      const w = startWorker(e, "real-timeout", ["--job-timeout", "1"]);
+      try {
+        await w.waitForLine((l) => l.msg === "connected to the studio");
+        const job = await create("tiny-zimage", imageTask("too slow", { steps: 500 }));
+        const started = loggedEnginePid(w, "sd-cli started", (l) => l.jobId === job.id);
+        const { job: done } = await followJob(jobs, job.id);
+        expect(done.status).toBe(JobStatus.FAILED);
+        expect(done.error).toContain("sd-cli ran past the job timeout of 1000 ms and was killed");
+        expect(await groupGone((await started).pid)).toBe(true);
+      } finally {
+        await stopWorker(w);
+      }
+    }, TEST_TIMEOUT_MS);
+
+    test("SIGTERM drains: the running sd-cli job finishes, the worker exits 0, no engine process is left", async () => {
+      const w = startWorker(e, "real-drain");
+      try {
+        await w.waitForLine((l) => l.msg === "connected to the studio");
+        const job = await create("tiny-zimage", imageTask("the last one", { steps: 6 }));
+        const started = loggedEnginePid(w, "sd-cli started", (l) => l.jobId === job.id);
+        await followJob(jobs, job.id, (j) => j.progress?.phase === JobPhase.RUNNING || j.progress?.phase === JobPhase.LOADING);
+        const { pid } = await started;
+        w.proc.kill("SIGTERM");
+        const { job: done } = await followJob(jobs, job.id);
+        expect(done.error).toBe("");
+        expect(done.status).toBe(JobStatus.SUCCEEDED);
+        expect(await w.exited).toBe(0);
+        expect(w.lines.some((l) => l.msg === "draining: no new jobs")).toBe(true);
+        expect(groupAlive(pid)).toBe(false);
+      } finally {
+        await stopWorker(w);
+      }
+    }, TEST_TIMEOUT_MS);
+  });
+
   describe("text (llama-server)", () => {
     let w: WorkerProcess;
     beforeAll(async () => {

@@ -21,6 +21,9 @@ export type DeltaListener = (delta: TextDelta) => void;
 export function llamaRequest(task: TextTask): { path: string; body: Record<string, unknown> } {
   const common: Record<string, unknown> = { stream: true };
   if (task.temperature !== undefined) common.temperature = task.temperature;
+  if (task.topP !== undefined) common.top_p = task.topP;
+  if (task.frequencyPenalty !== undefined) common.frequency_penalty = task.frequencyPenalty;
+  if (task.presencePenalty !== undefined) common.presence_penalty = task.presencePenalty;
   if (task.stop.length > 0) common.stop = [...task.stop];
   // The contract bounds text seeds to llama-server's 32 bits (0..4294967294), so the number goes as it is.
   if (task.seed !== undefined) common.seed = Number(task.seed);

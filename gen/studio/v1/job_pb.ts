@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/job.proto.
  */
 export const file_studio_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdHVkaW8vdjEvam9iLnByb3RvEglzdHVkaW8udjEilQEKCUltYWdlVGFzaxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhEKBHNlZWQYAyABKANIAIgBARITCgtiYXRjaF9jb3VudBgEIAEoDRIuCglvdmVycmlkZXMYBSABKAsyGy5zdHVkaW8udjEuTW9kZWxDbGlEZWZhdWx0c0IHCgVfc2VlZCIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAki5AEKCFRleHRUYXNrEg4KBnByb21wdBgBIAEoCRIoCghtZXNzYWdlcxgCIAMoCzIWLnN0dWRpby52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgNSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAFIAYgBARIMCgRzdG9wGAUgAygJEhEKBHNlZWQYBiABKANIAogBARIVCgh0aGlua2luZxgHIAEoCEgDiAEBQg0KC19tYXhfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZUIHCgVfc2VlZEILCglfdGhpbmtpbmciWgoEVGFzaxIlCgVpbWFnZRgBIAEoCzIULnN0dWRpby52MS5JbWFnZVRhc2tIABIjCgR0ZXh0GAIgASgLMhMuc3R1ZGlvLnYxLlRleHRUYXNrSABCBgoEa2luZCKPAQoJSm9iT3V0cHV0Eg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRISCgpzaXplX2J5dGVzGAMgASgEEg4KBnNoYTI1NhgEIAEoCRISCgV3aWR0aBgFIAEoDUgAiAEBEhMKBmhlaWdodBgGIAEoDUgBiAEBQggKBl93aWR0aEIJCgdfaGVpZ2h0IscBCgtKb2JQcm9ncmVzcxIiCgVwaGFzZRgBIAEoDjITLnN0dWRpby52MS5Kb2JQaGFzZRISCgpieXRlc19kb25lGAIgASgEEhMKC2J5dGVzX3RvdGFsGAMgASgEEgwKBHN0ZXAYBCABKA0SDQoFc3RlcHMYBSABKA0SDwoHbWVzc2FnZRgGIAEoCRIMCgRyYXRlGAcgASgBEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL8BAoDSm9iEgoKAmlkGAEgASgJEg0KBW1vZGVsGAIgASgJEiQKBnN0YXR1cxgDIAEoDjIULnN0dWRpby52MS5Kb2JTdGF0dXMSEAoIcHJpb3JpdHkYBCABKAUSHQoEdGFzaxgFIAEoCzIPLnN0dWRpby52MS5UYXNrEjEKDG1vZGVsX3NvdXJjZRgGIAEoCzIWLnN0dWRpby52MS5Nb2RlbFNvdXJjZUgAiAEBEhAKCGF0dGVtcHRzGAcgASgNEhQKDG1heF9hdHRlbXB0cxgIIAEoDRINCgVlcnJvchgJIAEoCRIlCgdvdXRwdXRzGAogAygLMhQuc3R1ZGlvLnYxLkpvYk91dHB1dBIoCghwcm9ncmVzcxgLIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcxIXCg9pZGVtcG90ZW5jeV9rZXkYDCABKAkSEwoLd29ya2VyX25hbWUYDSABKAkSFQoNcHJvbW90ZWRfZnJvbRgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsZWFzZV9leHBpcmVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoEdnJhbRgUIAEoCzIaLnN0dWRpby52MS5WcmFtUmVxdWlyZW1lbnRCDwoNX21vZGVsX3NvdXJjZSKaAgoFT2ZmZXISEAoIb2ZmZXJfaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhAKCGxlYXNlX2lkGAMgASgJEjQKEGxlYXNlX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBW1vZGVsGAUgASgJEh0KBHRhc2sYBiABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYByABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIPCgdhdHRlbXB0GAggASgNEhYKCWdwdV9pbmRleBgJIAEoDUgBiAEBQg8KDV9tb2RlbF9zb3VyY2VCDAoKX2dwdV9pbmRleCL3AQoISm9iQ2xhaW0SEAoIb2ZmZXJfaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhAKCGxlYXNlX2lkGAMgASgJEjQKEGxlYXNlX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBW1vZGVsGAUgASgJEh0KBHRhc2sYBiABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYByABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIPCgdhdHRlbXB0GAggASgNQg8KDV9tb2RlbF9zb3VyY2UquQEKCUpvYlN0YXR1cxIaChZKT0JfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRSk9CX1NUQVRVU19RVUVVRUQQARIWChJKT0JfU1RBVFVTX09GRkVSRUQQAhIWChJKT0JfU1RBVFVTX1JVTk5JTkcQAxIYChRKT0JfU1RBVFVTX1NVQ0NFRURFRBAEEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAUSGAoUSk9CX1NUQVRVU19DQU5DRUxMRUQQBiqHAQoISm9iUGhhc2USGQoVSk9CX1BIQVNFX1VOU1BFQ0lGSUVEEAASGQoVSk9CX1BIQVNFX0RPV05MT0FESU5HEAESFQoRSk9CX1BIQVNFX0xPQURJTkcQAhIVChFKT0JfUEhBU0VfUlVOTklORxADEhcKE0pPQl9QSEFTRV9VUExPQURJTkcQBGIGcHJvdG8z", [file_google_protobuf_timestamp, file_studio_v1_model]);
+  fileDesc("ChNzdHVkaW8vdjEvam9iLnByb3RvEglzdHVkaW8udjEilQEKCUltYWdlVGFzaxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhEKBHNlZWQYAyABKANIAIgBARITCgtiYXRjaF9jb3VudBgEIAEoDRIuCglvdmVycmlkZXMYBSABKAsyGy5zdHVkaW8udjEuTW9kZWxDbGlEZWZhdWx0c0IHCgVfc2VlZCIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAki7AIKCFRleHRUYXNrEg4KBnByb21wdBgBIAEoCRIoCghtZXNzYWdlcxgCIAMoCzIWLnN0dWRpby52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgNSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAFIAYgBARIMCgRzdG9wGAUgAygJEhEKBHNlZWQYBiABKANIAogBARIVCgh0aGlua2luZxgHIAEoCEgDiAEBEhIKBXRvcF9wGAggASgBSASIAQESHgoRZnJlcXVlbmN5X3BlbmFsdHkYCSABKAFIBYgBARIdChBwcmVzZW5jZV9wZW5hbHR5GAogASgBSAaIAQFCDQoLX21heF90b2tlbnNCDgoMX3RlbXBlcmF0dXJlQgcKBV9zZWVkQgsKCV90aGlua2luZ0IICgZfdG9wX3BCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QhMKEV9wcmVzZW5jZV9wZW5hbHR5IloKBFRhc2sSJQoFaW1hZ2UYASABKAsyFC5zdHVkaW8udjEuSW1hZ2VUYXNrSAASIwoEdGV4dBgCIAEoCzITLnN0dWRpby52MS5UZXh0VGFza0gAQgYKBGtpbmQijwEKCUpvYk91dHB1dBINCgVpbmRleBgBIAEoDRIRCgltaW1lX3R5cGUYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoBBIOCgZzaGEyNTYYBCABKAkSEgoFd2lkdGgYBSABKA1IAIgBARITCgZoZWlnaHQYBiABKA1IAYgBAUIICgZfd2lkdGhCCQoHX2hlaWdodCLHAQoLSm9iUHJvZ3Jlc3MSIgoFcGhhc2UYASABKA4yEy5zdHVkaW8udjEuSm9iUGhhc2USEgoKYnl0ZXNfZG9uZRgCIAEoBBITCgtieXRlc190b3RhbBgDIAEoBBIMCgRzdGVwGAQgASgNEg0KBXN0ZXBzGAUgASgNEg8KB21lc3NhZ2UYBiABKAkSDAoEcmF0ZRgHIAEoARIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirAUKA0pvYhIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIkCgZzdGF0dXMYAyABKA4yFC5zdHVkaW8udjEuSm9iU3RhdHVzEhAKCHByaW9yaXR5GAQgASgFEh0KBHRhc2sYBSABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYBiABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIQCghhdHRlbXB0cxgHIAEoDRIUCgxtYXhfYXR0ZW1wdHMYCCABKA0SDQoFZXJyb3IYCSABKAkSJQoHb3V0cHV0cxgKIAMoCzIULnN0dWRpby52MS5Kb2JPdXRwdXQSKAoIcHJvZ3Jlc3MYCyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MSFwoPaWRlbXBvdGVuY3lfa2V5GAwgASgJEhMKC3dvcmtlcl9uYW1lGA0gASgJEhUKDXByb21vdGVkX2Zyb20YDiABKAkSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGVhc2VfZXhwaXJlX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KDXN0cmVhbWVkX3RleHQYEyABKAsyFy5zdHVkaW8udjEuU3RyZWFtZWRUZXh0EigKBHZyYW0YFiABKAsyGi5zdHVkaW8udjEuVnJhbVJlcXVpcmVtZW50Qg8KDV9tb2RlbF9zb3VyY2UiUAoMU3RyZWFtZWRUZXh0EgwKBHRleHQYASABKAkSEQoJcmVhc29uaW5nGAIgASgJEg4KBnRva2VucxgDIAEoDRIPCgdhdHRlbXB0GAQgASgNIowBCglUZXh0RGVsdGESDgoGam9iX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEwoLdGV4dF9vZmZzZXQYAyABKAQSDAoEdGV4dBgEIAEoCRIYChByZWFzb25pbmdfb2Zmc2V0GAUgASgEEhEKCXJlYXNvbmluZxgGIAEoCRIOCgZ0b2tlbnMYByABKA0imgIKBU9mZmVyEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDRIWCglncHVfaW5kZXgYCSABKA1IAYgBAUIPCg1fbW9kZWxfc291cmNlQgwKCl9ncHVfaW5kZXgi9wEKCEpvYkNsYWltEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDUIPCg1fbW9kZWxfc291cmNlKrkBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19PRkZFUkVEEAISFgoSSk9CX1NUQVRVU19SVU5OSU5HEAMSGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQBBIVChFKT0JfU1RBVFVTX0ZBSUxFRBAFEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAYqhwEKCEpvYlBoYXNlEhkKFUpPQl9QSEFTRV9VTlNQRUNJRklFRBAAEhkKFUpPQl9QSEFTRV9ET1dOTE9BRElORxABEhUKEUpPQl9QSEFTRV9MT0FESU5HEAISFQoRSk9CX1BIQVNFX1JVTk5JTkcQAxIXChNKT0JfUEhBU0VfVVBMT0FESU5HEARiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_model]);
 
 /**
  * ImageTask asks an image engine for batch_count images.
@@ -158,6 +158,30 @@ export type TextTask = Message<"studio.v1.TextTask"> & {
    * @generated from field: optional bool thinking = 7;
    */
   thinking?: boolean | undefined;
+
+  /**
+   * Nucleus sampling: only the most likely tokens whose probabilities add up
+   * to top_p are sampled from; from 0 to 1. Unset: the engine's default.
+   *
+   * @generated from field: optional double top_p = 8;
+   */
+  topP?: number | undefined;
+
+  /**
+   * From -2 to 2: a penalty on tokens by how often they already appeared.
+   * Unset: the engine's default (0).
+   *
+   * @generated from field: optional double frequency_penalty = 9;
+   */
+  frequencyPenalty?: number | undefined;
+
+  /**
+   * From -2 to 2: a penalty on tokens that already appeared at all. Unset:
+   * the engine's default (0).
+   *
+   * @generated from field: optional double presence_penalty = 10;
+   */
+  presencePenalty?: number | undefined;
 };
 
 /**
@@ -473,10 +497,20 @@ export type Job = Message<"studio.v1.Job"> & {
   leaseExpireTime?: Timestamp | undefined;
 
   /**
+   * A text job's output as its engine streamed it, so far (the whole of it
+   * once the job ended). Set by GetJob and by WatchJobs' snapshot with
+   * include_text; never by ListJobs or WatchJobs' change messages, which
+   * would repeat it on every change.
+   *
+   * @generated from field: studio.v1.StreamedText streamed_text = 19;
+   */
+  streamedText?: StreamedText | undefined;
+
+  /**
    * The GPU memory placement counts for the job, from model_source (stated
    * or estimated); unset when it needs no GPU or nothing can be estimated.
    *
-   * @generated from field: studio.v1.VramRequirement vram = 20;
+   * @generated from field: studio.v1.VramRequirement vram = 22;
    */
   vram?: VramRequirement | undefined;
 };
@@ -487,6 +521,117 @@ export type Job = Message<"studio.v1.Job"> & {
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
   messageDesc(file_studio_v1_job, 6);
+
+/**
+ * StreamedText is what a text job's engine has produced so far, as it
+ * streams. A retried job starts again from nothing: attempt tells the
+ * attempts apart.
+ *
+ * @generated from message studio.v1.StreamedText
+ */
+export type StreamedText = Message<"studio.v1.StreamedText"> & {
+  /**
+   * The answer so far.
+   *
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * A thinking model's reasoning so far, apart from the answer.
+   *
+   * @generated from field: string reasoning = 2;
+   */
+  reasoning: string;
+
+  /**
+   * Tokens generated so far, the answer's and the reasoning's.
+   *
+   * @generated from field: uint32 tokens = 3;
+   */
+  tokens: number;
+
+  /**
+   * The attempt (1 for the first) that produced it.
+   *
+   * @generated from field: uint32 attempt = 4;
+   */
+  attempt: number;
+};
+
+/**
+ * Describes the message studio.v1.StreamedText.
+ * Use `create(StreamedTextSchema)` to create a new message.
+ */
+export const StreamedTextSchema: GenMessage<StreamedText> = /*@__PURE__*/
+  messageDesc(file_studio_v1_job, 7);
+
+/**
+ * TextDelta is the next piece of a text job's output as its engine streams
+ * it: pieces of one attempt come in order, each continuing at its offsets
+ * (UTF-8 bytes of what came before), so a reader can tell a gap from a
+ * repeat.
+ *
+ * @generated from message studio.v1.TextDelta
+ */
+export type TextDelta = Message<"studio.v1.TextDelta"> & {
+  /**
+   * The job whose output this is.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * The attempt the piece belongs to; a higher one starts from nothing.
+   *
+   * @generated from field: uint32 attempt = 2;
+   */
+  attempt: number;
+
+  /**
+   * UTF-8 bytes of answer text before this piece's text.
+   *
+   * @generated from field: uint64 text_offset = 3;
+   */
+  textOffset: bigint;
+
+  /**
+   * The answer's next piece (may be empty).
+   *
+   * @generated from field: string text = 4;
+   */
+  text: string;
+
+  /**
+   * UTF-8 bytes of reasoning before this piece's reasoning.
+   *
+   * @generated from field: uint64 reasoning_offset = 5;
+   */
+  reasoningOffset: bigint;
+
+  /**
+   * The reasoning's next piece (may be empty); within one message the
+   * reasoning comes before the text.
+   *
+   * @generated from field: string reasoning = 6;
+   */
+  reasoning: string;
+
+  /**
+   * Tokens generated so far, this piece's included.
+   *
+   * @generated from field: uint32 tokens = 7;
+   */
+  tokens: number;
+};
+
+/**
+ * Describes the message studio.v1.TextDelta.
+ * Use `create(TextDeltaSchema)` to create a new message.
+ */
+export const TextDeltaSchema: GenMessage<TextDelta> = /*@__PURE__*/
+  messageDesc(file_studio_v1_job, 8);
 
 /**
  * Offer is a job leased to a streaming worker.
@@ -569,7 +714,7 @@ export type Offer = Message<"studio.v1.Offer"> & {
  * Use `create(OfferSchema)` to create a new message.
  */
 export const OfferSchema: GenMessage<Offer> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job, 7);
+  messageDesc(file_studio_v1_job, 9);
 
 /**
  * JobClaim is a job leased to a polling worker: the unary twin of Offer, with
@@ -640,7 +785,7 @@ export type JobClaim = Message<"studio.v1.JobClaim"> & {
  * Use `create(JobClaimSchema)` to create a new message.
  */
 export const JobClaimSchema: GenMessage<JobClaim> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job, 8);
+  messageDesc(file_studio_v1_job, 10);
 
 /**
  * JobStatus is a job's place in its life. Each value says which part of the

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Job, JobOutput, JobStatus, Task } from "./job_pb.js";
+import type { Job, JobOutput, JobStatus, Task, TextDelta } from "./job_pb.js";
 import { file_studio_v1_job } from "./job_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/job_service.proto.
  */
 export const file_studio_v1_job_service: GenFile = /*@__PURE__*/
-  fileDesc("ChtzdHVkaW8vdjEvam9iX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSKBAQoQQ3JlYXRlSm9iUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIdCgR0YXNrGAIgASgLMg8uc3R1ZGlvLnYxLlRhc2sSEAoIcHJpb3JpdHkYAyABKAUSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEhQKDG1heF9hdHRlbXB0cxgFIAEoDSJBChFDcmVhdGVKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgiMgoRUHJvbW90ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEg0KBW1vZGVsGAIgASgJIjEKElByb21vdGVKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIiEKD1JldHJ5Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiLwoQUmV0cnlKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIiIKEENhbmNlbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIjAKEUNhbmNlbEpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiHwoNR2V0Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiLQoOR2V0Sm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiJvCg9MaXN0Sm9ic1JlcXVlc3QSJgoIc3RhdHVzZXMYASADKA4yFC5zdHVkaW8udjEuSm9iU3RhdHVzEg0KBW1vZGVsGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJIkkKEExpc3RKb2JzUmVzcG9uc2USHAoEam9icxgBIAMoCzIOLnN0dWRpby52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInQKEFdhdGNoSm9ic1JlcXVlc3QSJgoIc3RhdHVzZXMYASADKA4yFC5zdHVkaW8udjEuSm9iU3RhdHVzEg0KBW1vZGVsGAIgASgJEg8KB2pvYl9pZHMYAyADKAkSGAoQaW5jbHVkZV9zbmFwc2hvdBgEIAEoCCJCChFXYXRjaEpvYnNSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iEhAKCHNuYXBzaG90GAIgASgIIjQKE0dldEpvYk91dHB1dFJlcXVlc3QSDgoGam9iX2lkGAEgASgJEg0KBWluZGV4GAIgASgNIksKFEdldEpvYk91dHB1dFJlc3BvbnNlEiQKBm91dHB1dBgBIAEoCzIULnN0dWRpby52MS5Kb2JPdXRwdXQSDQoFY2h1bmsYAiABKAwy3QQKCkpvYlNlcnZpY2USSAoJQ3JlYXRlSm9iEhsuc3R1ZGlvLnYxLkNyZWF0ZUpvYlJlcXVlc3QaHC5zdHVkaW8udjEuQ3JlYXRlSm9iUmVzcG9uc2UiABJLCgpQcm9tb3RlSm9iEhwuc3R1ZGlvLnYxLlByb21vdGVKb2JSZXF1ZXN0Gh0uc3R1ZGlvLnYxLlByb21vdGVKb2JSZXNwb25zZSIAEkUKCFJldHJ5Sm9iEhouc3R1ZGlvLnYxLlJldHJ5Sm9iUmVxdWVzdBobLnN0dWRpby52MS5SZXRyeUpvYlJlc3BvbnNlIgASSAoJQ2FuY2VsSm9iEhsuc3R1ZGlvLnYxLkNhbmNlbEpvYlJlcXVlc3QaHC5zdHVkaW8udjEuQ2FuY2VsSm9iUmVzcG9uc2UiABI/CgZHZXRKb2ISGC5zdHVkaW8udjEuR2V0Sm9iUmVxdWVzdBoZLnN0dWRpby52MS5HZXRKb2JSZXNwb25zZSIAEkUKCExpc3RKb2JzEhouc3R1ZGlvLnYxLkxpc3RKb2JzUmVxdWVzdBobLnN0dWRpby52MS5MaXN0Sm9ic1Jlc3BvbnNlIgASSgoJV2F0Y2hKb2JzEhsuc3R1ZGlvLnYxLldhdGNoSm9ic1JlcXVlc3QaHC5zdHVkaW8udjEuV2F0Y2hKb2JzUmVzcG9uc2UiADABElMKDEdldEpvYk91dHB1dBIeLnN0dWRpby52MS5HZXRKb2JPdXRwdXRSZXF1ZXN0Gh8uc3R1ZGlvLnYxLkdldEpvYk91dHB1dFJlc3BvbnNlIgAwAWIGcHJvdG8z", [file_studio_v1_job]);
+  fileDesc("ChtzdHVkaW8vdjEvam9iX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSKBAQoQQ3JlYXRlSm9iUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIdCgR0YXNrGAIgASgLMg8uc3R1ZGlvLnYxLlRhc2sSEAoIcHJpb3JpdHkYAyABKAUSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEhQKDG1heF9hdHRlbXB0cxgFIAEoDSJBChFDcmVhdGVKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgiMgoRUHJvbW90ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEg0KBW1vZGVsGAIgASgJIjEKElByb21vdGVKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIiEKD1JldHJ5Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiLwoQUmV0cnlKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIiIKEENhbmNlbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIjAKEUNhbmNlbEpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiHwoNR2V0Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiLQoOR2V0Sm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiJvCg9MaXN0Sm9ic1JlcXVlc3QSJgoIc3RhdHVzZXMYASADKA4yFC5zdHVkaW8udjEuSm9iU3RhdHVzEg0KBW1vZGVsGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJIkkKEExpc3RKb2JzUmVzcG9uc2USHAoEam9icxgBIAMoCzIOLnN0dWRpby52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIooBChBXYXRjaEpvYnNSZXF1ZXN0EiYKCHN0YXR1c2VzGAEgAygOMhQuc3R1ZGlvLnYxLkpvYlN0YXR1cxINCgVtb2RlbBgCIAEoCRIPCgdqb2JfaWRzGAMgAygJEhgKEGluY2x1ZGVfc25hcHNob3QYBCABKAgSFAoMaW5jbHVkZV90ZXh0GAUgASgIImwKEVdhdGNoSm9ic1Jlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2ISEAoIc25hcHNob3QYAiABKAgSKAoKdGV4dF9kZWx0YRgDIAEoCzIULnN0dWRpby52MS5UZXh0RGVsdGEiNAoTR2V0Sm9iT3V0cHV0UmVxdWVzdBIOCgZqb2JfaWQYASABKAkSDQoFaW5kZXgYAiABKA0iSwoUR2V0Sm9iT3V0cHV0UmVzcG9uc2USJAoGb3V0cHV0GAEgASgLMhQuc3R1ZGlvLnYxLkpvYk91dHB1dBINCgVjaHVuaxgCIAEoDDLdBAoKSm9iU2VydmljZRJICglDcmVhdGVKb2ISGy5zdHVkaW8udjEuQ3JlYXRlSm9iUmVxdWVzdBocLnN0dWRpby52MS5DcmVhdGVKb2JSZXNwb25zZSIAEksKClByb21vdGVKb2ISHC5zdHVkaW8udjEuUHJvbW90ZUpvYlJlcXVlc3QaHS5zdHVkaW8udjEuUHJvbW90ZUpvYlJlc3BvbnNlIgASRQoIUmV0cnlKb2ISGi5zdHVkaW8udjEuUmV0cnlKb2JSZXF1ZXN0Ghsuc3R1ZGlvLnYxLlJldHJ5Sm9iUmVzcG9uc2UiABJICglDYW5jZWxKb2ISGy5zdHVkaW8udjEuQ2FuY2VsSm9iUmVxdWVzdBocLnN0dWRpby52MS5DYW5jZWxKb2JSZXNwb25zZSIAEj8KBkdldEpvYhIYLnN0dWRpby52MS5HZXRKb2JSZXF1ZXN0Ghkuc3R1ZGlvLnYxLkdldEpvYlJlc3BvbnNlIgASRQoITGlzdEpvYnMSGi5zdHVkaW8udjEuTGlzdEpvYnNSZXF1ZXN0Ghsuc3R1ZGlvLnYxLkxpc3RKb2JzUmVzcG9uc2UiABJKCglXYXRjaEpvYnMSGy5zdHVkaW8udjEuV2F0Y2hKb2JzUmVxdWVzdBocLnN0dWRpby52MS5XYXRjaEpvYnNSZXNwb25zZSIAMAESUwoMR2V0Sm9iT3V0cHV0Eh4uc3R1ZGlvLnYxLkdldEpvYk91dHB1dFJlcXVlc3QaHy5zdHVkaW8udjEuR2V0Sm9iT3V0cHV0UmVzcG9uc2UiADABYgZwcm90bzM", [file_studio_v1_job]);
 
 /**
  * CreateJobRequest asks for one job.
@@ -372,6 +372,15 @@ export type WatchJobsRequest = Message<"studio.v1.WatchJobsRequest"> & {
    * @generated from field: bool include_snapshot = 4;
    */
   includeSnapshot: boolean;
+
+  /**
+   * Also stream text jobs' output as their engines produce it: snapshot
+   * messages carry Job.streamed_text, and text_delta messages (job unset)
+   * carry each new piece.
+   *
+   * @generated from field: bool include_text = 5;
+   */
+  includeText: boolean;
 };
 
 /**
@@ -382,13 +391,14 @@ export const WatchJobsRequestSchema: GenMessage<WatchJobsRequest> = /*@__PURE__*
   messageDesc(file_studio_v1_job_service, 12);
 
 /**
- * WatchJobsResponse is one job, as it is after a change (or in the snapshot).
+ * WatchJobsResponse is one job, as it is after a change (or in the snapshot),
+ * or (include_text) the next piece of a text job's output.
  *
  * @generated from message studio.v1.WatchJobsResponse
  */
 export type WatchJobsResponse = Message<"studio.v1.WatchJobsResponse"> & {
   /**
-   * The job.
+   * The job; unset on text_delta messages.
    *
    * @generated from field: studio.v1.Job job = 1;
    */
@@ -400,6 +410,13 @@ export type WatchJobsResponse = Message<"studio.v1.WatchJobsResponse"> & {
    * @generated from field: bool snapshot = 2;
    */
   snapshot: boolean;
+
+  /**
+   * The next piece of a text job's output (include_text only).
+   *
+   * @generated from field: studio.v1.TextDelta text_delta = 3;
+   */
+  textDelta?: TextDelta | undefined;
 };
 
 /**

@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Job, JobClaim, JobProgress, Offer } from "./job_pb.js";
+import type { Job, JobClaim, JobProgress, Offer, TextDelta } from "./job_pb.js";
 import { file_studio_v1_job } from "./job_pb.js";
 import type { ModelEngine } from "./model_pb.js";
 import { file_studio_v1_model } from "./model_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/worker_service.proto.
  */
 export const file_studio_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSL+AwoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAEioKCmdwdV91cGRhdGUYCyABKAsyFC5zdHVkaW8udjEuR3B1VXBkYXRlSABCCQoHbWVzc2FnZSLpAQoPU2Vzc2lvblJlc3BvbnNlEiUKB3dlbGNvbWUYASABKAsyEi5zdHVkaW8udjEuV2VsY29tZUgAEiEKBW9mZmVyGAIgASgLMhAuc3R1ZGlvLnYxLk9mZmVySAASKAoGY2FuY2VsGAMgASgLMhYuc3R1ZGlvLnYxLkNhbmNlbE9yZGVySAASJQoHcmVjZWlwdBgEIAEoCzISLnN0dWRpby52MS5SZWNlaXB0SAASMAoFYmF0Y2gYBSABKAsyHy5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlQmF0Y2hIAEIJCgdtZXNzYWdlIkQKFFNlc3Npb25SZXNwb25zZUJhdGNoEiwKCG1lc3NhZ2VzGAEgAygLMhouc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZSKwAwoLV29ya2VySGVsbG8SDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEicKB2VuZ2luZXMYAyADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBCABKA0SFQoNY2FjaGVkX3NoYTI1NhgFIAMoCRIyCgZsYWJlbHMYBiADKAsyIi5zdHVkaW8udjEuV29ya2VySGVsbG8uTGFiZWxzRW50cnkSEQoJbGVhc2VfaWRzGAcgAygJEhMKC2NhY2hlZF91cmxzGAggAygJEhcKD2FjY2VwdHNfYmF0Y2hlcxgJIAEoCBIiCgRncHVzGAogAygLMhQuc3R1ZGlvLnYxLkdwdURldmljZRI5CgpsZWFzZV9ncHVzGAsgAygLMiUuc3R1ZGlvLnYxLldvcmtlckhlbGxvLkxlYXNlR3B1c0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMAoOTGVhc2VHcHVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgNOgI4ASLVAQoJR3B1RGV2aWNlEg0KBWluZGV4GAEgASgNEgwKBHV1aWQYAiABKAkSDAoEbmFtZRgDIAEoCRIkCgZ2ZW5kb3IYBCABKA4yFC5zdHVkaW8udjEuR3B1VmVuZG9yEhoKEnRvdGFsX21lbW9yeV9ieXRlcxgFIAEoBBIZChFmcmVlX21lbW9yeV9ieXRlcxgGIAEoBBIbChN3b3JrZXJfbWVtb3J5X2J5dGVzGAcgASgEEg0KBXNsb3RzGAggASgNEhQKDHNsb3RzX2luX3VzZRgJIAEoDSIvCglHcHVVcGRhdGUSIgoEZ3B1cxgBIAMoCzIULnN0dWRpby52MS5HcHVEZXZpY2UiogEKB1dlbGNvbWUSEQoJd29ya2VyX2lkGAEgASgJEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgCIAEoDRIUCgxsZWFzZV90dGxfbXMYAyABKA0SFgoOa2VwdF9sZWFzZV9pZHMYBCADKAkSFgoObG9zdF9sZWFzZV9pZHMYBSADKAkSHwoXbWF4X2lubGluZV9vdXRwdXRfYnl0ZXMYBiABKA0iJAoPV29ya2VySGVhcnRiZWF0EhEKCWxlYXNlX2lkcxgBIAMoCSItCglKb2JBY2NlcHQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJIj4KCkpvYkRlY2xpbmUSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJfChFKb2JQcm9ncmVzc1JlcG9ydBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MikwEKC091dHB1dENodW5rEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVpbmRleBgDIAEoDRIRCgltaW1lX3R5cGUYBCABKAkSEgoKdG90YWxfc2l6ZRgFIAEoBBIOCgZzaGEyNTYYBiABKAkSDgoGb2Zmc2V0GAcgASgEEgwKBGRhdGEYCCABKAwibQoLSm9iQ29tcGxldGUSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEhQKDG91dHB1dF9jb3VudBgDIAEoDRImCgdvdXRwdXRzGAQgAygLMhUuc3R1ZGlvLnYxLk91dHB1dERhdGEiTQoHSm9iRmFpbBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFZXJyb3IYAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIIg0KC1dvcmtlckRyYWluImUKC0NhY2hlVXBkYXRlEhQKDGFkZGVkX3NoYTI1NhgBIAMoCRIWCg5yZW1vdmVkX3NoYTI1NhgCIAMoCRISCgphZGRlZF91cmxzGAMgAygJEhQKDHJlbW92ZWRfdXJscxgEIAMoCSI/CgtDYW5jZWxPcmRlchIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIoIBCgdSZWNlaXB0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIKCgJvaxgDIAEoCBIMCgRjb2RlGAQgASgJEg8KB21lc3NhZ2UYBSABKAkSGQoMb3V0cHV0X2luZGV4GAYgASgNSACIAQFCDwoNX291dHB1dF9pbmRleCJ3Cg9DbGFpbUpvYlJlcXVlc3QSEwoLd29ya2VyX25hbWUYASABKAkSJwoHZW5naW5lcxgCIAMoDjIWLnN0dWRpby52MS5Nb2RlbEVuZ2luZRIVCg1jYWNoZWRfc2hhMjU2GAMgAygJEg8KB3dhaXRfbXMYBCABKA0iRQoQQ2xhaW1Kb2JSZXNwb25zZRInCgVjbGFpbRgBIAEoCzITLnN0dWRpby52MS5Kb2JDbGFpbUgAiAEBQggKBl9jbGFpbSIlChBIZWFydGJlYXRSZXF1ZXN0EhEKCWxlYXNlX2lkcxgBIAMoCSJ8ChFIZWFydGJlYXRSZXNwb25zZRIZChFyZW5ld2VkX2xlYXNlX2lkcxgBIAMoCRIWCg5sb3N0X2xlYXNlX2lkcxgCIAMoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJjChVSZXBvcnRQcm9ncmVzc1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEigKCHByb2dyZXNzGAMgASgLMhYuc3R1ZGlvLnYxLkpvYlByb2dyZXNzIhgKFlJlcG9ydFByb2dyZXNzUmVzcG9uc2UiTAoKT3V0cHV0RGF0YRINCgVpbmRleBgBIAEoDRIRCgltaW1lX3R5cGUYAiABKAkSDAoEZGF0YRgDIAEoDBIOCgZzaGEyNTYYBCABKAkiXgoSQ29tcGxldGVKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRImCgdvdXRwdXRzGAMgAygLMhUuc3R1ZGlvLnYxLk91dHB1dERhdGEiMgoTQ29tcGxldGVKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIogBChhDb21wbGV0ZUpvYlN0cmVhbVJlcXVlc3QSLgoMb3V0cHV0X2NodW5rGAEgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASMQoIY29tcGxldGUYAiABKAsyHS5zdHVkaW8udjEuQ29tcGxldGVKb2JSZXF1ZXN0SABCCQoHbWVzc2FnZSI4ChlDb21wbGV0ZUpvYlN0cmVhbVJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiVAoORmFpbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWVycm9yGAMgASgJEhEKCXJldHJ5YWJsZRgEIAEoCCIuCg9GYWlsSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiIUChJMaXN0V29ya2Vyc1JlcXVlc3QitwMKCldvcmtlckluZm8SEQoJd29ya2VyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRInCgdlbmdpbmVzGAQgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEg0KBXNsb3RzGAUgASgNEhQKDHNsb3RzX2luX3VzZRgGIAEoDRIPCgdqb2JfaWRzGAcgAygJEhUKDWNhY2hlZF9zaGEyNTYYCCADKAkSNwoTbGFzdF9oZWFydGJlYXRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29ubmVjdF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghkcmFpbmluZxgLIAEoCBIxCgZsYWJlbHMYDCADKAsyIS5zdHVkaW8udjEuV29ya2VySW5mby5MYWJlbHNFbnRyeRIiCgRncHVzGA0gAygLMhQuc3R1ZGlvLnYxLkdwdURldmljZRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj0KE0xpc3RXb3JrZXJzUmVzcG9uc2USJgoHd29ya2VycxgBIAMoCzIVLnN0dWRpby52MS5Xb3JrZXJJbmZvIhUKE1dhdGNoV29ya2Vyc1JlcXVlc3QibAoUV2F0Y2hXb3JrZXJzUmVzcG9uc2USJgoHd29ya2VycxgBIAMoCzIVLnN0dWRpby52MS5Xb3JrZXJJbmZvEhoKEnJlbW92ZWRfd29ya2VyX2lkcxgCIAMoCRIQCghzbmFwc2hvdBgDIAEoCCpSCglHcHVWZW5kb3ISGgoWR1BVX1ZFTkRPUl9VTlNQRUNJRklFRBAAEhUKEUdQVV9WRU5ET1JfTlZJRElBEAESEgoOR1BVX1ZFTkRPUl9BTUQQAjLeBQoNV29ya2VyU2VydmljZRJGCgdTZXNzaW9uEhkuc3R1ZGlvLnYxLlNlc3Npb25SZXF1ZXN0Ghouc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZSIAKAEwARJFCghDbGFpbUpvYhIaLnN0dWRpby52MS5DbGFpbUpvYlJlcXVlc3QaGy5zdHVkaW8udjEuQ2xhaW1Kb2JSZXNwb25zZSIAEkgKCUhlYXJ0YmVhdBIbLnN0dWRpby52MS5IZWFydGJlYXRSZXF1ZXN0Ghwuc3R1ZGlvLnYxLkhlYXJ0YmVhdFJlc3BvbnNlIgASVwoOUmVwb3J0UHJvZ3Jlc3MSIC5zdHVkaW8udjEuUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0GiEuc3R1ZGlvLnYxLlJlcG9ydFByb2dyZXNzUmVzcG9uc2UiABJOCgtDb21wbGV0ZUpvYhIdLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlcXVlc3QaHi5zdHVkaW8udjEuQ29tcGxldGVKb2JSZXNwb25zZSIAEmIKEUNvbXBsZXRlSm9iU3RyZWFtEiMuc3R1ZGlvLnYxLkNvbXBsZXRlSm9iU3RyZWFtUmVxdWVzdBokLnN0dWRpby52MS5Db21wbGV0ZUpvYlN0cmVhbVJlc3BvbnNlIgAoARJCCgdGYWlsSm9iEhkuc3R1ZGlvLnYxLkZhaWxKb2JSZXF1ZXN0Ghouc3R1ZGlvLnYxLkZhaWxKb2JSZXNwb25zZSIAEk4KC0xpc3RXb3JrZXJzEh0uc3R1ZGlvLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBoeLnN0dWRpby52MS5MaXN0V29ya2Vyc1Jlc3BvbnNlIgASUwoMV2F0Y2hXb3JrZXJzEh4uc3R1ZGlvLnYxLldhdGNoV29ya2Vyc1JlcXVlc3QaHy5zdHVkaW8udjEuV2F0Y2hXb3JrZXJzUmVzcG9uc2UiADABYgZwcm90bzM", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
+  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSKtBAoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAEi0KCnRleHRfZGVsdGEYCyABKAsyFy5zdHVkaW8udjEuSm9iVGV4dERlbHRhSAASKgoKZ3B1X3VwZGF0ZRgMIAEoCzIULnN0dWRpby52MS5HcHVVcGRhdGVIAEIJCgdtZXNzYWdlIukBCg9TZXNzaW9uUmVzcG9uc2USJQoHd2VsY29tZRgBIAEoCzISLnN0dWRpby52MS5XZWxjb21lSAASIQoFb2ZmZXIYAiABKAsyEC5zdHVkaW8udjEuT2ZmZXJIABIoCgZjYW5jZWwYAyABKAsyFi5zdHVkaW8udjEuQ2FuY2VsT3JkZXJIABIlCgdyZWNlaXB0GAQgASgLMhIuc3R1ZGlvLnYxLlJlY2VpcHRIABIwCgViYXRjaBgFIAEoCzIfLnN0dWRpby52MS5TZXNzaW9uUmVzcG9uc2VCYXRjaEgAQgkKB21lc3NhZ2UiRAoUU2Vzc2lvblJlc3BvbnNlQmF0Y2gSLAoIbWVzc2FnZXMYASADKAsyGi5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlIrADCgtXb3JrZXJIZWxsbxIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSJwoHZW5naW5lcxgDIAMoDjIWLnN0dWRpby52MS5Nb2RlbEVuZ2luZRINCgVzbG90cxgEIAEoDRIVCg1jYWNoZWRfc2hhMjU2GAUgAygJEjIKBmxhYmVscxgGIAMoCzIiLnN0dWRpby52MS5Xb3JrZXJIZWxsby5MYWJlbHNFbnRyeRIRCglsZWFzZV9pZHMYByADKAkSEwoLY2FjaGVkX3VybHMYCCADKAkSFwoPYWNjZXB0c19iYXRjaGVzGAkgASgIEiIKBGdwdXMYCiADKAsyFC5zdHVkaW8udjEuR3B1RGV2aWNlEjkKCmxlYXNlX2dwdXMYCyADKAsyJS5zdHVkaW8udjEuV29ya2VySGVsbG8uTGVhc2VHcHVzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARowCg5MZWFzZUdwdXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKA06AjgBItUBCglHcHVEZXZpY2USDQoFaW5kZXgYASABKA0SDAoEdXVpZBgCIAEoCRIMCgRuYW1lGAMgASgJEiQKBnZlbmRvchgEIAEoDjIULnN0dWRpby52MS5HcHVWZW5kb3ISGgoSdG90YWxfbWVtb3J5X2J5dGVzGAUgASgEEhkKEWZyZWVfbWVtb3J5X2J5dGVzGAYgASgEEhsKE3dvcmtlcl9tZW1vcnlfYnl0ZXMYByABKAQSDQoFc2xvdHMYCCABKA0SFAoMc2xvdHNfaW5fdXNlGAkgASgNIi8KCUdwdVVwZGF0ZRIiCgRncHVzGAEgAygLMhQuc3R1ZGlvLnYxLkdwdURldmljZSKiAQoHV2VsY29tZRIRCgl3b3JrZXJfaWQYASABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgNEhQKDGxlYXNlX3R0bF9tcxgDIAEoDRIWCg5rZXB0X2xlYXNlX2lkcxgEIAMoCRIWCg5sb3N0X2xlYXNlX2lkcxgFIAMoCRIfChdtYXhfaW5saW5lX291dHB1dF9ieXRlcxgGIAEoDSIkCg9Xb3JrZXJIZWFydGJlYXQSEQoJbGVhc2VfaWRzGAEgAygJIi0KCUpvYkFjY2VwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkiPgoKSm9iRGVjbGluZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIl8KEUpvYlByb2dyZXNzUmVwb3J0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIoCghwcm9ncmVzcxgDIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcyKTAQoLT3V0cHV0Q2h1bmsSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWluZGV4GAMgASgNEhEKCW1pbWVfdHlwZRgEIAEoCRISCgp0b3RhbF9zaXplGAUgASgEEg4KBnNoYTI1NhgGIAEoCRIOCgZvZmZzZXQYByABKAQSDAoEZGF0YRgIIAEoDCJVCgxKb2JUZXh0RGVsdGESDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEiMKBWRlbHRhGAMgASgLMhQuc3R1ZGlvLnYxLlRleHREZWx0YSJtCgtKb2JDb21wbGV0ZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSFAoMb3V0cHV0X2NvdW50GAMgASgNEiYKB291dHB1dHMYBCADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSJNCgdKb2JGYWlsEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiDQoLV29ya2VyRHJhaW4iZQoLQ2FjaGVVcGRhdGUSFAoMYWRkZWRfc2hhMjU2GAEgAygJEhYKDnJlbW92ZWRfc2hhMjU2GAIgAygJEhIKCmFkZGVkX3VybHMYAyADKAkSFAoMcmVtb3ZlZF91cmxzGAQgAygJIj8KC0NhbmNlbE9yZGVyEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiggEKB1JlY2VpcHQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEgoKAm9rGAMgASgIEgwKBGNvZGUYBCABKAkSDwoHbWVzc2FnZRgFIAEoCRIZCgxvdXRwdXRfaW5kZXgYBiABKA1IAIgBAUIPCg1fb3V0cHV0X2luZGV4IncKD0NsYWltSm9iUmVxdWVzdBITCgt3b3JrZXJfbmFtZRgBIAEoCRInCgdlbmdpbmVzGAIgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEhUKDWNhY2hlZF9zaGEyNTYYAyADKAkSDwoHd2FpdF9tcxgEIAEoDSJFChBDbGFpbUpvYlJlc3BvbnNlEicKBWNsYWltGAEgASgLMhMuc3R1ZGlvLnYxLkpvYkNsYWltSACIAQFCCAoGX2NsYWltIiUKEEhlYXJ0YmVhdFJlcXVlc3QSEQoJbGVhc2VfaWRzGAEgAygJInwKEUhlYXJ0YmVhdFJlc3BvbnNlEhkKEXJlbmV3ZWRfbGVhc2VfaWRzGAEgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAIgAygJEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKFVJlcG9ydFByb2dyZXNzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MiGAoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSJMCgpPdXRwdXREYXRhEg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMEg4KBnNoYTI1NhgEIAEoCSJeChJDb21wbGV0ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEiYKB291dHB1dHMYAyADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSIyChNDb21wbGV0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiiAEKGENvbXBsZXRlSm9iU3RyZWFtUmVxdWVzdBIuCgxvdXRwdXRfY2h1bmsYASABKAsyFi5zdHVkaW8udjEuT3V0cHV0Q2h1bmtIABIxCghjb21wbGV0ZRgCIAEoCzIdLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlcXVlc3RIAEIJCgdtZXNzYWdlIjgKGUNvbXBsZXRlSm9iU3RyZWFtUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiJUCg5GYWlsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFZXJyb3IYAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIIi4KD0ZhaWxKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIhQKEkxpc3RXb3JrZXJzUmVxdWVzdCK3AwoKV29ya2VySW5mbxIRCgl3b3JrZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEicKB2VuZ2luZXMYBCADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBSABKA0SFAoMc2xvdHNfaW5fdXNlGAYgASgNEg8KB2pvYl9pZHMYByADKAkSFQoNY2FjaGVkX3NoYTI1NhgIIAMoCRI3ChNsYXN0X2hlYXJ0YmVhdF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb25uZWN0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRyYWluaW5nGAsgASgIEjEKBmxhYmVscxgMIAMoCzIhLnN0dWRpby52MS5Xb3JrZXJJbmZvLkxhYmVsc0VudHJ5EiIKBGdwdXMYDSADKAsyFC5zdHVkaW8udjEuR3B1RGV2aWNlGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPQoTTGlzdFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8iFQoTV2F0Y2hXb3JrZXJzUmVxdWVzdCJsChRXYXRjaFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8SGgoScmVtb3ZlZF93b3JrZXJfaWRzGAIgAygJEhAKCHNuYXBzaG90GAMgASgIKlIKCUdwdVZlbmRvchIaChZHUFVfVkVORE9SX1VOU1BFQ0lGSUVEEAASFQoRR1BVX1ZFTkRPUl9OVklESUEQARISCg5HUFVfVkVORE9SX0FNRBACMt4FCg1Xb3JrZXJTZXJ2aWNlEkYKB1Nlc3Npb24SGS5zdHVkaW8udjEuU2Vzc2lvblJlcXVlc3QaGi5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlIgAoATABEkUKCENsYWltSm9iEhouc3R1ZGlvLnYxLkNsYWltSm9iUmVxdWVzdBobLnN0dWRpby52MS5DbGFpbUpvYlJlc3BvbnNlIgASSAoJSGVhcnRiZWF0Ehsuc3R1ZGlvLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHC5zdHVkaW8udjEuSGVhcnRiZWF0UmVzcG9uc2UiABJXCg5SZXBvcnRQcm9ncmVzcxIgLnN0dWRpby52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaIS5zdHVkaW8udjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSIAEk4KC0NvbXBsZXRlSm9iEh0uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVxdWVzdBoeLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlc3BvbnNlIgASYgoRQ29tcGxldGVKb2JTdHJlYW0SIy5zdHVkaW8udjEuQ29tcGxldGVKb2JTdHJlYW1SZXF1ZXN0GiQuc3R1ZGlvLnYxLkNvbXBsZXRlSm9iU3RyZWFtUmVzcG9uc2UiACgBEkIKB0ZhaWxKb2ISGS5zdHVkaW8udjEuRmFpbEpvYlJlcXVlc3QaGi5zdHVkaW8udjEuRmFpbEpvYlJlc3BvbnNlIgASTgoLTGlzdFdvcmtlcnMSHS5zdHVkaW8udjEuTGlzdFdvcmtlcnNSZXF1ZXN0Gh4uc3R1ZGlvLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2UiABJTCgxXYXRjaFdvcmtlcnMSHi5zdHVkaW8udjEuV2F0Y2hXb3JrZXJzUmVxdWVzdBofLnN0dWRpby52MS5XYXRjaFdvcmtlcnNSZXNwb25zZSIAMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
 
 /**
  * SessionRequest is one message from a streaming worker.
@@ -111,9 +111,17 @@ export type SessionRequest = Message<"studio.v1.SessionRequest"> & {
     case: "cacheUpdate";
   } | {
     /**
+     * The next piece of a text job's output (no receipt).
+     *
+     * @generated from field: studio.v1.JobTextDelta text_delta = 11;
+     */
+    value: JobTextDelta;
+    case: "textDelta";
+  } | {
+    /**
      * The GPUs' memory figures changed.
      *
-     * @generated from field: studio.v1.GpuUpdate gpu_update = 11;
+     * @generated from field: studio.v1.GpuUpdate gpu_update = 12;
      */
     value: GpuUpdate;
     case: "gpuUpdate";
@@ -690,6 +698,45 @@ export const OutputChunkSchema: GenMessage<OutputChunk> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 11);
 
 /**
+ * JobTextDelta streams a text job's output as the engine produces it: the
+ * answer and reasoning that follow what was sent before under this lease,
+ * several tokens in one message when they come close together. The outputs
+ * and JobComplete still carry the whole result; a studio relays the pieces to
+ * the job's watchers and keeps them with the job.
+ *
+ * @generated from message studio.v1.JobTextDelta
+ */
+export type JobTextDelta = Message<"studio.v1.JobTextDelta"> & {
+  /**
+   * The job the lease is for.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * The lease the worker holds; a piece under any other is dropped.
+   *
+   * @generated from field: string lease_id = 2;
+   */
+  leaseId: string;
+
+  /**
+   * The piece; its attempt is the offer's.
+   *
+   * @generated from field: studio.v1.TextDelta delta = 3;
+   */
+  delta?: TextDelta | undefined;
+};
+
+/**
+ * Describes the message studio.v1.JobTextDelta.
+ * Use `create(JobTextDeltaSchema)` to create a new message.
+ */
+export const JobTextDeltaSchema: GenMessage<JobTextDelta> = /*@__PURE__*/
+  messageDesc(file_studio_v1_worker_service, 12);
+
+/**
  * JobComplete commits the job's outputs: those sent as OutputChunks before it
  * and those it carries inline, each index one way or the other.
  *
@@ -732,7 +779,7 @@ export type JobComplete = Message<"studio.v1.JobComplete"> & {
  * Use `create(JobCompleteSchema)` to create a new message.
  */
 export const JobCompleteSchema: GenMessage<JobComplete> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 12);
+  messageDesc(file_studio_v1_worker_service, 13);
 
 /**
  * JobFail ends a job's attempt with an error.
@@ -774,7 +821,7 @@ export type JobFail = Message<"studio.v1.JobFail"> & {
  * Use `create(JobFailSchema)` to create a new message.
  */
 export const JobFailSchema: GenMessage<JobFail> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 13);
+  messageDesc(file_studio_v1_worker_service, 14);
 
 /**
  * WorkerDrain: send no more offers; the session ends when the worker is done.
@@ -789,7 +836,7 @@ export type WorkerDrain = Message<"studio.v1.WorkerDrain"> & {
  * Use `create(WorkerDrainSchema)` to create a new message.
  */
 export const WorkerDrainSchema: GenMessage<WorkerDrain> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 14);
+  messageDesc(file_studio_v1_worker_service, 15);
 
 /**
  * CacheUpdate reports what entered and left the worker's cache since hello.
@@ -832,7 +879,7 @@ export type CacheUpdate = Message<"studio.v1.CacheUpdate"> & {
  * Use `create(CacheUpdateSchema)` to create a new message.
  */
 export const CacheUpdateSchema: GenMessage<CacheUpdate> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 15);
+  messageDesc(file_studio_v1_worker_service, 16);
 
 /**
  * CancelOrder tells a worker to stop a job and drop its lease: send nothing
@@ -868,7 +915,7 @@ export type CancelOrder = Message<"studio.v1.CancelOrder"> & {
  * Use `create(CancelOrderSchema)` to create a new message.
  */
 export const CancelOrderSchema: GenMessage<CancelOrder> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 16);
+  messageDesc(file_studio_v1_worker_service, 17);
 
 /**
  * Receipt answers accept, decline, complete and fail (and a refused output):
@@ -927,7 +974,7 @@ export type Receipt = Message<"studio.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 17);
+  messageDesc(file_studio_v1_worker_service, 18);
 
 /**
  * ClaimJobRequest asks for the next job the caller can serve.
@@ -970,7 +1017,7 @@ export type ClaimJobRequest = Message<"studio.v1.ClaimJobRequest"> & {
  * Use `create(ClaimJobRequestSchema)` to create a new message.
  */
 export const ClaimJobRequestSchema: GenMessage<ClaimJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 18);
+  messageDesc(file_studio_v1_worker_service, 19);
 
 /**
  * ClaimJobResponse is the job leased, if any.
@@ -991,7 +1038,7 @@ export type ClaimJobResponse = Message<"studio.v1.ClaimJobResponse"> & {
  * Use `create(ClaimJobResponseSchema)` to create a new message.
  */
 export const ClaimJobResponseSchema: GenMessage<ClaimJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 19);
+  messageDesc(file_studio_v1_worker_service, 20);
 
 /**
  * HeartbeatRequest lists the leases to renew.
@@ -1012,7 +1059,7 @@ export type HeartbeatRequest = Message<"studio.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 20);
+  messageDesc(file_studio_v1_worker_service, 21);
 
 /**
  * HeartbeatResponse says which leases were renewed.
@@ -1047,7 +1094,7 @@ export type HeartbeatResponse = Message<"studio.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 21);
+  messageDesc(file_studio_v1_worker_service, 22);
 
 /**
  * ReportProgressRequest is a polling worker's progress report.
@@ -1082,7 +1129,7 @@ export type ReportProgressRequest = Message<"studio.v1.ReportProgressRequest"> &
  * Use `create(ReportProgressRequestSchema)` to create a new message.
  */
 export const ReportProgressRequestSchema: GenMessage<ReportProgressRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 22);
+  messageDesc(file_studio_v1_worker_service, 23);
 
 /**
  * ReportProgressResponse is empty: the report was taken.
@@ -1097,7 +1144,7 @@ export type ReportProgressResponse = Message<"studio.v1.ReportProgressResponse">
  * Use `create(ReportProgressResponseSchema)` to create a new message.
  */
 export const ReportProgressResponseSchema: GenMessage<ReportProgressResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 23);
+  messageDesc(file_studio_v1_worker_service, 24);
 
 /**
  * OutputData is a whole output sent inline (CompleteJob, JobComplete).
@@ -1139,7 +1186,7 @@ export type OutputData = Message<"studio.v1.OutputData"> & {
  * Use `create(OutputDataSchema)` to create a new message.
  */
 export const OutputDataSchema: GenMessage<OutputData> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 24);
+  messageDesc(file_studio_v1_worker_service, 25);
 
 /**
  * CompleteJobRequest commits a job with its outputs inline.
@@ -1175,7 +1222,7 @@ export type CompleteJobRequest = Message<"studio.v1.CompleteJobRequest"> & {
  * Use `create(CompleteJobRequestSchema)` to create a new message.
  */
 export const CompleteJobRequestSchema: GenMessage<CompleteJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 25);
+  messageDesc(file_studio_v1_worker_service, 26);
 
 /**
  * CompleteJobResponse is the job committed.
@@ -1196,7 +1243,7 @@ export type CompleteJobResponse = Message<"studio.v1.CompleteJobResponse"> & {
  * Use `create(CompleteJobResponseSchema)` to create a new message.
  */
 export const CompleteJobResponseSchema: GenMessage<CompleteJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 26);
+  messageDesc(file_studio_v1_worker_service, 27);
 
 /**
  * CompleteJobStreamRequest is one message of CompleteJobStream: the chunks of
@@ -1236,7 +1283,7 @@ export type CompleteJobStreamRequest = Message<"studio.v1.CompleteJobStreamReque
  * Use `create(CompleteJobStreamRequestSchema)` to create a new message.
  */
 export const CompleteJobStreamRequestSchema: GenMessage<CompleteJobStreamRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 27);
+  messageDesc(file_studio_v1_worker_service, 28);
 
 /**
  * CompleteJobStreamResponse is the job committed.
@@ -1257,7 +1304,7 @@ export type CompleteJobStreamResponse = Message<"studio.v1.CompleteJobStreamResp
  * Use `create(CompleteJobStreamResponseSchema)` to create a new message.
  */
 export const CompleteJobStreamResponseSchema: GenMessage<CompleteJobStreamResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 28);
+  messageDesc(file_studio_v1_worker_service, 29);
 
 /**
  * FailJobRequest ends a job's attempt with an error.
@@ -1299,7 +1346,7 @@ export type FailJobRequest = Message<"studio.v1.FailJobRequest"> & {
  * Use `create(FailJobRequestSchema)` to create a new message.
  */
 export const FailJobRequestSchema: GenMessage<FailJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 29);
+  messageDesc(file_studio_v1_worker_service, 30);
 
 /**
  * FailJobResponse is the job after the failure.
@@ -1320,7 +1367,7 @@ export type FailJobResponse = Message<"studio.v1.FailJobResponse"> & {
  * Use `create(FailJobResponseSchema)` to create a new message.
  */
 export const FailJobResponseSchema: GenMessage<FailJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 30);
+  messageDesc(file_studio_v1_worker_service, 31);
 
 /**
  * ListWorkersRequest takes no parameters.
@@ -1335,7 +1382,7 @@ export type ListWorkersRequest = Message<"studio.v1.ListWorkersRequest"> & {
  * Use `create(ListWorkersRequestSchema)` to create a new message.
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 31);
+  messageDesc(file_studio_v1_worker_service, 32);
 
 /**
  * WorkerInfo describes one connected streaming worker.
@@ -1441,7 +1488,7 @@ export type WorkerInfo = Message<"studio.v1.WorkerInfo"> & {
  * Use `create(WorkerInfoSchema)` to create a new message.
  */
 export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 32);
+  messageDesc(file_studio_v1_worker_service, 33);
 
 /**
  * ListWorkersResponse is every connected streaming worker (of every replica).
@@ -1462,7 +1509,7 @@ export type ListWorkersResponse = Message<"studio.v1.ListWorkersResponse"> & {
  * Use `create(ListWorkersResponseSchema)` to create a new message.
  */
 export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 33);
+  messageDesc(file_studio_v1_worker_service, 34);
 
 /**
  * WatchWorkersRequest takes no parameters.
@@ -1477,7 +1524,7 @@ export type WatchWorkersRequest = Message<"studio.v1.WatchWorkersRequest"> & {
  * Use `create(WatchWorkersRequestSchema)` to create a new message.
  */
 export const WatchWorkersRequestSchema: GenMessage<WatchWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 34);
+  messageDesc(file_studio_v1_worker_service, 35);
 
 /**
  * WatchWorkersResponse is one batch of changes to the connected workers.
@@ -1514,7 +1561,7 @@ export type WatchWorkersResponse = Message<"studio.v1.WatchWorkersResponse"> & {
  * Use `create(WatchWorkersResponseSchema)` to create a new message.
  */
 export const WatchWorkersResponseSchema: GenMessage<WatchWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 35);
+  messageDesc(file_studio_v1_worker_service, 36);
 
 /**
  * GpuVendor says which tool reported a GPU, and so which variable pins an

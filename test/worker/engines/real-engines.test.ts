@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeTextOutput, roleFromName, type RoleName } from "../../../contract/index.js";
@@ -52,6 +52,27 @@ describe.skipIf(!engines)("SdCliEngine with the real sd-cli", () => {
     const decoding = req.progress.find((p) => p.message?.startsWith("decoding"));
     expect(decoding?.phase).toBe("running");
     await engine.close();
+  }, TIMEOUT_MS);
+
+  test("why LoRA tags are checked: sd-cli itself opens a tag's ../ path or absolute path outside --lora-model-dir", () => {
+    const work = mkdtempSync(join(dir, "traversal-"));
+    Bun.spawnSync(["mkdir", "-p", join(work, "loras")]);
+    // Two copies of a real LoRA next to (not inside) the lora dir: one named by ../, one by its absolute path.
+    const lora = readFileSync(e.model("tiny-zimage-lora.safetensors").path);
+    writeFileSync(join(work, "up.safetensors"), lora);
+    const absolute = join(work, "absolute.safetensors");
+    writeFileSync(absolute, lora);
+    const files = zimageFiles();
+    const run = Bun.spawnSync(
+      [e.sdCli, "--diffusion-model", files[0]!.path, "--llm", files[1]!.path, "--vae", files[2]!.path, "--lora-model-dir", join(work, "loras"),
+        "-p", `a fox <lora:../up:1> <lora:${absolute}:0.5>`, "--steps", "1", "-W", "64", "-H", "64", "--cfg-scale", "1", "-o", join(work, "out.png")],
+      { cwd: work, stdout: "pipe", stderr: "pipe", timeout: 60_000 },
+    );
+    const out = run.stdout.toString() + run.stderr.toString();
+    expect(run.exitCode).toBe(0);
+    expect(out).toContain(`loading LoRA from '${join(work, "up.safetensors")}'`);
+    expect(out).toContain(`loading LoRA from '${absolute}'`);
+    expect(out).toContain("LoRA tensors have been applied");
   }, TIMEOUT_MS);
 
   test("a prompt naming a file outside the source's LoRAs never reaches sd-cli (the worker's own check)", async () => {
