@@ -1,4 +1,5 @@
-import { ModelEngine, type ModelSource } from "../gen/studio/v1/model_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { ModelEngine, VramRequirementSchema, type ModelSource, type VramRequirement } from "../gen/studio/v1/model_pb.js";
 
 /**
  * What the estimate adds to the files' summed approxBytes, for what an engine allocates beyond its
@@ -51,4 +52,10 @@ export function formatVram(bytes: number): string {
 /** A need for people: "8.1 GiB (estimated from the files' sizes)" or "8.0 GiB (stated)". */
 export function describeVramNeed(need: VramNeed): string {
   return `${formatVram(need.bytes)} of GPU memory (${need.estimated ? "estimated from the files' approxBytes plus 20% and 512 MiB" : "the source's vramBytes"})`;
+}
+
+/** The need as Job.vram and Model.vram carry it; undefined when none is counted. */
+export function vramRequirementOf(source: ModelSource | undefined): VramRequirement | undefined {
+  const need = vramNeedOf(source);
+  return need && create(VramRequirementSchema, { bytes: BigInt(need.bytes), estimated: need.estimated });
 }

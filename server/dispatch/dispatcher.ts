@@ -140,6 +140,8 @@ export class Dispatcher {
     let bestWarm = false;
     for (const w of free) {
       if (job.engine !== null && !(w.engines as ReadonlySet<string>).has(job.engine)) continue;
+      // A worker with GPUs takes only what one of them can hold now (CPU-only workers are not checked).
+      if (w.gpus && job.vramBytes !== null && !w.gpus.fits(job.vramBytes)) continue;
       if (!registry.isFree(w) || declines.has(w.id, job.id)) continue;
       const warm = files.length > 0 && files.every((f) => holds(w, f));
       if (best === undefined || (warm && !bestWarm) || (warm === bestWarm && roomier(w, best))) {
@@ -168,9 +170,13 @@ export class Dispatcher {
     return keys;
   }
 
-  /** What `worker` may claim (its engines, less the jobs it recently declined), or exactly `jobId`. */
-  #filterOf(worker: WorkerEntry, jobId?: string): ClaimFilter {
-    return { workerName: worker.name, engines: [...worker.engines], excludeJobIds: this.deps.declines.list(worker.id), jobId };
+  /**
+   * What `worker` may claim (its engines, less the jobs it recently declined; on GPUs, what one of them
+   * can hold now, or once `freeing` has ended), or exactly `jobId`.
+   */
+  #filterOf(worker: WorkerEntry, jobId?: string, freeing?: string): ClaimFilter {
+    const maxVramBytes = worker.gpus && (freeing === undefined ? worker.gpus.maxRoom : worker.gpus.maxRoomWithout(freeing));
+    return { workerName: worker.name, engines: [...worker.engines], excludeJobIds: this.deps.declines.list(worker.id), jobId, maxVramBytes };
   }
 
   /** Claims (a given job, or the next the worker can serve) and sends the Offer; false when nothing was claimed. */
@@ -183,7 +189,9 @@ export class Dispatcher {
 
   /** Hands a job leased for `worker` to it: its slot is taken and the Offer sent. */
   deliver(worker: WorkerEntry, { row, offer }: Claimed): void {
-    this.deps.registry.hold(worker, row.leaseId!, row.id);
+    const gpu = this.deps.registry.hold(worker, row.leaseId!, row.id, row.vramBytes ?? 0);
+    // Which GPU the job runs on is decided here, where the books of every GPU's leases are kept.
+    if (gpu !== undefined) offer.gpuIndex = gpu;
     worker.lastOfferAt = performance.now();
     const sent = worker.send(create(SessionResponseSchema, { message: { case: "offer", value: offer } }));
     // A stream that closed in between leaves the lease to expire (or to a reconnect that names it).
@@ -195,9 +203,9 @@ export class Dispatcher {
    * transaction, when placement would make that claim anyway: the worker may take offers and no
    * other worker has a free slot (with one, a round chooses among them). Undefined otherwise.
    */
-  refillFilter(worker: WorkerEntry): ClaimFilter | undefined {
+  refillFilter(worker: WorkerEntry, freeing?: string): ClaimFilter | undefined {
     if (this.#stopped || worker.draining || this.deps.registry.hasFreeBesides(worker)) return undefined;
-    return this.#filterOf(worker);
+    return this.#filterOf(worker, undefined, freeing);
   }
 
   #onChange(change: JobChange) {

@@ -12,6 +12,11 @@ export interface ClaimFilter {
   workerName: string;
   engines: readonly string[];
   excludeJobIds?: readonly string[];
+  /**
+   * On a worker with GPUs: the most GPU memory a claimed job may need (jobs that count none always
+   * qualify). Unset: no bound (a CPU-only worker).
+   */
+  maxVramBytes?: number;
   /** Claim exactly this job (placement chose it), still only if it is QUEUED and matches. */
   jobId?: string;
 }
@@ -27,6 +32,8 @@ export interface QueuedJob {
   id: string;
   engine: string | null;
   modelSource: string | null;
+  /** What the job needs of a GPU's memory (the column claims filter on); null when none is counted. */
+  vramBytes: number | null;
 }
 
 /** A lease the reaper took back: the job went back to the queue or failed for good. */

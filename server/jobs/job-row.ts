@@ -13,6 +13,7 @@ import {
   type Task,
 } from "../../gen/studio/v1/job_pb.js";
 import type { ModelSource } from "../../gen/studio/v1/model_pb.js";
+import { vramRequirementOf } from "../../contract/vram.js";
 import type { graphicsJobs } from "../db/schema.js";
 
 /** One `graphicsJobs` row as drizzle reads it. */
@@ -169,13 +170,15 @@ export function sharedModelSourceFromStored(text: string | null | undefined): Mo
  * so that the text is not parsed straight back.
  */
 export function jobFromRow(row: JobRow, known?: { task?: Task }): Job {
+  const modelSource = modelSourceFromStored(row.modelSource);
   return create(JobSchema, {
     id: row.id,
     model: row.model,
     status: statusFromRow(row.status),
     priority: Math.trunc(row.priority) | 0,
     task: known?.task ?? taskFromJson(row.task),
-    modelSource: modelSourceFromStored(row.modelSource),
+    modelSource,
+    vram: vramRequirementOf(modelSource),
     attempts: clampUint32(row.attempts),
     maxAttempts: clampUint32(row.maxAttempts),
     error: row.error ?? "",

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { modelSourceProblem, parseModelSourceJson, validateModelSource, modelSourceToJsonText } from "../../contract/model-source.js";
 import { engineName, type EngineName } from "../../contract/names.js";
+import { vramNeedOf, vramRequirementOf } from "../../contract/vram.js";
 import { ModelSchema, type Model, type ModelSource } from "../../gen/studio/v1/model_pb.js";
 import { checkModelName } from "./model-name.js";
 import { modelDisabled, modelNotFound, modelSourceInvalid, RegistryError } from "./registry-errors.js";
@@ -14,6 +15,8 @@ export interface ResolvedModel {
   source: ModelSource;
   /** The ModelSource wire JSON as stored on the registry row (already validated). */
   sourceJson: string;
+  /** The GPU memory a job of it needs (contract/vram.ts: stated or estimated), or null when none is counted. */
+  vramBytes: number | null;
 }
 
 export interface CreateModelInput {
@@ -95,7 +98,7 @@ const MAX_PARSED_SOURCES = 1024;
  * never a cache, decides), and a text already seen is not parsed again.
  */
 export class SourceCache {
-  readonly #parsed = new Map<string, { engine: EngineName; source: ModelSource }>();
+  readonly #parsed = new Map<string, { engine: EngineName; source: ModelSource; vramBytes: number | null }>();
 
   /** The resolution of a row read for a job write, or the RegistryError that refuses it. */
   resolveRow(name: string, row: { name: string; enabled: boolean | number; source: string } | undefined | null): ResolvedModel {
@@ -105,11 +108,11 @@ export class SourceCache {
     if (!parsed) {
       const source = parseModelSourceJson(row.source);
       if (!source) throw modelSourceInvalid(name);
-      parsed = { engine: engineOf(source), source };
+      parsed = { engine: engineOf(source), source, vramBytes: vramNeedOf(source)?.bytes ?? null };
       if (this.#parsed.size >= MAX_PARSED_SOURCES) this.#parsed.clear();
       this.#parsed.set(row.source, parsed);
     }
-    return { name: row.name, engine: parsed.engine, source: parsed.source, sourceJson: row.source };
+    return { name: row.name, engine: parsed.engine, source: parsed.source, sourceJson: row.source, vramBytes: parsed.vramBytes };
   }
 }
 
@@ -139,6 +142,7 @@ export function modelFromRow(row: ModelRow): Model {
     name: row.name,
     enabled: row.enabled,
     source,
+    vram: vramRequirementOf(source),
     ...(source ? {} : { unreadableSourceText: row.source, unreadableSourceError: modelSourceProblem(row.source) ?? "" }),
     description: row.description,
     createTime: timestampFromMs(row.createdAt),

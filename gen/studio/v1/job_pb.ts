@@ -702,7 +702,7 @@ export type Offer = Message<"studio.v1.Offer"> & {
   /**
    * The GPU the studio placed the job on (a GpuDevice.index of the worker's
    * hello): run it in a slot of that GPU. Unset for a worker that reported no
-   * GPUs, and for a job that needs no GPU memory (synthetic) on one that did.
+   * GPUs.
    *
    * @generated from field: optional uint32 gpu_index = 9;
    */

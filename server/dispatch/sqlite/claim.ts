@@ -11,12 +11,14 @@ export function newLeaseId(): string {
 const MATCH = `status = 'QUEUED'
   AND (engine IS NULL OR engine IN (SELECT value FROM json_each(?)))
   AND id NOT IN (SELECT value FROM json_each(?))`;
+/** MATCH for a worker with GPUs: only jobs one of them can hold now. A separate statement, so the usual claim is unchanged. */
+const MATCH_VRAM = `${MATCH} AND (vramBytes IS NULL OR vramBytes <= ?)`;
 
 /** The queue head in claim order, for placement. */
 export function peekQueued(db: StudioDb, limit: number): QueuedJob[] {
   return db.sqlite
     .query<QueuedJob, [number]>(
-      `SELECT id, engine, modelSource FROM graphicsJobs WHERE status = 'QUEUED'
+      `SELECT id, engine, modelSource, vramBytes FROM graphicsJobs WHERE status = 'QUEUED'
        ORDER BY priority DESC, createdAt ASC LIMIT ?`,
     )
     .all(limit);
@@ -32,19 +34,22 @@ export function peekQueued(db: StudioDb, limit: number): QueuedJob[] {
 export function claim(db: StudioDb, filter: ClaimFilter, now: number, ttlMs: number): JobRow | undefined {
   const engines = JSON.stringify(filter.engines);
   const exclude = JSON.stringify(filter.excludeJobIds ?? []);
+  const bounded = filter.maxVramBytes !== undefined;
+  const match = bounded ? MATCH_VRAM : MATCH;
+  const matchArgs: (string | number)[] = bounded ? [engines, exclude, filter.maxVramBytes!] : [engines, exclude];
   const set = `UPDATE graphicsJobs SET status = 'OFFERED', leaseId = ?, leaseWorker = ?, leaseExpiresAt = ?,
       attempts = attempts + 1, updatedAt = ?`;
   const lease = [newLeaseId(), filter.workerName, now + ttlMs, now] as const;
   const row =
     filter.jobId === undefined
       ? db.sqlite
-          .query<JobRow, [string, string, number, number, string, string]>(
-            `${set} WHERE id = (SELECT id FROM graphicsJobs WHERE ${MATCH} ORDER BY priority DESC, createdAt ASC LIMIT 1)
+          .query<JobRow, (string | number)[]>(
+            `${set} WHERE id = (SELECT id FROM graphicsJobs WHERE ${match} ORDER BY priority DESC, createdAt ASC LIMIT 1)
                AND status = 'QUEUED' RETURNING *`,
           )
-          .get(...lease, engines, exclude)
+          .get(...lease, ...matchArgs)
       : db.sqlite
-          .query<JobRow, [string, string, number, number, string, string, string]>(`${set} WHERE ${MATCH} AND id = ? RETURNING *`)
-          .get(...lease, engines, exclude, filter.jobId);
+          .query<JobRow, (string | number)[]>(`${set} WHERE ${match} AND id = ? RETURNING *`)
+          .get(...lease, ...matchArgs, filter.jobId);
   return row ?? undefined;
 }
