@@ -50,6 +50,8 @@ export interface GpuPoolOptions {
   logger: { info(o: object, m?: string): void; warn(o: object, m?: string): void };
   /** Called with the GPUs' figures when they moved enough to tell the studio (GpuUpdate). */
   onUpdate?: (devices: GpuDevice[]) => void;
+  /** At most one update per this long (default 1 s). */
+  minUpdateIntervalMs?: number;
 }
 
 interface JobEntry {
@@ -332,7 +334,7 @@ export class GpuPool {
         );
       });
     if (!moved) return;
-    const wait = UPDATE_MIN_INTERVAL_MS - (performance.now() - this.#lastSentAt);
+    const wait = (this.#opts.minUpdateIntervalMs ?? UPDATE_MIN_INTERVAL_MS) - (performance.now() - this.#lastSentAt);
     if (wait > 0) {
       this.soon(wait);
       return;
