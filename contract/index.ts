@@ -14,3 +14,4 @@ export * from "./lora-tags.js";
 export * from "./text-output.js";
 export * from "./output-files.js";
 export * from "./vram.js";
+export * from "./gpus.js";

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { modelSourceToJsonValue, engineName } from "../../contract/index.js";
+import { modelSourceToJsonValue, engineName, vramText } from "../../contract/index.js";
 import { RegistryService, ListModelsResponseSchema, VerifyModelResponseSchema } from "../../gen/studio/v1/registry_service_pb.js";
 import { ModelSchema, type Model } from "../../gen/studio/v1/model_pb.js";
 import { writeFileSync } from "node:fs";
@@ -18,6 +18,7 @@ function printModel(o: Output, g: GlobalOptions, m: Model) {
   if (g.json) return printJson(o, ModelSchema, m);
   o.out(
     `name:        ${m.name}\nenabled:     ${m.enabled ? "yes" : "no"}\nengine:      ${engineName(m.source?.engine ?? 0) ?? "?"}\n` +
+      `gpu memory:  ${vramText(m.vram)}\n` +
       `description: ${m.description || "-"}\nupdated:     ${formatTime(m.updateTime)}\n`,
   );
   o.out(`source:\n${JSON.stringify(m.source ? modelSourceToJsonValue(m.source) : null, null, 2).replace(/^/gm, "  ")}\n`);
