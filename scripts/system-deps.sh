@@ -9,7 +9,8 @@
 #   bash scripts/system-deps.sh --packages  the package names, one per line
 #
 # Each entry: how to tell it is there (cmd:NAME on PATH, file:/PATH exists, py:MODULE for Debian's
-# /usr/bin/python3), the Debian package, what needs it. Checks mirror how the tests find each one.
+# /usr/bin/python3, lib:SONAME known to the dynamic linker), the Debian package, what needs it. Checks
+# mirror how the tests find each one.
 set -uo pipefail
 
 DEPS=(
@@ -23,6 +24,7 @@ DEPS=(
   "cmd:grpc_python_plugin                   protobuf-compiler-grpc  examples/python: gRPC stubs"
   "file:/usr/include/google/protobuf/timestamp.proto libprotobuf-dev  examples/python: the well-known types protoc imports"
   "py:grpc                                  python3-grpcio          examples/python: the workers' runtime"
+  "lib:libgomp.so.1                         libgomp1                the real llama-server and sd-cli (STUDIO_TEST_ENGINES) link it"
 )
 
 have() {
@@ -30,6 +32,7 @@ have() {
     cmd:*) command -v "${1#cmd:}" >/dev/null 2>&1 ;;
     file:*) [ -e "${1#file:}" ] ;;
     py:*) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import ${1#py:}" >/dev/null 2>&1 ;;
+    lib:*) [[ "$(/sbin/ldconfig -p 2>/dev/null)" == *$'\t'"${1#lib:} ("* ]] ;;
     *) echo "system-deps.sh: unknown check $1" >&2; return 1 ;;
   esac
 }

@@ -6,14 +6,18 @@ export interface ProgressThrottleOptions {
 
 interface Slot {
   lastWrite: number;
+  /** The phase of the last write (undefined when the caller names none). */
+  phase?: string;
   pending?: () => Promise<void>;
   timer?: ReturnType<typeof setTimeout>;
 }
 
 /**
  * Bounds how often a job's progress is written and published: the first report
- * is written at once (it moves the job to RUNNING), later ones at most every
- * intervalMs, and the last report of a burst is always written when its window ends.
+ * is written at once (it moves the job to RUNNING), and so is every change of phase
+ * (downloading, loading, running...: a short phase must not vanish behind the next
+ * one, or before the job ends and drops what is pending); later reports of a phase
+ * at most every intervalMs, the last report of a burst written when its window ends.
  */
 export class ProgressThrottle {
   readonly intervalMs: number;
@@ -25,12 +29,12 @@ export class ProgressThrottle {
   }
 
   /** Writes now, or keeps `write` as the job's pending write; returns the immediate write's promise. */
-  submit(jobId: string, write: () => Promise<void>): Promise<void> {
+  submit(jobId: string, write: () => Promise<void>, phase?: string): Promise<void> {
     const now = performance.now();
     const slot = this.#slots.get(jobId);
-    if (!slot || now - slot.lastWrite >= this.intervalMs) {
+    if (!slot || now - slot.lastWrite >= this.intervalMs || (phase !== undefined && phase !== slot.phase)) {
       if (slot?.timer) clearTimeout(slot.timer);
-      this.#slots.set(jobId, { lastWrite: now });
+      this.#slots.set(jobId, { lastWrite: now, phase });
       return write();
     }
     slot.pending = write;

@@ -185,14 +185,18 @@ export class QueueActions {
     return row;
   }
 
-  /** Stores progress, throttled per job; the first report (OFFERED → RUNNING) is written at once. */
+  /** Stores progress, throttled per job; the first report (OFFERED → RUNNING) and each change of phase are written at once. */
   async progress(lease: LeaseRef, progress: JobProgress, caller: Caller): Promise<void> {
     await this.current(lease, caller);
     const stamped = { ...progress, updateTime: timestampFromMs(this.#now()) };
-    await this.deps.throttle.submit(lease.jobId, async () => {
-      const row = await this.deps.store.saveProgress(lease, progressToJson(stamped), this.#now());
-      this.publish(row);
-    });
+    await this.deps.throttle.submit(
+      lease.jobId,
+      async () => {
+        const row = await this.deps.store.saveProgress(lease, progressToJson(stamped), this.#now());
+        this.publish(row);
+      },
+      String(progress.phase),
+    );
   }
 
   /** Renews the listed leases that the caller may hold. */

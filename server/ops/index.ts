@@ -5,7 +5,7 @@ import { grpcHealthRoutes } from "./grpc-health.js";
 import { grpcReflectionRoutes } from "./grpc-reflection.js";
 import { logJobEvents } from "./job-log.js";
 import { createRequestLog } from "./request-log.js";
-import { createUnavailableInterceptor } from "./unavailable.js";
+import { createUnavailableInterceptor, unavailableGate } from "./unavailable.js";
 import { StudioMetrics } from "./studio-metrics.js";
 
 export { StudioMetrics, type WorkerLoad } from "./studio-metrics.js";
@@ -41,7 +41,8 @@ export function createOpsModule(ctx: StudioContext): OpsModule {
       grpcReflectionRoutes()(router);
     },
     interceptors: [requestLog.interceptor, createUnavailableInterceptor()],
-    requestGate: requestLog.gate,
+    // Inside the log's gate: a call refused because the database is down is logged (and answered) as UNAVAILABLE.
+    requestGate: (next) => requestLog.gate(unavailableGate(next)),
     onConnectionRefused: (why) => metrics.connectionsClosed.inc({ reason: why }),
     start() {
       unsubscribe.push(

@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import type { RequestGate } from "../context.js";
 import { isDatabaseUnavailable } from "../db/pg/pg-errors.js";
 
 const MESSAGE = "the studio's database is unavailable right now (restarting or unreachable); try again";
@@ -32,4 +33,15 @@ export function createUnavailableInterceptor(): Interceptor {
         throw unavailableOr(err);
       }
     };
+}
+
+/** The same for the request gates (auth looks the token up before the body is read). */
+export function unavailableGate(next: RequestGate): RequestGate {
+  return async function databaseUnavailableGate(ctx) {
+    try {
+      await next(ctx);
+    } catch (err) {
+      throw unavailableOr(err);
+    }
+  };
 }

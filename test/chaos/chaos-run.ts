@@ -161,6 +161,10 @@ async function drive(c: ChaosCluster, s: Settings, dir: string, start: number): 
   clearInterval(scraper);
   await watcher.stop();
   for (const m of metrics) for (const [key, n] of Object.entries(m.totals())) figures[key as "offers"] += n;
+  // A worker the run did not kill must still be running: one that exited by itself crashed.
+  for (const w of c.workers)
+    if (!w.alive && !killed.has(w.name))
+      violations.push(`worker ${w.name} exited by itself (${w.child.proc.signalCode ?? `status ${w.child.proc.exitCode}`}); see ${w.child.logFile}`);
   violations.push(...(await c.stopAll()));
   figures.sdFileGets = c.fileGets.count;
 

@@ -31,3 +31,16 @@ test("dropping a job discards its pending report", async () => {
   expect(written).toEqual(["first", "after drop"]);
   throttle.clear();
 });
+
+test("a change of phase is written at once, whatever the window: a short phase is never lost behind the next", async () => {
+  const throttle = new ProgressThrottle({ intervalMs: 10_000 });
+  const written: string[] = [];
+  await throttle.submit("job", async () => void written.push("downloading 1"), "downloading");
+  await throttle.submit("job", async () => void written.push("downloading 2"), "downloading");
+  await throttle.submit("job", async () => void written.push("running 1"), "running");
+  await throttle.submit("job", async () => void written.push("running 2"), "running");
+  // The job ends (its lease goes): what is still pending within a phase may go with it, a phase never.
+  throttle.drop("job");
+  expect(written).toEqual(["downloading 1", "running 1"]);
+  throttle.clear();
+});

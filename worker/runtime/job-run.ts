@@ -281,6 +281,9 @@ export class JobRun {
       try {
         const last = await send(session);
         const answer = this.receipts.expect(session.id, kind, deps.receiptTimeoutMs ?? 60_000);
+        // When the send itself fails (the session closed), this answer is never awaited but is still
+        // rejected by the ledger: without a handler that rejection would be unhandled and end the worker.
+        answer.catch(() => {});
         await session.send(last);
         this.finalSent = true;
         return await answer;
