@@ -44,19 +44,6 @@ export function formatTime(t: Timestamp | undefined): string {
   return new Date(timestampMs(t)).toISOString().replace("T", " ").replace(/\.\d+Z$/, "");
 }
 
-/** "3.9 GB" style sizes. */
-export function formatBytes(n: bigint | number | undefined): string {
-  if (n === undefined) return "-";
-  let v = Number(n);
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let u = 0;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
-}
-
 /** A short lower-case name for an enum value: JobStatus.QUEUED → "queued". */
 export function enumName(e: Record<number, string>, value: number): string {
   return (e[value] ?? String(value)).toLowerCase().replace(/_/g, "-");

@@ -1,9 +1,7 @@
 import { toJson } from "@bufbuild/protobuf";
-import { JobPhase, JobSchema, JobStatus, type Job } from "../gen/studio/v1/job_pb.js";
-import { enumName, formatBytes, type Output } from "./output.js";
-
-/** Statuses a job does not leave on its own. */
-export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED]);
+import { JobSchema, JobStatus, type Job } from "../gen/studio/v1/job_pb.js";
+import { jobProgressMeasure, phaseName, progressText, statusName } from "../contract/job-progress.js";
+import type { Output } from "./output.js";
 
 const BAR_WIDTH = 24;
 
@@ -15,18 +13,14 @@ export function progressBar(done: number, total: number): string {
   return `[${"#".repeat(filled)}${"-".repeat(BAR_WIDTH - filled)}] ${String(Math.round(ratio * 100)).padStart(3)}%`;
 }
 
-/** One line about a job: id, status, phase, a bar (bytes while downloading, steps otherwise) and its worker. */
+/** One line about a job: id, status, phase, a bar (the contract's progress rule: bytes, then steps) and its worker. */
 export function jobLine(job: Job): string {
-  const status = enumName(JobStatus, job.status).replace(/^job-status-/, "");
+  const status = statusName(job.status);
   const p = job.progress;
   let detail = "";
   if (job.status === JobStatus.RUNNING && p) {
-    const phase = enumName(JobPhase, p.phase).replace(/^job-phase-/, "");
-    if (p.bytesTotal > 0n) {
-      detail = `${phase.padEnd(11)} ${progressBar(Number(p.bytesDone), Number(p.bytesTotal))} ${formatBytes(p.bytesDone)}/${formatBytes(p.bytesTotal)}`;
-    } else if (p.steps > 0) {
-      detail = `${phase.padEnd(11)} ${progressBar(p.step, p.steps)} step ${p.step}/${p.steps}`;
-    } else detail = phase;
+    const m = jobProgressMeasure(job);
+    detail = m ? `${phaseName(p.phase).padEnd(11)} ${progressBar(m.done, m.total)} ${progressText(m, p.rate)}` : phaseName(p.phase);
   } else if (job.status === JobStatus.SUCCEEDED) {
     detail = `${progressBar(1, 1)} ${job.outputs.length} output(s)`;
   } else if (job.status === JobStatus.FAILED) {

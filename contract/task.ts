@@ -118,6 +118,23 @@ export function effectiveCliSettings(
   };
 }
 
+/** The media types an image job's outputs may have. */
+export const IMAGE_OUTPUT_TYPES: ReadonlySet<string> = new Set(["image/png", "image/jpeg", "image/webp"]);
+/** The media type of a text job's one output (its JSON envelope). */
+export const TEXT_OUTPUT_TYPES: ReadonlySet<string> = new Set(["application/json"]);
+const NO_OUTPUT_TYPES: ReadonlySet<string> = new Set();
+
+/**
+ * The media types a task's outputs may be uploaded with. The set is fixed per task kind: outputs
+ * are served from the studio's origin, and a type chosen freely by a worker (text/html,
+ * image/svg+xml) would run script there.
+ */
+export function outputMimeTypes(task: Task | undefined): ReadonlySet<string> {
+  if (task?.kind.case === "image") return IMAGE_OUTPUT_TYPES;
+  if (task?.kind.case === "text") return TEXT_OUTPUT_TYPES;
+  return NO_OUTPUT_TYPES;
+}
+
 /** How many outputs a task asks for: an image task's batch count (0 means 1), one for text. */
 export function expectedOutputCount(task: Task | undefined): number {
   if (task?.kind.case === "image") return Math.max(1, task.kind.value.batchCount);

@@ -1,17 +1,10 @@
+import { parseByteSize } from "../contract/byte-size.js";
 import { z } from "zod";
 import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { ENGINE_NAMES, type EngineName } from "../contract/names.js";
+import { WORKER_SECRETS } from "./engines/engine-env.js";
 import { parseGpuChoice, parseIndexList } from "./gpus/gpu-plan.js";
-
-/** Parses "500M", "20GiB", "1.5G" or a plain byte count; binary units (1K = 1024). */
-export function parseByteSize(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
-  if (!m) return undefined;
-  const power = { "": 0, k: 1, m: 2, g: 3, t: 4 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g" | "t"];
-  const value = Math.round(Number(m[1]) * 1024 ** power);
-  return Number.isSafeInteger(value) ? value : undefined;
-}
 
 const byteSize = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const n = typeof v === "number" ? v : parseByteSize(v);
@@ -90,6 +83,22 @@ const labelList = z.string().transform((v, ctx) => {
   return labels;
 });
 
+/** --engine-env: a comma list of environment variable names, never the worker's own secrets. */
+const engineEnvNames = z.string().transform((v, ctx) => {
+  const names = v.split(",").map((n) => n.trim()).filter((n) => n !== "");
+  for (const n of names) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(n)) {
+      ctx.addIssue({ code: "custom", message: `must be environment variable names separated by commas (got ${JSON.stringify(n.slice(0, 80))})` });
+      return z.NEVER;
+    }
+    if (WORKER_SECRETS.has(n)) {
+      ctx.addIssue({ code: "custom", message: `${n} is the worker's own secret and is never passed to engines` });
+      return z.NEVER;
+    }
+  }
+  return names;
+});
+
 const count = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 const gpuChoice = z.string().transform((v, ctx) => {
@@ -164,6 +173,8 @@ export function workerConfigSchema(defaults = defaultDirs()) {
       .default(64 * 1024 ** 2),
     caFile: z.string().min(1).optional(),
     hfToken: z.string().min(1).optional(),
+    /** Variables passed to engine processes beside the minimal set (engineEnv). */
+    engineEnv: engineEnvNames.default([]),
     labels: labelList.default({}),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     progress: z.enum(["auto", "bars", "log"]).default("auto"),
@@ -200,6 +211,7 @@ export const WORKER_ENV: Record<keyof WorkerConfig, string> = {
   downloadPartThreshold: "STUDIO_DOWNLOAD_PART_THRESHOLD",
   caFile: "STUDIO_CA_FILE",
   hfToken: "HF_TOKEN",
+  engineEnv: "STUDIO_ENGINE_ENV",
   labels: "STUDIO_LABELS",
   logLevel: "STUDIO_LOG_LEVEL",
   progress: "STUDIO_PROGRESS",

@@ -5,6 +5,7 @@ import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { engineName } from "../contract/names.js";
 import { WorkerConfigError, resolveEngines, type WorkerConfig } from "./config.js";
 import { DownloadManager } from "./download/index.js";
+import { engineEnv } from "./engines/engine-env.js";
 import { findOnPath } from "./engines/find-on-path.js";
 import { LlamaServerEngine } from "./engines/llama-server-engine.js";
 import { MultiEngine } from "./engines/multi-engine.js";
@@ -43,11 +44,13 @@ function buildEngines(config: WorkerConfig, logger: ReturnType<typeof createWork
   const warmServers = new WarmServerRecords(config.workDir);
   const found = resolveEngines(config, { onPath: (name) => findOnPath(name), isExecutable });
   const engines: Engine[] = [];
-  if (found.sdCli) engines.push(new SdCliEngine({ binary: found.sdCli, logger: logger.child({ engine: "sd-cpp" }) }));
+  const env = engineEnv(config.engineEnv);
+  if (found.sdCli) engines.push(new SdCliEngine({ binary: found.sdCli, env, logger: logger.child({ engine: "sd-cpp" }) }));
   if (found.llamaServer)
     engines.push(
       new LlamaServerEngine({
         binary: found.llamaServer,
+        env,
         idleMs: config.llamaIdleSeconds * 1000,
         ctxSize: config.llamaCtxSize,
         gpuLayers: config.llamaGpuLayers,

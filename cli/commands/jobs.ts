@@ -8,24 +8,23 @@ import { JobService, ListJobsResponseSchema } from "../../gen/studio/v1/job_serv
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { studioClient, type GlobalOptions } from "../connection.js";
 import { CliError, EXIT } from "../exit-codes.js";
-import { enumName, formatTime, printJson, printValue, renderTable, type Output } from "../output.js";
+import { formatTime, printJson, printValue, renderTable, type Output } from "../output.js";
 import { addTaskOptions, buildTask, type TaskFlags } from "../task-options.js";
-import { FINAL_STATUSES, WatchView } from "../watch-view.js";
+import { WatchView } from "../watch-view.js";
+import { LISTED_STATUSES, isFinal, statusFromName, statusName } from "../../contract/job-progress.js";
 import type { Runner } from "./runner.js";
 
 /** `jobs list`'s prompt and error columns are cut to these many characters; `jobs get` shows them whole. */
 const LIST_PROMPT_CHARS = 40;
 const LIST_ERROR_CHARS = 60;
 
-const STATUS_NAMES = ["queued", "offered", "running", "succeeded", "failed", "cancelled"] as const;
+const STATUS_NAMES = LISTED_STATUSES.map(statusName);
 
-function statusFromName(name: string): JobStatus {
-  const i = STATUS_NAMES.indexOf(name.toLowerCase() as (typeof STATUS_NAMES)[number]);
-  if (i < 0) throw new CliError(`--status: ${JSON.stringify(name)} is not one of ${STATUS_NAMES.join(", ")}`, EXIT.usage);
-  return (i + 1) as JobStatus;
+function parseStatus(name: string): JobStatus {
+  const status = statusFromName(name);
+  if (status === undefined) throw new CliError(`--status: ${JSON.stringify(name)} is not one of ${STATUS_NAMES.join(", ")}`, EXIT.usage);
+  return status;
 }
-
-const statusName = (s: JobStatus) => enumName(JobStatus, s);
 
 function printJob(o: Output, g: GlobalOptions, job: Job) {
   if (g.json) return printJson(o, JobSchema, job);
@@ -66,7 +65,7 @@ async function watch(g: GlobalOptions, o: Output, ids: string[], filter: { statu
     const job = res.job;
     if (!job) continue;
     view.update(job);
-    if (FINAL_STATUSES.has(job.status)) {
+    if (isFinal(job.status)) {
       open.delete(job.id);
       if (job.status !== JobStatus.SUCCEEDED) failed.add(job.id);
       else {
@@ -145,7 +144,7 @@ export function registerJobs(program: Command, run: Runner) {
         const pageSize = Number(opts.limit);
         if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 500) throw new CliError("--limit: a whole number from 1 to 500", EXIT.usage);
         const res = await studioClient(JobService, g).listJobs({
-          statuses: (opts.status ?? []).map(statusFromName),
+          statuses: (opts.status ?? []).map(parseStatus),
           model: opts.model ?? "",
           pageSize,
           pageToken: opts.pageToken ?? "",
@@ -179,7 +178,7 @@ export function registerJobs(program: Command, run: Runner) {
     .option("--output <dir>", "save the outputs of each job that succeeds in this folder as <job id>-<index>.<ext>")
     .action(
       run(async (g, o, opts: { status?: string[]; model?: string; output?: string }, ids: string[]) =>
-        watch(g, o, ids, { statuses: (opts.status ?? []).map(statusFromName), model: opts.model ?? "" }, opts.output),
+        watch(g, o, ids, { statuses: (opts.status ?? []).map(parseStatus), model: opts.model ?? "" }, opts.output),
       ),
     );
 

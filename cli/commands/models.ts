@@ -1,18 +1,13 @@
 import type { Command } from "commander";
-import { modelSourceToJsonValue, engineName, vramText } from "../../contract/index.js";
+import { approxSourceBytes, engineName, formatBytes, modelSourceFromJson, modelToDoc, vramText } from "../../contract/index.js";
 import { RegistryService, ListModelsResponseSchema, VerifyModelResponseSchema } from "../../gen/studio/v1/registry_service_pb.js";
 import { ModelSchema, type Model } from "../../gen/studio/v1/model_pb.js";
 import { writeFileSync } from "node:fs";
 import { studioClient, type GlobalOptions } from "../connection.js";
 import { CliError, EXIT } from "../exit-codes.js";
-import { parseModelEntries, readJsonFile, sourceFromJson } from "../input-files.js";
-import { formatBytes, formatTime, printJson, printValue, renderTable, type Output } from "../output.js";
+import { readJsonFile, readModelDocs, sourceFromJson } from "../input-files.js";
+import { formatTime, printJson, printValue, renderTable, type Output } from "../output.js";
 import type { Runner } from "./runner.js";
-
-/** A model as one entry of an export file (the import format). */
-export function modelToEntry(m: Model) {
-  return { name: m.name, description: m.description, enabled: m.enabled, source: m.source ? modelSourceToJsonValue(m.source) : null };
-}
 
 function printModel(o: Output, g: GlobalOptions, m: Model) {
   if (g.json) return printJson(o, ModelSchema, m);
@@ -21,7 +16,9 @@ function printModel(o: Output, g: GlobalOptions, m: Model) {
       `gpu memory:  ${vramText(m.vram)}\n` +
       `description: ${m.description || "-"}\nupdated:     ${formatTime(m.updateTime)}\n`,
   );
-  o.out(`source:\n${JSON.stringify(m.source ? modelSourceToJsonValue(m.source) : null, null, 2).replace(/^/gm, "  ")}\n`);
+  // An unreadable stored source is shown as stored, with what is wrong with it (as export writes it).
+  if (!m.source) o.out(`source unreadable: ${m.unreadableSourceError}\n`);
+  o.out(`source:\n${JSON.stringify(modelToDoc(m).source, null, 2).replace(/^/gm, "  ")}\n`);
 }
 
 /** `studio models ...`: the registry. */
@@ -41,7 +38,7 @@ export function registerModels(program: Command, run: Runner) {
           m.enabled ? "yes" : "no",
           engineName(m.source?.engine ?? 0) ?? "?",
           String(m.source?.files.length ?? 0),
-          formatBytes(m.source?.files.reduce((s, f) => s + (f.approxBytes ?? 0n), 0n)),
+          formatBytes(m.source ? approxSourceBytes(m.source) : undefined),
           m.description.length > 50 ? `${m.description.slice(0, 47)}...` : m.description,
         ]);
         o.out(renderTable(["NAME", "ENABLED", "ENGINE", "FILES", "SIZE", "DESCRIPTION"], rows, { tty: o.isTTY }));
@@ -160,7 +157,7 @@ export function registerModels(program: Command, run: Runner) {
     .option("--replace", "update models that already exist instead of failing")
     .action(
       run(async (g, o, opts: { replace?: boolean }, file: string) => {
-        const entries = parseModelEntries(readJsonFile(file, "import"), file);
+        const entries = readModelDocs(file);
         const client = studioClient(RegistryService, g);
         const existing = new Set((await client.listModels({})).models.map((m) => m.name));
         const clashes = entries.filter((e) => existing.has(e.name)).map((e) => e.name);
@@ -170,11 +167,11 @@ export function registerModels(program: Command, run: Runner) {
         const done: Array<{ name: string; action: string }> = [];
         for (const e of entries) {
           if (existing.has(e.name)) {
-            await client.updateModel({ name: e.name, source: e.source, description: e.description });
+            await client.updateModel({ name: e.name, source: modelSourceFromJson(e.source), description: e.description });
             await client.setModelEnabled({ name: e.name, enabled: e.enabled });
             done.push({ name: e.name, action: "updated" });
           } else {
-            await client.createModel({ name: e.name, source: e.source, description: e.description, enabled: e.enabled });
+            await client.createModel({ name: e.name, source: modelSourceFromJson(e.source), description: e.description, enabled: e.enabled });
             done.push({ name: e.name, action: "created" });
           }
         }
@@ -194,7 +191,7 @@ export function registerModels(program: Command, run: Runner) {
           names.length > 0
             ? await Promise.all(names.map(async (name) => (await client.getModel({ name })).model!))
             : (await client.listModels({})).models;
-        const text = `${JSON.stringify(list.map(modelToEntry), null, 2)}\n`;
+        const text = `${JSON.stringify(list.map(modelToDoc), null, 2)}\n`;
         if (opts.out) {
           writeFileSync(opts.out, text);
           if (!g.json) o.err(`wrote ${list.length} model(s) to ${opts.out}\n`);

@@ -1,8 +1,8 @@
 import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import { migrate } from "drizzle-orm/bun-sqlite/migrator";
+import { keepPrivate } from "./file-modes.js";
 import { GroupCommit } from "./group-commit.js";
 import * as schema from "./schema.js";
 
@@ -23,8 +23,8 @@ const MIGRATIONS = join(import.meta.dir, "migrations");
  * and a busy timeout, and applies the committed migrations.
  */
 export function openStudioDb(dataDir: string, { busyTimeoutMs = 5000 }: { busyTimeoutMs?: number } = {}): StudioDb {
-  mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, "studio.db");
+  keepPrivate(dataDir, path);
   const sqlite = new Database(path, { create: true, strict: true });
   sqlite.exec("PRAGMA journal_mode = WAL");
   sqlite.exec("PRAGMA synchronous = NORMAL");

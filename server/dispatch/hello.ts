@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { isSha256Hex } from "../../contract/hex.js";
 import { urlProblem } from "../../contract/model-source.js";
 import { engineName, type EngineName } from "../../contract/names.js";
-import { GpuVendor, type GpuDevice, type WorkerHello } from "../../gen/studio/v1/worker_service_pb.js";
+import { GpuVendor, type CacheUpdate, type GpuDevice, type WorkerHello } from "../../gen/studio/v1/worker_service_pb.js";
 import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
 import { MAX_CACHED_DIGESTS, MAX_CACHED_URLS } from "./worker-registry.js";
 
@@ -68,6 +68,25 @@ export function checkCachedUrls(urls: readonly string[], field: string): void {
     const why = urlProblem(url);
     if (why) throw new ConnectError(`${field}: a URL ${why} (got ${JSON.stringify(url.slice(0, 80))})`, Code.InvalidArgument);
   }
+}
+
+/**
+ * Checks a worker's cache_update as hello's cached lists are checked, before anything is applied:
+ * added digests are lower-case sha256 hex, added URLs http(s) within the source limits, and no list
+ * is longer than what the studio keeps per worker. INVALID_ARGUMENT names the field (the session ends).
+ */
+export function checkCacheUpdate(update: CacheUpdate): void {
+  const lists = [
+    ["added_sha256", update.addedSha256, MAX_CACHED_DIGESTS],
+    ["removed_sha256", update.removedSha256, MAX_CACHED_DIGESTS],
+    ["removed_urls", update.removedUrls, MAX_CACHED_URLS],
+  ] as const;
+  for (const [field, list, max] of lists)
+    if (list.length > max) throw new ConnectError(`cache_update: ${field} may list at most ${max} entries (got ${list.length})`, Code.InvalidArgument);
+  const bads = update.addedSha256.find((s) => !isSha256Hex(s));
+  if (bads !== undefined)
+    throw new ConnectError(`cache_update: added_sha256 must hold lower-case sha256 hex digests (got ${JSON.stringify(bads.slice(0, 80))})`, Code.InvalidArgument);
+  checkCachedUrls(update.addedUrls, "cache_update: added_urls");
 }
 
 /** Checks a worker's hello (names, bounded counts, known engines) or throws INVALID_ARGUMENT naming the field. */

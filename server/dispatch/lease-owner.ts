@@ -5,14 +5,16 @@ import { DispatchError } from "./dispatch-error.js";
  * Which token took each live lease (the session's or the poller's caller), kept
  * in memory beside the lease rows. A lease id is a 128-bit secret, so knowing it
  * is what lets a worker act on a job today; the auth issue tightens that here.
- * Beside the token it keeps how many outputs the job's task asks for, worked out
- * once when the lease is taken, so uploads and complete need not parse the task again.
+ * Beside the token it keeps how many outputs the job's task asks for and the media types
+ * they may have, worked out once when the lease is taken, so uploads and complete need not
+ * parse the task again.
  */
 export class LeaseOwners {
-  readonly #leases = new Map<string, { tokenId: string; expectedOutputs: number }>();
+  readonly #leases = new Map<string, { tokenId: string; expectedOutputs: number; mimeTypes: ReadonlySet<string> }>();
 
-  record(leaseId: string, tokenId: string, expectedOutputs: number): void {
-    this.#leases.set(leaseId, { tokenId, expectedOutputs });
+  /** mimeTypes: the task kind's fixed set (outputMimeTypes), shared, not copied. */
+  record(leaseId: string, tokenId: string, expectedOutputs: number, mimeTypes: ReadonlySet<string>): void {
+    this.#leases.set(leaseId, { tokenId, expectedOutputs, mimeTypes });
   }
 
   forget(leaseId: string): void {
@@ -21,6 +23,11 @@ export class LeaseOwners {
 
   tokenOf(leaseId: string): string | undefined {
     return this.#leases.get(leaseId)?.tokenId;
+  }
+
+  /** The output media types recorded with the lease, or undefined for a lease not recorded here. */
+  mimeTypesOf(leaseId: string): ReadonlySet<string> | undefined {
+    return this.#leases.get(leaseId)?.mimeTypes;
   }
 
   /** The output count recorded with the lease, or undefined for a lease not recorded here (taken before a restart). */

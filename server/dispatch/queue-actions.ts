@@ -1,7 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { randomUUID } from "node:crypto";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { expectedOutputCount } from "../../contract/task.js";
+import { expectedOutputCount, outputMimeTypes } from "../../contract/task.js";
+import { checkOutputMimeType } from "../outputs/mime-type.js";
 import { OfferSchema, type JobOutput, type JobProgress, type Offer, type Task } from "../../gen/studio/v1/job_pb.js";
 import type { OutputStaging, StagedOutput } from "../outputs/output-staging.js";
 import type { Caller } from "../auth/caller.js";
@@ -98,7 +99,7 @@ export class QueueActions {
   /** Records a freshly claimed row's lease for `tokenId` and builds its Offer (parsing the stored task once). */
   #leased(row: JobRow, tokenId: string): Claimed {
     const task = taskFromJson(row.task);
-    this.deps.owners.record(row.leaseId!, tokenId, expectedOutputCount(task));
+    this.deps.owners.record(row.leaseId!, tokenId, expectedOutputCount(task), outputMimeTypes(task));
     return { row, offer: QueueActions.offerOf(row, task) };
   }
 
@@ -120,7 +121,8 @@ export class QueueActions {
     }
     const { kept, lost } = await this.deps.store.keep(mine, workerName, this.#now(), this.#ttl);
     for (const row of kept) {
-      this.deps.owners.record(row.leaseId!, caller.tokenId, expectedOutputCount(taskFromJson(row.task)));
+      const task = taskFromJson(row.task);
+      this.deps.owners.record(row.leaseId!, caller.tokenId, expectedOutputCount(task), outputMimeTypes(task));
       this.deps.registry.release(row.leaseId!);
     }
     return { kept, lost: [...lost, ...foreign] };
@@ -149,6 +151,11 @@ export class QueueActions {
    */
   expectedOutputs(leaseId: string, row: JobRow): number {
     return this.deps.owners.expectedOutputsOf(leaseId) ?? expectedOutputCount(taskFromJson(row.task));
+  }
+
+  /** The media types the outputs of `row`, a job under `leaseId`, may have: recorded with the lease, else from the row's task. */
+  outputMimeTypes(leaseId: string, row: JobRow): ReadonlySet<string> {
+    return this.deps.owners.mimeTypesOf(leaseId) ?? outputMimeTypes(taskFromJson(row.task));
   }
 
   /** The row under a current lease the caller may act on. */
@@ -221,11 +228,17 @@ export class QueueActions {
     opts: CompleteOptions = {},
   ): Promise<JobRow> {
     let expected = this.deps.owners.expectedOutputsOf(lease.leaseId);
-    const known = expected !== undefined && this.deps.owners.tokenOf(lease.leaseId) === caller.tokenId;
-    if (!known) expected = this.expectedOutputs(lease.leaseId, await this.current(lease, caller));
+    let mimeTypes = this.deps.owners.mimeTypesOf(lease.leaseId);
+    const known = expected !== undefined && mimeTypes !== undefined && this.deps.owners.tokenOf(lease.leaseId) === caller.tokenId;
+    if (!known) {
+      const row = await this.current(lease, caller);
+      expected = this.expectedOutputs(lease.leaseId, row);
+      mimeTypes = this.outputMimeTypes(lease.leaseId, row);
+    }
     const staged: StagedOutput[] = [];
     try {
       QueueActions.#collect(outputs, outputCount, expected!, staged, opts.countMessage);
+      for (const o of staged) checkOutputMimeType(o.meta.mimeType, mimeTypes!, o.meta.index);
     } catch (err) {
       // The lease's state comes first: a stale lease is failed_precondition, whatever the outputs are.
       if (known) await this.current(lease, caller);

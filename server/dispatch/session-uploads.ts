@@ -5,7 +5,7 @@ import type { Caller } from "../auth/caller.js";
 import type { OutputStore, OutputUpload } from "../outputs/output-store.js";
 import type { OutputStaging, StagedOutput } from "../outputs/output-staging.js";
 import { OutputError } from "../outputs/output-error.js";
-import { checkMimeType } from "../outputs/mime-type.js";
+import { checkMimeType, checkOutputMimeType } from "../outputs/mime-type.js";
 import { imageSize } from "../outputs/image-size.js";
 import type { QueueActions } from "./queue-actions.js";
 
@@ -97,6 +97,7 @@ export class SessionUploads {
     if (chunk.index >= expected)
       throw new OutputError("invalid_argument", `output index ${chunk.index} is out of range: the task asks for ${expected}`);
     checkMimeType(chunk.mimeType);
+    checkOutputMimeType(chunk.mimeType, this.actions.outputMimeTypes(chunk.leaseId, row), chunk.index);
     if (this.#active.size >= MAX_OPEN_UPLOADS)
       throw new OutputError("resource_exhausted", `at most ${MAX_OPEN_UPLOADS} outputs may be in flight per session`);
     const size = chunk.totalSize > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(chunk.totalSize);

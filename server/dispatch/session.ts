@@ -19,7 +19,7 @@ import { SessionOutbox } from "./session-outbox.js";
 import type { DeclineMemory } from "./decline-memory.js";
 import type { Dispatcher } from "./dispatcher.js";
 import { refusalOf } from "./dispatch-error.js";
-import { checkCachedUrls, checkGpus, checkHello } from "./hello.js";
+import { checkCacheUpdate, checkGpus, checkHello } from "./hello.js";
 import { WorkerGpus } from "./worker-gpus.js";
 import { probePeer } from "./peer-liveness.js";
 import type { Claimed, QueueActions } from "./queue-actions.js";
@@ -244,9 +244,9 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
       return;
     }
     case "cacheUpdate": {
+      checkCacheUpdate(msg.value);
       for (const s of msg.value.removedSha256) worker.cached.delete(s);
       for (const s of msg.value.addedSha256) if (worker.cached.size < MAX_CACHED_DIGESTS) worker.cached.add(s);
-      checkCachedUrls(msg.value.addedUrls, "cache_update: added_urls");
       for (const u of msg.value.removedUrls) worker.cachedUrls.delete(u);
       for (const u of msg.value.addedUrls) if (worker.cachedUrls.size < MAX_CACHED_URLS) worker.cachedUrls.add(u);
       deps.dispatcher.wake();

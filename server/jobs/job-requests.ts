@@ -3,7 +3,7 @@ import { formatIssues, type ValidationIssue } from "../../contract/issues.js";
 import { taskIssues } from "../../contract/task.js";
 import { JobStatus, TaskSchema, type Task } from "../../gen/studio/v1/job_pb.js";
 import type { CreateJobRequest } from "../../gen/studio/v1/job_service_pb.js";
-import { modelNameProblem } from "../../contract/model-name.js";
+import { modelNameProblem } from "../../contract/model-doc.js";
 import { JobError } from "./job-errors.js";
 import { statusToRow, type JobStatusName } from "./job-row.js";
 import type { NewJob } from "./job-store.js";

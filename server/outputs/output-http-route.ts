@@ -1,4 +1,5 @@
 import type * as http from "node:http";
+import { IMAGE_OUTPUT_TYPES } from "../../contract/task.js";
 import { Readable } from "node:stream";
 import type { JobRow } from "../jobs/job-row.js";
 import { sendText, type HttpRoute } from "../http/http-routes.js";
@@ -6,10 +7,16 @@ import { OutputError } from "./output-error.js";
 import { findJobOutput } from "./job-output-reader.js";
 import type { OutputStore } from "./output-store.js";
 
+/** Outputs a browser may show in place: the raster image types image jobs upload (never SVG, which can hold script). */
+const INLINE_TYPES = IMAGE_OUTPUT_TYPES;
+
 /**
  * `GET /jobs/{id}/outputs/{index}` for browsers and curl: the stored bytes with
  * the output's Content-Type, Content-Length, and its sha256 as a strong ETag
- * (answering If-None-Match with 304). HEAD gets the headers only.
+ * (answering If-None-Match with 304). HEAD gets the headers only. Every answer carries
+ * `Content-Security-Policy: sandbox`, and anything but a raster image is an attachment, so
+ * that an output (stored before uploads were restricted, or by a hostile worker) cannot run
+ * script on the studio's origin.
  */
 export function outputHttpRoute(getJob: (id: string) => Promise<JobRow | undefined>, outputs: OutputStore): HttpRoute {
   return {
@@ -30,13 +37,16 @@ export function outputHttpRoute(getJob: (id: string) => Promise<JobRow | undefin
         throw err;
       }
       const etag = `"${output.sha256}"`;
-      const headers = {
+      const headers: Record<string, string> = {
         "content-type": output.mimeType,
         "content-length": String(output.sizeBytes),
         etag,
         "cache-control": "private, max-age=31536000, immutable",
         "x-content-type-options": "nosniff",
+        // Bytes a worker produced, served from the studio's own origin: never a document that runs script here.
+        "content-security-policy": "sandbox",
       };
+      if (!INLINE_TYPES.has(output.mimeType)) headers["content-disposition"] = `attachment; filename="${jobId.replace(/[^A-Za-z0-9._-]/g, "_")}-${params.index}"`;
       const w = res as http.ServerResponse;
       if (req.headers["if-none-match"] === etag) {
         w.writeHead(304, { etag });

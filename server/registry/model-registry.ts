@@ -4,7 +4,7 @@ import { modelSourceProblem, parseModelSourceJson, validateModelSource, modelSou
 import { engineName, type EngineName } from "../../contract/names.js";
 import { vramNeedOf, vramRequirementOf } from "../../contract/vram.js";
 import { ModelSchema, type Model, type ModelSource } from "../../gen/studio/v1/model_pb.js";
-import { checkModelName } from "./model-name.js";
+import { descriptionProblem, modelNameProblem } from "../../contract/model-doc.js";
 import { modelDisabled, modelNotFound, modelSourceInvalid, RegistryError } from "./registry-errors.js";
 
 /** A model resolved for a job: what the job row stores at write time. */
@@ -42,8 +42,6 @@ export interface ModelRow {
   updatedAt: number;
 }
 
-/** The longest description the registry stores. */
-export const MAX_DESCRIPTION_LENGTH = 4096;
 
 /**
  * The registry: the single source of truth for what a model name means. Every
@@ -122,13 +120,15 @@ function engineOf(source: ModelSource): EngineName {
   return name;
 }
 
+/** Throws a RegistryError("invalid_model_name") naming the field when the name breaks the rules. */
+export function checkModelName(name: string, field = "name"): void {
+  const why = modelNameProblem(name);
+  if (why) throw new RegistryError("invalid_model_name", name, `${field}: ${why}`);
+}
+
 function checkDescription(description: string): string {
-  if (description.length > MAX_DESCRIPTION_LENGTH)
-    throw new RegistryError(
-      "invalid_description",
-      "",
-      `description: must be at most ${MAX_DESCRIPTION_LENGTH} characters (got ${description.length})`,
-    );
+  const why = descriptionProblem(description);
+  if (why) throw new RegistryError("invalid_description", "", `description: ${why}`);
   return description;
 }
 

@@ -10,8 +10,7 @@ import {
   SetModelEnabledResponseSchema,
   UpdateModelResponseSchema,
 } from "../../gen/studio/v1/registry_service_pb.js";
-import { checkModelName } from "./model-name.js";
-import type { ModelRegistry } from "./model-registry.js";
+import { checkModelName, type ModelRegistry } from "./model-registry.js";
 import { modelSourceInvalid } from "./registry-errors.js";
 import { atRegistryEdge } from "./registry-rpc-errors.js";
 import { verifySource } from "./verify-model.js";

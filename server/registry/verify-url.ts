@@ -1,3 +1,5 @@
+import { guardedFetch } from "./guarded-fetch.js";
+
 /** What one URL check found. */
 export interface UrlCheck {
   reachable: boolean;
@@ -15,7 +17,8 @@ export interface UrlCheckOptions {
   /** The deadline for the whole check of one URL, redirects included. */
   timeoutMs: number;
   maxRedirects?: number;
-  fetch?: typeof fetch;
+  /** guardedFetch unless a test passes its own. */
+  fetch?: (url: string, init: RequestInit) => Promise<Response>;
 }
 
 /** The most redirects a check follows before giving up. */
@@ -29,10 +32,12 @@ const REDIRECT = new Set([301, 302, 303, 307, 308]);
  * one-byte ranged GET where HEAD is refused (403/405/501). Redirects are followed
  * by hand so that each hop is seen: at most maxRedirects, and never to a scheme
  * other than http: or https:. 200 (or 206 for the ranged GET) at the end is reachable.
+ * Each hop goes through guardedFetch, which refuses link-local and unspecified addresses
+ * (the cloud metadata service among them) where it connects.
  */
 export async function checkUrl(
   url: string,
-  { timeoutMs, maxRedirects = DEFAULT_MAX_REDIRECTS, fetch: fetchFn = fetch }: UrlCheckOptions,
+  { timeoutMs, maxRedirects = DEFAULT_MAX_REDIRECTS, fetch: fetchFn = guardedFetch }: UrlCheckOptions,
 ): Promise<UrlCheck> {
   const signal = AbortSignal.timeout(timeoutMs);
   let current = url;

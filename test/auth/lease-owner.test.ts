@@ -65,7 +65,7 @@ test("a worker may not act on another worker's lease: PERMISSION_DENIED on the p
   // The owner is unaffected and finishes the job.
   a.send({ case: "accept", value: lease });
   expect(await a.receipt(lease.jobId, lease.leaseId)).toMatchObject({ ok: true });
-  a.upload(lease, 0, new TextEncoder().encode("mine"), { mimeType: "text/plain" });
+  a.upload(lease, 0, new TextEncoder().encode("mine"), { mimeType: "image/png" });
   expect(await a.complete(lease)).toMatchObject({ ok: true });
   expect((await jobs.getJob({ jobId: job!.id })).job?.workerName).toBe("worker-a");
   await a.close();

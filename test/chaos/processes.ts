@@ -1,6 +1,7 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
+import { forEngines } from "../e2e/worker-harness.js";
 
 export const REPO = resolve(import.meta.dir, "../..");
 
@@ -41,7 +42,7 @@ function spawnLogged(argv: string[], logFile: string, env: Record<string, string
   try {
     const proc = Bun.spawn(argv, {
       cwd: REPO,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", STUDIO_ENGINE_ENV: forEngines(env), ...env },
       stdin: "ignore",
       stdout: fd,
       stderr: fd,

@@ -14,8 +14,17 @@ describe("watch view", () => {
   test("bars show bytes while downloading and steps while running", () => {
     expect(progressBar(1, 4)).toBe(`[${"#".repeat(6)}${"-".repeat(18)}]  25%`);
     expect(progressBar(5, 4)).toContain("100%");
-    expect(jobLine(job(JobStatus.RUNNING, { phase: JobPhase.DOWNLOADING, bytesDone: 500n, bytesTotal: 1000n }))).toContain(" 50% 500 B/1.0 KB");
-    expect(jobLine(job(JobStatus.RUNNING, { phase: JobPhase.RUNNING, step: 3, steps: 4 }))).toContain("step 3/4");
+    expect(jobLine(job(JobStatus.RUNNING, { phase: JobPhase.DOWNLOADING, bytesDone: 500n, bytesTotal: 1000n }))).toContain(" 50% 500 B of 1000 B");
+    expect(jobLine(job(JobStatus.RUNNING, { phase: JobPhase.RUNNING, step: 3, steps: 4 }))).toContain("step 3 of 4");
+    // No Content-Length yet: the bar measures against the source's approxBytes, as the web page does.
+    const approx = create(JobSchema, {
+      id: "j3",
+      model: "m",
+      status: JobStatus.RUNNING,
+      progress: { phase: JobPhase.DOWNLOADING, bytesDone: 1024n },
+      modelSource: { files: [{ url: "http://h/a", filename: "a", approxBytes: 4096n }] },
+    });
+    expect(jobLine(approx)).toContain(" 25% 1.0 KiB of 4.0 KiB");
     expect(jobLine(create(JobSchema, { id: "j2", model: "m", status: JobStatus.FAILED, error: "boom" }))).toContain("boom");
   });
 

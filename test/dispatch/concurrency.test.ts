@@ -56,7 +56,7 @@ test(`${WORKERS} streaming workers and ${POLLERS} pollers share ${JOBS} jobs: ea
       take(`w${i}`, offer.jobId);
       running.push(
         (async () => {
-          w.upload(offer, 0, payload(offer.jobId), { mimeType: "text/plain" });
+          w.upload(offer, 0, payload(offer.jobId), { mimeType: "image/png" });
           const r = await w.complete(offer);
           expect(r).toMatchObject({ ok: true });
           done(offer.jobId);
@@ -75,7 +75,7 @@ test(`${WORKERS} streaming workers and ${POLLERS} pollers share ${JOBS} jobs: ea
       await client.completeJob({
         jobId: claim.jobId,
         leaseId: claim.leaseId,
-        outputs: [{ index: 0, mimeType: "text/plain", data, sha256: createHash("sha256").update(data).digest("hex") }],
+        outputs: [{ index: 0, mimeType: "image/png", data, sha256: createHash("sha256").update(data).digest("hex") }],
       });
       done(claim.jobId);
     }

@@ -16,7 +16,7 @@ afterEach(async () => {
 const digest = (d: Uint8Array) => createHash("sha256").update(d).digest("hex");
 const output = (index: number, text: string) => {
   const data = new TextEncoder().encode(text);
-  return { index, mimeType: "text/plain", data, sha256: digest(data) };
+  return { index, mimeType: "image/png", data, sha256: digest(data) };
 };
 
 /*

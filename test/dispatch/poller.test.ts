@@ -62,16 +62,16 @@ describe("polling API", () => {
     const b = new TextEncoder().encode("second");
     const digest = (d: Uint8Array) => createHash("sha256").update(d).digest("hex");
     const wrong = await codeOf(
-      poller.completeJob({ ...lease, outputs: [{ index: 0, mimeType: "text/plain", data: a, sha256: digest(b) }, { index: 1, mimeType: "text/plain", data: b, sha256: digest(b) }] }),
+      poller.completeJob({ ...lease, outputs: [{ index: 0, mimeType: "image/png", data: a, sha256: digest(b) }, { index: 1, mimeType: "image/png", data: b, sha256: digest(b) }] }),
     );
     expect(wrong.code).toBe(Code.InvalidArgument);
     expect(wrong.message).toContain("outputs[0].sha256");
-    const short = await codeOf(poller.completeJob({ ...lease, outputs: [{ index: 0, mimeType: "text/plain", data: a, sha256: digest(a) }] }));
+    const short = await codeOf(poller.completeJob({ ...lease, outputs: [{ index: 0, mimeType: "image/png", data: a, sha256: digest(a) }] }));
     expect(short.code).toBe(Code.InvalidArgument);
     expect(short.message).toContain("the task asks for 2");
     const big = new Uint8Array(2048);
     const over = await codeOf(
-      poller.completeJob({ ...lease, outputs: [{ index: 0, mimeType: "text/plain", data: big, sha256: digest(big) }, { index: 1, mimeType: "text/plain", data: b, sha256: digest(b) }] }),
+      poller.completeJob({ ...lease, outputs: [{ index: 0, mimeType: "image/png", data: big, sha256: digest(big) }, { index: 1, mimeType: "image/png", data: b, sha256: digest(b) }] }),
     );
     expect(over.code).toBe(Code.ResourceExhausted);
     expect(over.message).toContain("over the studio's limit of 1024 bytes");
@@ -81,8 +81,8 @@ describe("polling API", () => {
     const done = await poller.completeJob({
       ...lease,
       outputs: [
-        { index: 1, mimeType: "text/plain", data: b, sha256: digest(b) },
-        { index: 0, mimeType: "text/plain", data: a, sha256: digest(a) },
+        { index: 1, mimeType: "image/png", data: b, sha256: digest(b) },
+        { index: 0, mimeType: "image/png", data: a, sha256: digest(a) },
       ],
     });
     expect(done.job?.status).toBe(JobStatus.SUCCEEDED);

@@ -143,7 +143,7 @@ export class SimWorker {
           jobId: offer.jobId,
           leaseId: offer.leaseId,
           index,
-          mimeType: opts.mimeType ?? "application/octet-stream",
+          mimeType: opts.mimeType ?? "image/png",
           totalSize: opts.totalSize ?? BigInt(data.byteLength),
           sha256,
           offset: BigInt(offset),

@@ -93,6 +93,16 @@ export function alive(pid: number): boolean {
   }
 }
 
+/**
+ * The variables a test gives a worker for its fixture engines (FAKE_SD_MODE, ...), as --engine-env
+ * names them: engines get a minimal environment otherwise (issue 16, item 13).
+ */
+export function forEngines(env: Record<string, string>): string {
+  return Object.keys(env)
+    .filter((k) => !k.startsWith("STUDIO_") && k !== "HF_TOKEN")
+    .join(",");
+}
+
 /** The compiled worker as a child process, with its JSON log lines collected. */
 export class WorkerProcess {
   readonly lines: Array<Record<string, unknown>> = [];
@@ -102,7 +112,7 @@ export class WorkerProcess {
 
   constructor(args: string[], env: Record<string, string> = {}) {
     this.proc = Bun.spawn([workerBinary(), ...args], {
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", STUDIO_ENGINE_ENV: forEngines(env), ...env },
       stdout: "pipe",
       stderr: "pipe",
     });

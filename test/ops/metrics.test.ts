@@ -86,7 +86,7 @@ describe("/metrics moves as jobs flow", () => {
     w.send({ case: "accept", value: { jobId: first.jobId, leaseId: first.leaseId } });
     await w.receipt(first.jobId, first.leaseId);
     clock += 3_000;
-    w.upload(first, 0, new TextEncoder().encode("12345"), { mimeType: "text/plain" });
+    w.upload(first, 0, new TextEncoder().encode("12345"), { mimeType: "image/png" });
     expect(await w.complete(first)).toMatchObject({ ok: true });
     text = await scrape();
     expect(sample(text, "studio_jobs", { status: "SUCCEEDED" })).toBe(1);

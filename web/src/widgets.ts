@@ -1,29 +1,29 @@
-import type { Job } from "../../gen/studio/v1/job_pb.js";
+import { JobStatus, type Job } from "../../gen/studio/v1/job_pb.js";
+import { jobProgressMeasure, phaseName, progressText, statusName } from "../../contract/job-progress.js";
 import { h } from "./dom.js";
-import { PHASE_NAMES, STATUS_NAMES, progressOf } from "./format.js";
 
 /** A status badge whose text is the status name (colour is never the only cue). */
 export function statusBadge(job: Job): HTMLElement {
-  const name = STATUS_NAMES[job.status] ?? `status ${job.status}`;
+  const name = statusName(job.status);
   return h("span", { class: `badge status-${name}`, "data-status": name }, name);
 }
 
 /**
  * A job's progress: a labelled <progress> (bytes while downloading, then steps),
- * indeterminate when the total is unknown; empty for jobs that are not running.
+ * indeterminate when the total is unknown or nothing is counted; empty for jobs that are not running.
  */
 export function progressCell(job: Job): HTMLElement {
-  const p = progressOf(job);
   const box = h("div", { class: "progress", "data-job-progress": job.id });
-  if (!p) {
-    if (job.progress && job.progress.phase && job.status === 3) box.append(PHASE_NAMES[job.progress.phase]);
-    return box;
+  const p = job.progress;
+  if (!p || job.status !== JobStatus.RUNNING) return box;
+  const phase = p.phase ? phaseName(p.phase) : "running";
+  const m = jobProgressMeasure(job);
+  const label = m ? `${phase} ${progressText(m, p.rate)}` : phase;
+  const bar = h("progress", { "aria-label": `Progress of job ${job.id}`, "aria-valuetext": label });
+  if (m && m.total > 0) {
+    bar.max = m.total;
+    bar.value = m.done;
   }
-  const bar = h("progress", { "aria-label": `Progress of job ${job.id}`, "aria-valuetext": p.label });
-  if (p.max > 0) {
-    bar.max = p.max;
-    bar.value = p.value;
-  }
-  box.append(bar, h("span", { class: "progress-label" }, p.label));
+  box.append(bar, h("span", { class: "progress-label" }, label));
   return box;
 }

@@ -17,7 +17,7 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /**
  * GETs a URL following redirects by hand, so each hop is checked: only http(s)
- * targets are followed, and the bearer token goes only to a token host on the
+ * targets are followed, and the bearer token goes only to a token host over https on the
  * origin the request started at — once a redirect leaves that origin (Hugging
  * Face answers 302 to its CDN) the Authorization header is dropped for good.
  * Non-2xx answers become TransferFailures classified by status.
@@ -34,8 +34,7 @@ export async function fetchFollowing(
   let sameOrigin = true;
   for (let hop = 0; ; hop++) {
     const sent: Record<string, string> = { "accept-encoding": "identity", ...headers };
-    if (policy.hfToken && sameOrigin && policy.isTokenHost(current.hostname))
-      sent.authorization = `Bearer ${policy.hfToken}`;
+    if (policy.hfToken && sameOrigin && mayCarryToken(current, policy)) sent.authorization = `Bearer ${policy.hfToken}`;
     let response: Response;
     try {
       response = await fetch(current.href, { headers: sent, redirect: "manual", signal });
@@ -59,6 +58,20 @@ export async function fetchFollowing(
     }
     return { response, finalUrl: current.href };
   }
+}
+
+/**
+ * Whether a request to `url` may carry the Hugging Face token: a token host, over https. Plain
+ * http would hand the token to anyone on the path; only a loopback address (which never leaves the
+ * machine, and which no default token host is) is exempt.
+ */
+export function mayCarryToken(url: URL, policy: Pick<FetchPolicy, "isTokenHost">): boolean {
+  if (!policy.isTokenHost(url.hostname)) return false;
+  return url.protocol === "https:" || isLoopbackHostname(url.hostname);
+}
+
+function isLoopbackHostname(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
 /** Classifies a thrown fetch or body-read error: a stall or cancel when our signal says so, else a network error. */

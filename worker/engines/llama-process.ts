@@ -3,7 +3,7 @@ import { NoRoomError, type WarmProcess } from "../gpus/gpu-pool.js";
 import { freePort } from "./free-port.js";
 import { nextLlamaState, type LlamaState } from "./llama-state.js";
 import { LineTail, SpawnError, killGroup, spawnGroup, type ChildExit, type GroupChild } from "./process-group.js";
-import { engineEnv, type EngineLogger, type JobGpu } from "./types.js";
+import { pinnedEnv, type EngineLogger, type JobGpu } from "./types.js";
 
 /** How one llama-server is started and watched. */
 export interface LlamaProcessOptions {
@@ -204,7 +204,7 @@ export class LlamaProcess implements WarmProcess {
       if (gpu && this.chargeBytes > 0) await gpu.pool.makeRoom(gpu.index, this.chargeBytes, jobId ?? "", this);
       this.port = await freePort();
       group = await spawnGroup(this.opts.binary, this.args(this.port), {
-        env: engineEnv(this.opts.env, { gpu: gpu && { ...gpu, needBytes: this.chargeBytes, needText: "" }, cpuOnly: this.opts.cpuOnly }),
+        env: pinnedEnv(this.opts.env, { gpu: gpu && { ...gpu, needBytes: this.chargeBytes, needText: "" }, cpuOnly: this.opts.cpuOnly }),
         onSpawn: (pgid) => {
           this.opts.onSpawn?.(pgid, this.opts.binary);
           if (gpu) {

@@ -19,7 +19,7 @@ export interface LlamaServerEngineOptions {
   /** How long SIGTERM gets before SIGKILL (default 5 s). */
   stopGraceMs?: number;
   healthIntervalMs?: number;
-  /** The children's environment (default: the worker's). */
+  /** The children's environment (default: engineEnv(), without the worker's tokens). */
   env?: NodeJS.ProcessEnv;
   logger?: EngineLogger;
   /** Called when a warm server's process group starts, so the worker can record it for crash recovery. */

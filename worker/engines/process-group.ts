@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { engineEnv } from "./engine-env.js";
 
 /** How a child process ended: an exit code, or the signal that killed it. */
 export interface ChildExit {
@@ -26,7 +27,8 @@ export class SpawnError extends Error {
 
 /**
  * Starts `binary` with an argv array (never a shell) in its own process group (`detached`),
- * stdout and stderr piped. Rejects with SpawnError when the program cannot start. `onSpawn` gets
+ * stdout and stderr piped, with the minimal engine environment unless `env` is given (engineEnv:
+ * never the worker's tokens). Rejects with SpawnError when the program cannot start. `onSpawn` gets
  * the group id as soon as the process runs, so that a crash recovery record can name it.
  */
 export async function spawnGroup(
@@ -34,7 +36,7 @@ export async function spawnGroup(
   args: string[],
   opts: { cwd?: string; env?: NodeJS.ProcessEnv; onSpawn?: (pgid: number) => void } = {},
 ): Promise<GroupChild> {
-  const child = spawn(binary, args, { cwd: opts.cwd, env: opts.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(binary, args, { cwd: opts.cwd, env: opts.env ?? engineEnv(), detached: true, stdio: ["ignore", "pipe", "pipe"] });
   await new Promise<void>((resolve, reject) => {
     child.once("spawn", () => {
       opts.onSpawn?.(child.pid!);

@@ -9,7 +9,7 @@ import { pngProblem } from "./png.js";
 import { LineTail, SpawnError, killGroup, spawnGroup, type ChildExit, type GroupChild } from "./process-group.js";
 import { LoraTagError, sdCliArgs, sdOutputPaths } from "./sd-cli-args.js";
 import { SdOutputSplitter, parseSdSegment } from "./sd-cli-output.js";
-import { engineEnv, type Engine, type EngineLogger, type EngineOutput, type EngineProgress, type EngineRunRequest } from "./types.js";
+import { pinnedEnv, type Engine, type EngineLogger, type EngineOutput, type EngineProgress, type EngineRunRequest } from "./types.js";
 
 /** Options of the sd-cli engine; `killGraceMs` is how long SIGTERM gets before SIGKILL. */
 export interface SdCliEngineOptions {
@@ -17,7 +17,7 @@ export interface SdCliEngineOptions {
   extraArgs?: string[];
   logger?: EngineLogger;
   killGraceMs?: number;
-  /** The child's environment (default: the worker's), e.g. to pin CUDA_VISIBLE_DEVICES. */
+  /** The child's environment (default: engineEnv(), without the worker's tokens). */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -94,7 +94,7 @@ export class SdCliEngine implements Engine {
     try {
       group = await spawnGroup(this.binary, args, {
         cwd: req.workDir,
-        env: engineEnv(this.env, req),
+        env: pinnedEnv(this.env, req),
         onSpawn: (pgid) => {
           req.onSpawn?.(pgid, this.binary);
           if (gpu) gpu.pool.processStarted(pgid, gpu.index, gpu.needBytes, req.jobId);

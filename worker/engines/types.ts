@@ -1,6 +1,7 @@
 import type { Task } from "../../gen/studio/v1/job_pb.js";
 import type { ModelEngine, ModelFileRole, ModelSource } from "../../gen/studio/v1/model_pb.js";
 import type { GpuPool } from "../gpus/gpu-pool.js";
+import { engineEnv } from "./engine-env.js";
 
 /** One downloaded file of a model source, as the engine sees it: its role and where it lies on disk. */
 export interface EngineFile {
@@ -73,10 +74,13 @@ export interface JobGpu {
 /** The variables that keep a process off every GPU (--gpus none). */
 export const NO_GPU_ENV: Record<string, string> = { CUDA_VISIBLE_DEVICES: "", HIP_VISIBLE_DEVICES: "" };
 
-/** The environment of an engine process for a job: the worker's (or the engine's own), pinned to the job's GPU or kept off all. */
-export function engineEnv(base: NodeJS.ProcessEnv | undefined, req: Pick<EngineRunRequest, "gpu" | "cpuOnly">): NodeJS.ProcessEnv | undefined {
-  if (req.gpu) return { ...(base ?? process.env), ...req.gpu.env };
-  if (req.cpuOnly) return { ...(base ?? process.env), ...NO_GPU_ENV };
+/**
+ * The environment of an engine process for a job: the engine's own (else the minimal engine
+ * environment, without the worker's secrets), pinned to the job's GPU or kept off all.
+ */
+export function pinnedEnv(base: NodeJS.ProcessEnv | undefined, req: Pick<EngineRunRequest, "gpu" | "cpuOnly">): NodeJS.ProcessEnv | undefined {
+  if (req.gpu) return { ...(base ?? engineEnv()), ...req.gpu.env };
+  if (req.cpuOnly) return { ...(base ?? engineEnv()), ...NO_GPU_ENV };
   return base;
 }
 

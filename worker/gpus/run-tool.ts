@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { WORKER_SECRETS } from "../engines/engine-env.js";
 
 /** What a GPU tool printed and how it ended. */
 export interface ToolResult {
@@ -20,6 +21,13 @@ export class ToolError extends Error {
   }
 }
 
+/** The worker's environment without its secrets (a GPU tool has no use for them), in the C locale so that numbers read the same everywhere. */
+function toolEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: "C" };
+  for (const name of WORKER_SECRETS) delete env[name];
+  return env;
+}
+
 /** More output than any GPU listing makes: a tool printing more is broken, not a big machine. */
 const MAX_OUTPUT_BYTES = 1024 * 1024;
 
@@ -31,7 +39,7 @@ const MAX_OUTPUT_BYTES = 1024 * 1024;
 export function runTool(binary: string, args: readonly string[], timeoutMs: number): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
     let settled = false;
-    const child = spawn(binary, [...args], { stdio: ["ignore", "pipe", "pipe"], detached: true, env: { ...process.env, LC_ALL: "C" } });
+    const child = spawn(binary, [...args], { stdio: ["ignore", "pipe", "pipe"], detached: true, env: toolEnv() });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let bytes = 0;

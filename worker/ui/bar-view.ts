@@ -1,33 +1,13 @@
 import cliProgress from "cli-progress";
-import { JobPhase, type JobProgress } from "../../gen/studio/v1/job_pb.js";
+import type { JobProgress } from "../../gen/studio/v1/job_pb.js";
 import type { JobOutcome, JobView } from "../runtime/ports.js";
-import { phaseName } from "./log-view.js";
+import { phaseName, progressMeasure, progressText } from "../../contract/job-progress.js";
 
-/** Formats a byte count as 1.2 GiB. */
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
-}
-
-/** The numbers and words a bar shows for one progress report. */
+/** The numbers and words a bar shows for one progress report (the contract's rule, as the web page and CLI show it). */
 export function barState(p: JobProgress): { value: number; total: number; detail: string } {
-  if (p.phase === JobPhase.DOWNLOADING || p.phase === JobPhase.UPLOADING) {
-    const done = Number(p.bytesDone);
-    const total = Number(p.bytesTotal);
-    const rate = p.rate > 0 ? ` ${formatBytes(p.rate)}/s` : "";
-    return { value: done, total: Math.max(total, done, 1), detail: `${formatBytes(done)}/${total ? formatBytes(total) : "?"}${rate}` };
-  }
-  if (p.steps > 0) {
-    const rate = p.rate > 0 ? (p.rate >= 1 ? ` ${p.rate.toFixed(2)} it/s` : ` ${(1 / p.rate).toFixed(2)} s/it`) : "";
-    return { value: p.step, total: p.steps, detail: `step ${p.step}/${p.steps}${rate}` };
-  }
-  return { value: 0, total: 1, detail: p.message };
+  const m = progressMeasure(p);
+  if (!m) return { value: 0, total: 1, detail: p.message };
+  return { value: m.done, total: Math.max(m.total, m.done, 1), detail: progressText(m, p.rate) };
 }
 
 /**

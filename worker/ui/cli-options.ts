@@ -37,6 +37,7 @@ const FLAGS: Array<[keyof WorkerConfig, string, string]> = [
   ["caFile", "--ca-file <file>", "PEM CA certificate to trust for an https:// studio"],
   ["hfToken", "--hf-token <token>", "Hugging Face token, sent to Hugging Face hosts only"],
   ["labels", "--labels <k=v,...>", "labels shown to operators"],
+  ["engineEnv", "--engine-env <names>", "comma list of environment variables to pass to engines too; they otherwise get PATH, HOME, locale, temp dir, LD_LIBRARY_PATH and GPU runtime settings (CUDA_*, HIP_*, GGML_*, ...), never STUDIO_TOKEN or HF_TOKEN"],
   ["logLevel", "--log-level <level>", "fatal, error, warn, info, debug, trace or silent (default info)"],
   ["progress", "--progress <mode>", "auto (bars on a terminal, else JSON log lines), bars or log"],
 ];

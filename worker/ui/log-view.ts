@@ -1,11 +1,7 @@
 import { JobPhase, type JobProgress } from "../../gen/studio/v1/job_pb.js";
+import { phaseName } from "../../contract/job-progress.js";
 import type { JobOutcome, JobView } from "../runtime/ports.js";
 import type { Logger } from "./logger.js";
-
-/** Lower-case phase names for logs and bars. */
-export function phaseName(phase: JobPhase): string {
-  return JobPhase[phase]?.toLowerCase() ?? String(phase);
-}
 
 /**
  * Job progress as structured log lines, for a worker whose output is collected rather than

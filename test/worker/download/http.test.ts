@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs/promises";
 import { DownloadError, isHuggingFaceHost } from "../../../worker/download/index.js";
+import { mayCarryToken } from "../../../worker/download/http-fetch.js";
 import { FixtureServer, randomFile, sha256, serveBytes } from "./fixture-server.js";
 import { listFiles, manager, modelFile, removeTempDirs, tempDir } from "./helpers.js";
 
@@ -163,5 +164,18 @@ describe("a body without Content-Length is capped", () => {
     const err = await expectCapped("/endless-free", { freeBytes: async () => 200 * 1024 }, {}, 200 * 1024, "disk");
     expect(err.message).toContain("disk full");
     expect(err.message).toContain("free space");
+  });
+});
+
+describe("the Hugging Face token over plain http (issue 16, item 9)", () => {
+  test("is sent only over https to a token host; plain http to Hugging Face never carries it", () => {
+    const policy = { isTokenHost: isHuggingFaceHost };
+    expect(mayCarryToken(new URL("https://huggingface.co/org/m/resolve/main/x.gguf"), policy)).toBe(true);
+    expect(mayCarryToken(new URL("http://huggingface.co/org/m/resolve/main/x.gguf"), policy)).toBe(false);
+    expect(mayCarryToken(new URL("http://cdn-lfs.huggingface.co/x"), policy)).toBe(false);
+    expect(mayCarryToken(new URL("https://example.com/x"), policy)).toBe(false);
+    // Loopback never leaves the machine (and is no token host unless a test says so).
+    expect(mayCarryToken(new URL("http://127.0.0.1:8080/x"), policy)).toBe(false);
+    expect(mayCarryToken(new URL("http://127.0.0.1:8080/x"), { isTokenHost: () => true })).toBe(true);
   });
 });

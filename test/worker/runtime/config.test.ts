@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WorkerConfigError, parseByteSize, resolveEngines } from "../../../worker/config.js";
+import { WorkerConfigError, resolveEngines } from "../../../worker/config.js";
 import { parseWorkerArgs } from "../../../worker/ui/cli-options.js";
 
 /** Explicit: real processes on a loaded 2-core machine can take longer than bun's 5 s default. */
@@ -111,15 +111,6 @@ describe("worker configuration", () => {
     expect(err(["--download-parts", "17"])).toContain("--download-parts (STUDIO_DOWNLOAD_PARTS)");
     expect(err(["--download-part-threshold", "512K"])).toContain("--download-part-threshold (STUDIO_DOWNLOAD_PART_THRESHOLD): must be at least 1M");
     expect(err(["--download-part-threshold", "big"])).toContain("--download-part-threshold (STUDIO_DOWNLOAD_PART_THRESHOLD)");
-  }, TEST_TIMEOUT_MS);
-
-  test("byte sizes", () => {
-    expect(parseByteSize("1024")).toBe(1024);
-    expect(parseByteSize("500M")).toBe(500 * 1024 ** 2);
-    expect(parseByteSize("1.5GiB")).toBe(1.5 * 1024 ** 3);
-    expect(parseByteSize("2tb")).toBe(2 * 1024 ** 4);
-    expect(parseByteSize("-1")).toBeUndefined();
-    expect(parseByteSize("12 parsecs")).toBeUndefined();
   }, TEST_TIMEOUT_MS);
 });
 

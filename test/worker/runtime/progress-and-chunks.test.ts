@@ -6,7 +6,7 @@ import pino from "pino";
 import { JobPhase, JobProgressSchema } from "../../../gen/studio/v1/job_pb.js";
 import { MAX_CHUNK_BYTES, outputChunks } from "../../../worker/runtime/output-chunks.js";
 import { ProgressThrottle, type ProgressUpdate } from "../../../worker/runtime/progress-throttle.js";
-import { BarView, barState, formatBytes } from "../../../worker/ui/bar-view.js";
+import { BarView, barState } from "../../../worker/ui/bar-view.js";
 import { LogView } from "../../../worker/ui/log-view.js";
 import { humanLine } from "../../../worker/ui/logger.js";
 
@@ -76,17 +76,16 @@ describe("progress display", () => {
   const progress = (init: Parameters<typeof create<typeof JobProgressSchema>>[1]) => create(JobProgressSchema, init);
 
   test("bars show bytes for transfers and steps with the rate for sampling", () => {
-    expect(formatBytes(0)).toBe("0 B");
-    expect(formatBytes(1536)).toBe("1.5 KiB");
-    expect(formatBytes(3 * 1024 ** 3)).toBe("3.0 GiB");
     expect(barState(progress({ phase: JobPhase.DOWNLOADING, bytesDone: 1048576n, bytesTotal: 4194304n, rate: 2097152 }))).toEqual({
       value: 1048576,
       total: 4194304,
-      detail: "1.0 MiB/4.0 MiB 2.0 MiB/s",
+      detail: "1.0 MiB of 4.0 MiB, 2.0 MiB/s",
     });
-    expect(barState(progress({ phase: JobPhase.RUNNING, step: 2, steps: 8, rate: 0.5 })).detail).toBe("step 2/8 2.00 s/it");
-    expect(barState(progress({ phase: JobPhase.RUNNING, step: 3, steps: 8, rate: 4 })).detail).toBe("step 3/8 4.00 it/s");
+    expect(barState(progress({ phase: JobPhase.RUNNING, step: 2, steps: 8, rate: 0.5 })).detail).toBe("step 2 of 8, 2.00 s/it");
+    expect(barState(progress({ phase: JobPhase.RUNNING, step: 3, steps: 8, rate: 4 })).detail).toBe("step 3 of 8, 4.00 it/s");
     expect(barState(progress({ phase: JobPhase.LOADING, message: "starting" }))).toEqual({ value: 0, total: 1, detail: "starting" });
+    // A total not known yet: the bar is as full as what has arrived.
+    expect(barState(progress({ phase: JobPhase.DOWNLOADING, bytesDone: 2048n }))).toEqual({ value: 2048, total: 2048, detail: "2.0 KiB" });
   });
 
   test("BarView draws on a terminal and prints log lines above the bars", () => {

@@ -4,7 +4,7 @@ import type { App } from "../app.js";
 import { h, replace } from "../dom.js";
 import { saveBlob } from "../download.js";
 import { describeError } from "../errors.js";
-import { formatBytes } from "../format.js";
+import { formatBytes } from "../../../contract/byte-size.js";
 
 /** The largest text output shown inline; bigger ones are offered as downloads only. */
 const MAX_INLINE_TEXT = 256 * 1024;

@@ -6,7 +6,8 @@ import { cliDefaultsToJson, modelSourceToJsonValue } from "../../../contract/mod
 import type { View } from "../app.js";
 import { field, h, replace } from "../dom.js";
 import { JobFeed, feedMessage } from "../job-feed.js";
-import { PHASE_NAMES, STATUS_NAMES, formatBytes, isActive } from "../format.js";
+import { formatBytes } from "../../../contract/byte-size.js";
+import { isActive, phaseName, statusName } from "../../../contract/job-progress.js";
 import { progressCell, statusBadge } from "../widgets.js";
 import { renderOutputs } from "./job-outputs.js";
 import { guarded } from "../guarded.js";
@@ -34,7 +35,7 @@ export const jobView: View = (app, main, route) => {
   const act = async (what: string, call: () => Promise<{ job?: Job }>, go = false) => {
     const res = await guarded(app, what, call);
     if (!res?.job) return;
-    app.announce(`${what}: job ${res.job.id} is ${STATUS_NAMES[res.job.status]}.`);
+    app.announce(`${what}: job ${res.job.id} is ${statusName(res.job.status)}.`);
     if (go && res.job.id !== id) app.navigate(`#/jobs/${encodeURIComponent(res.job.id)}`);
     else update(res.job);
   };
@@ -83,15 +84,15 @@ export const jobView: View = (app, main, route) => {
   const update = (next: Job) => {
     const prev = job;
     job = next;
-    const phase = next.progress?.phase ? PHASE_NAMES[next.progress.phase] : "";
+    const phase = next.progress?.phase ? phaseName(next.progress.phase) : "";
     if (prev && prev.status !== next.status)
       seen.push({
         at: new Date(),
-        what: `seen ${STATUS_NAMES[next.status]}${next.workerName ? ` on ${next.workerName}` : ""}`,
+        what: `seen ${statusName(next.status)}${next.workerName ? ` on ${next.workerName}` : ""}`,
       });
     else if (prev && phase && (prev.progress?.phase ?? 0) !== next.progress?.phase)
       seen.push({ at: new Date(), what: `phase ${phase}` });
-    headline.textContent = `Status: ${STATUS_NAMES[next.status]}${phase && phase !== "running" && next.status === JobStatus.RUNNING ? ` (${phase})` : ""}.`;
+    headline.textContent = `Status: ${statusName(next.status)}${phase && phase !== "running" && next.status === JobStatus.RUNNING ? ` (${phase})` : ""}.`;
     render();
   };
 
@@ -178,7 +179,7 @@ export const jobView: View = (app, main, route) => {
                           "li",
                           {},
                           h("code", {}, f.filename),
-                          h("div", { class: "muted" }, `${roleName(f.role) ?? "?"} · ${formatBytes(f.approxBytes)}`),
+                          h("div", { class: "muted" }, `${roleName(f.role) ?? "?"} · ${formatBytes(f.approxBytes, "—")}`),
                         ),
                       ),
                     )
@@ -252,7 +253,7 @@ function timeline(j: Job, seen: TimelineEntry[]): TimelineEntry[] {
       what: `last progress${j.progress?.message ? `: ${j.progress.message}` : ""}`,
     },
     isActive(j.status) && at(j.leaseExpireTime) ? { at: at(j.leaseExpireTime)!, what: "lease expires" } : undefined,
-    at(j.finishTime) && { at: at(j.finishTime)!, what: `finished ${STATUS_NAMES[j.status]}` },
+    at(j.finishTime) && { at: at(j.finishTime)!, what: `finished ${statusName(j.status)}` },
   ];
   return entries.filter((e): e is TimelineEntry => !!e).sort((a, b) => a.at.getTime() - b.at.getTime());
 }

@@ -3,7 +3,8 @@ import { oneLine, taskPrompt } from "../../../contract/task.js";
 import type { View } from "../app.js";
 import { field, h, replace } from "../dom.js";
 import { JobFeed, feedMessage } from "../job-feed.js";
-import { LISTED_STATUSES, STATUS_NAMES, formatTime, millis } from "../format.js";
+import { formatTime, millis } from "../format.js";
+import { LISTED_STATUSES, statusFromName, statusName } from "../../../contract/job-progress.js";
 import { progressCell, statusBadge } from "../widgets.js";
 import { guarded } from "../guarded.js";
 import { describeError } from "../errors.js";
@@ -35,9 +36,9 @@ function shortText(label: string, text: string, max: number, cls?: string): HTML
  * chosen status leaves the list too.
  */
 export const jobsView: View = (app, main, route) => {
-  const statusName = route.query.get("status") ?? "";
+  const statusQuery = route.query.get("status") ?? "";
   const model = route.query.get("model") ?? "";
-  const status = LISTED_STATUSES.find((s) => STATUS_NAMES[s] === statusName);
+  const status = statusFromName(statusQuery);
   const jobs = new Map<string, Job>();
   const tbody = h("tbody");
   const feedLine = h("p", { class: "feed", role: "status", "aria-live": "polite" });
@@ -48,7 +49,7 @@ export const jobsView: View = (app, main, route) => {
       "select",
       { name: "status" },
       h("option", { value: "" }, "any"),
-      LISTED_STATUSES.map((s) => h("option", { value: STATUS_NAMES[s], selected: s === status }, STATUS_NAMES[s])),
+      LISTED_STATUSES.map((s) => h("option", { value: statusName(s), selected: s === status }, statusName(s))),
     ),
   );
   const modelSel = field("Model", h("select", { name: "model" }, h("option", { value: "" }, "any")));
@@ -151,7 +152,7 @@ export const jobsView: View = (app, main, route) => {
     for (const job of jobs.values()) n.set(job.status, (n.get(job.status) ?? 0) + 1);
     const link = (s: JobStatus | undefined, label: string, count: number) => {
       const q = new URLSearchParams();
-      if (s !== undefined) q.set("status", STATUS_NAMES[s]);
+      if (s !== undefined) q.set("status", statusName(s));
       if (model) q.set("model", model);
       return h(
         "a",
@@ -160,7 +161,7 @@ export const jobsView: View = (app, main, route) => {
         h("strong", {}, String(count)),
       );
     };
-    replace(counts, link(undefined, "all", jobs.size), LISTED_STATUSES.map((s) => [" · ", link(s, STATUS_NAMES[s], n.get(s) ?? 0)]));
+    replace(counts, link(undefined, "all", jobs.size), LISTED_STATUSES.map((s) => [" · ", link(s, statusName(s), n.get(s) ?? 0)]));
   };
 
   const retryButton = h("button", { type: "button", disabled: true, onclick: () => void retrySelected() }, "Retry selected");

@@ -3,7 +3,7 @@ import { modelSourceFromJson } from "../../../contract/model-source.js";
 import type { ValidationIssue } from "../../../contract/issues.js";
 import type { View } from "../app.js";
 import { field, h, replace, setFieldError, type Child } from "../dom.js";
-import { checkModelDoc, modelToDoc } from "../model-doc.js";
+import { checkModelDoc, modelToDoc } from "../../../contract/model-doc.js";
 import { describeError, isUnauthenticated } from "../errors.js";
 import { guarded } from "../guarded.js";
 import { verifyReport } from "./models.js";

@@ -2,7 +2,7 @@ import type { View } from "../app.js";
 import { h, replace } from "../dom.js";
 import { saveJson } from "../download.js";
 import { guarded } from "../guarded.js";
-import { modelToDoc } from "../model-doc.js";
+import { modelToDoc } from "../../../contract/model-doc.js";
 
 /**
  * A model as a client token sees it: read only (GetModel), with its wire JSON and an export. The

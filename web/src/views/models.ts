@@ -6,8 +6,8 @@ import type { View } from "../app.js";
 import { guarded } from "../guarded.js";
 import { h, replace, uid } from "../dom.js";
 import { saveJson } from "../download.js";
-import { formatBytes } from "../format.js";
-import { modelToDoc, parseModelDocs } from "../model-doc.js";
+import { formatBytes } from "../../../contract/byte-size.js";
+import { modelToDoc, parseModelDocs } from "../../../contract/model-doc.js";
 import { formatIssues } from "../../../contract/issues.js";
 import { modelSourceFromJson } from "../../../contract/model-source.js";
 
@@ -75,7 +75,7 @@ export const modelsView: View = (app, main) => {
                     "li",
                     {},
                     h("code", {}, f.filename),
-                    h("div", { class: "muted" }, `${roleName(f.role) ?? "?"} · ${formatBytes(f.approxBytes)}`),
+                    h("div", { class: "muted" }, `${roleName(f.role) ?? "?"} · ${formatBytes(f.approxBytes, "—")}`),
                   ),
                 ),
               ),
@@ -260,7 +260,7 @@ export function verifyReport(res: VerifyModelResponse): HTMLElement {
           "li",
           { class: f.reachable && f.sizeMatches ? "ok-text" : "error-text" },
           h("code", {}, f.filename),
-          `: ${f.reachable ? "reachable" : "unreachable"} (HTTP ${f.httpStatus || "none"}), size ${formatBytes(f.sizeBytes)}`,
+          `: ${f.reachable ? "reachable" : "unreachable"} (HTTP ${f.httpStatus || "none"}), size ${formatBytes(f.sizeBytes, "—")}`,
           f.approxBytes !== undefined
             ? ` vs approx ${formatBytes(f.approxBytes)}${f.sizeMatches ? "" : " — mismatch"}`
             : "",

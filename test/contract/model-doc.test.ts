@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { formatIssues } from "../../contract/issues.js";
 import { modelSourceFromJson, type ModelSourceJson } from "../../contract/model-source.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
-import { checkModelDoc, modelToDoc, parseModelDocs } from "../../web/src/model-doc.js";
+import { checkModelDoc, modelToDoc, parseModelDocs } from "../../contract/model-doc.js";
 import { sqliteOf, startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 
 /** Bad documents and the one rule each breaks; the page must say what the server says. */
@@ -34,9 +34,10 @@ const BAD: Array<{ what: string; doc: Record<string, unknown> }> = [
     },
   },
   { what: "llama-cpp without a model file", doc: { name: "no-model", source: { engine: "llama-cpp", files: [] } } },
+  { what: "a description over the limit", doc: { name: "wordy", description: "x".repeat(4097), source: { engine: "synthetic", files: [] } } },
 ];
 
-describe("the page's model document checks", () => {
+describe("the model document checks (web page and CLI)", () => {
   let t: TestStudio;
   beforeAll(async () => {
     t = await startTestStudio();
@@ -56,6 +57,7 @@ describe("the page's model document checks", () => {
       try {
         await t.client(RegistryService).createModel({
           name: doc.name as string,
+          description: doc.description as string | undefined,
           source: modelSourceFromJson({ ...source, cliDefaults: source.cliDefaults ?? {} }),
         });
       } catch (e) {
@@ -85,6 +87,13 @@ describe("the page's model document checks", () => {
     expect(issues.map((i) => i.path)).toEqual(["[1]", "[1].source.cliDefaults.steps"]);
     expect(parseModelDocs("{not json").issues[0]!.message).toMatch(/^not valid JSON/);
     expect(parseModelDocs(JSON.stringify({ name: "x" })).issues).toEqual([{ path: "source", message: "is required" }]);
+  });
+
+  test("a name that appears twice in one file is a problem before anything is written", () => {
+    const doc = { name: "twice", source: { engine: "synthetic", files: [] } };
+    expect(parseModelDocs(JSON.stringify([doc, { name: "once", source: doc.source }, doc])).issues).toEqual([
+      { path: "[2].name", message: '"twice" appears twice (also [0])' },
+    ]);
   });
 
   test("an unreadable stored source is carried as stored, never replaced by a stand-in", async () => {
