@@ -52,6 +52,9 @@ const rate = Number(args.rate);
 
 const studio = await startStudioProcess({
   logLevel: args["studio-log-level"],
+  // Every simulated worker connects from 127.0.0.1, where a real fleet comes from many addresses:
+  // the per-address connection cap (1,000 by default) must leave room for them and the clients.
+  extraArgs: ["--max-connections-per-address", String(Math.ceil(workerCount / perConnection) + 16)],
   ...(args["cpu-prof"] ? { bunArgs: ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`, "--cpu-prof-md"] } : {}),
 });
 const figures: Figure[] = [];

@@ -2,6 +2,7 @@ import { createClient, type Client, type Interceptor, type Transport } from "@co
 import { createConnectTransport } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
 import { readFileSync } from "node:fs";
+import { httpUrlProblem } from "../contract/http-url.js";
 import { CliError, EXIT } from "./exit-codes.js";
 
 /** The global flags every verb shares. */
@@ -17,15 +18,9 @@ export const DEFAULT_SERVER = "http://127.0.0.1:8080";
 
 /** Checks --server and reads --ca-file; bad values are usage errors. */
 export function parseConnection(opts: GlobalOptions): { baseUrl: string; ca?: string } {
-  let url: URL;
-  try {
-    url = new URL(opts.server);
-  } catch {
-    throw new CliError(`--server: ${JSON.stringify(opts.server)} is not a URL; use for example ${DEFAULT_SERVER}`, EXIT.usage);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new CliError(`--server: only http:// and https:// URLs are supported (got ${url.protocol})`, EXIT.usage);
-  }
+  const problem = httpUrlProblem(opts.server);
+  if (problem) throw new CliError(`--server: ${problem} (got ${JSON.stringify(opts.server)}); use for example ${DEFAULT_SERVER}`, EXIT.usage);
+  const url = new URL(opts.server);
   let ca: string | undefined;
   if (opts.caFile) {
     try {

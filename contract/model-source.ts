@@ -19,6 +19,7 @@ import {
   roleFromName,
   roleName,
 } from "./names.js";
+import { httpUrlProblem } from "./http-url.js";
 import { describeValue, issuesFromZod, type ValidationIssue } from "./issues.js";
 
 /** Bounds that keep one source (and one stored row) small. */
@@ -50,16 +51,7 @@ export function filenameProblem(name: string): string | undefined {
 /** Why a URL cannot be fetched by a worker, or undefined when it is an http(s) URL. */
 export function urlProblem(url: string): string | undefined {
   if (url.length > SOURCE_LIMITS.maxUrlLength) return `must be at most ${SOURCE_LIMITS.maxUrlLength} characters`;
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return "must be an absolute http: or https: URL";
-  }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
-    return `must use http: or https:, not ${parsed.protocol}`;
-  if (parsed.username || parsed.password) return "must not carry credentials";
-  return undefined;
+  return httpUrlProblem(url);
 }
 
 function refineWith(problem: (v: string) => string | undefined) {
@@ -247,6 +239,12 @@ export function cliDefaultsToJson(d: ModelCliDefaults | undefined): Record<strin
   if (d.height !== undefined) out.height = d.height;
   if (d.samplingMethod !== undefined) out.samplingMethod = d.samplingMethod;
   return out;
+}
+
+/** Every broken rule of cli defaults (or a task's overrides), with the same rules as the registry. */
+export function checkCliDefaults(defaults: ModelCliDefaults, prefix: string): ValidationIssue[] {
+  const result = CliDefaultsJsonSchema.safeParse(cliDefaultsToJson(defaults), { reportInput: true });
+  return result.success ? [] : issuesFromZod(result.error, prefix);
 }
 
 /**

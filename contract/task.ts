@@ -1,6 +1,6 @@
 import type { ModelCliDefaults } from "../gen/studio/v1/model_pb.js";
 import type { Task } from "../gen/studio/v1/job_pb.js";
-import { checkCliDefaults } from "./cli-defaults.js";
+import { checkCliDefaults } from "./model-source.js";
 import { describeValue, type ValidationIssue } from "./issues.js";
 
 /** Bounds on what a client may ask for in one task. */

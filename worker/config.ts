@@ -1,4 +1,5 @@
 import { parseByteSize } from "../contract/byte-size.js";
+import { httpUrlProblem } from "../contract/http-url.js";
 import { z } from "zod";
 import { homedir, hostname } from "node:os";
 import { join } from "node:path";
@@ -15,19 +16,6 @@ const byteSize = z.union([z.number(), z.string()]).transform((v, ctx) => {
   return n;
 });
 
-const httpUrl = z.string().superRefine((v, ctx) => {
-  let url: URL;
-  try {
-    url = new URL(v);
-  } catch {
-    ctx.addIssue({ code: "custom", message: `must be an absolute http:// or https:// URL (got ${JSON.stringify(v)})` });
-    return;
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:")
-    ctx.addIssue({ code: "custom", message: `must use http: or https:, not ${url.protocol}` });
-  else if (url.username || url.password)
-    ctx.addIssue({ code: "custom", message: "must not carry credentials; pass --token instead" });
-});
 
 /** Most studio URLs one worker rotates through. */
 export const MAX_SERVERS = 16;
@@ -43,9 +31,9 @@ const serverList = z.union([z.string(), z.array(z.string())]).transform((v, ctx)
     return z.NEVER;
   }
   for (const url of urls) {
-    const checked = httpUrl.safeParse(url);
-    if (!checked.success) {
-      for (const issue of checked.error.issues) ctx.addIssue({ code: "custom", message: issue.message });
+    const problem = httpUrlProblem(url);
+    if (problem) {
+      ctx.addIssue({ code: "custom", message: `${problem} (got ${JSON.stringify(url)}); a token goes in --token` });
       return z.NEVER;
     }
   }

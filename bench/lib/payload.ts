@@ -1,4 +1,5 @@
-import { crc32, encodePng, PNG_SIGNATURE } from "../../worker/engines/png.js";
+import { crc32 } from "node:zlib";
+import { encodePng, PNG_SIGNATURE } from "../../worker/engines/png.js";
 
 /** The size of every benchmark job's output. */
 export const OUTPUT_BYTES = 1024;

@@ -11,8 +11,8 @@ interface Pending {
 
 /**
  * Group commit for the SQLite file. A commit costs SQLite a WAL write of every page its
- * transaction dirtied, one write call per frame, plus its locks; the claims, completes and
- * creates of one turn of the event loop dirty mostly the same pages (the queue and lease index
+ * transaction dirtied, one write call per frame, plus its locks; the claims, completes, progress
+ * and renewals of one turn of the event loop dirty mostly the same pages (the queue and lease index
  * pages, often one table page). So writes queued during a turn run at its end (setImmediate),
  * in the order they came, in one BEGIN IMMEDIATE transaction, and each caller is answered once
  * that transaction has committed: durability is what a commit of its own gave it. Measured on the

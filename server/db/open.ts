@@ -11,7 +11,7 @@ export interface StudioDb {
   orm: BunSQLiteDatabase<typeof schema>;
   sqlite: Database;
   path: string;
-  /** The hot paths' writes (claims, completes, creates...), committed together once per turn. */
+  /** The queue's writes (claims, completes, progress, renewals...), committed together once per turn. */
   group: GroupCommit;
   close(): void;
 }

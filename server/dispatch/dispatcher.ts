@@ -23,14 +23,6 @@ function holds(w: WorkerEntry, key: FileKey): boolean {
   return key.sha256 !== undefined ? w.cached.has(key.sha256) : w.cachedUrls.has(key.url);
 }
 
-/** Whether `w` is the better pick than `best` among equally warm workers: more free slots, else offered to longer ago. */
-function roomier(w: WorkerEntry, best: WorkerEntry): boolean {
-  const freeW = w.slots - w.leases.size;
-  const freeBest = best.slots - best.leases.size;
-  if (freeW !== freeBest) return freeW > freeBest;
-  return w.lastOfferAt < best.lastOfferAt;
-}
-
 /** What the dispatcher needs. */
 export interface DispatcherDeps {
   ctx: StudioContext;
@@ -101,52 +93,97 @@ export class Dispatcher {
     } while (this.#again && !this.#stopped);
   }
 
+  /**
+   * One placement round. Its claims are made together, not one after the other: the store commits
+   * writes in groups (one SQLite transaction per turn of the event loop), so a round that waited for
+   * each claim would take a turn per job while creates and completes queue up behind it.
+   */
   async #round() {
     const { registry } = this.deps;
-    if (!registry.hasFree()) return;
-    const free = registry.free();
-    if (free.length === 1) {
+    const sole = registry.soleFree();
+    if (sole === undefined) return;
+    if (sole !== "several") {
       // One worker to fill leaves no choice to make: its own claims take the oldest jobs it can
       // serve, as the round would, without reading the queue head first (the common case under
       // load: a completion frees one slot while every other worker is busy).
-      const w = free[0]!;
-      while (registry.isFree(w) && (await this.#offer(w)));
+      await this.#fill(sole);
       return;
     }
     const window = Math.min(PLACEMENT_WINDOW, registry.freeSlots() * JOBS_PER_FREE_SLOT);
     const head = await this.deps.store.peekQueued(window);
     if (head.length === 0) return;
+    // Slots this round has handed out, by worker: a chosen job takes one at once, before its claim commits.
+    const taken = new Map<WorkerEntry, number>();
+    // On workers with GPUs, the GPU memory of the jobs this round handed out (placed when their claims commit).
+    const gpuTaken = new Map<WorkerEntry, number[]>();
+    let slotsLeft = registry.freeSlots();
+    const offers: Promise<boolean>[] = [];
     for (const job of head) {
-      if (free.length === 0) return;
-      const chosen = this.#choose(job, free);
+      if (slotsLeft === 0) break;
+      const chosen = this.#choose(job, taken, gpuTaken);
       if (!chosen) continue;
-      await this.#offer(chosen, job.id);
-      // The list is this round's view: a worker that filled up leaves it.
-      if (!registry.isFree(chosen)) free.splice(free.indexOf(chosen), 1);
+      taken.set(chosen, (taken.get(chosen) ?? 0) + 1);
+      if (chosen.gpus) gpuTaken.set(chosen, [...(gpuTaken.get(chosen) ?? []), job.vramBytes ?? 0]);
+      slotsLeft--;
+      offers.push(this.#offer(chosen, job.id));
     }
+    await Promise.all(offers);
     if (head.length < window) return;
-    for (const w of registry.free()) while (registry.isFree(w) && (await this.#offer(w)));
+    await Promise.all(registry.free().map((w) => this.#fill(w)));
   }
 
   /**
-   * The worker for a job, in one pass over the free workers: among those that can serve
-   * it (engine, no recent decline, still free), one whose cache holds all its files if
-   * any does; then the one with the most free slots; then the one offered to longest ago.
+   * Claims for every free slot of `w` at once (one group commit), again while each claim found a job.
+   * A worker with GPUs claims one job at a time: each claim's bound is the room its GPUs have left
+   * once the previous job is placed (GPU jobs run for seconds; their claims are not the hot path).
    */
-  #choose(job: QueuedJob, free: WorkerEntry[]): WorkerEntry | undefined {
+  async #fill(w: WorkerEntry): Promise<void> {
+    const { registry } = this.deps;
+    if (w.gpus) {
+      while (registry.isFree(w) && (await this.#offer(w)));
+      return;
+    }
+    for (;;) {
+      const slots = w.slots - w.leases.size;
+      if (slots <= 0 || !registry.isFree(w)) return;
+      const got = await Promise.all(Array.from({ length: slots }, () => this.#offer(w)));
+      if (got.includes(false)) return;
+    }
+  }
+
+  /**
+   * The worker for a job, in one pass over the workers with a free slot, in the order they became
+   * free: among those that can serve it (engine, no recent decline, a slot this round has not handed
+   * out), one whose cache holds all its files if any does; then the one with the most free slots;
+   * then the one free the longest. A job with no files takes the first worker with as many free
+   * slots as any worker has, without looking further: with a thousand idle workers a round costs
+   * what its jobs cost, not jobs times workers. A worker with GPUs qualifies only when one of them
+   * can hold the job (one comparison with its largest room; with jobs already handed to it this
+   * round, a placement of those on a copy of its few GPUs).
+   */
+  #choose(job: QueuedJob, taken: ReadonlyMap<WorkerEntry, number>, gpuTaken: ReadonlyMap<WorkerEntry, number[]>): WorkerEntry | undefined {
     const { registry, declines } = this.deps;
     const files = this.#filesOf(job);
+    const most = registry.maxSlots;
     let best: WorkerEntry | undefined;
+    let bestLeft = 0;
     let bestWarm = false;
-    for (const w of free) {
+    for (const w of registry.withRoom()) {
+      const left = w.slots - w.leases.size - (taken.get(w) ?? 0);
+      if (left <= 0) continue;
       if (job.engine !== null && !(w.engines as ReadonlySet<string>).has(job.engine)) continue;
       // A worker with GPUs takes only what one of them can hold now (CPU-only workers are not checked).
-      if (w.gpus && job.vramBytes !== null && !w.gpus.fits(job.vramBytes)) continue;
+      if (w.gpus && job.vramBytes !== null) {
+        const before = gpuTaken.get(w);
+        if (before ? !w.gpus.fitsAfter(before, job.vramBytes) : !w.gpus.fits(job.vramBytes)) continue;
+      }
       if (!registry.isFree(w) || declines.has(w.id, job.id)) continue;
       const warm = files.length > 0 && files.every((f) => holds(w, f));
-      if (best === undefined || (warm && !bestWarm) || (warm === bestWarm && roomier(w, best))) {
+      if (best === undefined || (warm && !bestWarm) || (warm === bestWarm && left > bestLeft)) {
         best = w;
+        bestLeft = left;
         bestWarm = warm;
+        if (files.length === 0 && left >= most) break;
       }
     }
     return best;
@@ -192,7 +229,6 @@ export class Dispatcher {
     const gpu = this.deps.registry.hold(worker, row.leaseId!, row.id, row.vramBytes ?? 0);
     // Which GPU the job runs on is decided here, where the books of every GPU's leases are kept.
     if (gpu !== undefined) offer.gpuIndex = gpu;
-    worker.lastOfferAt = performance.now();
     const sent = worker.send(create(SessionResponseSchema, { message: { case: "offer", value: offer } }));
     // A stream that closed in between leaves the lease to expire (or to a reconnect that names it).
     if (!sent) this.deps.registry.drop(worker, row.leaseId!);

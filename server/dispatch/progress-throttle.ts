@@ -53,6 +53,22 @@ export class ProgressThrottle {
     write?.().catch(() => {});
   }
 
+  /**
+   * Writes a job's pending report now (its worker is about to end the lease: the last progress it
+   * reported is stored before the job's outcome, not dropped with the lease). Resolves at once when
+   * nothing is pending; a write the store refuses (the lease ended meanwhile) is not reported.
+   */
+  async flush(jobId: string): Promise<void> {
+    const slot = this.#slots.get(jobId);
+    if (!slot?.pending) return;
+    if (slot.timer) clearTimeout(slot.timer);
+    slot.timer = undefined;
+    const write = slot.pending;
+    slot.pending = undefined;
+    slot.lastWrite = performance.now();
+    await write().catch(() => {});
+  }
+
   /** Forgets a job (its lease ended): a pending write is dropped. */
   drop(jobId: string): void {
     const slot = this.#slots.get(jobId);

@@ -244,6 +244,7 @@ export class QueueActions {
       if (known) await this.current(lease, caller);
       throw err;
     }
+    await this.deps.throttle.flush(lease.jobId);
     const json = outputsToJson(staged.map((o): JobOutput => o.meta));
     const now = this.#now();
     const next = opts.next;
@@ -279,6 +280,7 @@ export class QueueActions {
 
   async fail(lease: LeaseRef, error: string, retryable: boolean, caller: Caller, opts: EndOptions = {}): Promise<JobRow> {
     await this.#mayAct(lease, caller);
+    await this.deps.throttle.flush(lease.jobId);
     const row = await this.deps.store.fail(lease, error, retryable, this.#now());
     this.#ended(lease, opts);
     this.publish(row, lease.leaseId);

@@ -6,10 +6,11 @@ export const MAX_BATCH_MESSAGES = 64;
 
 /**
  * A session's outgoing side: offers, cancels and receipts are pushed at any time while requests
- * are read, and leave in order. To a worker that accepts batches, what is pushed within one turn
- * of the event loop leaves as one SessionResponseBatch (a receipt and the offer for the slot it
- * freed; several offers): one message through the RPC stack instead of several, which is most of
- * what a message costs. Other workers get each message alone, as soon as it is pushed.
+ * are read, and leave in order. To a worker that accepts batches, what is pushed by the code running
+ * now (up to the next microtask) leaves as one SessionResponseBatch (a receipt and the offer for the
+ * slot it freed; the offers of one placement round): one message through the RPC stack instead of
+ * several, which is most of what a message costs, without waiting for another turn of the event
+ * loop. Other workers get each message alone, as soon as it is pushed.
  *
  * A plain iterator rather than an async generator: one consumer (the RPC's response stream) pulls.
  */
@@ -29,9 +30,9 @@ export class SessionOutbox implements AsyncIterable<SessionResponse> {
     if (this.#waiter === undefined) return true;
     if (!this.batches) this.#answer();
     else if (!this.#flushing) {
-      // Whatever else this turn pushes (the offer after a receipt) joins the batch.
+      // Whatever else the code running now pushes (the offer right after a receipt) joins the batch.
       this.#flushing = true;
-      setImmediate(() => {
+      queueMicrotask(() => {
         this.#flushing = false;
         this.#answer();
       });

@@ -84,7 +84,6 @@ export async function* runSession(
     tokenId: caller.tokenId,
     connectTime: now,
     lastHeartbeat: now,
-    lastOfferAt: 0,
     draining: false,
     send: (m) => out.push(m),
     end: () => out.close(),

@@ -45,6 +45,22 @@ export class WorkerGpus {
     return bytes <= this.#maxRoom;
   }
 
+  /**
+   * Whether a job needing `bytes` would still fit once jobs needing `pending` (handed to this worker
+   * by the same placement round, not yet placed) are: places those on a copy of the GPUs as place()
+   * would, then looks. A handful of GPUs and jobs: no hot path allocates more than that.
+   */
+  fitsAfter(pending: readonly number[], bytes: number): boolean {
+    const gpus = this.#gpus.map((g) => ({ room: g.usable - g.held, free: g.slots - g.leases.size }));
+    for (const need of pending) {
+      const i = pick(gpus, need);
+      if (i < 0) return false;
+      gpus[i]!.room -= need;
+      gpus[i]!.free--;
+    }
+    return gpus.some((g) => g.free > 0 && g.room >= bytes);
+  }
+
   /** maxRoom as it will be once `leaseId` (a lease ending now) is gone: for the claim made with its complete. */
   maxRoomWithout(leaseId: string): number {
     const freed = this.#byLease.get(leaseId);
@@ -72,26 +88,12 @@ export class WorkerGpus {
    * where most slots are free. Undefined when no GPU has a free slot.
    */
   place(leaseId: string, bytes: number): number | undefined {
-    let best: GpuState | undefined;
-    for (const g of this.#gpus) {
-      if (g.leases.size >= g.slots) continue;
-      const room = g.usable - g.held;
-      if (best === undefined) {
-        best = g;
-        continue;
-      }
-      const bestRoom = best.usable - best.held;
-      if (bytes > 0) {
-        const fits = room >= bytes;
-        const bestFits = bestRoom >= bytes;
-        if (fits !== bestFits ? fits : fits ? room < bestRoom : room > bestRoom) best = g;
-      } else {
-        const free = g.slots - g.leases.size;
-        const bestFree = best.slots - best.leases.size;
-        if (free > bestFree || (free === bestFree && room > bestRoom)) best = g;
-      }
-    }
-    if (!best) return undefined;
+    const i = pick(
+      this.#gpus.map((g) => ({ room: g.usable - g.held, free: g.slots - g.leases.size })),
+      bytes,
+    );
+    if (i < 0) return undefined;
+    const best = this.#gpus[i]!;
     this.#add(best, leaseId, bytes);
     return best.device.index;
   }
@@ -130,6 +132,29 @@ export class WorkerGpus {
     for (const g of this.#gpus) if (g.leases.size < g.slots) best = Math.max(best, g.usable - g.held);
     this.#maxRoom = best;
   }
+}
+
+/**
+ * The GPU for a job needing `bytes` among GPUs given as (room, free slots): of those with a free
+ * slot, the one whose room fits it most tightly (else the roomiest, when none fits); a job that
+ * needs nothing counted goes where most slots are free, then most room. -1 when no slot is free.
+ */
+function pick(gpus: ReadonlyArray<{ room: number; free: number }>, bytes: number): number {
+  let best = -1;
+  gpus.forEach((g, i) => {
+    if (g.free <= 0) return;
+    if (best < 0) {
+      best = i;
+      return;
+    }
+    const b = gpus[best]!;
+    if (bytes > 0) {
+      const fits = g.room >= bytes;
+      const bestFits = b.room >= bytes;
+      if (fits !== bestFits ? fits : fits ? g.room < b.room : g.room > b.room) best = i;
+    } else if (g.free > b.free || (g.free === b.free && g.room > b.room)) best = i;
+  });
+  return best;
 }
 
 function usableOf(d: GpuDevice): number {

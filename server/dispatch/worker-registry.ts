@@ -33,7 +33,6 @@ export interface WorkerEntry {
   peerAckAt?: number;
   /** A lease of it expired while it said nothing: it gets no offers until it sends a message. */
   stalled?: boolean;
-  lastOfferAt: number;
   draining: boolean;
   /** Pushes a message down the worker's stream; false once the stream closed. */
   send(message: SessionResponse): boolean;
@@ -66,6 +65,7 @@ export class WorkerRegistry {
   readonly #withRoom = new Map<WorkerEntry, number>();
   /** The sum of #withRoom's free slots. */
   #roomSlots = 0;
+  #maxSlots = 0;
   readonly #now: () => number;
   readonly #silentAfterMs: number;
 
@@ -100,6 +100,7 @@ export class WorkerRegistry {
   /** Registers a worker with the leases it already holds (kept across a reconnect). */
   add(worker: WorkerEntry): void {
     this.#workers.set(worker.id, worker);
+    this.#maxSlots = Math.max(this.#maxSlots, worker.slots);
     for (const leaseId of worker.leases.keys()) this.#byLease.set(leaseId, worker);
     this.#refresh(worker);
   }
@@ -108,6 +109,7 @@ export class WorkerRegistry {
     const w = this.#workers.get(workerId);
     if (!w) return undefined;
     this.#workers.delete(workerId);
+    if (this.#workers.size === 0) this.#maxSlots = 0;
     this.#roomSlots -= this.#withRoom.get(w) ?? 0;
     this.#withRoom.delete(w);
     for (const leaseId of w.leases.keys()) if (this.#byLease.get(leaseId) === w) this.#byLease.delete(leaseId);
@@ -155,6 +157,30 @@ export class WorkerRegistry {
     if (this.#now() - w.lastHeartbeat > this.#silentAfterMs) w.stalled = true;
     this.drop(w, leaseId);
     return w;
+  }
+
+  /** The most slots any connected worker has (an upper bound: it only falls when the registry empties). */
+  get maxSlots(): number {
+    return this.#maxSlots;
+  }
+
+  /**
+   * The workers with a free slot, in the order they last became free (draining and silent ones
+   * included: check isFree). Placement walks this instead of building a list of every free worker.
+   */
+  withRoom(): IterableIterator<WorkerEntry> {
+    return this.#withRoom.keys();
+  }
+
+  /** The only worker that may take an offer now, "several", or undefined for none: without building a list. */
+  soleFree(): WorkerEntry | "several" | undefined {
+    let found: WorkerEntry | undefined;
+    for (const w of this.#withRoom.keys()) {
+      if (!this.#eligible(w)) continue;
+      if (found) return "several";
+      found = w;
+    }
+    return found;
   }
 
   /** Whether some worker may take another offer (cheap: placement asks it on every wake). */

@@ -71,14 +71,15 @@ export class SqliteJobStore implements JobStore {
   }
 
   /**
-   * Several creates in one transaction, the group commit's of this turn (db.group), so they share
-   * a commit with the claims and completes of the same turn. A create writes one INSERT after its
-   * checks, so a refused one (a JobError, or a statement SQLite rolled back) has changed nothing
-   * and is reported in its place; no savepoint each is needed. Changes are published after the
-   * commit; if the commit fails, the whole call throws and nothing is published.
+   * Several creates in one transaction (CreateBatcher gathers those of one turn), committed at
+   * once rather than in the group commit of the turn after: a create is the start of a job's way
+   * to its worker, and a turn later is a turn of latency. A create writes one INSERT after its
+   * checks, so a refused one (a JobError, or a statement SQLite rolled back) has changed nothing and
+   * is reported in its place; no savepoint each is needed. Changes are published after the commit;
+   * if the commit fails, the whole call throws and nothing is published.
    */
   async createBatch(inputs: readonly NewJob[]): Promise<CreateOutcome[]> {
-    const outcomes = await this.#d.db.group.run(() =>
+    const outcomes = immediate(this.#d.db, () =>
       inputs.map((input): CreateOutcome => {
         try {
           return this.#createInTransaction(input);

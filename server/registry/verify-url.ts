@@ -1,3 +1,4 @@
+import { isHttpUrl } from "../../contract/http-url.js";
 import { guardedFetch } from "./guarded-fetch.js";
 
 /** What one URL check found. */
@@ -65,7 +66,7 @@ export async function checkUrl(
         } catch {
           return fail(`HTTP ${status} to an unparsable Location ${JSON.stringify(location.slice(0, 200))}`);
         }
-        if (next.protocol !== "http:" && next.protocol !== "https:")
+        if (!isHttpUrl(next))
           return fail(`refused to follow a redirect to ${next.protocol} (only http: and https: are fetched)`);
         if (hops >= maxRedirects) return fail(`more than ${maxRedirects} redirects`);
         hops += 1;

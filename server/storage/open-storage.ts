@@ -9,7 +9,7 @@ import type { Storage } from "./storage.js";
  * replica), else the embedded SQLite file under --data-dir. Throws StorageOpenError
  * with a one-line reason (no password) when the database cannot be used.
  */
-export async function openStorage(config: ServerConfig, deps: StorageDeps & { logger?: Logger }): Promise<Storage> {
+export async function openStorage(config: ServerConfig, deps: StorageDeps): Promise<Storage> {
   if (config.databaseUrl === undefined) return openSqliteStorage(config.dataDir, deps);
   const log = deps.logger?.child({ module: "storage" });
   return openPgStorage(config.databaseUrl, deps, { onError: (err, what) => log?.warn({ err }, what) });

@@ -1,5 +1,7 @@
 import { join } from "node:path";
 import { SqliteTokenStore } from "../auth/sqlite-token-store.js";
+import { Checkpointer } from "../db/checkpointer.js";
+import type { Logger } from "../log.js";
 import { openStudioDb, type StudioDb } from "../db/open.js";
 import { createSqliteQueueStore } from "../dispatch/sqlite/sqlite-queue-store.js";
 import type { JobEvents } from "../events/job-events.js";
@@ -13,11 +15,14 @@ import type { QueueStats, Storage } from "./storage.js";
 export interface StorageDeps {
   events: JobEvents;
   now: () => number;
+  /** Where storage reports trouble it works around (a checkpoint thread that stopped). */
+  logger?: Logger;
 }
 
 /** Every store on the SQLite file under dataDir, and the output files beside it. */
 export function openSqliteStorage(dataDir: string, deps: StorageDeps): Storage {
   const db = openStudioDb(dataDir);
+  const checkpointer = Checkpointer.start(db, { logger: deps.logger });
   const registry = new SqliteModelRegistry(db, deps.now);
   return {
     dialect: "sqlite",
@@ -29,7 +34,10 @@ export function openSqliteStorage(dataDir: string, deps: StorageDeps): Storage {
     stats: sqliteQueueStats(db),
     readiness: async () => sqliteReadiness(db),
     sqlite: db,
-    close: async () => db.close(),
+    close: async () => {
+      await checkpointer.stop();
+      db.close();
+    },
   };
 }
 

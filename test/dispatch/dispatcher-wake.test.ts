@@ -7,9 +7,9 @@ function countingDispatcher() {
   const deps = {
     ctx: { logger: { error: () => {} } },
     registry: {
-      hasFree: () => {
+      soleFree: () => {
         rounds++;
-        return false;
+        return undefined;
       },
     },
   } as unknown as DispatcherDeps;

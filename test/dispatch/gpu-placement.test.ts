@@ -217,6 +217,27 @@ describe("GPU-aware placement", () => {
     expect(rowOf(t, job.id).status).toBe("OFFERED");
   });
 
+  test("one placement round hands a worker only jobs its GPUs hold together", async () => {
+    await model("m20", { vram: 20 });
+    await model("m6", { vram: 6 });
+    const a = await textJob("m20");
+    const b = await textJob("m20");
+    const c = await textJob("m6");
+    // A free worker that takes none of these jobs makes the round choose among workers (not one worker's own claims).
+    await connect({ name: "images-only", engines: [ModelEngine.SD_CPP], slots: 1, gpus: [gpu(0, 8)] });
+    const w = await llamaWorker("24-and-8", [gpu(0, 24), gpu(1, 8)]);
+    const offers = [await w.nextOffer(), await w.nextOffer()];
+    expect(offers.map((o) => [o.jobId, o.gpuIndex]).sort()).toEqual(
+      [
+        [a.id, 0],
+        [c.id, 1],
+      ].sort(),
+    );
+    await dispatchOf(t).dispatcher.idle();
+    expect(rowOf(t, b.id).status).toBe("QUEUED");
+    expect(w.pending().filter((m) => m.case === "offer")).toEqual([]);
+  });
+
   test("synthetic jobs on a GPU worker take a slot on some GPU", async () => {
     const w = await connect({ name: "synth", engines: [ModelEngine.SYNTHETIC], slots: 2, gpus: [gpu(0, 8), gpu(1, 8)] });
     await createJob(jobs, "synthetic");

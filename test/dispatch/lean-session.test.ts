@@ -3,7 +3,7 @@ import type { Client } from "@connectrpc/connect";
 import { createHash } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { JobStatus } from "../../gen/studio/v1/job_pb.js";
+import { JobPhase, JobStatus } from "../../gen/studio/v1/job_pb.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { MAX_INLINE_OUTPUT_BYTES } from "../../server/dispatch/session.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
@@ -130,6 +130,21 @@ describe("lean session (issue 14)", () => {
     const staleGood = await w.completeInline(offer, [{ data }]);
     expect(staleGood).toMatchObject({ ok: false, code: "failed_precondition" });
     expect(storedFiles()).toEqual([]);
+  });
+
+  test("the last progress reported before the complete is stored, not dropped with the lease", async () => {
+    const w = await connect({ acceptsBatches: true });
+    const job = await createJob(jobs);
+    const offer = await w.nextOffer();
+    const report = (phase: JobPhase, step: number) =>
+      w.send({ case: "progress", value: { jobId: offer.jobId, leaseId: offer.leaseId, progress: { phase, step, steps: 2 } } });
+    report(JobPhase.DOWNLOADING, 0);
+    report(JobPhase.RUNNING, 1);
+    report(JobPhase.RUNNING, 2); // all within the studio's throttle window
+    expect(await w.completeInline(offer, [{ data: bytes(10) }])).toMatchObject({ ok: true });
+    const done = (await jobs.getJob({ jobId: job.id })).job!;
+    expect(done.status).toBe(JobStatus.SUCCEEDED);
+    expect([done.progress?.phase, done.progress?.step]).toEqual([JobPhase.RUNNING, 2]);
   });
 
   test("a worker speaking today's protocol (accept, chunks, complete; no batches) gets a receipt for each and every message alone", async () => {

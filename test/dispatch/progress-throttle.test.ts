@@ -32,6 +32,21 @@ test("dropping a job discards its pending report", async () => {
   throttle.clear();
 });
 
+test("flush writes a pending report at once (the lease is about to end), and does nothing when none is pending", async () => {
+  const throttle = new ProgressThrottle({ intervalMs: 60_000 });
+  const written: string[] = [];
+  await throttle.submit("job", async () => void written.push("first"));
+  await throttle.submit("job", async () => void written.push("held"));
+  await throttle.submit("job", async () => void written.push("last"));
+  expect(written).toEqual(["first"]);
+  await throttle.flush("job");
+  expect(written).toEqual(["first", "last"]);
+  await throttle.flush("job");
+  await throttle.flush("never-reported");
+  expect(written).toEqual(["first", "last"]);
+  throttle.clear();
+});
+
 test("a change of phase is written at once, whatever the window: a short phase is never lost behind the next", async () => {
   const throttle = new ProgressThrottle({ intervalMs: 10_000 });
   const written: string[] = [];

@@ -14,7 +14,7 @@ import {
   type Welcome,
   type WorkerHello,
 } from "../../gen/studio/v1/worker_service_pb.js";
-import { AsyncQueue } from "../../server/dispatch/async-queue.js";
+import { createWritableIterable } from "@connectrpc/connect/protocol";
 
 export type Protocol = "connect" | "grpc";
 
@@ -32,7 +32,8 @@ type Msg = SessionResponse["message"];
  * HTTP/2 on loopback, with an inbox the test awaits (no sleeps).
  */
 export class SimWorker {
-  readonly #out = new AsyncQueue<SessionRequest>();
+  /** The request side: connect-es's writable iterable, written without waiting for the transport to take each message. */
+  readonly #out = createWritableIterable<SessionRequest>();
   readonly #inbox: Msg[] = [];
   readonly #frames: Msg[] = [];
   #waiters: (() => void)[] = [];
@@ -99,7 +100,8 @@ export class SimWorker {
   }
 
   send(message: MessageInitShape<typeof SessionRequestSchema>["message"]): void {
-    this.#out.push(create(SessionRequestSchema, { message }));
+    // After close() a write is refused: the worker hung up, nothing more goes out.
+    this.#out.write(create(SessionRequestSchema, { message })).catch(() => {});
   }
 
   /** The next message matching (removed from the inbox); rejects when the stream ends first. */

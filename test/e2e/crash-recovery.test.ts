@@ -8,7 +8,7 @@ import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
-import { readProcStat } from "../../worker/recovery/proc-stat.js";
+import { readProcStat } from "../../worker/process-identity.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { REPO, WorkerProcess, buildWorkerBinary, removeWorkerBinary, sha256Hex, startFileServer } from "./worker-harness.js";
 

@@ -9,7 +9,7 @@ import { MultiEngine } from "../../worker/engines/multi-engine.js";
 import { SdCliEngine } from "../../worker/engines/sd-cli-engine.js";
 import type { JobOutcome, JobView } from "../../worker/runtime/ports.js";
 import { WorkerRuntime } from "../../worker/runtime/worker-runtime.js";
-import { Backoff } from "../../worker/session/backoff.js";
+import { Backoff } from "../../contract/backoff.js";
 import { SessionClient } from "../../worker/session/session-client.js";
 
 /** The fake sd-cli the faults' worker runs. */

@@ -1,3 +1,4 @@
+import { Backoff } from "../../contract/backoff.js";
 import { describeError, isAbort, isUnauthenticated } from "./errors.js";
 
 /** A live stream's connection state, shown to the operator. */
@@ -9,7 +10,7 @@ export type FeedState =
 
 /**
  * The page's discipline for a server stream (WatchJobs, WatchWorkers): one stream open, no
- * polling; when it breaks, reopen it with backoff (0.5 s doubling to 10 s), each time starting
+ * polling; when it breaks, reopen it with backoff (up to 0.5 s doubling to 10 s, jittered), each time starting
  * with the server's snapshot; stop for good when the studio refuses the token or the signal aborts.
  */
 export async function keepStreaming<T>(
@@ -17,16 +18,17 @@ export async function keepStreaming<T>(
   on: { message(message: T): void; state(state: FeedState): void },
   signal: AbortSignal,
 ): Promise<void> {
-  let delay = 500;
+  const backoff = new Backoff({ initialMs: 500, maxMs: 10_000 });
   while (!signal.aborted) {
     on.state({ kind: "connecting" });
+    let failure: string | undefined;
     try {
       const stream = open(signal);
       // connect-web does not surface the response headers of a stream, so the feed
       // counts as live once asked; a failure to open replaces this at once.
       on.state({ kind: "live" });
       for await (const message of stream) {
-        delay = 500;
+        backoff.reset();
         on.message(message);
       }
       // The server ended the stream (shutdown, drain): reopen.
@@ -36,10 +38,11 @@ export async function keepStreaming<T>(
         on.state({ kind: "unauthenticated", error: describeError(err), cause: err });
         return;
       }
-      on.state({ kind: "retrying", error: describeError(err), inMs: delay });
+      failure = describeError(err);
     }
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 10_000);
+    const inMs = backoff.next();
+    if (failure !== undefined) on.state({ kind: "retrying", error: failure, inMs });
+    await new Promise((r) => setTimeout(r, inMs));
   }
 }
 

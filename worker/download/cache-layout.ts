@@ -10,7 +10,7 @@ import path from "node:path";
  *   blobs/url/<urlhash>           complete, unverified files (+ <urlhash>.json meta)
  *   partial/<key>.part            bytes being downloaded (+ <key>.json state sidecar)
  *   locks/<key>.lock              who is downloading or evicting a key
- *   pins/<key>.<pid>              which processes use a complete file
+ *   pins/<key>.<identity>         which processes use a complete file (<pid>.<start time>)
  */
 export class CacheLayout {
   constructor(readonly root: string) {}
@@ -50,8 +50,8 @@ export class CacheLayout {
     return path.join(this.root, "pins");
   }
 
-  pin(key: CacheKey, pid: number): string {
-    return path.join(this.pinsDir(), `${key.id}.${pid}`);
+  pin(key: CacheKey, holder: string): string {
+    return path.join(this.pinsDir(), `${key.id}.${holder}`);
   }
 
   /** The key a blob path under blobs/ stands for, or undefined for meta and temp files. */

@@ -14,7 +14,6 @@ import { PinRegistry } from "./pins.js";
 import { ProgressMeter, type DownloadProgress } from "./progress.js";
 import { HashThreadPool } from "./hash-thread.js";
 import { directFlags } from "./partial-file.js";
-import { linkWorkDir, type WorkDirLinks } from "./work-dir.js";
 import { aggregateProgress } from "./aggregate-progress.js";
 
 import { MAX_CACHED_URLS } from "../../contract/worker-limits.js";
@@ -130,11 +129,6 @@ export class DownloadManager {
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
     }
-  }
-
-  /** Creates workDir/models/<filename> (workDir/loras/<filename> for LORA) links; refuses any filename that is not a bare name. */
-  linkWorkDir(workDir: string, entries: Array<{ file: ModelFile; cached: CachedFile }>): Promise<WorkDirLinks> {
-    return linkWorkDir(workDir, entries);
   }
 
   /** sha256 digests of the complete verified files in the cache (the worker lists them in hello). */

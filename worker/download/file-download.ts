@@ -1,6 +1,7 @@
 import fs from "node:fs/promises";
 import { TransferFailure, type FailureInit } from "./errors.js";
-import { sleep } from "./file-lock.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Backoff } from "../../contract/backoff.js";
 import { ifRangeValidator, type FetchPolicy } from "./http-fetch.js";
 import type { HashThread, HashThreadPool, SharedBytes } from "./hash-thread.js";
 import { OrderedHasher } from "./ordered-hasher.js";
@@ -48,7 +49,6 @@ export interface FinishedDownload {
 }
 
 const STATE_SAVE_MS = 1000;
-const MAX_BACKOFF_MS = 30_000;
 
 /**
  * Downloads one file into its partial path: resumes from the sidecar when one
@@ -67,7 +67,7 @@ export async function downloadFile(plan: FileDownloadPlan, signal: AbortSignal):
     if (saved && canResume(saved, plan) && (await file.stat()).size >= Math.max(...saved.parts.map((p) => p.next))) state = saved;
     else await file.truncate(0);
     const ctx: AttemptContext = { state, thread, hasher: new OrderedHasher(file, state?.parts ?? [], thread) };
-    let retries = 0;
+    const backoff = new Backoff({ initialMs: plan.retryBaseDelayMs, maxMs: Math.max(30_000, plan.retryBaseDelayMs) });
     let resumed = ctx.state !== undefined;
     let restartedAfterMismatch = false;
     for (;;) {
@@ -100,14 +100,15 @@ export async function downloadFile(plan: FileDownloadPlan, signal: AbortSignal):
         }
         if (ctx.state) await writePartialState(plan.statePath, ctx.state).catch(() => {});
         if (!failure.retryable) throw new TransferFailure(failure);
-        if (ctx.state && canResume(ctx.state, plan) && bytesDone(ctx.state) > before) retries = 0;
-        if (++retries > plan.maxRetries) {
+        // An attempt that moved the download forward starts the retries over.
+        if (ctx.state && canResume(ctx.state, plan) && bytesDone(ctx.state) > before) backoff.reset();
+        if (backoff.attempts >= plan.maxRetries) {
           throw new TransferFailure({ ...failure, message: `${failure.message}; gave up after ${plan.maxRetries} retries` });
         }
-        const delay = Math.random() * Math.min(MAX_BACKOFF_MS, plan.retryBaseDelayMs * 2 ** (retries - 1));
-        plan.logger.warn({ url: plan.url, filename: plan.filename, kind: failure.kind, retry: retries, delayMs: Math.round(delay) }, `download retry: ${failure.message}`);
+        const delay = backoff.next();
+        plan.logger.warn({ url: plan.url, filename: plan.filename, kind: failure.kind, retry: backoff.attempts, delayMs: Math.round(delay) }, `download retry: ${failure.message}`);
         try {
-          await sleep(delay, signal);
+          await sleep(delay, undefined, { signal });
         } catch (reason) {
           throw new TransferFailure(asFailure(reason, signal));
         }

@@ -1,13 +1,14 @@
 import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
-import { processAlive } from "./process-alive.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { identityAlive, selfIdentity } from "../process-identity.js";
 
 /** What a lock file records about its holder. */
 interface LockRecord {
   pid: number;
-  /** When the holding process started (performance.timeOrigin): tells a reused pid from the holder. */
-  boot?: number;
+  /** The holder's start time (process-identity.ts): tells a reused pid from the holder. */
+  startTime?: string;
   host: string;
   token: string;
   createdMs: number;
@@ -20,9 +21,9 @@ export interface HeldLock {
 
 /**
  * A cross-process lock made of an exclusively created file. The holder touches
- * it every lockStaleMs/4; a waiter takes it over when the holder's pid is gone
- * (same host; or it is our pid but another process start, as after a container
- * restart) or its heartbeat is older than lockStaleMs, so a crashed worker
+ * it every lockStaleMs/4; a waiter takes it over when the holder is gone (same
+ * host: its pid and start time no longer name a live process, as after a crash or
+ * a container restart that reused its pid) or its heartbeat is older than lockStaleMs, so a crashed worker
  * never blocks the cache. Takeover renames the stale file aside first and checks
  * it really was the stale one, so two waiters cannot both take it.
  */
@@ -33,19 +34,19 @@ export class FileLock {
     private readonly pollMs = 100,
   ) {}
 
-  /** Waits for the lock (polling), taking over stale ones; rejects with the signal's reason when aborted. */
+  /** Waits for the lock (polling), taking over stale ones; rejects (an AbortError) when the signal aborts. */
   async acquire(signal?: AbortSignal): Promise<HeldLock> {
     for (;;) {
       signal?.throwIfAborted();
       const held = await this.tryAcquire();
       if (held) return held;
-      await sleep(this.pollMs, signal);
+      await sleep(this.pollMs, undefined, { signal });
     }
   }
 
   /** Takes the lock if it is free or stale, else returns undefined at once. */
   async tryAcquire(): Promise<HeldLock | undefined> {
-    const record: LockRecord = { pid: process.pid, boot: performance.timeOrigin, host: os.hostname(), token: randomUUID(), createdMs: Date.now() };
+    const record: LockRecord = { ...selfIdentity(), host: os.hostname(), token: randomUUID(), createdMs: Date.now() };
     try {
       await fs.writeFile(this.path, JSON.stringify(record), { flag: "wx" });
       return this.held(record);
@@ -77,11 +78,7 @@ export class FileLock {
   }
 
   private isStale({ record, mtimeMs }: ReadLock): boolean {
-    if (record && record.host === os.hostname()) {
-      if (record.pid !== process.pid && !processAlive(record.pid)) return true;
-      // Our own pid from an earlier process (containers restart with the same pid).
-      if (record.pid === process.pid && record.boot !== undefined && record.boot !== performance.timeOrigin) return true;
-    }
+    if (record && record.host === os.hostname() && !identityAlive(record)) return true;
     return Date.now() - mtimeMs > this.staleMs;
   }
 
@@ -127,18 +124,3 @@ async function readLock(path: string): Promise<ReadLock | "gone"> {
   }
 }
 
-/** Resolves after ms, or rejects with the signal's reason when it aborts first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}

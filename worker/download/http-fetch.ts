@@ -1,3 +1,4 @@
+import { isHttpUrl } from "../../contract/http-url.js";
 import { TransferFailure, httpFailure } from "./errors.js";
 
 /** How a request authenticates and how far it may be redirected. */
@@ -93,7 +94,7 @@ function parseHttpUrl(url: string, what = "URL"): URL {
   } catch {
     throw new TransferFailure({ kind: "invalid", retryable: false, message: `${what} ${JSON.stringify(url)} is not an absolute URL` });
   }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+  if (!isHttpUrl(parsed))
     throw new TransferFailure({ kind: "invalid", retryable: false, message: `${what} ${parsed.href} uses ${parsed.protocol}; only http: and https: are fetched` });
   return parsed;
 }

@@ -1,12 +1,13 @@
 import fs from "node:fs/promises";
 import type { CacheKey, CacheLayout } from "./cache-layout.js";
-import { processAlive } from "./process-alive.js";
+import { identityAlive, identityTag, parseIdentityTag, selfIdentity } from "../process-identity.js";
 
 /**
  * Which complete files are in use, so eviction never removes them. This process
  * counts its own pins; other processes sharing the cache are seen through pin
- * files (pins/<key>.<pid>), one per process per key, ignored (and cleaned up)
- * once their pid is gone. The writes and removals of one pin file run one after
+ * files (pins/<key>.<pid>.<start time>, see process-identity.ts), one per process
+ * per key, ignored (and cleaned up) once their process is gone: a later process
+ * given the same pid does not keep a dead one's pins. The writes and removals of one pin file run one after
  * another, each making the file match the count at that moment, so an unpin's
  * removal can never land after a re-pin's write and hide the pin.
  */
@@ -44,13 +45,13 @@ export class PinRegistry {
     const left = (this.counts.get(key.id) ?? 1) - 1;
     if (left > 0) return void this.counts.set(key.id, left);
     this.counts.delete(key.id);
-    // A failed removal leaves a file naming this live pid; it goes when the pid is gone (see pinned).
+    // A failed removal leaves a file naming this live process; it goes when the process is gone (see pinned).
     this.syncFile(key).catch(() => {});
   }
 
   /** Queues making the pin file match the count (present while pinned, absent otherwise) behind the key's earlier operations. */
   private syncFile(key: CacheKey): Promise<void> {
-    const path = this.layout.pin(key, process.pid);
+    const path = this.layout.pin(key, identityTag(selfIdentity()));
     const op = (this.fileOps.get(key.id) ?? Promise.resolve()).then(() =>
       (this.counts.get(key.id) ?? 0) > 0 ? fs.writeFile(path, "") : fs.rm(path, { force: true }),
     );
@@ -77,9 +78,11 @@ export class PinRegistry {
     }
     for (const name of names) {
       if (!name.startsWith(prefix)) continue;
-      const pid = Number(name.slice(prefix.length));
-      if (pid !== process.pid && processAlive(pid)) return true;
-      if (pid !== process.pid) await fs.rm(this.layout.pin(key, pid), { force: true }).catch(() => {});
+      const tag = name.slice(prefix.length);
+      if (tag === identityTag(selfIdentity())) continue;
+      const holder = parseIdentityTag(tag);
+      if (holder && identityAlive(holder)) return true;
+      await fs.rm(this.layout.pin(key, tag), { force: true }).catch(() => {});
     }
     return false;
   }

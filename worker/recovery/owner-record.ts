@@ -2,7 +2,7 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rename, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { z } from "zod";
-import { processStartTime } from "./proc-stat.js";
+import { identityTag, parseIdentityTag, processStartTime, selfIdentity, type ProcessIdentity } from "../process-identity.js";
 
 /** The file in each job dir that names the worker owning it and the engine process groups it started. */
 export const OWNER_FILE = "owner.json";
@@ -35,32 +35,6 @@ export const ownerRecordSchema = z.strictObject({
 });
 export type OwnerRecord = z.output<typeof ownerRecordSchema>;
 export type RecordedGroup = OwnerRecord["groups"][number];
-
-export type ProcessIdentity = OwnerRecord["worker"];
-
-/** This worker process as an owner record names it. */
-export function selfIdentity(): ProcessIdentity {
-  if (self?.pid !== process.pid) {
-    const startTime = processStartTime(process.pid);
-    self = startTime === undefined ? { pid: process.pid } : { pid: process.pid, startTime };
-  }
-  return { ...self };
-}
-let self: ProcessIdentity | undefined;
-
-/** A process identity as a file name part: `<pid>.<startTime>`, or `<pid>` where /proc gives no start time. */
-export function identityTag({ pid, startTime }: ProcessIdentity): string {
-  return startTime === undefined ? String(pid) : `${pid}.${startTime}`;
-}
-
-/** The identity an identityTag names; undefined when `tag` is not one. */
-export function parseIdentityTag(tag: string): ProcessIdentity | undefined {
-  const m = /^(\d{1,10})(?:\.(\d{1,24}))?$/.exec(tag);
-  if (!m) return undefined;
-  const pid = Number(m[1]);
-  if (pid <= 0 || pid > 2 ** 31) return undefined;
-  return m[2] === undefined ? { pid } : { pid, startTime: m[2] };
-}
 
 /** The worker that was creating the staging dir `name` (`.job-<identityTag>-XXXXXX`); undefined for any other name. */
 export function stagingCreator(name: string): ProcessIdentity | undefined {

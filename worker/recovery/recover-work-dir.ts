@@ -1,6 +1,5 @@
 import { lstat, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { processAlive } from "../download/process-alive.js";
 import { ownedByUs } from "../private-dir.js";
 import {
   JOB_DIR_PREFIX,
@@ -11,10 +10,9 @@ import {
   readRecord,
   recordTmpWriter,
   stagingCreator,
-  type ProcessIdentity,
   type RecordedGroup,
 } from "./owner-record.js";
-import { groupMembers, processStartTime, readProcStat } from "./proc-stat.js";
+import { groupMembers, identityAlive, readProcStat, type ProcessIdentity } from "../process-identity.js";
 
 /** Minimal structured logger (pino's shape). */
 export interface RecoveryLogger {
@@ -95,7 +93,7 @@ export async function recoverWorkDir(
     if (name.startsWith("llama-") && RECORD_TMP.test(name)) {
       // A llama record's temp file: its writer was killed between the write and the rename.
       const writer = recordTmpWriter(name)!;
-      if (ownerAlive(writer)) summary.kept.push(path);
+      if (identityAlive(writer)) summary.kept.push(path);
       else await remove(path, { ownerPid: writer.pid }, "crash recovery: removed a record a dead worker was writing");
       continue;
     }
@@ -103,7 +101,7 @@ export async function recoverWorkDir(
     if (!name.startsWith(JOB_DIR_PREFIX) && !isLlama) continue;
     if (!isLlama && (await foreign(join(path, OWNER_FILE)))) continue;
     const record = await readRecord(isLlama ? path : join(path, OWNER_FILE));
-    if (record && ownerAlive(record.worker)) {
+    if (record && identityAlive(record.worker)) {
       summary.kept.push(path);
       continue;
     }
@@ -145,22 +143,13 @@ async function recoverStaging(
 ): Promise<void> {
   const creator: ProcessIdentity | undefined = stagingCreator(name) ?? (await readRecord(join(path, OWNER_FILE)))?.worker;
   if (creator) {
-    if (ownerAlive(creator)) summary.kept.push(path);
+    if (identityAlive(creator)) summary.kept.push(path);
     else await remove(path, { ownerPid: creator.pid }, "crash recovery: removed a job dir a dead worker was creating");
     return;
   }
   const age = await stat(path).then((s) => Date.now() - s.mtimeMs, () => 0);
   if (age >= unnamedMaxAgeMs) await remove(path, { ageMs: Math.round(age) }, "crash recovery: removed an abandoned job dir that names no creator");
   else summary.kept.push(path);
-}
-
-/** True while the recorded worker runs: same pid and, where /proc tells, the same start time. */
-export function ownerAlive(owner: ProcessIdentity): boolean {
-  if (owner.startTime === undefined) return processAlive(owner.pid);
-  const now = processStartTime(owner.pid);
-  if (now !== undefined) return now === owner.startTime;
-  // No /proc entry: gone (or /proc is unavailable, then the pid alone decides).
-  return readProcStat(process.pid) === undefined ? processAlive(owner.pid) : false;
 }
 
 /**

@@ -21,6 +21,7 @@ import { ReceiptLedger, ReceiptTimeout, type ReceiptKind } from "./receipt-ledge
 import { JobStop, jobStopOf } from "./job-stop.js";
 import { outputChunks } from "./output-chunks.js";
 import { ProgressThrottle, type ProgressUpdate } from "./progress-throttle.js";
+import { linkWorkDir } from "../download/work-dir.js";
 import type { Downloads, EngineRouter, HeldFile, JobOutcome, JobView, SessionSource } from "./ports.js";
 
 /** Everything one job needs, passed in by the runtime. */
@@ -144,7 +145,7 @@ export class JobRun {
       signal.throwIfAborted();
       const jobDir = await JobDirRecord.create(deps.workRoot);
       workDir = jobDir.dir;
-      const linked = await deps.downloads.linkWorkDir(
+      const linked = await linkWorkDir(
         workDir,
         held.map((cached, i) => ({ file: files[i]!, cached })),
       );

@@ -1,6 +1,6 @@
 import type { JobProgress } from "../../gen/studio/v1/job_pb.js";
 import type { ModelFile, ModelSource } from "../../gen/studio/v1/model_pb.js";
-import type { Engine, EngineFile } from "../engines/types.js";
+import type { Engine } from "../engines/types.js";
 import type { LiveSession } from "../session/session-client.js";
 
 /** Download progress as the download manager reports it. */
@@ -13,8 +13,9 @@ export interface DownloadProgressEvent {
   verified?: boolean;
 }
 
-/** A file held in the cache for a job; release() lets eviction have it again. */
+/** A file held in the cache for a job (the blob's path, linked into the job dir); release() lets eviction have it again. */
 export interface HeldFile {
+  path: string;
   release(): void | Promise<void>;
 }
 
@@ -24,10 +25,6 @@ export interface Downloads<F extends HeldFile = HeldFile> {
     files: ModelFile[],
     options: { signal: AbortSignal; onProgress?: (p: DownloadProgressEvent) => void },
   ): Promise<F[]>;
-  linkWorkDir(
-    workDir: string,
-    entries: Array<{ file: ModelFile; cached: F }>,
-  ): Promise<{ files: EngineFile[]; loraDir?: string | undefined }>;
   cachedDigests(): Promise<Iterable<string>> | Iterable<string>;
   /** URLs of complete files cached without a digest (placement of models whose files carry no sha256). */
   cachedUrls(): Promise<Iterable<string>> | Iterable<string>;

@@ -10,7 +10,8 @@ import {
   WorkerHeartbeatSchema,
 } from "../../gen/studio/v1/worker_service_pb.js";
 import type { Logger } from "pino";
-import { Backoff, sleep } from "./backoff.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Backoff } from "../../contract/backoff.js";
 import { Outbox, SessionClosedError } from "./outbox.js";
 
 /** One request of the session, as its oneof: `{ case: "progress", value: {...} }`. */
@@ -165,7 +166,8 @@ export class SessionClient {
         { err: error?.message, afterMs: Date.now() - started, retryInMs: delay, attempt: this.backoff.attempts },
         "session to the studio ended; reconnecting",
       );
-      await sleep(delay, this.stopper.signal);
+      // Stopping ends the wait at once (the loop then sees the signal).
+      await sleep(delay, undefined, { signal: this.stopper.signal }).catch(() => {});
     }
   }
 

@@ -4,6 +4,8 @@ import os from "node:os";
 import { ModelFileRole } from "../../../gen/studio/v1/model_pb.js";
 import { DownloadError, type DownloadManagerOptions, type DownloadProgress } from "../../../worker/download/index.js";
 import { FixtureServer, randomFile, sha256, serveBytes } from "./fixture-server.js";
+import { selfIdentity } from "../../../worker/process-identity.js";
+import { linkWorkDir } from "../../../worker/download/work-dir.js";
 import { listFiles, manager, modelFile, removeTempDirs, tempDir } from "./helpers.js";
 
 let server: FixtureServer;
@@ -74,7 +76,8 @@ describe("one download per file", () => {
     const url = server.serve("/stale-boot.bin", body);
     const cacheDir = await tempDir();
     const { dm } = manager(cacheDir, { lockStaleMs: 3_600_000 });
-    const record = { pid: process.pid, boot: performance.timeOrigin - 60_000, host: os.hostname(), token: "earlier", createdMs: Date.now() };
+    // Our pid, but a start time before ours: an earlier process that had our pid.
+    const record = { pid: process.pid, startTime: String(BigInt(selfIdentity().startTime!) - 1n), host: os.hostname(), token: "earlier", createdMs: Date.now() };
     await fs.writeFile(`${cacheDir}/locks/sha256-${sha256(body)}.lock`, JSON.stringify(record));
     const cached = await dm.ensure(modelFile(url, "sb.bin", { sha256: sha256(body) }));
     expect(cached.sizeBytes).toBe(body.byteLength);
@@ -149,7 +152,7 @@ describe("work dirs", () => {
     const total = parts.reduce((s, p) => s + p.body.byteLength, 0);
     expect(events.at(-1)).toMatchObject({ bytesDone: total, bytesTotal: total, verified: true });
     const workDir = await tempDir("dl-work-");
-    const links = await dm.linkWorkDir(workDir, files.map((file, i) => ({ file, cached: cached[i]! })));
+    const links = await linkWorkDir(workDir, files.map((file, i) => ({ file, cached: cached[i]! })));
     expect(links.loraDir).toBe(`${workDir}/loras`);
     expect(links.files.map((f) => f.path)).toEqual([
       `${workDir}/models/z_image_turbo-Q4_K.gguf`,
@@ -167,7 +170,7 @@ describe("work dirs", () => {
     const cached = await dm.ensure(good);
     for (const bad of ["../escape.bin", "sub/dir.bin", "..", "", "nul\u0000.bin"]) {
       const workDir = await tempDir("dl-work-");
-      const err = (await dm.linkWorkDir(workDir, [{ file: good, cached }, { file: { ...good, filename: bad }, cached }]).catch((e) => e)) as DownloadError;
+      const err = (await linkWorkDir(workDir, [{ file: good, cached }, { file: { ...good, filename: bad }, cached }]).catch((e) => e)) as DownloadError;
       expect(err).toBeInstanceOf(DownloadError);
       expect(err.kind).toBe("invalid");
       expect(await fs.readdir(workDir)).toEqual([]);

@@ -1,8 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import fs from "node:fs/promises";
 import { CacheLayout } from "../../../worker/download/cache-layout.js";
 import { PinRegistry } from "../../../worker/download/pins.js";
+import { identityTag, processStartTime, selfIdentity } from "../../../worker/process-identity.js";
 import { removeTempDirs, tempDir } from "./helpers.js";
 
 afterAll(async () => {
@@ -20,7 +21,7 @@ describe("pin files (what other processes sharing the cache see)", () => {
     mkdirSync(layout.pinsDir(), { recursive: true });
     const pins = new PinRegistry(layout);
     const key = CacheLayout.keyFor("ab".repeat(32), "http://127.0.0.1:9/m.gguf");
-    const file = layout.pin(key, process.pid);
+    const file = layout.pin(key, identityTag(selfIdentity()));
     let unpin = await pins.pin(key);
     let missing = 0;
     for (let i = 0; i < 200; i++) {
@@ -43,5 +44,21 @@ describe("pin files (what other processes sharing the cache see)", () => {
     const key = CacheLayout.keyFor("cd".repeat(32), "http://127.0.0.1:9/n.gguf");
     await expect(pins.pin(key)).rejects.toThrow();
     expect(await pins.pinned(key)).toBe(false);
+  });
+
+  test("another process's pin counts while it runs; a dead one's, even under a pid in use again, is removed", async () => {
+    const layout = new CacheLayout(await tempDir());
+    mkdirSync(layout.pinsDir(), { recursive: true });
+    const pins = new PinRegistry(layout);
+    const key = CacheLayout.keyFor("ef".repeat(32), "http://127.0.0.1:9/o.gguf");
+    const me = selfIdentity();
+    // Our pid with an earlier start time: the process that had this pid before us.
+    const reused = layout.pin(key, identityTag({ pid: me.pid, startTime: String(BigInt(me.startTime!) - 1n) }));
+    writeFileSync(reused, "");
+    expect(await pins.pinned(key)).toBe(false);
+    expect(existsSync(reused)).toBe(false);
+    const parent = layout.pin(key, identityTag({ pid: process.ppid, startTime: processStartTime(process.ppid) }));
+    writeFileSync(parent, "");
+    expect(await pins.pinned(key)).toBe(true);
   });
 });

@@ -53,9 +53,6 @@ async function runtimeOn(cards: ReturnType<typeof nvidiaCard>[]) {
       downloads.asked++;
       return [];
     },
-    async linkWorkDir() {
-      return { files: [] };
-    },
     cachedDigests: () => [],
     cachedUrls: () => [],
   };

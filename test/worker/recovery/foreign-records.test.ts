@@ -6,7 +6,7 @@ import { defaultDirs } from "../../../worker/config.js";
 import { killGroup, spawnGroup, type GroupChild } from "../../../worker/engines/process-group.js";
 import { ensureSafeDir, UnsafeDirError } from "../../../worker/private-dir.js";
 import { OWNER_FILE, writeRecordSync, type OwnerRecord } from "../../../worker/recovery/owner-record.js";
-import { processStartTime, readProcStat } from "../../../worker/recovery/proc-stat.js";
+import { processStartTime, readProcStat } from "../../../worker/process-identity.js";
 import { recoverWorkDir } from "../../../worker/recovery/recover-work-dir.js";
 import { parseWorkerArgs } from "../../../worker/ui/cli-options.js";
 

@@ -7,15 +7,13 @@ import {
   JobDirRecord,
   OWNER_FILE,
   WarmServerRecords,
-  identityTag,
   readRecord,
-  selfIdentity,
   writeRecordSync,
   type OwnerRecord,
 } from "../../../worker/recovery/owner-record.js";
 import { readLines } from "../../helpers/read-lines.js";
-import { processStartTime, readProcStat } from "../../../worker/recovery/proc-stat.js";
-import { ownerAlive, recoverWorkDir } from "../../../worker/recovery/recover-work-dir.js";
+import { identityAlive, identityTag, processStartTime, readProcStat, selfIdentity } from "../../../worker/process-identity.js";
+import { recoverWorkDir } from "../../../worker/recovery/recover-work-dir.js";
 
 /** Explicit: real processes on a loaded 2-core machine can take longer than bun's 5 s default. */
 const TEST_TIMEOUT_MS = 30_000;
@@ -94,9 +92,9 @@ describe("crash recovery of --work-dir", () => {
 
   test("an owner pid now held by another process counts as dead", async () => {
     const me = selfIdentity();
-    expect(ownerAlive(me)).toBe(true);
-    expect(ownerAlive({ pid: me.pid, startTime: String(BigInt(me.startTime!) + 1n) })).toBe(false);
-    expect(ownerAlive(await deadWorker())).toBe(false);
+    expect(identityAlive(me)).toBe(true);
+    expect(identityAlive({ pid: me.pid, startTime: String(BigInt(me.startTime!) + 1n) })).toBe(false);
+    expect(identityAlive(await deadWorker())).toBe(false);
   }, TEST_TIMEOUT_MS);
 
   test("a warm llama-server record of a dead worker: group killed, record removed; a live worker's record kept", async () => {

@@ -73,7 +73,7 @@ describe("worker configuration", () => {
       throw new Error("no error");
     };
     expect(err(["--server", "ftp://x"])).toContain("--server (STUDIO_SERVER): must use http: or https:, not ftp:");
-    expect(err(["--server", "not a url"])).toContain('--server (STUDIO_SERVER): must be an absolute http:// or https:// URL (got "not a url")');
+    expect(err(["--server", "not a url"])).toContain('--server (STUDIO_SERVER): must be an absolute http: or https: URL (got "not a url")');
     expect(err(["--server", "http://u:p@h"])).toContain("must not carry credentials");
     expect(err(["--server", "http://h", "--slots", "0"])).toContain("--slots (STUDIO_SLOTS)");
     expect(err(["--server", "http://h", "--slots", "two"])).toContain("--slots (STUDIO_SLOTS)");

@@ -17,7 +17,7 @@ import type { Engine } from "../../../worker/engines/types.js";
 import type { Downloads, JobOutcome, JobView } from "../../../worker/runtime/ports.js";
 import { tryMountTmpfs, unmount } from "../../faults/tmpfs.js";
 import { WorkerRuntime } from "../../../worker/runtime/worker-runtime.js";
-import { Backoff } from "../../../worker/session/backoff.js";
+import { Backoff } from "../../../contract/backoff.js";
 import { SessionClient } from "../../../worker/session/session-client.js";
 import { startTestStudio, type TestStudio } from "../../helpers/test-studio.js";
 import { startFileServer, watchJob } from "../../e2e/worker-harness.js";
@@ -279,7 +279,6 @@ describe("WorkerRuntime with a real studio", () => {
       const downloads: Downloads = {
         ensureAll: async (f, o) =>
           (await manager.ensureAll(f, o)).map((c) => ({ ...c, release: () => gate.promise.then(() => c.release()) })),
-        linkWorkDir: (w, e) => manager.linkWorkDir(w, e as never),
         cachedDigests: () => manager.cachedDigests(),
         cachedUrls: () => manager.cachedUrls(),
       };

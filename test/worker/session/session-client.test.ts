@@ -7,7 +7,7 @@ import pino from "pino";
 import { TokenRole, TokenService } from "../../../gen/studio/v1/token_service_pb.js";
 import { WorkerHelloSchema, WorkerService } from "../../../gen/studio/v1/worker_service_pb.js";
 import { ModelEngine } from "../../../gen/studio/v1/model_pb.js";
-import { Backoff } from "../../../worker/session/backoff.js";
+import { Backoff } from "../../../contract/backoff.js";
 import { SessionClient, SessionRefusedError, type LiveSession, type SessionHandlers } from "../../../worker/session/session-client.js";
 import { startTestStudio, type TestStudio } from "../../helpers/test-studio.js";
 

@@ -1,4 +1,4 @@
-/** Settings of the reconnect delay; defaults suit a studio restart (seconds) and an outage (a minute). */
+/** Settings of a retry delay; the defaults suit reconnecting to a studio: its restart (seconds), an outage (a minute). */
 export interface BackoffOptions {
   initialMs?: number;
   maxMs?: number;
@@ -9,8 +9,10 @@ export interface BackoffOptions {
 
 /**
  * Exponential backoff with full jitter (AWS architecture blog's "full jitter": a random delay
- * between 0 and the capped exponential), so that many workers cut off by one studio restart do
- * not reconnect in lockstep. `reset()` after a healthy session starts again from the smallest delay.
+ * between 0 and the capped exponential), so that many workers (or pages) cut off by one studio
+ * restart do not reconnect in lockstep. The one retry delay of the worker's session, its downloads
+ * and the web page's streams. `reset()` after a success starts again from the smallest delay. The
+ * wait itself is node:timers/promises' setTimeout with the caller's signal (or the browser's).
  */
 export class Backoff {
   readonly initialMs: number;
@@ -20,7 +22,7 @@ export class Backoff {
   private attempt = 0;
 
   constructor({ initialMs = 250, maxMs = 30_000, factor = 2, random = Math.random }: BackoffOptions = {}) {
-    if (!(initialMs > 0) || !(maxMs >= initialMs) || !(factor >= 1))
+    if (!(initialMs >= 0) || !(maxMs >= initialMs) || !(factor >= 1))
       throw new RangeError(`bad backoff: initialMs ${initialMs}, maxMs ${maxMs}, factor ${factor}`);
     this.initialMs = initialMs;
     this.maxMs = maxMs;
@@ -48,18 +50,4 @@ export class Backoff {
   reset(): void {
     this.attempt = 0;
   }
-}
-
-/** Resolves after ms, or at once when the signal aborts (never rejects). */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

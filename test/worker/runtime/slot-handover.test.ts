@@ -4,14 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { create } from "@bufbuild/protobuf";
-import { OfferSchema, TaskSchema, type JobProgress } from "../../gen/studio/v1/job_pb.js";
-import { ModelEngine, ModelSourceSchema } from "../../gen/studio/v1/model_pb.js";
-import { WelcomeSchema, type SessionRequest } from "../../gen/studio/v1/worker_service_pb.js";
-import { EngineError } from "../../worker/engines/engine-error.js";
-import type { Engine, EngineRunRequest } from "../../worker/engines/types.js";
-import type { Downloads } from "../../worker/runtime/ports.js";
-import { WorkerRuntime } from "../../worker/runtime/worker-runtime.js";
-import type { LiveSession } from "../../worker/session/session-client.js";
+import { OfferSchema, TaskSchema, type JobProgress } from "../../../gen/studio/v1/job_pb.js";
+import { ModelEngine, ModelSourceSchema } from "../../../gen/studio/v1/model_pb.js";
+import { WelcomeSchema, type SessionRequest } from "../../../gen/studio/v1/worker_service_pb.js";
+import { EngineError } from "../../../worker/engines/engine-error.js";
+import type { Engine, EngineRunRequest } from "../../../worker/engines/types.js";
+import type { Downloads } from "../../../worker/runtime/ports.js";
+import { WorkerRuntime } from "../../../worker/runtime/worker-runtime.js";
+import type { LiveSession } from "../../../worker/session/session-client.js";
 
 const dir = mkdtempSync(join(tmpdir(), "slot-handover-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -41,7 +41,6 @@ class SlowToStopEngine implements Engine {
 
 const noDownloads: Downloads = {
   ensureAll: async () => [],
-  linkWorkDir: async () => ({ files: [] }),
   cachedDigests: () => [],
   cachedUrls: () => [],
 };
