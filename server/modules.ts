@@ -7,6 +7,7 @@ import { createOpsModule, meterDispatch, withRequestLimits } from "./ops/index.j
 import { endSessionsOnRevoke } from "./auth/revoke-sessions.js";
 import { createWebModule } from "./web/index.js";
 import { createOpenAiModule } from "./openai/index.js";
+import { createStreamsModule } from "./streams/index.js";
 
 /**
  * The studio's parts, in the order their interceptors run and they start.
@@ -15,13 +16,16 @@ import { createOpenAiModule } from "./openai/index.js";
  * the per-service message limits, and plain routes outside ops/web need a token.
  */
 export function createModules(ctx: StudioContext): StudioModule[] {
-  const dispatch = createDispatchModule(ctx);
+  const streams = createStreamsModule(ctx);
+  const dispatch = createDispatchModule(ctx, { texts: streams.texts });
   const ops = createOpsModule(ctx);
   const auth = createAuthModule(ctx);
   meterDispatch(ops.metrics, dispatch);
   endSessionsOnRevoke(auth.events, dispatch.registry, (worker) => ctx.logger.info({ worker }, "session ended: token revoked"));
   auth.events.onRevoke((tokenId) => dispatch.endPollsOf(tokenId));
-  const jobs = createJobsModule(ctx);
-  const openai = createOpenAiModule(ctx, { jobs, dispatch });
-  return withRequestLimits(auth.protectModules([ops, auth, createRegistryModule(ctx), jobs, dispatch, openai, createWebModule(ctx)]));
+  const jobs = createJobsModule(ctx, { texts: streams.texts });
+  const openai = createOpenAiModule(ctx, { jobs, dispatch, texts: streams.texts });
+  return withRequestLimits(
+    auth.protectModules([ops, auth, createRegistryModule(ctx), streams, jobs, dispatch, openai, createWebModule(ctx)]),
+  );
 }

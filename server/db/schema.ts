@@ -54,6 +54,20 @@ export const graphicsJobs = sqliteTable(
   ],
 );
 
+/**
+ * Text jobs' output as their engines streamed it: the latest attempt's text so far, written by
+ * the replica whose worker sends it about once a second (server/streams), so that GetJob and a
+ * late watcher on any replica read it. A succeeded job's row goes: its output holds the text.
+ */
+export const streamedTexts = sqliteTable("streamedTexts", {
+  jobId: text("jobId").primaryKey(),
+  attempt: integer("attempt").notNull(),
+  text: text("text").notNull(),
+  reasoning: text("reasoning").notNull(),
+  tokens: integer("tokens").notNull(),
+  updatedAt: integer("updatedAt").notNull(),
+});
+
 /** Bearer tokens; only a hash of the secret is stored. */
 export const apiTokens = sqliteTable(
   "apiTokens",

@@ -1,4 +1,5 @@
 import type { StudioContext, StudioModule } from "../context.js";
+import type { TextStreams } from "../streams/text-streams.js";
 import { outputHttpRoute } from "../outputs/output-http-route.js";
 import { OutputStaging } from "../outputs/output-staging.js";
 import { OutputStore } from "../outputs/output-store.js";
@@ -39,7 +40,7 @@ export interface DispatchModule extends StudioModule {
  * Dispatch: worker sessions (WorkerService.Session), the polling API, ListWorkers and WatchWorkers,
  * the lease reaper, the output store with GetJobOutput and GET /jobs/{id}/outputs/{index}.
  */
-export function createDispatchModule(ctx: StudioContext): DispatchModule {
+export function createDispatchModule(ctx: StudioContext, { texts }: { texts?: TextStreams } = {}): DispatchModule {
   const store = ctx.storage.queue;
   // A silent session (no message for a lease TTL) gets no offers until it speaks again.
   const registry = new WorkerRegistry({ now: ctx.now, silentAfterMs: ctx.config.leaseTtlMs });
@@ -88,6 +89,7 @@ export function createDispatchModule(ctx: StudioContext): DispatchModule {
         declines,
         outputs,
         staging,
+        texts,
         poll,
         getJob,
         listWorkers,

@@ -6,7 +6,7 @@ import {
   type SessionRequest,
   type SessionResponse,
 } from "../../gen/studio/v1/worker_service_pb.js";
-import { JobProgressSchema } from "../../gen/studio/v1/job_pb.js";
+import { JobProgressSchema, type TextDelta } from "../../gen/studio/v1/job_pb.js";
 import { callerOf, type Caller } from "../auth/caller.js";
 import type { StudioContext } from "../context.js";
 import type { OutputStore } from "../outputs/output-store.js";
@@ -38,6 +38,8 @@ export interface SessionDeps {
   declines: DeclineMemory;
   outputs: OutputStore;
   staging: OutputStaging;
+  /** Where text pieces go (absent: they are dropped, as a studio without streaming would). */
+  texts?: { receive(delta: TextDelta): void };
 }
 
 /**
@@ -226,6 +228,14 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
         await deps.actions.fail(msg.value, msg.value.error, msg.value.retryable, caller, { beforeWake: posted });
         uploads.drop(msg.value.leaseId);
       });
+    case "textDelta": {
+      // A piece under a lease this worker no longer holds is dropped: the job is someone else's now.
+      const { jobId, leaseId, delta } = msg.value;
+      if (!delta || worker.leases.get(leaseId) !== jobId) return;
+      delta.jobId = jobId;
+      deps.texts?.receive(delta);
+      return;
+    }
     case "drain":
       worker.draining = true;
       return;

@@ -24,7 +24,8 @@ import { modelIssues, newJobFromRequest, promotedPriority, requireId, statusFilt
 import { atJobEdge, jobConnectError } from "./job-rpc-errors.js";
 import type { JobStore } from "./job-store.js";
 import { decodeCursor, encodeCursor } from "./list-cursor.js";
-import { watchJobs } from "./watch-jobs.js";
+import { hasStreamedText, watchJobs } from "./watch-jobs.js";
+import type { TextFeed } from "../streams/text-feed.js";
 
 /** ListJobs' page size when the request says 0, and the most it may ask for (larger asks are clamped). */
 export const LIST_PAGE_SIZE = { default: 50, max: 500 } as const;
@@ -37,14 +38,19 @@ export interface JobServiceDeps {
   watchMaxPending?: number;
   /** Aborts when the studio stops: open watches end cleanly instead of holding shutdown for its grace period. */
   shutdown?: AbortSignal;
+  /** Text jobs' streamed output (GetJob's streamed_text, WatchJobs' include_text); absent: neither is filled. */
+  texts?: JobTexts;
 }
+
+/** What JobService reads of streamed text (server/streams TextStreams). */
+export type JobTexts = TextFeed & { modelOf(jobId: string): string | undefined };
 
 /**
  * JobService without GetJobOutput (dispatch registers that one with router.rpc):
  * the handlers validate, call the store, and map domain errors at the edge. Creates
  * that arrive together are committed together (CreateBatcher).
  */
-export function createJobService({ store, events, defaultMaxAttempts, watchMaxPending, shutdown }: JobServiceDeps) {
+export function createJobService({ store, events, defaultMaxAttempts, watchMaxPending, shutdown, texts }: JobServiceDeps) {
   const creates = new CreateBatcher(store);
   /** CreateJob's write without the RPC around it (the OpenAI API queues its jobs here); throws JobError. */
   const createRow = async (req: CreateJobRequest) => {
@@ -88,7 +94,9 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
         requireId(req.jobId, "job_id");
         const row = await store.get(req.jobId);
         if (!row) throw jobNotFound(req.jobId);
-        return create(GetJobResponseSchema, { job: jobFromRow(row) });
+        const job = jobFromRow(row);
+        if (texts && hasStreamedText(job)) job.streamedText = await texts.read(job.id);
+        return create(GetJobResponseSchema, { job });
       }),
 
     listJobs: (req: ListJobsRequest) =>
@@ -110,7 +118,7 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
     async *watchJobs(req: WatchJobsRequest, ctx: HandlerContext) {
       try {
         const signal = shutdown ? AbortSignal.any([ctx.signal, shutdown]) : ctx.signal;
-        yield* watchJobs(req, signal, { store, events, maxPending: watchMaxPending });
+        yield* watchJobs(req, signal, { store, events, maxPending: watchMaxPending, texts });
       } catch (err) {
         throw jobConnectError(err);
       }

@@ -6,10 +6,23 @@ import { jobFromRow, type JobRow } from "./job-row.js";
 import { requireId, statusFilter } from "./job-requests.js";
 import type { JobStore } from "./job-store.js";
 import type { ListCursor } from "./list-cursor.js";
+import { canFollow, joinDeltas, utf8Length } from "../../contract/text-delta.js";
+import { JobStatus, type Job, type TextDelta } from "../../gen/studio/v1/job_pb.js";
+import type { TextFeed } from "../streams/text-feed.js";
+
+/** Whether GetJob reads a job's streamed text: a text job that has not succeeded (a succeeded one's output holds it). */
+export function hasStreamedText(job: Job): boolean {
+  return job.task?.kind.case === "text" && job.status !== JobStatus.SUCCEEDED && job.status !== JobStatus.UNSPECIFIED;
+}
+
+/** Whether a snapshot reads a job's streamed text: a text job a worker holds now. */
+const streamingNow = (job: Job) => job.task?.kind.case === "text" && (job.status === JobStatus.RUNNING || job.status === JobStatus.OFFERED);
 
 export interface WatchOptions {
   store: JobStore;
   events: JobEvents;
+  /** Streamed text, for include_text (a model lookup lets a watch filtered by model pick its jobs' pieces). */
+  texts?: TextFeed & { modelOf(jobId: string): string | undefined };
   /** Distinct jobs with unsent changes a stream may hold before it is ended with watch_overflow. */
   maxPending?: number;
   snapshotPageSize?: number;
@@ -25,11 +38,15 @@ export const MAX_WATCH_JOB_IDS = 1000;
  * but may miss states a job passed through quickly. A reader further behind than
  * maxPending distinct jobs gets JobError("watch_overflow"). The subscription ends
  * when the signal aborts (the client went away) or the consumer stops.
+ *
+ * With include_text, text jobs' pieces come too, in order (consecutive pieces of one job are
+ * joined while they wait): snapshot messages of jobs a worker holds carry the text so far, and
+ * pieces the snapshot already holds are not sent again.
  */
 export async function* watchJobs(
   req: WatchJobsRequest,
   signal: AbortSignal,
-  { store, events, maxPending = 10_000, snapshotPageSize = 500 }: WatchOptions,
+  { store, events, texts, maxPending = 10_000, snapshotPageSize = 500 }: WatchOptions,
 ): AsyncGenerator<WatchJobsResponse> {
   const statuses = statusFilter(req.statuses);
   if (req.jobIds.length > MAX_WATCH_JOB_IDS)
@@ -53,6 +70,38 @@ export async function* watchJobs(
     }
     wake?.();
   });
+  const deltas: TextDelta[] = [];
+  /** What the snapshot sent of each job's text: pieces within it are not sent again. */
+  const covered = new Map<string, { attempt: number; text: number; reasoning: number }>();
+  const wantsHeld = statuses.length === 0 || statuses.includes("RUNNING") || statuses.includes("OFFERED");
+  const unsubscribeText =
+    req.includeText && texts && wantsHeld
+      ? texts.subscribe(undefined, (d) => {
+          if (ids.size > 0 && !ids.has(d.jobId)) return;
+          if (req.model !== "" && texts.modelOf(d.jobId) !== req.model) return;
+          const last = deltas.at(-1);
+          if (last && canFollow(last, d)) deltas[deltas.length - 1] = joinDeltas(last, d);
+          else if (deltas.length >= maxPending) overflow = true;
+          else deltas.push(d);
+          wake?.();
+        })
+      : () => {};
+  /** The snapshot message of a row; a job a worker holds carries its text so far. */
+  const snapshotOf = async (row: JobRow) => {
+    const job = jobFromRow(row);
+    if (req.includeText && texts && streamingNow(job)) {
+      const text = await texts.read(job.id);
+      if (text) {
+        job.streamedText = text;
+        covered.set(job.id, { attempt: text.attempt, text: utf8Length(text.text), reasoning: utf8Length(text.reasoning) });
+      }
+    }
+    return create(WatchJobsResponseSchema, { job, snapshot: true });
+  };
+  const alreadySent = (d: TextDelta) => {
+    const c = covered.get(d.jobId);
+    return c !== undefined && d.attempt === c.attempt && Number(d.textOffset) + utf8Length(d.text) <= c.text && Number(d.reasoningOffset) + utf8Length(d.reasoning) <= c.reasoning;
+  };
   const onAbort = () => wake?.();
   signal.addEventListener("abort", onAbort);
   try {
@@ -60,13 +109,13 @@ export async function* watchJobs(
       if (ids.size > 0) {
         for (const id of ids) {
           const row = await store.get(id);
-          if (row && matches(row)) yield create(WatchJobsResponseSchema, { job: jobFromRow(row), snapshot: true });
+          if (row && matches(row)) yield await snapshotOf(row);
         }
       } else {
         let after: ListCursor | undefined;
         do {
           const page = await store.list({ statuses, model: req.model }, { pageSize: snapshotPageSize, after });
-          for (const row of page.rows) yield create(WatchJobsResponseSchema, { job: jobFromRow(row), snapshot: true });
+          for (const row of page.rows) yield await snapshotOf(row);
           after = page.next;
         } while (after && !signal.aborted);
       }
@@ -74,8 +123,14 @@ export async function* watchJobs(
     while (!signal.aborted) {
       if (overflow)
         throw new JobError("watch_overflow", `watch fell more than ${maxPending} jobs behind; watch again with include_snapshot`);
+      // The pieces waiting now, then one change: neither can hold the other back for long.
+      for (let n = deltas.length; n > 0 && deltas.length > 0 && !signal.aborted; n--) {
+        const d = deltas.shift()!;
+        if (!alreadySent(d)) yield create(WatchJobsResponseSchema, { textDelta: d });
+      }
       const next = pending.values().next();
       if (next.done) {
+        if (deltas.length > 0) continue;
         await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
         continue;
@@ -86,6 +141,7 @@ export async function* watchJobs(
     }
   } finally {
     unsubscribe();
+    unsubscribeText();
     signal.removeEventListener("abort", onAbort);
   }
 }

@@ -5,6 +5,9 @@ import type { JobChange } from "../events/job-events.js";
 /** The one channel the triggers and the replicas' pings use. */
 export const STUDIO_CHANNEL = "studio";
 
+/** The most JSON one broadcast may carry: PostgreSQL refuses NOTIFY payloads of 8,000 bytes or more, and the envelope takes some. */
+export const MAX_BROADCAST_BYTES = 7_600;
+
 /** A token created or revoked on some replica. */
 export interface TokenChange {
   kind: "created" | "revoked";
@@ -33,6 +36,13 @@ export interface Cluster {
   onResync(listener: () => void): () => void;
   /** Why this replica cannot hear the others now, or undefined. */
   problem(): string | undefined;
+  /**
+   * Sends a message on a topic to the other replicas (a NOTIFY: delivered in order, at most once,
+   * and lost while a replica's connection is down; its JSON must stay under MAX_BROADCAST_BYTES).
+   */
+  broadcast(topic: string, body: unknown): Promise<void>;
+  /** Messages the other replicas broadcast on a topic. */
+  onBroadcast(topic: string, listener: (body: unknown) => void): () => void;
   /** Records this replica's workers for the others' ListWorkers. */
   publishWorkers(workers: unknown[]): Promise<void>;
   /** The workers of the other live replicas. */
@@ -52,7 +62,8 @@ export interface PgClusterOptions {
 type Payload =
   | { t: "job"; r: string; id: string; s: string; m: string; l: string | null; w: string | null }
   | { t: "token"; r: string; k: "created" | "revoked"; id: string }
-  | { t: "ping"; r: string; n: number };
+  | { t: "ping"; r: string; n: number }
+  | { t: "msg"; r: string; k: string; b: unknown };
 
 /** The Cluster of a replica on PostgreSQL. */
 export function createPgCluster(db: PgDb, { now = Date.now, pingIntervalMs = 1000, replicaTimeoutMs = 5000, onError = () => {} }: PgClusterOptions = {}): Cluster {
@@ -60,6 +71,7 @@ export function createPgCluster(db: PgDb, { now = Date.now, pingIntervalMs = 100
   const jobListeners = new Set<(c: JobChange) => void>();
   const tokenListeners = new Set<(c: TokenChange) => void>();
   const resyncListeners = new Set<() => void>();
+  const topicListeners = new Map<string, Set<(body: unknown) => void>>();
   let unlisten: (() => Promise<void>) | undefined;
   let timer: ReturnType<typeof setInterval> | undefined;
   let sent = 0;
@@ -98,6 +110,10 @@ export function createPgCluster(db: PgDb, { now = Date.now, pingIntervalMs = 100
     if (p.r === me) return;
     if (p.t === "job") emit(jobListeners, { jobId: p.id, status: p.s, model: p.m, leaseId: p.l, leaseWorker: p.w, remote: true });
     else if (p.t === "token") emit(tokenListeners, { kind: p.k, tokenId: p.id });
+    else if (p.t === "msg") {
+      const set = topicListeners.get(p.k);
+      if (set) emit(set, p.b);
+    }
   };
 
   const tick = async () => {
@@ -125,6 +141,17 @@ export function createPgCluster(db: PgDb, { now = Date.now, pingIntervalMs = 100
       if (deaf || now() - lastHeardAt > 3 * pingIntervalMs)
         return `notifications: none heard for ${Math.round((now() - lastHeardAt) / 1000)} s (the connection to the database is down)`;
       return undefined;
+    },
+    async broadcast(topic, body) {
+      const payload = JSON.stringify({ t: "msg", r: me, k: topic, b: body });
+      if (Buffer.byteLength(payload) >= 8000) throw new RangeError(`a broadcast on ${topic} is ${Buffer.byteLength(payload)} bytes; NOTIFY takes under 8,000`);
+      await db.rows(sql`SELECT pg_notify(${STUDIO_CHANNEL}, ${payload})`);
+    },
+    onBroadcast(topic, listener) {
+      let set = topicListeners.get(topic);
+      if (!set) topicListeners.set(topic, (set = new Set()));
+      set.add(listener);
+      return () => void set.delete(listener);
     },
     async publishWorkers(workers) {
       const at = now();

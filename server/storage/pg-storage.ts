@@ -8,6 +8,7 @@ import { createPgQueueStore } from "../dispatch/pg/pg-queue-store.js";
 import { PgJobStore } from "../jobs/pg-job-store.js";
 import { PgBlobs } from "../outputs/pg-blobs.js";
 import { PgModelRegistry } from "../registry/pg-model-registry.js";
+import { PgTextStore } from "../streams/pg-text-store.js";
 import { createPgCluster } from "./pg-cluster.js";
 import type { StorageDeps } from "./sqlite-storage.js";
 import { StorageOpenError, type QueueStats, type Storage } from "./storage.js";
@@ -67,6 +68,7 @@ export async function openPgStorage(url: string, deps: StorageDeps, { driver, ma
     tokens,
     blobs,
     stats: pgQueueStats(db),
+    texts: new PgTextStore(db, deps.now),
     cluster,
     pg: db,
     async readiness() {

@@ -9,6 +9,7 @@ import { outputsFromJson } from "../jobs/job-row.js";
 import { SqliteJobStore } from "../jobs/sqlite-job-store.js";
 import { FileBlobs, type OutputReferences } from "../outputs/file-blobs.js";
 import { SqliteModelRegistry } from "../registry/sqlite-model-registry.js";
+import { SqliteTextStore } from "../streams/sqlite-text-store.js";
 import type { QueueStats, Storage } from "./storage.js";
 
 /** What the stores share: the bus they publish job changes on and the studio's clock. */
@@ -32,6 +33,7 @@ export function openSqliteStorage(dataDir: string, deps: StorageDeps): Storage {
     tokens: new SqliteTokenStore(db, deps.now),
     blobs: new FileBlobs(join(dataDir, "outputs"), sqliteOutputReferences(db)),
     stats: sqliteQueueStats(db),
+    texts: new SqliteTextStore(db, deps.now),
     readiness: async () => sqliteReadiness(db),
     sqlite: db,
     close: async () => {

@@ -5,6 +5,7 @@ import type { QueueStore } from "../dispatch/queue-store.js";
 import type { JobStore } from "../jobs/job-store.js";
 import type { OutputBlobs } from "../outputs/output-blobs.js";
 import type { ModelRegistry } from "../registry/model-registry.js";
+import type { TextStore } from "../streams/text-store.js";
 import type { Cluster } from "./pg-cluster.js";
 
 /** Which database holds the studio's state. */
@@ -33,6 +34,8 @@ export interface Storage {
   /** Stored output bytes, content-addressed. */
   readonly blobs: OutputBlobs;
   readonly stats: QueueStats;
+  /** Text jobs' streamed output so far (server/streams). */
+  readonly texts: TextStore;
   /** Why the studio cannot serve now (database unreachable, not writable, not migrated), or undefined. */
   readiness(): Promise<string | undefined>;
   /** The other replicas sharing the database (PostgreSQL); undefined when this process is the only one (SQLite). */

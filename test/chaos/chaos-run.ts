@@ -19,6 +19,12 @@ export interface ChaosOptions {
   /** A random worker is killed every killMinMs..killMaxMs. */
   killMinMs?: number;
   killMaxMs?: number;
+  /**
+   * The chaos phase lasts until at least this many workers were killed, even past durationMs: on a
+   * loaded machine a database restart or a slow replica start can take much of the window, and a run
+   * that killed fewer workers than planned has tested less than it says.
+   */
+  minWorkerKills?: number;
   studioKills?: number;
   leaseTtlMs?: number;
   heartbeatIntervalMs?: number;
@@ -99,7 +105,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const seed = o.seed ?? chaosSeed(undefined, "seed");
   const s: Settings = {
     syntheticWorkers: 3, sdWorkers: 2, killMinMs: 1500, killMaxMs: 3500, studioKills: 2, leaseTtlMs: 2000,
-    heartbeatIntervalMs: 300, jobIntervalMs: 150, settleDeadlineMs: 60_000, sdStepMs: 60, keepDir: false,
+    heartbeatIntervalMs: 300, jobIntervalMs: 150, settleDeadlineMs: 60_000, sdStepMs: 60, keepDir: false, minWorkerKills: 0,
     ...o,
     log: o.log ?? (() => {}),
     seed,
@@ -212,7 +218,10 @@ async function chaosPhase(
   let stopped = false;
   const schedule = s.random.fork(2);
   let nextKill = Date.now() + schedule.between(s.killMinMs, s.killMaxMs);
-  while (Date.now() - start < s.durationMs) {
+  // Every scheduled event happens, however long the machine makes each one take: the phase ends once
+  // its time is up and the studio kills, database restarts and minimum worker kills are all done.
+  const eventsLeft = () => studioKillAt.length + pgRestartAt.length + Math.max(0, s.minWorkerKills - figures.workerKills);
+  while (Date.now() - start < s.durationMs || eventsLeft() > 0) {
     await Bun.sleep(100);
     if (studioKillAt.length > 0 && Date.now() >= studioKillAt[0]!) {
       studioKillAt.shift();

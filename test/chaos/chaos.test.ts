@@ -16,7 +16,7 @@ test(
   async () => {
     const seed = chaosSeed(process.env.CHAOS_SEED, "CHAOS_SEED");
     console.log(`chaos seed ${seed} (replay: CHAOS_SEED=${seed} bun test test/chaos/chaos.test.ts, or bun bench/chaos.ts --seed ${seed} --minutes 0.67)`);
-    const result = await runChaos({ durationMs: 40_000, settleDeadlineMs: 60_000, seed });
+    const result = await runChaos({ durationMs: 40_000, minWorkerKills: 8, settleDeadlineMs: 60_000, seed });
     console.log(formatFigures(result));
     if (result.violations.length > 0) console.log(`data kept in ${result.dir}; seed ${seed}`);
     expect(result.violations).toEqual([]);
@@ -47,7 +47,7 @@ test(
   async () => {
     const seed = chaosSeed(process.env.CHAOS_SEED, "CHAOS_SEED");
     console.log(`chaos (PostgreSQL) seed ${seed}`);
-    const result = await runChaos({ durationMs: 30_000, settleDeadlineMs: 60_000, seed, replicas: 2, pgRestarts: 1 });
+    const result = await runChaos({ durationMs: 30_000, minWorkerKills: 6, settleDeadlineMs: 60_000, seed, replicas: 2, pgRestarts: 1 });
     console.log(formatFigures(result));
     if (result.violations.length > 0) console.log(`data kept in ${result.dir}; seed ${seed}`);
     expect(result.violations).toEqual([]);

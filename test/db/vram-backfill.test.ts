@@ -39,7 +39,7 @@ function backfillOf(path: string): string[] {
   return readFileSync(path, "utf8").split("--> statement-breakpoint").slice(1);
 }
 
-describe("migration 0003 counts the GPU memory of the jobs already queued, as the studio would", () => {
+describe("migration 0004 counts the GPU memory of the jobs already queued, as the studio would", () => {
   test("SQLite", () => {
     const dir = mkdtempSync(join(tmpdir(), "vram-backfill-"));
     const db = openStudioDb(dir);
@@ -49,7 +49,7 @@ describe("migration 0003 counts the GPU memory of the jobs already queued, as th
           `INSERT INTO graphicsJobs (id, model, engine, status, task, modelSource, createdAt, updatedAt) VALUES (?, 'm', ?, ?, '{}', ?, 1, 1)`,
           [r.id, r.engine, r.status, text(r.source)],
         );
-      for (const statement of backfillOf(join(import.meta.dir, "../../server/db/migrations/0003_job_vram.sql"))) db.sqlite.run(statement);
+      for (const statement of backfillOf(join(import.meta.dir, "../../server/db/migrations/0004_job_vram.sql"))) db.sqlite.run(statement);
       for (const r of rows) {
         const got = (db.sqlite.query("SELECT vramBytes FROM graphicsJobs WHERE id = ?").get(r.id) as { vramBytes: number | null }).vramBytes;
         expect([r.id, got]).toEqual([r.id, expected(r)]);
@@ -70,7 +70,7 @@ describe("migration 0003 counts the GPU memory of the jobs already queued, as th
           sql`INSERT INTO "graphicsJobs" ("id", "model", "engine", "status", "task", "modelSource", "createdAt", "updatedAt")
               VALUES (${r.id}, 'm', ${r.engine}, ${r.status}, '{}', ${text(r.source)}, 1, 1)`,
         );
-      for (const statement of backfillOf(join(import.meta.dir, "../../server/db/pg/migrations/0003_job_vram.sql"))) await db.rows(sql.raw(statement));
+      for (const statement of backfillOf(join(import.meta.dir, "../../server/db/pg/migrations/0004_job_vram.sql"))) await db.rows(sql.raw(statement));
       for (const r of rows) {
         const [row] = await db.rows<{ vramBytes: string | number | null }>(sql`SELECT "vramBytes" FROM "graphicsJobs" WHERE "id" = ${r.id}`);
         expect([r.id, row!.vramBytes === null ? null : Number(row!.vramBytes)]).toEqual([r.id, expected(r)]);

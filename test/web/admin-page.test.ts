@@ -294,6 +294,27 @@ describe("the web admin page in headless Chromium", () => {
     await jobStatus(page).and(page.locator('[data-status="succeeded"]')).waitFor();
   }, 30_000);
 
+  test("streams a text job's output on its page while it runs", async () => {
+    await page.goto(`${t.url}/#/jobs/new?model=web-synth`);
+    await page.getByLabel("Kind").selectOption("text");
+    await page.getByLabel("Prompt", { exact: true }).fill("stream it to me");
+    await page.getByRole("button", { name: "Create job" }).click();
+    await page.getByRole("heading", { name: /^Job / }).waitFor();
+    // A word a step (100 ms): some words show while the job still runs.
+    await page.waitForFunction(() => {
+      const pre = document.querySelector("pre[data-streamed-text]");
+      const status = document.querySelector(".job-head [data-status]")?.getAttribute("data-status");
+      return status === "running" && pre !== null && !pre.closest("section")!.hidden && pre.textContent!.trim().split(/\s+/).length >= 2;
+    });
+    expect(await page.getByRole("heading", { name: /^Output so far \(\d+ tokens\)$/ }).isVisible()).toBe(true);
+    await jobStatus(page).and(page.locator('[data-status="succeeded"]')).waitFor();
+    const text = page.locator("pre[data-output]");
+    await text.waitFor();
+    expect((await text.textContent())!.trim().split(/\s+/)).toHaveLength(12);
+    // The outputs replace what was streamed.
+    expect(await page.locator("section.streamed").isHidden()).toBe(true);
+  }, 30_000);
+
   test("cancels a running job after confirmation and retries it", async () => {
     await withDiagnosis(async () => {
       await page.goto(`${t.url}/#/jobs/new?model=web-synth`);

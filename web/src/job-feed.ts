@@ -1,4 +1,4 @@
-import type { Job, JobStatus } from "../../gen/studio/v1/job_pb.js";
+import type { Job, JobStatus, TextDelta } from "../../gen/studio/v1/job_pb.js";
 import type { Api } from "./api.js";
 import { millis } from "./format.js";
 import { keepStreaming, type FeedState } from "./live-stream.js";
@@ -8,12 +8,16 @@ export interface FeedFilter {
   statuses?: JobStatus[];
   model?: string;
   jobIds?: string[];
+  /** Also text jobs' output as it streams (WatchJobs include_text). */
+  includeText?: boolean;
 }
 
 export interface FeedListener {
   /** A job appeared or changed; `snapshot` is true for the jobs as they were when the stream opened. */
   job(job: Job, snapshot: boolean): void;
   state(state: FeedState): void;
+  /** The next piece of a text job's output (includeText). */
+  text?(delta: TextDelta): void;
 }
 
 /**
@@ -46,12 +50,14 @@ export class JobFeed {
             model: this.filter.model ?? "",
             jobIds: this.filter.jobIds ?? [],
             includeSnapshot: true,
+            includeText: this.filter.includeText ?? false,
           },
           { signal },
         ),
       {
         message: (msg) => {
           if (msg.job) this.offer(msg.job, msg.snapshot);
+          else if (msg.textDelta) this.listener.text?.(msg.textDelta);
         },
         state: (state) => this.listener.state(state),
       },

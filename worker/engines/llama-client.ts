@@ -80,6 +80,10 @@ export async function streamText(baseUrl: string, task: TextTask, signal: AbortS
     headers: { "content-type": "application/json", accept: "text/event-stream" },
     body: JSON.stringify(body),
     signal,
+    // A new connection per request: llama-server closes the connection after a streamed answer
+    // without saying so, and a pooled one reused for the next job was reset (ECONNRESET) before
+    // its first byte, failing every other job on a warm server as a crash.
+    keepalive: false,
   });
   if (!response.ok || !response.body) {
     const text = await response.text().catch(() => "");

@@ -104,7 +104,8 @@ export class LlamaServerEngine implements Engine {
       }
       req.onProgress({ phase: "running", step: 0, message: "0 tokens" });
       const asked = performance.now();
-      const result = await streamText(server.baseUrl, task, controller.signal, ({ tokens, reasoningTokens }) => {
+      const result = await streamText(server.baseUrl, task, controller.signal, ({ kind, content, tokens, reasoningTokens }) => {
+        req.onText?.({ kind, content, tokens });
         // Time to first token, per job, in the log: what the engine took once the request was made.
         if (tokens === 1) this.opts.logger?.info({ jobId: req.jobId, model: req.model, ms: Math.round((performance.now() - asked) * 10) / 10 }, "first token");
         req.onProgress({

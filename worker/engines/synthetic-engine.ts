@@ -40,9 +40,11 @@ export class SyntheticEngine implements Engine {
     }
     if (kind.case === "text") {
       const result = syntheticText(kind.value);
+      // One word a token, streamed as it is "produced" (a step apart), as llama-server streams its tokens.
       const words = result.text.split(" ");
       for (let i = 1; i <= words.length; i++) {
         await this.pause(req.signal, deadline);
+        req.onText?.({ kind: "text", content: i === 1 ? words[0]! : ` ${words[i - 1]}`, tokens: i });
         req.onProgress({ phase: "running", step: i, message: `${i} tokens` });
       }
       return [textOutput(result)];

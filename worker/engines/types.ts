@@ -19,6 +19,14 @@ export interface EngineProgress {
   message?: string;
 }
 
+/** A piece of a text job's output as the engine produces it. */
+export interface TextPiece {
+  kind: "text" | "reasoning";
+  content: string;
+  /** Tokens produced so far, this piece's included. */
+  tokens: number;
+}
+
 /** One output of a job, in the order the engine produced it. */
 export interface EngineOutput {
   mimeType: string;
@@ -43,6 +51,11 @@ export interface EngineRunRequest {
   /** Job timeout: the engine kills its process group and rejects with "timeout". */
   timeoutMs?: number;
   onProgress(p: EngineProgress): void;
+  /**
+   * Text engines call it with each piece of the answer or reasoning as it is produced (`tokens`:
+   * the count so far), so that the studio can stream it; the outputs still hold the whole result.
+   */
+  onText?(piece: TextPiece): void;
   /**
    * Called at once when the engine starts a process group for this job (its pgid and program), so
    * the runtime can record it for crash recovery. Optional; engines without processes never call it.

@@ -20,6 +20,7 @@ import { SessionClosedError } from "../session/outbox.js";
 import { ReceiptLedger, ReceiptTimeout, type ReceiptKind } from "./receipt-ledger.js";
 import { JobStop, jobStopOf } from "./job-stop.js";
 import { outputChunks } from "./output-chunks.js";
+import { TextRelay } from "./text-relay.js";
 import { ProgressThrottle, type ProgressUpdate } from "./progress-throttle.js";
 import { linkWorkDir } from "../download/work-dir.js";
 import type { Downloads, EngineRouter, HeldFile, JobOutcome, JobView, SessionSource } from "./ports.js";
@@ -62,6 +63,7 @@ export class JobRun {
   private done = false;
   private finalSent = false;
   private refusedOutput: Receipt | undefined;
+  private text: TextRelay | undefined;
 
   constructor(
     readonly offer: Offer,
@@ -150,6 +152,8 @@ export class JobRun {
         held.map((cached, i) => ({ file: files[i]!, cached })),
       );
       this.progress({ phase: JobPhase.LOADING, message: "starting the engine" });
+      const text = offer.task?.kind.case === "text" ? new TextRelay({ ...this.ids(), attempt: offer.attempt }, deps.sessions) : undefined;
+      this.text = text;
       const outputs = await engine.run({
         jobId: this.jobId,
         model: offer.model,
@@ -163,6 +167,7 @@ export class JobRun {
         gpu: deps.gpu,
         cpuOnly: deps.cpuOnly,
         onSpawn: (pgid, binary) => this.recordGroup(jobDir, pgid, binary),
+        onText: text && ((piece) => !signal.aborted && text.push(piece)),
         onProgress: (p) =>
           this.progress({
             phase: p.phase === "loading" ? JobPhase.LOADING : JobPhase.RUNNING,
@@ -173,6 +178,8 @@ export class JobRun {
           }),
       });
       signal.throwIfAborted();
+      // The last pieces go out before the outputs, so that the studio has them all when the job completes.
+      text?.flush();
       this.throttle.flush();
       return await this.upload(outputs);
     } catch (err) {
@@ -191,6 +198,7 @@ export class JobRun {
       await this.finish("fail", this.failMessage(message, retryable));
       return this.end("failed", message);
     } finally {
+      this.text?.stop();
       this.throttle.stop();
       for (const f of held)
         await Promise.resolve(f.release()).catch((err) =>

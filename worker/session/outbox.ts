@@ -40,6 +40,18 @@ export class Outbox<T> implements AsyncIterable<T> {
     return true;
   }
 
+  /**
+   * Lets the last message still waiting to be taken absorb this one (`merge` returns true when it
+   * did), else queues it like post: a message the stream has not taken yet can still grow, so
+   * what is produced faster than the stream takes it travels in fewer messages, in order.
+   */
+  postOrMerge(message: T, merge: (waiting: T) => boolean): boolean {
+    if (this.closed) return false;
+    const last = this.queue.at(-1);
+    if (last && merge(last.message)) return true;
+    return this.post(message);
+  }
+
   get isClosed(): boolean {
     return this.closed !== undefined;
   }

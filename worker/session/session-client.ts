@@ -26,6 +26,8 @@ export interface LiveSession {
   send(message: SessionMessage): Promise<void>;
   /** Fire and forget (progress, heartbeats); false when the session has ended. */
   post(message: SessionMessage): boolean;
+  /** As post, unless the last message still waiting to go out absorbs it (`merge` returns true). */
+  postOrMerge(message: SessionMessage, merge: (waiting: SessionMessage) => boolean): boolean;
   readonly isClosed: boolean;
 }
 
@@ -214,6 +216,7 @@ export class SessionClient {
             welcome: msg.value,
             send: (m) => outbox.send(wrap(m)),
             post: (m) => outbox.post(wrap(m)),
+            postOrMerge: (m, merge) => outbox.postOrMerge(wrap(m), (waiting) => merge(waiting.message)),
             get isClosed() {
               return outbox.isClosed;
             },

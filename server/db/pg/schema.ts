@@ -59,6 +59,16 @@ export const graphicsJobs = pgTable(
   ],
 );
 
+/** Text jobs' streamed output so far, as streamedTexts in ../schema.ts. */
+export const streamedTexts = pgTable("streamedTexts", {
+  jobId: text("jobId").primaryKey(),
+  attempt: integer("attempt").notNull(),
+  text: text("text").notNull(),
+  reasoning: text("reasoning").notNull(),
+  tokens: integer("tokens").notNull(),
+  updatedAt: millis("updatedAt").notNull(),
+});
+
 /** Bearer tokens; only a hash of the secret is stored. */
 export const apiTokens = pgTable(
   "apiTokens",

@@ -72,7 +72,7 @@ export function imageTask(fields: { prompt: string; negativePrompt?: string; see
   });
 }
 
-export function textTask(fields: { prompt?: string; messages?: { role: string; content: string }[]; maxTokens?: number }): Task {
+export function textTask(fields: { prompt?: string; messages?: { role: string; content: string }[]; maxTokens?: number; seed?: bigint }): Task {
   return create(TaskSchema, {
     kind: {
       case: "text",
@@ -80,6 +80,7 @@ export function textTask(fields: { prompt?: string; messages?: { role: string; c
         prompt: fields.prompt ?? "",
         messages: (fields.messages ?? []).map((m) => create(ChatMessageSchema, m)),
         maxTokens: fields.maxTokens,
+        seed: fields.seed,
       }),
     },
   });

@@ -33,6 +33,7 @@ function recordingSession(): LiveSession & { posted: SessionMessage[] } {
     posted,
     isClosed: false,
     post: (m) => posted.push(m) > 0,
+    postOrMerge: (m) => posted.push(m) > 0,
     send: async (m) => void posted.push(m),
   };
 }

@@ -57,6 +57,7 @@ test("a job cancelled while it waits for a stopping job's slot does not block th
     welcome: create(WelcomeSchema, { heartbeatIntervalMs: 1000, leaseTtlMs: 5000 }),
     send: async (m) => void posted.push(m as SessionRequest["message"]),
     post: (m) => (posted.push(m as SessionRequest["message"]), true),
+    postOrMerge: (m) => (posted.push(m as SessionRequest["message"]), true),
     isClosed: false,
   };
   const runtime = new WorkerRuntime({

@@ -11,6 +11,7 @@ import { isActive, phaseName, statusName } from "../../../contract/job-progress.
 import { progressCell, statusBadge } from "../widgets.js";
 import { renderOutputs } from "./job-outputs.js";
 import { guarded } from "../guarded.js";
+import { applyDelta, utf8Length, type TextSoFar } from "../../../contract/text-delta.js";
 
 interface TimelineEntry {
   at: Date;
@@ -30,6 +31,48 @@ export const jobView: View = (app, main, route) => {
   const objectUrls: string[] = [];
   const body = h("div");
   const feedLine = h("p", { class: "feed", role: "status", "aria-live": "polite" });
+  // A text job's output as the engine streams it, until the job's outputs replace it. Pieces are
+  // appended as text nodes, so a long answer costs the page what each piece adds, not the whole.
+  let streamed: TextSoFar | undefined;
+  const streamTitle = h("h2", { id: "streamed-title" });
+  const streamReasoning = h("pre", { class: "text-output reasoning", "data-streamed-reasoning": "" });
+  const reasoningBox = h("details", { hidden: true }, h("summary", {}, "Reasoning"), streamReasoning);
+  const streamText = h("pre", { class: "text-output", "data-streamed-text": "" });
+  const streamBox = h("section", { class: "streamed", "aria-labelledby": "streamed-title", hidden: true }, streamTitle, reasoningBox, streamText);
+  const renderStreamed = (piece?: { text: string; reasoning: string }) => {
+    const show = streamed !== undefined && job !== undefined && job.status !== JobStatus.SUCCEEDED;
+    streamBox.hidden = !show;
+    if (!show) return;
+    const s = streamed!;
+    streamTitle.textContent = isActive(job!.status) ? `Output so far (${s.tokens} tokens)` : `Output streamed before the job stopped (${s.tokens} tokens)`;
+    reasoningBox.hidden = s.reasoning === "";
+    if (piece) {
+      if (piece.reasoning) streamReasoning.append(piece.reasoning);
+      if (piece.text) streamText.append(piece.text);
+    } else {
+      streamReasoning.textContent = s.reasoning;
+      streamText.textContent = s.text;
+    }
+  };
+  const adoptStreamed = (j: Job) => {
+    const t = j.streamedText;
+    if (!t || (streamed && (streamed.attempt > t.attempt || (streamed.attempt === t.attempt && streamed.textBytes >= utf8Length(t.text))))) return;
+    streamed = { attempt: t.attempt, text: t.text, reasoning: t.reasoning, textBytes: utf8Length(t.text), reasoningBytes: utf8Length(t.reasoning), tokens: t.tokens };
+  };
+  /** A piece was lost (or the page joined late): the text so far as the studio holds it. */
+  let rereading = false;
+  const reread = () => {
+    if (rereading) return;
+    rereading = true;
+    void app.api.jobs.getJob({ jobId: id }).then(
+      (res) => {
+        rereading = false;
+        if (res.job) adoptStreamed(res.job);
+        renderStreamed();
+      },
+      () => (rereading = false),
+    );
+  };
   const headline = h("p", { class: "headline", "aria-live": "polite" });
 
   const act = async (what: string, call: () => Promise<{ job?: Job }>, go = false) => {
@@ -93,6 +136,7 @@ export const jobView: View = (app, main, route) => {
     else if (prev && phase && (prev.progress?.phase ?? 0) !== next.progress?.phase)
       seen.push({ at: new Date(), what: `phase ${phase}` });
     headline.textContent = `Status: ${statusName(next.status)}${phase && phase !== "running" && next.status === JobStatus.RUNNING ? ` (${phase})` : ""}.`;
+    adoptStreamed(next);
     render();
   };
 
@@ -118,6 +162,7 @@ export const jobView: View = (app, main, route) => {
     replace(
       body,
       h("div", { class: "job-head" }, statusBadge(j), progressCell(j), actions),
+      streamBox,
       outputsBox,
       h(
         "div",
@@ -203,6 +248,7 @@ export const jobView: View = (app, main, route) => {
         ),
       ),
     );
+    renderStreamed();
     if (j.status === JobStatus.SUCCEEDED && outputsFor !== `${j.id}:${j.outputs.length}`) {
       outputsFor = `${j.id}:${j.outputs.length}`;
       renderOutputs(app, j, outputsBox, objectUrls);
@@ -214,9 +260,19 @@ export const jobView: View = (app, main, route) => {
 
   const feed = new JobFeed(
     app.api,
-    { jobIds: [id] },
+    { jobIds: [id], includeText: true },
     {
       job: (j) => j.id === id && update(j),
+      text(delta) {
+        if (delta.jobId !== id) return;
+        const before = streamed;
+        const r = applyDelta(streamed, delta);
+        if (r.result === "gap") return reread();
+        if (r.result !== "applied") return;
+        streamed = r.held;
+        // The page shows `before` whenever the box is visible: a continuation is appended, anything else redrawn.
+        renderStreamed(before !== undefined && before.attempt === delta.attempt && !streamBox.hidden ? delta : undefined);
+      },
       state(state) {
         const m = feedMessage(state);
         feedLine.textContent = m.text;
