@@ -31,6 +31,7 @@ export const RPC_ROLES: Readonly<Record<string, Readonly<Record<string, readonly
   },
   "studio.v1.JobService": {
     CreateJob: CLIENT,
+    CreateJobs: CLIENT,
     PromoteJob: CLIENT,
     RetryJob: CLIENT,
     CancelJob: CLIENT,

@@ -2,7 +2,11 @@ import { PUBLIC_RPCS, rolesFor } from "./access-policy.js";
 import type { Role } from "./caller.js";
 
 /** RPCs whose open streams count against a token's stream limit. */
-export const LIMITED_STREAMS: ReadonlySet<string> = new Set(["studio.v1.JobService/WatchJobs", "studio.v1.WorkerService/WatchWorkers"]);
+export const LIMITED_STREAMS: ReadonlySet<string> = new Set([
+  "studio.v1.JobService/WatchJobs",
+  "studio.v1.JobService/CreateJobs",
+  "studio.v1.WorkerService/WatchWorkers",
+]);
 
 /** The access policy of one method: its "service/method" name, whether it is public, who may call it, whether its streams count. */
 export interface MethodPolicy {

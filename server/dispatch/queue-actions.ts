@@ -7,7 +7,7 @@ import { OfferSchema, type JobOutput, type JobProgress, type Offer, type Task } 
 import type { OutputStaging, StagedOutput } from "../outputs/output-staging.js";
 import type { Caller } from "../auth/caller.js";
 import type { StudioContext } from "../context.js";
-import { outputsToJson, progressToJson, sharedModelSourceFromStored, taskFromJson, type JobRow } from "../jobs/job-row.js";
+import { leasedTaskOf, outputsToJson, progressToJson, sharedModelSourceFromStored, taskFromJson, type JobRow } from "../jobs/job-row.js";
 import { DispatchError } from "./dispatch-error.js";
 import { assertLeaseOwner, LeaseOwners } from "./lease-owner.js";
 import type { ProgressThrottle } from "./progress-throttle.js";
@@ -98,7 +98,7 @@ export class QueueActions {
 
   /** Records a freshly claimed row's lease for `tokenId` and builds its Offer (parsing the stored task once). */
   #leased(row: JobRow, tokenId: string): Claimed {
-    const task = taskFromJson(row.task);
+    const task = leasedTaskOf(row);
     this.deps.owners.record(row.leaseId!, tokenId, expectedOutputCount(task), outputMimeTypes(task));
     return { row, offer: QueueActions.offerOf(row, task) };
   }

@@ -26,13 +26,14 @@ export function createJobsModule(ctx: StudioContext, { texts }: { texts?: JobTex
     shutdown: shutdown.signal,
     texts,
   });
-  const { createJob, promoteJob, retryJob, cancelJob, getJob, listJobs, watchJobs } = service;
+  const { createJob, createJobs, promoteJob, retryJob, cancelJob, getJob, listJobs, watchJobs } = service;
   return {
     name: "jobs",
     store,
     createJob: service.createRow,
     routes: (router) => {
       router.rpc(JobService.method.createJob, createJob);
+      router.rpc(JobService.method.createJobs, createJobs);
       router.rpc(JobService.method.promoteJob, promoteJob);
       router.rpc(JobService.method.retryJob, retryJob);
       router.rpc(JobService.method.cancelJob, cancelJob);

@@ -67,6 +67,30 @@ export function taskFromJson(text: string | null | undefined): Task {
   }
 }
 
+/** Most created tasks kept for their first claim (the newest; older jobs' tasks are parsed when claimed). */
+const MAX_CREATED_TASKS = 10_000;
+/**
+ * Tasks as CreateJob wrote them, by job id, until the job is first leased: the claim builds its
+ * Offer from the message instead of parsing back the text just stored (measured: 2.4% of the
+ * studio's CPU on the dispatch bench). A task never changes after its job is created; the messages
+ * here are only serialised, never changed.
+ */
+const createdTasks = new Map<string, Task>();
+
+/** Keeps a created job's task for its first claim. */
+export function rememberCreatedTask(jobId: string, task: Task): void {
+  if (createdTasks.size >= MAX_CREATED_TASKS) createdTasks.delete(createdTasks.keys().next().value!);
+  createdTasks.set(jobId, task);
+}
+
+/** The task of a row being leased: the one kept at creation (once), else parsed from the row. */
+export function leasedTaskOf(row: JobRow): Task {
+  const task = createdTasks.get(row.id);
+  if (task === undefined) return taskFromJson(row.task);
+  createdTasks.delete(row.id);
+  return task;
+}
+
 /** The stored text of a job's outputs: a JSON array of protobuf-JSON JobOutputs. */
 export function outputsToJson(outputs: readonly JobOutput[]): string {
   return JSON.stringify(outputs.map((o) => toJson(JobOutputSchema, o)));
@@ -167,10 +191,11 @@ export function sharedModelSourceFromStored(text: string | null | undefined): Mo
  * malformed `modelSource` (a legacy row) reads back with no model_source, and
  * nothing here throws on stored data. A caller that has just written the row
  * passes the task it stored (`known.task`, whose protobuf JSON is `row.task`)
- * so that the text is not parsed straight back.
+ * so that the text is not parsed straight back. The Job is for sending: its model_source is the
+ * message shared by every job of that stored text (sharedModelSourceFromStored), not to be changed.
  */
 export function jobFromRow(row: JobRow, known?: { task?: Task }): Job {
-  const modelSource = modelSourceFromStored(row.modelSource);
+  const modelSource = sharedModelSourceFromStored(row.modelSource);
   return create(JobSchema, {
     id: row.id,
     model: row.model,

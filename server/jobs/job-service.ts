@@ -9,6 +9,7 @@ import {
   RetryJobResponseSchema,
   type CancelJobRequest,
   type CreateJobRequest,
+  type CreateJobsRequest,
   type GetJobRequest,
   type ListJobsRequest,
   type PromoteJobRequest,
@@ -18,8 +19,9 @@ import {
 import type { JobEvents } from "../events/job-events.js";
 import { formatIssues } from "../../contract/issues.js";
 import { CreateBatcher } from "./create-batcher.js";
+import { createJobsStream } from "./create-jobs-stream.js";
 import { JobError, jobNotFound } from "./job-errors.js";
-import { jobFromRow } from "./job-row.js";
+import { jobFromRow, rememberCreatedTask } from "./job-row.js";
 import { modelIssues, newJobFromRequest, promotedPriority, requireId, statusFilter } from "./job-requests.js";
 import { atJobEdge, jobConnectError } from "./job-rpc-errors.js";
 import type { JobStore } from "./job-store.js";
@@ -55,7 +57,9 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
   /** CreateJob's write without the RPC around it (the OpenAI API queues its jobs here); throws JobError. */
   const createRow = async (req: CreateJobRequest) => {
     const input = newJobFromRequest(req, { defaultMaxAttempts });
-    return { input, ...(await creates.create(input)) };
+    const result = await creates.create(input);
+    if (result.created) rememberCreatedTask(result.row.id, input.task);
+    return { input, ...result };
   };
   return {
     createRow,
@@ -63,6 +67,12 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
       atJobEdge(async () => {
         const { input, row, created } = await createRow(req);
         // A new row stores input.task as written: no need to parse it back (an existing one may differ).
+        return create(CreateJobResponseSchema, { job: jobFromRow(row, created ? { task: input.task } : undefined), created });
+      }),
+
+    createJobs: (requests: AsyncIterable<CreateJobsRequest>) =>
+      createJobsStream(requests, async (req) => {
+        const { input, row, created } = await createRow(req);
         return create(CreateJobResponseSchema, { job: jobFromRow(row, created ? { task: input.task } : undefined), created });
       }),
 

@@ -4,11 +4,13 @@ import { JobOutputSchema, JobProgressSchema, JobPhase, JobStatus, TaskSchema } f
 import { parseModelSourceJson } from "../../contract/model-source.js";
 import {
   jobFromRow,
+  leasedTaskOf,
   modelSourceFromStored,
   outputsFromJson,
   outputsToJson,
   progressFromJson,
   progressToJson,
+  rememberCreatedTask,
   statusFromRow,
   statusToRow,
   taskFromJson,
@@ -94,6 +96,16 @@ describe("job-row", () => {
     const job = jobFromRow(baseRow, { task });
     expect(job.task).toBe(task);
     expect(jobFromRow(baseRow).task).toEqual(task);
+  });
+
+  test("a created job's task is handed to its first lease as written, once; later leases parse the row", () => {
+    const task = create(TaskSchema, { kind: { case: "image", value: { prompt: "a fox", seed: 3n } } });
+    const row = { ...baseRow, id: "created-1", task: taskToJson(task) };
+    rememberCreatedTask(row.id, task);
+    expect(leasedTaskOf(row)).toBe(task);
+    const again = leasedTaskOf(row);
+    expect(again).not.toBe(task);
+    expect(again).toEqual(task);
   });
 
   test("outputs and progress round-trip", () => {

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/job_service.proto.
  */
 export const file_studio_v1_job_service: GenFile = /*@__PURE__*/
-  fileDesc("ChtzdHVkaW8vdjEvam9iX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSKBAQoQQ3JlYXRlSm9iUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIdCgR0YXNrGAIgASgLMg8uc3R1ZGlvLnYxLlRhc2sSEAoIcHJpb3JpdHkYAyABKAUSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEhQKDG1heF9hdHRlbXB0cxgFIAEoDSJBChFDcmVhdGVKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgiMgoRUHJvbW90ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEg0KBW1vZGVsGAIgASgJIjEKElByb21vdGVKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIiEKD1JldHJ5Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiLwoQUmV0cnlKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIiIKEENhbmNlbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIjAKEUNhbmNlbEpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiHwoNR2V0Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiLQoOR2V0Sm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiJvCg9MaXN0Sm9ic1JlcXVlc3QSJgoIc3RhdHVzZXMYASADKA4yFC5zdHVkaW8udjEuSm9iU3RhdHVzEg0KBW1vZGVsGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJIkkKEExpc3RKb2JzUmVzcG9uc2USHAoEam9icxgBIAMoCzIOLnN0dWRpby52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIooBChBXYXRjaEpvYnNSZXF1ZXN0EiYKCHN0YXR1c2VzGAEgAygOMhQuc3R1ZGlvLnYxLkpvYlN0YXR1cxINCgVtb2RlbBgCIAEoCRIPCgdqb2JfaWRzGAMgAygJEhgKEGluY2x1ZGVfc25hcHNob3QYBCABKAgSFAoMaW5jbHVkZV90ZXh0GAUgASgIImwKEVdhdGNoSm9ic1Jlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2ISEAoIc25hcHNob3QYAiABKAgSKAoKdGV4dF9kZWx0YRgDIAEoCzIULnN0dWRpby52MS5UZXh0RGVsdGEiNAoTR2V0Sm9iT3V0cHV0UmVxdWVzdBIOCgZqb2JfaWQYASABKAkSDQoFaW5kZXgYAiABKA0iSwoUR2V0Sm9iT3V0cHV0UmVzcG9uc2USJAoGb3V0cHV0GAEgASgLMhQuc3R1ZGlvLnYxLkpvYk91dHB1dBINCgVjaHVuaxgCIAEoDDLdBAoKSm9iU2VydmljZRJICglDcmVhdGVKb2ISGy5zdHVkaW8udjEuQ3JlYXRlSm9iUmVxdWVzdBocLnN0dWRpby52MS5DcmVhdGVKb2JSZXNwb25zZSIAEksKClByb21vdGVKb2ISHC5zdHVkaW8udjEuUHJvbW90ZUpvYlJlcXVlc3QaHS5zdHVkaW8udjEuUHJvbW90ZUpvYlJlc3BvbnNlIgASRQoIUmV0cnlKb2ISGi5zdHVkaW8udjEuUmV0cnlKb2JSZXF1ZXN0Ghsuc3R1ZGlvLnYxLlJldHJ5Sm9iUmVzcG9uc2UiABJICglDYW5jZWxKb2ISGy5zdHVkaW8udjEuQ2FuY2VsSm9iUmVxdWVzdBocLnN0dWRpby52MS5DYW5jZWxKb2JSZXNwb25zZSIAEj8KBkdldEpvYhIYLnN0dWRpby52MS5HZXRKb2JSZXF1ZXN0Ghkuc3R1ZGlvLnYxLkdldEpvYlJlc3BvbnNlIgASRQoITGlzdEpvYnMSGi5zdHVkaW8udjEuTGlzdEpvYnNSZXF1ZXN0Ghsuc3R1ZGlvLnYxLkxpc3RKb2JzUmVzcG9uc2UiABJKCglXYXRjaEpvYnMSGy5zdHVkaW8udjEuV2F0Y2hKb2JzUmVxdWVzdBocLnN0dWRpby52MS5XYXRjaEpvYnNSZXNwb25zZSIAMAESUwoMR2V0Sm9iT3V0cHV0Eh4uc3R1ZGlvLnYxLkdldEpvYk91dHB1dFJlcXVlc3QaHy5zdHVkaW8udjEuR2V0Sm9iT3V0cHV0UmVzcG9uc2UiADABYgZwcm90bzM", [file_studio_v1_job]);
+  fileDesc("ChtzdHVkaW8vdjEvam9iX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSKBAQoQQ3JlYXRlSm9iUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIdCgR0YXNrGAIgASgLMg8uc3R1ZGlvLnYxLlRhc2sSEAoIcHJpb3JpdHkYAyABKAUSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEhQKDG1heF9hdHRlbXB0cxgFIAEoDSJBChFDcmVhdGVKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgiPgoRQ3JlYXRlSm9ic1JlcXVlc3QSKQoEam9icxgBIAMoCzIbLnN0dWRpby52MS5DcmVhdGVKb2JSZXF1ZXN0IkIKEkNyZWF0ZUpvYnNSZXNwb25zZRIsCgdhbnN3ZXJzGAEgAygLMhsuc3R1ZGlvLnYxLkNyZWF0ZUpvYnNBbnN3ZXIiawoQQ3JlYXRlSm9ic0Fuc3dlchIsCgZyZXN1bHQYASABKAsyHC5zdHVkaW8udjEuQ3JlYXRlSm9iUmVzcG9uc2USEgoKZXJyb3JfY29kZRgCIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAMgASgJIjIKEVByb21vdGVKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRINCgVtb2RlbBgCIAEoCSIxChJQcm9tb3RlSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiIhCg9SZXRyeUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIi8KEFJldHJ5Sm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiIiChBDYW5jZWxKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIwChFDYW5jZWxKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIi0KDkdldEpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IibwoPTGlzdEpvYnNSZXF1ZXN0EiYKCHN0YXR1c2VzGAEgAygOMhQuc3R1ZGlvLnYxLkpvYlN0YXR1cxINCgVtb2RlbBgCIAEoCRIRCglwYWdlX3NpemUYAyABKA0SEgoKcGFnZV90b2tlbhgEIAEoCSJJChBMaXN0Sm9ic1Jlc3BvbnNlEhwKBGpvYnMYASADKAsyDi5zdHVkaW8udjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKKAQoQV2F0Y2hKb2JzUmVxdWVzdBImCghzdGF0dXNlcxgBIAMoDjIULnN0dWRpby52MS5Kb2JTdGF0dXMSDQoFbW9kZWwYAiABKAkSDwoHam9iX2lkcxgDIAMoCRIYChBpbmNsdWRlX3NuYXBzaG90GAQgASgIEhQKDGluY2x1ZGVfdGV4dBgFIAEoCCJsChFXYXRjaEpvYnNSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iEhAKCHNuYXBzaG90GAIgASgIEigKCnRleHRfZGVsdGEYAyABKAsyFC5zdHVkaW8udjEuVGV4dERlbHRhIjQKE0dldEpvYk91dHB1dFJlcXVlc3QSDgoGam9iX2lkGAEgASgJEg0KBWluZGV4GAIgASgNIksKFEdldEpvYk91dHB1dFJlc3BvbnNlEiQKBm91dHB1dBgBIAEoCzIULnN0dWRpby52MS5Kb2JPdXRwdXQSDQoFY2h1bmsYAiABKAwyrgUKCkpvYlNlcnZpY2USSAoJQ3JlYXRlSm9iEhsuc3R1ZGlvLnYxLkNyZWF0ZUpvYlJlcXVlc3QaHC5zdHVkaW8udjEuQ3JlYXRlSm9iUmVzcG9uc2UiABJLCgpQcm9tb3RlSm9iEhwuc3R1ZGlvLnYxLlByb21vdGVKb2JSZXF1ZXN0Gh0uc3R1ZGlvLnYxLlByb21vdGVKb2JSZXNwb25zZSIAEkUKCFJldHJ5Sm9iEhouc3R1ZGlvLnYxLlJldHJ5Sm9iUmVxdWVzdBobLnN0dWRpby52MS5SZXRyeUpvYlJlc3BvbnNlIgASSAoJQ2FuY2VsSm9iEhsuc3R1ZGlvLnYxLkNhbmNlbEpvYlJlcXVlc3QaHC5zdHVkaW8udjEuQ2FuY2VsSm9iUmVzcG9uc2UiABI/CgZHZXRKb2ISGC5zdHVkaW8udjEuR2V0Sm9iUmVxdWVzdBoZLnN0dWRpby52MS5HZXRKb2JSZXNwb25zZSIAEkUKCExpc3RKb2JzEhouc3R1ZGlvLnYxLkxpc3RKb2JzUmVxdWVzdBobLnN0dWRpby52MS5MaXN0Sm9ic1Jlc3BvbnNlIgASSgoJV2F0Y2hKb2JzEhsuc3R1ZGlvLnYxLldhdGNoSm9ic1JlcXVlc3QaHC5zdHVkaW8udjEuV2F0Y2hKb2JzUmVzcG9uc2UiADABElMKDEdldEpvYk91dHB1dBIeLnN0dWRpby52MS5HZXRKb2JPdXRwdXRSZXF1ZXN0Gh8uc3R1ZGlvLnYxLkdldEpvYk91dHB1dFJlc3BvbnNlIgAwARJPCgpDcmVhdGVKb2JzEhwuc3R1ZGlvLnYxLkNyZWF0ZUpvYnNSZXF1ZXN0Gh0uc3R1ZGlvLnYxLkNyZWF0ZUpvYnNSZXNwb25zZSIAKAEwAWIGcHJvdG8z", [file_studio_v1_job]);
 
 /**
  * CreateJobRequest asks for one job.
@@ -94,6 +94,87 @@ export const CreateJobResponseSchema: GenMessage<CreateJobResponse> = /*@__PURE_
   messageDesc(file_studio_v1_job_service, 1);
 
 /**
+ * CreateJobsRequest carries jobs to create on a CreateJobs stream: one or
+ * several (at most 256), each as CreateJob takes it.
+ *
+ * @generated from message studio.v1.CreateJobsRequest
+ */
+export type CreateJobsRequest = Message<"studio.v1.CreateJobsRequest"> & {
+  /**
+   * The jobs, answered in this order.
+   *
+   * @generated from field: repeated studio.v1.CreateJobRequest jobs = 1;
+   */
+  jobs: CreateJobRequest[];
+};
+
+/**
+ * Describes the message studio.v1.CreateJobsRequest.
+ * Use `create(CreateJobsRequestSchema)` to create a new message.
+ */
+export const CreateJobsRequestSchema: GenMessage<CreateJobsRequest> = /*@__PURE__*/
+  messageDesc(file_studio_v1_job_service, 2);
+
+/**
+ * CreateJobsResponse answers jobs of a CreateJobs stream in the order they
+ * were sent: those whose answers were ready together, whatever requests
+ * carried them.
+ *
+ * @generated from message studio.v1.CreateJobsResponse
+ */
+export type CreateJobsResponse = Message<"studio.v1.CreateJobsResponse"> & {
+  /**
+   * One answer per job, in order.
+   *
+   * @generated from field: repeated studio.v1.CreateJobsAnswer answers = 1;
+   */
+  answers: CreateJobsAnswer[];
+};
+
+/**
+ * Describes the message studio.v1.CreateJobsResponse.
+ * Use `create(CreateJobsResponseSchema)` to create a new message.
+ */
+export const CreateJobsResponseSchema: GenMessage<CreateJobsResponse> = /*@__PURE__*/
+  messageDesc(file_studio_v1_job_service, 3);
+
+/**
+ * CreateJobsAnswer is what CreateJob would have answered for one job.
+ *
+ * @generated from message studio.v1.CreateJobsAnswer
+ */
+export type CreateJobsAnswer = Message<"studio.v1.CreateJobsAnswer"> & {
+  /**
+   * What CreateJob answers; unset when the job was refused.
+   *
+   * @generated from field: studio.v1.CreateJobResponse result = 1;
+   */
+  result?: CreateJobResponse | undefined;
+
+  /**
+   * When refused: the Connect code name CreateJob would have failed with,
+   * for example "invalid_argument" or "not_found".
+   *
+   * @generated from field: string error_code = 2;
+   */
+  errorCode: string;
+
+  /**
+   * When refused: the message CreateJob would have failed with.
+   *
+   * @generated from field: string error_message = 3;
+   */
+  errorMessage: string;
+};
+
+/**
+ * Describes the message studio.v1.CreateJobsAnswer.
+ * Use `create(CreateJobsAnswerSchema)` to create a new message.
+ */
+export const CreateJobsAnswerSchema: GenMessage<CreateJobsAnswer> = /*@__PURE__*/
+  messageDesc(file_studio_v1_job_service, 4);
+
+/**
  * PromoteJobRequest names a job to copy and the model to run it under.
  *
  * @generated from message studio.v1.PromoteJobRequest
@@ -119,7 +200,7 @@ export type PromoteJobRequest = Message<"studio.v1.PromoteJobRequest"> & {
  * Use `create(PromoteJobRequestSchema)` to create a new message.
  */
 export const PromoteJobRequestSchema: GenMessage<PromoteJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job_service, 2);
+  messageDesc(file_studio_v1_job_service, 5);
 
 /**
  * PromoteJobResponse is the new job.
@@ -140,7 +221,7 @@ export type PromoteJobResponse = Message<"studio.v1.PromoteJobResponse"> & {
  * Use `create(PromoteJobResponseSchema)` to create a new message.
  */
 export const PromoteJobResponseSchema: GenMessage<PromoteJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job_service, 3);
+  messageDesc(file_studio_v1_job_service, 6);
 
 /**
  * RetryJobRequest names the job to queue again.
@@ -161,7 +242,7 @@ export type RetryJobRequest = Message<"studio.v1.RetryJobRequest"> & {
  * Use `create(RetryJobRequestSchema)` to create a new message.
  */
 export const RetryJobRequestSchema: GenMessage<RetryJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job_service, 4);
+  messageDesc(file_studio_v1_job_service, 7);
 
 /**
  * RetryJobResponse is the job queued again.
@@ -182,7 +263,7 @@ export type RetryJobResponse = Message<"studio.v1.RetryJobResponse"> & {
  * Use `create(RetryJobResponseSchema)` to create a new message.
  */
 export const RetryJobResponseSchema: GenMessage<RetryJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job_service, 5);
+  messageDesc(file_studio_v1_job_service, 8);
 
 /**
  * CancelJobRequest names the job to cancel.
@@ -203,7 +284,7 @@ export type CancelJobRequest = Message<"studio.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job_service, 6);
+  messageDesc(file_studio_v1_job_service, 9);
 
 /**
  * CancelJobResponse is the cancelled job.
@@ -224,7 +305,7 @@ export type CancelJobResponse = Message<"studio.v1.CancelJobResponse"> & {
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job_service, 7);
+  messageDesc(file_studio_v1_job_service, 10);
 
 /**
  * GetJobRequest names the job to read.
@@ -245,7 +326,7 @@ export type GetJobRequest = Message<"studio.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job_service, 8);
+  messageDesc(file_studio_v1_job_service, 11);
 
 /**
  * GetJobResponse is the job.
@@ -266,7 +347,7 @@ export type GetJobResponse = Message<"studio.v1.GetJobResponse"> & {
  * Use `create(GetJobResponseSchema)` to create a new message.
  */
 export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job_service, 9);
+  messageDesc(file_studio_v1_job_service, 12);
 
 /**
  * ListJobsRequest filters and pages the job list.
@@ -309,7 +390,7 @@ export type ListJobsRequest = Message<"studio.v1.ListJobsRequest"> & {
  * Use `create(ListJobsRequestSchema)` to create a new message.
  */
 export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job_service, 10);
+  messageDesc(file_studio_v1_job_service, 13);
 
 /**
  * ListJobsResponse is one page.
@@ -337,7 +418,7 @@ export type ListJobsResponse = Message<"studio.v1.ListJobsResponse"> & {
  * Use `create(ListJobsResponseSchema)` to create a new message.
  */
 export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job_service, 11);
+  messageDesc(file_studio_v1_job_service, 14);
 
 /**
  * WatchJobsRequest says which jobs to follow; the filters combine (AND).
@@ -388,7 +469,7 @@ export type WatchJobsRequest = Message<"studio.v1.WatchJobsRequest"> & {
  * Use `create(WatchJobsRequestSchema)` to create a new message.
  */
 export const WatchJobsRequestSchema: GenMessage<WatchJobsRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job_service, 12);
+  messageDesc(file_studio_v1_job_service, 15);
 
 /**
  * WatchJobsResponse is one job, as it is after a change (or in the snapshot),
@@ -424,7 +505,7 @@ export type WatchJobsResponse = Message<"studio.v1.WatchJobsResponse"> & {
  * Use `create(WatchJobsResponseSchema)` to create a new message.
  */
 export const WatchJobsResponseSchema: GenMessage<WatchJobsResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job_service, 13);
+  messageDesc(file_studio_v1_job_service, 16);
 
 /**
  * GetJobOutputRequest names one output.
@@ -452,7 +533,7 @@ export type GetJobOutputRequest = Message<"studio.v1.GetJobOutputRequest"> & {
  * Use `create(GetJobOutputRequestSchema)` to create a new message.
  */
 export const GetJobOutputRequestSchema: GenMessage<GetJobOutputRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job_service, 14);
+  messageDesc(file_studio_v1_job_service, 17);
 
 /**
  * GetJobOutputResponse is one message of the output's stream.
@@ -480,7 +561,7 @@ export type GetJobOutputResponse = Message<"studio.v1.GetJobOutputResponse"> & {
  * Use `create(GetJobOutputResponseSchema)` to create a new message.
  */
 export const GetJobOutputResponseSchema: GenMessage<GetJobOutputResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_job_service, 15);
+  messageDesc(file_studio_v1_job_service, 18);
 
 /**
  * JobService is the clients' side of the queue. Every call needs a client or
@@ -585,6 +666,20 @@ export const JobService: GenService<{
     methodKind: "server_streaming";
     input: typeof GetJobOutputRequestSchema;
     output: typeof GetJobOutputResponseSchema;
+  },
+  /**
+   * CreateJobs creates the jobs sent on one stream and answers each, in the
+   * order they came, as CreateJob would; a refused job is answered with its
+   * error and the stream goes on. For producers that create many jobs: a
+   * CreateJob call costs an HTTP/2 stream of its own, and a message here may
+   * carry several jobs or answers. Role: client.
+   *
+   * @generated from rpc studio.v1.JobService.CreateJobs
+   */
+  createJobs: {
+    methodKind: "bidi_streaming";
+    input: typeof CreateJobsRequestSchema;
+    output: typeof CreateJobsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_studio_v1_job_service, 0);
