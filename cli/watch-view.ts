@@ -25,6 +25,8 @@ export function jobLine(job: Job): string {
     detail = `${progressBar(1, 1)} ${job.outputs.length} output(s)`;
   } else if (job.status === JobStatus.FAILED) {
     detail = job.error;
+  } else if (job.status === JobStatus.QUEUED && job.waiting) {
+    detail = `waiting: ${job.waiting.message}`;
   }
   const worker = job.workerName ? ` @${job.workerName}` : "";
   return `${job.id}  ${job.model}  ${status.padEnd(9)} ${detail}${worker}`.trimEnd();

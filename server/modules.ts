@@ -23,7 +23,7 @@ export function createModules(ctx: StudioContext): StudioModule[] {
   meterDispatch(ops.metrics, dispatch);
   endSessionsOnRevoke(auth.events, dispatch.registry, (worker) => ctx.logger.info({ worker }, "session ended: token revoked"));
   auth.events.onRevoke((tokenId) => dispatch.endPollsOf(tokenId));
-  const jobs = createJobsModule(ctx, { texts: streams.texts });
+  const jobs = createJobsModule(ctx, { waits: dispatch.waits, texts: streams.texts });
   const openai = createOpenAiModule(ctx, { jobs, dispatch, texts: streams.texts });
   return withRequestLimits(
     auth.protectModules([ops, auth, createRegistryModule(ctx), streams, jobs, dispatch, openai, createWebModule(ctx)]),

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { engineName, oneLine, outputFileName, taskPrompt, vramText } from "../../contract/index.js";
-import { JobSchema, JobStatus, type Job } from "../../gen/studio/v1/job_pb.js";
+import { JobSchema, JobStatus, WaitReason, type Job } from "../../gen/studio/v1/job_pb.js";
 import { JobService, ListJobsResponseSchema } from "../../gen/studio/v1/job_service_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { studioClient, type GlobalOptions } from "../connection.js";
@@ -26,6 +26,23 @@ function parseStatus(name: string): JobStatus {
   return status;
 }
 
+/** A queued job's wait in a few words for the STATUS column (`jobs get` and watches give the sentence). */
+function waitTag(job: Job): string {
+  const w = job.waiting;
+  if (!w) return "";
+  const line = w.queuePosition > 0 ? ` #${w.queuePosition}` : "";
+  switch (w.reason) {
+    case WaitReason.NO_CAPABLE_WORKER:
+      return ` (no ${w.engine || "capable"} worker)`;
+    case WaitReason.WORKERS_BUSY:
+      return ` (workers busy${line})`;
+    case WaitReason.MODEL_DISABLED:
+      return " (model disabled)";
+    default:
+      return line ? ` (${line.trim()})` : "";
+  }
+}
+
 function printJob(o: Output, g: GlobalOptions, job: Job) {
   if (g.json) return printJson(o, JobSchema, job);
   const p = job.progress;
@@ -35,6 +52,7 @@ function printJob(o: Output, g: GlobalOptions, job: Job) {
       `model:     ${job.model}`,
       `prompt:    ${oneLine(taskPrompt(job.task), 2000) || "-"}`,
       `status:    ${statusName(job.status)}${job.error ? ` (${job.error})` : ""}`,
+      ...(job.waiting ? [`waiting:   ${job.waiting.message}`] : []),
       `priority:  ${job.priority}`,
       `attempts:  ${job.attempts}/${job.maxAttempts}`,
       `worker:    ${job.workerName || "-"}`,
@@ -153,7 +171,7 @@ export function registerJobs(program: Command, run: Runner) {
         const rows = res.jobs.map((j) => [
           j.id,
           j.model,
-          statusName(j.status),
+          statusName(j.status) + waitTag(j),
           `${j.attempts}/${j.maxAttempts}`,
           j.workerName || "-",
           formatTime(j.createTime),

@@ -3,6 +3,7 @@ import { SessionResponseSchema } from "../../gen/studio/v1/worker_service_pb.js"
 import type { StudioContext } from "../context.js";
 import type { JobChange } from "../events/job-events.js";
 import type { DeclineMemory } from "./decline-memory.js";
+import type { DisabledModels } from "./disabled-models.js";
 import type { Claimed, QueueActions } from "./queue-actions.js";
 import type { ClaimFilter, QueueStore, QueuedJob } from "./queue-store.js";
 import type { WorkerEntry, WorkerRegistry } from "./worker-registry.js";
@@ -30,6 +31,8 @@ export interface DispatcherDeps {
   registry: WorkerRegistry;
   declines: DeclineMemory;
   actions: QueueActions;
+  /** Models disabled after their jobs were queued: those jobs are held, not offered. */
+  disabled?: Pick<DisabledModels, "has" | "list">;
 }
 
 /**
@@ -120,6 +123,7 @@ export class Dispatcher {
     const offers: Promise<boolean>[] = [];
     for (const job of head) {
       if (slotsLeft === 0) break;
+      if (this.deps.disabled?.has(job.model)) continue;
       const chosen = this.#choose(job, taken, gpuTaken);
       if (!chosen) continue;
       taken.set(chosen, (taken.get(chosen) ?? 0) + 1);
@@ -208,12 +212,19 @@ export class Dispatcher {
   }
 
   /**
-   * What `worker` may claim (its engines, less the jobs it recently declined; on GPUs, what one of them
-   * can hold now, or once `freeing` has ended), or exactly `jobId`.
+   * What `worker` may claim (its engines, less the jobs it recently declined and those of disabled models;
+   * on GPUs, what one of them can hold now, or once `freeing` has ended), or exactly `jobId`.
    */
   #filterOf(worker: WorkerEntry, jobId?: string, freeing?: string): ClaimFilter {
     const maxVramBytes = worker.gpus && (freeing === undefined ? worker.gpus.maxRoom : worker.gpus.maxRoomWithout(freeing));
-    return { workerName: worker.name, engines: [...worker.engines], excludeJobIds: this.deps.declines.list(worker.id), jobId, maxVramBytes };
+    return {
+      workerName: worker.name,
+      engines: [...worker.engines],
+      excludeJobIds: this.deps.declines.list(worker.id),
+      excludeModels: this.deps.disabled?.list,
+      jobId,
+      maxVramBytes,
+    };
   }
 
   /** Claims (a given job, or the next the worker can serve) and sends the Offer; false when nothing was claimed. */

@@ -15,6 +15,8 @@ import { ReplicaSync } from "./replica-sync.js";
 import { WorkerRegistry } from "./worker-registry.js";
 import { registerDispatchRoutes } from "./worker-service.js";
 import { WorkerWatchHub } from "./worker-watch.js";
+import { DisabledModels } from "./disabled-models.js";
+import { WaitReasons } from "./wait-reasons.js";
 
 export type { QueueStore } from "./queue-store.js";
 export { DispatchError, LeaseLostError } from "./dispatch-error.js";
@@ -32,6 +34,8 @@ export interface DispatchModule extends StudioModule {
   outputs: OutputStore;
   staging: OutputStaging;
   actions: QueueActions;
+  /** Why queued jobs wait (JobService annotates what it returns with it). */
+  waits: WaitReasons;
   /** Ends a revoked token's waiting long-polls (ClaimJob). */
   endPollsOf(tokenId: string): void;
 }
@@ -58,9 +62,13 @@ export function createDispatchModule(ctx: StudioContext, { texts }: { texts?: Te
     staging,
     wake: () => dispatcher?.wake(),
   });
-  dispatcher = new Dispatcher({ ctx, store, registry, declines, actions });
+  const disabled = new DisabledModels(ctx.storage.registry, {
+    onEnabled: () => dispatcher?.wake(),
+    onError: (err) => ctx.logger.warn({ err }, "could not read which models are disabled"),
+  });
+  dispatcher = new Dispatcher({ ctx, store, registry, declines, actions, disabled });
   const reaper = new LeaseReaper({ store, actions, now: ctx.now, logger: ctx.logger }, ctx.config.leaseTtlMs);
-  const poll = createPollApi({ ctx, actions, outputs, staging });
+  const poll = createPollApi({ ctx, actions, outputs, staging, heldModels: () => disabled.list });
   const d = dispatcher;
   const getJob = (id: string) => store.get(id);
   const cluster = ctx.storage.cluster;
@@ -68,6 +76,7 @@ export function createDispatchModule(ctx: StudioContext, { texts }: { texts?: Te
     cluster && new ReplicaSync({ cluster, registry, dispatcher: d, logger: ctx.logger }, { sweepIntervalMs: ctx.tuning?.replicaSweepMs });
   const listWorkers = replicas ? () => replicas.listWorkers() : async () => registry.all().map(WorkerRegistry.info);
   const workerWatch = new WorkerWatchHub(listWorkers, ctx.events);
+  const waits = new WaitReasons({ listWorkers, disabled: () => disabled.names, queue: store, now: ctx.now });
   const shutdown = new AbortController();
   return {
     name: "dispatch",
@@ -78,6 +87,7 @@ export function createDispatchModule(ctx: StudioContext, { texts }: { texts?: Te
     outputs,
     staging,
     actions,
+    waits,
     endPollsOf: (tokenId) => poll.revoked(tokenId),
     routes: (router) =>
       registerDispatchRoutes(router, {
@@ -97,6 +107,7 @@ export function createDispatchModule(ctx: StudioContext, { texts }: { texts?: Te
       }),
     httpRoutes: [outputHttpRoute(getJob, outputs)],
     async start() {
+      await disabled.start();
       // Before serving: outputs moved into the store by a complete whose row a crash then lost.
       const swept = await outputs.blobs.sweep();
       if (swept.length > 0) ctx.logger.warn({ count: swept.length }, "removed stored outputs no job references");
@@ -108,6 +119,7 @@ export function createDispatchModule(ctx: StudioContext, { texts }: { texts?: Te
     async stop() {
       shutdown.abort();
       workerWatch.close();
+      disabled.stop();
       d.stop();
       replicas?.stop();
       poll.close();

@@ -32,7 +32,14 @@ const bad = (message: string) => new ConnectError(message, Code.InvalidArgument)
  * The polling API: unary twins of the session messages for older workers and
  * other languages, on the same queue and the same QueueActions rules.
  */
-export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions; outputs: OutputStore; staging: OutputStaging }) {
+export function createPollApi(deps: {
+  ctx: StudioContext;
+  actions: QueueActions;
+  outputs: OutputStore;
+  staging: OutputStaging;
+  /** Models whose queued jobs are held (disabled after they were queued). */
+  heldModels?: () => readonly string[];
+}) {
   const { ctx, actions, outputs, staging } = deps;
   // Fired on shutdown so that long-polls answer "no job" at once instead of holding the listener open.
   const closing = new AbortController();
@@ -65,7 +72,7 @@ export function createPollApi(deps: { ctx: StudioContext; actions: QueueActions;
         const unsubscribe = ctx.events.subscribe((c) => c.status === "QUEUED" && wake());
         try {
           if (revoked) throw new ConnectError(`token ${caller.tokenId} (${caller.name}) was revoked`, Code.Unauthenticated);
-          const claimed = await actions.claim({ workerName: name, engines }, caller.tokenId);
+          const claimed = await actions.claim({ workerName: name, engines, excludeModels: deps.heldModels?.() }, caller.tokenId);
           if (claimed) {
             const { $typeName: _, $unknown: __, ...fields } = claimed.offer;
             return create(ClaimJobResponseSchema, { claim: create(JobClaimSchema, fields) });

@@ -17,6 +17,8 @@ export interface ClaimFilter {
    * qualify). Unset: no bound (a CPU-only worker).
    */
   maxVramBytes?: number;
+  /** Models whose queued jobs are held (disabled after they were queued). */
+  excludeModels?: readonly string[];
   /** Claim exactly this job (placement chose it), still only if it is QUEUED and matches. */
   jobId?: string;
 }
@@ -30,6 +32,7 @@ export interface NextClaim {
 /** A queued job as placement sees it. */
 export interface QueuedJob {
   id: string;
+  model: string;
   engine: string | null;
   modelSource: string | null;
   /** What the job needs of a GPU's memory (the column claims filter on); null when none is counted. */

@@ -2,6 +2,7 @@ import type { StudioContext, StudioModule } from "../context.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { createJobService, type JobTexts } from "./job-service.js";
 import type { JobStore } from "./job-store.js";
+import type { JobWaits } from "./job-waits.js";
 import type { CreateJobRequest } from "../../gen/studio/v1/job_service_pb.js";
 import type { JobRow } from "./job-row.js";
 
@@ -16,7 +17,10 @@ export interface JobsModule extends StudioModule {
 }
 
 /** The jobs module; its store resolves model names at write time against the registry, in the write's transaction. */
-export function createJobsModule(ctx: StudioContext, { texts }: { texts?: JobTexts } = {}): JobsModule {
+export function createJobsModule(
+  ctx: StudioContext,
+  { waits, texts }: { waits?: JobWaits; texts?: JobTexts } = {},
+): JobsModule {
   const store = ctx.storage.jobs;
   const shutdown = new AbortController();
   const service = createJobService({
@@ -24,6 +28,7 @@ export function createJobsModule(ctx: StudioContext, { texts }: { texts?: JobTex
     events: ctx.events,
     defaultMaxAttempts: ctx.config.defaultMaxAttempts,
     shutdown: shutdown.signal,
+    waits,
     texts,
   });
   const { createJob, createJobs, promoteJob, retryJob, cancelJob, getJob, listJobs, watchJobs } = service;

@@ -16,7 +16,9 @@ import {
   type RetryJobRequest,
   type WatchJobsRequest,
 } from "../../gen/studio/v1/job_service_pb.js";
+import type { Job } from "../../gen/studio/v1/job_pb.js";
 import type { JobEvents } from "../events/job-events.js";
+import type { JobWaits } from "./job-waits.js";
 import { formatIssues } from "../../contract/issues.js";
 import { CreateBatcher } from "./create-batcher.js";
 import { createJobsStream } from "./create-jobs-stream.js";
@@ -40,6 +42,8 @@ export interface JobServiceDeps {
   watchMaxPending?: number;
   /** Aborts when the studio stops: open watches end cleanly instead of holding shutdown for its grace period. */
   shutdown?: AbortSignal;
+  /** Why queued jobs wait: every Job returned carries it (Job.waiting). Without it, jobs are returned as stored. */
+  waits?: JobWaits;
   /** Text jobs' streamed output (GetJob's streamed_text, WatchJobs' include_text); absent: neither is filled. */
   texts?: JobTexts;
 }
@@ -52,8 +56,13 @@ export type JobTexts = TextFeed & { modelOf(jobId: string): string | undefined }
  * the handlers validate, call the store, and map domain errors at the edge. Creates
  * that arrive together are committed together (CreateBatcher).
  */
-export function createJobService({ store, events, defaultMaxAttempts, watchMaxPending, shutdown, texts }: JobServiceDeps) {
+export function createJobService({ store, events, defaultMaxAttempts, watchMaxPending, shutdown, waits, texts }: JobServiceDeps) {
   const creates = new CreateBatcher(store);
+  /** The job, with its wait when it is queued. */
+  const explained = async (job: Job, fresh = true) => {
+    await waits?.annotate([job], { fresh });
+    return job;
+  };
   /** CreateJob's write without the RPC around it (the OpenAI API queues its jobs here); throws JobError. */
   const createRow = async (req: CreateJobRequest) => {
     const input = newJobFromRequest(req, { defaultMaxAttempts });
@@ -67,7 +76,7 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
       atJobEdge(async () => {
         const { input, row, created } = await createRow(req);
         // A new row stores input.task as written: no need to parse it back (an existing one may differ).
-        return create(CreateJobResponseSchema, { job: jobFromRow(row, created ? { task: input.task } : undefined), created });
+        return create(CreateJobResponseSchema, { job: await explained(jobFromRow(row, created ? { task: input.task } : undefined), false), created });
       }),
 
     createJobs: (requests: AsyncIterable<CreateJobsRequest>) =>
@@ -84,13 +93,13 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
         const original = await store.get(req.jobId);
         if (!original) throw jobNotFound(req.jobId);
         const row = await store.promote(req.jobId, req.model, promotedPriority(original.priority));
-        return create(PromoteJobResponseSchema, { job: jobFromRow(row) });
+        return create(PromoteJobResponseSchema, { job: await explained(jobFromRow(row)) });
       }),
 
     retryJob: (req: RetryJobRequest) =>
       atJobEdge(async () => {
         requireId(req.jobId, "job_id");
-        return create(RetryJobResponseSchema, { job: jobFromRow(await store.retry(req.jobId)) });
+        return create(RetryJobResponseSchema, { job: await explained(jobFromRow(await store.retry(req.jobId))) });
       }),
 
     cancelJob: (req: CancelJobRequest) =>
@@ -106,7 +115,7 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
         if (!row) throw jobNotFound(req.jobId);
         const job = jobFromRow(row);
         if (texts && hasStreamedText(job)) job.streamedText = await texts.read(job.id);
-        return create(GetJobResponseSchema, { job });
+        return create(GetJobResponseSchema, { job: await explained(job) });
       }),
 
     listJobs: (req: ListJobsRequest) =>
@@ -119,16 +128,15 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
         const pageSize = Math.min(req.pageSize || LIST_PAGE_SIZE.default, LIST_PAGE_SIZE.max);
         const after = req.pageToken === "" ? undefined : decodeCursor(req.pageToken);
         const page = await store.list({ statuses, model: req.model }, { pageSize, after });
-        return create(ListJobsResponseSchema, {
-          jobs: page.rows.map((row) => jobFromRow(row)),
-          nextPageToken: page.next ? encodeCursor(page.next) : "",
-        });
+        const jobs = page.rows.map((row) => jobFromRow(row));
+        await waits?.annotate(jobs);
+        return create(ListJobsResponseSchema, { jobs, nextPageToken: page.next ? encodeCursor(page.next) : "" });
       }),
 
     async *watchJobs(req: WatchJobsRequest, ctx: HandlerContext) {
       try {
         const signal = shutdown ? AbortSignal.any([ctx.signal, shutdown]) : ctx.signal;
-        yield* watchJobs(req, signal, { store, events, maxPending: watchMaxPending, texts });
+        yield* watchJobs(req, signal, { store, events, maxPending: watchMaxPending, waits, texts });
       } catch (err) {
         throw jobConnectError(err);
       }

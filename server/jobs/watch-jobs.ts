@@ -3,11 +3,12 @@ import { WatchJobsResponseSchema, type WatchJobsRequest, type WatchJobsResponse 
 import type { JobEvents } from "../events/job-events.js";
 import { JobError } from "./job-errors.js";
 import { jobFromRow, type JobRow } from "./job-row.js";
+import { waitingJobOf, type JobWaits, type WaitingJob } from "./job-waits.js";
 import { requireId, statusFilter } from "./job-requests.js";
 import type { JobStore } from "./job-store.js";
 import type { ListCursor } from "./list-cursor.js";
 import { canFollow, joinDeltas, utf8Length } from "../../contract/text-delta.js";
-import { JobStatus, type Job, type TextDelta } from "../../gen/studio/v1/job_pb.js";
+import { JobStatus, type Job, type QueueWait, type TextDelta } from "../../gen/studio/v1/job_pb.js";
 import type { TextFeed } from "../streams/text-feed.js";
 
 /** Whether GetJob reads a job's streamed text: a text job that has not succeeded (a succeeded one's output holds it). */
@@ -26,7 +27,14 @@ export interface WatchOptions {
   /** Distinct jobs with unsent changes a stream may hold before it is ended with watch_overflow. */
   maxPending?: number;
   snapshotPageSize?: number;
+  /** Why queued jobs wait: each queued job sent carries it, and one whose wait changes is sent again. */
+  waits?: JobWaits;
+  /** How often the waits of the queued jobs a stream sent are looked at again. */
+  waitRecheckMs?: number;
 }
+
+/** The most queued jobs one stream keeps an eye on for a changed wait (the newest it sent). */
+export const MAX_WATCHED_WAITS = 500;
 
 /** The most job ids one watch may name. */
 export const MAX_WATCH_JOB_IDS = 1000;
@@ -46,7 +54,7 @@ export const MAX_WATCH_JOB_IDS = 1000;
 export async function* watchJobs(
   req: WatchJobsRequest,
   signal: AbortSignal,
-  { store, events, texts, maxPending = 10_000, snapshotPageSize = 500 }: WatchOptions,
+  { store, events, texts, maxPending = 10_000, snapshotPageSize = 500, waits, waitRecheckMs = 2000 }: WatchOptions,
 ): AsyncGenerator<WatchJobsResponse> {
   const statuses = statusFilter(req.statuses);
   if (req.jobIds.length > MAX_WATCH_JOB_IDS)
@@ -86,8 +94,8 @@ export async function* watchJobs(
           wake?.();
         })
       : () => {};
-  /** The snapshot message of a row; a job a worker holds carries its text so far. */
-  const snapshotOf = async (row: JobRow) => {
+  /** A row as a snapshot sends it: a job a worker holds carries its text so far. */
+  const snapshotJob = async (row: JobRow) => {
     const job = jobFromRow(row);
     if (req.includeText && texts && streamingNow(job)) {
       const text = await texts.read(job.id);
@@ -96,7 +104,7 @@ export async function* watchJobs(
         covered.set(job.id, { attempt: text.attempt, text: utf8Length(text.text), reasoning: utf8Length(text.reasoning) });
       }
     }
-    return create(WatchJobsResponseSchema, { job, snapshot: true });
+    return job;
   };
   const alreadySent = (d: TextDelta) => {
     const c = covered.get(d.jobId);
@@ -104,18 +112,46 @@ export async function* watchJobs(
   };
   const onAbort = () => wake?.();
   signal.addEventListener("abort", onAbort);
+
+  // The queued jobs this stream sent, with the wait it sent: a job whose wait changed (a worker
+  // came or went, the line moved, its model was disabled) goes back into `pending` and is sent again.
+  const sentWaits = new Map<string, { job: WaitingJob; said: string }>();
+  const said = (w: QueueWait | undefined) => (w ? `${w.reason}|${w.message}` : "");
+  let recheckDue = false;
+  const recheck = waits
+    ? setInterval(() => {
+        if (sentWaits.size === 0) return;
+        recheckDue = true;
+        wake?.();
+      }, waitRecheckMs)
+    : undefined;
+  /** The message for a job: its wait looked up when queued, and remembered for the re-check. */
+  const message = async (jobs: Job[], snapshot: boolean) => {
+    if (waits) {
+      await waits.annotate(jobs);
+      for (const job of jobs) {
+        sentWaits.delete(job.id);
+        if (job.status !== JobStatus.QUEUED) continue;
+        if (sentWaits.size >= MAX_WATCHED_WAITS) sentWaits.delete(sentWaits.keys().next().value!);
+        sentWaits.set(job.id, { job: waitingJobOf(job), said: said(job.waiting) });
+      }
+    }
+    return jobs.map((job) => create(WatchJobsResponseSchema, { job, snapshot }));
+  };
   try {
     if (req.includeSnapshot) {
       if (ids.size > 0) {
         for (const id of ids) {
           const row = await store.get(id);
-          if (row && matches(row)) yield await snapshotOf(row);
+          if (row && matches(row)) yield* await message([await snapshotJob(row)], true);
         }
       } else {
         let after: ListCursor | undefined;
         do {
           const page = await store.list({ statuses, model: req.model }, { pageSize: snapshotPageSize, after });
-          for (const row of page.rows) yield await snapshotOf(row);
+          const jobs: Job[] = [];
+          for (const row of page.rows) jobs.push(await snapshotJob(row));
+          yield* await message(jobs, true);
           after = page.next;
         } while (after && !signal.aborted);
       }
@@ -123,6 +159,10 @@ export async function* watchJobs(
     while (!signal.aborted) {
       if (overflow)
         throw new JobError("watch_overflow", `watch fell more than ${maxPending} jobs behind; watch again with include_snapshot`);
+      if (recheckDue && waits) {
+        recheckDue = false;
+        for (const [id, sent] of sentWaits) if (said(await waits.explain(sent.job)) !== sent.said) pending.add(id);
+      }
       // The pieces waiting now, then one change: neither can hold the other back for long.
       for (let n = deltas.length; n > 0 && deltas.length > 0 && !signal.aborted; n--) {
         const d = deltas.shift()!;
@@ -137,9 +177,11 @@ export async function* watchJobs(
       }
       pending.delete(next.value);
       const row = await store.get(next.value);
-      if (row && matches(row)) yield create(WatchJobsResponseSchema, { job: jobFromRow(row), snapshot: false });
+      if (row && matches(row)) yield* await message([jobFromRow(row)], false);
+      else sentWaits.delete(next.value);
     }
   } finally {
+    clearInterval(recheck);
     unsubscribe();
     unsubscribeText();
     signal.removeEventListener("abort", onAbort);

@@ -213,6 +213,22 @@ describe("what a new operator needs from the CLI", () => {
     }
   }
 
+  test("a queued job says why it waits: jobs get gives the sentence, jobs list a tag", async () => {
+    const made = await runCli(["jobs", "create", "z-image-turbo", "a fox nobody can draw"], client);
+    expect(made.exit).toBe(0);
+    const id = made.stdout.trim().replace(/^queued /, "");
+    try {
+      const got = await runCli(["jobs", "get", id], client);
+      expect(got.stdout).toMatch(/^waiting: {3}no connected worker runs sd-cpp \((no worker is connected|\d+ workers? connected, running [a-z, -]+)\)$/m);
+      const listed = await runCli(["jobs", "list", "--status", "queued", "--model", "z-image-turbo"], client);
+      expect(listed.stdout).toContain("queued (no sd-cpp worker)");
+      const json = JSON.parse((await runCli(["--json", "jobs", "get", id], client)).stdout);
+      expect(json.waiting).toMatchObject({ reason: "WAIT_REASON_NO_CAPABLE_WORKER", engine: "sd-cpp" });
+    } finally {
+      await runCli(["jobs", "cancel", id], client);
+    }
+  });
+
   test("--version prints the CLI's version", async () => {
     const run = await runCli(["--version"], {});
     expect(run.exit).toBe(0);

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { JobPhase, JobProgressSchema, JobSchema, JobStatus } from "../../gen/studio/v1/job_pb.js";
+import { JobPhase, JobProgressSchema, JobSchema, JobStatus, WaitReason } from "../../gen/studio/v1/job_pb.js";
 import { jobLine, progressBar, WatchView } from "../../cli/watch-view.js";
 import { renderTable } from "../../cli/output.js";
 import { codeName, describeRpcError, EXIT } from "../../cli/exit-codes.js";
@@ -26,6 +26,13 @@ describe("watch view", () => {
     });
     expect(jobLine(approx)).toContain(" 25% 1.0 KiB of 4.0 KiB");
     expect(jobLine(create(JobSchema, { id: "j2", model: "m", status: JobStatus.FAILED, error: "boom" }))).toContain("boom");
+    const waiting = create(JobSchema, {
+      id: "j3",
+      model: "m",
+      status: JobStatus.QUEUED,
+      waiting: { reason: WaitReason.NO_CAPABLE_WORKER, message: "no connected worker runs sd-cpp (no worker is connected)" },
+    });
+    expect(jobLine(waiting)).toBe("j3  m  queued    waiting: no connected worker runs sd-cpp (no worker is connected)");
   });
 
   test("on a terminal lines are redrawn in place; otherwise one JSON document per change", () => {

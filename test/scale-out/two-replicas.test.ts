@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createHash } from "node:crypto";
-import { JobStatus, type Job } from "../../gen/studio/v1/job_pb.js";
+import { JobStatus, WaitReason, type Job } from "../../gen/studio/v1/job_pb.js";
 import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { TokenRole, TokenService } from "../../gen/studio/v1/token_service_pb.js";
@@ -116,6 +116,34 @@ describe("two replicas on one PostgreSQL", () => {
     }
     await wb.close();
   });
+
+  test("on A, a queued job's wait counts the busy worker on B, and WatchWorkers on A shows B's worker taking the job", async () => {
+    for (const w of workers.splice(0)) await w.close().catch(() => {});
+    const wb = await worker(b, "busy-b");
+    const blocker = await createJob(jobsOf(b));
+    const offer = await wb.nextOffer();
+    expect(offer.jobId).toBe(blocker.id);
+    const waiting = await createJob(jobsOf(a));
+    const abort = new AbortController();
+    try {
+      for await (const r of createClient(WorkerService, h2Transport(a.url)).watchWorkers({}, { signal: abort.signal }))
+        if (r.workers.some((w) => w.name === "busy-b" && w.slotsInUse === 1 && w.jobIds[0] === blocker.id)) break;
+      // A watch on A sends the job again once its wait changes (B's list reaches A within about a second).
+      for await (const r of jobsOf(a).watchJobs({ jobIds: [waiting.id], includeSnapshot: true }, { signal: abort.signal })) {
+        if (r.job?.waiting?.reason !== WaitReason.WORKERS_BUSY) continue;
+        expect(r.job.waiting).toMatchObject({ capableWorkers: 1, connectedWorkers: 1, message: "the 1 worker that runs synthetic is busy; 1st in line" });
+        break;
+      }
+    } finally {
+      abort.abort();
+    }
+    wb.upload(offer, 0, new Uint8Array([1]));
+    expect((await wb.complete(offer)).ok).toBe(true);
+    const next = await wb.nextOffer();
+    expect(next.jobId).toBe(waiting.id);
+    wb.upload(next, 0, new Uint8Array([2]));
+    expect((await wb.complete(next)).ok).toBe(true);
+  }, 20_000);
 
   test("a token revoked on A ends its session, its watch and its waiting ClaimJob on B", async () => {
     // The first token (admin) turns auth on for good on both replicas.

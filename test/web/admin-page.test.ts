@@ -357,6 +357,8 @@ describe("the web admin page in headless Chromium", () => {
         task: { kind: { case: "image", value: { prompt: "next in line" } } },
       });
       await page.locator('tr[data-job] [data-status="queued"]').waitFor();
+      // The queued job says why it waits: the one worker is busy.
+      await expectText(page.locator("tr[data-job] .wait"), /^the 1 worker that runs synthetic is busy/);
       await page.waitForFunction(
         () => (document.querySelector<HTMLProgressElement>("tbody progress")?.value ?? 0) >= 70,
       );

@@ -8,6 +8,11 @@ export function statusBadge(job: Job): HTMLElement {
   return h("span", { class: `badge status-${name}`, "data-status": name }, name);
 }
 
+/** Why a queued job waits, as the studio says it (nothing for other jobs). */
+export function waitNote(job: Job): HTMLElement | null {
+  return job.waiting?.message ? h("div", { class: "muted wait", "data-wait": String(job.waiting.reason) }, job.waiting.message) : null;
+}
+
 /**
  * A job's progress: a labelled <progress> (bytes while downloading, then steps),
  * indeterminate when the total is unknown or nothing is counted; empty for jobs that are not running.

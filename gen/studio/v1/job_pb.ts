@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/job.proto.
  */
 export const file_studio_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdHVkaW8vdjEvam9iLnByb3RvEglzdHVkaW8udjEilQEKCUltYWdlVGFzaxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhEKBHNlZWQYAyABKANIAIgBARITCgtiYXRjaF9jb3VudBgEIAEoDRIuCglvdmVycmlkZXMYBSABKAsyGy5zdHVkaW8udjEuTW9kZWxDbGlEZWZhdWx0c0IHCgVfc2VlZCIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAki7AIKCFRleHRUYXNrEg4KBnByb21wdBgBIAEoCRIoCghtZXNzYWdlcxgCIAMoCzIWLnN0dWRpby52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgNSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAFIAYgBARIMCgRzdG9wGAUgAygJEhEKBHNlZWQYBiABKANIAogBARIVCgh0aGlua2luZxgHIAEoCEgDiAEBEhIKBXRvcF9wGAggASgBSASIAQESHgoRZnJlcXVlbmN5X3BlbmFsdHkYCSABKAFIBYgBARIdChBwcmVzZW5jZV9wZW5hbHR5GAogASgBSAaIAQFCDQoLX21heF90b2tlbnNCDgoMX3RlbXBlcmF0dXJlQgcKBV9zZWVkQgsKCV90aGlua2luZ0IICgZfdG9wX3BCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QhMKEV9wcmVzZW5jZV9wZW5hbHR5IloKBFRhc2sSJQoFaW1hZ2UYASABKAsyFC5zdHVkaW8udjEuSW1hZ2VUYXNrSAASIwoEdGV4dBgCIAEoCzITLnN0dWRpby52MS5UZXh0VGFza0gAQgYKBGtpbmQijwEKCUpvYk91dHB1dBINCgVpbmRleBgBIAEoDRIRCgltaW1lX3R5cGUYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoBBIOCgZzaGEyNTYYBCABKAkSEgoFd2lkdGgYBSABKA1IAIgBARITCgZoZWlnaHQYBiABKA1IAYgBAUIICgZfd2lkdGhCCQoHX2hlaWdodCLHAQoLSm9iUHJvZ3Jlc3MSIgoFcGhhc2UYASABKA4yEy5zdHVkaW8udjEuSm9iUGhhc2USEgoKYnl0ZXNfZG9uZRgCIAEoBBITCgtieXRlc190b3RhbBgDIAEoBBIMCgRzdGVwGAQgASgNEg0KBXN0ZXBzGAUgASgNEg8KB21lc3NhZ2UYBiABKAkSDAoEcmF0ZRgHIAEoARIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirAUKA0pvYhIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIkCgZzdGF0dXMYAyABKA4yFC5zdHVkaW8udjEuSm9iU3RhdHVzEhAKCHByaW9yaXR5GAQgASgFEh0KBHRhc2sYBSABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYBiABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIQCghhdHRlbXB0cxgHIAEoDRIUCgxtYXhfYXR0ZW1wdHMYCCABKA0SDQoFZXJyb3IYCSABKAkSJQoHb3V0cHV0cxgKIAMoCzIULnN0dWRpby52MS5Kb2JPdXRwdXQSKAoIcHJvZ3Jlc3MYCyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MSFwoPaWRlbXBvdGVuY3lfa2V5GAwgASgJEhMKC3dvcmtlcl9uYW1lGA0gASgJEhUKDXByb21vdGVkX2Zyb20YDiABKAkSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGVhc2VfZXhwaXJlX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KDXN0cmVhbWVkX3RleHQYEyABKAsyFy5zdHVkaW8udjEuU3RyZWFtZWRUZXh0EigKBHZyYW0YFiABKAsyGi5zdHVkaW8udjEuVnJhbVJlcXVpcmVtZW50Qg8KDV9tb2RlbF9zb3VyY2UiUAoMU3RyZWFtZWRUZXh0EgwKBHRleHQYASABKAkSEQoJcmVhc29uaW5nGAIgASgJEg4KBnRva2VucxgDIAEoDRIPCgdhdHRlbXB0GAQgASgNIowBCglUZXh0RGVsdGESDgoGam9iX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEwoLdGV4dF9vZmZzZXQYAyABKAQSDAoEdGV4dBgEIAEoCRIYChByZWFzb25pbmdfb2Zmc2V0GAUgASgEEhEKCXJlYXNvbmluZxgGIAEoCRIOCgZ0b2tlbnMYByABKA0imgIKBU9mZmVyEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDRIWCglncHVfaW5kZXgYCSABKA1IAYgBAUIPCg1fbW9kZWxfc291cmNlQgwKCl9ncHVfaW5kZXgi9wEKCEpvYkNsYWltEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDUIPCg1fbW9kZWxfc291cmNlKrkBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19PRkZFUkVEEAISFgoSSk9CX1NUQVRVU19SVU5OSU5HEAMSGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQBBIVChFKT0JfU1RBVFVTX0ZBSUxFRBAFEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAYqhwEKCEpvYlBoYXNlEhkKFUpPQl9QSEFTRV9VTlNQRUNJRklFRBAAEhkKFUpPQl9QSEFTRV9ET1dOTE9BRElORxABEhUKEUpPQl9QSEFTRV9MT0FESU5HEAISFQoRSk9CX1BIQVNFX1JVTk5JTkcQAxIXChNKT0JfUEhBU0VfVVBMT0FESU5HEARiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_model]);
+  fileDesc("ChNzdHVkaW8vdjEvam9iLnByb3RvEglzdHVkaW8udjEilQEKCUltYWdlVGFzaxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhEKBHNlZWQYAyABKANIAIgBARITCgtiYXRjaF9jb3VudBgEIAEoDRIuCglvdmVycmlkZXMYBSABKAsyGy5zdHVkaW8udjEuTW9kZWxDbGlEZWZhdWx0c0IHCgVfc2VlZCIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAki7AIKCFRleHRUYXNrEg4KBnByb21wdBgBIAEoCRIoCghtZXNzYWdlcxgCIAMoCzIWLnN0dWRpby52MS5DaGF0TWVzc2FnZRIXCgptYXhfdG9rZW5zGAMgASgNSACIAQESGAoLdGVtcGVyYXR1cmUYBCABKAFIAYgBARIMCgRzdG9wGAUgAygJEhEKBHNlZWQYBiABKANIAogBARIVCgh0aGlua2luZxgHIAEoCEgDiAEBEhIKBXRvcF9wGAggASgBSASIAQESHgoRZnJlcXVlbmN5X3BlbmFsdHkYCSABKAFIBYgBARIdChBwcmVzZW5jZV9wZW5hbHR5GAogASgBSAaIAQFCDQoLX21heF90b2tlbnNCDgoMX3RlbXBlcmF0dXJlQgcKBV9zZWVkQgsKCV90aGlua2luZ0IICgZfdG9wX3BCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QhMKEV9wcmVzZW5jZV9wZW5hbHR5IloKBFRhc2sSJQoFaW1hZ2UYASABKAsyFC5zdHVkaW8udjEuSW1hZ2VUYXNrSAASIwoEdGV4dBgCIAEoCzITLnN0dWRpby52MS5UZXh0VGFza0gAQgYKBGtpbmQijwEKCUpvYk91dHB1dBINCgVpbmRleBgBIAEoDRIRCgltaW1lX3R5cGUYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoBBIOCgZzaGEyNTYYBCABKAkSEgoFd2lkdGgYBSABKA1IAIgBARITCgZoZWlnaHQYBiABKA1IAYgBAUIICgZfd2lkdGhCCQoHX2hlaWdodCLHAQoLSm9iUHJvZ3Jlc3MSIgoFcGhhc2UYASABKA4yEy5zdHVkaW8udjEuSm9iUGhhc2USEgoKYnl0ZXNfZG9uZRgCIAEoBBITCgtieXRlc190b3RhbBgDIAEoBBIMCgRzdGVwGAQgASgNEg0KBXN0ZXBzGAUgASgNEg8KB21lc3NhZ2UYBiABKAkSDAoEcmF0ZRgHIAEoARIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0wUKA0pvYhIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIkCgZzdGF0dXMYAyABKA4yFC5zdHVkaW8udjEuSm9iU3RhdHVzEhAKCHByaW9yaXR5GAQgASgFEh0KBHRhc2sYBSABKAsyDy5zdHVkaW8udjEuVGFzaxIxCgxtb2RlbF9zb3VyY2UYBiABKAsyFi5zdHVkaW8udjEuTW9kZWxTb3VyY2VIAIgBARIQCghhdHRlbXB0cxgHIAEoDRIUCgxtYXhfYXR0ZW1wdHMYCCABKA0SDQoFZXJyb3IYCSABKAkSJQoHb3V0cHV0cxgKIAMoCzIULnN0dWRpby52MS5Kb2JPdXRwdXQSKAoIcHJvZ3Jlc3MYCyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MSFwoPaWRlbXBvdGVuY3lfa2V5GAwgASgJEhMKC3dvcmtlcl9uYW1lGA0gASgJEhUKDXByb21vdGVkX2Zyb20YDiABKAkSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGVhc2VfZXhwaXJlX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KDXN0cmVhbWVkX3RleHQYEyABKAsyFy5zdHVkaW8udjEuU3RyZWFtZWRUZXh0EiUKB3dhaXRpbmcYFCABKAsyFC5zdHVkaW8udjEuUXVldWVXYWl0EigKBHZyYW0YFiABKAsyGi5zdHVkaW8udjEuVnJhbVJlcXVpcmVtZW50Qg8KDV9tb2RlbF9zb3VyY2UiUAoMU3RyZWFtZWRUZXh0EgwKBHRleHQYASABKAkSEQoJcmVhc29uaW5nGAIgASgJEg4KBnRva2VucxgDIAEoDRIPCgdhdHRlbXB0GAQgASgNIowBCglUZXh0RGVsdGESDgoGam9iX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEwoLdGV4dF9vZmZzZXQYAyABKAQSDAoEdGV4dBgEIAEoCRIYChByZWFzb25pbmdfb2Zmc2V0GAUgASgEEhEKCXJlYXNvbmluZxgGIAEoCRIOCgZ0b2tlbnMYByABKA0imgIKBU9mZmVyEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDRIWCglncHVfaW5kZXgYCSABKA1IAYgBAUIPCg1fbW9kZWxfc291cmNlQgwKCl9ncHVfaW5kZXgi9wEKCEpvYkNsYWltEhAKCG9mZmVyX2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRI0ChBsZWFzZV9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb2RlbBgFIAEoCRIdCgR0YXNrGAYgASgLMg8uc3R1ZGlvLnYxLlRhc2sSMQoMbW9kZWxfc291cmNlGAcgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlSACIAQESDwoHYXR0ZW1wdBgIIAEoDUIPCg1fbW9kZWxfc291cmNlIp8BCglRdWV1ZVdhaXQSJQoGcmVhc29uGAEgASgOMhUuc3R1ZGlvLnYxLldhaXRSZWFzb24SDwoHbWVzc2FnZRgCIAEoCRIOCgZlbmdpbmUYAyABKAkSFwoPY2FwYWJsZV93b3JrZXJzGAQgASgNEhkKEWNvbm5lY3RlZF93b3JrZXJzGAUgASgNEhYKDnF1ZXVlX3Bvc2l0aW9uGAYgASgNKrkBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19PRkZFUkVEEAISFgoSSk9CX1NUQVRVU19SVU5OSU5HEAMSGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQBBIVChFKT0JfU1RBVFVTX0ZBSUxFRBAFEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAYqhwEKCEpvYlBoYXNlEhkKFUpPQl9QSEFTRV9VTlNQRUNJRklFRBAAEhkKFUpPQl9QSEFTRV9ET1dOTE9BRElORxABEhUKEUpPQl9QSEFTRV9MT0FESU5HEAISFQoRSk9CX1BIQVNFX1JVTk5JTkcQAxIXChNKT0JfUEhBU0VfVVBMT0FESU5HEAQqpwEKCldhaXRSZWFzb24SGwoXV0FJVF9SRUFTT05fVU5TUEVDSUZJRUQQABIhCh1XQUlUX1JFQVNPTl9OT19DQVBBQkxFX1dPUktFUhABEhwKGFdBSVRfUkVBU09OX1dPUktFUlNfQlVTWRACEh4KGldBSVRfUkVBU09OX01PREVMX0RJU0FCTEVEEAMSGwoXV0FJVF9SRUFTT05fRElTUEFUQ0hJTkcQBGIGcHJvdG8z", [file_google_protobuf_timestamp, file_studio_v1_model]);
 
 /**
  * ImageTask asks an image engine for batch_count images.
@@ -507,6 +507,14 @@ export type Job = Message<"studio.v1.Job"> & {
   streamedText?: StreamedText | undefined;
 
   /**
+   * Why the job waits: set on QUEUED jobs only, worked out when the job is
+   * read.
+   *
+   * @generated from field: studio.v1.QueueWait waiting = 20;
+   */
+  waiting?: QueueWait | undefined;
+
+  /**
    * The GPU memory placement counts for the job, from model_source (stated
    * or estimated); unset when it needs no GPU or nothing can be estimated.
    *
@@ -788,6 +796,67 @@ export const JobClaimSchema: GenMessage<JobClaim> = /*@__PURE__*/
   messageDesc(file_studio_v1_job, 10);
 
 /**
+ * QueueWait explains why a QUEUED job waits. The studio works it out when the
+ * job is read (GetJob, ListJobs, WatchJobs and the replies of the writes), from
+ * a view of the workers, the registry and the queue head at most about a
+ * second old; WatchJobs sends a queued job again when its wait changes.
+ *
+ * @generated from message studio.v1.QueueWait
+ */
+export type QueueWait = Message<"studio.v1.QueueWait"> & {
+  /**
+   * Which of the reasons holds.
+   *
+   * @generated from field: studio.v1.WaitReason reason = 1;
+   */
+  reason: WaitReason;
+
+  /**
+   * The reason as one sentence, for people.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * The job's engine by its wire name ("sd-cpp"); empty for a legacy row
+   * without a source.
+   *
+   * @generated from field: string engine = 3;
+   */
+  engine: string;
+
+  /**
+   * Connected workers, on every replica, that run the engine.
+   *
+   * @generated from field: uint32 capable_workers = 4;
+   */
+  capableWorkers: number;
+
+  /**
+   * Connected workers in all.
+   *
+   * @generated from field: uint32 connected_workers = 5;
+   */
+  connectedWorkers: number;
+
+  /**
+   * 1 for the next job the engine's workers take, 2 for the one after; 0 when
+   * not known (deeper in the queue than the studio counts, or held).
+   *
+   * @generated from field: uint32 queue_position = 6;
+   */
+  queuePosition: number;
+};
+
+/**
+ * Describes the message studio.v1.QueueWait.
+ * Use `create(QueueWaitSchema)` to create a new message.
+ */
+export const QueueWaitSchema: GenMessage<QueueWait> = /*@__PURE__*/
+  messageDesc(file_studio_v1_job, 11);
+
+/**
  * JobStatus is a job's place in its life. Each value says which part of the
  * system moves a job out of it.
  *
@@ -899,4 +968,55 @@ export enum JobPhase {
  */
 export const JobPhaseSchema: GenEnum<JobPhase> = /*@__PURE__*/
   enumDesc(file_studio_v1_job, 1);
+
+/**
+ * WaitReason says why a queued job has not been offered to a worker yet.
+ *
+ * @generated from enum studio.v1.WaitReason
+ */
+export enum WaitReason {
+  /**
+   * Not set: the job is not queued, or the studio could not tell.
+   *
+   * @generated from enum value: WAIT_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No connected worker (on any replica) runs the job's engine.
+   *
+   * @generated from enum value: WAIT_REASON_NO_CAPABLE_WORKER = 1;
+   */
+  NO_CAPABLE_WORKER = 1,
+
+  /**
+   * Workers that run its engine are connected, but every slot is taken (or
+   * they are draining).
+   *
+   * @generated from enum value: WAIT_REASON_WORKERS_BUSY = 2;
+   */
+  WORKERS_BUSY = 2,
+
+  /**
+   * Its model was disabled after the job was queued: the job waits until an
+   * admin enables the model again, or the job is cancelled.
+   *
+   * @generated from enum value: WAIT_REASON_MODEL_DISABLED = 3;
+   */
+  MODEL_DISABLED = 3,
+
+  /**
+   * A worker that runs its engine has a free slot: the job is about to be
+   * offered.
+   *
+   * @generated from enum value: WAIT_REASON_DISPATCHING = 4;
+   */
+  DISPATCHING = 4,
+}
+
+/**
+ * Describes the enum studio.v1.WaitReason.
+ */
+export const WaitReasonSchema: GenEnum<WaitReason> = /*@__PURE__*/
+  enumDesc(file_studio_v1_job, 2);
 

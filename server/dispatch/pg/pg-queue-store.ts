@@ -24,11 +24,12 @@ export function createPgQueueStore(db: PgDb): QueueStore {
   return {
     async peekQueued(limit) {
       const rows = await db.rows<Record<string, unknown>>(
-        sql`SELECT "id", "engine", "modelSource", "vramBytes" FROM "graphicsJobs" WHERE "status" = 'QUEUED'
+        sql`SELECT "id", "model", "engine", "modelSource", "vramBytes" FROM "graphicsJobs" WHERE "status" = 'QUEUED'
             ORDER BY "priority" DESC NULLS LAST, "createdAt" ASC LIMIT ${limit}`,
       );
       return rows.map((r) => ({
         id: r.id as string,
+        model: r.model as string,
         engine: (r.engine as string | null) ?? null,
         modelSource: (r.modelSource as string | null) ?? null,
         vramBytes: numOrNull(r.vramBytes),
@@ -159,6 +160,7 @@ async function claimWith(q: PgQuery, filter: ClaimFilter, now: number, ttlMs: nu
   const matches = sql`"status" = 'QUEUED'
     AND ("engine" IS NULL OR "engine" IN (SELECT json_array_elements_text(${JSON.stringify(filter.engines)}::text::json)))
     AND "id" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeJobIds ?? [])}::text::json))
+    ${filter.excludeModels?.length ? sql`AND "model" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeModels)}::text::json))` : sql``}
     ${filter.maxVramBytes === undefined ? sql`` : sql`AND ("vramBytes" IS NULL OR "vramBytes" <= ${filter.maxVramBytes})`}`;
   const set = sql`"status" = 'OFFERED', "leaseId" = ${newLeaseId()}, "leaseWorker" = ${filter.workerName},
     "leaseExpiresAt" = ${now + ttlMs}, "attempts" = "attempts" + 1, "updatedAt" = ${now}`;

@@ -8,7 +8,7 @@ import { field, h, replace } from "../dom.js";
 import { JobFeed, feedMessage } from "../job-feed.js";
 import { formatBytes } from "../../../contract/byte-size.js";
 import { isActive, phaseName, statusName } from "../../../contract/job-progress.js";
-import { progressCell, statusBadge } from "../widgets.js";
+import { progressCell, statusBadge, waitNote } from "../widgets.js";
 import { renderOutputs } from "./job-outputs.js";
 import { guarded } from "../guarded.js";
 import { applyDelta, utf8Length, type TextSoFar } from "../../../contract/text-delta.js";
@@ -162,6 +162,7 @@ export const jobView: View = (app, main, route) => {
     replace(
       body,
       h("div", { class: "job-head" }, statusBadge(j), progressCell(j), actions),
+      waitNote(j),
       streamBox,
       outputsBox,
       h(

@@ -5,7 +5,7 @@ import { field, h, replace } from "../dom.js";
 import { JobFeed, feedMessage } from "../job-feed.js";
 import { formatTime, millis } from "../format.js";
 import { LISTED_STATUSES, statusFromName, statusName } from "../../../contract/job-progress.js";
-import { progressCell, statusBadge } from "../widgets.js";
+import { progressCell, statusBadge, waitNote } from "../widgets.js";
 import { guarded } from "../guarded.js";
 import { describeError } from "../errors.js";
 
@@ -94,12 +94,12 @@ export const jobsView: View = (app, main, route) => {
       selectCell(job),
       h("th", { scope: "row", "data-label": "Job" }, h("a", { href: `#/jobs/${encodeURIComponent(job.id)}` }, job.id)),
       h("td", { "data-label": "Model" }, job.model),
-      h("td", { "data-label": "Status" }, statusBadge(job)),
+      h("td", { "data-label": "Status" }, statusBadge(job), waitNote(job)),
       shortText("Prompt", taskPrompt(job.task), PROMPT_CHARS, "prompt"),
       h("td", { "data-label": "Progress" }, progressCell(job)),
       h("td", { "data-label": "Attempts" }, `${job.attempts} of ${job.maxAttempts}`),
       h("td", { "data-label": "Worker" }, job.workerName || "—"),
-      shortText("Error", job.error, ERROR_CHARS, "error-text"),
+      shortText("Error", job.error, ERROR_CHARS, job.error ? "error-text" : "muted"),
       h("td", { "data-label": "Created" }, formatTime(job.createTime)),
     );
 
