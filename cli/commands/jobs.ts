@@ -38,6 +38,8 @@ function waitTag(job: Job): string {
       return ` (workers busy${line})`;
     case WaitReason.MODEL_DISABLED:
       return " (model disabled)";
+    case WaitReason.GPU_MEMORY:
+      return ` (GPU memory${line})`;
     default:
       return line ? ` (${line.trim()})` : "";
   }

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
+import { JobStatus, WaitReason } from "../../gen/studio/v1/job_pb.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine, ModelFileRole, ModelSourceSchema } from "../../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
@@ -16,6 +17,8 @@ let t: TestStudio;
 let jobs: Client<typeof JobService>;
 let registry: Client<typeof RegistryService>;
 const workers: SimWorker[] = [];
+/** The studio's clock runs ahead by this much: a test moves it on so that the next read takes a fresh look at the workers. */
+let skew = 0;
 
 async function connect(hello: Parameters<typeof SimWorker.connect>[1] = {}) {
   const w = await SimWorker.connect(h2Transport(t.url), hello);
@@ -61,7 +64,8 @@ const llamaWorker = (name: string, gpus: GpuDevice[], extra: Parameters<typeof S
   connect({ name, engines: [ModelEngine.LLAMA_CPP], slots: gpus.reduce((n, g) => n + g.slots, 0), gpus, ...extra });
 
 beforeEach(async () => {
-  t = await startTestStudio();
+  skew = 0;
+  t = await startTestStudio({}, { now: () => Date.now() + skew });
   jobs = t.client(JobService);
   registry = t.client(RegistryService);
 });
@@ -236,6 +240,32 @@ describe("GPU-aware placement", () => {
     await dispatchOf(t).dispatcher.idle();
     expect(rowOf(t, b.id).status).toBe("QUEUED");
     expect(w.pending().filter((m) => m.case === "offer")).toEqual([]);
+  });
+
+  test("a job no connected GPU can hold says why it waits: none is that large, or none has that much room now", async () => {
+    await model("huge", { vram: 40 });
+    await model("mid", { vram: 10 });
+    // 24 GiB in all: 2 free, 6 held by the worker's own (idle warm) servers, the rest by other programs.
+    await llamaWorker("small-card", [gpu(0, 24, 2, { worker: 6 })]);
+    const huge = await textJob("huge");
+    expect(huge.waiting).toMatchObject({ reason: WaitReason.GPU_MEMORY, engine: "llama-cpp", capableWorkers: 1 });
+    expect(huge.waiting!.message).toStartWith(
+      "it needs 40.0 GiB of GPU memory and no GPU of the 1 worker that runs llama-cpp is that large (the largest has 24.0 GiB)",
+    );
+    const mid = await textJob("mid");
+    expect(mid.waiting).toMatchObject({ reason: WaitReason.GPU_MEMORY, capableWorkers: 1 });
+    expect(mid.waiting!.message).toStartWith(
+      "it needs 10.0 GiB of GPU memory and no free GPU of the 1 worker that runs llama-cpp with a free slot has that much room now (the most is 8.0 GiB)",
+    );
+
+    // A worker with room takes the mid job; the huge one still fits no GPU of either.
+    const roomy = await llamaWorker("roomy-card", [gpu(0, 24)]);
+    expect((await roomy.nextOffer()).jobId).toBe(mid.id);
+    skew += 2000;
+    const still = (await jobs.getJob({ jobId: huge.id })).job!;
+    expect(still.status).toBe(JobStatus.QUEUED);
+    expect(still.waiting).toMatchObject({ reason: WaitReason.GPU_MEMORY, capableWorkers: 2, connectedWorkers: 2 });
+    expect(still.waiting!.message).toStartWith("it needs 40.0 GiB of GPU memory and no GPU of the 2 workers that run llama-cpp is that large");
   });
 
   test("synthetic jobs on a GPU worker take a slot on some GPU", async () => {
