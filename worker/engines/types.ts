@@ -101,6 +101,13 @@ export function pinnedEnv(base: NodeJS.ProcessEnv | undefined, req: Pick<EngineR
 export interface Engine {
   readonly kind: ModelEngine;
   run(req: EngineRunRequest): Promise<EngineOutput[]>;
+  /**
+   * The files of a source as the engine already holds them (a warm server started by an earlier
+   * job), or undefined: a job the engine can run warm skips the cache check, its work dir and the
+   * links, most of what a warm text job costs before the engine is asked. Warm means on the job's
+   * GPU (`gpu`, JobGpu.index; undefined: the CPU): a server on another GPU does not serve it. Optional.
+   */
+  warmFiles?(source: ModelSource, gpu?: number): EngineFile[] | undefined;
   /** Stops every process the engine started and waits until each is reaped. */
   close(): Promise<void>;
 }

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { realpathSync } from "node:fs";
 import { ModelFileRole } from "../../../gen/studio/v1/model_pb.js";
 import { GpuPool, NoRoomError, type WarmProcess } from "../../../worker/gpus/gpu-pool.js";
 import { planSlots } from "../../../worker/gpus/gpu-plan.js";
@@ -175,6 +176,20 @@ describe("engines on a GPU", () => {
     expect(logger.pids("llama-server started")).toEqual([]);
     const server = engine.server(wd.files[0]!.path, 0)!;
     expect(server.args(1234)).toEqual(["-m", server.args(1234)[1]!, "--host", "127.0.0.1", "--port", "1234", "-ngl", "all"]);
+  });
+
+  test("a warm llama-server serves later jobs of its model on its own GPU only: on another GPU or the CPU the job is not warm", async () => {
+    const { pool } = await poolFor({ cards: [nvidiaCard("NVIDIA GeForce RTX 3060", 12288), nvidiaCard("NVIDIA GeForce RTX 3060", 12288)] });
+    const wd = await workDir([{ role: ModelFileRole.MODEL, filename: "m.gguf" }]);
+    cleanups.push(wd.cleanup);
+    const engine = new LlamaServerEngine({ binary: FAKE_LLAMA_SERVER, idleMs: 60_000, healthIntervalMs: 20 });
+    cleanups.push(() => engine.close());
+    const source = llamaSource("m.gguf");
+    expect(engine.warmFiles(source, 0)).toBeUndefined();
+    await engine.run(request({ task: textTask({ prompt: "x" }), source, files: wd.files, workDir: wd.dir, gpu: await jobGpu(pool, 500 * MiB) }));
+    expect(engine.warmFiles(source, 0)).toEqual([{ role: ModelFileRole.MODEL, filename: "m.gguf", path: realpathSync(wd.files[0]!.path) }]);
+    expect(engine.warmFiles(source, 1)).toBeUndefined();
+    expect(engine.warmFiles(source)).toBeUndefined();
   });
 
   test("sd-cli out of memory on a GPU is out-of-memory, naming the GPU", async () => {
