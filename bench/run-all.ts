@@ -4,7 +4,7 @@
  * side on two cores), each as its own process. Prints each one's output as it goes, then the
  * README's Performance table for all of them with the machine they ran on.
  *
- *   bun bench/run-all.ts [--smoke] [--only dispatch,scale,worker-start,download,engine-overhead]
+ *   bun bench/run-all.ts [--smoke] [--only dispatch,scale,worker-start,download,engine-overhead,openai-stream]
  *
  * bench/download.ts (the download issue's benchmark) runs from here when present; its figures
  * join the table if it prints BENCH_RESULT lines, else its output is shown as it is.
@@ -16,7 +16,7 @@ import { exitOnSignals } from "./lib/child.js";
 import { loadAverage, machineLine } from "./lib/machine.js";
 import { figuresTable, parseFigures, type Figure } from "./lib/report.js";
 
-const BENCHES = ["dispatch", "scale", "worker-start", "download", "engine-overhead"] as const;
+const BENCHES = ["dispatch", "scale", "worker-start", "download", "engine-overhead", "openai-stream"] as const;
 exitOnSignals();
 
 const { values: args } = parseArgs({

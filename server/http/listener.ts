@@ -129,6 +129,10 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     });
     guards.set(socket, guard);
     sockets.add(socket);
+    // Small writes go out at once: a streamed token (SSE, WatchJobs, a worker's offer) must not
+    // wait for the peer's delayed ACK behind Nagle's algorithm. node:http sets this on the sockets
+    // its own server accepts; these are accepted here and handed over.
+    socket.setNoDelay(true);
     socket.once("close", () => {
       guard.dispose();
       sockets.delete(socket);

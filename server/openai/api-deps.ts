@@ -13,8 +13,8 @@ export interface OpenAiDeps {
   /** CancelJob's write: the worker holding the job is told to stop. */
   cancelJob(jobId: string): Promise<void>;
   getJob(jobId: string): Promise<JobRow | undefined>;
-  /** One committed output's bytes. */
-  readOutput(jobId: string, index: number): Promise<{ mimeType: string; data: Uint8Array }>;
+  /** One committed output's bytes, from the job's row as read when it ended. */
+  readOutput(row: JobRow, index: number): Promise<{ mimeType: string; data: Uint8Array }>;
   events: JobEvents;
   texts?: TextFeed;
   /** How long a request waits for some worker to take its job before answering 503. */

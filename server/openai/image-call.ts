@@ -69,7 +69,7 @@ async function imagesBody(req: HttpRequest, row: JobRow, request: ImageRequest, 
   const data: Array<{ url: string } | { b64_json: string }> = [];
   for (const output of outputs) {
     if (request.responseFormat === "url") data.push({ url: `${baseUrl(req, deps)}/jobs/${encodeURIComponent(row.id)}/outputs/${output.index}` });
-    else data.push({ b64_json: Buffer.from((await deps.readOutput(row.id, output.index)).data).toString("base64") });
+    else data.push({ b64_json: Buffer.from((await deps.readOutput(row, output.index)).data).toString("base64") });
   }
   return { created: Math.floor(row.createdAt / 1000), data };
 }

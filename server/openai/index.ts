@@ -4,8 +4,7 @@ import type { EngineName } from "../../contract/names.js";
 import type { StudioContext, StudioModule } from "../context.js";
 import type { DispatchModule } from "../dispatch/index.js";
 import type { JobsModule } from "../jobs/index.js";
-import type { JobRow } from "../jobs/job-row.js";
-import { findJobOutput } from "../outputs/job-output-reader.js";
+import { outputsFromJson, type JobRow } from "../jobs/job-row.js";
 import type { TextFeed } from "../streams/text-feed.js";
 import type { OpenAiDeps } from "./api-deps.js";
 import { openAiRoutes } from "./routes.js";
@@ -25,8 +24,9 @@ export function createOpenAiModule(ctx: StudioContext, parts: { jobs: JobsModule
     createJob: async ({ model, task }) => (await jobs.createJob(create(CreateJobRequestSchema, { model, task }))).row,
     cancelJob: async (jobId) => void (await jobs.store.cancel(jobId)),
     getJob: (id) => jobs.store.get(id),
-    async readOutput(jobId, index) {
-      const output = await findJobOutput((id) => jobs.store.get(id), dispatch.outputs, jobId, index);
+    async readOutput(row, index) {
+      const output = outputsFromJson(row.outputs).find((o) => o.index === index);
+      if (!output) throw new Error(`job ${row.id} (${row.status}) has no output ${index}`);
       const parts: Uint8Array[] = [];
       for await (const chunk of dispatch.outputs.openRead(output.sha256)) parts.push(chunk);
       return { mimeType: output.mimeType, data: Buffer.concat(parts) };

@@ -28,8 +28,8 @@ export class SseWriter {
     return this.#ended;
   }
 
-  /** Sends the 200 and the event-stream headers (once). */
-  start(): void {
+  /** Sends the 200 and the event-stream headers (once); with `first`, in one write with that event. */
+  start(first?: string): void {
     if (this.#open || this.#ended) return;
     this.#open = true;
     const w = this.res as http.ServerResponse;
@@ -40,8 +40,9 @@ export class SseWriter {
       "x-accel-buffering": "no",
       ...this.headers,
     });
-    // Headers go out now, not with the first event: the client knows its request was taken.
-    w.flushHeaders?.();
+    // Headers go out now, with the first event when there is one (one write): the client knows its request was taken.
+    if (first !== undefined) w.write(`data: ${first}\n\n`);
+    else w.flushHeaders?.();
     this.#lastWrite = Date.now();
     this.#keepalive = setInterval(() => {
       if (Date.now() - this.#lastWrite >= SSE_KEEPALIVE_MS) this.#write(": keep-alive\n\n");
@@ -55,12 +56,13 @@ export class SseWriter {
     this.#write(`data: ${json}\n\n`);
   }
 
-  /** `data: [DONE]`, then the end of the response. */
-  done(): void {
+  /** The last events, `data: [DONE]` and the end of the response, in one write. */
+  done(last: string[] = []): void {
     if (this.#ended) return;
     this.start();
-    this.#write("data: [DONE]\n\n");
-    this.end();
+    this.#ended = true;
+    clearInterval(this.#keepalive);
+    this.res.end(`${last.map((json) => `data: ${json}\n\n`).join("")}data: [DONE]\n\n`);
   }
 
   /** Ends the response (without [DONE]: after an error event, or when the client is gone). */

@@ -74,9 +74,7 @@ export class TextCall {
 
   #taken() {
     if (!this.#sse || this.#sse.started) return;
-    this.#sse.start();
-    const role = this.#format.role();
-    if (role) this.#sse.data(role);
+    this.#sse.start(this.#format.role());
   }
 
   #requeued() {
@@ -132,15 +130,13 @@ export class TextCall {
     } else {
       this.deps.logger.warn({ jobId: row.id }, "OpenAI API: the streamed text is not a prefix of the job's output; the stream ends with what was sent");
     }
-    this.#sse.data(this.#format.finish(result.finishReason));
-    if (this.request.includeUsage) this.#sse.data(this.#format.usage(result));
     this.#finished = true;
-    this.#sse.done();
+    this.#sse.done([this.#format.finish(result.finishReason), ...(this.request.includeUsage ? [this.#format.usage(result)] : [])]);
     this.#finish();
   }
 
   async #readResult(row: JobRow): Promise<TextResult> {
-    const { mimeType, data } = await this.deps.readOutput(row.id, 0);
+    const { mimeType, data } = await this.deps.readOutput(row, 0);
     if (mimeType !== TEXT_OUTPUT_MIME) throw new Error(`job ${row.id}'s output is ${mimeType}, not a text result`);
     return decodeTextOutput(data);
   }

@@ -47,7 +47,15 @@ export class FileBlobs implements OutputBlobs {
   }
 
   read(sha256: string): AsyncIterable<Uint8Array> {
-    return createReadStream(this.pathOf(sha256), { highWaterMark: OUTPUT_CHUNK_BYTES });
+    const path = this.pathOf(sha256);
+    // Buffers sized to the file: a small output (a text job's JSON) was read into a fresh 1 MiB buffer.
+    let size = OUTPUT_CHUNK_BYTES;
+    try {
+      size = statSync(path).size;
+    } catch {
+      // The stream reports the missing file.
+    }
+    return createReadStream(path, { highWaterMark: Math.max(1, Math.min(OUTPUT_CHUNK_BYTES, size)) });
   }
 
   async put(v: VerifiedOutput): Promise<boolean> {

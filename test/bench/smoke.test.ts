@@ -93,6 +93,27 @@ describe("benchmarks run small with --smoke and print their figures", () => {
       expect(names).toContain(`engine overhead | ${metric}`);
   }, 120_000);
 
+  test.skipIf(!realEngines())("openai stream: time to first token and tokens/s through the studio against llama-server direct, and the relay's ceiling", async () => {
+    const run = await runBench("openai-stream.ts", ["--smoke"], 100_000);
+    expectSuccess(run);
+    const figures = figuresOf(run.stdout, "openai-stream");
+    const names = metrics(figures);
+    for (const metric of [
+      "time to first token: llama-server direct (warm), median",
+      "time to first token: through the studio (POST to the first content chunk), median",
+      "time to first token: overhead of studio + worker (median difference)",
+      "real llama-server: through the studio / direct",
+      "relay ceiling: tokens/s through the studio",
+      "relay ceiling: studio CPU per 1,000 tokens",
+    ])
+      expect(names).toContain(`openai stream | ${metric}`);
+    // Goals are reported, not asserted (a smoke run is far too small); each goal figure carries one.
+    expect(figures.filter((f) => f.goal !== undefined).map((f) => f.metric)).toEqual([
+      "time to first token: overhead of studio + worker (median difference)",
+      "relay ceiling: tokens/s through the studio",
+    ]);
+  }, 120_000);
+
   test("download: ours against curl | openssl over HTTP and HTTPS, peak RSS, parts", async () => {
     const run = await runBench("download.ts", ["--smoke"]);
     expectSuccess(run);

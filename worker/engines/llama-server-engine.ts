@@ -1,11 +1,11 @@
 import { realpathSync } from "node:fs";
 import { realpath } from "node:fs/promises";
-import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
+import { ModelEngine, ModelFileRole, type ModelFile, type ModelSource } from "../../gen/studio/v1/model_pb.js";
 import { EngineError } from "./engine-error.js";
 import { streamText } from "./llama-client.js";
 import { LlamaProcess } from "./llama-process.js";
 import { textOutput } from "./text-output.js";
-import type { Engine, EngineLogger, EngineOutput, EngineRunRequest } from "./types.js";
+import type { Engine, EngineFile, EngineLogger, EngineOutput, EngineRunRequest } from "./types.js";
 
 /** Options of the llama-server engine (durations in milliseconds). */
 export interface LlamaServerEngineOptions {
@@ -41,6 +41,8 @@ export interface LlamaServerEngineOptions {
 export class LlamaServerEngine implements Engine {
   readonly kind = ModelEngine.LLAMA_CPP;
   private readonly servers = new Map<string, LlamaProcess>();
+  /** Each model file (by sha256, else URL) a server was started for: what warmFiles answers from. */
+  private readonly byFile = new Map<string, { path: string; server: LlamaProcess }>();
   private closed = false;
 
   constructor(private readonly opts: LlamaServerEngineOptions) {}
@@ -54,6 +56,20 @@ export class LlamaServerEngine implements Engine {
     }
   }
 
+  warmFiles(source: ModelSource): EngineFile[] | undefined {
+    if (this.closed || source.engine !== ModelEngine.LLAMA_CPP) return undefined;
+    const models = source.files.filter((f) => f.role === ModelFileRole.MODEL);
+    if (models.length !== 1) return undefined;
+    const warm = this.byFile.get(fileKey(models[0]!));
+    if (!warm || warm.server.state !== "ready") return undefined;
+    return [{ role: ModelFileRole.MODEL, filename: models[0]!.filename, path: warm.path }];
+  }
+
+  private isWarmPath(path: string): boolean {
+    for (const warm of this.byFile.values()) if (warm.path === path) return true;
+    return false;
+  }
+
   async run(req: EngineRunRequest): Promise<EngineOutput[]> {
     if (this.closed) throw new EngineError("unavailable", "the llama-server engine is closed");
     if (req.source.engine !== ModelEngine.LLAMA_CPP)
@@ -65,12 +81,15 @@ export class LlamaServerEngine implements Engine {
     const model = models[0]!;
     let modelPath: string;
     try {
-      modelPath = await realpath(model.path);
+      // A warm file's path is the blob's real path already (warmFiles); realpath costs a few ms of CPU here.
+      modelPath = this.isWarmPath(model.path) ? model.path : await realpath(model.path);
     } catch {
       throw new EngineError("failed", `the model file ${model.filename} is missing from the work dir (${model.path})`);
     }
     const label = `model "${req.model}" (file ${model.filename})`;
     const server = this.serverFor(modelPath, label, model.filename);
+    const sourceFile = req.source.files.find((f) => f.role === ModelFileRole.MODEL);
+    if (sourceFile) this.byFile.set(fileKey(sourceFile), { path: modelPath, server });
     const task = req.task.kind.value;
     const controller = new AbortController();
     let why: "cancelled" | "timeout" | "died" | undefined;
@@ -166,4 +185,9 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener("abort", onAbort, { once: true });
     work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
+}
+
+/** A model file's identity across jobs: its digest, else its URL (as the cache keys it). */
+function fileKey(file: ModelFile): string {
+  return file.sha256 ? `sha256:${file.sha256.toLowerCase()}` : `url:${file.url}`;
 }

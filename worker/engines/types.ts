@@ -65,6 +65,12 @@ export interface EngineRunRequest {
 export interface Engine {
   readonly kind: ModelEngine;
   run(req: EngineRunRequest): Promise<EngineOutput[]>;
+  /**
+   * The files of a source as the engine already holds them (a warm server started by an earlier
+   * job), or undefined: a job the engine can run warm skips the cache check, its work dir and the
+   * links, most of what a warm text job costs before the engine is asked. Optional.
+   */
+  warmFiles?(source: ModelSource): EngineFile[] | undefined;
   /** Stops every process the engine started and waits until each is reaped. */
   close(): Promise<void>;
 }

@@ -14,7 +14,7 @@ import {
 } from "../../gen/studio/v1/worker_service_pb.js";
 import { EngineError } from "../engines/engine-error.js";
 import { JobDirRecord } from "../recovery/owner-record.js";
-import type { Engine, EngineOutput } from "../engines/types.js";
+import type { Engine, EngineFile, EngineOutput } from "../engines/types.js";
 import type { LiveSession, SessionMessage } from "../session/session-client.js";
 import { SessionClosedError } from "../session/outbox.js";
 import { ReceiptLedger, ReceiptTimeout, type ReceiptKind } from "./receipt-ledger.js";
@@ -59,7 +59,8 @@ export class JobRun {
   private done = false;
   private finalSent = false;
   private refusedOutput: Receipt | undefined;
-  private text: TextRelay | undefined;
+  /** The engine held the files already: the cache was not touched, so there is nothing to tell the studio about it. */
+  ranWarm = false;
 
   constructor(
     readonly offer: Offer,
@@ -124,32 +125,42 @@ export class JobRun {
     try {
       const signal = this.abort.signal;
       const files = offer.modelSource!.files;
-      if (files.length > 0) {
-        this.progress({ phase: JobPhase.DOWNLOADING, message: `downloading ${files.length} file(s)` });
-        const cached = await deps.downloads.ensureAll(files, {
-          signal,
-          onProgress: (p) =>
-            this.progress({
-              phase: JobPhase.DOWNLOADING,
-              bytesDone: p.bytesDone,
-              bytesTotal: p.bytesTotal,
-              rate: p.rate,
-              message: p.verified === false ? "downloading (unverified: no sha256)" : "downloading",
-            }),
-        });
-        held.push(...cached);
-        deps.cacheChanged();
+      // A warm engine already holds the files (a llama-server an earlier job started): there is
+      // nothing to check, place or link, and no process to record, so the job goes straight to it.
+      const warm = files.length > 0 ? engine.warmFiles?.(offer.modelSource!) : undefined;
+      let linked: { files: EngineFile[]; loraDir?: string };
+      let jobDir: JobDirRecord | undefined;
+      if (warm) {
+        linked = { files: warm };
+        this.ranWarm = true;
+      } else {
+        if (files.length > 0) {
+          this.progress({ phase: JobPhase.DOWNLOADING, message: `downloading ${files.length} file(s)` });
+          const cached = await deps.downloads.ensureAll(files, {
+            signal,
+            onProgress: (p) =>
+              this.progress({
+                phase: JobPhase.DOWNLOADING,
+                bytesDone: p.bytesDone,
+                bytesTotal: p.bytesTotal,
+                rate: p.rate,
+                message: p.verified === false ? "downloading (unverified: no sha256)" : "downloading",
+              }),
+          });
+          held.push(...cached);
+          deps.cacheChanged();
+        }
+        signal.throwIfAborted();
+        jobDir = await JobDirRecord.create(deps.workRoot);
+        workDir = jobDir.dir;
+        linked = await linkWorkDir(
+          workDir,
+          held.map((cached, i) => ({ file: files[i]!, cached })),
+        );
       }
-      signal.throwIfAborted();
-      const jobDir = await JobDirRecord.create(deps.workRoot);
-      workDir = jobDir.dir;
-      const linked = await linkWorkDir(
-        workDir,
-        held.map((cached, i) => ({ file: files[i]!, cached })),
-      );
       this.progress({ phase: JobPhase.LOADING, message: "starting the engine" });
+      // Pieces are posted as they come, so they are queued before the outputs and the complete.
       const text = offer.task?.kind.case === "text" ? new TextRelay({ ...this.ids(), attempt: offer.attempt }, deps.sessions) : undefined;
-      this.text = text;
       const outputs = await engine.run({
         jobId: this.jobId,
         model: offer.model,
@@ -157,10 +168,11 @@ export class JobRun {
         source: offer.modelSource!,
         files: linked.files,
         loraDir: linked.loraDir,
-        workDir,
+        // A warm run has no dir of its own; the engines that run warm (llama-server) write none.
+        workDir: workDir ?? deps.workRoot,
         signal,
         timeoutMs: deps.timeoutMs,
-        onSpawn: (pgid, binary) => this.recordGroup(jobDir, pgid, binary),
+        onSpawn: jobDir && ((pgid, binary) => this.recordGroup(jobDir, pgid, binary)),
         onText: text && ((piece) => !signal.aborted && text.push(piece)),
         onProgress: (p) =>
           this.progress({
@@ -172,8 +184,6 @@ export class JobRun {
           }),
       });
       signal.throwIfAborted();
-      // The last pieces go out before the outputs, so that the studio has them all when the job completes.
-      text?.flush();
       this.throttle.flush();
       return await this.upload(outputs);
     } catch (err) {
@@ -187,7 +197,6 @@ export class JobRun {
       await this.finish("fail", this.failMessage(message, retryable));
       return this.end("failed", message);
     } finally {
-      this.text?.stop();
       this.throttle.stop();
       for (const f of held)
         await Promise.resolve(f.release()).catch((err) =>

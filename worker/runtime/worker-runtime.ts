@@ -173,7 +173,8 @@ export class WorkerRuntime implements SessionHandlers {
       this.runs.delete(offer.leaseId);
       this.releasing.delete(offer.leaseId);
       logger.info({ jobId: offer.jobId, outcome, message }, "job ended");
-      void this.cacheChanged();
+      // Reading the cache's listings costs milliseconds of CPU; a job that ran warm never touched it.
+      if (!job.ranWarm) void this.cacheChanged();
       if (this.jobs.size === 0) for (const f of this.finished.splice(0)) f();
     });
   }

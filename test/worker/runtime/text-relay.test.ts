@@ -32,22 +32,20 @@ function session() {
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe("the worker's text relay", () => {
-  test("pieces of one turn leave as one message at its end, with the lease, attempt and offsets", async () => {
+  test("the first piece goes out at once, with the lease, attempt and offsets; pieces while it waits join it", async () => {
     const s = session();
     const relay = new TextRelay({ jobId: "j", leaseId: "l", attempt: 2 }, s.sessions);
     relay.push({ kind: "text", content: "Hé", tokens: 1 });
     relay.push({ kind: "text", content: "llo", tokens: 2 });
-    await nextTurn();
     const [first] = await s.take(1);
-    relay.push({ kind: "text", content: "!", tokens: 3 });
-    relay.flush();
-    const [second] = await s.take(1);
     expect([first!.jobId, first!.leaseId, first!.delta?.attempt, first!.delta?.text, Number(first!.delta?.textOffset), first!.delta?.tokens]).toEqual(["j", "l", 2, "Héllo", 0, 2]);
-    // The first message had been taken when "!" came: it went in its own, continuing at byte 6.
+    // Taken by the stream: the next piece is a message of its own, continuing at byte 6.
+    relay.push({ kind: "text", content: "!", tokens: 3 });
+    const [second] = await s.take(1);
     expect([second!.delta?.text, Number(second!.delta?.textOffset), second!.delta?.tokens]).toEqual(["!", 6, 3]);
   });
 
-  test("a message still waiting in the session's queue takes the next pieces in", async () => {
+  test("a message still waiting in the session's queue takes every next piece in", async () => {
     const s = session();
     const relay = new TextRelay({ jobId: "j", leaseId: "l", attempt: 1 }, s.sessions);
     for (let i = 0; i < 50; i++) {
@@ -65,7 +63,6 @@ describe("the worker's text relay", () => {
     relay.push({ kind: "reasoning", content: "think", tokens: 1 });
     relay.push({ kind: "text", content: "say", tokens: 2 });
     relay.push({ kind: "reasoning", content: "again", tokens: 3 });
-    relay.flush();
     const [a, b] = await s.take(2);
     expect([a!.delta?.reasoning, a!.delta?.text]).toEqual(["think", "say"]);
     expect([b!.delta?.reasoning, b!.delta?.text, Number(b!.delta?.reasoningOffset), Number(b!.delta?.textOffset)]).toEqual(["again", "", 5, 3]);
@@ -76,10 +73,9 @@ describe("the worker's text relay", () => {
     const one = new TextRelay({ jobId: "j1", leaseId: "l1", attempt: 1 }, s.sessions);
     const two = new TextRelay({ jobId: "j2", leaseId: "l2", attempt: 1 }, s.sessions);
     one.push({ kind: "text", content: "a", tokens: 1 });
-    one.flush();
     two.push({ kind: "text", content: "b", tokens: 1 });
-    two.flush();
-    const [a, b] = await s.take(2);
-    expect([a!.jobId, a!.delta?.text, b!.jobId, b!.delta?.text]).toEqual(["j1", "a", "j2", "b"]);
+    one.push({ kind: "text", content: "c", tokens: 2 });
+    const [a, b, c] = await s.take(3);
+    expect([a!.jobId, a!.delta?.text, b!.jobId, b!.delta?.text, c!.jobId, c!.delta?.text]).toEqual(["j1", "a", "j2", "b", "j1", "c"]);
   });
 });

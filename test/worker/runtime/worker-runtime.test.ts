@@ -13,6 +13,7 @@ import { DownloadManager } from "../../../worker/download/index.js";
 import { MultiEngine } from "../../../worker/engines/multi-engine.js";
 import { SyntheticEngine } from "../../../worker/engines/synthetic-engine.js";
 import { SdCliEngine } from "../../../worker/engines/sd-cli-engine.js";
+import { LlamaServerEngine } from "../../../worker/engines/llama-server-engine.js";
 import type { Engine } from "../../../worker/engines/types.js";
 import type { Downloads, JobOutcome, JobView } from "../../../worker/runtime/ports.js";
 import { tryMountTmpfs, unmount } from "../../faults/tmpfs.js";
@@ -20,7 +21,7 @@ import { WorkerRuntime } from "../../../worker/runtime/worker-runtime.js";
 import { Backoff } from "../../../contract/backoff.js";
 import { SessionClient } from "../../../worker/session/session-client.js";
 import { startTestStudio, type TestStudio } from "../../helpers/test-studio.js";
-import { startFileServer, watchJob } from "../../e2e/worker-harness.js";
+import { sha256Hex, startFileServer, watchJob } from "../../e2e/worker-harness.js";
 import { dispatchOf } from "../../dispatch/fixtures.js";
 
 /** Explicit: real processes on a loaded 2-core machine can take longer than bun's 5 s default. */
@@ -64,12 +65,14 @@ function startWorker(
     downloads?: Downloads;
     sdCli?: SdCliEngine;
     synthetic?: Engine;
+    llama?: LlamaServerEngine;
     logger?: pino.Logger;
   } = {},
 ) {
   const engines = new MultiEngine([
     opts.synthetic ?? new SyntheticEngine({ stepDelayMs: opts.stepDelayMs ?? 0 }),
     opts.sdCli ?? new SdCliEngine({ binary: join(import.meta.dir, "../../fixtures/sd-cli") }),
+    ...(opts.llama ? [opts.llama] : []),
   ]);
   const view = new RecordingView();
   const runtime = new WorkerRuntime({
@@ -295,6 +298,54 @@ describe("WorkerRuntime with a real studio", () => {
       expect((await view.ended(second.id)).outcome).toBe("succeeded");
       expect([...view.ends.values()].some((e) => e.outcome === "declined")).toBe(false);
     } finally {
+      files.stop();
+    }
+  }, TEST_TIMEOUT_MS);
+
+  test("a text job whose model a warm llama-server serves skips the download cache; once that server is gone the next job goes through the cache again", async () => {
+    const bytes = new Uint8Array(4096).fill(7);
+    const files = startFileServer({ "m.gguf": bytes });
+    const argvFile = join(dir, "llama-argv.json");
+    const llama = new LlamaServerEngine({
+      binary: join(import.meta.dir, "../../fixtures/llama-server"),
+      idleMs: 60_000,
+      healthTimeoutMs: 10_000,
+      healthIntervalMs: 20,
+      stopGraceMs: 2000,
+      env: { ...process.env, FAKE_LLAMA_ARGV_FILE: argvFile },
+    });
+    try {
+      await t.client(RegistryService).createModel({
+        name: "rt-llama",
+        source: { engine: ModelEngine.LLAMA_CPP, files: [{ role: ModelFileRole.MODEL, url: `${files.url}/m.gguf`, filename: "m.gguf", sha256: sha256Hex(bytes) }] },
+      });
+      const manager = new DownloadManager({ cacheDir: join(dir, "cache"), maxRetries: 0 });
+      let ensured = 0;
+      const downloads: Downloads = {
+        ensureAll: (f, o) => {
+          ensured++;
+          return manager.ensureAll(f, o);
+        },
+        cachedDigests: () => manager.cachedDigests(),
+        cachedUrls: () => manager.cachedUrls(),
+      };
+      const { view } = startWorker({ downloads, llama });
+      const run = async (prompt: string) => {
+        const { job } = await jobs.createJob({ model: "rt-llama", task: { kind: { case: "text", value: { prompt, maxTokens: 3 } } } as Task });
+        const done = await watchJob(jobs, job!.id);
+        expect(done.status).toBe(JobStatus.SUCCEEDED);
+        expect((await view.ended(job!.id)).outcome).toBe("succeeded");
+      };
+      await run("first");
+      expect(ensured).toBe(1);
+      await run("second");
+      expect(ensured).toBe(1);
+      const argv = JSON.parse(await Bun.file(argvFile).text()) as string[];
+      await llama.server(argv[argv.indexOf("-m") + 1]!)!.stop();
+      await run("third");
+      expect(ensured).toBe(2);
+    } finally {
+      await llama.close();
       files.stop();
     }
   }, TEST_TIMEOUT_MS);
