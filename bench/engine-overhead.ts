@@ -176,6 +176,8 @@ async function llamaDirect(port: number, maxTokens: number): Promise<{ firstToke
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ messages: [{ role: "user", content: "tell me a story" }], max_tokens: maxTokens, seed: 7, stream: true }),
+    // llama-server closes the connection after a streamed answer without saying so: a pooled one is reset (as in llama-client.ts).
+    keepalive: false,
   });
   let firstTokenMs: number | undefined;
   const decoder = new TextDecoder();

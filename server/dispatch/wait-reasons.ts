@@ -59,8 +59,9 @@ export class WaitReasons implements JobWaits {
   /**
    * Sets `waiting` on each QUEUED job of the list (and clears it on the others); one look for all
    * of them. A queued job the look does not know (created since) makes a new look when the last is
-   * older than a quarter second, unless `fresh` is false (CreateJob's reply: the create path never
-   * waits for a look, and a place in line it does not know is left out).
+   * older than a quarter second, unless `fresh` is false (CreateJob's and CreateJobs' replies: a
+   * create takes no look of its own, only the shared one of each second, and a place in line the
+   * look does not know is left out).
    */
   async annotate(jobs: readonly Job[], { fresh = true }: { fresh?: boolean } = {}): Promise<void> {
     if (!jobs.some((j) => j.status === JobStatus.QUEUED)) {
