@@ -173,12 +173,11 @@ const sdCpuMs: number[] = [];
 async function llamaDirect(port: number, maxTokens: number): Promise<{ firstTokenMs: number; totalMs: number }> {
   const start = performance.now();
   const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
-    // A fresh connection each time: llama-server closes one idle for 5 s, as it sits while a job runs
-    // through the studio in between, and reusing it raced that close (ECONNRESET in a smoke run).
-    keepalive: false,
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ messages: [{ role: "user", content: "tell me a story" }], max_tokens: maxTokens, seed: 7, stream: true }),
+    // llama-server closes the connection after a streamed answer without saying so: a pooled one is reset (as in llama-client.ts).
+    keepalive: false,
   });
   let firstTokenMs: number | undefined;
   const decoder = new TextDecoder();

@@ -16,3 +16,5 @@ export * from "./worker-limits.js";
 export * from "./lora-tags.js";
 export * from "./text-output.js";
 export * from "./output-files.js";
+export * from "./vram.js";
+export * from "./gpus.js";

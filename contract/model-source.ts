@@ -99,6 +99,7 @@ export const ModelSourceJsonSchema = z
     engine: z.enum(ENGINE_NAMES),
     files: z.array(ModelFileJsonSchema).max(SOURCE_LIMITS.maxFiles),
     cliDefaults: CliDefaultsJsonSchema.default({}),
+    vramBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
   })
   .superRefine((source, ctx) => {
     const seen = new Map<string, number>();
@@ -151,6 +152,8 @@ export const ModelSourceJsonSchema = z
         path: ["files"],
         message: `synthetic takes no files (got ${source.files.length})`,
       });
+    if (source.engine === "synthetic" && source.vramBytes !== undefined)
+      ctx.addIssue({ code: "custom", path: ["vramBytes"], message: "synthetic runs on no GPU: leave vramBytes out" });
   });
 export type ModelSourceJson = z.output<typeof ModelSourceJsonSchema>;
 
@@ -248,6 +251,7 @@ export function modelSourceFromJson(json: ModelSourceJson): ModelSource {
       }),
     ),
     cliDefaults: cliDefaultsFromJson(json.cliDefaults),
+    vramBytes: json.vramBytes === undefined ? undefined : BigInt(json.vramBytes),
   });
 }
 
@@ -293,6 +297,7 @@ export function modelSourceToJsonValue(source: ModelSource): Record<string, unkn
       return file;
     }),
     cliDefaults: cliDefaultsToJson(source.cliDefaults),
+    ...(source.vramBytes === undefined ? {} : { vramBytes: safeNumber(source.vramBytes) }),
   };
 }
 

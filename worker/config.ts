@@ -5,6 +5,7 @@ import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { ENGINE_NAMES, type EngineName } from "../contract/names.js";
 import { WORKER_SECRETS } from "./engines/engine-env.js";
+import { parseGpuChoice, parseIndexList } from "./gpus/gpu-plan.js";
 
 const byteSize = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const n = typeof v === "number" ? v : parseByteSize(v);
@@ -88,6 +89,28 @@ const engineEnvNames = z.string().transform((v, ctx) => {
 
 const count = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+const gpuChoice = z.string().transform((v, ctx) => {
+  const choice = parseGpuChoice(v);
+  if (typeof choice === "string") {
+    ctx.addIssue({ code: "custom", message: choice });
+    return z.NEVER;
+  }
+  return choice;
+});
+
+const slotGpuList = z.string().transform((v, ctx) => {
+  const list = parseIndexList(v.trim());
+  if (typeof list === "string") {
+    ctx.addIssue({ code: "custom", message: `must list each slot's GPU index, like 0,0,1 (${list})` });
+    return z.NEVER;
+  }
+  if (list.length > 64) {
+    ctx.addIssue({ code: "custom", message: `maps at most 64 slots (got ${list.length})` });
+    return z.NEVER;
+  }
+  return list;
+});
+
 /** The work dir under a cache dir, unless --work-dir says otherwise: private to the user, never the shared temp dir. */
 export const WORK_SUBDIR = "work";
 
@@ -115,7 +138,13 @@ export function workerConfigSchema(defaults = defaultDirs()) {
     cacheMaxBytes: byteSize.default(100 * 1024 ** 3),
     /** Defaults to `<cache dir>/work`, following --cache-dir when only that is given. */
     workDir: z.string().min(1).optional(),
-    slots: count(1, 64).default(1),
+    /** Unset: one slot per GPU used, or 1 without a GPU. */
+    slots: count(1, 64).optional(),
+    gpus: gpuChoice.default({ kind: "all" }),
+    slotGpus: slotGpuList.optional(),
+    nvidiaSmi: z.string().min(1).optional(),
+    rocmSmi: z.string().min(1).optional(),
+    gpuPollSeconds: count(1, 3600).default(10),
     sdCli: z.string().min(1).optional(),
     llamaServer: z.string().min(1).optional(),
     engines: engineList.optional(),
@@ -151,6 +180,11 @@ export const WORKER_ENV: Record<keyof WorkerConfig, string> = {
   cacheMaxBytes: "STUDIO_CACHE_MAX_BYTES",
   workDir: "STUDIO_WORK_DIR",
   slots: "STUDIO_SLOTS",
+  gpus: "STUDIO_GPUS",
+  slotGpus: "STUDIO_SLOT_GPUS",
+  nvidiaSmi: "STUDIO_NVIDIA_SMI",
+  rocmSmi: "STUDIO_ROCM_SMI",
+  gpuPollSeconds: "STUDIO_GPU_POLL_SECONDS",
   sdCli: "STUDIO_SD_CLI",
   llamaServer: "STUDIO_LLAMA_SERVER",
   engines: "STUDIO_ENGINES",

@@ -21,6 +21,9 @@ import { BarView } from "./ui/bar-view.js";
 import { parseWorkerArgs } from "./ui/cli-options.js";
 import { LogView } from "./ui/log-view.js";
 import { createWorkerLogger } from "./ui/logger.js";
+import { setUpGpus, type GpuSetup } from "./gpus/setup.js";
+import { GpuUpdateSchema } from "../gen/studio/v1/worker_service_pb.js";
+import { create } from "@bufbuild/protobuf";
 import pkg from "../package.json" with { type: "json" };
 
 /** The worker's version, reported in hello. */
@@ -107,7 +110,14 @@ async function main(argv: string[]): Promise<number> {
 
   let engines: MultiEngine;
   let ca: Buffer | undefined;
+  let gpus: GpuSetup;
+  // The session client exists only later; GPU updates go to whatever session is live then.
+  let client: SessionClient | undefined;
   try {
+    gpus = await setUpGpus(config, logger.child({ part: "gpus" }), {
+      isExecutable,
+      onUpdate: (devices) => client?.session?.post({ case: "gpuUpdate", value: create(GpuUpdateSchema, { gpus: devices }) }),
+    });
     engines = buildEngines(config, logger);
     if (config.caFile) {
       if (!config.server.every((s) => s.startsWith("https:"))) throw new WorkerConfigError("--ca-file is only for an https:// --server (every URL given)");
@@ -148,7 +158,10 @@ async function main(argv: string[]): Promise<number> {
   const runtime = new WorkerRuntime({
     name: config.name,
     version: WORKER_VERSION,
-    slots: config.slots,
+    slots: gpus.plan.slotGpus.length,
+    slotGpus: gpus.plan.slotGpus,
+    gpus: gpus.pool,
+    cpuOnly: gpus.cpuOnly,
     labels: config.labels,
     engines,
     downloads,
@@ -159,15 +172,17 @@ async function main(argv: string[]): Promise<number> {
   });
   // One transport per studio replica; the session client rotates through them when a session ends.
   const transports = config.server.map((server) => createWorkerTransport(server, { ca }));
-  const client = new SessionClient({ transport: transports, servers: config.server, handlers: runtime, logger, token: config.token });
+  client = new SessionClient({ transport: transports, servers: config.server, handlers: runtime, logger, token: config.token });
   runtime.attach(client);
+  gpus.pool?.start();
   await runtime.loadCache();
   if (startupSignal) return stoppedDuringStartup("reading the cache");
   logger.info(
     {
       server: config.server,
       name: config.name,
-      slots: config.slots,
+      slots: gpus.plan.slotGpus.length,
+      gpus: gpus.plan.gpus.map(({ gpu, slots }) => `${gpu.index}:${slots}`).join(",") || "none",
       engines: engines.kinds.map((k) => engineName(k)),
       cacheDir: config.cacheDir,
       workDir: config.workDir,
@@ -178,8 +193,10 @@ async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   let signals = 0;
   let shutdown: Promise<void> | undefined;
+  const sessions = client;
   const finish = async () => {
-    await client.stop();
+    gpus.pool?.stop();
+    await sessions.stop();
     await engines.close().catch((err) => logger.warn({ err }, "an engine did not close cleanly"));
     barView?.stop();
   };
@@ -198,7 +215,7 @@ async function main(argv: string[]): Promise<number> {
   onShutdownSignal(onSignal);
 
   try {
-    await client.run();
+    await sessions.run();
   } catch (err) {
     if (!(err instanceof SessionRefusedError)) throw err;
     logger.fatal({ err: err.message }, "the studio refused this worker; check --token");

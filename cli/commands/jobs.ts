@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { createHash } from "node:crypto";
 import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { engineName, oneLine, outputFileName, taskPrompt } from "../../contract/index.js";
+import { engineName, oneLine, outputFileName, taskPrompt, vramText } from "../../contract/index.js";
 import { JobSchema, JobStatus, WaitReason, type Job } from "../../gen/studio/v1/job_pb.js";
 import { JobService, ListJobsResponseSchema } from "../../gen/studio/v1/job_service_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
@@ -38,6 +38,8 @@ function waitTag(job: Job): string {
       return ` (workers busy${line})`;
     case WaitReason.MODEL_DISABLED:
       return " (model disabled)";
+    case WaitReason.GPU_MEMORY:
+      return ` (GPU memory${line})`;
     default:
       return line ? ` (${line.trim()})` : "";
   }
@@ -56,6 +58,7 @@ function printJob(o: Output, g: GlobalOptions, job: Job) {
       `priority:  ${job.priority}`,
       `attempts:  ${job.attempts}/${job.maxAttempts}`,
       `worker:    ${job.workerName || "-"}`,
+      `gpu mem:   ${vramText(job.vram)}`,
       `created:   ${formatTime(job.createTime)}`,
       `finished:  ${formatTime(job.finishTime)}`,
       `progress:  ${p ? `${p.message || "-"} step ${p.step}/${p.steps}` : "-"}`,

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { approxSourceBytes, engineName, formatBytes, modelSourceFromJson, modelToDoc } from "../../contract/index.js";
+import { approxSourceBytes, engineName, formatBytes, modelSourceFromJson, modelToDoc, vramText } from "../../contract/index.js";
 import { RegistryService, ListModelsResponseSchema, VerifyModelResponseSchema } from "../../gen/studio/v1/registry_service_pb.js";
 import { ModelSchema, type Model } from "../../gen/studio/v1/model_pb.js";
 import { writeFileSync } from "node:fs";
@@ -13,6 +13,7 @@ function printModel(o: Output, g: GlobalOptions, m: Model) {
   if (g.json) return printJson(o, ModelSchema, m);
   o.out(
     `name:        ${m.name}\nenabled:     ${m.enabled ? "yes" : "no"}\nengine:      ${engineName(m.source?.engine ?? 0) ?? "?"}\n` +
+      `gpu memory:  ${vramText(m.vram)}\n` +
       `description: ${m.description || "-"}\nupdated:     ${formatTime(m.updateTime)}\n`,
   );
   // An unreadable stored source is shown as stored, with what is wrong with it (as export writes it).

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { engineName } from "../../contract/index.js";
+import { engineName, gpuSummary } from "../../contract/index.js";
 import { ListWorkersResponseSchema, WorkerService } from "../../gen/studio/v1/worker_service_pb.js";
 import {
   CreateTokenResponseSchema,
@@ -22,7 +22,7 @@ export function registerWorkers(program: Command, run: Runner) {
     .command("workers")
     .description("connected workers")
     .command("list")
-    .description("list connected workers: slots, engines, current jobs, last heartbeat")
+    .description("list connected workers: slots, engines, GPUs, current jobs, last heartbeat")
     .action(
       run(async (g, o) => {
         const res = await studioClient(WorkerService, g).listWorkers({});
@@ -32,12 +32,13 @@ export function registerWorkers(program: Command, run: Runner) {
           w.version || "-",
           w.engines.map((e) => engineName(e) ?? String(e)).join(",") || "-",
           `${w.slotsInUse}/${w.slots}`,
+          w.gpus.map(gpuSummary).join("; ") || "CPU only",
           w.jobIds.join(",") || "-",
           String(w.cachedSha256.length),
           formatTime(w.lastHeartbeatTime),
           w.draining ? "draining" : "",
         ]);
-        o.out(renderTable(["NAME", "VERSION", "ENGINES", "SLOTS", "JOBS", "CACHED", "HEARTBEAT", ""], rows, { tty: o.isTTY }));
+        o.out(renderTable(["NAME", "VERSION", "ENGINES", "SLOTS", "GPUS", "JOBS", "CACHED", "HEARTBEAT", ""], rows, { tty: o.isTTY }));
       }),
     );
 }

@@ -28,6 +28,8 @@ export const graphicsJobs = sqliteTable(
     priority: integer("priority").notNull().default(0),
     task: text("task").notNull(),
     modelSource: text("modelSource"),
+    /** The GPU memory a job of `modelSource` needs (stated or estimated: contract/vram.ts), so claims can filter in SQL; NULL when none is counted. */
+    vramBytes: integer("vramBytes"),
     attempts: integer("attempts").notNull().default(0),
     maxAttempts: integer("maxAttempts").notNull().default(3),
     leaseId: text("leaseId"),

@@ -117,14 +117,17 @@ export class Dispatcher {
     if (head.length === 0) return;
     // Slots this round has handed out, by worker: a chosen job takes one at once, before its claim commits.
     const taken = new Map<WorkerEntry, number>();
+    // On workers with GPUs, the GPU memory of the jobs this round handed out (placed when their claims commit).
+    const gpuTaken = new Map<WorkerEntry, number[]>();
     let slotsLeft = registry.freeSlots();
     const offers: Promise<boolean>[] = [];
     for (const job of head) {
       if (slotsLeft === 0) break;
       if (this.deps.disabled?.has(job.model)) continue;
-      const chosen = this.#choose(job, taken);
+      const chosen = this.#choose(job, taken, gpuTaken);
       if (!chosen) continue;
       taken.set(chosen, (taken.get(chosen) ?? 0) + 1);
+      if (chosen.gpus) gpuTaken.set(chosen, [...(gpuTaken.get(chosen) ?? []), job.vramBytes ?? 0]);
       slotsLeft--;
       offers.push(this.#offer(chosen, job.id));
     }
@@ -133,9 +136,17 @@ export class Dispatcher {
     await Promise.all(registry.free().map((w) => this.#fill(w)));
   }
 
-  /** Claims for every free slot of `w` at once (one group commit), again while each claim found a job. */
+  /**
+   * Claims for every free slot of `w` at once (one group commit), again while each claim found a job.
+   * A worker with GPUs claims one job at a time: each claim's bound is the room its GPUs have left
+   * once the previous job is placed (GPU jobs run for seconds; their claims are not the hot path).
+   */
   async #fill(w: WorkerEntry): Promise<void> {
     const { registry } = this.deps;
+    if (w.gpus) {
+      while (registry.isFree(w) && (await this.#offer(w)));
+      return;
+    }
     for (;;) {
       const slots = w.slots - w.leases.size;
       if (slots <= 0 || !registry.isFree(w)) return;
@@ -150,9 +161,11 @@ export class Dispatcher {
    * out), one whose cache holds all its files if any does; then the one with the most free slots;
    * then the one free the longest. A job with no files takes the first worker with as many free
    * slots as any worker has, without looking further: with a thousand idle workers a round costs
-   * what its jobs cost, not jobs times workers.
+   * what its jobs cost, not jobs times workers. A worker with GPUs qualifies only when one of them
+   * can hold the job (one comparison with its largest room; with jobs already handed to it this
+   * round, a placement of those on a copy of its few GPUs).
    */
-  #choose(job: QueuedJob, taken: ReadonlyMap<WorkerEntry, number>): WorkerEntry | undefined {
+  #choose(job: QueuedJob, taken: ReadonlyMap<WorkerEntry, number>, gpuTaken: ReadonlyMap<WorkerEntry, number[]>): WorkerEntry | undefined {
     const { registry, declines } = this.deps;
     const files = this.#filesOf(job);
     const most = registry.maxSlots;
@@ -163,6 +176,11 @@ export class Dispatcher {
       const left = w.slots - w.leases.size - (taken.get(w) ?? 0);
       if (left <= 0) continue;
       if (job.engine !== null && !(w.engines as ReadonlySet<string>).has(job.engine)) continue;
+      // A worker with GPUs takes only what one of them can hold now (CPU-only workers are not checked).
+      if (w.gpus && job.vramBytes !== null) {
+        const before = gpuTaken.get(w);
+        if (before ? !w.gpus.fitsAfter(before, job.vramBytes) : !w.gpus.fits(job.vramBytes)) continue;
+      }
       if (!registry.isFree(w) || declines.has(w.id, job.id)) continue;
       const warm = files.length > 0 && files.every((f) => holds(w, f));
       if (best === undefined || (warm && !bestWarm) || (warm === bestWarm && left > bestLeft)) {
@@ -193,14 +211,19 @@ export class Dispatcher {
     return keys;
   }
 
-  /** What `worker` may claim (its engines, less the jobs it recently declined and those of disabled models), or exactly `jobId`. */
-  #filterOf(worker: WorkerEntry, jobId?: string): ClaimFilter {
+  /**
+   * What `worker` may claim (its engines, less the jobs it recently declined and those of disabled models;
+   * on GPUs, what one of them can hold now, or once `freeing` has ended), or exactly `jobId`.
+   */
+  #filterOf(worker: WorkerEntry, jobId?: string, freeing?: string): ClaimFilter {
+    const maxVramBytes = worker.gpus && (freeing === undefined ? worker.gpus.maxRoom : worker.gpus.maxRoomWithout(freeing));
     return {
       workerName: worker.name,
       engines: [...worker.engines],
       excludeJobIds: this.deps.declines.list(worker.id),
       excludeModels: this.deps.disabled?.list,
       jobId,
+      maxVramBytes,
     };
   }
 
@@ -214,7 +237,9 @@ export class Dispatcher {
 
   /** Hands a job leased for `worker` to it: its slot is taken and the Offer sent. */
   deliver(worker: WorkerEntry, { row, offer }: Claimed): void {
-    this.deps.registry.hold(worker, row.leaseId!, row.id);
+    const gpu = this.deps.registry.hold(worker, row.leaseId!, row.id, row.vramBytes ?? 0);
+    // Which GPU the job runs on is decided here, where the books of every GPU's leases are kept.
+    if (gpu !== undefined) offer.gpuIndex = gpu;
     const sent = worker.send(create(SessionResponseSchema, { message: { case: "offer", value: offer } }));
     // A stream that closed in between leaves the lease to expire (or to a reconnect that names it).
     if (!sent) this.deps.registry.drop(worker, row.leaseId!);
@@ -225,9 +250,9 @@ export class Dispatcher {
    * transaction, when placement would make that claim anyway: the worker may take offers and no
    * other worker has a free slot (with one, a round chooses among them). Undefined otherwise.
    */
-  refillFilter(worker: WorkerEntry): ClaimFilter | undefined {
+  refillFilter(worker: WorkerEntry, freeing?: string): ClaimFilter | undefined {
     if (this.#stopped || worker.draining || this.deps.registry.hasFreeBesides(worker)) return undefined;
-    return this.#filterOf(worker);
+    return this.#filterOf(worker, undefined, freeing);
   }
 
   #onChange(change: JobChange) {

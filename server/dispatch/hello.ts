@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { isSha256Hex } from "../../contract/hex.js";
 import { urlProblem } from "../../contract/model-source.js";
 import { engineName, type EngineName } from "../../contract/names.js";
-import type { CacheUpdate, WorkerHello } from "../../gen/studio/v1/worker_service_pb.js";
+import { GpuVendor, type CacheUpdate, type GpuDevice, type WorkerHello } from "../../gen/studio/v1/worker_service_pb.js";
 import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
 import { MAX_CACHED_DIGESTS, MAX_CACHED_URLS } from "./worker-registry.js";
 
@@ -20,6 +20,40 @@ export interface CheckedHello {
   cachedUrls: string[];
   labels: Record<string, string>;
   leaseIds: string[];
+  /** The worker's GPUs (empty: CPU only). */
+  gpus: GpuDevice[];
+  /** For kept leases: the GPU each runs on. */
+  leaseGpus: Record<string, number>;
+}
+
+/** Most GPUs one worker may report, and the highest index. */
+export const MAX_GPUS = 64;
+const MAX_GPU_INDEX = 1023;
+
+/**
+ * Checks a worker's GPUs (hello.gpus, gpu_update.gpus) or throws INVALID_ARGUMENT naming the field:
+ * at most MAX_GPUS, unique indexes, a known vendor, bounded strings, memory figures that add up, 1 to
+ * 64 slots each. `field` prefixes the messages ("hello: gpus").
+ */
+export function checkGpus(gpus: readonly GpuDevice[], field: string): void {
+  const fail = (message: string) => new ConnectError(`${field}${message}`, Code.InvalidArgument);
+  if (gpus.length > MAX_GPUS) throw fail(` may list at most ${MAX_GPUS} GPUs (got ${gpus.length})`);
+  const seen = new Set<number>();
+  for (const g of gpus) {
+    const at = `[index ${g.index}]`;
+    if (g.index > MAX_GPU_INDEX) throw fail(`${at}: index must be at most ${MAX_GPU_INDEX}`);
+    if (seen.has(g.index)) throw fail(`: GPU index ${g.index} is listed twice`);
+    seen.add(g.index);
+    if (g.vendor !== GpuVendor.NVIDIA && g.vendor !== GpuVendor.AMD) throw fail(`${at}: vendor must be GPU_VENDOR_NVIDIA or GPU_VENDOR_AMD (got ${g.vendor})`);
+    if (g.uuid.length > 128) throw fail(`${at}: uuid must be at most 128 characters`);
+    if (g.name.length > 256) throw fail(`${at}: name must be at most 256 characters`);
+    if (g.totalMemoryBytes === 0n || g.totalMemoryBytes > BigInt(Number.MAX_SAFE_INTEGER))
+      throw fail(`${at}: total_memory_bytes must be from 1 to 2^53-1 (got ${g.totalMemoryBytes})`);
+    if (g.freeMemoryBytes > g.totalMemoryBytes) throw fail(`${at}: free_memory_bytes (${g.freeMemoryBytes}) is more than total_memory_bytes (${g.totalMemoryBytes})`);
+    if (g.workerMemoryBytes > g.totalMemoryBytes - g.freeMemoryBytes)
+      throw fail(`${at}: worker_memory_bytes (${g.workerMemoryBytes}) is more than the memory in use (${g.totalMemoryBytes - g.freeMemoryBytes})`);
+    if (g.slots < 1 || g.slots > MAX_SLOTS) throw fail(`${at}: slots must be from 1 to ${MAX_SLOTS} (got ${g.slots})`);
+  }
 }
 
 const bad = (message: string) => new ConnectError(`hello: ${message}`, Code.InvalidArgument);
@@ -80,6 +114,16 @@ export function checkHello(hello: WorkerHello): CheckedHello {
     if (k.length > 64 || v.length > 256) throw bad(`label ${JSON.stringify(k.slice(0, 64))} is too long (keys 64, values 256 characters)`);
   if (hello.leaseIds.length > MAX_LEASES_PER_CALL)
     throw bad(`lease_ids may list at most ${MAX_LEASES_PER_CALL} leases (got ${hello.leaseIds.length})`);
+  checkGpus(hello.gpus, "hello: gpus");
+  if (hello.gpus.length > 0) {
+    const gpuSlots = hello.gpus.reduce((n, g) => n + g.slots, 0);
+    if (gpuSlots !== slots) throw bad(`gpus hold ${gpuSlots} slots in all, but slots is ${slots}: every slot runs on one of the GPUs`);
+  }
+  const leased = new Set(hello.leaseIds);
+  for (const [leaseId, index] of Object.entries(hello.leaseGpus)) {
+    if (!leased.has(leaseId)) throw bad(`lease_gpus names lease ${JSON.stringify(leaseId.slice(0, 80))}, which lease_ids does not list`);
+    if (!hello.gpus.some((g) => g.index === index)) throw bad(`lease_gpus puts lease ${JSON.stringify(leaseId.slice(0, 80))} on GPU ${index}, which gpus does not list`);
+  }
   return {
     name,
     version: hello.version,
@@ -89,5 +133,7 @@ export function checkHello(hello: WorkerHello): CheckedHello {
     cachedUrls: hello.cachedUrls,
     labels: { ...hello.labels },
     leaseIds: hello.leaseIds,
+    gpus: hello.gpus,
+    leaseGpus: { ...hello.leaseGpus },
   };
 }

@@ -12,6 +12,11 @@ export interface ClaimFilter {
   workerName: string;
   engines: readonly string[];
   excludeJobIds?: readonly string[];
+  /**
+   * On a worker with GPUs: the most GPU memory a claimed job may need (jobs that count none always
+   * qualify). Unset: no bound (a CPU-only worker).
+   */
+  maxVramBytes?: number;
   /** Models whose queued jobs are held (disabled after they were queued). */
   excludeModels?: readonly string[];
   /** Claim exactly this job (placement chose it), still only if it is QUEUED and matches. */
@@ -30,6 +35,8 @@ export interface QueuedJob {
   model: string;
   engine: string | null;
   modelSource: string | null;
+  /** What the job needs of a GPU's memory (the column claims filter on); null when none is counted. */
+  vramBytes: number | null;
 }
 
 /** A lease the reaper took back: the job went back to the queue or failed for good. */

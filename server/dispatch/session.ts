@@ -19,7 +19,8 @@ import { SessionOutbox } from "./session-outbox.js";
 import type { DeclineMemory } from "./decline-memory.js";
 import type { Dispatcher } from "./dispatcher.js";
 import { refusalOf } from "./dispatch-error.js";
-import { checkCacheUpdate, checkHello } from "./hello.js";
+import { checkCacheUpdate, checkGpus, checkHello } from "./hello.js";
+import { WorkerGpus } from "./worker-gpus.js";
 import { probePeer } from "./peer-liveness.js";
 import type { Claimed, QueueActions } from "./queue-actions.js";
 import type { QueueStore } from "./queue-store.js";
@@ -81,6 +82,7 @@ export async function* runSession(
     cached: new Set(hello.cachedSha256),
     cachedUrls: new Set(hello.cachedUrls),
     labels: hello.labels,
+    gpus: hello.gpus.length > 0 ? new WorkerGpus(hello.gpus) : undefined,
     tokenId: caller.tokenId,
     connectTime: now,
     lastHeartbeat: now,
@@ -89,7 +91,10 @@ export async function* runSession(
     end: () => out.close(),
   };
   const { kept, lost } = await deps.actions.keep(hello.leaseIds, worker.name, caller);
-  for (const row of kept) worker.leases.set(row.leaseId!, row.id);
+  for (const row of kept) {
+    worker.leases.set(row.leaseId!, row.id);
+    worker.gpus?.assign(row.leaseId!, hello.leaseGpus[row.leaseId!], row.vramBytes ?? 0);
+  }
   deps.registry.add(worker);
   const stopProbe = probePeer(
     { registry: deps.registry, dispatcher: deps.dispatcher, now: deps.ctx.now, intervalMs: deps.ctx.config.heartbeatIntervalMs },
@@ -213,7 +218,7 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
       return receipt(msg.value.jobId, msg.value.leaseId, async (posted) => {
         const outputs = await withInline(deps, caller, msg.value, uploads.take(msg.value.leaseId));
         // The worker's next job is claimed in the complete's transaction and leaves with its receipt.
-        const filter = deps.dispatcher.refillFilter(worker);
+        const filter = deps.dispatcher.refillFilter(worker, msg.value.leaseId);
         const next = filter && { filter, take: (claimed: Claimed) => deps.dispatcher.deliver(worker, claimed) };
         await deps.actions.complete(msg.value, outputs, msg.value.outputCount, caller, { beforeWake: posted, next });
         uploads.drop(msg.value.leaseId);
@@ -234,6 +239,19 @@ async function handle(deps: SessionDeps, worker: WorkerEntry, uploads: SessionUp
     case "drain":
       worker.draining = true;
       return;
+    case "gpuUpdate": {
+      if (!worker.gpus) throw new ConnectError("gpu_update: this worker's hello listed no GPUs", Code.InvalidArgument);
+      const gpus = msg.value.gpus;
+      checkGpus(gpus, "gpu_update: gpus");
+      const known = worker.gpus.info();
+      if (gpus.length !== known.length || gpus.some((g) => !known.some((k) => k.index === g.index && k.slots === g.slots)))
+        throw new ConnectError("gpu_update: gpus must list the hello's GPUs, with the same indexes and slots", Code.InvalidArgument);
+      const before = worker.gpus.maxRoom;
+      worker.gpus.update(gpus);
+      // More room may fit a queued job that did not fit before.
+      if (worker.gpus.maxRoom > before) deps.dispatcher.wake();
+      return;
+    }
     case "cacheUpdate": {
       checkCacheUpdate(msg.value);
       for (const s of msg.value.removedSha256) worker.cached.delete(s);

@@ -1,8 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { engineName } from "../../contract/names.js";
+import { formatVram } from "../../contract/vram.js";
 import { waitingJobOf, type JobWaits, type WaitingJob } from "../jobs/job-waits.js";
 import { JobStatus, QueueWaitSchema, WaitReason, type Job, type QueueWait } from "../../gen/studio/v1/job_pb.js";
-import type { WorkerInfo } from "../../gen/studio/v1/worker_service_pb.js";
+import type { GpuDevice, WorkerInfo } from "../../gen/studio/v1/worker_service_pb.js";
 import type { QueueStore } from "./queue-store.js";
 
 export interface WaitReasonsOptions {
@@ -58,8 +59,9 @@ export class WaitReasons implements JobWaits {
   /**
    * Sets `waiting` on each QUEUED job of the list (and clears it on the others); one look for all
    * of them. A queued job the look does not know (created since) makes a new look when the last is
-   * older than a quarter second, unless `fresh` is false (CreateJob's reply: the create path never
-   * waits for a look, and a place in line it does not know is left out).
+   * older than a quarter second, unless `fresh` is false (CreateJob's and CreateJobs' replies: a
+   * create takes no look of its own, only the shared one of each second, and a place in line the
+   * look does not know is left out).
    */
   async annotate(jobs: readonly Job[], { fresh = true }: { fresh?: boolean } = {}): Promise<void> {
     if (!jobs.some((j) => j.status === JobStatus.QUEUED)) {
@@ -130,11 +132,40 @@ function explain(look: Look, job: WaitingJob): QueueWait {
     const others = connected === 0 ? "no worker is connected" : `${plural(connected, "worker")} connected, running ${[...new Set(look.workers.flatMap((w) => w.engines.map((e) => engineName(e) ?? `engine ${e}`)))].sort().join(", ")}`;
     return wait(WaitReason.NO_CAPABLE_WORKER, `no connected worker runs ${engine} (${others})`);
   }
+  const need = job.vramBytes;
+  // CPU-only workers are not checked against GPU memory (a job they take runs in RAM), as in placement.
+  const onGpus = need !== undefined && capable.every((w) => w.gpus.length > 0);
+  if (onGpus) {
+    const largest = Math.max(...capable.flatMap((w) => w.gpus.map((g) => Number(g.totalMemoryBytes))));
+    if (largest < need) {
+      const which = capable.length === 1 ? `the 1 worker that runs ${engine}` : `the ${capable.length} workers that run ${engine}`;
+      return wait(WaitReason.GPU_MEMORY, `it needs ${formatVram(need)} of GPU memory and no GPU of ${which} is that large (the largest has ${formatVram(largest)})${inLine}`);
+    }
+  }
   const free = capable.filter((w) => !w.draining && w.slotsInUse < Math.max(1, w.slots));
   if (free.length === 0) {
     const draining = capable.filter((w) => w.draining).length;
     const which = capable.length === 1 ? `the 1 worker that runs ${engine} is` : `all ${capable.length} workers that run ${engine} are`;
     return wait(WaitReason.WORKERS_BUSY, `${which} ${draining === capable.length ? "draining" : "busy"}${inLine}`);
   }
+  if (onGpus) {
+    const rooms = free.flatMap((w) => w.gpus.filter((g) => g.slotsInUse < Math.max(1, g.slots)).map(roomOf));
+    const most = rooms.length ? Math.max(...rooms) : 0;
+    if (most < need!) {
+      return wait(
+        WaitReason.GPU_MEMORY,
+        `it needs ${formatVram(need!)} of GPU memory and no free GPU of the ${plural(free.length, "worker")} that run${free.length === 1 ? "s" : ""} ${engine} with a free slot has that much room now (the most is ${formatVram(most)})${inLine}`,
+      );
+    }
+  }
   return wait(WaitReason.DISPATCHING, `${plural(free.length, "worker")} that run${free.length === 1 ? "s" : ""} ${engine} ${free.length === 1 ? "has" : "have"} a free slot: it is about to be offered${inLine}`);
+}
+
+/**
+ * What a GPU has for a new job as the worker last reported it: its free memory plus what the worker's
+ * own engines hold (idle warm servers are stopped to make room). Placement also takes off what the
+ * leases on it need; a worker's report does not carry that, so this is the most the job could have.
+ */
+function roomOf(g: GpuDevice): number {
+  return Number(g.freeMemoryBytes) + Number(g.workerMemoryBytes);
 }

@@ -3,6 +3,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { randomBytes } from "node:crypto";
 import { engineFromName, type EngineName } from "../../contract/names.js";
 import { WorkerInfoSchema, type SessionResponse, type WorkerInfo } from "../../gen/studio/v1/worker_service_pb.js";
+import type { WorkerGpus } from "./worker-gpus.js";
 
 /** Most cached digests the studio remembers per worker. */
 export const MAX_CACHED_DIGESTS = 4096;
@@ -22,6 +23,8 @@ export interface WorkerEntry {
   /** URLs of complete files it cached without a digest, for sources whose files carry no sha256. */
   cachedUrls: Set<string>;
   labels: Record<string, string>;
+  /** Its GPUs and the leases placed on each; unset for a CPU-only worker (no GPU memory is checked). */
+  gpus?: WorkerGpus;
   tokenId: string;
   connectTime: number;
   /** When the worker last sent anything (hello, heartbeat or any other message), on the studio's clock. */
@@ -121,16 +124,22 @@ export class WorkerRegistry {
     return [...this.#workers.values()];
   }
 
-  /** Records that `worker` now holds a lease on `jobId`. */
-  hold(worker: WorkerEntry, leaseId: string, jobId: string): void {
+  /**
+   * Records that `worker` now holds a lease on `jobId`; on a worker with GPUs the lease is placed on
+   * one of them, counting `vramBytes` (the job's need; 0 when none is counted), and its index returned.
+   */
+  hold(worker: WorkerEntry, leaseId: string, jobId: string, vramBytes = 0): number | undefined {
     worker.leases.set(leaseId, jobId);
+    const gpu = worker.gpus?.place(leaseId, vramBytes);
     if (this.#workers.get(worker.id) === worker) this.#byLease.set(leaseId, worker);
     this.#refresh(worker);
+    return gpu;
   }
 
   /** Forgets one of `worker`'s leases (it was refused, lost or never reached the worker). */
   drop(worker: WorkerEntry, leaseId: string): void {
     worker.leases.delete(leaseId);
+    worker.gpus?.release(leaseId);
     if (this.#byLease.get(leaseId) === worker) this.#byLease.delete(leaseId);
     this.#refresh(worker);
   }
@@ -225,6 +234,7 @@ export class WorkerRegistry {
       connectTime: timestampFromMs(w.connectTime),
       draining: w.draining,
       labels: { ...w.labels },
+      gpus: w.gpus?.info() ?? [],
     });
   }
 }

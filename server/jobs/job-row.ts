@@ -13,6 +13,7 @@ import {
   type Task,
 } from "../../gen/studio/v1/job_pb.js";
 import { isFinal } from "../../contract/job-progress.js";
+import { vramRequirementOf } from "../../contract/vram.js";
 import type { graphicsJobs } from "../db/schema.js";
 
 /** One `graphicsJobs` row as drizzle reads it. */
@@ -135,13 +136,15 @@ const clampUint32 = (n: number) => (Number.isFinite(n) ? Math.min(Math.max(Math.
  * message shared by every job of that stored text (sharedModelSourceFromStored), not to be changed.
  */
 export function jobFromRow(row: JobRow, known?: { task?: Task }): Job {
+  const modelSource = sharedModelSourceFromStored(row.modelSource);
   return create(JobSchema, {
     id: row.id,
     model: row.model,
     status: statusFromRow(row.status),
     priority: Math.trunc(row.priority) | 0,
     task: known?.task ?? taskFromJson(row.task),
-    modelSource: sharedModelSourceFromStored(row.modelSource),
+    modelSource,
+    vram: vramRequirementOf(modelSource),
     attempts: clampUint32(row.attempts),
     maxAttempts: clampUint32(row.maxAttempts),
     error: row.error ?? "",

@@ -82,7 +82,7 @@ export function createJobService({ store, events, defaultMaxAttempts, watchMaxPe
     createJobs: (requests: AsyncIterable<CreateJobsRequest>) =>
       createJobsStream(requests, async (req) => {
         const { input, row, created } = await createRow(req);
-        return create(CreateJobResponseSchema, { job: jobFromRow(row, created ? { task: input.task } : undefined), created });
+        return create(CreateJobResponseSchema, { job: await explained(jobFromRow(row, created ? { task: input.task } : undefined), false), created });
       }),
 
     promoteJob: (req: PromoteJobRequest) =>

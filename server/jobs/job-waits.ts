@@ -1,11 +1,15 @@
 import { engineName, type EngineName } from "../../contract/names.js";
 import type { Job, QueueWait } from "../../gen/studio/v1/job_pb.js";
 
-/** What a queued job's wait depends on: its id, model and engine (wire name; undefined for a legacy row). */
+/**
+ * What a queued job's wait depends on: its id, model, engine (wire name; undefined for a legacy row) and
+ * the GPU memory it needs (Job.vram; undefined when none is counted).
+ */
 export interface WaitingJob {
   id: string;
   model: string;
   engine: EngineName | undefined;
+  vramBytes?: number;
 }
 
 /**
@@ -21,5 +25,10 @@ export interface JobWaits {
 
 /** The fields of a Job that its wait depends on. */
 export function waitingJobOf(job: Job): WaitingJob {
-  return { id: job.id, model: job.model, engine: job.modelSource ? engineName(job.modelSource.engine) : undefined };
+  return {
+    id: job.id,
+    model: job.model,
+    engine: job.modelSource ? engineName(job.modelSource.engine) : undefined,
+    vramBytes: job.vram ? Number(job.vram.bytes) : undefined,
+  };
 }

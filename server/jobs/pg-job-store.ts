@@ -27,6 +27,7 @@ interface NewRow {
   priority: number;
   task: string;
   modelSource: string;
+  vramBytes: number | null;
   maxAttempts: number;
   idempotencyKey: string | null;
   promotedFrom: string | null;
@@ -126,6 +127,7 @@ export class PgJobStore implements JobStore {
           priority: input.priority,
           task: taskToJson(input.task),
           modelSource: resolved.sourceJson,
+          vramBytes: resolved.vramBytes,
           maxAttempts: input.maxAttempts,
           idempotencyKey: key,
           promotedFrom: null,
@@ -180,6 +182,7 @@ export class PgJobStore implements JobStore {
           priority,
           task: taskToJson(task),
           modelSource: resolved.sourceJson,
+          vramBytes: resolved.vramBytes,
           maxAttempts: original.maxAttempts,
           idempotencyKey: null,
           promotedFrom: original.id,
@@ -201,7 +204,7 @@ export class PgJobStore implements JobStore {
       checkRetryFitsEngine(resolved, current);
       const [updated] = await q.rows(
         sql`UPDATE "graphicsJobs" SET "status" = 'QUEUED', "engine" = ${resolved.engine}, "modelSource" = ${resolved.sourceJson},
-              "attempts" = 0, "error" = '', "outputs" = '[]', "progress" = NULL, "leaseId" = NULL, "leaseExpiresAt" = NULL,
+              "vramBytes" = ${resolved.vramBytes}, "attempts" = 0, "error" = '', "outputs" = '[]', "progress" = NULL, "leaseId" = NULL, "leaseExpiresAt" = NULL,
               "leaseWorker" = NULL, "finishedAt" = NULL, "updatedAt" = ${this.#d.now()}
             WHERE "id" = ${jobId} AND "status" = ${current.status} RETURNING *`,
       );
@@ -294,12 +297,12 @@ async function getRow(q: PgQuery, id: string, forUpdate = false): Promise<JobRow
 async function insertRows(q: PgQuery, rows: readonly NewRow[]): Promise<JobRow[]> {
   if (rows.length === 0) return [];
   const inserted = await q.rows(
-    sql`INSERT INTO "graphicsJobs" ("id", "model", "engine", "status", "priority", "task", "modelSource", "attempts", "maxAttempts",
+    sql`INSERT INTO "graphicsJobs" ("id", "model", "engine", "status", "priority", "task", "modelSource", "vramBytes", "attempts", "maxAttempts",
           "idempotencyKey", "promotedFrom", "createdAt", "updatedAt")
-        SELECT r."id", r."model", r."engine", 'QUEUED', r."priority", r."task", r."modelSource", 0, r."maxAttempts",
+        SELECT r."id", r."model", r."engine", 'QUEUED', r."priority", r."task", r."modelSource", r."vramBytes", 0, r."maxAttempts",
           r."idempotencyKey", r."promotedFrom", r."createdAt", r."createdAt"
         FROM json_to_recordset(${JSON.stringify(rows)}::text::json) AS r("id" text, "model" text, "engine" text, "priority" integer,
-          "task" text, "modelSource" text, "maxAttempts" integer, "idempotencyKey" text, "promotedFrom" text, "createdAt" bigint)
+          "task" text, "modelSource" text, "vramBytes" bigint, "maxAttempts" integer, "idempotencyKey" text, "promotedFrom" text, "createdAt" bigint)
         ON CONFLICT ("idempotencyKey") WHERE "idempotencyKey" IS NOT NULL DO NOTHING
         RETURNING *`,
   );

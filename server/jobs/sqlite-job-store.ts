@@ -133,6 +133,7 @@ export class SqliteJobStore implements JobStore {
           status: "QUEUED",
           engine: resolved.engine,
           modelSource: resolved.sourceJson,
+          vramBytes: resolved.vramBytes,
           attempts: 0,
           error: "",
           outputs: "[]",
@@ -202,11 +203,11 @@ export class SqliteJobStore implements JobStore {
     // CreateJob's hot path: one cached prepared statement (bun:sqlite caches db.query by its text).
     return this.#d.db.sqlite
       .query<JobRow, (string | number | null)[]>(
-        `INSERT INTO graphicsJobs (id, model, engine, status, priority, task, modelSource, attempts, maxAttempts,
+        `INSERT INTO graphicsJobs (id, model, engine, status, priority, task, modelSource, vramBytes, attempts, maxAttempts,
            idempotencyKey, promotedFrom, createdAt, updatedAt)
-         VALUES (?, ?, ?, 'QUEUED', ?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING *`,
+         VALUES (?, ?, ?, 'QUEUED', ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING *`,
       )
-      .get(this.#newId(), model, resolved.engine, priority, task, resolved.sourceJson, maxAttempts, idempotencyKey, promotedFrom, at, at)!;
+      .get(this.#newId(), model, resolved.engine, priority, task, resolved.sourceJson, resolved.vramBytes, maxAttempts, idempotencyKey, promotedFrom, at, at)!;
   }
 
   #publish(row: JobRow): void {

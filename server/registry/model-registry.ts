@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { modelSourceProblem, parseModelSourceJson, sharedModelSourceFromStored, validateModelSource, modelSourceToJsonText } from "../../contract/model-source.js";
 import { engineName, type EngineName } from "../../contract/names.js";
+import { vramNeedOf, vramRequirementOf } from "../../contract/vram.js";
 import { ModelSchema, type Model, type ModelSource } from "../../gen/studio/v1/model_pb.js";
 import { descriptionProblem, modelNameProblem } from "../../contract/model-doc.js";
 import { modelDisabled, modelNotFound, modelSourceInvalid, RegistryError } from "./registry-errors.js";
@@ -14,6 +15,8 @@ export interface ResolvedModel {
   source: ModelSource;
   /** The ModelSource wire JSON as stored on the registry row (already validated). */
   sourceJson: string;
+  /** The GPU memory a job of it needs (contract/vram.ts: stated or estimated), or null when none is counted. */
+  vramBytes: number | null;
 }
 
 export interface CreateModelInput {
@@ -97,7 +100,7 @@ export function resolveModelRow(
   if (!row.enabled) throw modelDisabled(name);
   const source = sharedModelSourceFromStored(row.source);
   if (!source) throw modelSourceInvalid(name);
-  return { name: row.name, engine: engineOf(source), source, sourceJson: row.source };
+  return { name: row.name, engine: engineOf(source), source, sourceJson: row.source, vramBytes: vramNeedOf(source)?.bytes ?? null };
 }
 
 function engineOf(source: ModelSource): EngineName {
@@ -128,6 +131,7 @@ export function modelFromRow(row: ModelRow): Model {
     name: row.name,
     enabled: row.enabled,
     source,
+    vram: vramRequirementOf(source),
     ...(source ? {} : { unreadableSourceText: row.source, unreadableSourceError: modelSourceProblem(row.source) ?? "" }),
     description: row.description,
     createTime: timestampFromMs(row.createdAt),

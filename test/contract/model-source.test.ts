@@ -111,6 +111,17 @@ describe("ModelSource validation rules", () => {
     expect(onlyIssue((s) => (s.files[0].approxBytes = "12"))[0]!.path).toBe("files[0].approxBytes");
   });
 
+  test("vramBytes: a positive integer of bytes, and none for synthetic", () => {
+    expect(checkModelSourceJson({ ...valid(), vramBytes: 8 * 1024 ** 3 }).ok).toBe(true);
+    for (const bad of [0, -1, 1.5, "8G", Number.MAX_SAFE_INTEGER + 2]) {
+      const issues = onlyIssue((s) => (s.vramBytes = bad));
+      expect([...new Set(issues.map((i) => i.path))]).toEqual(["vramBytes"]);
+    }
+    const r = checkModelSourceJson({ engine: "synthetic", files: [], vramBytes: 1024 });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.issues).toEqual([{ path: "vramBytes", message: "synthetic runs on no GPU: leave vramBytes out" }]);
+  });
+
   test("roles and engines are the wire names", () => {
     expect(onlyIssue((s) => (s.files[0].role = "unet"))[0]!.message).toContain('(got "unet")');
     expect(onlyIssue((s) => (s.engine = "comfy"))[0]).toMatchObject({ path: "engine" });
@@ -274,7 +285,9 @@ const sourceArb: fc.Arbitrary<ModelSourceJson> = fc
       },
       { requiredKeys: [] },
     ),
+    vramBytes: fc.option(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), { nil: undefined }),
   })
+  .map(({ vramBytes, ...rest }) => (vramBytes === undefined || rest.engine === "synthetic" ? rest : { ...rest, vramBytes }))
   .map((s) => {
     // Shape the files so each engine's file rule holds.
     if (s.engine === "synthetic") return { ...s, files: [] };

@@ -9,6 +9,8 @@ export interface SeedJob {
   priority?: number;
   createdAt: number;
   maxAttempts?: number;
+  /** The GPU memory the job needs (unset: none counted). */
+  vramBytes?: number;
 }
 
 /** What each storage implementation gives the shared suite. */
@@ -51,6 +53,26 @@ export function exerciseQueueStore(name: string, open: () => Promise<StoreHarnes
       const sd = await h.store.claim({ workerName: "w", engines: ["sd-cpp"] }, T0 + 100, TTL);
       expect(sd).toMatchObject({ id: "sd", status: "OFFERED", attempts: 1, leaseWorker: "w", leaseExpiresAt: T0 + 100 + TTL });
       expect(sd!.leaseId).toMatch(/^[0-9a-f]{32}$/);
+    });
+
+    test("a claim bounded by GPU memory takes only jobs that fit (or count none); peekQueued shows each job's need", async () => {
+      const GiB = 1024 ** 3;
+      await h.insert({ id: "huge", engine: "llama-cpp", createdAt: T0, vramBytes: 80 * GiB });
+      await h.insert({ id: "fits", engine: "llama-cpp", createdAt: T0 + 1, vramBytes: 12 * GiB });
+      await h.insert({ id: "unknown", engine: "llama-cpp", createdAt: T0 + 2 });
+      expect((await h.store.peekQueued(10)).map((q) => [q.id, q.vramBytes])).toEqual([
+        ["huge", 80 * GiB],
+        ["fits", 12 * GiB],
+        ["unknown", null],
+      ]);
+      const take = async (maxVramBytes: number | undefined, jobId?: string) =>
+        (await h.store.claim({ workerName: "w", engines: ["llama-cpp"], maxVramBytes, jobId }, T0 + 100, TTL))?.id;
+      expect(await take(24 * GiB, "huge")).toBeUndefined();
+      expect(await take(24 * GiB)).toBe("fits");
+      expect(await take(-1)).toBe("unknown");
+      expect(await take(24 * GiB)).toBeUndefined();
+      // Without a bound (a CPU-only worker) nothing is checked.
+      expect(await take(undefined)).toBe("huge");
     });
 
     test("a job is claimed once however many claims race for it", async () => {

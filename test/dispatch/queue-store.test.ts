@@ -14,9 +14,9 @@ exerciseQueueStore("sqlite", async () => {
     store: createSqliteQueueStore(db),
     async insert(job) {
       db.sqlite.run(
-        `INSERT INTO graphicsJobs (id, model, engine, status, priority, task, maxAttempts, createdAt, updatedAt)
-         VALUES (?, 'm', ?, 'QUEUED', ?, '{"image":{"prompt":"p"}}', ?, ?, ?)`,
-        [job.id, job.engine, job.priority ?? 0, job.maxAttempts ?? 3, job.createdAt, job.createdAt],
+        `INSERT INTO graphicsJobs (id, model, engine, status, priority, task, maxAttempts, vramBytes, createdAt, updatedAt)
+         VALUES (?, 'm', ?, 'QUEUED', ?, '{"image":{"prompt":"p"}}', ?, ?, ?, ?)`,
+        [job.id, job.engine, job.priority ?? 0, job.maxAttempts ?? 3, job.vramBytes ?? null, job.createdAt, job.createdAt],
       );
     },
     async status(id) {
@@ -36,8 +36,8 @@ exerciseQueueStore("postgres", async () => {
     store: storage.queue,
     async insert(job) {
       await db.rows(
-        sql`INSERT INTO "graphicsJobs" ("id", "model", "engine", "status", "priority", "task", "maxAttempts", "createdAt", "updatedAt")
-            VALUES (${job.id}, 'm', ${job.engine}, 'QUEUED', ${job.priority ?? 0}, '{"image":{"prompt":"p"}}', ${job.maxAttempts ?? 3}, ${job.createdAt}, ${job.createdAt})`,
+        sql`INSERT INTO "graphicsJobs" ("id", "model", "engine", "status", "priority", "task", "maxAttempts", "vramBytes", "createdAt", "updatedAt")
+            VALUES (${job.id}, 'm', ${job.engine}, 'QUEUED', ${job.priority ?? 0}, '{"image":{"prompt":"p"}}', ${job.maxAttempts ?? 3}, ${job.vramBytes ?? null}, ${job.createdAt}, ${job.createdAt})`,
       );
     },
     async status(id) {

@@ -24,6 +24,7 @@ const baseRow: JobRow = {
   priority: 5,
   task: taskToJson(create(TaskSchema, { kind: { case: "image", value: { prompt: "a cat", seed: 7n } } })),
   modelSource: JSON.stringify({ engine: "synthetic", files: [], cliDefaults: {} }),
+  vramBytes: null,
   attempts: 1,
   maxAttempts: 3,
   leaseId: null,

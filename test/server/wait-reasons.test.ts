@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createClient } from "@connectrpc/connect";
 import { JobStatus, WaitReason, type Job } from "../../gen/studio/v1/job_pb.js";
 import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine } from "../../gen/studio/v1/model_pb.js";
@@ -7,7 +8,7 @@ import { SimWorker, h2Transport } from "../dispatch/sim-worker.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 
 /**
- * Every queued job says why it waits, in every read (CreateJob's reply, GetJob, ListJobs, WatchJobs):
+ * Every queued job says why it waits, in every read (CreateJob's and CreateJobs' replies, GetJob, ListJobs, WatchJobs):
  * no worker runs its engine (and how many workers there are), every capable worker is busy (and its
  * place in line), or its model was disabled after it was queued (and dispatch holds it). A watch
  * sends a queued job again when its wait changes, with no change to the job itself.
@@ -129,4 +130,23 @@ describe("waiting reasons", () => {
       await w.close();
     }
   }, 20_000);
+
+  test("CreateJobs' answers say why their jobs wait, as CreateJob's reply does", async () => {
+    const jobs = t.client(JobService);
+    later();
+    const answers = [];
+    // A bidirectional stream: HTTP/2.
+    for await (const res of createClient(JobService, h2Transport(t.url)).createJobs((async function* () {
+      yield { jobs: [{ model: "z-image-turbo", task: image("nobody runs sd-cpp here") }] };
+    })()))
+      answers.push(...res.answers);
+    const job = answers[0]!.result!.job!;
+    try {
+      expect(job.status).toBe(JobStatus.QUEUED);
+      expect(job.waiting).toMatchObject({ reason: WaitReason.NO_CAPABLE_WORKER, engine: "sd-cpp", capableWorkers: 0 });
+      expect(job.waiting!.message).toStartWith("no connected worker runs sd-cpp");
+    } finally {
+      await jobs.cancelJob({ jobId: job.id });
+    }
+  });
 });

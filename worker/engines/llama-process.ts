@@ -1,8 +1,9 @@
-import { EngineError } from "./engine-error.js";
+import { EngineError, outOfMemoryLine } from "./engine-error.js";
+import { NoRoomError, type WarmProcess } from "../gpus/gpu-pool.js";
 import { freePort } from "./free-port.js";
 import { nextLlamaState, type LlamaState } from "./llama-state.js";
 import { LineTail, SpawnError, killGroup, spawnGroup, type ChildExit, type GroupChild } from "./process-group.js";
-import type { EngineLogger } from "./types.js";
+import { pinnedEnv, type EngineLogger, type JobGpu } from "./types.js";
 
 /** How one llama-server is started and watched. */
 export interface LlamaProcessOptions {
@@ -14,7 +15,16 @@ export interface LlamaProcessOptions {
   /** The file's name in its model source; replaces the blob path in the stderr lines messages quote. */
   filename: string;
   ctxSize?: number;
+  /** -ngl; unset: all layers on a GPU, none with cpuOnly, else llama-server's own default. */
   gpuLayers?: number;
+  /** The GPU the server runs on (every job it serves runs on that GPU); unset: the CPU. */
+  gpu?: Omit<JobGpu, "needBytes" | "needText">;
+  /** What placement charges the server on its GPU: the need of the jobs of its model. */
+  chargeBytes?: number;
+  /** How that charge was worked out, for an out-of-memory message. */
+  chargeText?: string;
+  /** Keep the server off every GPU (--gpus none). */
+  cpuOnly?: boolean;
   /** How long start-up may take until GET /health answers 200. */
   healthTimeoutMs: number;
   /** How long SIGTERM gets before SIGKILL. */
@@ -35,8 +45,12 @@ export interface LlamaProcessOptions {
  * against LLAMA_TRANSITIONS; the process's exit event is its liveness check, so a server that dies
  * between or during jobs is `stopped` and the next job starts a new one.
  */
-export class LlamaProcess {
+export class LlamaProcess implements WarmProcess {
   private current: LlamaState = "stopped";
+  private usedAt = performance.now();
+  private stderrPartial = "";
+  /** The first stderr line of the running process saying an allocation failed. */
+  private outOfMemory: string | undefined;
   private group?: GroupChild;
   private port = 0;
   private starting?: Promise<void>;
@@ -61,16 +75,40 @@ export class LlamaProcess {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** The argv the server is started with. */
+  /** The GPU index it runs on (-1: the CPU). */
+  get gpu(): number {
+    return this.opts.gpu?.index ?? -1;
+  }
+
+  get chargeBytes(): number {
+    return this.opts.chargeBytes ?? 0;
+  }
+
+  get label(): string {
+    return `llama-server for ${this.opts.label}`;
+  }
+
+  /** Serving no job, and up: the pool may stop it to make room. */
+  idle(): boolean {
+    return this.busy === 0 && this.current === "ready";
+  }
+
+  lastUsedAt(): number {
+    return this.usedAt;
+  }
+
+  /** The argv the server is started with: on a GPU every layer goes there unless --llama-gpu-layers says otherwise. */
   args(port: number): string[] {
     const args = ["-m", this.opts.modelPath, "--host", "127.0.0.1", "--port", String(port)];
     if (this.opts.ctxSize !== undefined) args.push("-c", String(this.opts.ctxSize));
-    if (this.opts.gpuLayers !== undefined) args.push("-ngl", String(this.opts.gpuLayers));
+    const layers = this.opts.gpuLayers ?? (this.opts.gpu ? "all" : this.opts.cpuOnly ? 0 : undefined);
+    if (layers !== undefined) args.push("-ngl", String(layers));
     return args;
   }
 
   /** Marks a job as using the server, which holds off the idle stop. */
   acquire(): void {
+    this.usedAt = performance.now();
     this.busy++;
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
@@ -78,6 +116,7 @@ export class LlamaProcess {
 
   /** Ends a job's use; the last one out arms the idle stop. */
   release(): void {
+    this.usedAt = performance.now();
     this.busy = Math.max(0, this.busy - 1);
     if (this.busy > 0 || this.current === "stopped") return;
     clearTimeout(this.idleTimer);
@@ -90,14 +129,18 @@ export class LlamaProcess {
     }, this.opts.idleMs);
   }
 
-  /** Starts the server if needed and resolves once it is ready. */
-  async ensureReady(): Promise<void> {
+  /**
+   * Starts the server if needed and resolves once it is ready. A start first makes room for it on
+   * its GPU (`jobId` is the job that asks: its own need is not counted twice); when there is none,
+   * nothing starts and the call rejects with EngineError "no-room".
+   */
+  async ensureReady(jobId?: string): Promise<void> {
     for (;;) {
       if (this.current === "ready") return;
       if (this.current === "starting") await this.starting;
       else if (this.current === "stopping") await this.stopping;
       else {
-        this.starting = this.start();
+        this.starting = this.start(jobId);
         await this.starting;
       }
     }
@@ -149,28 +192,48 @@ export class LlamaProcess {
     this.opts.logger?.debug?.({ model: this.opts.modelPath, from, to, pid: this.group?.pid }, "llama-server state");
   }
 
-  private async start(): Promise<void> {
+  private async start(jobId?: string): Promise<void> {
     this.transition("starting");
     this.stopping = undefined;
     this.stderr = new LineTail(15);
+    this.stderrPartial = "";
+    this.outOfMemory = undefined;
+    const gpu = this.opts.gpu;
     let group: GroupChild;
     try {
+      if (gpu && this.chargeBytes > 0) await gpu.pool.makeRoom(gpu.index, this.chargeBytes, jobId ?? "", this);
       this.port = await freePort();
       group = await spawnGroup(this.opts.binary, this.args(this.port), {
-        env: this.opts.env,
-        onSpawn: (pgid) => this.opts.onSpawn?.(pgid, this.opts.binary),
+        env: pinnedEnv(this.opts.env, { gpu: gpu && { ...gpu, needBytes: this.chargeBytes, needText: "" }, cpuOnly: this.opts.cpuOnly }),
+        onSpawn: (pgid) => {
+          this.opts.onSpawn?.(pgid, this.opts.binary);
+          if (gpu) {
+            gpu.pool.processStarted(pgid, gpu.index, this.chargeBytes);
+            gpu.pool.addWarm(this);
+          }
+        },
       });
     } catch (err) {
       this.transition("stopped");
       if (err instanceof SpawnError) throw new EngineError("unavailable", err.message, { cause: err });
+      if (err instanceof NoRoomError) throw new EngineError("no-room", `${err.message}; llama-server for ${this.opts.label} was not started`);
       throw err;
     }
     this.group = group;
-    group.child.stderr!.setEncoding("utf8").on("data", (t: string) => this.stderr.push(t));
+    group.child.stderr!.setEncoding("utf8").on("data", (t: string) => {
+      this.stderr.push(t);
+      const lines = (this.stderrPartial + t).split(/\r?\n/);
+      this.stderrPartial = (lines.pop() ?? "").slice(-4096);
+      if (this.outOfMemory === undefined) for (const line of lines) this.outOfMemory ??= outOfMemoryLine(line);
+    });
     group.child.stdout!.resume();
     void group.exited.then((exit) => {
       if (this.group === group) this.group = undefined;
       this.opts.onReaped?.(group.pid);
+      if (gpu) {
+        gpu.pool.removeWarm(this);
+        gpu.pool.processEnded(group.pid);
+      }
       if (this.current !== "stopped") this.transition("stopped");
       const listeners = [...this.exitListeners];
       this.exitListeners.clear();
@@ -196,9 +259,23 @@ export class LlamaProcess {
     if (group.exit && this.current === "stopped" && !this.stopping) {
       await drained(group);
       const how = group.exit.signal ? `was killed by ${group.exit.signal}` : `exited with status ${group.exit.code}`;
+      const oom = this.outOfMemoryError(`while loading ${name}`);
+      if (oom) throw oom;
       throw new EngineError("failed", `llama-server ${how} while loading ${name}${this.tailNote()}`);
     }
     throw new EngineError("unavailable", `llama-server for ${name} was stopped while it started`);
+  }
+
+  /**
+   * The error for a server that ran out of memory (its stderr said an allocation failed), naming the
+   * GPU and what the model was counted as needing; undefined when it said no such thing.
+   */
+  outOfMemoryError(when: string): EngineError | undefined {
+    const line = this.outOfMemory ?? outOfMemoryLine(this.stderrPartial);
+    if (!line) return undefined;
+    const where = this.opts.gpu ? ` on ${this.opts.gpu.label}` : "";
+    const counted = this.opts.gpu && this.chargeBytes > 0 ? `; the model was counted as needing ${this.opts.chargeText}: state a larger vramBytes on it` : "";
+    return new EngineError("out-of-memory", `llama-server ran out of memory${where} ${when} (${line.replaceAll(this.opts.modelPath, this.opts.filename)})${counted}${this.tailNote()}`);
   }
 
   private tailNote(): string {

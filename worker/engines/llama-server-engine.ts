@@ -41,26 +41,32 @@ export interface LlamaServerEngineOptions {
 export class LlamaServerEngine implements Engine {
   readonly kind = ModelEngine.LLAMA_CPP;
   private readonly servers = new Map<string, LlamaProcess>();
-  /** Each model file (by sha256, else URL) a server was started for: what warmFiles answers from. */
+  /** Each model file (by sha256, else URL) and GPU a server was started for: what warmFiles answers from. */
   private readonly byFile = new Map<string, { path: string; server: LlamaProcess }>();
   private closed = false;
 
   constructor(private readonly opts: LlamaServerEngineOptions) {}
 
-  /** The server for a model file, if one was ever started (tests and status output read its state and pid). */
-  server(modelPath: string): LlamaProcess | undefined {
+  /** The server for a model file (on a GPU, or the CPU), if one was ever started (tests and status output read its state and pid). */
+  server(modelPath: string, gpu?: number): LlamaProcess | undefined {
     try {
-      return this.servers.get(realpathSync(modelPath));
+      return this.servers.get(serverKey(realpathSync(modelPath), gpu));
     } catch {
       return undefined;
     }
   }
 
-  warmFiles(source: ModelSource): EngineFile[] | undefined {
+  /** Every server ever started, with the GPU each runs on (-1: the CPU). */
+  allServers(): LlamaProcess[] {
+    return [...this.servers.values()];
+  }
+
+  /** The model file's path when a ready server for it runs where the job will (its GPU, or the CPU): the job needs no download then. */
+  warmFiles(source: ModelSource, gpu?: number): EngineFile[] | undefined {
     if (this.closed || source.engine !== ModelEngine.LLAMA_CPP) return undefined;
     const models = source.files.filter((f) => f.role === ModelFileRole.MODEL);
     if (models.length !== 1) return undefined;
-    const warm = this.byFile.get(fileKey(models[0]!));
+    const warm = this.byFile.get(serverKey(fileKey(models[0]!), gpu));
     if (!warm || warm.server.state !== "ready") return undefined;
     return [{ role: ModelFileRole.MODEL, filename: models[0]!.filename, path: warm.path }];
   }
@@ -87,9 +93,9 @@ export class LlamaServerEngine implements Engine {
       throw new EngineError("failed", `the model file ${model.filename} is missing from the work dir (${model.path})`);
     }
     const label = `model "${req.model}" (file ${model.filename})`;
-    const server = this.serverFor(modelPath, label, model.filename);
+    const server = this.serverFor(modelPath, label, model.filename, req);
     const sourceFile = req.source.files.find((f) => f.role === ModelFileRole.MODEL);
-    if (sourceFile) this.byFile.set(fileKey(sourceFile), { path: modelPath, server });
+    if (sourceFile) this.byFile.set(serverKey(fileKey(sourceFile), req.gpu?.index), { path: modelPath, server });
     const task = req.task.kind.value;
     const controller = new AbortController();
     let why: "cancelled" | "timeout" | "died" | undefined;
@@ -105,8 +111,17 @@ export class LlamaServerEngine implements Engine {
     server.acquire();
     try {
       if (server.state !== "ready") req.onProgress({ phase: "loading", message: `starting llama-server for ${model.filename}` });
-      await untilAborted(server.ensureReady(), controller.signal);
+      await untilAborted(server.ensureReady(req.jobId), controller.signal);
       unwatch = server.onExit(() => abort("died"));
+      if (req.gpu && server.pid !== undefined) {
+        const pid = server.pid;
+        req.gpu.pool.serving(req.jobId, pid, true);
+        const stopServing = unwatch;
+        unwatch = () => {
+          stopServing();
+          req.gpu!.pool.serving(req.jobId, pid, false);
+        };
+      }
       req.onProgress({ phase: "running", step: 0, message: "0 tokens" });
       const asked = performance.now();
       const result = await streamText(server.baseUrl, task, controller.signal, ({ kind, content, tokens, reasoningTokens }) => {
@@ -136,10 +151,15 @@ export class LlamaServerEngine implements Engine {
     await Promise.all([...this.servers.values()].map((s) => s.stop()));
   }
 
-  /** The server for a blob; `label` and `filename` name it in messages (the first job's model names a shared blob). */
-  private serverFor(modelPath: string, label: string, filename: string): LlamaProcess {
-    let server = this.servers.get(modelPath);
+  /**
+   * The server for a blob on the job's GPU (one per model file and GPU: a job runs on its slot's GPU);
+   * `label` and `filename` name it in messages (the first job's model names a shared blob).
+   */
+  private serverFor(modelPath: string, label: string, filename: string, req: EngineRunRequest): LlamaProcess {
+    const key = serverKey(modelPath, req.gpu?.index);
+    let server = this.servers.get(key);
     if (!server) {
+      const gpu = req.gpu;
       server = new LlamaProcess({
         binary: this.opts.binary,
         modelPath,
@@ -147,6 +167,10 @@ export class LlamaServerEngine implements Engine {
         filename,
         ctxSize: this.opts.ctxSize,
         gpuLayers: this.opts.gpuLayers,
+        gpu: gpu && { index: gpu.index, label: gpu.label, env: gpu.env, pool: gpu.pool },
+        chargeBytes: gpu?.needBytes,
+        chargeText: gpu?.needText,
+        cpuOnly: req.cpuOnly,
         healthTimeoutMs: this.opts.healthTimeoutMs ?? 120_000,
         stopGraceMs: this.opts.stopGraceMs ?? 5_000,
         idleMs: this.opts.idleMs,
@@ -156,7 +180,7 @@ export class LlamaServerEngine implements Engine {
         onSpawn: this.opts.onSpawn,
         onReaped: this.opts.onReaped,
       });
-      this.servers.set(modelPath, server);
+      this.servers.set(key, server);
     }
     return server;
   }
@@ -169,12 +193,18 @@ export class LlamaServerEngine implements Engine {
     if (why === "cancelled") return new EngineError("cancelled", "the job was cancelled; its llama-server request was aborted");
     if (err instanceof EngineError) return err;
     if (why !== "died") await Promise.race([server.exitOfCurrent(), Bun.sleep(200)]);
+    const oom = why === "died" || server.state === "stopped" ? server.outOfMemoryError("during the job") : undefined;
+    if (oom) return oom;
     const tail = server.stderrTail();
     const note = tail === "" ? "" : `; last stderr lines:\n${tail}`;
     if (why === "died" || server.state === "stopped")
       return new EngineError("crashed", `llama-server for ${name} exited during the job${note}`);
     return new EngineError("crashed", `llama-server for ${name} failed the request: ${(err as Error).message}${note}`);
   }
+}
+
+function serverKey(modelPath: string, gpu: number | undefined): string {
+  return gpu === undefined ? modelPath : `${modelPath}\0gpu${gpu}`;
 }
 
 /** Waits for `work` unless `signal` aborts first (the work goes on; another job may use it). */

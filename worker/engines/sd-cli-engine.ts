@@ -3,12 +3,13 @@ import { basename } from "node:path";
 import { expectedOutputCount } from "../../contract/index.js";
 import { roleName } from "../../contract/names.js";
 import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
-import { EngineError } from "./engine-error.js";
+import { EngineError, outOfMemoryLine } from "./engine-error.js";
+import { NoRoomError } from "../gpus/gpu-pool.js";
 import { pngProblem } from "./png.js";
 import { LineTail, SpawnError, killGroup, spawnGroup, type ChildExit, type GroupChild } from "./process-group.js";
 import { LoraTagError, sdCliArgs, sdOutputPaths } from "./sd-cli-args.js";
 import { SdOutputSplitter, parseSdSegment } from "./sd-cli-output.js";
-import type { Engine, EngineLogger, EngineOutput, EngineProgress, EngineRunRequest } from "./types.js";
+import { pinnedEnv, type Engine, type EngineLogger, type EngineOutput, type EngineProgress, type EngineRunRequest } from "./types.js";
 
 /** Options of the sd-cli engine; `killGraceMs` is how long SIGTERM gets before SIGKILL. */
 export interface SdCliEngineOptions {
@@ -79,15 +80,32 @@ export class SdCliEngine implements Engine {
   }
 
   private async execute(req: EngineRunRequest, args: string[]): Promise<ChildExit> {
+    const gpu = req.gpu;
+    if (gpu && gpu.needBytes > 0) {
+      try {
+        await gpu.pool.makeRoom(gpu.index, gpu.needBytes, req.jobId);
+      } catch (err) {
+        if (err instanceof NoRoomError) throw new EngineError("no-room", err.message);
+        throw err;
+      }
+      if (req.signal.aborted) throw new EngineError("cancelled", "the job was cancelled before sd-cli started");
+    }
     let group: GroupChild;
     try {
-      group = await spawnGroup(this.binary, args, { cwd: req.workDir, env: this.env, onSpawn: (pgid) => req.onSpawn?.(pgid, this.binary) });
+      group = await spawnGroup(this.binary, args, {
+        cwd: req.workDir,
+        env: pinnedEnv(this.env, req),
+        onSpawn: (pgid) => {
+          req.onSpawn?.(pgid, this.binary);
+          if (gpu) gpu.pool.processStarted(pgid, gpu.index, gpu.needBytes, req.jobId);
+        },
+      });
     } catch (err) {
       if (err instanceof SpawnError) throw new EngineError("unavailable", err.message, { cause: err });
       throw err;
     }
     this.running.add(group);
-    this.logger?.info({ jobId: req.jobId, pid: group.pid, binary: this.binary }, "sd-cli started");
+    this.logger?.info({ jobId: req.jobId, pid: group.pid, binary: this.binary, gpu: gpu?.index }, "sd-cli started");
     const tail = new LineTail(12);
     let stopReason: "timeout" | "cancelled" | "lora" | undefined;
     const stop = (reason: "timeout" | "cancelled" | "lora") => {
@@ -119,6 +137,12 @@ export class SdCliEngine implements Engine {
       if (run.loraFailure) throw new EngineError("failed", `${run.loraFailure}; sd-cli was stopped`);
       const last = tail.text();
       const lines = last === "" ? "" : `; last output:\n${last}`;
+      if ((exit.signal || exit.code !== 0) && run.outOfMemory) {
+        const where = gpu ? ` on ${gpu.label}` : "";
+        const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
+        const counted = gpu && gpu.needBytes > 0 ? `; the model was counted as needing ${gpu.needText}: state a larger vramBytes on it` : "";
+        throw new EngineError("out-of-memory", `sd-cli ran out of memory${where}: sd-cli ${how} after "${run.outOfMemory}"${counted}${lines}`);
+      }
       if (exit.signal) throw new EngineError("crashed", `sd-cli was killed by ${exit.signal}${lines}`);
       if (exit.code !== 0) {
         const load = run.loadFailure();
@@ -129,6 +153,7 @@ export class SdCliEngine implements Engine {
       clearTimeout(timer);
       req.signal.removeEventListener("abort", onAbort);
       this.running.delete(group);
+      if (gpu) gpu.pool.processEnded(group.pid);
     }
   }
 }
@@ -147,6 +172,8 @@ class SdRun {
   private readonly errors: string[] = [];
   /** Set when sd-cli reports a LoRA it could not load; the run is stopped at once. */
   loraFailure: string | undefined;
+  /** The first line saying an allocation failed (GPU or host memory), if any. */
+  outOfMemory: string | undefined;
 
   constructor(
     private readonly req: EngineRunRequest,
@@ -156,6 +183,7 @@ class SdRun {
 
   /** One segment of sd-cli's output; stderr carries only ERROR lines (its tags may be lost to interleaving). */
   segment(segment: string, stream: "stdout" | "stderr"): void {
+    this.outOfMemory ??= outOfMemoryLine(segment);
     const parsed = parseSdSegment(segment);
     if (!parsed) return;
     const { onProgress } = this.req;

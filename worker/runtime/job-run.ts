@@ -14,7 +14,7 @@ import {
 } from "../../gen/studio/v1/worker_service_pb.js";
 import { EngineError } from "../engines/engine-error.js";
 import { JobDirRecord } from "../recovery/owner-record.js";
-import type { Engine, EngineFile, EngineOutput } from "../engines/types.js";
+import type { Engine, EngineFile, EngineOutput, JobGpu } from "../engines/types.js";
 import type { LiveSession, SessionMessage } from "../session/session-client.js";
 import { SessionClosedError } from "../session/outbox.js";
 import { ReceiptLedger, ReceiptTimeout, type ReceiptKind } from "./receipt-ledger.js";
@@ -52,6 +52,10 @@ export interface JobRunDeps {
   cacheChanged(): void;
   progressIntervalMs?: number;
   receiptTimeoutMs?: number;
+  /** The GPU of the job's slot; unset on a CPU slot. */
+  gpu?: JobGpu;
+  /** The worker runs with --gpus none. */
+  cpuOnly?: boolean;
 }
 
 /**
@@ -138,7 +142,7 @@ export class JobRun {
       const files = offer.modelSource!.files;
       // A warm engine already holds the files (a llama-server an earlier job started): there is
       // nothing to check, place or link, and no process to record, so the job goes straight to it.
-      const warm = files.length > 0 ? engine.warmFiles?.(offer.modelSource!) : undefined;
+      const warm = files.length > 0 ? engine.warmFiles?.(offer.modelSource!, deps.gpu?.index) : undefined;
       let linked: { files: EngineFile[]; loraDir?: string };
       let jobDir: JobDirRecord | undefined;
       if (warm) {
@@ -183,6 +187,8 @@ export class JobRun {
         workDir: workDir ?? deps.workRoot,
         signal,
         timeoutMs: deps.timeoutMs,
+        gpu: deps.gpu,
+        cpuOnly: deps.cpuOnly,
         onSpawn: jobDir && ((pgid, binary) => this.recordGroup(jobDir, pgid, binary)),
         onText: text && ((piece) => !signal.aborted && text.push(piece)),
         onProgress: (p) =>
@@ -201,6 +207,11 @@ export class JobRun {
       this.throttle.drop(this.jobId);
       const stop = jobStopOf(this.abort.signal);
       if (stop && !stop.reportable) return this.end(stop.kind, stop.message);
+      if (!stop && err instanceof EngineError && err.kind === "no-room") {
+        // Nothing was started: the offer goes back without counting an attempt (another GPU, or this one later).
+        await this.finish("decline", { case: "decline", value: create(JobDeclineSchema, { ...this.ids(), reason: err.message }) });
+        return this.end("declined", err.message);
+      }
       const message = stop?.message ?? (err instanceof Error ? err.message : String(err));
       const retryable = stop ? true : typeof (err as { retryable?: unknown }).retryable === "boolean" ? (err as { retryable: boolean }).retryable : true;
       if (!(err instanceof EngineError) && !(err as { kind?: unknown }).kind && !stop)

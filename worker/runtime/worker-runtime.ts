@@ -11,6 +11,9 @@ import {
   type WorkerHello,
 } from "../../gen/studio/v1/worker_service_pb.js";
 import type { LiveSession, SessionHandlers } from "../session/session-client.js";
+import { describeVramNeed, formatVram, vramNeedOf } from "../../contract/vram.js";
+import type { GpuPool } from "../gpus/gpu-pool.js";
+import type { JobGpu } from "../engines/types.js";
 import { JobRun } from "./job-run.js";
 import { JobStop } from "./job-stop.js";
 import type { Downloads, EngineRouter, JobView, SessionSource } from "./ports.js";
@@ -22,6 +25,12 @@ export interface WorkerRuntimeOptions {
   name: string;
   version: string;
   slots: number;
+  /** Each slot's GPU index (undefined: the CPU); unset: `slots` CPU slots. */
+  slotGpus?: ReadonlyArray<number | undefined>;
+  /** The GPUs the slots run on; required when slotGpus names any. */
+  gpus?: GpuPool;
+  /** The worker runs with --gpus none: engines are kept off every GPU. */
+  cpuOnly?: boolean;
   labels?: Record<string, string>;
   engines: EngineRouter & { readonly kinds: ModelEngine[] };
   downloads: Downloads;
@@ -41,6 +50,8 @@ export interface WorkerRuntimeOptions {
 export class WorkerRuntime implements SessionHandlers {
   /** Running jobs by lease id (a job re-offered after a retry has a new lease). */
   private readonly jobs = new Map<string, JobRun>();
+  /** Each slot, its GPU and the job that took it last (until that job's run ends). */
+  private readonly slots: Array<{ gpu: number | undefined; job?: JobRun; run?: Promise<unknown> }>;
   /**
    * Jobs the studio took back (cancelled, or lease lost) that are still stopping, with the promise
    * of their end. The studio counts their slots free at once, so an offer may arrive before the
@@ -56,7 +67,11 @@ export class WorkerRuntime implements SessionHandlers {
   private urls = new Set<string>();
   private cacheCheck: Promise<void> = Promise.resolve();
 
-  constructor(private readonly options: WorkerRuntimeOptions) {}
+  constructor(private readonly options: WorkerRuntimeOptions) {
+    const gpus = options.slotGpus ?? Array.from({ length: options.slots }, () => undefined);
+    if (gpus.some((g) => g !== undefined) && !options.gpus) throw new Error("WorkerRuntime: slotGpus names GPUs but no GpuPool was given");
+    this.slots = gpus.map((gpu) => ({ gpu }));
+  }
 
   /** Gives the runtime the session source its jobs talk on (the SessionClient). */
   attach(sessions: SessionSource): void {
@@ -75,15 +90,22 @@ export class WorkerRuntime implements SessionHandlers {
 
   hello(): WorkerHello {
     const o = this.options;
+    const gpus = o.gpus?.devices() ?? [];
+    if (o.gpus) o.gpus.sentInHello(gpus);
+    const leaseGpus: Record<string, number> = {};
+    for (const slot of this.slots)
+      if (slot.gpu !== undefined && slot.job && !slot.job.settled) leaseGpus[slot.job.leaseId] = slot.gpu;
     return create(WorkerHelloSchema, {
       name: o.name,
       version: o.version,
       engines: o.engines.kinds,
-      slots: o.slots,
+      slots: this.slots.length,
       cachedSha256: [...this.digests].sort(),
       cachedUrls: [...this.urls].sort(),
       labels: o.labels ?? {},
       leaseIds: this.leaseIds(),
+      gpus,
+      leaseGpus,
     });
   }
 
@@ -134,19 +156,45 @@ export class WorkerRuntime implements SessionHandlers {
     if (session) for (const job of this.jobs.values()) job.sessionClosed(session.id);
   }
 
+  /** Whether a slot's job still holds it: running, and neither finished (its last message sent) nor taken back by the studio. */
+  private holds(slot: { job?: JobRun }): boolean {
+    return slot.job !== undefined && this.jobs.get(slot.job.leaseId) === slot.job && !slot.job.slotFreed && !this.releasing.has(slot.job.leaseId);
+  }
+
+  /**
+   * A free slot for an offer: on the GPU the studio placed it on (any slot when the offer names
+   * none, or this worker has no GPU); an empty slot first, then one whose job is ending.
+   */
+  private pickSlot(gpuIndex: number | undefined) {
+    const onGpu = gpuIndex !== undefined && this.options.gpus !== undefined;
+    const free = this.slots.filter((s) => (!onGpu || s.gpu === gpuIndex) && !this.holds(s));
+    return free.find((s) => s.job === undefined) ?? free.find((s) => !this.releasing.has(s.job!.leaseId)) ?? free[0];
+  }
+
+  private decline(offer: Offer, session: LiveSession, reason: string) {
+    session.post({ case: "decline", value: create(JobDeclineSchema, { jobId: offer.jobId, leaseId: offer.leaseId, reason }) });
+    this.options.logger.info({ jobId: offer.jobId, reason }, "declined an offer");
+  }
+
   private offer(offer: Offer, session: LiveSession) {
     const { logger } = this.options;
     if (this.jobs.has(offer.leaseId)) return;
-    const inUse = [...this.jobs.values()].filter((j) => !j.slotFreed && !this.releasing.has(j.leaseId)).length;
-    const busy = this.draining
-      ? "the worker is draining"
-      : inUse >= this.options.slots
-        ? `no free slot (${inUse} of ${this.options.slots} in use)`
-        : undefined;
-    if (busy) {
-      session.post({ case: "decline", value: create(JobDeclineSchema, { jobId: offer.jobId, leaseId: offer.leaseId, reason: busy }) });
-      logger.info({ jobId: offer.jobId, reason: busy }, "declined an offer");
-      return;
+    if (this.draining) return this.decline(offer, session, "the worker is draining");
+    const slot = this.pickSlot(offer.gpuIndex);
+    if (!slot) {
+      const inUse = this.slots.filter((s) => this.holds(s)).length;
+      const where = offer.gpuIndex !== undefined && this.options.gpus ? ` on GPU ${offer.gpuIndex}` : "";
+      return this.decline(offer, session, `no free slot${where} (${inUse} of ${this.slots.length} in use)`);
+    }
+    const gpu = slot.gpu === undefined ? undefined : this.jobGpu(slot.gpu, offer);
+    if (gpu && gpu.needBytes > 0 && !this.options.gpus!.couldFit(gpu.index, gpu.needBytes, offer.jobId)) {
+      const room = this.options.gpus!.room(gpu.index, offer.jobId);
+      return this.decline(
+        offer,
+        session,
+        `${gpu.label} cannot hold the job: it needs ${gpu.needText}; the GPU has ${formatVram(Math.max(0, room.freeBytes - room.pendingBytes))} free for it` +
+          (room.idleBytes > 0 ? ` and ${formatVram(room.idleBytes)} held by idle warm servers` : ""),
+      );
     }
     const sessions = this.sessions;
     if (!sessions) throw new Error("WorkerRuntime.attach was not called");
@@ -163,12 +211,24 @@ export class WorkerRuntime implements SessionHandlers {
       cacheChanged: () => this.cacheChanged(),
       progressIntervalMs: o.progressIntervalMs,
       receiptTimeoutMs: o.receiptTimeoutMs,
+      gpu,
+      cpuOnly: o.cpuOnly,
     });
     this.jobs.set(offer.leaseId, job);
-    logger.info({ jobId: offer.jobId, model: offer.model, attempt: offer.attempt }, "took an offer");
-    const run = this.slotHandover(offer.leaseId).then(() => job.run());
+    logger.info({ jobId: offer.jobId, model: offer.model, attempt: offer.attempt, gpu: gpu?.index }, "took an offer");
+    // A job the studio took back may still be stopping in this slot: the new one starts once it has.
+    const previous = slot.job && this.releasing.has(slot.job.leaseId) ? slot.run : undefined;
+    if (gpu) o.gpus!.jobStarted(offer.jobId, gpu.index, gpu.needBytes);
+    const run = (previous ? previous.then(() => undefined, () => undefined) : Promise.resolve()).then(() => job.run());
+    slot.job = job;
+    slot.run = run;
     this.runs.set(offer.leaseId, run);
     void run.then(({ outcome, message }) => {
+      if (slot.job === job) {
+        slot.job = undefined;
+        slot.run = undefined;
+      }
+      if (gpu) o.gpus!.jobEnded(offer.jobId);
       this.jobs.delete(offer.leaseId);
       this.runs.delete(offer.leaseId);
       this.releasing.delete(offer.leaseId);
@@ -185,17 +245,18 @@ export class WorkerRuntime implements SessionHandlers {
     if (run) this.releasing.set(leaseId, run);
   }
 
-  /**
-   * Waits while stopping jobs still occupy every slot, so a new engine never runs beside a dying one past the slot count.
-   * A job released while it waits here never waits on itself (its own run is in `releasing` then).
-   */
-  private async slotHandover(leaseId: string): Promise<void> {
-    for (;;) {
-      const occupied = [...this.jobs.entries()].filter(([id, j]) => id !== leaseId && !j.slotFreed).length;
-      const stopping = [...this.releasing].filter(([id]) => id !== leaseId).map(([, run]) => run);
-      if (occupied < this.options.slots || stopping.length === 0) return;
-      await Promise.race(stopping);
-    }
+  /** The GPU a job runs on, with the memory it was placed with (from its source: stated, or the studio's estimate). */
+  private jobGpu(index: number, offer: Offer): JobGpu {
+    const pool = this.options.gpus!;
+    const need = vramNeedOf(offer.modelSource);
+    return {
+      index,
+      label: pool.describe(index),
+      env: pool.envFor(index),
+      needBytes: need?.bytes ?? 0,
+      needText: need ? describeVramNeed(need) : "no GPU memory (none could be worked out)",
+      pool,
+    };
   }
 
   /** Compares the cache with what the studio was told and sends cache_update for the difference. */

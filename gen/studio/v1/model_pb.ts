@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/model.proto.
  */
 export const file_studio_v1_model: GenFile = /*@__PURE__*/
-  fileDesc("ChVzdHVkaW8vdjEvbW9kZWwucHJvdG8SCXN0dWRpby52MSLIAQoJTW9kZWxGaWxlEiYKBHJvbGUYASABKA4yGC5zdHVkaW8udjEuTW9kZWxGaWxlUm9sZRILCgN1cmwYAiABKAkSEAoIZmlsZW5hbWUYAyABKAkSGQoMYXBwcm94X2J5dGVzGAQgASgESACIAQESEwoGc2hhMjU2GAUgASgJSAGIAQESGAoLbG9yYV93ZWlnaHQYBiABKAFIAogBAUIPCg1fYXBwcm94X2J5dGVzQgkKB19zaGEyNTZCDgoMX2xvcmFfd2VpZ2h0IsYBChBNb2RlbENsaURlZmF1bHRzEhYKCWNmZ19zY2FsZRgBIAEoAUgAiAEBEhIKBXN0ZXBzGAIgASgNSAGIAQESEgoFd2lkdGgYAyABKA1IAogBARITCgZoZWlnaHQYBCABKA1IA4gBARIcCg9zYW1wbGluZ19tZXRob2QYBSABKAlIBIgBAUIMCgpfY2ZnX3NjYWxlQggKBl9zdGVwc0IICgZfd2lkdGhCCQoHX2hlaWdodEISChBfc2FtcGxpbmdfbWV0aG9kIo0BCgtNb2RlbFNvdXJjZRImCgZlbmdpbmUYASABKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSIwoFZmlsZXMYAiADKAsyFC5zdHVkaW8udjEuTW9kZWxGaWxlEjEKDGNsaV9kZWZhdWx0cxgDIAEoCzIbLnN0dWRpby52MS5Nb2RlbENsaURlZmF1bHRzIoYCCgVNb2RlbBIMCgRuYW1lGAEgASgJEg8KB2VuYWJsZWQYAiABKAgSJgoGc291cmNlGAMgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlEhMKC2Rlc2NyaXB0aW9uGAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHgoWdW5yZWFkYWJsZV9zb3VyY2VfdGV4dBgHIAEoCRIfChd1bnJlYWRhYmxlX3NvdXJjZV9lcnJvchgIIAEoCSp8CgtNb2RlbEVuZ2luZRIcChhNT0RFTF9FTkdJTkVfVU5TUEVDSUZJRUQQABIXChNNT0RFTF9FTkdJTkVfU0RfQ1BQEAESGgoWTU9ERUxfRU5HSU5FX0xMQU1BX0NQUBACEhoKFk1PREVMX0VOR0lORV9TWU5USEVUSUMQAyqDAwoNTW9kZWxGaWxlUm9sZRIfChtNT0RFTF9GSUxFX1JPTEVfVU5TUEVDSUZJRUQQABIjCh9NT0RFTF9GSUxFX1JPTEVfRElGRlVTSU9OX01PREVMEAESIAocTU9ERUxfRklMRV9ST0xFX1RFWFRfRU5DT0RFUhACEhcKE01PREVMX0ZJTEVfUk9MRV9WQUUQAxIYChRNT0RFTF9GSUxFX1JPTEVfTE9SQRAEEhkKFU1PREVMX0ZJTEVfUk9MRV9NT0RFTBAFEhoKFk1PREVMX0ZJTEVfUk9MRV9DTElQX0wQBhIaChZNT0RFTF9GSUxFX1JPTEVfQ0xJUF9HEAcSGQoVTU9ERUxfRklMRV9ST0xFX1Q1WFhMEAgSHgoaTU9ERUxfRklMRV9ST0xFX0xMTV9WSVNJT04QCRIZChVNT0RFTF9GSUxFX1JPTEVfVEFFU0QQChIuCipNT0RFTF9GSUxFX1JPTEVfSElHSF9OT0lTRV9ESUZGVVNJT05fTU9ERUwQC2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChVzdHVkaW8vdjEvbW9kZWwucHJvdG8SCXN0dWRpby52MSLIAQoJTW9kZWxGaWxlEiYKBHJvbGUYASABKA4yGC5zdHVkaW8udjEuTW9kZWxGaWxlUm9sZRILCgN1cmwYAiABKAkSEAoIZmlsZW5hbWUYAyABKAkSGQoMYXBwcm94X2J5dGVzGAQgASgESACIAQESEwoGc2hhMjU2GAUgASgJSAGIAQESGAoLbG9yYV93ZWlnaHQYBiABKAFIAogBAUIPCg1fYXBwcm94X2J5dGVzQgkKB19zaGEyNTZCDgoMX2xvcmFfd2VpZ2h0IsYBChBNb2RlbENsaURlZmF1bHRzEhYKCWNmZ19zY2FsZRgBIAEoAUgAiAEBEhIKBXN0ZXBzGAIgASgNSAGIAQESEgoFd2lkdGgYAyABKA1IAogBARITCgZoZWlnaHQYBCABKA1IA4gBARIcCg9zYW1wbGluZ19tZXRob2QYBSABKAlIBIgBAUIMCgpfY2ZnX3NjYWxlQggKBl9zdGVwc0IICgZfd2lkdGhCCQoHX2hlaWdodEISChBfc2FtcGxpbmdfbWV0aG9kIrUBCgtNb2RlbFNvdXJjZRImCgZlbmdpbmUYASABKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSIwoFZmlsZXMYAiADKAsyFC5zdHVkaW8udjEuTW9kZWxGaWxlEjEKDGNsaV9kZWZhdWx0cxgDIAEoCzIbLnN0dWRpby52MS5Nb2RlbENsaURlZmF1bHRzEhcKCnZyYW1fYnl0ZXMYBCABKARIAIgBAUINCgtfdnJhbV9ieXRlcyIzCg9WcmFtUmVxdWlyZW1lbnQSDQoFYnl0ZXMYASABKAQSEQoJZXN0aW1hdGVkGAIgASgIIrACCgVNb2RlbBIMCgRuYW1lGAEgASgJEg8KB2VuYWJsZWQYAiABKAgSJgoGc291cmNlGAMgASgLMhYuc3R1ZGlvLnYxLk1vZGVsU291cmNlEhMKC2Rlc2NyaXB0aW9uGAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHgoWdW5yZWFkYWJsZV9zb3VyY2VfdGV4dBgHIAEoCRIfChd1bnJlYWRhYmxlX3NvdXJjZV9lcnJvchgIIAEoCRIoCgR2cmFtGAkgASgLMhouc3R1ZGlvLnYxLlZyYW1SZXF1aXJlbWVudCp8CgtNb2RlbEVuZ2luZRIcChhNT0RFTF9FTkdJTkVfVU5TUEVDSUZJRUQQABIXChNNT0RFTF9FTkdJTkVfU0RfQ1BQEAESGgoWTU9ERUxfRU5HSU5FX0xMQU1BX0NQUBACEhoKFk1PREVMX0VOR0lORV9TWU5USEVUSUMQAyqDAwoNTW9kZWxGaWxlUm9sZRIfChtNT0RFTF9GSUxFX1JPTEVfVU5TUEVDSUZJRUQQABIjCh9NT0RFTF9GSUxFX1JPTEVfRElGRlVTSU9OX01PREVMEAESIAocTU9ERUxfRklMRV9ST0xFX1RFWFRfRU5DT0RFUhACEhcKE01PREVMX0ZJTEVfUk9MRV9WQUUQAxIYChRNT0RFTF9GSUxFX1JPTEVfTE9SQRAEEhkKFU1PREVMX0ZJTEVfUk9MRV9NT0RFTBAFEhoKFk1PREVMX0ZJTEVfUk9MRV9DTElQX0wQBhIaChZNT0RFTF9GSUxFX1JPTEVfQ0xJUF9HEAcSGQoVTU9ERUxfRklMRV9ST0xFX1Q1WFhMEAgSHgoaTU9ERUxfRklMRV9ST0xFX0xMTV9WSVNJT04QCRIZChVNT0RFTF9GSUxFX1JPTEVfVEFFU0QQChIuCipNT0RFTF9GSUxFX1JPTEVfSElHSF9OT0lTRV9ESUZGVVNJT05fTU9ERUwQC2IGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * ModelFile is one file a worker downloads to serve a model.
@@ -157,6 +157,18 @@ export type ModelSource = Message<"studio.v1.ModelSource"> & {
    * @generated from field: studio.v1.ModelCliDefaults cli_defaults = 3;
    */
   cliDefaults?: ModelCliDefaults | undefined;
+
+  /**
+   * Optional: the GPU memory one job of this model needs, in bytes (weights,
+   * context or compute buffers, everything the engine allocates on the
+   * device): 1 to 2^53-1; sd-cpp and llama-cpp only (synthetic runs on no
+   * GPU). Placement offers a job only to a worker with a GPU that can hold
+   * it. Unset: the studio estimates it from the files' approx_bytes (see
+   * VramRequirement).
+   *
+   * @generated from field: optional uint64 vram_bytes = 4;
+   */
+  vramBytes?: bigint | undefined;
 };
 
 /**
@@ -165,6 +177,38 @@ export type ModelSource = Message<"studio.v1.ModelSource"> & {
  */
 export const ModelSourceSchema: GenMessage<ModelSource> = /*@__PURE__*/
   messageDesc(file_studio_v1_model, 2);
+
+/**
+ * VramRequirement is the GPU memory placement counts for one job of a model.
+ *
+ * @generated from message studio.v1.VramRequirement
+ */
+export type VramRequirement = Message<"studio.v1.VramRequirement"> & {
+  /**
+   * Bytes a GPU must have available (free memory plus what the worker's own
+   * idle warm servers hold on it) to take a job; at least 1.
+   *
+   * @generated from field: uint64 bytes = 1;
+   */
+  bytes: bigint;
+
+  /**
+   * True when the source states no vram_bytes and `bytes` is the studio's
+   * estimate: the files' approx_bytes summed, plus 20% of that sum and
+   * 512 MiB for the engine's context and compute buffers (files without
+   * approx_bytes count 0). Set vram_bytes on the source to replace it.
+   *
+   * @generated from field: bool estimated = 2;
+   */
+  estimated: boolean;
+};
+
+/**
+ * Describes the message studio.v1.VramRequirement.
+ * Use `create(VramRequirementSchema)` to create a new message.
+ */
+export const VramRequirementSchema: GenMessage<VramRequirement> = /*@__PURE__*/
+  messageDesc(file_studio_v1_model, 3);
 
 /**
  * Model is a registry row.
@@ -232,6 +276,15 @@ export type Model = Message<"studio.v1.Model"> & {
    * @generated from field: string unreadable_source_error = 8;
    */
   unreadableSourceError: string;
+
+  /**
+   * The GPU memory a job of this model needs, stated or estimated; unset when
+   * the source needs no GPU (synthetic) or nothing can be estimated (no
+   * vram_bytes and no file with approx_bytes).
+   *
+   * @generated from field: studio.v1.VramRequirement vram = 9;
+   */
+  vram?: VramRequirement | undefined;
 };
 
 /**
@@ -239,7 +292,7 @@ export type Model = Message<"studio.v1.Model"> & {
  * Use `create(ModelSchema)` to create a new message.
  */
 export const ModelSchema: GenMessage<Model> = /*@__PURE__*/
-  messageDesc(file_studio_v1_model, 3);
+  messageDesc(file_studio_v1_model, 4);
 
 /**
  * ModelEngine names the program a worker runs for a model. Workers route

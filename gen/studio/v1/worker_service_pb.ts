@@ -2,8 +2,8 @@
 // @generated from file studio/v1/worker_service.proto (package studio.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Job, JobClaim, JobProgress, Offer, TextDelta } from "./job_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file studio/v1/worker_service.proto.
  */
 export const file_studio_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSKBBAoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAEi0KCnRleHRfZGVsdGEYCyABKAsyFy5zdHVkaW8udjEuSm9iVGV4dERlbHRhSABCCQoHbWVzc2FnZSLpAQoPU2Vzc2lvblJlc3BvbnNlEiUKB3dlbGNvbWUYASABKAsyEi5zdHVkaW8udjEuV2VsY29tZUgAEiEKBW9mZmVyGAIgASgLMhAuc3R1ZGlvLnYxLk9mZmVySAASKAoGY2FuY2VsGAMgASgLMhYuc3R1ZGlvLnYxLkNhbmNlbE9yZGVySAASJQoHcmVjZWlwdBgEIAEoCzISLnN0dWRpby52MS5SZWNlaXB0SAASMAoFYmF0Y2gYBSABKAsyHy5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlQmF0Y2hIAEIJCgdtZXNzYWdlIkQKFFNlc3Npb25SZXNwb25zZUJhdGNoEiwKCG1lc3NhZ2VzGAEgAygLMhouc3R1ZGlvLnYxLlNlc3Npb25SZXNwb25zZSKfAgoLV29ya2VySGVsbG8SDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEicKB2VuZ2luZXMYAyADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBCABKA0SFQoNY2FjaGVkX3NoYTI1NhgFIAMoCRIyCgZsYWJlbHMYBiADKAsyIi5zdHVkaW8udjEuV29ya2VySGVsbG8uTGFiZWxzRW50cnkSEQoJbGVhc2VfaWRzGAcgAygJEhMKC2NhY2hlZF91cmxzGAggAygJEhcKD2FjY2VwdHNfYmF0Y2hlcxgJIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqIBCgdXZWxjb21lEhEKCXdvcmtlcl9pZBgBIAEoCRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAiABKA0SFAoMbGVhc2VfdHRsX21zGAMgASgNEhYKDmtlcHRfbGVhc2VfaWRzGAQgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAUgAygJEh8KF21heF9pbmxpbmVfb3V0cHV0X2J5dGVzGAYgASgNIiQKD1dvcmtlckhlYXJ0YmVhdBIRCglsZWFzZV9pZHMYASADKAkiLQoJSm9iQWNjZXB0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCSI+CgpKb2JEZWNsaW5lEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiXwoRSm9iUHJvZ3Jlc3NSZXBvcnQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEigKCHByb2dyZXNzGAMgASgLMhYuc3R1ZGlvLnYxLkpvYlByb2dyZXNzIpMBCgtPdXRwdXRDaHVuaxIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFaW5kZXgYAyABKA0SEQoJbWltZV90eXBlGAQgASgJEhIKCnRvdGFsX3NpemUYBSABKAQSDgoGc2hhMjU2GAYgASgJEg4KBm9mZnNldBgHIAEoBBIMCgRkYXRhGAggASgMIlUKDEpvYlRleHREZWx0YRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSIwoFZGVsdGEYAyABKAsyFC5zdHVkaW8udjEuVGV4dERlbHRhIm0KC0pvYkNvbXBsZXRlEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIUCgxvdXRwdXRfY291bnQYAyABKA0SJgoHb3V0cHV0cxgEIAMoCzIVLnN0dWRpby52MS5PdXRwdXREYXRhIk0KB0pvYkZhaWwSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWVycm9yGAMgASgJEhEKCXJldHJ5YWJsZRgEIAEoCCINCgtXb3JrZXJEcmFpbiJlCgtDYWNoZVVwZGF0ZRIUCgxhZGRlZF9zaGEyNTYYASADKAkSFgoOcmVtb3ZlZF9zaGEyNTYYAiADKAkSEgoKYWRkZWRfdXJscxgDIAMoCRIUCgxyZW1vdmVkX3VybHMYBCADKAkiPwoLQ2FuY2VsT3JkZXISDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSKCAQoHUmVjZWlwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSCgoCb2sYAyABKAgSDAoEY29kZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgJEhkKDG91dHB1dF9pbmRleBgGIAEoDUgAiAEBQg8KDV9vdXRwdXRfaW5kZXgidwoPQ2xhaW1Kb2JSZXF1ZXN0EhMKC3dvcmtlcl9uYW1lGAEgASgJEicKB2VuZ2luZXMYAiADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSFQoNY2FjaGVkX3NoYTI1NhgDIAMoCRIPCgd3YWl0X21zGAQgASgNIkUKEENsYWltSm9iUmVzcG9uc2USJwoFY2xhaW0YASABKAsyEy5zdHVkaW8udjEuSm9iQ2xhaW1IAIgBAUIICgZfY2xhaW0iJQoQSGVhcnRiZWF0UmVxdWVzdBIRCglsZWFzZV9pZHMYASADKAkifAoRSGVhcnRiZWF0UmVzcG9uc2USGQoRcmVuZXdlZF9sZWFzZV9pZHMYASADKAkSFgoObG9zdF9sZWFzZV9pZHMYAiADKAkSNAoQbGVhc2VfZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYwoVUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIoCghwcm9ncmVzcxgDIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcyIYChZSZXBvcnRQcm9ncmVzc1Jlc3BvbnNlIkwKCk91dHB1dERhdGESDQoFaW5kZXgYASABKA0SEQoJbWltZV90eXBlGAIgASgJEgwKBGRhdGEYAyABKAwSDgoGc2hhMjU2GAQgASgJIl4KEkNvbXBsZXRlSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSJgoHb3V0cHV0cxgDIAMoCzIVLnN0dWRpby52MS5PdXRwdXREYXRhIjIKE0NvbXBsZXRlSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiKIAQoYQ29tcGxldGVKb2JTdHJlYW1SZXF1ZXN0Ei4KDG91dHB1dF9jaHVuaxgBIAEoCzIWLnN0dWRpby52MS5PdXRwdXRDaHVua0gAEjEKCGNvbXBsZXRlGAIgASgLMh0uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVxdWVzdEgAQgkKB21lc3NhZ2UiOAoZQ29tcGxldGVKb2JTdHJlYW1SZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIlQKDkZhaWxKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiLgoPRmFpbEpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiFAoSTGlzdFdvcmtlcnNSZXF1ZXN0IpMDCgpXb3JrZXJJbmZvEhEKCXdvcmtlcl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSJwoHZW5naW5lcxgEIAMoDjIWLnN0dWRpby52MS5Nb2RlbEVuZ2luZRINCgVzbG90cxgFIAEoDRIUCgxzbG90c19pbl91c2UYBiABKA0SDwoHam9iX2lkcxgHIAMoCRIVCg1jYWNoZWRfc2hhMjU2GAggAygJEjcKE2xhc3RfaGVhcnRiZWF0X3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbm5lY3RfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZHJhaW5pbmcYCyABKAgSMQoGbGFiZWxzGAwgAygLMiEuc3R1ZGlvLnYxLldvcmtlckluZm8uTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9ChNMaXN0V29ya2Vyc1Jlc3BvbnNlEiYKB3dvcmtlcnMYASADKAsyFS5zdHVkaW8udjEuV29ya2VySW5mbyIVChNXYXRjaFdvcmtlcnNSZXF1ZXN0ImwKFFdhdGNoV29ya2Vyc1Jlc3BvbnNlEiYKB3dvcmtlcnMYASADKAsyFS5zdHVkaW8udjEuV29ya2VySW5mbxIaChJyZW1vdmVkX3dvcmtlcl9pZHMYAiADKAkSEAoIc25hcHNob3QYAyABKAgy3gUKDVdvcmtlclNlcnZpY2USRgoHU2Vzc2lvbhIZLnN0dWRpby52MS5TZXNzaW9uUmVxdWVzdBoaLnN0dWRpby52MS5TZXNzaW9uUmVzcG9uc2UiACgBMAESRQoIQ2xhaW1Kb2ISGi5zdHVkaW8udjEuQ2xhaW1Kb2JSZXF1ZXN0Ghsuc3R1ZGlvLnYxLkNsYWltSm9iUmVzcG9uc2UiABJICglIZWFydGJlYXQSGy5zdHVkaW8udjEuSGVhcnRiZWF0UmVxdWVzdBocLnN0dWRpby52MS5IZWFydGJlYXRSZXNwb25zZSIAElcKDlJlcG9ydFByb2dyZXNzEiAuc3R1ZGlvLnYxLlJlcG9ydFByb2dyZXNzUmVxdWVzdBohLnN0dWRpby52MS5SZXBvcnRQcm9ncmVzc1Jlc3BvbnNlIgASTgoLQ29tcGxldGVKb2ISHS5zdHVkaW8udjEuQ29tcGxldGVKb2JSZXF1ZXN0Gh4uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVzcG9uc2UiABJiChFDb21wbGV0ZUpvYlN0cmVhbRIjLnN0dWRpby52MS5Db21wbGV0ZUpvYlN0cmVhbVJlcXVlc3QaJC5zdHVkaW8udjEuQ29tcGxldGVKb2JTdHJlYW1SZXNwb25zZSIAKAESQgoHRmFpbEpvYhIZLnN0dWRpby52MS5GYWlsSm9iUmVxdWVzdBoaLnN0dWRpby52MS5GYWlsSm9iUmVzcG9uc2UiABJOCgtMaXN0V29ya2VycxIdLnN0dWRpby52MS5MaXN0V29ya2Vyc1JlcXVlc3QaHi5zdHVkaW8udjEuTGlzdFdvcmtlcnNSZXNwb25zZSIAElMKDFdhdGNoV29ya2VycxIeLnN0dWRpby52MS5XYXRjaFdvcmtlcnNSZXF1ZXN0Gh8uc3R1ZGlvLnYxLldhdGNoV29ya2Vyc1Jlc3BvbnNlIgAwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
+  fileDesc("Ch5zdHVkaW8vdjEvd29ya2VyX3NlcnZpY2UucHJvdG8SCXN0dWRpby52MSKtBAoOU2Vzc2lvblJlcXVlc3QSJwoFaGVsbG8YASABKAsyFi5zdHVkaW8udjEuV29ya2VySGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5zdHVkaW8udjEuV29ya2VySGVhcnRiZWF0SAASJgoGYWNjZXB0GAMgASgLMhQuc3R1ZGlvLnYxLkpvYkFjY2VwdEgAEigKB2RlY2xpbmUYBCABKAsyFS5zdHVkaW8udjEuSm9iRGVjbGluZUgAEjAKCHByb2dyZXNzGAUgASgLMhwuc3R1ZGlvLnYxLkpvYlByb2dyZXNzUmVwb3J0SAASLgoMb3V0cHV0X2NodW5rGAYgASgLMhYuc3R1ZGlvLnYxLk91dHB1dENodW5rSAASKgoIY29tcGxldGUYByABKAsyFi5zdHVkaW8udjEuSm9iQ29tcGxldGVIABIiCgRmYWlsGAggASgLMhIuc3R1ZGlvLnYxLkpvYkZhaWxIABInCgVkcmFpbhgJIAEoCzIWLnN0dWRpby52MS5Xb3JrZXJEcmFpbkgAEi4KDGNhY2hlX3VwZGF0ZRgKIAEoCzIWLnN0dWRpby52MS5DYWNoZVVwZGF0ZUgAEi0KCnRleHRfZGVsdGEYCyABKAsyFy5zdHVkaW8udjEuSm9iVGV4dERlbHRhSAASKgoKZ3B1X3VwZGF0ZRgMIAEoCzIULnN0dWRpby52MS5HcHVVcGRhdGVIAEIJCgdtZXNzYWdlIukBCg9TZXNzaW9uUmVzcG9uc2USJQoHd2VsY29tZRgBIAEoCzISLnN0dWRpby52MS5XZWxjb21lSAASIQoFb2ZmZXIYAiABKAsyEC5zdHVkaW8udjEuT2ZmZXJIABIoCgZjYW5jZWwYAyABKAsyFi5zdHVkaW8udjEuQ2FuY2VsT3JkZXJIABIlCgdyZWNlaXB0GAQgASgLMhIuc3R1ZGlvLnYxLlJlY2VpcHRIABIwCgViYXRjaBgFIAEoCzIfLnN0dWRpby52MS5TZXNzaW9uUmVzcG9uc2VCYXRjaEgAQgkKB21lc3NhZ2UiRAoUU2Vzc2lvblJlc3BvbnNlQmF0Y2gSLAoIbWVzc2FnZXMYASADKAsyGi5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlIrADCgtXb3JrZXJIZWxsbxIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSJwoHZW5naW5lcxgDIAMoDjIWLnN0dWRpby52MS5Nb2RlbEVuZ2luZRINCgVzbG90cxgEIAEoDRIVCg1jYWNoZWRfc2hhMjU2GAUgAygJEjIKBmxhYmVscxgGIAMoCzIiLnN0dWRpby52MS5Xb3JrZXJIZWxsby5MYWJlbHNFbnRyeRIRCglsZWFzZV9pZHMYByADKAkSEwoLY2FjaGVkX3VybHMYCCADKAkSFwoPYWNjZXB0c19iYXRjaGVzGAkgASgIEiIKBGdwdXMYCiADKAsyFC5zdHVkaW8udjEuR3B1RGV2aWNlEjkKCmxlYXNlX2dwdXMYCyADKAsyJS5zdHVkaW8udjEuV29ya2VySGVsbG8uTGVhc2VHcHVzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARowCg5MZWFzZUdwdXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKA06AjgBItUBCglHcHVEZXZpY2USDQoFaW5kZXgYASABKA0SDAoEdXVpZBgCIAEoCRIMCgRuYW1lGAMgASgJEiQKBnZlbmRvchgEIAEoDjIULnN0dWRpby52MS5HcHVWZW5kb3ISGgoSdG90YWxfbWVtb3J5X2J5dGVzGAUgASgEEhkKEWZyZWVfbWVtb3J5X2J5dGVzGAYgASgEEhsKE3dvcmtlcl9tZW1vcnlfYnl0ZXMYByABKAQSDQoFc2xvdHMYCCABKA0SFAoMc2xvdHNfaW5fdXNlGAkgASgNIi8KCUdwdVVwZGF0ZRIiCgRncHVzGAEgAygLMhQuc3R1ZGlvLnYxLkdwdURldmljZSKiAQoHV2VsY29tZRIRCgl3b3JrZXJfaWQYASABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgNEhQKDGxlYXNlX3R0bF9tcxgDIAEoDRIWCg5rZXB0X2xlYXNlX2lkcxgEIAMoCRIWCg5sb3N0X2xlYXNlX2lkcxgFIAMoCRIfChdtYXhfaW5saW5lX291dHB1dF9ieXRlcxgGIAEoDSIkCg9Xb3JrZXJIZWFydGJlYXQSEQoJbGVhc2VfaWRzGAEgAygJIi0KCUpvYkFjY2VwdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkiPgoKSm9iRGVjbGluZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIl8KEUpvYlByb2dyZXNzUmVwb3J0Eg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIoCghwcm9ncmVzcxgDIAEoCzIWLnN0dWRpby52MS5Kb2JQcm9ncmVzcyKTAQoLT3V0cHV0Q2h1bmsSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEg0KBWluZGV4GAMgASgNEhEKCW1pbWVfdHlwZRgEIAEoCRISCgp0b3RhbF9zaXplGAUgASgEEg4KBnNoYTI1NhgGIAEoCRIOCgZvZmZzZXQYByABKAQSDAoEZGF0YRgIIAEoDCJVCgxKb2JUZXh0RGVsdGESDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEiMKBWRlbHRhGAMgASgLMhQuc3R1ZGlvLnYxLlRleHREZWx0YSJtCgtKb2JDb21wbGV0ZRIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSFAoMb3V0cHV0X2NvdW50GAMgASgNEiYKB291dHB1dHMYBCADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSJNCgdKb2JGYWlsEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIRCglyZXRyeWFibGUYBCABKAgiDQoLV29ya2VyRHJhaW4iZQoLQ2FjaGVVcGRhdGUSFAoMYWRkZWRfc2hhMjU2GAEgAygJEhYKDnJlbW92ZWRfc2hhMjU2GAIgAygJEhIKCmFkZGVkX3VybHMYAyADKAkSFAoMcmVtb3ZlZF91cmxzGAQgAygJIj8KC0NhbmNlbE9yZGVyEg4KBmpvYl9pZBgBIAEoCRIQCghsZWFzZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiggEKB1JlY2VpcHQSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEgoKAm9rGAMgASgIEgwKBGNvZGUYBCABKAkSDwoHbWVzc2FnZRgFIAEoCRIZCgxvdXRwdXRfaW5kZXgYBiABKA1IAIgBAUIPCg1fb3V0cHV0X2luZGV4IncKD0NsYWltSm9iUmVxdWVzdBITCgt3b3JrZXJfbmFtZRgBIAEoCRInCgdlbmdpbmVzGAIgAygOMhYuc3R1ZGlvLnYxLk1vZGVsRW5naW5lEhUKDWNhY2hlZF9zaGEyNTYYAyADKAkSDwoHd2FpdF9tcxgEIAEoDSJFChBDbGFpbUpvYlJlc3BvbnNlEicKBWNsYWltGAEgASgLMhMuc3R1ZGlvLnYxLkpvYkNsYWltSACIAQFCCAoGX2NsYWltIiUKEEhlYXJ0YmVhdFJlcXVlc3QSEQoJbGVhc2VfaWRzGAEgAygJInwKEUhlYXJ0YmVhdFJlc3BvbnNlEhkKEXJlbmV3ZWRfbGVhc2VfaWRzGAEgAygJEhYKDmxvc3RfbGVhc2VfaWRzGAIgAygJEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKFVJlcG9ydFByb2dyZXNzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSKAoIcHJvZ3Jlc3MYAyABKAsyFi5zdHVkaW8udjEuSm9iUHJvZ3Jlc3MiGAoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSJMCgpPdXRwdXREYXRhEg0KBWluZGV4GAEgASgNEhEKCW1pbWVfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMEg4KBnNoYTI1NhgEIAEoCSJeChJDb21wbGV0ZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhAKCGxlYXNlX2lkGAIgASgJEiYKB291dHB1dHMYAyADKAsyFS5zdHVkaW8udjEuT3V0cHV0RGF0YSIyChNDb21wbGV0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnN0dWRpby52MS5Kb2IiiAEKGENvbXBsZXRlSm9iU3RyZWFtUmVxdWVzdBIuCgxvdXRwdXRfY2h1bmsYASABKAsyFi5zdHVkaW8udjEuT3V0cHV0Q2h1bmtIABIxCghjb21wbGV0ZRgCIAEoCzIdLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlcXVlc3RIAEIJCgdtZXNzYWdlIjgKGUNvbXBsZXRlSm9iU3RyZWFtUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc3R1ZGlvLnYxLkpvYiJUCg5GYWlsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEAoIbGVhc2VfaWQYAiABKAkSDQoFZXJyb3IYAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIIi4KD0ZhaWxKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zdHVkaW8udjEuSm9iIhQKEkxpc3RXb3JrZXJzUmVxdWVzdCK3AwoKV29ya2VySW5mbxIRCgl3b3JrZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEicKB2VuZ2luZXMYBCADKA4yFi5zdHVkaW8udjEuTW9kZWxFbmdpbmUSDQoFc2xvdHMYBSABKA0SFAoMc2xvdHNfaW5fdXNlGAYgASgNEg8KB2pvYl9pZHMYByADKAkSFQoNY2FjaGVkX3NoYTI1NhgIIAMoCRI3ChNsYXN0X2hlYXJ0YmVhdF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb25uZWN0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRyYWluaW5nGAsgASgIEjEKBmxhYmVscxgMIAMoCzIhLnN0dWRpby52MS5Xb3JrZXJJbmZvLkxhYmVsc0VudHJ5EiIKBGdwdXMYDSADKAsyFC5zdHVkaW8udjEuR3B1RGV2aWNlGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPQoTTGlzdFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8iFQoTV2F0Y2hXb3JrZXJzUmVxdWVzdCJsChRXYXRjaFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuc3R1ZGlvLnYxLldvcmtlckluZm8SGgoScmVtb3ZlZF93b3JrZXJfaWRzGAIgAygJEhAKCHNuYXBzaG90GAMgASgIKlIKCUdwdVZlbmRvchIaChZHUFVfVkVORE9SX1VOU1BFQ0lGSUVEEAASFQoRR1BVX1ZFTkRPUl9OVklESUEQARISCg5HUFVfVkVORE9SX0FNRBACMt4FCg1Xb3JrZXJTZXJ2aWNlEkYKB1Nlc3Npb24SGS5zdHVkaW8udjEuU2Vzc2lvblJlcXVlc3QaGi5zdHVkaW8udjEuU2Vzc2lvblJlc3BvbnNlIgAoATABEkUKCENsYWltSm9iEhouc3R1ZGlvLnYxLkNsYWltSm9iUmVxdWVzdBobLnN0dWRpby52MS5DbGFpbUpvYlJlc3BvbnNlIgASSAoJSGVhcnRiZWF0Ehsuc3R1ZGlvLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHC5zdHVkaW8udjEuSGVhcnRiZWF0UmVzcG9uc2UiABJXCg5SZXBvcnRQcm9ncmVzcxIgLnN0dWRpby52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaIS5zdHVkaW8udjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSIAEk4KC0NvbXBsZXRlSm9iEh0uc3R1ZGlvLnYxLkNvbXBsZXRlSm9iUmVxdWVzdBoeLnN0dWRpby52MS5Db21wbGV0ZUpvYlJlc3BvbnNlIgASYgoRQ29tcGxldGVKb2JTdHJlYW0SIy5zdHVkaW8udjEuQ29tcGxldGVKb2JTdHJlYW1SZXF1ZXN0GiQuc3R1ZGlvLnYxLkNvbXBsZXRlSm9iU3RyZWFtUmVzcG9uc2UiACgBEkIKB0ZhaWxKb2ISGS5zdHVkaW8udjEuRmFpbEpvYlJlcXVlc3QaGi5zdHVkaW8udjEuRmFpbEpvYlJlc3BvbnNlIgASTgoLTGlzdFdvcmtlcnMSHS5zdHVkaW8udjEuTGlzdFdvcmtlcnNSZXF1ZXN0Gh4uc3R1ZGlvLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2UiABJTCgxXYXRjaFdvcmtlcnMSHi5zdHVkaW8udjEuV2F0Y2hXb3JrZXJzUmVxdWVzdBofLnN0dWRpby52MS5XYXRjaFdvcmtlcnNSZXNwb25zZSIAMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_studio_v1_job, file_studio_v1_model]);
 
 /**
  * SessionRequest is one message from a streaming worker.
@@ -117,6 +117,14 @@ export type SessionRequest = Message<"studio.v1.SessionRequest"> & {
      */
     value: JobTextDelta;
     case: "textDelta";
+  } | {
+    /**
+     * The GPUs' memory figures changed.
+     *
+     * @generated from field: studio.v1.GpuUpdate gpu_update = 12;
+     */
+    value: GpuUpdate;
+    case: "gpuUpdate";
   } | { case: undefined; value?: undefined };
 };
 
@@ -286,6 +294,24 @@ export type WorkerHello = Message<"studio.v1.WorkerHello"> & {
    * @generated from field: bool accepts_batches = 9;
    */
   acceptsBatches: boolean;
+
+  /**
+   * The GPUs it runs jobs on, at most 64, indexes unique. Empty: a CPU-only
+   * worker, whose jobs placement does not check against GPU memory. When set,
+   * their slots add up to `slots` (0 counting as 1), and every offer names
+   * the GPU it is placed on (Offer.gpu_index).
+   *
+   * @generated from field: repeated studio.v1.GpuDevice gpus = 10;
+   */
+  gpus: GpuDevice[];
+
+  /**
+   * After a reconnect: the GPU (GpuDevice.index) each of lease_ids runs on, so
+   * the studio counts it against that GPU. Keys must be among lease_ids.
+   *
+   * @generated from field: map<string, uint32> lease_gpus = 11;
+   */
+  leaseGpus: { [key: string]: number };
 };
 
 /**
@@ -294,6 +320,116 @@ export type WorkerHello = Message<"studio.v1.WorkerHello"> & {
  */
 export const WorkerHelloSchema: GenMessage<WorkerHello> = /*@__PURE__*/
   messageDesc(file_studio_v1_worker_service, 3);
+
+/**
+ * GpuDevice is one GPU a worker runs jobs on, as its vendor's tool last read
+ * it. A bad field ends the session with INVALID_ARGUMENT naming it.
+ *
+ * @generated from message studio.v1.GpuDevice
+ */
+export type GpuDevice = Message<"studio.v1.GpuDevice"> & {
+  /**
+   * The GPU's index as nvidia-smi or rocm-smi numbers it (and as the worker's
+   * --gpus flag names it), at most 1023; unique within the worker.
+   *
+   * @generated from field: uint32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The vendor's unique id (nvidia-smi's "GPU-..." UUID, rocm-smi's unique
+   * id), at most 128 characters; may be empty when the tool reports none.
+   *
+   * @generated from field: string uuid = 2;
+   */
+  uuid: string;
+
+  /**
+   * The product name ("NVIDIA GeForce RTX 4090"), at most 256 characters.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * Required (not UNSPECIFIED): whose tool reported it.
+   *
+   * @generated from field: studio.v1.GpuVendor vendor = 4;
+   */
+  vendor: GpuVendor;
+
+  /**
+   * The GPU's memory, in bytes; at least 1.
+   *
+   * @generated from field: uint64 total_memory_bytes = 5;
+   */
+  totalMemoryBytes: bigint;
+
+  /**
+   * Memory nothing uses, in bytes, when last read (total minus used); at most
+   * total_memory_bytes.
+   *
+   * @generated from field: uint64 free_memory_bytes = 6;
+   */
+  freeMemoryBytes: bigint;
+
+  /**
+   * Of the memory in use, what the worker's own engine processes hold (warm
+   * llama-servers, running jobs), in bytes; at most total_memory_bytes minus
+   * free_memory_bytes. Placement counts it as available to the worker's jobs
+   * (less what the jobs it holds on the GPU need): idle warm servers are
+   * stopped to make room.
+   *
+   * @generated from field: uint64 worker_memory_bytes = 7;
+   */
+  workerMemoryBytes: bigint;
+
+  /**
+   * How many of the worker's slots run on this GPU: 1 to 64.
+   *
+   * @generated from field: uint32 slots = 8;
+   */
+  slots: number;
+
+  /**
+   * ListWorkers only (ignored from workers): the worker's slots on this GPU
+   * holding a lease now.
+   *
+   * @generated from field: uint32 slots_in_use = 9;
+   */
+  slotsInUse: number;
+};
+
+/**
+ * Describes the message studio.v1.GpuDevice.
+ * Use `create(GpuDeviceSchema)` to create a new message.
+ */
+export const GpuDeviceSchema: GenMessage<GpuDevice> = /*@__PURE__*/
+  messageDesc(file_studio_v1_worker_service, 4);
+
+/**
+ * GpuUpdate is the worker's GPUs read again. A worker sends it when their
+ * memory figures moved (by at least 1% of a GPU's memory, or after it started
+ * or stopped an engine), at most about once a second.
+ *
+ * @generated from message studio.v1.GpuUpdate
+ */
+export type GpuUpdate = Message<"studio.v1.GpuUpdate"> & {
+  /**
+   * Every GPU of the hello, with the same indexes and slots (anything else
+   * ends the stream with INVALID_ARGUMENT), with fresh memory figures.
+   *
+   * @generated from field: repeated studio.v1.GpuDevice gpus = 1;
+   */
+  gpus: GpuDevice[];
+};
+
+/**
+ * Describes the message studio.v1.GpuUpdate.
+ * Use `create(GpuUpdateSchema)` to create a new message.
+ */
+export const GpuUpdateSchema: GenMessage<GpuUpdate> = /*@__PURE__*/
+  messageDesc(file_studio_v1_worker_service, 5);
 
 /**
  * Welcome answers hello: the session's parameters.
@@ -353,7 +489,7 @@ export type Welcome = Message<"studio.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 4);
+  messageDesc(file_studio_v1_worker_service, 6);
 
 /**
  * WorkerHeartbeat renews the listed leases. A listed lease that is no longer
@@ -375,7 +511,7 @@ export type WorkerHeartbeat = Message<"studio.v1.WorkerHeartbeat"> & {
  * Use `create(WorkerHeartbeatSchema)` to create a new message.
  */
 export const WorkerHeartbeatSchema: GenMessage<WorkerHeartbeat> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 5);
+  messageDesc(file_studio_v1_worker_service, 7);
 
 /**
  * JobAccept moves an offered job to RUNNING at once. It is optional: the offer
@@ -406,7 +542,7 @@ export type JobAccept = Message<"studio.v1.JobAccept"> & {
  * Use `create(JobAcceptSchema)` to create a new message.
  */
 export const JobAcceptSchema: GenMessage<JobAccept> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 6);
+  messageDesc(file_studio_v1_worker_service, 8);
 
 /**
  * JobDecline hands an offer back without counting the attempt; the job is
@@ -442,7 +578,7 @@ export type JobDecline = Message<"studio.v1.JobDecline"> & {
  * Use `create(JobDeclineSchema)` to create a new message.
  */
 export const JobDeclineSchema: GenMessage<JobDecline> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 7);
+  messageDesc(file_studio_v1_worker_service, 9);
 
 /**
  * JobProgressReport is a job's progress. Reports may be sent as often as the
@@ -478,7 +614,7 @@ export type JobProgressReport = Message<"studio.v1.JobProgressReport"> & {
  * Use `create(JobProgressReportSchema)` to create a new message.
  */
 export const JobProgressReportSchema: GenMessage<JobProgressReport> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 8);
+  messageDesc(file_studio_v1_worker_service, 10);
 
 /**
  * OutputChunk carries a piece of one output. The chunks of an output come in
@@ -559,7 +695,7 @@ export type OutputChunk = Message<"studio.v1.OutputChunk"> & {
  * Use `create(OutputChunkSchema)` to create a new message.
  */
 export const OutputChunkSchema: GenMessage<OutputChunk> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 9);
+  messageDesc(file_studio_v1_worker_service, 11);
 
 /**
  * JobTextDelta streams a text job's output as the engine produces it: the
@@ -598,7 +734,7 @@ export type JobTextDelta = Message<"studio.v1.JobTextDelta"> & {
  * Use `create(JobTextDeltaSchema)` to create a new message.
  */
 export const JobTextDeltaSchema: GenMessage<JobTextDelta> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 10);
+  messageDesc(file_studio_v1_worker_service, 12);
 
 /**
  * JobComplete commits the job's outputs: those sent as OutputChunks before it
@@ -643,7 +779,7 @@ export type JobComplete = Message<"studio.v1.JobComplete"> & {
  * Use `create(JobCompleteSchema)` to create a new message.
  */
 export const JobCompleteSchema: GenMessage<JobComplete> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 11);
+  messageDesc(file_studio_v1_worker_service, 13);
 
 /**
  * JobFail ends a job's attempt with an error.
@@ -685,7 +821,7 @@ export type JobFail = Message<"studio.v1.JobFail"> & {
  * Use `create(JobFailSchema)` to create a new message.
  */
 export const JobFailSchema: GenMessage<JobFail> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 12);
+  messageDesc(file_studio_v1_worker_service, 14);
 
 /**
  * WorkerDrain: send no more offers; the session ends when the worker is done.
@@ -700,7 +836,7 @@ export type WorkerDrain = Message<"studio.v1.WorkerDrain"> & {
  * Use `create(WorkerDrainSchema)` to create a new message.
  */
 export const WorkerDrainSchema: GenMessage<WorkerDrain> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 13);
+  messageDesc(file_studio_v1_worker_service, 15);
 
 /**
  * CacheUpdate reports what entered and left the worker's cache since hello.
@@ -743,7 +879,7 @@ export type CacheUpdate = Message<"studio.v1.CacheUpdate"> & {
  * Use `create(CacheUpdateSchema)` to create a new message.
  */
 export const CacheUpdateSchema: GenMessage<CacheUpdate> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 14);
+  messageDesc(file_studio_v1_worker_service, 16);
 
 /**
  * CancelOrder tells a worker to stop a job and drop its lease: send nothing
@@ -779,7 +915,7 @@ export type CancelOrder = Message<"studio.v1.CancelOrder"> & {
  * Use `create(CancelOrderSchema)` to create a new message.
  */
 export const CancelOrderSchema: GenMessage<CancelOrder> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 15);
+  messageDesc(file_studio_v1_worker_service, 17);
 
 /**
  * Receipt answers accept, decline, complete and fail (and a refused output):
@@ -838,7 +974,7 @@ export type Receipt = Message<"studio.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 16);
+  messageDesc(file_studio_v1_worker_service, 18);
 
 /**
  * ClaimJobRequest asks for the next job the caller can serve.
@@ -881,7 +1017,7 @@ export type ClaimJobRequest = Message<"studio.v1.ClaimJobRequest"> & {
  * Use `create(ClaimJobRequestSchema)` to create a new message.
  */
 export const ClaimJobRequestSchema: GenMessage<ClaimJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 17);
+  messageDesc(file_studio_v1_worker_service, 19);
 
 /**
  * ClaimJobResponse is the job leased, if any.
@@ -902,7 +1038,7 @@ export type ClaimJobResponse = Message<"studio.v1.ClaimJobResponse"> & {
  * Use `create(ClaimJobResponseSchema)` to create a new message.
  */
 export const ClaimJobResponseSchema: GenMessage<ClaimJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 18);
+  messageDesc(file_studio_v1_worker_service, 20);
 
 /**
  * HeartbeatRequest lists the leases to renew.
@@ -923,7 +1059,7 @@ export type HeartbeatRequest = Message<"studio.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 19);
+  messageDesc(file_studio_v1_worker_service, 21);
 
 /**
  * HeartbeatResponse says which leases were renewed.
@@ -958,7 +1094,7 @@ export type HeartbeatResponse = Message<"studio.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 20);
+  messageDesc(file_studio_v1_worker_service, 22);
 
 /**
  * ReportProgressRequest is a polling worker's progress report.
@@ -993,7 +1129,7 @@ export type ReportProgressRequest = Message<"studio.v1.ReportProgressRequest"> &
  * Use `create(ReportProgressRequestSchema)` to create a new message.
  */
 export const ReportProgressRequestSchema: GenMessage<ReportProgressRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 21);
+  messageDesc(file_studio_v1_worker_service, 23);
 
 /**
  * ReportProgressResponse is empty: the report was taken.
@@ -1008,7 +1144,7 @@ export type ReportProgressResponse = Message<"studio.v1.ReportProgressResponse">
  * Use `create(ReportProgressResponseSchema)` to create a new message.
  */
 export const ReportProgressResponseSchema: GenMessage<ReportProgressResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 22);
+  messageDesc(file_studio_v1_worker_service, 24);
 
 /**
  * OutputData is a whole output sent inline (CompleteJob, JobComplete).
@@ -1050,7 +1186,7 @@ export type OutputData = Message<"studio.v1.OutputData"> & {
  * Use `create(OutputDataSchema)` to create a new message.
  */
 export const OutputDataSchema: GenMessage<OutputData> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 23);
+  messageDesc(file_studio_v1_worker_service, 25);
 
 /**
  * CompleteJobRequest commits a job with its outputs inline.
@@ -1086,7 +1222,7 @@ export type CompleteJobRequest = Message<"studio.v1.CompleteJobRequest"> & {
  * Use `create(CompleteJobRequestSchema)` to create a new message.
  */
 export const CompleteJobRequestSchema: GenMessage<CompleteJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 24);
+  messageDesc(file_studio_v1_worker_service, 26);
 
 /**
  * CompleteJobResponse is the job committed.
@@ -1107,7 +1243,7 @@ export type CompleteJobResponse = Message<"studio.v1.CompleteJobResponse"> & {
  * Use `create(CompleteJobResponseSchema)` to create a new message.
  */
 export const CompleteJobResponseSchema: GenMessage<CompleteJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 25);
+  messageDesc(file_studio_v1_worker_service, 27);
 
 /**
  * CompleteJobStreamRequest is one message of CompleteJobStream: the chunks of
@@ -1147,7 +1283,7 @@ export type CompleteJobStreamRequest = Message<"studio.v1.CompleteJobStreamReque
  * Use `create(CompleteJobStreamRequestSchema)` to create a new message.
  */
 export const CompleteJobStreamRequestSchema: GenMessage<CompleteJobStreamRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 26);
+  messageDesc(file_studio_v1_worker_service, 28);
 
 /**
  * CompleteJobStreamResponse is the job committed.
@@ -1168,7 +1304,7 @@ export type CompleteJobStreamResponse = Message<"studio.v1.CompleteJobStreamResp
  * Use `create(CompleteJobStreamResponseSchema)` to create a new message.
  */
 export const CompleteJobStreamResponseSchema: GenMessage<CompleteJobStreamResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 27);
+  messageDesc(file_studio_v1_worker_service, 29);
 
 /**
  * FailJobRequest ends a job's attempt with an error.
@@ -1210,7 +1346,7 @@ export type FailJobRequest = Message<"studio.v1.FailJobRequest"> & {
  * Use `create(FailJobRequestSchema)` to create a new message.
  */
 export const FailJobRequestSchema: GenMessage<FailJobRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 28);
+  messageDesc(file_studio_v1_worker_service, 30);
 
 /**
  * FailJobResponse is the job after the failure.
@@ -1231,7 +1367,7 @@ export type FailJobResponse = Message<"studio.v1.FailJobResponse"> & {
  * Use `create(FailJobResponseSchema)` to create a new message.
  */
 export const FailJobResponseSchema: GenMessage<FailJobResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 29);
+  messageDesc(file_studio_v1_worker_service, 31);
 
 /**
  * ListWorkersRequest takes no parameters.
@@ -1246,7 +1382,7 @@ export type ListWorkersRequest = Message<"studio.v1.ListWorkersRequest"> & {
  * Use `create(ListWorkersRequestSchema)` to create a new message.
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 30);
+  messageDesc(file_studio_v1_worker_service, 32);
 
 /**
  * WorkerInfo describes one connected streaming worker.
@@ -1337,6 +1473,14 @@ export type WorkerInfo = Message<"studio.v1.WorkerInfo"> & {
    * @generated from field: map<string, string> labels = 12;
    */
   labels: { [key: string]: string };
+
+  /**
+   * Its GPUs as it last reported them, with the slots in use on each; empty
+   * for a CPU-only worker.
+   *
+   * @generated from field: repeated studio.v1.GpuDevice gpus = 13;
+   */
+  gpus: GpuDevice[];
 };
 
 /**
@@ -1344,7 +1488,7 @@ export type WorkerInfo = Message<"studio.v1.WorkerInfo"> & {
  * Use `create(WorkerInfoSchema)` to create a new message.
  */
 export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 31);
+  messageDesc(file_studio_v1_worker_service, 33);
 
 /**
  * ListWorkersResponse is every connected streaming worker (of every replica).
@@ -1365,7 +1509,7 @@ export type ListWorkersResponse = Message<"studio.v1.ListWorkersResponse"> & {
  * Use `create(ListWorkersResponseSchema)` to create a new message.
  */
 export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 32);
+  messageDesc(file_studio_v1_worker_service, 34);
 
 /**
  * WatchWorkersRequest takes no parameters.
@@ -1380,7 +1524,7 @@ export type WatchWorkersRequest = Message<"studio.v1.WatchWorkersRequest"> & {
  * Use `create(WatchWorkersRequestSchema)` to create a new message.
  */
 export const WatchWorkersRequestSchema: GenMessage<WatchWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 33);
+  messageDesc(file_studio_v1_worker_service, 35);
 
 /**
  * WatchWorkersResponse is one batch of changes to the connected workers.
@@ -1417,7 +1561,42 @@ export type WatchWorkersResponse = Message<"studio.v1.WatchWorkersResponse"> & {
  * Use `create(WatchWorkersResponseSchema)` to create a new message.
  */
 export const WatchWorkersResponseSchema: GenMessage<WatchWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_studio_v1_worker_service, 34);
+  messageDesc(file_studio_v1_worker_service, 36);
+
+/**
+ * GpuVendor says which tool reported a GPU, and so which variable pins an
+ * engine process to it.
+ *
+ * @generated from enum studio.v1.GpuVendor
+ */
+export enum GpuVendor {
+  /**
+   * Not known; refused in a hello (INVALID_ARGUMENT).
+   *
+   * @generated from enum value: GPU_VENDOR_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Read with nvidia-smi; engine processes get CUDA_VISIBLE_DEVICES.
+   *
+   * @generated from enum value: GPU_VENDOR_NVIDIA = 1;
+   */
+  NVIDIA = 1,
+
+  /**
+   * Read with rocm-smi; engine processes get HIP_VISIBLE_DEVICES.
+   *
+   * @generated from enum value: GPU_VENDOR_AMD = 2;
+   */
+  AMD = 2,
+}
+
+/**
+ * Describes the enum studio.v1.GpuVendor.
+ */
+export const GpuVendorSchema: GenEnum<GpuVendor> = /*@__PURE__*/
+  enumDesc(file_studio_v1_worker_service, 0);
 
 /**
  * WorkerService is the workers' side of the queue: a bidi Session for

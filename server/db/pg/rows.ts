@@ -5,7 +5,7 @@ export function num(v: unknown): number {
   return typeof v === "number" ? v : Number(v);
 }
 
-function numOrNull(v: unknown): number | null {
+export function numOrNull(v: unknown): number | null {
   return v === null || v === undefined ? null : num(v);
 }
 
@@ -19,6 +19,7 @@ export function jobRowOf(r: Record<string, unknown>): JobRow {
     priority: num(r.priority),
     task: r.task as string,
     modelSource: (r.modelSource as string | null) ?? null,
+    vramBytes: numOrNull(r.vramBytes),
     attempts: num(r.attempts),
     maxAttempts: num(r.maxAttempts),
     leaseId: (r.leaseId as string | null) ?? null,

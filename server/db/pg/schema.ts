@@ -32,6 +32,8 @@ export const graphicsJobs = pgTable(
     priority: integer("priority").notNull().default(0),
     task: text("task").notNull(),
     modelSource: text("modelSource"),
+    /** The GPU memory a job of `modelSource` needs (stated or estimated: contract/vram.ts), so claims can filter in SQL; NULL when none is counted. */
+    vramBytes: bigint("vramBytes", { mode: "number" }),
     attempts: integer("attempts").notNull().default(0),
     maxAttempts: integer("maxAttempts").notNull().default(3),
     leaseId: text("leaseId"),

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { PgDb, PgQuery } from "../../db/pg/pg-db.js";
-import { jobRowOf, num } from "../../db/pg/rows.js";
+import { jobRowOf, num, numOrNull } from "../../db/pg/rows.js";
 import type { JobRow } from "../../jobs/job-row.js";
 import { newLeaseId } from "../sqlite/claim.js";
 import { MAX_ERROR_CHARS } from "../sqlite/fail.js";
@@ -23,11 +23,17 @@ const EXPIRE_BATCH = 500;
 export function createPgQueueStore(db: PgDb): QueueStore {
   return {
     async peekQueued(limit) {
-      const rows = await db.rows<QueuedJob>(
-        sql`SELECT "id", "model", "engine", "modelSource" FROM "graphicsJobs" WHERE "status" = 'QUEUED'
+      const rows = await db.rows<Record<string, unknown>>(
+        sql`SELECT "id", "model", "engine", "modelSource", "vramBytes" FROM "graphicsJobs" WHERE "status" = 'QUEUED'
             ORDER BY "priority" DESC NULLS LAST, "createdAt" ASC LIMIT ${limit}`,
       );
-      return rows.map((r) => ({ id: r.id, model: r.model, engine: r.engine ?? null, modelSource: r.modelSource ?? null }));
+      return rows.map((r) => ({
+        id: r.id as string,
+        model: r.model as string,
+        engine: (r.engine as string | null) ?? null,
+        modelSource: (r.modelSource as string | null) ?? null,
+        vramBytes: numOrNull(r.vramBytes),
+      }));
     },
 
     claim: (filter, now, ttlMs) => claimWith(db, filter, now, ttlMs),
@@ -154,7 +160,8 @@ async function claimWith(q: PgQuery, filter: ClaimFilter, now: number, ttlMs: nu
   const matches = sql`"status" = 'QUEUED'
     AND ("engine" IS NULL OR "engine" IN (SELECT json_array_elements_text(${JSON.stringify(filter.engines)}::text::json)))
     AND "id" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeJobIds ?? [])}::text::json))
-    ${filter.excludeModels?.length ? sql`AND "model" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeModels)}::text::json))` : sql``}`;
+    ${filter.excludeModels?.length ? sql`AND "model" NOT IN (SELECT json_array_elements_text(${JSON.stringify(filter.excludeModels)}::text::json))` : sql``}
+    ${filter.maxVramBytes === undefined ? sql`` : sql`AND ("vramBytes" IS NULL OR "vramBytes" <= ${filter.maxVramBytes})`}`;
   const set = sql`"status" = 'OFFERED', "leaseId" = ${newLeaseId()}, "leaseWorker" = ${filter.workerName},
     "leaseExpiresAt" = ${now + ttlMs}, "attempts" = "attempts" + 1, "updatedAt" = ${now}`;
   const [row] =

@@ -11,14 +11,16 @@ export function newLeaseId(): string {
 const MATCH = `status = 'QUEUED'
   AND (engine IS NULL OR engine IN (SELECT value FROM json_each(?)))
   AND id NOT IN (SELECT value FROM json_each(?))`;
-/** MATCH for when some models are disabled: their queued jobs are held. A separate statement, so the usual claim is unchanged. */
-const MATCH_HELD = `${MATCH} AND model NOT IN (SELECT value FROM json_each(?))`;
+/** Added to MATCH when some models are disabled: their queued jobs are held. Separate statements, so the usual claim is unchanged. */
+const HELD = ` AND model NOT IN (SELECT value FROM json_each(?))`;
+/** Added to MATCH for a worker with GPUs: only jobs one of them can hold now. */
+const VRAM_BOUND = ` AND (vramBytes IS NULL OR vramBytes <= ?)`;
 
 /** The queue head in claim order, for placement. */
 export function peekQueued(db: StudioDb, limit: number): QueuedJob[] {
   return db.sqlite
     .query<QueuedJob, [number]>(
-      `SELECT id, model, engine, modelSource FROM graphicsJobs WHERE status = 'QUEUED'
+      `SELECT id, model, engine, modelSource, vramBytes FROM graphicsJobs WHERE status = 'QUEUED'
        ORDER BY priority DESC, createdAt ASC LIMIT ?`,
     )
     .all(limit);
@@ -35,8 +37,11 @@ export function claim(db: StudioDb, filter: ClaimFilter, now: number, ttlMs: num
   const engines = JSON.stringify(filter.engines);
   const exclude = JSON.stringify(filter.excludeJobIds ?? []);
   const held = filter.excludeModels?.length ? JSON.stringify(filter.excludeModels) : undefined;
-  const match = held === undefined ? MATCH : MATCH_HELD;
-  const matchArgs: string[] = held === undefined ? [engines, exclude] : [engines, exclude, held];
+  const bounded = filter.maxVramBytes !== undefined;
+  const match = MATCH + (held === undefined ? "" : HELD) + (bounded ? VRAM_BOUND : "");
+  const matchArgs: (string | number)[] = [engines, exclude];
+  if (held !== undefined) matchArgs.push(held);
+  if (bounded) matchArgs.push(filter.maxVramBytes!);
   const set = `UPDATE graphicsJobs SET status = 'OFFERED', leaseId = ?, leaseWorker = ?, leaseExpiresAt = ?,
       attempts = attempts + 1, updatedAt = ?`;
   const lease = [newLeaseId(), filter.workerName, now + ttlMs, now] as const;

@@ -82,11 +82,13 @@ describe("SdCliEngine against the fake sd-cli", () => {
     );
   });
 
-  test("exit 1 is failed, with the exit status and the last lines of output", async () => {
+  test("exit 1 after a failed allocation is out-of-memory (not retried), with the exit status and the last lines of output", async () => {
     const { wd, engine, source } = await setup({ FAKE_SD_MODE: "fail" });
     const err = await rejection(engine.run(request({ task: imageTask({ prompt: "x" }), source, files: wd.files, workDir: wd.dir })));
     expect(err).toBeInstanceOf(EngineError);
-    expect(err.kind).toBe("failed");
+    expect(err.kind).toBe("out-of-memory");
+    expect(err.retryable).toBe(false);
+    expect(err.message).toStartWith("sd-cli ran out of memory: ");
     expect(err.message).toContain("sd-cli exited with status 1");
     expect(err.message).toContain("get_learned_condition failed: out of memory");
     expect(err.message).toContain("generate failed");

@@ -16,7 +16,8 @@ describe("worker configuration", () => {
     const c = parse(["--server", "http://studio.local:8080"], { XDG_CACHE_HOME: "/var/cache" });
     expect(c).toMatchObject({
       server: ["http://studio.local:8080"],
-      slots: 1,
+      gpus: { kind: "all" },
+      gpuPollSeconds: 10,
       cacheDir: "/var/cache/studio-worker",
       cacheMaxBytes: 100 * 1024 ** 3,
       llamaIdleSeconds: 300,
@@ -25,6 +26,8 @@ describe("worker configuration", () => {
       labels: {},
     });
     expect(c.engines).toBeUndefined();
+    expect(c.slots).toBeUndefined();
+    expect(c.slotGpus).toBeUndefined();
     expect(c.name.length).toBeGreaterThan(0);
   }, TEST_TIMEOUT_MS);
 
@@ -178,9 +181,9 @@ describe("the program", () => {
     const bad = run(["--server", "http://127.0.0.1:1", "--slots", "-4"]);
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr.toString()).toContain("studio-worker: bad configuration: --slots (STUDIO_SLOTS)");
-    const unknown = run(["--server", "http://127.0.0.1:1", "--gpus", "2"]);
+    const unknown = run(["--server", "http://127.0.0.1:1", "--gpu-count", "2"]);
     expect(unknown.exitCode).not.toBe(0);
-    expect(unknown.stderr.toString()).toContain("unknown option '--gpus'");
+    expect(unknown.stderr.toString()).toContain("unknown option '--gpu-count'");
   }, TEST_TIMEOUT_MS);
 
   test("no engine program at all, or an engine named without its program, stops start-up", () => {

@@ -1,6 +1,7 @@
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { JobStatus, type Job } from "../../../gen/studio/v1/job_pb.js";
 import { engineName, roleName } from "../../../contract/names.js";
+import { vramText } from "../../../contract/gpus.js";
 import { cliDefaultsToJson, modelSourceToJsonValue } from "../../../contract/model-source.js";
 import type { View } from "../app.js";
 import { field, h, replace } from "../dom.js";
@@ -199,6 +200,7 @@ export const jobView: View = (app, main, route) => {
             dl("Priority", String(j.priority)),
             dl("Attempts", `${j.attempts} of ${j.maxAttempts}`),
             dl("Worker", j.workerName || "—"),
+            j.vram ? dl("GPU memory", vramText(j.vram)) : null,
             j.idempotencyKey ? dl("Idempotency key", j.idempotencyKey) : null,
           ),
           j.error ? h("div", { class: "error-box", role: "alert" }, h("h3", {}, "Error"), h("pre", {}, j.error)) : null,

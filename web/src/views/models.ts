@@ -1,3 +1,4 @@
+import { vramText } from "../../../contract/gpus.js";
 import type { Model } from "../../../gen/studio/v1/model_pb.js";
 import type { VerifyModelResponse } from "../../../gen/studio/v1/registry_service_pb.js";
 import { engineName, roleName } from "../../../contract/names.js";
@@ -59,6 +60,7 @@ export const modelsView: View = (app, main) => {
           "td",
           { "data-label": "Engine", class: "nowrap" },
           m.source ? (engineName(m.source.engine) ?? `unknown (${m.source.engine})`) : "—",
+          m.vram ? h("div", { class: "muted", "data-vram": "" }, `GPU: ${vramText(m.vram)}`) : null,
         ),
         h(
           "td",

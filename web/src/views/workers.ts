@@ -1,5 +1,6 @@
 import type { WorkerInfo } from "../../../gen/studio/v1/worker_service_pb.js";
 import { engineName } from "../../../contract/names.js";
+import { formatVram } from "../../../contract/vram.js";
 import type { View } from "../app.js";
 import { h, replace, type Child } from "../dom.js";
 import { formatAge, formatTime } from "../format.js";
@@ -19,6 +20,32 @@ const COLUMNS: Array<{ header: string; cell(w: WorkerInfo, c: WorkerRowContext):
   { header: "Version", cell: (w) => w.version || "—" },
   { header: "Engines", cell: (w) => w.engines.map((e) => engineName(e) ?? `unknown (${e})`).join(", ") || "—" },
   { header: "Slots", cell: (w) => `${w.slotsInUse} of ${Math.max(1, w.slots)} in use` },
+  {
+    header: "GPUs",
+    cell: (w) =>
+      w.gpus.length
+        ? h(
+            "ul",
+            { class: "plain gpus" },
+            w.gpus.map((g) => {
+              const total = Number(g.totalMemoryBytes);
+              const free = Number(g.freeMemoryBytes);
+              const held = Number(g.workerMemoryBytes);
+              return h(
+                "li",
+                { "data-gpu": String(g.index), title: g.uuid || undefined },
+                h("strong", {}, `${g.index} · ${g.name}`),
+                h("meter", { min: "0", max: String(total), value: String(total - free), "aria-label": `GPU ${g.index} memory in use` }),
+                h(
+                  "div",
+                  { class: "muted" },
+                  `${formatVram(free)} free of ${formatVram(total)}${held > 0 ? ` · ${formatVram(held)} held by its engines` : ""} · ${g.slotsInUse} of ${g.slots} slot${g.slots === 1 ? "" : "s"} in use`,
+                ),
+              );
+            }),
+          )
+        : h("span", { class: "muted" }, "CPU only"),
+  },
   {
     header: "Jobs",
     cell: (w) =>
