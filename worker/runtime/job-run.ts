@@ -12,6 +12,7 @@ import {
   OutputDataSchema,
   type Receipt,
 } from "../../gen/studio/v1/worker_service_pb.js";
+import { DownloadError } from "../download/errors.js";
 import { EngineError } from "../engines/engine-error.js";
 import { JobDirRecord } from "../recovery/owner-record.js";
 import type { Engine, EngineFile, EngineOutput, JobGpu } from "../engines/types.js";
@@ -213,8 +214,8 @@ export class JobRun {
         return this.end("declined", err.message);
       }
       const message = stop?.message ?? (err instanceof Error ? err.message : String(err));
-      const retryable = stop ? true : typeof (err as { retryable?: unknown }).retryable === "boolean" ? (err as { retryable: boolean }).retryable : true;
-      if (!(err instanceof EngineError) && !(err as { kind?: unknown }).kind && !stop)
+      const retryable = stop ? true : retryableOf(err);
+      if (!isWorkerError(err) && !stop)
         deps.logger.error({ jobId: this.jobId, err }, "job failed unexpectedly");
       await this.finish("fail", this.failMessage(message, retryable));
       return this.end("failed", message);
@@ -358,6 +359,16 @@ export class JobRun {
     this.deps.view.finished(this.jobId, outcome, message);
     return { outcome, message };
   }
+}
+
+/** The failures the worker's own parts raise, each saying whether the job may run again. */
+function isWorkerError(err: unknown): err is EngineError | DownloadError | OutputRefusedError {
+  return err instanceof EngineError || err instanceof DownloadError || err instanceof OutputRefusedError;
+}
+
+/** Whether a failed job may run again: what the worker's error type says; anything unexpected may. */
+function retryableOf(err: unknown): boolean {
+  return isWorkerError(err) ? err.retryable : true;
 }
 
 /** The studio refused an output chunk (too large, bad digest): the job fails for good. */
