@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { ModelEngine, VramRequirementSchema, type ModelSource, type VramRequirement } from "../gen/studio/v1/model_pb.js";
+import { formatBytes } from "./byte-size.js";
 
 /**
  * What the estimate adds to the files' summed approxBytes, for what an engine allocates beyond its
@@ -40,18 +41,9 @@ export function estimateFromFiles(sum: number): number {
   return sum + Math.ceil(sum / 5) + VRAM_ESTIMATE.fixedBytes;
 }
 
-const GiB = 1024 ** 3;
-const MiB = 1024 ** 2;
-
-/** A byte count for people: "8.1 GiB", "600 MiB". */
-export function formatVram(bytes: number): string {
-  if (bytes >= GiB) return `${(bytes / GiB).toFixed(1)} GiB`;
-  return `${Math.max(1, Math.round(bytes / MiB))} MiB`;
-}
-
 /** A need for people: "8.1 GiB (estimated from the files' sizes)" or "8.0 GiB (stated)". */
 export function describeVramNeed(need: VramNeed): string {
-  return `${formatVram(need.bytes)} of GPU memory (${need.estimated ? "estimated from the files' approxBytes plus 20% and 512 MiB" : "the source's vramBytes"})`;
+  return `${formatBytes(need.bytes)} of GPU memory (${need.estimated ? "estimated from the files' approxBytes plus 20% and 512 MiB" : "the source's vramBytes"})`;
 }
 
 /** The need as Job.vram and Model.vram carry it; undefined when none is counted. */

@@ -27,7 +27,7 @@ import { parseArgs } from "node:util";
 import { gpuSummary } from "../contract/gpus.js";
 import { checkModelSourceJson, modelSourceFromJson } from "../contract/model-source.js";
 import { RegistryService } from "../gen/studio/v1/registry_service_pb.js";
-import { formatVram } from "../contract/vram.js";
+import { formatBytes } from "../contract/byte-size.js";
 import { outputFileName } from "../contract/output-files.js";
 import { JobStatus, type Job, type Task } from "../gen/studio/v1/job_pb.js";
 import { JobService } from "../gen/studio/v1/job_service_pb.js";
@@ -70,7 +70,7 @@ if (inventory.snapshot.gpus.length === 0) {
 }
 console.log(`inventory (${inventory.vendor === "nvidia" ? tools.nvidiaSmi : tools.rocmSmi}):`);
 for (const g of inventory.snapshot.gpus)
-  console.log(`  GPU ${g.index}  ${g.name}  ${g.uuid || "(no id)"}  ${formatVram(g.totalBytes - g.usedBytes)} free of ${formatVram(g.totalBytes)}`);
+  console.log(`  GPU ${g.index}  ${g.name}  ${g.uuid || "(no id)"}  ${formatBytes(g.totalBytes - g.usedBytes)} free of ${formatBytes(g.totalBytes)}`);
 
 const llamaServer = args["llama-server"] ?? Bun.which("llama-server") ?? undefined;
 const sdCli = args["sd-cli"] ?? Bun.which("sd-cli") ?? undefined;
@@ -155,7 +155,7 @@ process.exit(code);
 async function run(kind: string, model: string, task: Task): Promise<boolean> {
   const started = performance.now();
   const job = (await jobs.createJob({ model, task, maxAttempts: 1 })).job!;
-  console.log(`\n${kind} job ${job.id} on ${model} (GPU memory counted: ${job.vram ? `${formatVram(Number(job.vram.bytes))}${job.vram.estimated ? ", estimated" : ""}` : "none"})`);
+  console.log(`\n${kind} job ${job.id} on ${model} (GPU memory counted: ${job.vram ? `${formatBytes(Number(job.vram.bytes))}${job.vram.estimated ? ", estimated" : ""}` : "none"})`);
   const onGpu = new Map<number, number>();
   const watching = watchProcesses(onGpu);
   let last: Job | undefined;
@@ -173,7 +173,7 @@ async function run(kind: string, model: string, task: Task): Promise<boolean> {
   const pids = logs.filter((l) => l.msg === "llama-server started" || (l.msg === "sd-cli started" && l.jobId === job.id)).map((l) => l.pid as number);
   const seen = pids.filter((p) => onGpu.has(p));
   console.log(`  ${JobStatus[last!.status]} in ${seconds} s${last!.error ? `: ${last!.error}` : ""}; placed on GPU ${took?.gpu ?? "?"}`);
-  for (const pid of seen) console.log(`  engine pid ${pid} held up to ${formatVram(onGpu.get(pid)!)} on the GPU`);
+  for (const pid of seen) console.log(`  engine pid ${pid} held up to ${formatBytes(onGpu.get(pid)!)} on the GPU`);
   // rocm-smi's JSON lists no processes here: on AMD the job's success and the worker's log are what there is.
   const checkable = inventory.vendor === "nvidia";
   if (checkable && seen.length === 0) console.log("  no engine process of this job showed in the GPU's process list: is the engine built for this GPU?");

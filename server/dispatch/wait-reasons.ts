@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { engineName } from "../../contract/names.js";
-import { formatVram } from "../../contract/vram.js";
+import { formatBytes } from "../../contract/byte-size.js";
 import { waitingJobOf, type JobWaits, type WaitingJob } from "../jobs/job-waits.js";
 import { JobStatus, QueueWaitSchema, WaitReason, type Job, type QueueWait } from "../../gen/studio/v1/job_pb.js";
 import type { GpuDevice, WorkerInfo } from "../../gen/studio/v1/worker_service_pb.js";
@@ -139,7 +139,7 @@ function explain(look: Look, job: WaitingJob): QueueWait {
     const largest = Math.max(...capable.flatMap((w) => w.gpus.map((g) => Number(g.totalMemoryBytes))));
     if (largest < need) {
       const which = capable.length === 1 ? `the 1 worker that runs ${engine}` : `the ${capable.length} workers that run ${engine}`;
-      return wait(WaitReason.GPU_MEMORY, `it needs ${formatVram(need)} of GPU memory and no GPU of ${which} is that large (the largest has ${formatVram(largest)})${inLine}`);
+      return wait(WaitReason.GPU_MEMORY, `it needs ${formatBytes(need)} of GPU memory and no GPU of ${which} is that large (the largest has ${formatBytes(largest)})${inLine}`);
     }
   }
   const free = capable.filter((w) => !w.draining && w.slotsInUse < Math.max(1, w.slots));
@@ -154,7 +154,7 @@ function explain(look: Look, job: WaitingJob): QueueWait {
     if (most < need!) {
       return wait(
         WaitReason.GPU_MEMORY,
-        `it needs ${formatVram(need!)} of GPU memory and no free GPU of the ${plural(free.length, "worker")} that run${free.length === 1 ? "s" : ""} ${engine} with a free slot has that much room now (the most is ${formatVram(most)})${inLine}`,
+        `it needs ${formatBytes(need!)} of GPU memory and no free GPU of the ${plural(free.length, "worker")} that run${free.length === 1 ? "s" : ""} ${engine} with a free slot has that much room now (the most is ${formatBytes(most)})${inLine}`,
       );
     }
   }

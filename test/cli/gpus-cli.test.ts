@@ -42,7 +42,7 @@ describe("the CLI shows GPUs and GPU memory", () => {
     const table = await runCli(["workers", "list"], env());
     expect(table.exit).toBe(0);
     expect(table.stdout).toContain(
-      "0 NVIDIA GeForce RTX 4090: 18.0 GiB of 24.0 GiB free (5.0 GiB held by its engines), 0/1 slot busy; 2 NVIDIA RTX A2000: 6.0 GiB of 6.0 GiB free, 0/1 slot busy",
+      "0 NVIDIA GeForce RTX 4090: 18 GiB of 24 GiB free (5.0 GiB held by its engines), 0/1 slot busy; 2 NVIDIA RTX A2000: 6.0 GiB of 6.0 GiB free, 0/1 slot busy",
     );
     const json = JSON.parse((await runCli(["--json", "workers", "list"], env())).stdout);
     expect(json.workers[0].gpus[0]).toMatchObject({ uuid: "GPU-aaaa", vendor: "GPU_VENDOR_NVIDIA", totalMemoryBytes: String(24 * GiB) });

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { ModelEngine, ModelFileRole, ModelSourceSchema } from "../../gen/studio/v1/model_pb.js";
-import { VRAM_ESTIMATE, describeVramNeed, estimateFromFiles, formatVram, vramNeedOf } from "../../contract/index.js";
+import { VRAM_ESTIMATE, describeVramNeed, estimateFromFiles, vramNeedOf } from "../../contract/index.js";
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -35,11 +35,5 @@ describe("the GPU memory a source needs", () => {
     expect(vramNeedOf(create(ModelSourceSchema, { engine: ModelEngine.SYNTHETIC }))).toBeUndefined();
     expect(vramNeedOf(create(ModelSourceSchema, { engine: ModelEngine.LLAMA_CPP, files: [file("m.gguf")] }))).toBeUndefined();
     expect(vramNeedOf(undefined)).toBeUndefined();
-  });
-
-  test("sizes read for people", () => {
-    expect(formatVram(24 * GiB)).toBe("24.0 GiB");
-    expect(formatVram(600 * MiB)).toBe("600 MiB");
-    expect(formatVram(10)).toBe("1 MiB");
   });
 });

@@ -250,12 +250,12 @@ describe("GPU-aware placement", () => {
     const huge = await textJob("huge");
     expect(huge.waiting).toMatchObject({ reason: WaitReason.GPU_MEMORY, engine: "llama-cpp", capableWorkers: 1 });
     expect(huge.waiting!.message).toStartWith(
-      "it needs 40.0 GiB of GPU memory and no GPU of the 1 worker that runs llama-cpp is that large (the largest has 24.0 GiB)",
+      "it needs 40 GiB of GPU memory and no GPU of the 1 worker that runs llama-cpp is that large (the largest has 24 GiB)",
     );
     const mid = await textJob("mid");
     expect(mid.waiting).toMatchObject({ reason: WaitReason.GPU_MEMORY, capableWorkers: 1 });
     expect(mid.waiting!.message).toStartWith(
-      "it needs 10.0 GiB of GPU memory and no free GPU of the 1 worker that runs llama-cpp with a free slot has that much room now (the most is 8.0 GiB)",
+      "it needs 10 GiB of GPU memory and no free GPU of the 1 worker that runs llama-cpp with a free slot has that much room now (the most is 8.0 GiB)",
     );
 
     // A worker with room takes the mid job; the huge one still fits no GPU of either.
@@ -265,7 +265,7 @@ describe("GPU-aware placement", () => {
     const still = (await jobs.getJob({ jobId: huge.id })).job!;
     expect(still.status).toBe(JobStatus.QUEUED);
     expect(still.waiting).toMatchObject({ reason: WaitReason.GPU_MEMORY, capableWorkers: 2, connectedWorkers: 2 });
-    expect(still.waiting!.message).toStartWith("it needs 40.0 GiB of GPU memory and no GPU of the 2 workers that run llama-cpp is that large");
+    expect(still.waiting!.message).toStartWith("it needs 40 GiB of GPU memory and no GPU of the 2 workers that run llama-cpp is that large");
   });
 
   test("synthetic jobs on a GPU worker take a slot on some GPU", async () => {

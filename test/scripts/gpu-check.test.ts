@@ -45,8 +45,8 @@ describe.skipIf(!engines)("scripts/gpu-check.ts", () => {
       );
       const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
       expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
-      expect(stdout).toContain(`GPU 0  NVIDIA GeForce RTX 4090  ${gpus.state.cards[0]!.uuid}  23.6 GiB free of 24.0 GiB`);
-      expect(stdout).toContain("the studio's ListWorkers:\n  0 NVIDIA GeForce RTX 4090: 23.6 GiB of 24.0 GiB free, 0/1 slot busy");
+      expect(stdout).toContain(`GPU 0  NVIDIA GeForce RTX 4090  ${gpus.state.cards[0]!.uuid}  24 GiB free of 24 GiB`);
+      expect(stdout).toContain("the studio's ListWorkers:\n  0 NVIDIA GeForce RTX 4090: 24 GiB of 24 GiB free, 0/1 slot busy");
       expect(stdout).toMatch(/engine pid \d+ held up to 900 MiB on the GPU/);
       expect(stdout).toMatch(/engine pid \d+ held up to 2\.1 GiB on the GPU/);
       expect(stdout).toContain("OK: both jobs ran on the GPU.");

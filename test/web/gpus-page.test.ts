@@ -77,8 +77,8 @@ describe("GPUs on the admin page", () => {
     await row.waitFor();
     const first = row.locator('li[data-gpu="0"]');
     await expectText(first, /0 · NVIDIA GeForce RTX 4090/);
-    await expectText(first, /16\.0 GiB free of 24\.0 GiB · 7\.0 GiB held by its engines · 0 of 1 slot in use/);
-    await expectText(row.locator('li[data-gpu="1"]'), /12\.0 GiB free of 12\.0 GiB · 1 of 1 slot in use/);
+    await expectText(first, /16 GiB free of 24 GiB · 7\.0 GiB held by its engines · 0 of 1 slot in use/);
+    await expectText(row.locator('li[data-gpu="1"]'), /12 GiB free of 12 GiB · 1 of 1 slot in use/);
     expect(await first.getAttribute("title")).toBe("GPU-8f1e6b2a-0000-4000-8000-000000000001");
     expect(await row.locator("meter").count()).toBe(2);
     await screenshot(page, "workers-gpus");

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { formatVram } from "../../contract/vram.js";
+import { formatBytes } from "../../contract/byte-size.js";
 import { GpuDeviceSchema, GpuVendor, type GpuDevice } from "../../gen/studio/v1/worker_service_pb.js";
 import { DEFAULT_TOOL_TIMEOUT_MS, readInventory, type GpuTools } from "./inventory.js";
 import type { PlannedGpu } from "./gpu-plan.js";
@@ -274,9 +274,9 @@ export class GpuPool {
       const reclaimable = idle.reduce((n, w) => n + this.#bytesOf(w.pid!), 0);
       if (have + reclaimable < needBytes)
         throw new NoRoomError(
-          `${this.describe(gpu)} cannot hold the job: it needs ${formatVram(needBytes)}, and the GPU has ${formatVram(Math.max(0, room.freeBytes))} free` +
-            (room.pendingBytes > 0 ? `, ${formatVram(room.pendingBytes)} of it still to be loaded by other jobs` : "") +
-            (reclaimable > 0 ? `, with ${formatVram(reclaimable)} more held by idle warm servers` : ""),
+          `${this.describe(gpu)} cannot hold the job: it needs ${formatBytes(needBytes)}, and the GPU has ${formatBytes(Math.max(0, room.freeBytes))} free` +
+            (room.pendingBytes > 0 ? `, ${formatBytes(room.pendingBytes)} of it still to be loaded by other jobs` : "") +
+            (reclaimable > 0 ? `, with ${formatBytes(reclaimable)} more held by idle warm servers` : ""),
         );
       for (const w of idle) {
         const bytes = this.#bytesOf(w.pid!);

@@ -1,5 +1,5 @@
 import type { GpuDevice } from "../../gen/studio/v1/worker_service_pb.js";
-import { formatVram } from "../../contract/vram.js";
+import { formatBytes } from "../../contract/byte-size.js";
 import { WorkerConfigError, type WorkerConfig } from "../config.js";
 import { GpuPool } from "./gpu-pool.js";
 import { GpuPlanError, planSlots, type SlotPlan } from "./gpu-plan.js";
@@ -65,8 +65,8 @@ export async function setUpGpus(
         index: gpu.index,
         name: gpu.name,
         uuid: gpu.uuid,
-        memory: formatVram(gpu.totalBytes),
-        free: formatVram(gpu.totalBytes - gpu.usedBytes),
+        memory: formatBytes(gpu.totalBytes),
+        free: formatBytes(gpu.totalBytes - gpu.usedBytes),
         slots: n,
       })),
     },

@@ -11,7 +11,8 @@ import {
   type WorkerHello,
 } from "../../gen/studio/v1/worker_service_pb.js";
 import type { LiveSession, SessionHandlers } from "../session/session-client.js";
-import { describeVramNeed, formatVram, vramNeedOf } from "../../contract/vram.js";
+import { formatBytes } from "../../contract/byte-size.js";
+import { describeVramNeed, vramNeedOf } from "../../contract/vram.js";
 import type { GpuPool } from "../gpus/gpu-pool.js";
 import type { JobGpu } from "../engines/types.js";
 import { JobRun } from "./job-run.js";
@@ -192,8 +193,8 @@ export class WorkerRuntime implements SessionHandlers {
       return this.decline(
         offer,
         session,
-        `${gpu.label} cannot hold the job: it needs ${gpu.needText}; the GPU has ${formatVram(Math.max(0, room.freeBytes - room.pendingBytes))} free for it` +
-          (room.idleBytes > 0 ? ` and ${formatVram(room.idleBytes)} held by idle warm servers` : ""),
+        `${gpu.label} cannot hold the job: it needs ${gpu.needText}; the GPU has ${formatBytes(Math.max(0, room.freeBytes - room.pendingBytes))} free for it` +
+          (room.idleBytes > 0 ? ` and ${formatBytes(room.idleBytes)} held by idle warm servers` : ""),
       );
     }
     const sessions = this.sessions;

@@ -1,6 +1,6 @@
 import type { WorkerInfo } from "../../../gen/studio/v1/worker_service_pb.js";
 import { engineName } from "../../../contract/names.js";
-import { formatVram } from "../../../contract/vram.js";
+import { formatBytes } from "../../../contract/byte-size.js";
 import type { View } from "../app.js";
 import { h, replace, type Child } from "../dom.js";
 import { formatAge, formatTime } from "../format.js";
@@ -39,7 +39,7 @@ const COLUMNS: Array<{ header: string; cell(w: WorkerInfo, c: WorkerRowContext):
                 h(
                   "div",
                   { class: "muted" },
-                  `${formatVram(free)} free of ${formatVram(total)}${held > 0 ? ` · ${formatVram(held)} held by its engines` : ""} · ${g.slotsInUse} of ${g.slots} slot${g.slots === 1 ? "" : "s"} in use`,
+                  `${formatBytes(free)} free of ${formatBytes(total)}${held > 0 ? ` · ${formatBytes(held)} held by its engines` : ""} · ${g.slotsInUse} of ${g.slots} slot${g.slots === 1 ? "" : "s"} in use`,
                 ),
               );
             }),
