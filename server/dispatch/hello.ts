@@ -3,7 +3,7 @@ import { isSha256Hex } from "../../contract/hex.js";
 import { urlProblem } from "../../contract/model-source.js";
 import { engineName, type EngineName } from "../../contract/names.js";
 import { GpuVendor, type CacheUpdate, type GpuDevice, type WorkerHello } from "../../gen/studio/v1/worker_service_pb.js";
-import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
+import { MAX_LEASES_PER_CALL } from "./queue-store.js";
 import { MAX_CACHED_DIGESTS, MAX_CACHED_URLS } from "./worker-registry.js";
 
 /** Most concurrent jobs a worker may claim to run. */

@@ -21,7 +21,7 @@ import { verifyInlineOutputs } from "../outputs/inline-outputs.js";
 import type { OutputStaging, StagedOutput } from "../outputs/output-staging.js";
 import { SessionUploads } from "./session-uploads.js";
 import type { QueueActions } from "./queue-actions.js";
-import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
+import { MAX_LEASES_PER_CALL } from "./queue-store.js";
 
 /** The longest a ClaimJob may wait for a job. */
 export const MAX_CLAIM_WAIT_MS = 30_000;

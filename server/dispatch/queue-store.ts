@@ -46,6 +46,12 @@ export interface ExpiredLease {
   leaseWorker: string | null;
 }
 
+/**
+ * Most leases one renew or keep is given (one heartbeat, hello or poll call may name); callers refuse
+ * or cut a longer list before the store: more is a client bug, not a reason to scan the table.
+ */
+export const MAX_LEASES_PER_CALL = 1024;
+
 /** Renewal of a worker's leases. */
 export interface RenewResult {
   renewed: string[];

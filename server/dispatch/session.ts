@@ -23,9 +23,8 @@ import { checkCacheUpdate, checkGpus, checkHello } from "./hello.js";
 import { WorkerGpus } from "./worker-gpus.js";
 import { probePeer } from "./peer-liveness.js";
 import type { Claimed, QueueActions } from "./queue-actions.js";
-import type { QueueStore } from "./queue-store.js";
+import { MAX_LEASES_PER_CALL, type QueueStore } from "./queue-store.js";
 import { SessionUploads } from "./session-uploads.js";
-import { MAX_LEASES_PER_CALL } from "./sqlite/renew.js";
 import { MAX_CACHED_DIGESTS, MAX_CACHED_URLS, WorkerRegistry, type WorkerEntry } from "./worker-registry.js";
 
 /** What a session needs. */

@@ -2,9 +2,6 @@ import { immediate, type StudioDb } from "../../db/open.js";
 import type { JobRow } from "../../jobs/job-row.js";
 import type { RenewResult } from "../queue-store.js";
 
-/** Most leases one heartbeat or hello may name; more is a client bug, not a reason to scan the table. */
-export const MAX_LEASES_PER_CALL = 1024;
-
 function leasedRow(db: StudioDb, leaseId: string, now: number, holder?: string): JobRow | undefined {
   const row = db.sqlite
     .query<JobRow, [string, number]>(
