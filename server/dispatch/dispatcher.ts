@@ -1,4 +1,6 @@
 import { create } from "@bufbuild/protobuf";
+import { sharedModelSourceFromStored } from "../../contract/model-source.js";
+import type { ModelSource } from "../../gen/studio/v1/model_pb.js";
 import { SessionResponseSchema } from "../../gen/studio/v1/worker_service_pb.js";
 import type { StudioContext } from "../context.js";
 import type { JobChange } from "../events/job-events.js";
@@ -22,6 +24,21 @@ type FileKey = { sha256: string; url?: undefined } | { sha256?: undefined; url: 
 /** Whether a worker reported this file as cached: its sha256 among the worker's digests, or (no sha256) its URL among its URLs. */
 function holds(w: WorkerEntry, key: FileKey): boolean {
   return key.sha256 !== undefined ? w.cached.has(key.sha256) : w.cachedUrls.has(key.url);
+}
+
+/** Each source's file keys, worked out once per stored source text (whose parse the contract caches by text). */
+const fileKeysBySource = new WeakMap<ModelSource, readonly FileKey[]>();
+
+/** A queued job's file keys; none for a job with no source or a malformed one (nothing to match a cache against). */
+function fileKeysOf(job: QueuedJob): readonly FileKey[] {
+  const source = sharedModelSourceFromStored(job.modelSource);
+  if (!source) return [];
+  let keys = fileKeysBySource.get(source);
+  if (!keys) {
+    keys = source.files.map((f): FileKey => (f.sha256 ? { sha256: f.sha256 } : { url: f.url }));
+    fileKeysBySource.set(source, keys);
+  }
+  return keys;
 }
 
 /** What the dispatcher needs. */
@@ -53,7 +70,6 @@ export class Dispatcher {
   #again = false;
   #stopped = false;
   #unsubscribe: (() => void) | undefined;
-  readonly #fileCache = new Map<string, FileKey[]>();
 
   constructor(readonly deps: DispatcherDeps) {}
 
@@ -167,7 +183,7 @@ export class Dispatcher {
    */
   #choose(job: QueuedJob, taken: ReadonlyMap<WorkerEntry, number>, gpuTaken: ReadonlyMap<WorkerEntry, number[]>): WorkerEntry | undefined {
     const { registry, declines } = this.deps;
-    const files = this.#filesOf(job);
+    const files = fileKeysOf(job);
     const most = registry.maxSlots;
     let best: WorkerEntry | undefined;
     let bestLeft = 0;
@@ -191,24 +207,6 @@ export class Dispatcher {
       }
     }
     return best;
-  }
-
-  #filesOf(job: QueuedJob): FileKey[] {
-    let keys = this.#fileCache.get(job.id);
-    if (keys) return keys;
-    keys = [];
-    try {
-      const files = (JSON.parse(job.modelSource ?? "null") as { files?: { sha256?: unknown; url?: unknown }[] } | null)?.files ?? [];
-      for (const f of files) {
-        if (typeof f.sha256 === "string" && f.sha256 !== "") keys.push({ sha256: f.sha256.toLowerCase() });
-        else if (typeof f.url === "string") keys.push({ url: f.url });
-      }
-    } catch {
-      // A malformed source has no files to match a cache against.
-    }
-    if (this.#fileCache.size > 10_000) this.#fileCache.clear();
-    this.#fileCache.set(job.id, keys);
-    return keys;
   }
 
   /**
