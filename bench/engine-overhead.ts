@@ -203,6 +203,28 @@ function takeCpu() {
   return { studioMs: (taken.studio * 1000) / taken.jobs, workerMs: (taken.worker * 1000) / taken.jobs };
 }
 
+/**
+ * llama-server on a port picked here (it cannot report a port 0 back). Another socket may take the
+ * port before llama-server binds it, and then llama-server exits: it is started again on a new pick.
+ */
+async function startLlamaServer(model: string, picks = 3): Promise<{ server: Bun.Subprocess; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freeLoopbackPort();
+    const server = Bun.spawn([engines!.llamaServer, "-m", model, "--host", "127.0.0.1", "--port", String(port)], { stdout: "ignore", stderr: "ignore" });
+    process.once("exit", () => server.kill("SIGKILL"));
+    for (let i = 0; server.exitCode === null && i < 1200; i++) {
+      const ok = await fetch(`http://127.0.0.1:${port}/health`, { keepalive: false }).then((r) => r.status === 200, () => false);
+      if (ok) return { server, port };
+      await Bun.sleep(25);
+    }
+    const exited = server.exitCode !== null;
+    server.kill("SIGKILL");
+    await server.exited;
+    if (!exited || attempt === picks) throw new Error(`llama-server on port ${port} did not become healthy (exit code ${server.exitCode})`);
+    console.error(`engine-overhead: llama-server on port ${port} exited before it was healthy; starting it again on another port`);
+  }
+}
+
 const figures: Figure[] = [];
 const add = (metric: string, value: number, unit: string, note?: string) => figures.push({ bench: "engine overhead", metric, value, unit, ...(note ? { note } : {}) });
 try {
@@ -238,15 +260,7 @@ try {
   add("image job: worker CPU per job (without sd-cli)", imageCpu.workerMs, "ms");
   add("image job: (studio + worker CPU) / sd-cli CPU", (imageCpu.studioMs + imageCpu.workerMs) / sdCpu, "x");
 
-  const port = await freeLoopbackPort();
-  const server = Bun.spawn([engines.llamaServer, "-m", models[3]!.path, "--host", "127.0.0.1", "--port", String(port)], { stdout: "ignore", stderr: "ignore" });
-  process.once("exit", () => server.kill("SIGKILL"));
-  for (let i = 0; ; i++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/health`, { keepalive: false }).then((r) => r.status === 200, () => false);
-    if (ok) break;
-    if (i === 1200 || server.exitCode !== null) throw new Error(`llama-server on port ${port} did not become healthy (exit code ${server.exitCode})`);
-    await Bun.sleep(25);
-  }
+  const { server, port } = await startLlamaServer(models[3]!.path);
   await llamaDirect(port, 4);
   const ttftDirect: number[] = [];
   const ttftWorker: number[] = [];

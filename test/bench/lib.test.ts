@@ -1,4 +1,7 @@
 import { expect, test } from "bun:test";
+import * as net from "node:net";
+import { freeLoopbackPort } from "../../bench/lib/free-port.js";
+import { startStudioProcess } from "../../bench/lib/studio-process.js";
 import { paddedPng, OUTPUT_BYTES } from "../../bench/lib/payload.js";
 import { cpuSeconds, rssBytes } from "../../bench/lib/proc-stats.js";
 import { figuresTable, goal, parseFigures, RESULT_PREFIX } from "../../bench/lib/report.js";
@@ -43,3 +46,18 @@ test("figures survive the BENCH_RESULT line and make a README table with goals",
   expect(table).toContain("| b | m | 1,235 jobs/s | >= 1000 jobs/s | yes |");
   expect(table).toContain("| b | n | 12 ms | < 10 ms | **no** |");
 });
+
+test("a studio whose picked port was taken before it bound is started again on another pick", async () => {
+  const holder = net.createServer();
+  await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+  const taken = (holder.address() as net.AddressInfo).port;
+  const picks = [taken];
+  const studio = await startStudioProcess({ logLevel: "warn", pickPort: async () => picks.shift() ?? freeLoopbackPort() });
+  try {
+    expect(studio.url).not.toBe(`http://127.0.0.1:${taken}`);
+    expect((await fetch(`${studio.url}/healthz`)).status).toBe(200);
+  } finally {
+    await studio.stop();
+    holder.close();
+  }
+}, 30_000);
