@@ -22,8 +22,11 @@ export async function waitForPort(port: number, { host = "127.0.0.1", timeoutMs 
     const ok = await new Promise<boolean>((resolve) => {
       const socket = net.connect(port, host);
       socket.once("connect", () => {
+        // Connecting to a port nobody listens on yet can draw that same port as our own local port:
+        // TCP then connects the socket to itself (and holds the port the server is about to bind).
+        const selfConnected = socket.localPort === port && socket.localAddress === socket.remoteAddress;
         socket.destroy();
-        resolve(true);
+        resolve(!selfConnected);
       });
       socket.once("error", () => resolve(false));
     });
