@@ -1,52 +1,50 @@
+import { Command } from "commander";
 import { z } from "zod";
-import { describeValue } from "../contract/issues.js";
+import { integerSetting, logLevelSetting, readSettings, Refusal, settingsSchema, textSetting, type Setting, type Settings } from "../contract/settings.js";
 import { databaseUrlProblem, redactDatabaseUrl } from "./db/pg/database-url.js";
 import { LISTENER_DEFAULTS } from "./http/listener.js";
 
-/** Every setting of the studio server, validated at start-up; flags win over env, env over defaults. */
-export const ServerConfigSchema = z.strictObject({
-  host: z.string().min(1).default("127.0.0.1"),
-  port: z.coerce.number().int().min(0).max(65535).default(8080),
-  dataDir: z.string().min(1).default("./data"),
-  /**
-   * PostgreSQL shared by every replica (postgres:// or postgresql://); unset: the embedded
-   * SQLite file under dataDir. With it, dataDir holds only local scratch (uploads in flight).
-   */
-  databaseUrl: z
-    .string()
-    .optional()
-    .superRefine((url, ctx) => {
-      const problem = url === undefined ? undefined : databaseUrlProblem(url);
-      if (problem) ctx.addIssue({ code: "custom", message: `--database-url (STUDIO_DATABASE_URL): ${problem} (got ${redactDatabaseUrl(url!)})` });
-    }),
-  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  /** How long a lease lasts without a heartbeat. */
-  leaseTtlMs: z.coerce.number().int().min(500).max(3_600_000).default(30_000),
-  /** How often workers are asked to heartbeat; well under the lease TTL. */
-  heartbeatIntervalMs: z.coerce.number().int().min(100).max(600_000).default(10_000),
-  /** The largest output one job may upload, per output. */
-  maxOutputBytes: z.coerce.number().int().min(1).max(16 * 1024 ** 3).default(512 * 1024 ** 2),
-  /** Attempts a job gets unless its request says otherwise. */
-  defaultMaxAttempts: z.coerce.number().int().min(1).max(100).default(3),
-  /** VerifyModel's deadline per file URL, redirects included. */
-  verifyUrlTimeoutMs: z.coerce.number().int().min(50).max(300_000).default(10_000),
-  tlsCert: z.string().optional(),
-  tlsKey: z.string().optional(),
-  /** An admin bearer token to accept (and store hashed) at start. */
-  adminToken: z.string().min(32).optional(),
-  /** Open WatchJobs streams one token may hold at once. */
-  maxWatchStreamsPerToken: z.coerce.number().int().min(1).max(1000).default(16),
-  /** How long a new connection may take (TLS handshake included) to send a complete request head or first HTTP/2 stream. */
-  headersTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(LISTENER_DEFAULTS.headersTimeoutMs),
-  /** How long a connection may stay open with no request or stream in progress. */
-  idleTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(LISTENER_DEFAULTS.idleTimeoutMs),
-  /** Open connections one peer address (IPv4, or IPv6 /64) may hold; below the listener's 10,000 in all. */
-  maxConnectionsPerAddress: z.coerce.number().int().min(1).max(LISTENER_DEFAULTS.maxConnections).default(LISTENER_DEFAULTS.maxConnectionsPerAddress),
-  /** How long an OpenAI API request waits for a worker to take its job before it is cancelled and answered 503. */
-  openaiWaitMs: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
-}).refine((c) => c.heartbeatIntervalMs <= c.leaseTtlMs / 2, {
-  // A worker must be able to miss one heartbeat without its leases expiring.
-  path: ["heartbeatIntervalMs"],
+/** A setting whose --help ends with the default its rule gives, as `show` writes it. */
+function showingDefault<S extends Setting>(s: S, show: (value: unknown) => string = String): S {
+  return { ...s, help: `${s.help} (default: ${show(s.rule.parse(undefined))})` };
+}
+const inMs = (ms: unknown) => `${ms} ms`;
+
+const databaseUrl = textSetting((url) => {
+  const problem = databaseUrlProblem(url);
+  return problem ? new Refusal(`${problem} (got ${redactDatabaseUrl(url)})`) : url;
+});
+
+/**
+ * Every setting of the studio server: its flag (the key in kebab case), variable, help and rule, in --help's order.
+ * databaseUrl unset: the embedded SQLite file under dataDir; set, dataDir holds only local scratch (uploads in flight).
+ * maxConnectionsPerAddress stays below the listener's 10,000 connections in all.
+ */
+export const SERVER_SETTINGS = {
+  host: showingDefault({ arg: "<host>", env: "STUDIO_HOST", rule: z.string().min(1).default("127.0.0.1"), help: "address to listen on" }),
+  port: showingDefault({ arg: "<port>", env: "STUDIO_PORT", rule: integerSetting(0, 65535).default(8080), help: "port to listen on (0: any free port)" }),
+  dataDir: showingDefault({ arg: "<dir>", env: "STUDIO_DATA_DIR", rule: z.string().min(1).default("./data"), help: "where the SQLite database and outputs live (with --database-url: local scratch only)" }),
+  databaseUrl: { arg: "<url>", env: "STUDIO_DATABASE_URL", secret: true, rule: databaseUrl.optional(), help: "PostgreSQL shared by several replicas, postgres://user:password@host:5432/db; prefer the variable, flags show in ps (default: SQLite under --data-dir)" },
+  logLevel: showingDefault({ arg: "<level>", env: "STUDIO_LOG_LEVEL", rule: logLevelSetting, help: "fatal, error, warn, info, debug, trace or silent" }),
+  leaseTtlMs: showingDefault({ arg: "<ms>", env: "STUDIO_LEASE_TTL_MS", rule: integerSetting(500, 3_600_000).default(30_000), help: "how long a lease lasts without a heartbeat, 500..3600000" }, inMs),
+  heartbeatIntervalMs: showingDefault({ arg: "<ms>", env: "STUDIO_HEARTBEAT_INTERVAL_MS", rule: integerSetting(100, 600_000).default(10_000), help: "how often workers heartbeat, at most half the lease TTL" }, inMs),
+  maxOutputBytes: showingDefault({ arg: "<n>", env: "STUDIO_MAX_OUTPUT_BYTES", rule: integerSetting(1, 16 * 1024 ** 3).default(512 * 1024 ** 2), help: "largest output a job may upload, in bytes" }, (n) => `${n} = ${Number(n) / 1024 ** 2} MiB`),
+  defaultMaxAttempts: showingDefault({ arg: "<n>", env: "STUDIO_DEFAULT_MAX_ATTEMPTS", rule: integerSetting(1, 100).default(3), help: "attempts a job gets unless it asks otherwise, 1..100" }),
+  verifyUrlTimeoutMs: showingDefault({ arg: "<ms>", env: "STUDIO_VERIFY_URL_TIMEOUT_MS", rule: integerSetting(50, 300_000).default(10_000), help: "VerifyModel's deadline per file URL" }, inMs),
+  tlsCert: { arg: "<file>", env: "STUDIO_TLS_CERT", rule: z.string().optional(), help: "PEM certificate: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) (default: cleartext)" },
+  tlsKey: { arg: "<file>", env: "STUDIO_TLS_KEY", rule: z.string().optional(), help: "PEM private key for --tls-cert" },
+  adminToken: { arg: "<token>", env: "STUDIO_ADMIN_TOKEN", secret: true, rule: z.string().min(32).optional(), help: "an admin bearer token to accept (at least 32 characters); visible in ps, prefer STUDIO_ADMIN_TOKEN (default: none)" },
+  maxWatchStreamsPerToken: showingDefault({ arg: "<n>", env: "STUDIO_MAX_WATCH_STREAMS_PER_TOKEN", rule: integerSetting(1, 1000).default(16), help: "open WatchJobs streams one token may hold" }),
+  headersTimeoutMs: showingDefault({ arg: "<ms>", env: "STUDIO_HEADERS_TIMEOUT_MS", rule: integerSetting(100, 600_000).default(LISTENER_DEFAULTS.headersTimeoutMs), help: "how long a new connection may take to send a complete request head (HTTP/1.1) or first stream (HTTP/2), TLS handshake included" }, inMs),
+  idleTimeoutMs: showingDefault({ arg: "<ms>", env: "STUDIO_IDLE_TIMEOUT_MS", rule: integerSetting(100, 3_600_000).default(LISTENER_DEFAULTS.idleTimeoutMs), help: "how long a connection may stay open with no request or stream in progress" }, inMs),
+  maxConnectionsPerAddress: showingDefault({ arg: "<n>", env: "STUDIO_MAX_CONNECTIONS_PER_ADDRESS", rule: integerSetting(1, LISTENER_DEFAULTS.maxConnections).default(LISTENER_DEFAULTS.maxConnectionsPerAddress), help: "open connections one client address (IPv4, or IPv6 /64) may hold; raise it behind a reverse proxy or a NAT with many workers" }),
+  openaiWaitMs: showingDefault({ arg: "<ms>", env: "STUDIO_OPENAI_WAIT_MS", rule: integerSetting(100, 3_600_000).default(60_000), help: "how long an OpenAI API request waits for a worker to take its job before the job is cancelled and the answer is 503" }, inMs),
+} satisfies Settings;
+
+/** The studio's configuration, validated at start-up (and by startStudio for tests that skip the flags). */
+export const ServerConfigSchema = settingsSchema(SERVER_SETTINGS).refine((c) => c.heartbeatIntervalMs <= c.leaseTtlMs / 2, {
+  // A worker must be able to miss one heartbeat without its leases expiring. A rule across two
+  // settings belongs to neither (no path): its message names both flags itself.
   error: (issue) => {
     const c = issue.input as { heartbeatIntervalMs: number; leaseTtlMs: number };
     return `--heartbeat-interval-ms (${c.heartbeatIntervalMs}) must be at most half of --lease-ttl-ms (${c.leaseTtlMs}), so that one late heartbeat does not expire a lease`;
@@ -55,62 +53,10 @@ export const ServerConfigSchema = z.strictObject({
 export type ServerConfig = z.output<typeof ServerConfigSchema>;
 export type ServerConfigInput = z.input<typeof ServerConfigSchema>;
 
-/** Which environment variable feeds which setting. */
-export const SERVER_ENV: Record<keyof ServerConfig, string> = {
-  host: "STUDIO_HOST",
-  port: "STUDIO_PORT",
-  dataDir: "STUDIO_DATA_DIR",
-  databaseUrl: "STUDIO_DATABASE_URL",
-  logLevel: "STUDIO_LOG_LEVEL",
-  leaseTtlMs: "STUDIO_LEASE_TTL_MS",
-  heartbeatIntervalMs: "STUDIO_HEARTBEAT_INTERVAL_MS",
-  maxOutputBytes: "STUDIO_MAX_OUTPUT_BYTES",
-  defaultMaxAttempts: "STUDIO_DEFAULT_MAX_ATTEMPTS",
-  verifyUrlTimeoutMs: "STUDIO_VERIFY_URL_TIMEOUT_MS",
-  tlsCert: "STUDIO_TLS_CERT",
-  tlsKey: "STUDIO_TLS_KEY",
-  adminToken: "STUDIO_ADMIN_TOKEN",
-  maxWatchStreamsPerToken: "STUDIO_MAX_WATCH_STREAMS_PER_TOKEN",
-  headersTimeoutMs: "STUDIO_HEADERS_TIMEOUT_MS",
-  idleTimeoutMs: "STUDIO_IDLE_TIMEOUT_MS",
-  maxConnectionsPerAddress: "STUDIO_MAX_CONNECTIONS_PER_ADDRESS",
-  openaiWaitMs: "STUDIO_OPENAI_WAIT_MS",
-};
-
-/** The defaults, for --help. */
-export const SERVER_DEFAULTS: ServerConfig = ServerConfigSchema.parse({});
-
-/** A setting's command-line flag: leaseTtlMs is --lease-ttl-ms. */
-export function flagFor(key: keyof ServerConfig): string {
-  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-}
-
-/** Settings whose value must never be echoed in an error message. */
-const SECRET_SETTINGS = new Set<string>(["adminToken", "databaseUrl"]);
-
-/** Start-up configuration that breaks a rule; the message names each flag and the value as given. */
-export class ServerConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ServerConfigError";
-  }
-}
-
-/**
- * Validates flags and env as given (strings from the command line or numbers from tests).
- * Errors quote the raw input ("abc"), not what coercion made of it (NaN), and never a secret.
- */
-export function parseServerConfig(input: Record<string, unknown>): ServerConfig {
-  const parsed = ServerConfigSchema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  const messages = parsed.error.issues.map((issue) => {
-    const key = issue.path[0];
-    if (issue.code === "custom" || typeof key !== "string" || !(key in SERVER_ENV)) return issue.message;
-    const setting = key as keyof ServerConfig;
-    const raw = input[setting];
-    const rule = issue.code === "invalid_type" && issue.expected === "number" ? "must be a number" : issue.message;
-    const got = raw === undefined || SECRET_SETTINGS.has(setting) ? "" : ` (got ${describeValue(raw)})`;
-    return `${flagFor(setting)} (${SERVER_ENV[setting]}): ${rule}${got}`;
-  });
-  throw new ServerConfigError(messages.join("; "));
+/** `studio-server [flags]`: the studio's settings from argv and the environment (flags win); throws ConfigError. */
+export function parseServerArgs(argv: string[], { env = process.env }: { env?: Record<string, string | undefined> } = {}): ServerConfig {
+  const program = new Command("studio-server")
+    .description("Studio: the registry and job queue that GPU workers take work from.")
+    .showHelpAfterError();
+  return readSettings(program, SERVER_SETTINGS, ServerConfigSchema, { argv, env });
 }

@@ -3,7 +3,8 @@
 import { onShutdownSignal } from "./shutdown-signals.js";
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { engineName } from "../contract/names.js";
-import { WorkerConfigError, resolveEngines, type WorkerConfig } from "./config.js";
+import { ConfigError } from "../contract/settings.js";
+import { resolveEngines, type WorkerConfig } from "./config.js";
 import { DownloadManager } from "./download/index.js";
 import { engineEnv } from "./engines/engine-env.js";
 import { LlamaServerEngine } from "./engines/llama-server-engine.js";
@@ -72,7 +73,7 @@ function buildEngines(config: WorkerConfig, logger: ReturnType<typeof createWork
     );
   if (found.synthetic) engines.push(new SyntheticEngine({ stepDelayMs: config.syntheticStepMs }));
   if (engines.length === 0)
-    throw new WorkerConfigError(
+    throw new ConfigError(
       "no engine to run: neither sd-cli nor llama-server was found on PATH; pass --sd-cli PATH, --llama-server PATH or --engines synthetic",
     );
   return new MultiEngine(engines);
@@ -99,7 +100,7 @@ async function main(argv: string[]): Promise<number> {
       ensureSafeDir(config.workDir, "--work-dir", { private: true }),
     ].filter((n): n is string => n !== undefined);
   } catch (err) {
-    if (!(err instanceof WorkerConfigError) && !(err instanceof UnsafeDirError)) throw err;
+    if (!(err instanceof ConfigError) && !(err instanceof UnsafeDirError)) throw err;
     process.stderr.write(`studio-worker: bad configuration: ${err.message}\n`);
     return 2;
   }
@@ -120,15 +121,15 @@ async function main(argv: string[]): Promise<number> {
     });
     engines = buildEngines(config, logger);
     if (config.caFile) {
-      if (!config.server.every((s) => s.startsWith("https:"))) throw new WorkerConfigError("--ca-file is only for an https:// --server (every URL given)");
+      if (!config.server.every((s) => s.startsWith("https:"))) throw new ConfigError("--ca-file is only for an https:// --server (every URL given)");
       try {
         ca = readFileSync(config.caFile);
       } catch (err) {
-        throw new WorkerConfigError(`--ca-file: cannot read ${config.caFile}: ${(err as Error).message}`);
+        throw new ConfigError(`--ca-file: cannot read ${config.caFile}: ${(err as Error).message}`);
       }
     }
   } catch (err) {
-    if (!(err instanceof WorkerConfigError)) throw err;
+    if (!(err instanceof ConfigError)) throw err;
     barView?.stop();
     process.stderr.write(`studio-worker: bad configuration: ${err.message}\n`);
     return 2;

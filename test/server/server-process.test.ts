@@ -22,9 +22,10 @@ afterEach(async () => {
 });
 
 /** Starts `bun server/main.ts` on port 0 and resolves with its URL, read from the "studio listening" log line. */
-async function startServer(dataDir: string) {
+async function startServer(dataDir: string, env: Record<string, string> = {}) {
   const proc = Bun.spawn(["bun", "server/main.ts", "--port", "0", "--data-dir", dataDir, "--log-level", "info"], {
     cwd: ROOT,
+    env: { ...process.env, ...env },
     stdout: "pipe",
     stderr: "pipe",
     stdin: "ignore",
@@ -67,6 +68,16 @@ describe("bun run server", () => {
     expect((await again.getJob({ jobId: job!.id })).job).toEqual(job!);
     second.proc.kill("SIGINT");
     expect(await second.proc.exited).toBe(0);
+  }, 20_000);
+
+  test("a variable set to the empty string is unset, as for the worker: the default applies", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "studio-proc-"));
+    dirs.push(dataDir);
+    // Commander's .env() took "" as a value: an empty host or admin token stopped start-up.
+    const { proc, url } = await startServer(dataDir, { STUDIO_HOST: "", STUDIO_ADMIN_TOKEN: "", STUDIO_LEASE_TTL_MS: "" });
+    expect(new URL(url).hostname).toBe("127.0.0.1");
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
   }, 20_000);
 
   test("a bad flag stops start-up with a message naming it", async () => {

@@ -1,6 +1,7 @@
 import type { GpuDevice } from "../../gen/studio/v1/worker_service_pb.js";
 import { formatBytes } from "../../contract/byte-size.js";
-import { WorkerConfigError, type WorkerConfig } from "../config.js";
+import { ConfigError } from "../../contract/settings.js";
+import type { WorkerConfig } from "../config.js";
 import { GpuPool } from "./gpu-pool.js";
 import { GpuPlanError, planSlots, type SlotPlan } from "./gpu-plan.js";
 import { describeNoGpu, readInventory, type GpuTools } from "./inventory.js";
@@ -21,7 +22,7 @@ interface SetupLogger {
 /**
  * Looks for the machine's GPUs (unless --gpus none) and plans the slots on them. A GPU tool that is
  * missing, hangs or prints something unreadable leaves the worker CPU-only with one warning; --gpus
- * or --slot-gpus naming a GPU that is not there stops start-up (WorkerConfigError) listing the GPUs
+ * or --slot-gpus naming a GPU that is not there stops start-up (ConfigError) listing the GPUs
  * found. `onUpdate` gets the GPUs' figures whenever they moved enough to tell the studio.
  */
 export async function setUpGpus(
@@ -33,7 +34,7 @@ export async function setUpGpus(
     try {
       return planSlots(config.gpus, found, { slots: config.slots, slotGpus: config.slotGpus, why });
     } catch (err) {
-      if (err instanceof GpuPlanError) throw new WorkerConfigError(err.message);
+      if (err instanceof GpuPlanError) throw new ConfigError(err.message);
       throw err;
     }
   };
@@ -43,7 +44,7 @@ export async function setUpGpus(
   }
   const tool = (flag: string, given: string | undefined, name: string) => {
     if (given === undefined) return Bun.which(name) ?? undefined;
-    if (!isExecutable(given)) throw new WorkerConfigError(`${flag}: ${given} is not an executable file`);
+    if (!isExecutable(given)) throw new ConfigError(`${flag}: ${given} is not an executable file`);
     return given;
   };
   const tools: GpuTools = {

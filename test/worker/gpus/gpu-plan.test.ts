@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { GpuPlanError, parseGpuChoice, planSlots } from "../../../worker/gpus/gpu-plan.js";
 import { parseWorkerArgs } from "../../../worker/ui/cli-options.js";
-import { WorkerConfigError } from "../../../worker/config.js";
+import { ConfigError } from "../../../contract/settings.js";
 import type { GpuReading } from "../../../worker/gpus/types.js";
 
 const GiB = 1024 ** 3;
@@ -26,7 +26,7 @@ describe("--gpus", () => {
 
   test("bad values stop start-up naming the flag and its variable", () => {
     const parse = (args: string[], env: Record<string, string> = {}) => parseWorkerArgs(["bun", "w", "--server", "http://s", ...args], { env });
-    expect(() => parse(["--gpus", "1,x"])).toThrow(WorkerConfigError);
+    expect(() => parse(["--gpus", "1,x"])).toThrow(ConfigError);
     expect(() => parse(["--gpus", "1,x"])).toThrow(/--gpus \(STUDIO_GPUS\)/);
     expect(() => parse(["--slot-gpus", "0,-1"])).toThrow(/--slot-gpus \(STUDIO_SLOT_GPUS\): must list each slot's GPU index/);
     expect(parse([], { STUDIO_GPUS: "1,3", STUDIO_SLOT_GPUS: "1,1,3" })).toMatchObject({ gpus: { kind: "list", indexes: [1, 3] }, slotGpus: [1, 1, 3] });

@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WorkerConfigError, resolveEngines } from "../../../worker/config.js";
+import { ConfigError } from "../../../contract/settings.js";
+import { resolveEngines } from "../../../worker/config.js";
 import { parseWorkerArgs } from "../../../worker/ui/cli-options.js";
 
 /** Explicit: real processes on a loaded 2-core machine can take longer than bun's 5 s default. */
@@ -67,7 +68,7 @@ describe("worker configuration", () => {
       try {
         parse(args);
       } catch (e) {
-        expect(e).toBeInstanceOf(WorkerConfigError);
+        expect(e).toBeInstanceOf(ConfigError);
         return (e as Error).message;
       }
       throw new Error("no error");
@@ -99,7 +100,7 @@ describe("worker configuration", () => {
       try {
         parse(["--server", "http://h", ...args]);
       } catch (e) {
-        expect(e).toBeInstanceOf(WorkerConfigError);
+        expect(e).toBeInstanceOf(ConfigError);
         return (e as Error).message;
       }
       throw new Error("no error");
