@@ -3,7 +3,7 @@ import { z } from "zod";
 import { describeValue } from "./issues.js";
 
 /**
- * One setting of a program (the studio server, the worker), declared once: the one way both read
+ * One setting of a program (the studio server, the worker, the CLI), declared once: the one way all read
  * configuration. Its flag is its key in kebab case (leaseTtlMs is --lease-ttl-ms); its variable
  * feeds it when the flag is not given; its rule (type, bounds, default) validates either.
  */
@@ -64,9 +64,39 @@ function flagOf(key: string): string {
 }
 
 /**
- * Reads and validates a program's settings: adds a flag per setting to `program` (whose --help then shows
- * each variable as [env NAME]), parses argv (commander exits for --help, --version and unknown flags),
- * takes each flag, else its variable, and validates them with `schema`, else throws ConfigError.
+ * Adds a flag per setting to `program`, its help ending with the variable as [env NAME]. No default
+ * and no commander .env(): an unset flag stays undefined in program.opts(), so resolveSettings can
+ * tell "not given" from a value and fall back to the variable, then to the rule's default.
+ */
+export function addSettingFlags(program: Command, settings: Settings): Command {
+  for (const [key, s] of Object.entries(settings)) {
+    const option = new Option(`${flagOf(key)} ${s.arg}`, `${s.help} [env ${s.env}]`);
+    if (s.repeatable) option.argParser((value: string, previous: string | undefined) => (previous ? `${previous},${value}` : value));
+    program.addOption(option);
+  }
+  return program;
+}
+
+/**
+ * Resolves settings from the flags given (program.opts() once commander has parsed; keys without a
+ * setting, like the CLI's --json, are ignored) and `env`: each flag, else its variable, validated with
+ * `schema`, else throws ConfigError. For programs that parse argv themselves (the CLI's subcommands).
+ */
+export function resolveSettings<S extends z.ZodType>(
+  flags: Record<string, unknown>,
+  settings: Settings,
+  schema: S,
+  env: Record<string, string | undefined> = process.env,
+): z.output<S> {
+  const given = givenSettings(flags, settings, env);
+  const parsed = schema.safeParse(given);
+  if (!parsed.success) throw new ConfigError(describeIssues(parsed.error, given, settings));
+  return parsed.data;
+}
+
+/**
+ * Reads and validates a program's settings: adds their flags to `program`, parses argv (commander exits
+ * for --help, --version and unknown flags) and resolves them (see resolveSettings), else throws ConfigError.
  */
 export function readSettings<S extends z.ZodType>(
   program: Command,
@@ -74,16 +104,8 @@ export function readSettings<S extends z.ZodType>(
   schema: S,
   { argv, env = process.env }: { argv: string[]; env?: Record<string, string | undefined> },
 ): z.output<S> {
-  for (const [key, s] of Object.entries(settings)) {
-    const option = new Option(`${flagOf(key)} ${s.arg}`, `${s.help} [env ${s.env}]`);
-    if (s.repeatable) option.argParser((value: string, previous: string | undefined) => (previous ? `${previous},${value}` : value));
-    program.addOption(option);
-  }
-  program.parse(argv);
-  const given = givenSettings(program.opts(), settings, env);
-  const parsed = schema.safeParse(given);
-  if (!parsed.success) throw new ConfigError(describeIssues(parsed.error, given, settings));
-  return parsed.data;
+  addSettingFlags(program, settings).parse(argv);
+  return resolveSettings(program.opts(), settings, schema, env);
 }
 
 /**
@@ -91,10 +113,11 @@ export function readSettings<S extends z.ZodType>(
  * process.env only). An empty value counts as unset: a unit or compose file that names a variable
  * without a value, or `--flag "$UNSET"` in a script, means "the default", not "nothing".
  */
-function givenSettings(flags: Record<string, string | undefined>, settings: Settings, env: Record<string, string | undefined>) {
+function givenSettings(flags: Record<string, unknown>, settings: Settings, env: Record<string, string | undefined>) {
   const given: Record<string, string> = {};
   for (const [key, s] of Object.entries(settings)) {
-    const value = flags[key] ?? env[s.env];
+    // A setting's flag takes text (arg "<...>"), so commander gives a string or nothing.
+    const value = (flags[key] as string | undefined) ?? env[s.env];
     if (value !== undefined && value !== "") given[key] = value;
   }
   return given;

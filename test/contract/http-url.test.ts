@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { httpUrlProblem } from "../../contract/http-url.js";
-import { parseConnection } from "../../cli/connection.js";
+import { resolveGlobalOptions } from "../../cli/connection.js";
 import { parseWorkerArgs } from "../../worker/ui/cli-options.js";
 
 test("one URL rule for model files, the worker's --server and the CLI's --server", () => {
@@ -12,7 +12,7 @@ test("one URL rule for model files, the worker's --server and the CLI's --server
   ];
   for (const [url, problem] of cases) {
     expect(httpUrlProblem(url)).toBe(problem);
-    expect(() => parseConnection({ server: url })).toThrow(`--server: ${problem}`);
+    expect(() => resolveGlobalOptions({ server: url }, {})).toThrow(`--server (STUDIO_SERVER): ${problem}`);
     expect(() => parseWorkerArgs(["bun", "worker", "--server", url], { env: {} })).toThrow(`--server (STUDIO_SERVER): ${problem}`);
   }
 });

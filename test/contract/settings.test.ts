@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { Command } from "commander";
 import { z } from "zod";
-import { ConfigError, readSettings, settingsSchema, type Settings } from "../../contract/settings.js";
+import { addSettingFlags, ConfigError, readSettings, resolveSettings, settingsSchema, type Settings } from "../../contract/settings.js";
 import { parseServerArgs } from "../../server/config.js";
 import { parseWorkerArgs } from "../../worker/ui/cli-options.js";
 
@@ -63,6 +63,19 @@ describe("readSettings", () => {
     const help = into.helpInformation().replace(/\s+/g, " ");
     expect(help).toContain("--port <port> port to listen on [env T_PORT]");
     expect(help).toContain("--api-key <key> a key [env T_API_KEY]");
+  });
+});
+
+describe("addSettingFlags and resolveSettings, for a program that parses argv itself (the CLI's verbs)", () => {
+  test("the flags a subcommand's parse left, resolved against the env given; other options are no setting", async () => {
+    let resolved: unknown;
+    const into = addSettingFlags(program(), SETTINGS);
+    into.option("--json").command("go").action((_opts, cmd: Command) => {
+      resolved = resolveSettings(cmd.optsWithGlobals(), SETTINGS, settingsSchema(SETTINGS), { T_NAME: "from-env", T_PORT: "" });
+    });
+    await into.parseAsync(["bun", "t", "--json", "--peer", "x", "go"]);
+    expect(resolved).toEqual({ port: 80, peer: ["x"], name: "from-env" });
+    expect(problem(() => resolveSettings({}, SETTINGS, settingsSchema(SETTINGS), {}))).toBe("--name is required (or set T_NAME)");
   });
 });
 
