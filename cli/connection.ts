@@ -3,7 +3,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { httpUrlProblem } from "../contract/http-url.js";
+import { httpUrlProblem, withoutCredentials } from "../contract/http-url.js";
 import { ConfigError, Refusal, resolveSettings, settingsSchema, textSetting, type Settings } from "../contract/settings.js";
 import { CliError, EXIT } from "./exit-codes.js";
 
@@ -13,7 +13,7 @@ export const DEFAULT_SERVER = "http://127.0.0.1:8080";
 /** --server: the one URL rule (contract/http-url.ts), with an example of a good one for the operator to copy. */
 const studioUrl = textSetting((url) => {
   const problem = httpUrlProblem(url);
-  return problem ? new Refusal(`${problem} (got ${JSON.stringify(url)}); use for example ${DEFAULT_SERVER}`) : url;
+  return problem ? new Refusal(`${problem} (got ${JSON.stringify(withoutCredentials(url))}); use for example ${DEFAULT_SERVER}`) : url;
 });
 
 /**

@@ -20,6 +20,22 @@ export function httpUrlProblem(url: string): string | undefined {
   return undefined;
 }
 
+/**
+ * A URL as an error message may quote it: its user name and password replaced by *** (a URL refused
+ * for carrying credentials must not print them into logs and terminals); any other text as it is.
+ */
+export function withoutCredentials(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.username && !parsed.password) return url;
+    parsed.username = "***";
+    parsed.password = "";
+    return parsed.href;
+  } catch {
+    return url;
+  }
+}
+
 const IPV4_LOOPBACK = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
 function isIpv4Loopback(host: string): boolean {

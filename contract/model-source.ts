@@ -19,7 +19,7 @@ import {
   roleFromName,
   roleName,
 } from "./names.js";
-import { httpUrlProblem } from "./http-url.js";
+import { httpUrlProblem, withoutCredentials } from "./http-url.js";
 import { describeValue, issuesFromZod, type ValidationIssue } from "./issues.js";
 
 /** Bounds that keep one source (and one stored row) small. */
@@ -54,10 +54,10 @@ export function urlProblem(url: string): string | undefined {
   return httpUrlProblem(url);
 }
 
-function refineWith(problem: (v: string) => string | undefined) {
+function refineWith(problem: (v: string) => string | undefined, quoted: (v: string) => string = (v) => v) {
   return (value: string, ctx: z.RefinementCtx) => {
     const why = problem(value);
-    if (why) ctx.addIssue({ code: "custom", message: `${why} (got ${describeValue(value)})` });
+    if (why) ctx.addIssue({ code: "custom", message: `${why} (got ${describeValue(quoted(value))})` });
   };
 }
 
@@ -81,7 +81,7 @@ export type CliDefaultsJson = z.infer<typeof CliDefaultsJsonSchema>;
 /** The wire JSON of one ModelFile. */
 export const ModelFileJsonSchema = z.strictObject({
   role: z.enum(ROLE_NAMES),
-  url: z.string().superRefine(refineWith(urlProblem)),
+  url: z.string().superRefine(refineWith(urlProblem, withoutCredentials)),
   filename: z.string().superRefine(refineWith(filenameProblem)),
   approxBytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
   sha256: z

@@ -1,5 +1,5 @@
 import { parseByteSize } from "../contract/byte-size.js";
-import { httpUrlProblem } from "../contract/http-url.js";
+import { httpUrlProblem, withoutCredentials } from "../contract/http-url.js";
 import { z } from "zod";
 import { homedir, hostname } from "node:os";
 import { join } from "node:path";
@@ -28,7 +28,7 @@ const serverList = textSetting((text) => {
   if (urls.length === 0 || urls.length > MAX_SERVERS) return new Refusal(`must name 1 to ${MAX_SERVERS} studio URLs (got ${urls.length})`);
   for (const url of urls) {
     const problem = httpUrlProblem(url);
-    if (problem) return new Refusal(`${problem} (got ${JSON.stringify(url)}); a token goes in --token`);
+    if (problem) return new Refusal(`${problem} (got ${JSON.stringify(withoutCredentials(url))}); a token goes in --token`);
   }
   return urls;
 });
