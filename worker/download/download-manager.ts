@@ -149,6 +149,21 @@ export class DownloadManager {
     return (await listUrlBlobs(this.layout)).filter((u) => urlProblem(u) === undefined).slice(0, MAX_CACHED_URLS);
   }
 
+  /**
+   * Marks the cached copies of `files` as just used: a job a warm engine serves from files it already
+   * holds skips ensure(), and without this the busiest model would look the least recently used.
+   * A file no longer in the cache is skipped.
+   */
+  async touchCached(files: ModelFile[]): Promise<void> {
+    await Promise.all(
+      files.map((file) =>
+        touchBlob(this.layout.blob(this.checkFile(file))).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== "ENOENT") throw err;
+        }),
+      ),
+    );
+  }
+
   /** Evicts least recently used, unpinned files until the cache fits cacheMaxBytes (no-op without a budget). */
   async evictOnce(): Promise<{ removed: number; freedBytes: number }> {
     const budget = this.opts.cacheMaxBytes;

@@ -137,6 +137,7 @@ export class JobRun {
     deps.view.started(this.jobId, offer.model, engineName(engine.kind) ?? String(engine.kind));
 
     const held: HeldFile[] = [];
+    let touched: Promise<void> | undefined;
     let workDir: string | undefined;
     try {
       const signal = this.abort.signal;
@@ -149,6 +150,10 @@ export class JobRun {
       if (warm) {
         linked = { files: warm };
         this.ranWarm = true;
+        // Off the first token's path: awaited when the job ends.
+        touched = deps.downloads
+          .touchCached(files)
+          .catch((err) => deps.logger.warn({ jobId: this.jobId, err: (err as Error).message }, "cannot mark the warm engine's model files as used in the cache"));
       } else {
         if (files.length > 0) {
           this.progress({ phase: JobPhase.DOWNLOADING, message: `downloading ${files.length} file(s)` });
@@ -221,6 +226,7 @@ export class JobRun {
       return this.end("failed", message);
     } finally {
       this.throttle.drop(this.jobId);
+      await touched;
       for (const f of held)
         await Promise.resolve(f.release()).catch((err) =>
           deps.logger.warn({ jobId: this.jobId, err: (err as Error).message }, "cannot release a cached model file after the job"),

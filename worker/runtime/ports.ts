@@ -28,6 +28,8 @@ export interface Downloads<F extends HeldFile = HeldFile> {
   cachedDigests(): Promise<Iterable<string>> | Iterable<string>;
   /** URLs of complete files cached without a digest (placement of models whose files carry no sha256). */
   cachedUrls(): Promise<Iterable<string>> | Iterable<string>;
+  /** Marks the cached copies of files as just used (the LRU's order) for a job that did not go through ensureAll. */
+  touchCached(files: ModelFile[]): Promise<void>;
 }
 
 /** What the job runner needs from the engines (worker/engines MultiEngine). */

@@ -28,6 +28,21 @@ describe("verified downloads", () => {
     cached.release();
   });
 
+  test("touchCached marks a cached file as just used (the LRU's order) and skips a file the cache does not hold", async () => {
+    const body = randomFile(16 * 1024);
+    const url = server.serve("/touched.bin", body);
+    const { dm } = manager(await tempDir());
+    const file = modelFile(url, "touched.bin", { sha256: sha256(body) });
+    const cached = await dm.ensure(file);
+    cached.release();
+    const dayAgo = new Date(Date.now() - 86_400_000);
+    await fs.utimes(cached.path, dayAgo, dayAgo);
+    const never = modelFile(server.serve("/never.bin", body.subarray(1)), "never.bin", { sha256: sha256(body.subarray(1)) });
+    await dm.touchCached([file, never]);
+    expect((await fs.stat(cached.path)).atimeMs).toBeGreaterThan(Date.now() - 60_000);
+    expect(server.gets("/never.bin").length).toBe(0);
+  });
+
   test("progress is throttled: with a long interval only the first and the final event arrive", async () => {
     const body = randomFile(512 * 1024);
     const url = server.serve("/throttled-progress.bin", body);

@@ -56,6 +56,7 @@ async function runtimeOn(cards: ReturnType<typeof nvidiaCard>[]) {
     },
     cachedDigests: () => [],
     cachedUrls: () => [],
+    touchCached: async () => {},
   };
   const engines = new MultiEngine([new SyntheticEngine({ stepDelayMs: 1000 })]);
   const work = mkdtempSync(join(tmpdir(), "runtime-gpus-"));

@@ -43,6 +43,7 @@ const noDownloads: Downloads = {
   ensureAll: async () => [],
   cachedDigests: () => [],
   cachedUrls: () => [],
+  touchCached: async () => {},
 };
 
 // Found by the chaos run: a worker continued after SIGSTOP read a backlog of cancel, offer, cancel,

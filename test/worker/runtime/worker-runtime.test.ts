@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -284,6 +284,7 @@ describe("WorkerRuntime with a real studio", () => {
           (await manager.ensureAll(f, o)).map((c) => ({ ...c, release: () => gate.promise.then(() => c.release()) })),
         cachedDigests: () => manager.cachedDigests(),
         cachedUrls: () => manager.cachedUrls(),
+        touchCached: (f) => manager.touchCached(f),
       };
       const { view } = startWorker({ downloads });
       const first = (await jobs.createJob({ model: "rt-slot", task: imageTask("first") })).job!;
@@ -328,8 +329,10 @@ describe("WorkerRuntime with a real studio", () => {
         },
         cachedDigests: () => manager.cachedDigests(),
         cachedUrls: () => manager.cachedUrls(),
+        touchCached: (f) => manager.touchCached(f),
       };
       const { view } = startWorker({ downloads, llama });
+      const blob = join(dir, "cache", "blobs", "sha256", sha256Hex(bytes));
       const run = async (prompt: string) => {
         const { job } = await jobs.createJob({ model: "rt-llama", task: { kind: { case: "text", value: { prompt, maxTokens: 3 } } } as Task });
         const done = await watchJob(jobs, job!.id);
@@ -338,8 +341,12 @@ describe("WorkerRuntime with a real studio", () => {
       };
       await run("first");
       expect(ensured).toBe(1);
+      // As if the file had not been used for a day: the warm job must mark it used (the LRU's order).
+      const dayAgo = new Date(Date.now() - 86_400_000);
+      utimesSync(blob, dayAgo, dayAgo);
       await run("second");
       expect(ensured).toBe(1);
+      expect(statSync(blob).atimeMs).toBeGreaterThan(Date.now() - 60_000);
       const argv = JSON.parse(await Bun.file(argvFile).text()) as string[];
       await llama.server(argv[argv.indexOf("-m") + 1]!)!.stop();
       await run("third");
