@@ -41,7 +41,10 @@ export function estimateFromFiles(sum: number): number {
   return sum + Math.ceil(sum / 5) + VRAM_ESTIMATE.fixedBytes;
 }
 
-/** A need for people: "8.1 GiB (estimated from the files' sizes)" or "8.0 GiB (stated)". */
+/**
+ * A need for people: "8.1 GiB of GPU memory (estimated from the files' approxBytes plus 20% and 512 MiB)"
+ * or "8.0 GiB of GPU memory (the source's vramBytes)".
+ */
 export function describeVramNeed(need: VramNeed): string {
   return `${formatBytes(need.bytes)} of GPU memory (${need.estimated ? "estimated from the files' approxBytes plus 20% and 512 MiB" : "the source's vramBytes"})`;
 }
