@@ -81,7 +81,7 @@ export interface JobGpu {
   needBytes: number;
   /** How the need was worked out, for an out-of-memory message ("8.1 GiB, estimated from ..."). */
   needText: string;
-  pool: Pick<GpuPool, "makeRoom" | "processStarted" | "processEnded" | "serving" | "addWarm" | "removeWarm">;
+  pool: Pick<GpuPool, "makeRoom" | "processStarted" | "processEnded" | "serving" | "addWarm" | "removeWarm" | "jobEnded">;
 }
 
 /** The variables that keep a process off every GPU (--gpus none). */

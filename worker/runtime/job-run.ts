@@ -205,7 +205,9 @@ export class JobRun {
             rate: p.rate,
             message: p.message,
           }),
-      });
+        // The engine is done with the GPU: the studio may offer the slot's next job before this one's
+        // receipt ends the run, and that job must not find this one's need still counted as loading.
+      }).finally(() => deps.gpu?.pool.jobEnded(this.jobId));
       signal.throwIfAborted();
       await this.throttle.flush(this.jobId);
       return await this.upload(outputs);

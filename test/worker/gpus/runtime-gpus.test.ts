@@ -12,6 +12,7 @@ import { planSlots } from "../../../worker/gpus/gpu-plan.js";
 import { readInventory } from "../../../worker/gpus/inventory.js";
 import { MultiEngine } from "../../../worker/engines/multi-engine.js";
 import { SyntheticEngine } from "../../../worker/engines/synthetic-engine.js";
+import type { Engine } from "../../../worker/engines/types.js";
 import type { Downloads, JobView } from "../../../worker/runtime/ports.js";
 import { WorkerRuntime } from "../../../worker/runtime/worker-runtime.js";
 import type { LiveSession, SessionMessage } from "../../../worker/session/session-client.js";
@@ -40,8 +41,11 @@ function recordingSession(): LiveSession & { posted: SessionMessage[] } {
 
 const view: JobView = { started() {}, progress() {}, finished() {} };
 
-/** A runtime with one slot per card of the stand-in nvidia-smi, a synthetic engine that takes its time, and no downloads. */
-async function runtimeOn(cards: ReturnType<typeof nvidiaCard>[]) {
+/**
+ * A runtime with one slot per card of the stand-in nvidia-smi, a synthetic engine that takes its time, and no downloads.
+ * `anySource` runs every job on that engine as if its source were synthetic (a llama-cpp source carries a GPU need).
+ */
+async function runtimeOn(cards: ReturnType<typeof nvidiaCard>[], { stepDelayMs = 1000, anySource = false } = {}) {
   const gpus = fakeGpus({ cards });
   cleanups.push(gpus.cleanup);
   process.env.FAKE_GPU_STATE = gpus.path;
@@ -58,7 +62,13 @@ async function runtimeOn(cards: ReturnType<typeof nvidiaCard>[]) {
     cachedUrls: () => [],
     touchCached: async () => {},
   };
-  const engines = new MultiEngine([new SyntheticEngine({ stepDelayMs: 1000 })]);
+  const synthetic = new SyntheticEngine({ stepDelayMs });
+  const engines = new MultiEngine([synthetic]);
+  const asSynthetic: Engine = {
+    kind: ModelEngine.LLAMA_CPP,
+    run: (req) => synthetic.run({ ...req, source: create(ModelSourceSchema, { engine: ModelEngine.SYNTHETIC }) }),
+    close: () => synthetic.close(),
+  };
   const work = mkdtempSync(join(tmpdir(), "runtime-gpus-"));
   const runtime = new WorkerRuntime({
     name: "gpu-rt",
@@ -66,7 +76,7 @@ async function runtimeOn(cards: ReturnType<typeof nvidiaCard>[]) {
     slots: plan.slotGpus.length,
     slotGpus: plan.slotGpus,
     gpus: pool,
-    engines: { kinds: [ModelEngine.SYNTHETIC, ModelEngine.LLAMA_CPP], route: (m, s) => engines.route(m, s) },
+    engines: { kinds: [ModelEngine.SYNTHETIC, ModelEngine.LLAMA_CPP], route: (m, s) => (anySource ? asSynthetic : engines.route(m, s)) },
     downloads,
     view,
     logger: pino({ level: "silent" }),
@@ -125,5 +135,21 @@ describe("the worker runtime on GPUs", () => {
       ["big", "GPU 0 (NVIDIA T1000) cannot hold the job: it needs 900 MiB of GPU memory (the source's vramBytes); the GPU has 800 MiB free for it"],
     ]);
     expect(downloads.asked).toBe(0);
+  });
+
+  test("once its engine is done, a job's GPU need stops counting as still to load, before its complete's receipt", async () => {
+    // The studio may offer the slot's next job as soon as it has the complete, before its receipt reaches
+    // the worker: that job's start must not see the previous one's need as memory still to be loaded.
+    const { runtime, session, pool } = await runtimeOn([nvidiaCard("NVIDIA T1000", 1000, 0)], { stepDelayMs: 1, anySource: true });
+    const needy = create(ModelSourceSchema, {
+      engine: ModelEngine.LLAMA_CPP,
+      files: [{ role: ModelFileRole.MODEL, url: "http://127.0.0.1:9/m.gguf", filename: "m.gguf" }],
+      vramBytes: BigInt(600 * MiB),
+    });
+    runtime.message({ case: "offer", value: offer("first", 0, needy) }, session);
+    expect(pool.room(0).pendingBytes).toBe(600 * MiB);
+    // This session never sends receipts: the job's run stays open after its complete.
+    while (!session.posted.some((m) => m.case === "complete")) await Bun.sleep(5);
+    expect(pool.room(0).pendingBytes).toBe(0);
   });
 });
