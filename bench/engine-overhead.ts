@@ -35,7 +35,8 @@ import { JobService } from "../gen/studio/v1/job_service_pb.js";
 import { ModelEngine, ModelFileRole } from "../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../gen/studio/v1/registry_service_pb.js";
 import { compiledWorker } from "../scripts/demo-worker.js";
-import { realEngines, type ModelFileOnDisk } from "../test/helpers/real-engines.js";
+import { startModelServer } from "../test/helpers/model-server.js";
+import { realEngines } from "../test/helpers/real-engines.js";
 import { exitOnSignals } from "./lib/child.js";
 import { freeLoopbackPort } from "./lib/free-port.js";
 import { cpuSeconds } from "./lib/proc-stats.js";
@@ -75,15 +76,7 @@ if (!compiledWorker()) {
 
 const scratch = mkdtempSync(join(tmpdir(), "engine-overhead-"));
 const models = (["tiny-zimage-dit.gguf", "tiny-zimage-qwen3.gguf", "tiny-zimage-vae.safetensors", "tiny-llama.gguf", "tiny-llama-long.gguf"] as const).map((n) => engines.model(n));
-const files = Bun.serve({
-  port: 0,
-  hostname: "127.0.0.1",
-  fetch(req) {
-    const file = models.find((m) => `/${m.name}` === new URL(req.url).pathname);
-    return file ? new Response(Bun.file(file.path)) : new Response("not found", { status: 404 });
-  },
-});
-const fileOf = (role: ModelFileRole, m: ModelFileOnDisk) => ({ role, filename: m.name, url: `http://127.0.0.1:${files.port}/${m.name}`, sha256: m.sha256, approxBytes: BigInt(m.size) });
+const files = startModelServer(models);
 const studio = await startStudioProcess({ logLevel: "warn" });
 const transport = createConnectTransport({ baseUrl: studio.url, httpVersion: "2" });
 const jobs = createClient(JobService, transport);
@@ -93,15 +86,15 @@ await registry.createModel({
   source: {
     engine: ModelEngine.SD_CPP,
     files: [
-      fileOf(ModelFileRole.DIFFUSION_MODEL, models[0]!),
-      fileOf(ModelFileRole.TEXT_ENCODER, models[1]!),
-      fileOf(ModelFileRole.VAE, models[2]!),
+      files.file(ModelFileRole.DIFFUSION_MODEL, models[0]!),
+      files.file(ModelFileRole.TEXT_ENCODER, models[1]!),
+      files.file(ModelFileRole.VAE, models[2]!),
     ],
     cliDefaults: { cfgScale: 1, steps: IMAGE.steps, width: IMAGE.width, height: IMAGE.height, samplingMethod: "euler" },
   },
 });
-await registry.createModel({ name: "tiny-llama", source: { engine: ModelEngine.LLAMA_CPP, files: [fileOf(ModelFileRole.MODEL, models[3]!)] } });
-await registry.createModel({ name: "tiny-llama-long", source: { engine: ModelEngine.LLAMA_CPP, files: [fileOf(ModelFileRole.MODEL, models[4]!)] } });
+await registry.createModel({ name: "tiny-llama", source: { engine: ModelEngine.LLAMA_CPP, files: [files.file(ModelFileRole.MODEL, models[3]!)] } });
+await registry.createModel({ name: "tiny-llama-long", source: { engine: ModelEngine.LLAMA_CPP, files: [files.file(ModelFileRole.MODEL, models[4]!)] } });
 
 const worker = Bun.spawn(
   [compiledWorker()!, "--server", studio.url, "--name", "bench", "--engines", "sd-cpp,llama-cpp", "--sd-cli", engines.sdCli, "--llama-server", engines.llamaServer,
@@ -313,6 +306,6 @@ try {
   worker.kill("SIGTERM");
   await worker.exited;
   await studio.stop();
-  files.stop(true);
+  files.stop();
   rmSync(scratch, { recursive: true, force: true });
 }

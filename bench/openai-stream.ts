@@ -30,6 +30,7 @@ import { parseArgs } from "node:util";
 import { ModelEngine, ModelFileRole } from "../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../gen/studio/v1/registry_service_pb.js";
 import { compiledWorker } from "../scripts/demo-worker.js";
+import { startModelServer } from "../test/helpers/model-server.js";
 import { realEngines, type ModelFileOnDisk } from "../test/helpers/real-engines.js";
 import { readLines } from "../test/helpers/read-lines.js";
 import { exitOnSignals } from "./lib/child.js";
@@ -62,19 +63,11 @@ if (!engines) {
 const TTFT_TOKENS = 8;
 const scratch = mkdtempSync(join(tmpdir(), "openai-stream-"));
 const models = (["tiny-llama.gguf", "tiny-llama-long.gguf"] as const).map((n) => engines.model(n));
-const files = Bun.serve({
-  port: 0,
-  hostname: "127.0.0.1",
-  fetch(req) {
-    const file = models.find((m) => `/${m.name}` === new URL(req.url).pathname);
-    return file ? new Response(Bun.file(file.path)) : new Response("not found", { status: 404 });
-  },
-});
-const fileOf = (m: ModelFileOnDisk) => ({ role: ModelFileRole.MODEL, filename: m.name, url: `http://127.0.0.1:${files.port}/${m.name}`, sha256: m.sha256, approxBytes: BigInt(m.size) });
+const files = startModelServer(models);
 const studio = await startStudioProcess({ logLevel: "warn" });
 const registry = createClient(RegistryService, createConnectTransport({ baseUrl: studio.url, httpVersion: "2" }));
-await registry.createModel({ name: "tiny-llama", source: { engine: ModelEngine.LLAMA_CPP, files: [fileOf(models[0]!)] } });
-await registry.createModel({ name: "tiny-llama-long", source: { engine: ModelEngine.LLAMA_CPP, files: [fileOf(models[1]!)] } });
+await registry.createModel({ name: "tiny-llama", source: { engine: ModelEngine.LLAMA_CPP, files: [files.file(ModelFileRole.MODEL, models[0]!)] } });
+await registry.createModel({ name: "tiny-llama-long", source: { engine: ModelEngine.LLAMA_CPP, files: [files.file(ModelFileRole.MODEL, models[1]!)] } });
 
 /** The compiled worker with one llama-server program; resolves once connected, with the port of each llama-server it starts. */
 async function startWorker(name: string, llamaServer: string, env: Record<string, string> = {}) {
@@ -258,6 +251,6 @@ try {
   emitFigures("openai-stream", figures);
 } finally {
   await studio.stop();
-  files.stop(true);
+  files.stop();
   rmSync(scratch, { recursive: true, force: true });
 }
