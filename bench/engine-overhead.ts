@@ -18,10 +18,11 @@
  *   bun bench/engine-overhead.ts [--runs 7] [--text-runs 15] [--smoke]
  *
  * Needs the engines (STUDIO_TEST_ENGINES, as the tests do) and builds dist/studio-worker when it
- * is missing. Direct and through-studio runs alternate (image rounds also swap which goes first),
- * so that load drifting on a shared machine hits both sides alike; on a busy machine the wall-clock
- * figures still move by hundreds of milliseconds between runs, and the CPU figures (studio and
- * worker process CPU per job, from /proc, against the engine's own CPU) are the steadier measure.
+ * is missing or older than its sources. Direct and through-studio runs alternate (image rounds
+ * also swap which goes first), so that load drifting on a shared machine hits both sides alike; on
+ * a busy machine the wall-clock figures still move by hundreds of milliseconds between runs, and
+ * the CPU figures (studio and worker process CPU per job, from /proc, against the engine's own
+ * CPU) are the steadier measure.
  */
 import { create } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
@@ -34,7 +35,7 @@ import { JobPhase, JobStatus, TaskSchema, type Job, type Task } from "../gen/stu
 import { JobService } from "../gen/studio/v1/job_service_pb.js";
 import { ModelEngine, ModelFileRole } from "../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../gen/studio/v1/registry_service_pb.js";
-import { compiledWorker } from "../scripts/demo-worker.js";
+import { buildWorker, compiledWorker, olderThanSources } from "../scripts/worker-binary.js";
 import { startModelServer } from "../test/helpers/model-server.js";
 import { realEngines } from "../test/helpers/real-engines.js";
 import { exitOnSignals } from "./lib/child.js";
@@ -46,7 +47,6 @@ import { readLines } from "../test/helpers/read-lines.js";
 import { startStudioProcess } from "./lib/studio-process.js";
 
 exitOnSignals();
-const ROOT = join(import.meta.dir, "..");
 const { values: args } = parseArgs({
   options: { smoke: { type: "boolean", default: false }, runs: { type: "string" }, "text-runs": { type: "string" } },
 });
@@ -68,10 +68,11 @@ const TEXT_TOKENS = 32;
 const LONG_TOKENS = 2000;
 const longRuns = Math.min(textRuns, 5);
 
-if (!compiledWorker()) {
+// A binary older than the worker's sources would measure old code; a fresh one is kept (a build takes seconds).
+let workerBinary = compiledWorker();
+if (!workerBinary || olderThanSources(workerBinary)) {
   console.error("building dist/studio-worker (bun run build:worker)");
-  const proc = Bun.spawn([process.execPath, "run", "build:worker"], { cwd: ROOT, stdout: "ignore", stderr: "inherit" });
-  if ((await proc.exited) !== 0) throw new Error("bun run build:worker failed");
+  workerBinary = buildWorker();
 }
 
 const scratch = mkdtempSync(join(tmpdir(), "engine-overhead-"));
@@ -97,7 +98,7 @@ await registry.createModel({ name: "tiny-llama", source: { engine: ModelEngine.L
 await registry.createModel({ name: "tiny-llama-long", source: { engine: ModelEngine.LLAMA_CPP, files: [files.file(ModelFileRole.MODEL, models[4]!)] } });
 
 const worker = Bun.spawn(
-  [compiledWorker()!, "--server", studio.url, "--name", "bench", "--engines", "sd-cpp,llama-cpp", "--sd-cli", engines.sdCli, "--llama-server", engines.llamaServer,
+  [workerBinary, "--server", studio.url, "--name", "bench", "--engines", "sd-cpp,llama-cpp", "--sd-cli", engines.sdCli, "--llama-server", engines.llamaServer,
     "--cache-dir", join(scratch, "cache"), "--work-dir", join(scratch, "work"), "--progress", "log", "--log-level", "info", "--llama-idle-seconds", "600"],
   { stdout: "pipe", stderr: "inherit" },
 );

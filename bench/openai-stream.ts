@@ -29,7 +29,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ModelEngine, ModelFileRole } from "../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../gen/studio/v1/registry_service_pb.js";
-import { compiledWorker } from "../scripts/demo-worker.js";
+import { buildWorker } from "../scripts/worker-binary.js";
 import { startModelServer } from "../test/helpers/model-server.js";
 import { realEngines, type ModelFileOnDisk } from "../test/helpers/real-engines.js";
 import { readLines } from "../test/helpers/read-lines.js";
@@ -55,10 +55,7 @@ if (!engines) {
   process.exit(2);
 }
 // Built every run (2 s): a dist/studio-worker left from older sources would measure old code.
-{
-  const proc = Bun.spawn([process.execPath, "run", "build:worker"], { cwd: ROOT, stdout: "ignore", stderr: "inherit" });
-  if ((await proc.exited) !== 0) throw new Error("bun run build:worker failed");
-}
+const workerBinary = buildWorker();
 
 const TTFT_TOKENS = 8;
 const scratch = mkdtempSync(join(tmpdir(), "openai-stream-"));
@@ -72,7 +69,7 @@ await registry.createModel({ name: "tiny-llama-long", source: { engine: ModelEng
 /** The compiled worker with one llama-server program; resolves once connected, with the port of each llama-server it starts. */
 async function startWorker(name: string, llamaServer: string, env: Record<string, string> = {}) {
   const proc = Bun.spawn(
-    [compiledWorker()!, "--server", studio.url, "--name", name, "--engines", "llama-cpp", "--llama-server", llamaServer,
+    [workerBinary, "--server", studio.url, "--name", name, "--engines", "llama-cpp", "--llama-server", llamaServer,
       "--cache-dir", join(scratch, "cache"), "--work-dir", join(scratch, `work-${name}`), "--progress", "log", "--log-level", "info", "--llama-idle-seconds", "600",
       // Engines get a cleaned environment: the fixture's settings are named to be passed on.
       ...(Object.keys(env).length > 0 ? ["--engine-env", Object.keys(env).join(",")] : [])],
