@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { WorkerService } from "../gen/studio/v1/worker_service_pb.js";
 import { buildWorker, compiledWorker } from "../scripts/worker-binary.js";
-import { exitOnSignals } from "./lib/child.js";
+import { exitOnSignals, terminate } from "./lib/child.js";
 import { rssBytes } from "./lib/proc-stats.js";
 import { emitFigures, fmt, type Figure } from "./lib/report.js";
 import { summarize } from "./lib/stats.js";
@@ -76,10 +76,7 @@ async function startOnce(program: string[], url: string, name: string): Promise<
     await Bun.sleep(idleSeconds * 1000);
     return { toSessionMs, idleRss: rssBytes(proc.pid) };
   } finally {
-    proc.kill("SIGTERM");
-    const kill = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-    await proc.exited;
-    clearTimeout(kill);
+    await terminate(proc, 10_000);
     rmSync(scratch, { recursive: true, force: true });
   }
 }

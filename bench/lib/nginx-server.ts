@@ -1,5 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
+import { terminate } from "./child.js";
 import { freeLoopbackPort, waitForPort } from "./free-port.js";
 
 /** A private nginx serving one directory, in the foreground, for the download benchmark. */
@@ -73,10 +74,7 @@ http {
     certFile: cert,
     async stop() {
       process.off("exit", killOnExit);
-      proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
-      await proc.exited;
-      clearTimeout(timer);
+      await terminate(proc, 5000);
     },
   };
 }
