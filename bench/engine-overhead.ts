@@ -41,7 +41,7 @@ import { realEngines } from "../test/helpers/real-engines.js";
 import { exitOnSignals } from "./lib/child.js";
 import { freeLoopbackPort } from "./lib/free-port.js";
 import { cpuSeconds } from "./lib/proc-stats.js";
-import { emitFigures, type Figure } from "./lib/report.js";
+import { emitFigures, figureRecorder, type Figure } from "./lib/report.js";
 import { epochMs, summarize } from "./lib/stats.js";
 import { readLines } from "../test/helpers/read-lines.js";
 import { startStudioProcess } from "./lib/studio-process.js";
@@ -220,7 +220,7 @@ async function startLlamaServer(model: string, picks = 3): Promise<{ server: Bun
 }
 
 const figures: Figure[] = [];
-const add = (metric: string, value: number, unit: string, note?: string) => figures.push({ bench: "engine overhead", metric, value, unit, ...(note ? { note } : {}) });
+const add = figureRecorder(figures, "engine overhead");
 try {
   // Warm-up: the worker downloads and caches the files, starts its llama-server; sd-cli's page cache is warm.
   await runJob("tiny-zimage", imageTask());
@@ -243,11 +243,11 @@ try {
   const imageCpu = takeCpu();
   const d = summarize(direct);
   const s = summarize(through);
-  add("image job: sd-cli direct, exec to exit, median", d.p50, "ms", `${IMAGE.width}x${IMAGE.height}, ${IMAGE.steps} steps, ${imageRuns} runs`);
+  add("image job: sd-cli direct, exec to exit, median", d.p50, "ms", { note: `${IMAGE.width}x${IMAGE.height}, ${IMAGE.steps} steps, ${imageRuns} runs` });
   add("image job: studio + worker, CreateJob to SUCCEEDED, median", s.p50, "ms");
   add("image job: overhead of studio + worker (median difference)", s.p50 - d.p50, "ms");
   add("image job: studio + worker / sd-cli direct", s.p50 / d.p50, "x");
-  add("image job: time around sd-cli in the same job (total minus sd-cli's own run), median", summarize(aroundSd).p50, "ms", "create, offer, files checked, work dir, upload, commit, watch");
+  add("image job: time around sd-cli in the same job (total minus sd-cli's own run), median", summarize(aroundSd).p50, "ms", { note: "create, offer, files checked, work dir, upload, commit, watch" });
   const sdCpu = summarize(sdCpuMs.slice(1)).p50;
   add("image job: sd-cli CPU per run, median", sdCpu, "ms");
   add("image job: studio CPU per job", imageCpu.studioMs, "ms");
@@ -288,12 +288,12 @@ try {
   const td = summarize(ttftDirect);
   const tw = summarize(ttftWorker);
   const ts = summarize(ttftSeen);
-  add("time to first token: llama-server direct (warm), median", td.p50, "ms", `${textRuns} runs`);
+  add("time to first token: llama-server direct (warm), median", td.p50, "ms", { note: `${textRuns} runs` });
   add("time to first token: studio + worker (warm server), CreateJob to the worker's first token, median", tw.p50, "ms");
   add("time to first token: studio + worker, p90", tw.p90, "ms");
   add("time to first token: overhead of studio + worker (median difference)", tw.p50 - td.p50, "ms");
   add("time to first token: CreateJob to the worker's request to llama-server, same job, median", summarize(beforeRequest).p50, "ms");
-  add("time to first token as a WatchJobs client sees it (first progress with a token), median", ts.p50, "ms", `${longRuns} jobs of ${LONG_TOKENS} tokens; includes the 250 ms progress throttles`);
+  add("time to first token as a WatchJobs client sees it (first progress with a token), median", ts.p50, "ms", { note: `${longRuns} jobs of ${LONG_TOKENS} tokens; includes the 250 ms progress throttles` });
   const ad = summarize(totalDirect);
   const at = summarize(totalThrough);
   add(`text job of ${TEXT_TOKENS} tokens: llama-server direct, median`, ad.p50, "ms");

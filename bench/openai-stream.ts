@@ -35,7 +35,7 @@ import { realEngines, type ModelFileOnDisk } from "../test/helpers/real-engines.
 import { readLines } from "../test/helpers/read-lines.js";
 import { exitOnSignals } from "./lib/child.js";
 import { cpuSeconds } from "./lib/proc-stats.js";
-import { emitFigures, goal, type Figure } from "./lib/report.js";
+import { emitFigures, figureRecorder, goal, type Figure } from "./lib/report.js";
 import { summarize } from "./lib/stats.js";
 import { startStudioProcess } from "./lib/studio-process.js";
 
@@ -155,7 +155,7 @@ const direct = (port: number, body: Record<string, unknown>) => stream(`http://1
 const rate = (s: Streamed) => (s.tokens * 1000) / s.lastMs;
 
 const figures: Figure[] = [];
-const add = (metric: string, value: number, unit: string, extra: Partial<Figure> = {}) => figures.push({ bench: "openai stream", metric, value, unit, ...extra });
+const add = figureRecorder(figures, "openai stream");
 
 try {
   // Real llama-server: time to first token, and a long answer.
