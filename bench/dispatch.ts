@@ -40,7 +40,7 @@ import { startBullmqSide } from "./lib/bullmq-side.js";
 import { exitOnSignals } from "./lib/child.js";
 import { idleLatencyPhase, throughputPhase, type LatencyResult, type QueueUnderTest, type ThroughputResult } from "./lib/queue-phases.js";
 import { startRedis } from "./lib/redis-server.js";
-import { emitFigures, fmt, goal, markdownTable, type Figure } from "./lib/report.js";
+import { emitFigures, figureRecorder, fmt, goal, markdownTable, type Figure } from "./lib/report.js";
 import { startStudioProcess } from "./lib/studio-process.js";
 import { startStudioSide, type CreateMode } from "./lib/studio-side.js";
 import { callgrindInstrument, callgrindTotal, callgrindWrapper } from "./lib/callgrind.js";
@@ -238,67 +238,23 @@ const figures: Figure[] = [];
 const setup = `${jobs} jobs, ${workers} workers`;
 for (const r of results) {
   const isOurs = r === ours || r === oursStreamed;
-  figures.push({
-    bench: `dispatch: ${r.name}`,
-    metric: "throughput end to end",
-    value: r.throughput.jobsPerSecond,
-    unit: "jobs/s",
-    note: setup,
-    ...(isOurs ? goal(">=", 1000, r.throughput.jobsPerSecond) : {}),
-  });
-  figures.push({
-    bench: `dispatch: ${r.name}`,
-    metric: `${r.name === "BullMQ" ? "redis-server" : "studio"} CPU during the throughput phase`,
-    value: r.throughput.serverCpuPercent,
-    unit: "% of a core",
-  });
-  figures.push({
-    bench: `dispatch: ${r.name}`,
-    metric: `${r.name === "BullMQ" ? "redis-server" : "studio"} CPU per job`,
-    value: r.throughput.serverCpuMsPerJob,
-    unit: "ms",
-    ...(isOurs ? goal("<=", 0.4, r.throughput.serverCpuMsPerJob) : {}),
-  });
-  figures.push({
-    bench: `dispatch: ${r.name}`,
-    metric: "worker processes' CPU per job (together)",
-    value: r.throughput.workersCpuMsPerJob,
-    unit: "ms",
-  });
-  figures.push({ bench: `dispatch: ${r.name}`, metric: "creating client's CPU per job", value: r.throughput.creatorCpuMsPerJob, unit: "ms" });
-  figures.push({ bench: `dispatch: ${r.name}`, metric: "offer latency p50, idle workers", value: r.latency.offerLatencyMs.p50, unit: "ms" });
-  figures.push({
-    bench: `dispatch: ${r.name}`,
-    metric: "offer latency p99, idle workers",
-    value: r.latency.offerLatencyMs.p99,
-    unit: "ms",
-    ...(isOurs ? goal("<", 10, r.latency.offerLatencyMs.p99) : {}),
-  });
-  figures.push({ bench: `dispatch: ${r.name}`, metric: "offer latency p50 under load", value: r.throughput.offerLatencyMs.p50, unit: "ms" });
-  figures.push({
-    bench: `dispatch: ${r.name}`,
-    metric: "worker holds job → completion confirmed, p50 under load",
-    value: r.throughput.serviceMs.p50,
-    unit: "ms",
-  });
-  figures.push({
-    bench: `dispatch: ${r.name}`,
-    metric: "completion confirmed → same worker's next job, p50 under load",
-    value: r.throughput.handoffMs.p50,
-    unit: "ms",
-  });
-  figures.push({ bench: `dispatch: ${r.name}`, metric: "offer latency p99 under load", value: r.throughput.offerLatencyMs.p99, unit: "ms" });
-  if (r.name.startsWith("Studio PG"))
-    for (const [label, ms] of cpuPerJob(r)) figures.push({ bench: `dispatch: ${r.name}`, metric: `CPU per job, ${label}`, value: ms, unit: "ms" });
+  const add = figureRecorder(figures, `dispatch: ${r.name}`);
+  const server = r.name === "BullMQ" ? "redis-server" : "studio";
+  add("throughput end to end", r.throughput.jobsPerSecond, "jobs/s", { note: setup, ...(isOurs ? goal(">=", 1000, r.throughput.jobsPerSecond) : {}) });
+  add(`${server} CPU during the throughput phase`, r.throughput.serverCpuPercent, "% of a core");
+  add(`${server} CPU per job`, r.throughput.serverCpuMsPerJob, "ms", isOurs ? goal("<=", 0.4, r.throughput.serverCpuMsPerJob) : {});
+  add("worker processes' CPU per job (together)", r.throughput.workersCpuMsPerJob, "ms");
+  add("creating client's CPU per job", r.throughput.creatorCpuMsPerJob, "ms");
+  add("offer latency p50, idle workers", r.latency.offerLatencyMs.p50, "ms");
+  add("offer latency p99, idle workers", r.latency.offerLatencyMs.p99, "ms", isOurs ? goal("<", 10, r.latency.offerLatencyMs.p99) : {});
+  add("offer latency p50 under load", r.throughput.offerLatencyMs.p50, "ms");
+  add("worker holds job → completion confirmed, p50 under load", r.throughput.serviceMs.p50, "ms");
+  add("completion confirmed → same worker's next job, p50 under load", r.throughput.handoffMs.p50, "ms");
+  add("offer latency p99 under load", r.throughput.offerLatencyMs.p99, "ms");
+  if (r.name.startsWith("Studio PG")) for (const [label, ms] of cpuPerJob(r)) add(`CPU per job, ${label}`, ms, "ms");
   if (r.crossLatency) {
-    figures.push({ bench: `dispatch: ${r.name}`, metric: "offer latency p50, created on A, idle worker on B", value: r.crossLatency.offerLatencyMs.p50, unit: "ms" });
-    figures.push({
-      bench: `dispatch: ${r.name}`,
-      metric: "offer latency p99, created on A, idle worker on B",
-      value: r.crossLatency.offerLatencyMs.p99,
-      unit: "ms",
-      ...goal("<", 20, r.crossLatency.offerLatencyMs.p99),
-    });
+    add("offer latency p50, created on A, idle worker on B", r.crossLatency.offerLatencyMs.p50, "ms");
+    add("offer latency p99, created on A, idle worker on B", r.crossLatency.offerLatencyMs.p99, "ms", goal("<", 20, r.crossLatency.offerLatencyMs.p99));
   }
 }
 const pgOne = results.find((r) => r.name.startsWith("Studio PG x1"));

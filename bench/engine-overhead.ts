@@ -18,10 +18,11 @@
  *   bun bench/engine-overhead.ts [--runs 7] [--text-runs 15] [--smoke]
  *
  * Needs the engines (STUDIO_TEST_ENGINES, as the tests do) and builds dist/studio-worker when it
- * is missing. Direct and through-studio runs alternate (image rounds also swap which goes first),
- * so that load drifting on a shared machine hits both sides alike; on a busy machine the wall-clock
- * figures still move by hundreds of milliseconds between runs, and the CPU figures (studio and
- * worker process CPU per job, from /proc, against the engine's own CPU) are the steadier measure.
+ * is missing or older than its sources. Direct and through-studio runs alternate (image rounds
+ * also swap which goes first), so that load drifting on a shared machine hits both sides alike; on
+ * a busy machine the wall-clock figures still move by hundreds of milliseconds between runs, and
+ * the CPU figures (studio and worker process CPU per job, from /proc, against the engine's own
+ * CPU) are the steadier measure.
  */
 import { create } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
@@ -34,18 +35,18 @@ import { JobPhase, JobStatus, TaskSchema, type Job, type Task } from "../gen/stu
 import { JobService } from "../gen/studio/v1/job_service_pb.js";
 import { ModelEngine, ModelFileRole } from "../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../gen/studio/v1/registry_service_pb.js";
-import { compiledWorker } from "../scripts/demo-worker.js";
-import { realEngines, type ModelFileOnDisk } from "../test/helpers/real-engines.js";
+import { buildWorker, compiledWorker, olderThanSources } from "../scripts/worker-binary.js";
+import { startModelServer } from "../test/helpers/model-server.js";
+import { realEngines } from "../test/helpers/real-engines.js";
 import { exitOnSignals } from "./lib/child.js";
 import { freeLoopbackPort } from "./lib/free-port.js";
 import { cpuSeconds } from "./lib/proc-stats.js";
-import { emitFigures, type Figure } from "./lib/report.js";
+import { emitFigures, figureRecorder, type Figure } from "./lib/report.js";
 import { epochMs, summarize } from "./lib/stats.js";
 import { readLines } from "../test/helpers/read-lines.js";
 import { startStudioProcess } from "./lib/studio-process.js";
 
 exitOnSignals();
-const ROOT = join(import.meta.dir, "..");
 const { values: args } = parseArgs({
   options: { smoke: { type: "boolean", default: false }, runs: { type: "string" }, "text-runs": { type: "string" } },
 });
@@ -67,23 +68,16 @@ const TEXT_TOKENS = 32;
 const LONG_TOKENS = 2000;
 const longRuns = Math.min(textRuns, 5);
 
-if (!compiledWorker()) {
+// A binary older than the worker's sources would measure old code; a fresh one is kept (a build takes seconds).
+let workerBinary = compiledWorker();
+if (!workerBinary || olderThanSources(workerBinary)) {
   console.error("building dist/studio-worker (bun run build:worker)");
-  const proc = Bun.spawn([process.execPath, "run", "build:worker"], { cwd: ROOT, stdout: "ignore", stderr: "inherit" });
-  if ((await proc.exited) !== 0) throw new Error("bun run build:worker failed");
+  workerBinary = buildWorker();
 }
 
 const scratch = mkdtempSync(join(tmpdir(), "engine-overhead-"));
 const models = (["tiny-zimage-dit.gguf", "tiny-zimage-qwen3.gguf", "tiny-zimage-vae.safetensors", "tiny-llama.gguf", "tiny-llama-long.gguf"] as const).map((n) => engines.model(n));
-const files = Bun.serve({
-  port: 0,
-  hostname: "127.0.0.1",
-  fetch(req) {
-    const file = models.find((m) => `/${m.name}` === new URL(req.url).pathname);
-    return file ? new Response(Bun.file(file.path)) : new Response("not found", { status: 404 });
-  },
-});
-const fileOf = (role: ModelFileRole, m: ModelFileOnDisk) => ({ role, filename: m.name, url: `http://127.0.0.1:${files.port}/${m.name}`, sha256: m.sha256, approxBytes: BigInt(m.size) });
+const files = startModelServer(models);
 const studio = await startStudioProcess({ logLevel: "warn" });
 const transport = createConnectTransport({ baseUrl: studio.url, httpVersion: "2" });
 const jobs = createClient(JobService, transport);
@@ -93,18 +87,18 @@ await registry.createModel({
   source: {
     engine: ModelEngine.SD_CPP,
     files: [
-      fileOf(ModelFileRole.DIFFUSION_MODEL, models[0]!),
-      fileOf(ModelFileRole.TEXT_ENCODER, models[1]!),
-      fileOf(ModelFileRole.VAE, models[2]!),
+      files.file(ModelFileRole.DIFFUSION_MODEL, models[0]!),
+      files.file(ModelFileRole.TEXT_ENCODER, models[1]!),
+      files.file(ModelFileRole.VAE, models[2]!),
     ],
     cliDefaults: { cfgScale: 1, steps: IMAGE.steps, width: IMAGE.width, height: IMAGE.height, samplingMethod: "euler" },
   },
 });
-await registry.createModel({ name: "tiny-llama", source: { engine: ModelEngine.LLAMA_CPP, files: [fileOf(ModelFileRole.MODEL, models[3]!)] } });
-await registry.createModel({ name: "tiny-llama-long", source: { engine: ModelEngine.LLAMA_CPP, files: [fileOf(ModelFileRole.MODEL, models[4]!)] } });
+await registry.createModel({ name: "tiny-llama", source: { engine: ModelEngine.LLAMA_CPP, files: [files.file(ModelFileRole.MODEL, models[3]!)] } });
+await registry.createModel({ name: "tiny-llama-long", source: { engine: ModelEngine.LLAMA_CPP, files: [files.file(ModelFileRole.MODEL, models[4]!)] } });
 
 const worker = Bun.spawn(
-  [compiledWorker()!, "--server", studio.url, "--name", "bench", "--engines", "sd-cpp,llama-cpp", "--sd-cli", engines.sdCli, "--llama-server", engines.llamaServer,
+  [workerBinary, "--server", studio.url, "--name", "bench", "--engines", "sd-cpp,llama-cpp", "--sd-cli", engines.sdCli, "--llama-server", engines.llamaServer,
     "--cache-dir", join(scratch, "cache"), "--work-dir", join(scratch, "work"), "--progress", "log", "--log-level", "info", "--llama-idle-seconds", "600"],
   { stdout: "pipe", stderr: "inherit" },
 );
@@ -226,7 +220,7 @@ async function startLlamaServer(model: string, picks = 3): Promise<{ server: Bun
 }
 
 const figures: Figure[] = [];
-const add = (metric: string, value: number, unit: string, note?: string) => figures.push({ bench: "engine overhead", metric, value, unit, ...(note ? { note } : {}) });
+const add = figureRecorder(figures, "engine overhead");
 try {
   // Warm-up: the worker downloads and caches the files, starts its llama-server; sd-cli's page cache is warm.
   await runJob("tiny-zimage", imageTask());
@@ -249,11 +243,11 @@ try {
   const imageCpu = takeCpu();
   const d = summarize(direct);
   const s = summarize(through);
-  add("image job: sd-cli direct, exec to exit, median", d.p50, "ms", `${IMAGE.width}x${IMAGE.height}, ${IMAGE.steps} steps, ${imageRuns} runs`);
+  add("image job: sd-cli direct, exec to exit, median", d.p50, "ms", { note: `${IMAGE.width}x${IMAGE.height}, ${IMAGE.steps} steps, ${imageRuns} runs` });
   add("image job: studio + worker, CreateJob to SUCCEEDED, median", s.p50, "ms");
   add("image job: overhead of studio + worker (median difference)", s.p50 - d.p50, "ms");
   add("image job: studio + worker / sd-cli direct", s.p50 / d.p50, "x");
-  add("image job: time around sd-cli in the same job (total minus sd-cli's own run), median", summarize(aroundSd).p50, "ms", "create, offer, files checked, work dir, upload, commit, watch");
+  add("image job: time around sd-cli in the same job (total minus sd-cli's own run), median", summarize(aroundSd).p50, "ms", { note: "create, offer, files checked, work dir, upload, commit, watch" });
   const sdCpu = summarize(sdCpuMs.slice(1)).p50;
   add("image job: sd-cli CPU per run, median", sdCpu, "ms");
   add("image job: studio CPU per job", imageCpu.studioMs, "ms");
@@ -294,12 +288,12 @@ try {
   const td = summarize(ttftDirect);
   const tw = summarize(ttftWorker);
   const ts = summarize(ttftSeen);
-  add("time to first token: llama-server direct (warm), median", td.p50, "ms", `${textRuns} runs`);
+  add("time to first token: llama-server direct (warm), median", td.p50, "ms", { note: `${textRuns} runs` });
   add("time to first token: studio + worker (warm server), CreateJob to the worker's first token, median", tw.p50, "ms");
   add("time to first token: studio + worker, p90", tw.p90, "ms");
   add("time to first token: overhead of studio + worker (median difference)", tw.p50 - td.p50, "ms");
   add("time to first token: CreateJob to the worker's request to llama-server, same job, median", summarize(beforeRequest).p50, "ms");
-  add("time to first token as a WatchJobs client sees it (first progress with a token), median", ts.p50, "ms", `${longRuns} jobs of ${LONG_TOKENS} tokens; includes the 250 ms progress throttles`);
+  add("time to first token as a WatchJobs client sees it (first progress with a token), median", ts.p50, "ms", { note: `${longRuns} jobs of ${LONG_TOKENS} tokens; includes the 250 ms progress throttles` });
   const ad = summarize(totalDirect);
   const at = summarize(totalThrough);
   add(`text job of ${TEXT_TOKENS} tokens: llama-server direct, median`, ad.p50, "ms");
@@ -313,6 +307,6 @@ try {
   worker.kill("SIGTERM");
   await worker.exited;
   await studio.stop();
-  files.stop(true);
+  files.stop();
   rmSync(scratch, { recursive: true, force: true });
 }

@@ -29,12 +29,13 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ModelEngine, ModelFileRole } from "../gen/studio/v1/model_pb.js";
 import { RegistryService } from "../gen/studio/v1/registry_service_pb.js";
-import { compiledWorker } from "../scripts/demo-worker.js";
+import { buildWorker } from "../scripts/worker-binary.js";
+import { startModelServer } from "../test/helpers/model-server.js";
 import { realEngines, type ModelFileOnDisk } from "../test/helpers/real-engines.js";
 import { readLines } from "../test/helpers/read-lines.js";
 import { exitOnSignals } from "./lib/child.js";
 import { cpuSeconds } from "./lib/proc-stats.js";
-import { emitFigures, goal, type Figure } from "./lib/report.js";
+import { emitFigures, figureRecorder, goal, type Figure } from "./lib/report.js";
 import { summarize } from "./lib/stats.js";
 import { startStudioProcess } from "./lib/studio-process.js";
 
@@ -54,32 +55,21 @@ if (!engines) {
   process.exit(2);
 }
 // Built every run (2 s): a dist/studio-worker left from older sources would measure old code.
-{
-  const proc = Bun.spawn([process.execPath, "run", "build:worker"], { cwd: ROOT, stdout: "ignore", stderr: "inherit" });
-  if ((await proc.exited) !== 0) throw new Error("bun run build:worker failed");
-}
+const workerBinary = buildWorker();
 
 const TTFT_TOKENS = 8;
 const scratch = mkdtempSync(join(tmpdir(), "openai-stream-"));
 const models = (["tiny-llama.gguf", "tiny-llama-long.gguf"] as const).map((n) => engines.model(n));
-const files = Bun.serve({
-  port: 0,
-  hostname: "127.0.0.1",
-  fetch(req) {
-    const file = models.find((m) => `/${m.name}` === new URL(req.url).pathname);
-    return file ? new Response(Bun.file(file.path)) : new Response("not found", { status: 404 });
-  },
-});
-const fileOf = (m: ModelFileOnDisk) => ({ role: ModelFileRole.MODEL, filename: m.name, url: `http://127.0.0.1:${files.port}/${m.name}`, sha256: m.sha256, approxBytes: BigInt(m.size) });
+const files = startModelServer(models);
 const studio = await startStudioProcess({ logLevel: "warn" });
 const registry = createClient(RegistryService, createConnectTransport({ baseUrl: studio.url, httpVersion: "2" }));
-await registry.createModel({ name: "tiny-llama", source: { engine: ModelEngine.LLAMA_CPP, files: [fileOf(models[0]!)] } });
-await registry.createModel({ name: "tiny-llama-long", source: { engine: ModelEngine.LLAMA_CPP, files: [fileOf(models[1]!)] } });
+await registry.createModel({ name: "tiny-llama", source: { engine: ModelEngine.LLAMA_CPP, files: [files.file(ModelFileRole.MODEL, models[0]!)] } });
+await registry.createModel({ name: "tiny-llama-long", source: { engine: ModelEngine.LLAMA_CPP, files: [files.file(ModelFileRole.MODEL, models[1]!)] } });
 
 /** The compiled worker with one llama-server program; resolves once connected, with the port of each llama-server it starts. */
 async function startWorker(name: string, llamaServer: string, env: Record<string, string> = {}) {
   const proc = Bun.spawn(
-    [compiledWorker()!, "--server", studio.url, "--name", name, "--engines", "llama-cpp", "--llama-server", llamaServer,
+    [workerBinary, "--server", studio.url, "--name", name, "--engines", "llama-cpp", "--llama-server", llamaServer,
       "--cache-dir", join(scratch, "cache"), "--work-dir", join(scratch, `work-${name}`), "--progress", "log", "--log-level", "info", "--llama-idle-seconds", "600",
       // Engines get a cleaned environment: the fixture's settings are named to be passed on.
       ...(Object.keys(env).length > 0 ? ["--engine-env", Object.keys(env).join(",")] : [])],
@@ -165,7 +155,7 @@ const direct = (port: number, body: Record<string, unknown>) => stream(`http://1
 const rate = (s: Streamed) => (s.tokens * 1000) / s.lastMs;
 
 const figures: Figure[] = [];
-const add = (metric: string, value: number, unit: string, extra: Partial<Figure> = {}) => figures.push({ bench: "openai stream", metric, value, unit, ...extra });
+const add = figureRecorder(figures, "openai stream");
 
 try {
   // Real llama-server: time to first token, and a long answer.
@@ -258,6 +248,6 @@ try {
   emitFigures("openai-stream", figures);
 } finally {
   await studio.stop();
-  files.stop(true);
+  files.stop();
   rmSync(scratch, { recursive: true, force: true });
 }

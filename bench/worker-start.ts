@@ -16,8 +16,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { WorkerService } from "../gen/studio/v1/worker_service_pb.js";
-import { compiledWorker } from "../scripts/demo-worker.js";
-import { exitOnSignals } from "./lib/child.js";
+import { buildWorker, compiledWorker } from "../scripts/worker-binary.js";
+import { exitOnSignals, terminate } from "./lib/child.js";
 import { rssBytes } from "./lib/proc-stats.js";
 import { emitFigures, fmt, type Figure } from "./lib/report.js";
 import { summarize } from "./lib/stats.js";
@@ -37,16 +37,10 @@ const smoke = args.smoke!;
 const runs = Number(args.runs ?? (smoke ? 1 : 5));
 const idleSeconds = Number(args["idle-seconds"] ?? (smoke ? 0.3 : 3));
 
-async function build(): Promise<void> {
-  console.error("building dist/studio-worker (bun run build:worker)");
-  const proc = Bun.spawn([process.execPath, "run", "build:worker"], { cwd: ROOT, stdout: "ignore", stderr: "inherit" });
-  if ((await proc.exited) !== 0) throw new Error("bun run build:worker failed");
-}
-
 let binary = compiledWorker();
 if (args.build || (!binary && !smoke)) {
-  await build();
-  binary = compiledWorker();
+  console.error("building dist/studio-worker (bun run build:worker)");
+  binary = buildWorker();
 }
 
 interface StartRun {
@@ -82,10 +76,7 @@ async function startOnce(program: string[], url: string, name: string): Promise<
     await Bun.sleep(idleSeconds * 1000);
     return { toSessionMs, idleRss: rssBytes(proc.pid) };
   } finally {
-    proc.kill("SIGTERM");
-    const kill = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-    await proc.exited;
-    clearTimeout(kill);
+    await terminate(proc, 10_000);
     rmSync(scratch, { recursive: true, force: true });
   }
 }

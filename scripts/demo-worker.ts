@@ -1,6 +1,6 @@
 import type { Subprocess } from "bun";
-import { accessSync, constants } from "node:fs";
 import { join } from "node:path";
+import { compiledWorker } from "./worker-binary.js";
 
 /** The demo's worker process. */
 export interface DemoWorker {
@@ -15,17 +15,6 @@ export interface DemoWorker {
 }
 
 const ROOT = join(import.meta.dir, "..");
-
-/** The compiled worker (`bun run build:worker`) when it exists and is executable, else undefined. */
-export function compiledWorker(root = ROOT): string | undefined {
-  const path = join(root, "dist", "studio-worker");
-  try {
-    accessSync(path, constants.X_OK);
-    return path;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Starts a synthetic worker against the studio: dist/studio-worker when built, else the source

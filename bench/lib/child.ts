@@ -60,14 +60,7 @@ export function spawnChild<In, Out>(
         waiters.push(waiter);
       });
     },
-    async stop(graceMs = 5000) {
-      if (child.proc.exitCode !== null || child.proc.signalCode !== null) return child.proc.exitCode;
-      child.proc.kill("SIGTERM");
-      const timer = setTimeout(() => child.proc.kill("SIGKILL"), graceMs);
-      const code = await child.proc.exited;
-      clearTimeout(timer);
-      return code;
-    },
+    stop: (graceMs = 5000) => terminate(child.proc, graceMs),
   };
   const proc = Bun.spawn(argv, {
     cwd,
@@ -93,6 +86,19 @@ export function spawnChild<In, Out>(
     for (const w of waiters.splice(0)) w.reject(exitError);
   });
   return child;
+}
+
+/**
+ * SIGTERM (a graceful stop), then SIGKILL if the process still runs after graceMs; resolves with
+ * its exit code once it has been reaped. A process that already exited is only reaped.
+ */
+export async function terminate(proc: Subprocess, graceMs: number): Promise<number | null> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+  proc.kill("SIGTERM");
+  const timer = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+  const code = await proc.exited;
+  clearTimeout(timer);
+  return code;
 }
 
 /**

@@ -1,5 +1,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
+import { makeTestCert } from "../../test/helpers/test-cert.js";
+import { terminate } from "./child.js";
 import { freeLoopbackPort, waitForPort } from "./free-port.js";
 
 /** A private nginx serving one directory, in the foreground, for the download benchmark. */
@@ -16,7 +18,7 @@ export interface NginxServer {
 /**
  * Starts Debian's nginx on a free loopback port with a temp config (daemon off,
  * master_process off: one process to reap), plain HTTP on one port and HTTPS on
- * another (a self-signed P-256 certificate for 127.0.0.1 made here with openssl;
+ * another (the tests' self-signed P-256 certificate for 127.0.0.1 and localhost;
  * nginx's default TLS settings, so TLS 1.3 with AES-GCM as a model host would
  * negotiate). /limited/ applies `limit_rate` to each connection, which is what
  * parallel ranges are measured against.
@@ -24,7 +26,7 @@ export interface NginxServer {
 export async function startNginx(root: string, workDir: string, { limitRate = "20m", binary = "/usr/sbin/nginx" } = {}): Promise<NginxServer> {
   const port = await freeLoopbackPort();
   const tlsPort = await freeLoopbackPort();
-  const { cert, key } = await selfSignedCert(workDir);
+  const { cert, key } = await makeTestCert(workDir);
   await fs.mkdir(path.join(workDir, "tmp"), { recursive: true });
   const conf = path.join(workDir, "nginx.conf");
   const t = path.join(workDir, "tmp");
@@ -73,26 +75,7 @@ http {
     certFile: cert,
     async stop() {
       process.off("exit", killOnExit);
-      proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
-      await proc.exited;
-      clearTimeout(timer);
+      await terminate(proc, 5000);
     },
   };
-}
-
-/** A self-signed P-256 certificate for 127.0.0.1 (openssl, argv, no shell). */
-async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
-  const cert = path.join(dir, "cert.pem");
-  const key = path.join(dir, "key.pem");
-  const proc = Bun.spawn(
-    [
-      "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-days", "2", "-keyout", key, "-out", cert,
-    ],
-    { stdout: "ignore", stderr: "pipe" },
-  );
-  if ((await proc.exited) !== 0) throw new Error(`openssl could not make the benchmark's certificate: ${await new Response(proc.stderr).text()}`);
-  return { cert, key };
 }

@@ -151,26 +151,17 @@ export async function throughputPhase(
   q: QueueUnderTest,
   { jobs, window, stallMs = 60_000 }: { jobs: number; window: number; stallMs?: number },
 ): Promise<ThroughputResult> {
-  await resetWorkers(q, false);
-  const created = new Map<string, number>();
-  const completions = new Completions(q);
-  const cpu0 = cpuSnapshot(q);
-  const start = epochMs();
-  let next = 0;
-  const lane = async () => {
-    while (next < jobs) {
-      const i = next++;
-      const t0 = epochMs();
-      created.set(await q.create(i), t0);
-    }
-  };
-  try {
+  return loadedPhase(q, jobs, stallMs, async (created) => {
+    let next = 0;
+    const lane = async () => {
+      while (next < jobs) {
+        const i = next++;
+        const t0 = epochMs();
+        created.set(await q.create(i), t0);
+      }
+    };
     await Promise.all(Array.from({ length: Math.min(window, jobs) }, lane));
-    await completions.until(jobs, stallMs);
-  } finally {
-    completions.close();
-  }
-  return finishPhase(q, jobs, start, cpu0, created);
+  });
 }
 
 /** CPU seconds so far of the server, the workers (together) and this process. */
@@ -211,13 +202,28 @@ function groupCpuSince(now: Map<string, Map<number, number>>, before: Map<string
   return out;
 }
 
-async function finishPhase(
+/**
+ * What the closed and the open loop share: workers reset, CPU read around the phase, every
+ * completion awaited. `createAll` creates the `jobs` jobs, noting when each create call began
+ * (`created`, by job id); the phase's clock starts at `start`.
+ */
+async function loadedPhase(
   q: QueueUnderTest,
   jobs: number,
-  start: number,
-  cpu0: ReturnType<typeof cpuSnapshot>,
-  created: Map<string, number>,
+  stallMs: number,
+  createAll: (created: Map<string, number>, start: number) => Promise<void>,
 ): Promise<ThroughputResult> {
+  await resetWorkers(q, false);
+  const created = new Map<string, number>();
+  const completions = new Completions(q);
+  const cpu0 = cpuSnapshot(q);
+  const start = epochMs();
+  try {
+    await createAll(created, start);
+    await completions.until(jobs, stallMs);
+  } finally {
+    completions.close();
+  }
   const cpuWall = (epochMs() - start) / 1000;
   const cpu1 = cpuSnapshot(q);
   const cpuUsed = cpu1.server - cpu0.server;
@@ -275,13 +281,8 @@ export async function pacedPhase(
   q: QueueUnderTest,
   { jobs, perSecond, stallMs = 60_000 }: { jobs: number; perSecond: number; stallMs?: number },
 ): Promise<ThroughputResult> {
-  await resetWorkers(q, false);
-  const created = new Map<string, number>();
-  const completions = new Completions(q);
-  const cpu0 = cpuSnapshot(q);
-  const start = epochMs();
-  const creates: Promise<void>[] = [];
-  try {
+  return loadedPhase(q, jobs, stallMs, async (created, start) => {
+    const creates: Promise<void>[] = [];
     for (let i = 0; i < jobs; i++) {
       const due = start + (i * 1000) / perSecond;
       const wait = due - epochMs();
@@ -290,9 +291,5 @@ export async function pacedPhase(
       creates.push(q.create(i).then((id) => void created.set(id, t0)));
     }
     await Promise.all(creates);
-    await completions.until(jobs, stallMs);
-  } finally {
-    completions.close();
-  }
-  return finishPhase(q, jobs, start, cpu0, created);
+  });
 }

@@ -3,6 +3,7 @@ import IORedis from "ioredis";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { terminate } from "./child.js";
 import { freeLoopbackPort, waitForPort } from "./free-port.js";
 
 /** A private redis-server for one benchmark run. */
@@ -76,10 +77,7 @@ export async function startRedis(settings: Record<string, string> = DURABLE_REDI
     settings: reported,
     async stop() {
       process.off("exit", onExit);
-      proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
-      await proc.exited;
-      clearTimeout(timer);
+      await terminate(proc, 5000);
       rmSync(dir, { recursive: true, force: true });
     },
   };

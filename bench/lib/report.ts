@@ -13,6 +13,16 @@ export interface Figure {
   note?: string;
 }
 
+/**
+ * Records figures under one benchmark label: `add(metric, value, unit, { note, ...goal(...) })`
+ * pushes { bench, metric, value, unit, note, goal, met } onto `figures`.
+ */
+export function figureRecorder(figures: Figure[], bench: string) {
+  return (metric: string, value: number, unit: string, extra: Pick<Figure, "note" | "goal" | "met"> = {}): void => {
+    figures.push({ bench, metric, value, unit, ...extra });
+  };
+}
+
 /** A goal of the form "at least", "at most" or "below" a bound. */
 export function goal(kind: ">=" | "<" | "<=", bound: number, value: number): { goal: string; met: boolean } {
   const met = kind === ">=" ? value >= bound : kind === "<=" ? value <= bound : value < bound;

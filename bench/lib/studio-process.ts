@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readLines } from "../../test/helpers/read-lines.js";
+import { terminate } from "./child.js";
 import { freeLoopbackPort } from "./free-port.js";
 
 /** A studio server running as a child process, so that its CPU and RSS can be read from /proc. */
@@ -132,12 +133,7 @@ async function startOnce({
       dataDir,
       tail: () => [...lines],
       async stop({ graceMs = 10_000, keep = false } = {}) {
-        if (proc.exitCode === null && proc.signalCode === null) {
-          proc.kill("SIGTERM");
-          const kill = setTimeout(() => proc.kill("SIGKILL"), graceMs);
-          await proc.exited;
-          clearTimeout(kill);
-        }
+        await terminate(proc, graceMs);
         process.off("exit", onExit);
         if (!keep) rmSync(dataDir, { recursive: true, force: true });
       },

@@ -11,10 +11,11 @@ import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { WorkerService, type WorkerInfo } from "../../gen/studio/v1/worker_service_pb.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { realEngines, type RealEngines } from "../helpers/real-engines.js";
+import { startModelServer, type ModelServer } from "../helpers/model-server.js";
 import { FAKE_NVIDIA_SMI, fakeGpus, nvidiaCard } from "../worker/gpus/fake-gpus.js";
 import { dispatchOf, rowOf } from "../dispatch/fixtures.js";
 import { WorkerProcess, alive, buildWorkerBinary, removeWorkerBinary, watchJob } from "./worker-harness.js";
-import { imageTask, llamaSource, startModelServer, textTask, zimageSource, type ModelServer } from "./real-engines-harness.js";
+import { imageTask, llamaSource, textTask, zimageSource } from "./real-engines-harness.js";
 
 /**
  * The compiled worker on a machine whose GPUs a stand-in nvidia-smi describes, running the real

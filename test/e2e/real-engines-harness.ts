@@ -5,41 +5,9 @@ import { JobPhase, TaskSchema, type Job, type Task } from "../../gen/studio/v1/j
 import type { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { ModelEngine, ModelFileRole } from "../../gen/studio/v1/model_pb.js";
 import type { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
-import type { ModelFileOnDisk, RealEngines, RealModelName } from "../helpers/real-engines.js";
+import type { ModelServer } from "../helpers/model-server.js";
+import type { RealEngines, RealModelName } from "../helpers/real-engines.js";
 import { watchJob, type WorkerProcess } from "./worker-harness.js";
-
-/**
- * A local HTTP server for model files on disk (streamed from the file, not held in memory) that
- * counts the GETs of each path; it serves ranges, so the worker fetches large files in parallel parts.
- */
-export function startModelServer(files: ModelFileOnDisk[]) {
-  const byPath = new Map(files.map((f) => [`/${f.name}`, f]));
-  const gets = new Map<string, number>();
-  const server = Bun.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    fetch(req) {
-      const path = new URL(req.url).pathname;
-      const file = byPath.get(path);
-      if (!file) return new Response("not found", { status: 404 });
-      if (req.method === "GET") gets.set(path, (gets.get(path) ?? 0) + 1);
-      // Bun answers Range requests for a file body itself (206 and Content-Range), as a CDN would.
-      return new Response(Bun.file(file.path), { headers: { "content-type": "application/octet-stream" } });
-    },
-  });
-  const url = `http://127.0.0.1:${server.port}`;
-  return {
-    url,
-    gets,
-    /** The registry's ModelFile for one served file. */
-    file(role: ModelFileRole, f: ModelFileOnDisk, filename = f.name) {
-      return { role, filename, url: `${url}/${f.name}`, sha256: f.sha256, approxBytes: BigInt(f.size) };
-    },
-    stop: () => server.stop(true),
-  };
-}
-
-export type ModelServer = ReturnType<typeof startModelServer>;
 
 /**
  * The sd-cpp source of the tiny Z-Image set (optionally with another diffusion model file, and

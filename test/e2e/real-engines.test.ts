@@ -8,6 +8,7 @@ import { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { RegistryService } from "../../gen/studio/v1/registry_service_pb.js";
 import { startTestStudio, type TestStudio } from "../helpers/test-studio.js";
 import { realEngines, type RealEngines } from "../helpers/real-engines.js";
+import { startModelServer, type ModelServer } from "../helpers/model-server.js";
 import { WorkerProcess, buildWorkerBinary, readOutput, removeWorkerBinary } from "./worker-harness.js";
 import {
   followJob,
@@ -19,10 +20,8 @@ import {
   pngPixels,
   pngSize,
   registerModels,
-  startModelServer,
   textTask,
   zimageSource,
-  type ModelServer,
 } from "./real-engines-harness.js";
 
 /**

@@ -6,6 +6,7 @@ import type { Client } from "@connectrpc/connect";
 import { JobStatus, type Job } from "../../gen/studio/v1/job_pb.js";
 import type { JobService } from "../../gen/studio/v1/job_service_pb.js";
 import { readLines } from "../helpers/read-lines.js";
+import { buildWorker } from "../../scripts/worker-binary.js";
 
 export const REPO = resolve(import.meta.dir, "../..");
 let privateDir: string | undefined;
@@ -22,10 +23,9 @@ export function workerBinary(): string {
  */
 export function buildWorkerBinary(): void {
   if (privateDir) return;
-  const r = Bun.spawnSync(["bun", "run", "build:worker"], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`bun run build:worker failed: ${r.stderr.toString()}`);
+  const built = buildWorker();
   const dir = mkdtempSync(join(tmpdir(), "studio-worker-bin-"));
-  copyFileSync(join(REPO, "dist/studio-worker"), join(dir, "studio-worker"));
+  copyFileSync(built, join(dir, "studio-worker"));
   chmodSync(join(dir, "studio-worker"), 0o755);
   privateDir = dir;
 }

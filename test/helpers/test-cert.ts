@@ -8,7 +8,8 @@ export interface TestCert {
 
 /**
  * Makes a self-signed P-256 certificate for localhost and 127.0.0.1 in `dir` with openssl
- * (argv, no shell), for TLS tests only. Throws with openssl's stderr when it fails.
+ * (argv, no shell), for TLS tests and the download benchmark's nginx only. Throws with
+ * openssl's stderr when it fails.
  */
 export async function makeTestCert(dir: string): Promise<TestCert> {
   const cert = join(dir, "cert.pem");

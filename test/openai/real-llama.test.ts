@@ -5,7 +5,8 @@ import { join } from "node:path";
 import OpenAI from "openai";
 import { JobStatus } from "../../gen/studio/v1/job_pb.js";
 import { WorkerProcess, buildWorkerBinary, readOutput, removeWorkerBinary, watchJob } from "../e2e/worker-harness.js";
-import { groupAlive, llamaSource, loggedEnginePid, registerModels, startModelServer, type ModelServer } from "../e2e/real-engines-harness.js";
+import { groupAlive, llamaSource, loggedEnginePid, registerModels } from "../e2e/real-engines-harness.js";
+import { startModelServer, type ModelServer } from "../helpers/model-server.js";
 import { realEngines } from "../helpers/real-engines.js";
 import { apiError, jobIdOf, startApiStudio, type ApiStudio } from "./helpers.js";
 

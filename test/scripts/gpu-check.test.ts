@@ -6,7 +6,8 @@ import { modelSourceToJsonValue } from "../../contract/model-source.js";
 import { create } from "@bufbuild/protobuf";
 import { ModelSourceSchema } from "../../gen/studio/v1/model_pb.js";
 import { realEngines } from "../helpers/real-engines.js";
-import { llamaSource, startModelServer, zimageSource } from "../e2e/real-engines-harness.js";
+import { startModelServer } from "../helpers/model-server.js";
+import { llamaSource, zimageSource } from "../e2e/real-engines-harness.js";
 import { GPU_TOOLS_DIR, fakeGpus, nvidiaCard } from "../worker/gpus/fake-gpus.js";
 
 /**
