@@ -2,7 +2,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { makeTestCert } from "../../test/helpers/test-cert.js";
 import { terminate } from "./child.js";
-import { freeLoopbackPort, waitForPort } from "./free-port.js";
+import { freeLoopbackPort, onPickedPorts, PortTaken, waitForPort } from "./free-port.js";
 
 /** A private nginx serving one directory, in the foreground, for the download benchmark. */
 export interface NginxServer {
@@ -24,10 +24,15 @@ export interface NginxServer {
  * parallel ranges are measured against.
  */
 export async function startNginx(root: string, workDir: string, { limitRate = "20m", binary = "/usr/sbin/nginx" } = {}): Promise<NginxServer> {
-  const port = await freeLoopbackPort();
-  const tlsPort = await freeLoopbackPort();
   const { cert, key } = await makeTestCert(workDir);
   await fs.mkdir(path.join(workDir, "tmp"), { recursive: true });
+  return onPickedPorts("nginx", () => spawnNginx({ root, workDir, cert, key, limitRate, binary }));
+}
+
+/** nginx on two ports picked here, once both listen; PortTaken when another socket had one of them first. */
+async function spawnNginx({ root, workDir, cert, key, limitRate, binary }: { root: string; workDir: string; cert: string; key: string; limitRate: string; binary: string }): Promise<NginxServer> {
+  const port = await freeLoopbackPort();
+  const tlsPort = await freeLoopbackPort();
   const conf = path.join(workDir, "nginx.conf");
   const t = path.join(workDir, "tmp");
   await fs.writeFile(
@@ -61,12 +66,20 @@ http {
   const killOnExit = () => proc.kill("SIGKILL");
   process.once("exit", killOnExit);
   try {
-    await waitForPort(port);
-    await waitForPort(tlsPort);
+    await Promise.race([
+      Promise.all([waitForPort(port), waitForPort(tlsPort)]),
+      proc.exited.then(async (code) => {
+        const log = await fs.readFile(path.join(workDir, "error.log"), "utf8").catch(() => "");
+        if (/Address already in use/i.test(log)) throw new PortTaken(`port ${port} or ${tlsPort} was taken before nginx bound it`);
+        throw new Error(`nginx exited with ${code} before listening: ${log.trim()}`);
+      }),
+    ]);
   } catch (err) {
     process.off("exit", killOnExit);
     proc.kill("SIGKILL");
     await proc.exited;
+    // A new start writes a fresh error log.
+    await fs.rm(path.join(workDir, "error.log"), { force: true });
     throw err;
   }
   return {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { terminate } from "./child.js";
-import { freeLoopbackPort, waitForPort } from "./free-port.js";
+import { freeLoopbackPort, onPickedPorts, PortTaken, waitForPort } from "./free-port.js";
 
 /** A private redis-server for one benchmark run. */
 export interface RedisServer {
@@ -32,33 +32,7 @@ export const DURABLE_REDIS: Readonly<Record<string, string>> = { appendonly: "ye
  * killed if this process exits, and its dir is removed on stop.
  */
 export async function startRedis(settings: Record<string, string> = DURABLE_REDIS): Promise<RedisServer> {
-  const port = await freeLoopbackPort();
-  const dir = mkdtempSync(join(tmpdir(), "studio-bench-redis-"));
-  const persistence = Object.entries(settings).flatMap(([k, v]) => [`--${k}`, v]);
-  const proc: Subprocess = Bun.spawn(
-    [REDIS_SERVER_BIN, "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, ...persistence, "--protected-mode", "yes"],
-    { stdout: "ignore", stderr: "pipe" },
-  );
-  const onExit = () => {
-    proc.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.once("exit", onExit);
-  try {
-    await Promise.race([
-      waitForPort(port),
-      proc.exited.then(async (code) => {
-        const err = await new Response(proc.stderr as ReadableStream).text();
-        throw new Error(`redis-server exited with ${code} before listening: ${err.trim()}`);
-      }),
-    ]);
-  } catch (err) {
-    proc.kill("SIGKILL");
-    await proc.exited;
-    process.off("exit", onExit);
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
+  const { port, proc, dir, onExit } = await onPickedPorts("redis-server", () => spawnRedis(settings));
   const client = new IORedis({ host: "127.0.0.1", port, lazyConnect: true });
   const reported: Record<string, string> = {};
   try {
@@ -81,4 +55,39 @@ export async function startRedis(settings: Record<string, string> = DURABLE_REDI
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** redis-server on a port picked here, once it listens; PortTaken when another socket had that port first. */
+async function spawnRedis(settings: Record<string, string>) {
+  const port = await freeLoopbackPort();
+  const dir = mkdtempSync(join(tmpdir(), "studio-bench-redis-"));
+  const persistence = Object.entries(settings).flatMap(([k, v]) => [`--${k}`, v]);
+  // Its log (stdout) says why it stopped: "bind: Address already in use".
+  const proc: Subprocess<"ignore", "pipe", "pipe"> = Bun.spawn(
+    [REDIS_SERVER_BIN, "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, ...persistence, "--protected-mode", "yes"],
+    { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+  );
+  const output = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]).then((parts) => parts.join("").trim());
+  const onExit = () => {
+    proc.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("exit", onExit);
+  try {
+    await Promise.race([
+      waitForPort(port),
+      proc.exited.then(async (code) => {
+        const log = await output;
+        if (/Address already in use/i.test(log)) throw new PortTaken(`port ${port} was taken before redis-server bound it`);
+        throw new Error(`redis-server exited with ${code} before listening: ${log}`);
+      }),
+    ]);
+  } catch (err) {
+    proc.kill("SIGKILL");
+    await proc.exited;
+    process.off("exit", onExit);
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return { port, proc, dir, onExit };
 }

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readLines } from "../../test/helpers/read-lines.js";
 import { terminate } from "./child.js";
-import { freeLoopbackPort } from "./free-port.js";
+import { freeLoopbackPort, onPickedPorts, PortTaken } from "./free-port.js";
 
 /** A studio server running as a child process, so that its CPU and RSS can be read from /proc. */
 export interface StudioProcess {
@@ -37,12 +37,6 @@ export interface StudioProcessOptions {
 
 const SERVER_MAIN = join(import.meta.dir, "..", "..", "server", "main.ts");
 const LOGS_URL = ["info", "debug", "trace"];
-/** How many ports are picked before giving up on a studio that keeps finding its port taken. */
-const PORT_PICKS = 3;
-
-/** The studio stopped at start-up because its port was in use. */
-class PortTaken extends Error {}
-
 /**
  * Starts `bun server/main.ts` with a fresh temporary data dir and resolves once it serves. At info
  * level and below it listens on port 0 and its "studio listening" log line carries the URL. Above
@@ -57,18 +51,14 @@ export async function startStudioProcess(options: StudioProcessOptions = {}): Pr
   const logLevel = options.logLevel ?? "info";
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "studio-bench-"));
   const pickPort = !LOGS_URL.includes(logLevel) && !options.port;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const port = pickPort ? await (options.pickPort ?? freeLoopbackPort)() : (options.port ?? 0);
-      return await startOnce({ ...options, logLevel, dataDir, port });
-    } catch (err) {
-      if (err instanceof PortTaken && pickPort && attempt < PORT_PICKS) {
-        console.error(`studio-process: ${err.message}; starting it again on another port`);
-        continue;
-      }
-      rmSync(dataDir, { recursive: true, force: true });
-      throw err;
-    }
+  try {
+    if (!pickPort) return await startOnce({ ...options, logLevel, dataDir, port: options.port ?? 0 });
+    return await onPickedPorts("studio-process", async () =>
+      startOnce({ ...options, logLevel, dataDir, port: await (options.pickPort ?? freeLoopbackPort)() }),
+    );
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
   }
 }
 
