@@ -39,7 +39,7 @@ import { buildWorker, compiledWorker, olderThanSources } from "../scripts/worker
 import { startModelServer } from "../test/helpers/model-server.js";
 import { realEngines } from "../test/helpers/real-engines.js";
 import { exitOnSignals } from "./lib/child.js";
-import { freeLoopbackPort } from "./lib/free-port.js";
+import { freeLoopbackPort, onPickedPorts, PortTaken } from "./lib/free-port.js";
 import { cpuSeconds } from "./lib/proc-stats.js";
 import { emitFigures, figureRecorder, type Figure } from "./lib/report.js";
 import { epochMs, summarize } from "./lib/stats.js";
@@ -201,22 +201,25 @@ function takeCpu() {
  * llama-server on a port picked here (it cannot report a port 0 back). Another socket may take the
  * port before llama-server binds it, and then llama-server exits: it is started again on a new pick.
  */
-async function startLlamaServer(model: string, picks = 3): Promise<{ server: Bun.Subprocess; port: number }> {
-  for (let attempt = 1; ; attempt++) {
+async function startLlamaServer(model: string): Promise<{ server: Bun.Subprocess; port: number }> {
+  return onPickedPorts("engine-overhead: llama-server", async () => {
     const port = await freeLoopbackPort();
     const server = Bun.spawn([engines!.llamaServer, "-m", model, "--host", "127.0.0.1", "--port", String(port)], { stdout: "ignore", stderr: "ignore" });
-    process.once("exit", () => server.kill("SIGKILL"));
+    const kill = () => server.kill("SIGKILL");
+    process.once("exit", kill);
     for (let i = 0; server.exitCode === null && i < 1200; i++) {
       const ok = await fetch(`http://127.0.0.1:${port}/health`, { keepalive: false }).then((r) => r.status === 200, () => false);
       if (ok) return { server, port };
       await Bun.sleep(25);
     }
     const exited = server.exitCode !== null;
-    server.kill("SIGKILL");
+    kill();
     await server.exited;
-    if (!exited || attempt === picks) throw new Error(`llama-server on port ${port} did not become healthy (exit code ${server.exitCode})`);
-    console.error(`engine-overhead: llama-server on port ${port} exited before it was healthy; starting it again on another port`);
-  }
+    process.off("exit", kill);
+    // Its output is not kept (it would cost the measured runs): an exit before /health answers is taken for a lost port.
+    if (exited) throw new PortTaken(`llama-server on port ${port} exited (code ${server.exitCode}) before /health answered`);
+    throw new Error(`llama-server on port ${port} did not become healthy within 30 s`);
+  });
 }
 
 const figures: Figure[] = [];
