@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from "pino";
+import { LineBuffer } from "./log-buffer.js";
 
 export type { Logger };
 
@@ -48,12 +49,11 @@ function errorFields(err: Error): Record<string, unknown> {
 }
 
 /**
- * Lines to stdout leave in writes of at least this many bytes, or STDOUT_FLUSH_MS after they were
- * logged, whichever comes first. Under load that is one write(2) for a few dozen lines: Bun runs
- * sonic-boom's "asynchronous" write on the JavaScript thread, and a write for every turn's lines
- * was a tenth of the studio's CPU per job in bench/dispatch.ts.
+ * Lines to stdout leave in writes of at least this many characters, or STDOUT_FLUSH_MS after they
+ * were logged, whichever comes first (LineBuffer). Under load that is one write(2) for a few dozen
+ * lines: Bun runs sonic-boom's "asynchronous" write on the JavaScript thread, one or two a turn.
  */
-export const STDOUT_BUFFER_BYTES = 4096;
+export const STDOUT_BUFFER_CHARS = 4096;
 /** The longest a line to stdout waits for company; pino writes what is pending when the process exits (exit, a signal it handles, a crash). */
 export const STDOUT_FLUSH_MS = 100;
 
@@ -68,7 +68,7 @@ export interface LoggerOptions {
  * JSON lines by default; pretty when stdout is a terminal (one line per entry, its fields inline). Secrets are redacted wherever they
  * appear: top-level fields by pino's per-key redaction, fields one level down by
  * redactNestedSecrets (on each line's fields, the base bindings and every child's bindings).
- * Lines to stdout are buffered (STDOUT_BUFFER_BYTES, at most STDOUT_FLUSH_MS) and written
+ * Lines to stdout are buffered (STDOUT_BUFFER_CHARS, at most STDOUT_FLUSH_MS) and written
  * asynchronously, and pino flushes what is pending when the process exits.
  */
 export function createLogger(level: string, { pretty = process.stdout.isTTY === true, destination }: LoggerOptions = {}): Logger {
@@ -82,7 +82,7 @@ export function createLogger(level: string, { pretty = process.stdout.isTTY === 
     ? pino(options, destination)
     : pretty
       ? pino({ ...options, transport: { target: "pino-pretty", options: { colorize: true, ignore: "pid,hostname,service", singleLine: true } } })
-      : pino(options, pino.destination({ dest: 1, sync: false, minLength: STDOUT_BUFFER_BYTES, periodicFlush: STDOUT_FLUSH_MS }));
+      : pino(options, new LineBuffer(pino.destination({ dest: 1, sync: false }), { minChars: STDOUT_BUFFER_CHARS, maxDelayMs: STDOUT_FLUSH_MS }));
   // pino gives a child's bindings no formatter: censor them on the way in (children of children inherit this).
   const child = logger.child as unknown as (this: Logger, bindings: pino.Bindings, childOptions?: pino.ChildLoggerOptions) => Logger;
   logger.child = function redactedChild(this: Logger, bindings: pino.Bindings, childOptions?: pino.ChildLoggerOptions) {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { LineBuffer } from "../../server/log-buffer.js";
 
 const LOG_TS = join(import.meta.dir, "../../server/log.ts");
 
@@ -51,4 +52,54 @@ describe("stdout log buffering", () => {
       expect(out.split("\n").filter(Boolean).map((l) => JSON.parse(l))).toEqual([expect.objectContaining({ jobId: "j1", msg: "job queued" })]);
     });
   }
+});
+
+describe("LineBuffer", () => {
+  function sink() {
+    const writes: string[] = [];
+    let syncFlushes = 0;
+    return { writes, syncFlushes: () => syncFlushes, write: (s: string) => void writes.push(s), flushSync: () => void syncFlushes++ };
+  }
+
+  test("lines wait until minChars are waiting, then go to the sink in one write", () => {
+    const s = sink();
+    const buffer = new LineBuffer(s, { minChars: 20, maxDelayMs: 60_000 });
+    try {
+      buffer.write("0123456789\n");
+      expect(s.writes).toEqual([]);
+      buffer.write("abcdefghij\n");
+      expect(s.writes).toEqual(["0123456789\nabcdefghij\n"]);
+    } finally {
+      buffer.close();
+    }
+  });
+
+  test("flush hands on what waits in one write, and nothing when nothing waits; flushSync flushes the sink too", () => {
+    const s = sink();
+    const buffer = new LineBuffer(s, { minChars: 4096, maxDelayMs: 60_000 });
+    try {
+      buffer.flush();
+      expect(s.writes).toEqual([]);
+      buffer.write("a\n");
+      buffer.write("b\n");
+      buffer.flush();
+      expect(s.writes).toEqual(["a\nb\n"]);
+      buffer.write("c\n");
+      buffer.flushSync();
+      // A sink without a file descriptor gets the last batch through write, after its own flushSync.
+      expect(s.writes).toEqual(["a\nb\n", "c\n"]);
+      expect(s.syncFlushes()).toBe(1);
+    } finally {
+      buffer.close();
+    }
+  });
+
+  test("a sink that throws drops the batch instead of throwing into the code that logged", () => {
+    const buffer = new LineBuffer({ write: () => { throw new Error("SonicBoom destroyed"); } }, { minChars: 1 });
+    try {
+      expect(() => buffer.write("a\n")).not.toThrow();
+    } finally {
+      buffer.close();
+    }
+  });
 });
