@@ -46,10 +46,13 @@ export const graphicsJobs = sqliteTable(
   },
   (t) => [
     // priority DESC so that the claim's ORDER BY priority DESC, createdAt ASC walks the index (sqlite-core has no .desc()).
-    index("graphicsJobs_queue_order").on(t.status, sql`"priority" DESC`, t.createdAt),
+    // Partial: only queued rows are in it, so a claim removes one entry and a complete touches it not at all
+    // (a full index moved every row at each status change: pages dirtied, and WAL frames, per job).
+    index("graphicsJobs_queued").on(sql`"priority" DESC`, t.createdAt).where(sql`"status" = 'QUEUED'`),
     index("graphicsJobs_list").on(t.createdAt, t.id),
     index("graphicsJobs_model_list").on(t.model, t.createdAt),
-    index("graphicsJobs_lease").on(t.status, t.leaseExpiresAt),
+    // Only leased rows (the reaper's and renewals' range on leaseExpiresAt); the same reasoning.
+    index("graphicsJobs_leased").on(t.leaseExpiresAt).where(sql`"status" IN ('OFFERED','RUNNING')`),
     uniqueIndex("graphicsJobs_idempotency").on(t.idempotencyKey).where(sql`"idempotencyKey" IS NOT NULL`),
   ],
 );

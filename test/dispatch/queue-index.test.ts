@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStudioDb, type StudioDb } from "../../server/db/open.js";
 import { claim, peekQueued } from "../../server/dispatch/sqlite/claim.js";
+import { expire } from "../../server/dispatch/sqlite/expire.js";
 
 let dir: string;
 let db: StudioDb;
@@ -32,7 +33,7 @@ type Args = (string | number | null)[];
 
 /**
  * The statements `run` sends to SQLite, with their arguments, read by wrapping the handle's
- * query/prepare: what is checked below is the SQL claim.ts runs, not a copy of it.
+ * query/prepare: what is checked below is the SQL the queue files run, not a copy of it.
  */
 function statementsOf(run: () => void): Array<{ sql: string; args: Args }> {
   const seen: Array<{ sql: string; args: Args }> = [];
@@ -58,11 +59,17 @@ function statementsOf(run: () => void): Array<{ sql: string; args: Args }> {
 }
 
 function plan({ sql, args }: { sql: string; args: Args }): string {
-  return db.sqlite
-    .query<{ detail: string }, Args>(`EXPLAIN QUERY PLAN ${sql}`)
-    .all(...args)
-    .map((r) => r.detail)
-    .join("\n");
+  // Prepared and finalized here: an EXPLAIN of an UPDATE ... RETURNING left as a cached query stays
+  // "in progress" in bun:sqlite, and every later COMMIT on the handle fails.
+  const statement = db.sqlite.prepare<{ detail: string }, Args>(`EXPLAIN QUERY PLAN ${sql}`);
+  try {
+    return statement
+      .all(...args)
+      .map((r) => r.detail)
+      .join("\n");
+  } finally {
+    statement.finalize();
+  }
 }
 
 test("the claim claim.ts runs walks the queue index in ORDER BY priority DESC, createdAt ASC: no temp B-tree", () => {
@@ -70,7 +77,7 @@ test("the claim claim.ts runs walks the queue index in ORDER BY priority DESC, c
   expect(statements.length).toBeGreaterThan(0);
   for (const statement of statements) {
     const p = plan(statement);
-    expect(p).toContain("graphicsJobs_queue_order");
+    expect(p).toContain("graphicsJobs_queued");
     expect(p).not.toContain("TEMP B-TREE");
   }
 });
@@ -80,7 +87,7 @@ test("peekQueued's ORDER BY walks the queue index too", () => {
   expect(statements.length).toBeGreaterThan(0);
   for (const statement of statements) {
     const p = plan(statement);
-    expect(p).toContain("graphicsJobs_queue_order");
+    expect(p).toContain("graphicsJobs_queued");
     expect(p).not.toContain("TEMP B-TREE");
   }
 });
@@ -92,4 +99,29 @@ test("the claim takes the highest priority first, then the oldest", () => {
   expect(top.map((r) => r.priority)).toEqual([30, 30, 30]);
   const claimed = [0, 1, 2].map(() => claim(db, { workerName: "w", engines: ["synthetic"] }, 5000, 30_000)?.id);
   expect(claimed).toEqual(top.map((r) => r.id));
+});
+
+test("the lease reaper's scan walks the leased index in expiry order", () => {
+  const statements = statementsOf(() => expire(db, 0)).filter((s) => s.sql.trimStart().startsWith("SELECT"));
+  expect(statements.length).toBeGreaterThan(0);
+  for (const statement of statements) {
+    const p = plan(statement);
+    expect(p).toContain("graphicsJobs_leased");
+    expect(p).not.toContain("TEMP B-TREE");
+  }
+});
+
+test("the queue and lease indexes are partial: a row enters them only in their statuses", () => {
+  // A claim then removes one queue entry and a complete none: a full index moved every row at each status change.
+  const sqlOf = (name: string) =>
+    db.sqlite.query<{ sql: string }, [string]>("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?").get(name)?.sql;
+  expect(sqlOf("graphicsJobs_queued")).toContain(`WHERE "status" = 'QUEUED'`);
+  expect(sqlOf("graphicsJobs_leased")).toContain(`WHERE "status" IN ('OFFERED','RUNNING')`);
+  const countVia = (index: string, where: string) =>
+    db.sqlite.query<{ n: number }, []>(`SELECT count(*) AS n FROM graphicsJobs INDEXED BY ${index} WHERE ${where}`).get()!.n;
+  const all = (where: string) => db.sqlite.query<{ n: number }, []>(`SELECT count(*) AS n FROM graphicsJobs WHERE ${where}`).get()!.n;
+  expect(countVia("graphicsJobs_queued", "status = 'QUEUED'")).toBe(all("status = 'QUEUED'"));
+  expect(countVia("graphicsJobs_leased", "status IN ('OFFERED','RUNNING') AND leaseExpiresAt > 0")).toBe(
+    all("status IN ('OFFERED','RUNNING') AND leaseExpiresAt > 0"),
+  );
 });
