@@ -22,27 +22,46 @@ interface Pending {
  * the group): one that throws has changed nothing and fails alone. A failed COMMIT fails all of
  * them. Nothing runs between turns, so other writers (their own transactions) never meet an open
  * group transaction.
+ *
+ * A write that someone is waiting on now (`soon`: the claim for an idle worker, whose offer is the
+ * job's latency) commits once the code running now has finished (a microtask), with whatever
+ * else is queued by then, instead of at the end of the turn: from inside a setImmediate callback
+ * (a create's commit that woke placement), the end of the turn is the next turn of the event loop,
+ * after everything else that turn does (the creator's answer among it).
  */
 export class GroupCommit {
   #pending: Pending[] = [];
   #scheduled = false;
+  #soon = false;
 
   constructor(readonly sqlite: Database) {}
 
-  /** Runs op in this turn's group transaction; resolves with its result after the commit. */
-  run<T>(op: () => T): Promise<T> {
+  /**
+   * Runs op in this turn's group transaction; resolves with its result after the commit. With
+   * `soon`, the group commits when the code running now is done rather than at the end of the turn.
+   */
+  run<T>(op: () => T, { soon = false }: { soon?: boolean } = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#pending.push({ op, resolve: resolve as (v: unknown) => void, reject });
+      if (soon && !this.#soon) {
+        this.#soon = true;
+        queueMicrotask(() => {
+          this.#soon = false;
+          this.flush();
+        });
+      }
       if (!this.#scheduled) {
         this.#scheduled = true;
-        setImmediate(() => this.flush());
+        setImmediate(() => {
+          this.#scheduled = false;
+          this.flush();
+        });
       }
     });
   }
 
-  /** Runs and commits what is queued now (the end of the turn; also before the database closes). */
+  /** Runs and commits what is queued now (the end of the turn, or sooner; also before the database closes). */
   flush(): void {
-    this.#scheduled = false;
     while (this.#pending.length > 0) {
       const batch = this.#pending.splice(0, MAX_GROUP_OPS);
       const results: { ok: boolean; value: unknown }[] = [];

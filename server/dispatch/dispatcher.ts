@@ -114,8 +114,9 @@ export class Dispatcher {
 
   /**
    * One placement round. Its claims are made together, not one after the other: the store commits
-   * writes in groups (one SQLite transaction per turn of the event loop), so a round that waited for
-   * each claim would take a turn per job while creates and completes queue up behind it.
+   * writes in groups (on SQLite, the claims asked for together share one transaction, committed
+   * once the round has asked for them all), so a round that waited for each claim would pay a
+   * commit per job while creates and completes queue up behind it.
    */
   async #round() {
     const { registry } = this.deps;
@@ -227,10 +228,8 @@ export class Dispatcher {
 
   /** Claims (a given job, or the next the worker can serve) and sends the Offer; false when nothing was claimed. */
   async #offer(worker: WorkerEntry, jobId?: string): Promise<boolean> {
-    const claimed = await this.deps.actions.claim(this.#filterOf(worker, jobId), worker.tokenId);
-    if (!claimed) return false;
-    this.deliver(worker, claimed);
-    return true;
+    const claimed = await this.deps.actions.claim(this.#filterOf(worker, jobId), worker.tokenId, (c) => this.deliver(worker, c));
+    return claimed !== undefined;
   }
 
   /** Hands a job leased for `worker` to it: its slot is taken and the Offer sent. */

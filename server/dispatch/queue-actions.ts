@@ -88,11 +88,14 @@ export class QueueActions {
    * Leases the next job the filter allows to `tokenId`'s caller, or undefined; with the
    * row comes its Offer. The stored task is parsed here once per lease: the offer carries
    * it and the lease record keeps its output count for the uploads and the complete.
+   * `take` gets the job before the change is published: the offer leaves before the
+   * listeners (log line, metrics, watchers) run.
    */
-  async claim(filter: ClaimFilter, tokenId: string): Promise<Claimed | undefined> {
+  async claim(filter: ClaimFilter, tokenId: string, take?: (claimed: Claimed) => void): Promise<Claimed | undefined> {
     const row = await this.deps.store.claim(filter, this.#now(), this.#ttl);
     if (!row) return undefined;
     const claimed = this.#leased(row, tokenId);
+    take?.(claimed);
     this.publish(row);
     return claimed;
   }

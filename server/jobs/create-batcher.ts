@@ -16,6 +16,11 @@ interface Pending {
  * create's cost under load. Every caller is answered only after the commit that holds its job,
  * so durability is what it was; a refused create fails alone. An idle create waits for nothing
  * but the end of the current turn (setImmediate).
+ *
+ * The callers are answered in the turn after the commit, not in the microtasks right after it: the
+ * commit's events start placement, whose claims and offers run in those microtasks, and an answer
+ * built there (the Job message, its wait, the RPC response) would go out first and hold every
+ * offer back by its cost. A job reaches its worker before its creator hears it was queued.
  */
 export class CreateBatcher {
   readonly #store: JobStore;
@@ -57,11 +62,13 @@ export class CreateBatcher {
       .createBatch(batch.map((p) => p.input))
       .then(
         (outcomes: CreateOutcome[]) =>
-          batch.forEach((p, i) => {
-            const o = outcomes[i]!;
-            if ("error" in o) p.reject(o.error);
-            else p.resolve(o);
-          }),
+          setImmediate(() =>
+            batch.forEach((p, i) => {
+              const o = outcomes[i]!;
+              if ("error" in o) p.reject(o.error);
+              else p.resolve(o);
+            }),
+          ),
         (err: unknown) => {
           for (const p of batch) p.reject(err);
         },

@@ -75,6 +75,24 @@ describe("GroupCommit", () => {
     expect(committed("a")).toBe(1);
   });
 
+  test("a soon write commits once the code running now is done, with what was queued before it, not at the end of the turn", async () => {
+    const seen: string[] = [];
+    setImmediate(() => seen.push(`end of turn: a ${committed("a")}, b ${committed("b")}, c ${committed("c")}`));
+    const a = group.run(insert("a", 1));
+    const b = group.run(insert("b", 2), { soon: true });
+    const c = group.run(insert("c", 3), { soon: true });
+    expect(committed("a")).toBeUndefined();
+    await Promise.resolve();
+    // One transaction for the three, in the order they came, before anything of the next turn.
+    seen.push(`after the code: a ${committed("a")}, b ${committed("b")}, c ${committed("c")}`);
+    expect(await Promise.all([a, b, c])).toEqual([{ v: 1 }, { v: 2 }, { v: 3 }]);
+    const later = group.run(insert("d", 4));
+    await new Promise((r) => setImmediate(r));
+    expect(seen).toEqual(["after the code: a 1, b 2, c 3", "end of turn: a 1, b 2, c 3"]);
+    // What comes after a soon commit is grouped at the end of the turn as before.
+    expect(await later).toEqual({ v: 4 });
+  });
+
   test("flush commits what is queued at once (before the database closes)", async () => {
     const p = group.run(insert("a", 1));
     group.flush();

@@ -104,6 +104,24 @@ describe("placement", () => {
     expect((await w.nextOffer()).jobId).toBe(job.id);
   });
 
+  test("an idle worker is offered a new job before its creator is answered, and before the job's OFFERED event", async () => {
+    const w = await connect();
+    const { registry, reaper } = dispatchOf(t);
+    await reaper.stop();
+    const order: string[] = [];
+    // When OFFERED is published, the offer has been handed to the worker's stream (its slot is taken).
+    const unsubscribe = t.studio.ctx.events.subscribe(
+      (c) => c.status === "OFFERED" && order.push(`OFFERED published, worker holding ${registry.all().flatMap((e) => [...e.leases.values()]).join()}`),
+    );
+    // The studio writes the offer a turn before it answers CreateJob (this process is the studio too).
+    const offered = w.nextOffer().then((o) => (order.push("offer received"), o));
+    const job = await createJob(jobs);
+    order.push("creator answered");
+    expect((await offered).jobId).toBe(job.id);
+    unsubscribe();
+    expect(order).toEqual([`OFFERED published, worker holding ${job.id}`, "offer received", "creator answered"]);
+  });
+
   test("ListWorkers describes each connected worker", async () => {
     await connect({ name: "x", version: "1.2.3", slots: 3, labels: { gpu: "a100" }, cachedSha256: [sha("9")], engines: [ModelEngine.SD_CPP, ModelEngine.SYNTHETIC] });
     const { workers: list } = await t.client(

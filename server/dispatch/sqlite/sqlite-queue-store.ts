@@ -13,12 +13,14 @@ import { keep, renew } from "./renew.js";
 /**
  * The QueueStore on the studio's SQLite file; each operation lives in its own file beside this one.
  * Writes go through the file's group commit: those of one turn share a transaction (db.group).
+ * A claim commits as soon as the code that asked for it is done (GroupCommit's `soon`): it is what
+ * a waiting job's offer waits for, and placement asks for a round's claims together.
  */
 export function createSqliteQueueStore(db: StudioDb): QueueStore {
   const write = <T>(op: () => T): Promise<T> => db.group.run(op);
   return {
     peekQueued: async (limit) => peekQueued(db, limit),
-    claim: (filter, now, ttlMs) => write(() => claim(db, filter, now, ttlMs)),
+    claim: (filter, now, ttlMs) => db.group.run(() => claim(db, filter, now, ttlMs), { soon: true }),
     accept: (lease, now, ttlMs) => write(() => accept(db, lease, now, ttlMs)),
     decline: (lease, now) => write(() => decline(db, lease, now)),
     saveProgress: (lease, json, now) => write(() => saveProgress(db, lease, json, now)),
