@@ -1,20 +1,12 @@
 import * as net from "node:net";
+import { freePort } from "../../worker/engines/free-port.js";
 
 /**
  * A TCP port on 127.0.0.1 that was free a moment ago: for programs (redis-server) that cannot
- * listen on port 0 and report the port back. Another socket may take it before the program binds
- * it; start such programs through onPickedPorts.
+ * listen on port 0 and report the port back. Picked below the ephemeral range (freePort), yet
+ * another program may still bind it first; start such programs through onPickedPorts.
  */
-export async function freeLoopbackPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export const freeLoopbackPort = (): Promise<number> => freePort();
 
 /** Resolves once something accepts TCP connections on host:port, or rejects after timeoutMs. */
 export async function waitForPort(port: number, { host = "127.0.0.1", timeoutMs = 10_000 } = {}): Promise<void> {

@@ -1,21 +1,15 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { forEngines } from "../e2e/worker-harness.js";
 
 export const REPO = resolve(import.meta.dir, "../..");
 
-/** A port that was free a moment ago: the studio keeps it across restarts so workers and clients keep their URL. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((ok, fail) => {
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => ok());
-  });
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((ok) => server.close(() => ok()));
-  return port;
-}
+/**
+ * A port that was free a moment ago: the studio keeps it across restarts so workers and clients
+ * keep their URL. Picked below the ephemeral range, so the workers' and clients' own connections
+ * cannot take it while a killed studio is down.
+ */
+export { freePort } from "../../worker/engines/free-port.js";
 
 /**
  * Compiles the worker into `outfile` (a private copy, so that another suite rebuilding

@@ -1,6 +1,6 @@
 import { SQL, spawnSync } from "bun";
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { freePort } from "../../worker/engines/free-port.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -28,14 +28,6 @@ export interface TestPg {
 /** Whether this machine can run the test cluster; tests that need it fail loudly when it cannot. */
 export function testPgAvailable(): boolean {
   return existsSync(join(PG_BIN, "initdb")) && existsSync(join(PG_BIN, "pg_ctl"));
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Runs a PostgreSQL program as the postgres user (initdb refuses root), with no shell in between. */

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { createServer } from "node:net";
+import { freePort } from "../../../worker/engines/free-port.js";
 import pino from "pino";
 import { TokenRole, TokenService } from "../../../gen/studio/v1/token_service_pb.js";
 import { WorkerHelloSchema, WorkerService } from "../../../gen/studio/v1/worker_service_pb.js";
@@ -61,14 +61,6 @@ function client(url: string, handlers: SessionHandlers, token?: string) {
   });
   clients.push(c);
   return c;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 afterEach(async () => {
