@@ -72,24 +72,24 @@ function plan({ sql, args }: { sql: string; args: Args }): string {
   }
 }
 
-test("the claim claim.ts runs walks the queue index in ORDER BY priority DESC, createdAt ASC: no temp B-tree", () => {
-  const statements = statementsOf(() => claim(db, { workerName: "w", engines: ["synthetic"] }, 5000, 30_000));
+/** Every statement's plan walks `index` (in its order: no temp B-tree for the ORDER BY). */
+function expectWalks(statements: { sql: string; args: Args }[], index: string): void {
   expect(statements.length).toBeGreaterThan(0);
   for (const statement of statements) {
     const p = plan(statement);
-    expect(p).toContain("graphicsJobs_queued");
+    expect(p).toContain(index);
     expect(p).not.toContain("TEMP B-TREE");
   }
+}
+
+test("the claim claim.ts runs walks the queue index in ORDER BY priority DESC, createdAt ASC: no temp B-tree", () => {
+  const statements = statementsOf(() => claim(db, { workerName: "w", engines: ["synthetic"] }, 5000, 30_000));
+  expectWalks(statements, "graphicsJobs_queued");
 });
 
 test("peekQueued's ORDER BY walks the queue index too", () => {
   const statements = statementsOf(() => peekQueued(db, 10));
-  expect(statements.length).toBeGreaterThan(0);
-  for (const statement of statements) {
-    const p = plan(statement);
-    expect(p).toContain("graphicsJobs_queued");
-    expect(p).not.toContain("TEMP B-TREE");
-  }
+  expectWalks(statements, "graphicsJobs_queued");
 });
 
 test("the claim takes the highest priority first, then the oldest", () => {
@@ -103,12 +103,7 @@ test("the claim takes the highest priority first, then the oldest", () => {
 
 test("the lease reaper's scan walks the leased index in expiry order", () => {
   const statements = statementsOf(() => expire(db, 0)).filter((s) => s.sql.trimStart().startsWith("SELECT"));
-  expect(statements.length).toBeGreaterThan(0);
-  for (const statement of statements) {
-    const p = plan(statement);
-    expect(p).toContain("graphicsJobs_leased");
-    expect(p).not.toContain("TEMP B-TREE");
-  }
+  expectWalks(statements, "graphicsJobs_leased");
 });
 
 test("the queue and lease indexes are partial: a row enters them only in their statuses", () => {
